@@ -1,0 +1,33 @@
+# The two commands of the quick start, and the tools behind them.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest bench clean install
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "需要 Python 3.11 / Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/sanjin demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy models tasks flows notifications sanjin deploy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+
+test: lint pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(ARGS)
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache

@@ -1,0 +1,17 @@
+"""Phase 4, account registration: every approved non-proxy institution needs a platform account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows.steps import accounts_step, progress_artifact
+
+
+@flow(name="account-registration")
+async def accounts_flow(program: str) -> dict[str, Any]:
+    """No gate: status arrives by import or CLI; laggards are listed and reminded."""
+    report = accounts_step(program)
+    progress_artifact(program, "accounts")
+    return report

@@ -1,0 +1,25 @@
+"""Phase 6, continuous review (skeleton): new applications keep forming batches; lists are republished.
+
+The compliance rules (prices, delivery, payment, drug counts, enforcement) are a separate issue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows.drug_list import WEEK
+from flows.steps import drug_list_step, enrollment_step, progress_artifact, republish_institutions_step
+from flows.waiting import reconcile_until_decided
+
+
+@flow(name="continuous-review")
+async def continuous_review_flow(program: str, wait: bool = False, rearm_seconds: int = WEEK) -> dict[str, Any]:
+    enrollment = await reconcile_until_decided(lambda: enrollment_step(program), wait=wait,
+                                               rearm_seconds=rearm_seconds)
+    drug_list = drug_list_step(program)
+    republished = republish_institutions_step(program)
+    progress_artifact(program, "continuous_review")
+    return {"enrollment_open_gates": enrollment.open_gate_ids, "drug_list_open_gates": drug_list.open_gate_ids,
+            "republished_institution_list": republished}

@@ -1,0 +1,62 @@
+"""The program flow: each day, run every phase whose window has opened, concurrently where they overlap."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from prefect import flow, task
+from sqlmodel import Session, select
+
+from flows.accounts import accounts_flow
+from flows.alliance import alliance_flow
+from flows.continuous_review import continuous_review_flow
+from flows.contracts import contracts_flow
+from flows.drug_list import drug_list_flow
+from flows.enrollment import enrollment_flow
+from flows.steps import progress_artifact
+from models.enrollment import Batch, Gate
+from models.program_definition import PhaseName
+from models.states import BatchState, GateState
+from sanjin.clock_store import DatabaseClock
+from sanjin.db import shared_engine
+from tasks.programs import get_program
+
+PHASE_FLOWS: dict[PhaseName, Callable[[str], Coroutine[Any, Any, dict[str, Any]]]] = {
+    PhaseName.ALLIANCE: alliance_flow,
+    PhaseName.DRUG_LIST: drug_list_flow,
+    PhaseName.ENROLLMENT: enrollment_flow,
+    PhaseName.ACCOUNTS: accounts_flow,
+    PhaseName.CONTRACTS: contracts_flow,
+    PhaseName.CONTINUOUS_REVIEW: continuous_review_flow,
+}
+
+
+@task(name="phases-due")
+def phases_due(program: str) -> list[str]:
+    """Phases with work today: an open window, an open gate, or (enrollment) a batch not yet running."""
+    engine = shared_engine()
+    today = DatabaseClock(engine).today()
+    with Session(engine) as session:
+        row, defn = get_program(session, program)
+        gated = set(session.exec(select(Gate.phase).where(Gate.program_id == row.id,
+                                                          Gate.state == GateState.OPEN)).all())
+        unfinished = session.exec(select(Batch.id).where(Batch.program_id == row.id,
+                                                         Batch.state != BatchState.RUNNING)).first()
+    due = []
+    for spec in defn.timeline():
+        window = spec.window.state_on(today)
+        if window == "open" or spec.name.value in gated or (
+                spec.name == PhaseName.ENROLLMENT and unfinished is not None and window == "closed"):
+            due.append(spec.name.value)
+    return due
+
+
+@flow(name="sanjin-program")
+async def program_flow(program: str) -> dict[str, Any]:
+    """Reconcile every due phase once; the schedule (or the demo's clock) brings the next day."""
+    due = phases_due(program)
+    results = await asyncio.gather(*(PHASE_FLOWS[PhaseName(name)](program) for name in due))
+    progress_artifact(program, "program")
+    return dict(zip(due, results, strict=True))

@@ -1,0 +1,76 @@
+"""The Prefect tasks the phase flows are made of: one task run per phase step, never per item."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from sanjin.clock_store import DatabaseClock
+from sanjin.db import shared_engine, transaction
+from tasks.alliance import AllianceReport, reconcile_alliance
+from tasks.drug_list import DrugListReport, reconcile_drug_list
+from tasks.enrollment import EnrollmentReport, reconcile_enrollment
+from tasks.lists import publish_list
+from tasks.programs import get_program
+from tasks.status import program_status
+
+
+@task(name="reconcile-alliance")
+def alliance_step(program: str) -> AllianceReport:
+    engine = shared_engine()
+    return reconcile_alliance(engine, program, clock=DatabaseClock(engine))
+
+
+@task(name="reconcile-drug-list")
+def drug_list_step(program: str) -> DrugListReport:
+    engine = shared_engine()
+    return reconcile_drug_list(engine, program, clock=DatabaseClock(engine))
+
+
+@task(name="reconcile-enrollment")
+def enrollment_step(program: str) -> EnrollmentReport:
+    engine = shared_engine()
+    return reconcile_enrollment(engine, program, clock=DatabaseClock(engine))
+
+
+@task(name="republish-institution-list")
+def republish_institutions_step(program: str) -> int | None:
+    """Republish the participating-institution list if it changed (e.g. a suspension); None if unchanged."""
+    engine = shared_engine()
+    clock = DatabaseClock(engine)
+    with transaction(engine) as session:
+        row, defn = get_program(session, program)
+        version = publish_list(session, row, defn, "institutions", clock=clock, reason="scheduled republication")
+        return None if version is None else version.number
+
+
+@task(name="progress-artifact")
+def progress_artifact(program: str, phase: str) -> None:
+    """Keep the phase's table artifact (counts per state) current for Prefect's UI."""
+    engine = shared_engine()
+    status = program_status(engine, program, clock=DatabaseClock(engine))
+    rows = [{"阶段": p.label, "窗口": f"{p.opens} ~ {p.closes or '长期'}", "状态": p.window,
+             "待审批": p.open_gates, "计数": ", ".join(f"{k}={v}" for k, v in sorted(p.counts.items()))}
+            for p in status.phases if phase in ("program", p.phase)]
+    create_table_artifact(key=f"{program}-{phase}".replace("_", "-").lower(), table=rows,
+                          description=f"{status.name} · {status.today.isoformat()}")
+
+
+@task(name="reconcile-accounts")
+def accounts_step(program: str) -> dict[str, object]:
+    from dataclasses import asdict
+
+    from tasks.accounts_contracts import reconcile_accounts
+
+    engine = shared_engine()
+    return asdict(reconcile_accounts(engine, program, clock=DatabaseClock(engine)))
+
+
+@task(name="reconcile-contracts")
+def contracts_step(program: str) -> dict[str, object]:
+    from dataclasses import asdict
+
+    from tasks.accounts_contracts import reconcile_contracts
+
+    engine = shared_engine()
+    return asdict(reconcile_contracts(engine, program, clock=DatabaseClock(engine)))

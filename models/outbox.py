@@ -1,0 +1,37 @@
+"""Outgoing notices: written with the state change that causes them, sent later, exactly once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index
+from sqlmodel import Field, SQLModel
+
+from models.base import AwareDateTime, EnumString, JSONType
+from models.states import NoticeStatus
+
+
+class Notice(SQLModel, table=True):
+    """One notice in the outbox; `idempotency_key` makes a re-run write nothing new."""
+
+    __table_args__ = (Index("ix_notice_status_next", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    program_id: int | None = Field(default=None, foreign_key="program.id", index=True)
+    kind: str = Field(max_length=48, index=True)  # template name, e.g. application_decision
+    recipient_type: str = Field(max_length=32)  # institution / enterprise / city / user
+    recipient_id: int | None = None
+    recipient_name: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=200)
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    subject: str | None = Field(default=None, max_length=300)
+    status: NoticeStatus = Field(
+        default=NoticeStatus.PENDING, sa_column=Column(EnumString(NoticeStatus), nullable=False)
+    )
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    message_id: str | None = Field(default=None, max_length=200)
+    last_error: str | None = None
+    created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))

@@ -1,0 +1,30 @@
+"""Imports every table so `SQLModel.metadata` is complete (migrations, create_all, tests)."""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+from models.audit import AuditEvent
+from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
+from models.enrollment import Application, Batch, Gate, Institution, Review
+from models.operations import (
+    Contract,
+    EnforcementAction,
+    Payment,
+    PlatformAccount,
+    PurchaseOrder,
+    QuarterlyReport,
+    Selection,
+    Violation,
+)
+from models.outbox import Notice
+from models.program import AllianceInvitation, ClockSetting, ImportRecord, PhaseWindow, Program, User
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "AllianceInvitation", "Application", "AuditEvent", "Batch", "ClockSetting", "Contract", "DeclarationItem",
+    "EnforcementAction", "Enterprise", "EnterpriseDeclaration", "Gate", "ImportRecord", "Institution",
+    "ListEntry", "ListVersion", "Notice", "Payment", "PhaseWindow", "PlatformAccount", "Product",
+    "Program", "PurchaseOrder", "QuarterlyReport", "Review", "Selection", "User", "Violation", "metadata",
+]

@@ -1,0 +1,258 @@
+"""`sanjin`: the one entry point for people. Each command is a few lines calling tasks or flows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from sqlalchemy import Engine
+from rich.console import Console
+
+from models.clock import SHANGHAI
+from models.states import Role
+from sanjin.clock_store import DatabaseClock
+from sanjin.db import shared_engine
+
+app = typer.Typer(help="集采药品“三进”工作管理系统 / the 三进 program workflow system", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="数据库 / database schema", no_args_is_help=True)
+program_app = typer.Typer(help="项目定义 / program definitions", no_args_is_help=True)
+gate_app = typer.Typer(help="审批事项 / human decisions (gates)", no_args_is_help=True)
+user_app = typer.Typer(help="用户 / users and roles", no_args_is_help=True)
+clock_app = typer.Typer(help="模拟时钟 / the shared simulated clock", no_args_is_help=True)
+enterprise_app = typer.Typer(help="生产企业 / enterprises", no_args_is_help=True)
+institution_app = typer.Typer(help="医药机构 / institutions", no_args_is_help=True)
+alliance_app = typer.Typer(help="联盟 / alliance invitations", no_args_is_help=True)
+for sub, name in ((db_app, "db"), (program_app, "program"), (gate_app, "gate"), (user_app, "user"),
+                  (clock_app, "clock"), (enterprise_app, "enterprise"), (institution_app, "institution"),
+                  (alliance_app, "alliance")):
+    app.add_typer(sub, name=name)
+
+console = Console()
+
+
+def _engine() -> Engine:
+    return shared_engine()
+
+
+def _clock() -> DatabaseClock:
+    return DatabaseClock(_engine())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """创建或升级数据库结构 / create or upgrade the schema."""
+    from sanjin.migrate import current_revision, upgrade
+
+    engine = _engine()
+    upgrade(engine)
+    console.print(f"数据库已是最新 / schema at revision {current_revision(engine)} ({engine.url.render_as_string()})")
+
+
+@program_app.command("load")
+def program_load(files: list[Path], actor: str = typer.Option("system", "--as")) -> None:
+    """载入项目文件（重复载入不产生变化） / load program files (idempotent)."""
+    from tasks.programs import load_program
+
+    for path in files:
+        result = load_program(_engine(), path, clock=_clock(), actor=actor)
+        console.print(f"{result.slug}: {result.outcome}")
+
+
+@program_app.command("show")
+def program_show(slug: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """显示项目定义 / show a program's definition."""
+    from sqlmodel import Session
+
+    from tasks.programs import get_program
+
+    with Session(_engine()) as session:
+        _, defn = get_program(session, slug)
+    if as_json:
+        typer.echo(json.dumps(defn.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    console.print(f"[bold]{defn.name}[/] ({defn.slug}) — {defn.region}")
+    for spec in defn.timeline():
+        console.print(f"  {spec.window.opens} ~ {spec.window.closes or '长期'}  {spec.display_label}")
+    console.print("  审批链 / approval chain: " + " → ".join(f"{lvl.label}（{lvl.scope}）" for lvl in defn.approval_chain))
+    console.print(f"  区县 / districts: {'、'.join(d.name for d in defn.districts)}")
+
+
+@user_app.command("add")
+def user_add(name: str, role: Role = typer.Option(..., "--role"),
+             district: list[str] = typer.Option([], "--district"),
+             display_name: str | None = typer.Option(None, "--display-name"),
+             password: str | None = typer.Option(None, "--password")) -> None:
+    """添加用户 / add a user (district reviewers need --district)."""
+    from tasks.users import add_user
+
+    user = add_user(_engine(), name, role, districts=district, display_name=display_name, password=password)
+    console.print(f"{user.name}: {user.role.value} {'、'.join(user.districts)}")
+
+
+@clock_app.command("show")
+def clock_show() -> None:
+    clock = _clock()
+    simulated = clock.simulated()
+    console.print(f"{clock.now():%Y-%m-%d %H:%M} {'(模拟时钟 / simulated)' if simulated else '(系统时间 / system)'}")
+
+
+@clock_app.command("set")
+def clock_set(when: datetime) -> None:
+    """设定模拟时间（上海时间） / set the simulated time (Asia/Shanghai)."""
+    console.print(f"{_clock().set(when.replace(tzinfo=when.tzinfo or SHANGHAI)):%Y-%m-%d %H:%M}")
+
+
+@clock_app.command("clear")
+def clock_clear() -> None:
+    _clock().clear()
+    console.print("已恢复系统时间 / back to system time")
+
+
+@enterprise_app.command("declare")
+def enterprise_declare(program: str, file: Path, enterprise: str = typer.Option(..., "--enterprise"),
+                       actor: str = typer.Option("system", "--as")) -> None:
+    """导入企业申报品种明细表 / import an enterprise's product table (XLSX, 12 headers of 002 att.2)."""
+    from tasks.imports import import_declaration
+
+    _print_import(import_declaration(_engine(), program, file, enterprise, clock=_clock(), actor=actor))
+
+
+@institution_app.command("apply")
+def institution_apply(program: str, file: Path, actor: str = typer.Option("system", "--as")) -> None:
+    """导入医药机构申请 / import institution applications (XLSX or CSV)."""
+    from tasks.imports import import_applications
+
+    _print_import(import_applications(_engine(), program, file, clock=_clock(), actor=actor))
+
+
+def _print_import(result: Any) -> None:
+    if result.already_imported:
+        console.print(f"该文件已导入过，未作改动 / this file was imported before (import {result.import_id}): nothing changed")
+        return
+    console.print(f"导入完成 / imported: {result.rows} 行, 新建 {result.created}, 跳过 {len(result.skipped)}")
+    for row, reason in result.skipped:
+        console.print(f"  跳过 / skipped row {row}: {reason}")
+    for warning in result.warnings:
+        console.print(f"  [yellow]提示 / warning[/]: {warning}")
+
+
+@alliance_app.command("respond")
+def alliance_respond(program: str, city: str, accept: bool = typer.Option(..., "--accept/--decline"),
+                     actor: str = typer.Option("system", "--as")) -> None:
+    """记录城市对联盟邀请的答复 / record a city's answer."""
+    from tasks.alliance import respond_to_invitation
+
+    state = respond_to_invitation(_engine(), program, city, accept=accept, clock=_clock(), actor=actor)
+    console.print(f"{city}: {state.value}")
+
+
+@gate_app.command("list")
+def gate_list(program: str | None = typer.Option(None, "--program"),
+              district: str | None = typer.Option(None, "--district"),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """列出待决定的审批事项 / list open gates."""
+    from rich.table import Table
+    from sqlmodel import Session
+
+    from tasks.gates import list_gates
+    from tasks.programs import get_program
+
+    engine = _engine()
+    program_id = None
+    if program:
+        with Session(engine) as session:
+            program_id = get_program(session, program)[0].id
+    gates = list_gates(engine, program_id=program_id, district=district)
+    if as_json:
+        typer.echo(json.dumps([{"id": g.id, "kind": g.kind.value, "title": g.title, "district": g.district,
+                                "decider_role": g.decider_role.value, "due_on": g.due_on.isoformat(),
+                                "items": g.items, "decided_items": sorted(g.decision.get("items", {}))}
+                               for g in gates], ensure_ascii=False, indent=2))
+        return
+    table = Table("编号", "事项", "区县", "决定人", "到期", "事项数")
+    for g in gates:
+        table.add_row(str(g.id), g.title, g.district or "—", g.decider_role.value, g.due_on.isoformat(),
+                      f"{len(g.decision.get('items', {}))}/{len(g.items)}")
+    console.print(table)
+
+
+@gate_app.command("decide")
+def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve"),
+                reject: list[int] = typer.Option([], "--reject"),
+                approve_rest: bool = typer.Option(False, "--approve-rest", help="批准其余全部 / approve all others"),
+                reason: str | None = typer.Option(None, "--reason"), user: str = typer.Option(..., "--as")) -> None:
+    """决定审批事项并唤醒等待的流程 / decide a gate and resume the waiting flow."""
+    from sqlmodel import Session
+
+    from models.enrollment import Gate
+    from sanjin.resume import resume_waiting_run
+    from tasks.gates import UnknownGate, decide_gate
+
+    engine = _engine()
+    if approve_rest:
+        with Session(engine) as session:
+            row = session.get(Gate, gate)
+            if row is None:
+                raise UnknownGate(gate)
+            done = set(row.decision.get("items", {}))
+            approve = [i for i in row.items if str(i) not in done and i not in reject]
+    result = decide_gate(engine, gate, approve=approve, reject=reject, reason=reason, user_name=user, clock=_clock())
+    console.print(f"审批事项 {gate}: 批准 {len(result.approved)}, 驳回 {len(result.rejected)}, "
+                  f"待定 {len(result.undecided)} → {result.state.value}")
+    console.print(resume_waiting_run(result, user))
+
+
+@app.command("run")
+def run(program: str, phase: str | None = typer.Option(None, "--phase"),
+        wait: bool = typer.Option(False, "--wait", help="等待人工决定 / wait for decisions")) -> None:
+    """运行项目流程（或某一阶段） / run the program flow, or one phase flow."""
+    from flows.program import PHASE_FLOWS, program_flow
+    from models.program_definition import PhaseName
+
+    if phase is None:
+        result = asyncio.run(program_flow(program))
+    else:
+        flow = PHASE_FLOWS[PhaseName(phase)]
+        kwargs: dict[str, Any] = {"wait": wait} if "wait" in flow.__code__.co_varnames else {}  # type: ignore[attr-defined]
+        result = asyncio.run(flow(program, **kwargs))
+    console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+
+
+@app.command("status")
+def status(program: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """项目进度：时间线、今日位置、开放窗口、各阶段计数 / where the program stands today."""
+    from sanjin.status_view import print_status
+    from tasks.status import program_status
+
+    clock = _clock()
+    report = program_status(_engine(), program, clock=clock, simulated=clock.simulated() is not None)
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+    else:
+        print_status(console, report)
+
+
+@app.command("demo")
+def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simulate only N days"),
+         home: Path = typer.Option(Path("var/demo"), help="演示数据目录 / where the demo writes")) -> None:
+    """沈阳 2025 全流程演示 / the whole Shenyang 2025 program on a simulated clock."""
+    from sanjin.demo import run_demo
+
+    run_demo(home=home, days=days, console=console)
+
+
+def main() -> None:
+    """Run the CLI; a domain error is a clear message and exit code 1, never a traceback."""
+    from sanjin.errors import USER_ERRORS
+
+    try:
+        app()
+    except USER_ERRORS as exc:
+        Console(stderr=True).print(f"[red]错误 / error:[/] {exc}", highlight=False)
+        sys.exit(1)

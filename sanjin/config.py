@@ -1,0 +1,46 @@
+"""One settings object, read from the environment (`SANJIN_*`) once, failing fast on bad values."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable; the embedded default is a SQLite file under ./var."""
+
+    model_config = SettingsConfigDict(env_prefix="SANJIN_", extra="ignore")
+
+    home: Path = Field(default=Path("var"), description="where the embedded database and outputs live")
+    database_url: str | None = None
+    clock: Literal["system", "database"] = "system"
+    calendar_overrides: Path | None = None
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_sender: str = "sanjin@ybj.example.gov.cn"
+    smtp_connections: int = 4
+    smtp_rate_per_second: float = 0.0  # 0 = unlimited
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'sanjin.db').resolve()}"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.home / "out"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,80 @@
+"""Enterprise list collection: a review gate per declaration, then the manager approves the list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from models.catalog import Enterprise, EnterpriseDeclaration
+from models.clock import Clock
+from models.enrollment import Gate
+from models.program_definition import PhaseName
+from models.states import DeclarationState, GateKind, GateState, ListKind, Role
+from sanjin.db import transaction
+from tasks.calendar import working_days_for
+from tasks.gates import GateSpec, open_gates
+from tasks.lists import content_hash, drug_entries, latest_version
+from tasks.programs import get_program
+
+
+@dataclass
+class DrugListReport:
+    gates_opened: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    list_gate: bool = False
+    published_versions: int = 0
+    open_gate_ids: list[int] = field(default_factory=list)
+
+
+def list_gate_key(slug: str, digest: str) -> str:
+    return f"{slug}:drug_list:list_approval:{digest[:16]}"
+
+
+def reconcile_drug_list(engine: Engine, slug: str, *, clock: Clock) -> DrugListReport:
+    """Open review gates for new declarations; ask for list approval when the candidate list changed.
+
+    The list is put to the manager once the window has closed (Shenyang) or at any time under
+    rolling admission (Jiangxi "即申即纳、动态更新"), and again in continuous review whenever accepted
+    declarations change it.
+    """
+    report = DrugListReport()
+    with transaction(engine) as session:
+        program, defn = get_program(session, slug)
+        assert program.id is not None
+        phase = defn.phase(PhaseName.DRUG_LIST)
+        if phase is None or not phase.enabled or phase.window.state_on(clock.today()) == "not_yet_open":
+            return report
+        wdays = working_days_for(defn)
+        today = clock.today()
+        declarations = session.exec(
+            select(EnterpriseDeclaration, Enterprise).join(Enterprise, Enterprise.id == EnterpriseDeclaration.enterprise_id)  # type: ignore[arg-type]
+            .where(EnterpriseDeclaration.program_id == program.id)).all()
+        specs = []
+        for decl, ent in declarations:
+            report.counts[decl.state.value] = report.counts.get(decl.state.value, 0) + 1
+            if decl.state == DeclarationState.SUBMITTED and decl.id is not None:
+                specs.append(GateSpec(
+                    natural_key=f"{slug}:drug_list:declaration:{decl.id}", program_id=program.id,
+                    phase=PhaseName.DRUG_LIST.value, kind=GateKind.DECLARATION_REVIEW,
+                    title=f"{ent.name} 申报品种审核", subject_type="declaration", subject_id=decl.id,
+                    items=[decl.id], decider_role=Role.PROGRAM_MANAGER,
+                    due_on=wdays.add_working_days(today, defn.gates.declaration_review_working_days)))
+        report.gates_opened = open_gates(session, specs, clock)
+        ready = phase.window.state_on(today) == "closed" or defn.rules.enterprise_admission == "rolling"
+        if ready:
+            entries = drug_entries(session, program.id)
+            digest = content_hash(entries)
+            latest = latest_version(session, program.id, ListKind.DRUGS)
+            if entries and (latest is None or latest.content_hash != digest):
+                report.list_gate = open_gates(session, [GateSpec(
+                    natural_key=list_gate_key(slug, digest), program_id=program.id,
+                    phase=PhaseName.DRUG_LIST.value, kind=GateKind.LIST_APPROVAL,
+                    title=f"“三进”集采药品清单发布审批（{len(entries)} 个品种）", subject_type="drug_list",
+                    subject_id=None, items=[1], decider_role=Role.PROGRAM_MANAGER,
+                    due_on=wdays.add_working_days(today, defn.gates.list_approval_working_days))], clock) > 0
+        report.open_gate_ids = [g for g in session.exec(select(Gate.id).where(
+            Gate.program_id == program.id, Gate.phase == PhaseName.DRUG_LIST.value,
+            Gate.state == GateState.OPEN)).all() if g is not None]
+    return report

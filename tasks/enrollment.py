@@ -1,0 +1,296 @@
+"""Institution enrollment, "申报一批、成熟一批、运行一批": batches cut, reviewed, matured and run.
+
+`reconcile_enrollment` is the whole phase as a reconciler: it reads the database, does what is due
+today and nothing twice, so the flow may call it on every tick, after every decision, or after a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import Engine, func, update
+from sqlmodel import Session, select
+
+from models.clock import Clock
+from models.enrollment import Application, Batch, Gate, Institution
+from models.operations import PlatformAccount
+from models.program import Program
+from models.program_definition import PhaseName, ProgramDefinition
+from models.states import AccountState, ApplicationState, BatchState, GateKind, GateState, Role
+from models.transitions import APPLICATION, BATCH, GATE, AuditRecord
+from models.windows import accepts_submissions
+from models.workdays import WorkingDays
+from sanjin.db import transaction
+from tasks.calendar import working_days_for
+from tasks.gates import GateSpec, open_gates
+from tasks.lists import publish_list
+from tasks.outbox import NoticeDraft, enqueue_notices
+from tasks.programs import get_program
+from tasks.store import insert_ignoring_conflicts, write_audit
+
+IN_REVIEW = (ApplicationState.SUBMITTED, ApplicationState.DISTRICT_APPROVED)
+# A batch run after the accounts window has closed gets this long to register (assumed; the seeds
+# give only Shenyang's fixed window, 000 §五 step 4).
+LATE_BATCH_ACCOUNT_WORKING_DAYS = 20
+
+
+@dataclass
+class EnrollmentReport:
+    batched: int = 0
+    declared: list[int] = field(default_factory=list)
+    gates_opened: int = 0
+    carried_over: int = 0
+    matured: list[int] = field(default_factory=list)
+    running: list[int] = field(default_factory=list)
+    open_gate_ids: list[int] = field(default_factory=list)
+
+
+def _accepting(defn: ProgramDefinition, day: date) -> bool:
+    return accepts_submissions(defn, PhaseName.ENROLLMENT, day) or accepts_submissions(
+        defn, PhaseName.CONTINUOUS_REVIEW, day)
+
+
+@dataclass
+class _Tick:
+    """Everything one reconciliation pass shares."""
+
+    session: Session
+    program: Program
+    defn: ProgramDefinition
+    clock: Clock
+    wdays: WorkingDays
+    report: EnrollmentReport
+    audit: list[AuditRecord] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        assert self.program.id is not None
+        return self.program.id
+
+    @property
+    def today(self) -> date:
+        return self.clock.today()
+
+
+def _new_batch(t: _Tick) -> Batch:
+    number = (t.session.exec(select(func.max(Batch.number)).where(Batch.program_id == t.pid)).one() or 0) + 1
+    rule = t.defn.batching
+    if rule.first_cutoff is not None and t.today <= rule.first_cutoff:
+        cutoff = rule.first_cutoff
+    elif rule.cutoff_every_days:
+        cutoff = t.today + timedelta(days=rule.cutoff_every_days - 1)
+    else:
+        cutoff = date.max
+    batch = Batch(program_id=t.pid, number=number, opened_on=t.today, cutoff_on=cutoff)
+    t.session.add(batch)
+    t.session.flush()
+    t.audit.append(AuditRecord(entity="batch", entity_id=batch.id or 0, action="open", from_state=None,
+                               to_state=BatchState.OPEN.value, actor="system", role=Role.SYSTEM, at=t.clock.now(),
+                               program_id=t.pid, data={"number": number, "cutoff_on": cutoff.isoformat()}))
+    return batch
+
+
+def _batch_size(t: _Tick, batch_id: int) -> int:
+    return int(t.session.exec(select(func.count()).where(Application.batch_id == batch_id)).one())
+
+
+def _declare(t: _Tick, batch: Batch, why: str) -> None:
+    new, record = BATCH.apply(batch.id or 0, batch.state, "declare", actor="system", role=Role.SYSTEM,
+                              at=t.clock.now(), reason=why, program_id=t.pid)
+    batch.state, batch.declared_at = new, record.at
+    t.session.add(batch)
+    t.audit.append(record)
+    t.report.declared.append(batch.number)
+
+
+def assign_to_batches(t: _Tick) -> None:
+    """Put every unbatched application under review into the open batch, cutting batches as they fill."""
+    waiting = list(t.session.exec(
+        select(Application.id).where(Application.program_id == t.pid,
+                                     Application.batch_id.is_(None),  # type: ignore[union-attr]
+                                     Application.state.in_(IN_REVIEW))  # type: ignore[attr-defined]
+        .order_by(Application.id)  # type: ignore[arg-type]
+    ).all())
+    limit = t.defn.batching.max_applications
+    while waiting:
+        batch = t.session.exec(select(Batch).where(Batch.program_id == t.pid, Batch.state == BatchState.OPEN)
+                               .order_by(Batch.number)).first()  # type: ignore[arg-type]
+        if batch is not None and t.today > batch.cutoff_on:
+            _declare(t, batch, "cut-off passed")
+            batch = None
+        if batch is None:
+            batch = _new_batch(t)
+        assert batch.id is not None
+        room = len(waiting) if limit is None else max(limit - _batch_size(t, batch.id), 0)
+        if room == 0:
+            _declare(t, batch, "full")
+            continue
+        chunk, waiting = waiting[:room], waiting[room:]
+        t.session.execute(update(Application).where(Application.id.in_(chunk))  # type: ignore[union-attr]
+                          .values(batch_id=batch.id))
+        t.report.batched += len(chunk)
+
+
+def declare_due_batches(t: _Tick) -> None:
+    """An open batch is declared at its cut-off, when full, or when no window accepts applications."""
+    accepting = _accepting(t.defn, t.today)
+    limit = t.defn.batching.max_applications
+    for batch in t.session.exec(select(Batch).where(Batch.program_id == t.pid, Batch.state == BatchState.OPEN)):
+        assert batch.id is not None
+        size = _batch_size(t, batch.id)
+        if size == 0:
+            continue
+        if t.today > batch.cutoff_on:
+            _declare(t, batch, "cut-off passed")
+        elif limit is not None and size >= limit:
+            _declare(t, batch, "full")
+        elif not accepting:
+            _declare(t, batch, "window closed")
+
+
+def carry_over_overdue(t: _Tick) -> None:
+    """After the enrollment window has closed, an overdue review gate expires and its undecided
+    applications leave the batch for the next one (the program's carry_over_undecided), so one slow
+    district never holds a whole batch back."""
+    spec = t.defn.phase(PhaseName.ENROLLMENT)
+    if spec is None or not spec.carry_over_undecided or spec.window.state_on(t.today) != "closed":
+        return
+    overdue = t.session.exec(select(Gate).where(
+        Gate.program_id == t.pid, Gate.phase == PhaseName.ENROLLMENT.value, Gate.state == GateState.OPEN,
+        Gate.due_on < t.today)).all()
+    for gate in overdue:
+        undecided = [i for i in gate.items if str(i) not in gate.decision.get("items", {})]
+        new, record = GATE.apply(gate.id or 0, gate.state, "expire", actor="system", role=Role.SYSTEM,
+                                 at=t.clock.now(), reason="overdue after the window closed", program_id=t.pid,
+                                 data={"carried_over": undecided})
+        t.session.execute(update(Gate).where(Gate.id == gate.id, Gate.version == gate.version)  # type: ignore[arg-type]
+                          .values(state=new, version=gate.version + 1))
+        t.session.execute(update(Application).where(Application.id.in_(undecided))  # type: ignore[union-attr]
+                          .values(batch_id=None))
+        t.audit.append(record)
+        t.report.carried_over += len(undecided)
+
+
+def _ids(t: _Tick, batch_id: int, state: ApplicationState, district: str | None = None) -> list[int]:
+    query = select(Application.id).where(Application.batch_id == batch_id, Application.state == state)
+    if district is not None:
+        query = query.where(Application.district == district)
+    return [i for i in t.session.exec(query.order_by(Application.id)).all() if i is not None]  # type: ignore[arg-type]
+
+
+def open_review_gates(t: _Tick) -> None:
+    """Open each declared batch's gates level by level: one per district, then one for the city."""
+    slug = t.program.slug
+    specs: list[GateSpec] = []
+    chain = t.defn.approval_chain
+    for batch in t.session.exec(select(Batch).where(Batch.program_id == t.pid, Batch.state == BatchState.DECLARED)):
+        assert batch.id is not None
+        if chain[0].level == "district":
+            level = chain[0]
+            districts = t.session.exec(select(Application.district).distinct().where(
+                Application.batch_id == batch.id, Application.state == ApplicationState.SUBMITTED)).all()
+            for district in sorted(districts):
+                items = _ids(t, batch.id, ApplicationState.SUBMITTED, district)
+                specs.append(GateSpec(
+                    natural_key=f"{slug}:enrollment:district_review:b{batch.number}:{district}:{min(items)}",
+                    program_id=t.pid, phase=PhaseName.ENROLLMENT.value, kind=GateKind.DISTRICT_REVIEW,
+                    title=f"第{batch.number}批 {district} 医药机构申请初审", subject_type="batch", subject_id=batch.id,
+                    items=items, decider_role=Role.DISTRICT_REVIEWER, district=district,
+                    due_on=t.wdays.add_working_days(t.today, level.due_working_days)))
+            ready_state = ApplicationState.DISTRICT_APPROVED
+            if _ids(t, batch.id, ApplicationState.SUBMITTED):
+                continue  # the city decides once every district has
+        else:
+            ready_state = ApplicationState.SUBMITTED
+        city = chain[-1]
+        items = _ids(t, batch.id, ready_state)
+        if items:
+            specs.append(GateSpec(
+                natural_key=f"{slug}:enrollment:city_review:b{batch.number}:{min(items)}",
+                program_id=t.pid, phase=PhaseName.ENROLLMENT.value, kind=GateKind.CITY_REVIEW,
+                title=f"第{batch.number}批 医药机构名单审定（{len(items)} 家）", subject_type="batch",
+                subject_id=batch.id, items=items, decider_role=Role.PROGRAM_MANAGER,
+                due_on=t.wdays.add_working_days(t.today, city.due_working_days)))
+    t.report.gates_opened += open_gates(t.session, specs, t.clock)
+
+
+def mature_batches(t: _Tick) -> None:
+    """A declared batch matures when none of its applications waits for any level's decision."""
+    for batch in t.session.exec(select(Batch).where(Batch.program_id == t.pid, Batch.state == BatchState.DECLARED)):
+        assert batch.id is not None
+        pending = t.session.exec(select(func.count()).where(
+            Application.batch_id == batch.id, Application.state.in_(IN_REVIEW))).one()  # type: ignore[attr-defined]
+        if pending:
+            continue
+        new, record = BATCH.apply(batch.id, batch.state, "mature", actor="system", role=Role.SYSTEM,
+                                  at=t.clock.now(), program_id=t.pid)
+        batch.state, batch.matured_at = new, record.at
+        t.session.add(batch)
+        t.audit.append(record)
+        t.report.matured.append(batch.number)
+
+
+def _account_due(t: _Tick) -> date:
+    spec = t.defn.phase(PhaseName.ACCOUNTS)
+    if spec is not None and spec.window.closes is not None and t.today <= spec.window.closes:
+        return spec.window.closes
+    return t.wdays.add_working_days(t.today, LATE_BATCH_ACCOUNT_WORKING_DAYS)
+
+
+def run_matured_batches(t: _Tick) -> None:
+    """A matured batch runs: its approved institutions start, are published, and owe an account."""
+    now = t.clock.now()
+    for batch in t.session.exec(select(Batch).where(Batch.program_id == t.pid, Batch.state == BatchState.MATURED)):
+        assert batch.id is not None
+        rows = t.session.exec(
+            select(Application, Institution).join(Institution, Institution.id == Application.institution_id)  # type: ignore[arg-type]
+            .where(Application.batch_id == batch.id, Application.state == ApplicationState.APPROVED)
+        ).all()
+        for app, _inst in rows:
+            _, record = APPLICATION.apply(app.id or 0, app.state, "start_running", actor="system", role=Role.SYSTEM,
+                                          at=now, program_id=t.pid, data={"batch": batch.number})
+            t.audit.append(record)
+        ids = [app.id for app, _ in rows]
+        t.session.execute(update(Application).where(Application.id.in_(ids))  # type: ignore[union-attr]
+                          .values(state=ApplicationState.RUNNING))
+        new, record = BATCH.apply(batch.id, batch.state, "run", actor="system", role=Role.SYSTEM, at=now,
+                                  program_id=t.pid, data={"institutions": len(ids)})
+        t.audit.append(record)
+        t.session.flush()
+        version = publish_list(t.session, t.program, t.defn, "institutions", clock=t.clock,
+                               reason=f"第{batch.number}批")
+        batch.state, batch.running_at = new, now
+        batch.list_version_id = version.id if version is not None else batch.list_version_id
+        t.session.add(batch)
+        due = _account_due(t)
+        insert_ignoring_conflicts(t.session, PlatformAccount, [
+            {"program_id": t.pid, "institution_id": inst.id,
+             "state": AccountState.EXEMPT if inst.proxy_parent_id else AccountState.PENDING,
+             "due_on": None if inst.proxy_parent_id else due}
+            for _, inst in rows], ["program_id", "institution_id"])
+        enqueue_notices(t.session, [NoticeDraft(
+            key=f"batch_published:{batch.id}:{inst.id}", kind="batch_published", recipient_type="institution",
+            recipient_id=inst.id, recipient_name=inst.name, email=inst.email, program_id=t.pid,
+            context={"program_name": t.program.name, "institution_name": inst.name, "batch_number": batch.number,
+                     "published_on": t.today.isoformat(), "list_url": None}) for _, inst in rows], now)
+        t.report.running.append(batch.number)
+
+
+def reconcile_enrollment(engine: Engine, slug: str, *, clock: Clock) -> EnrollmentReport:
+    """Do what is due in enrollment today; safe to call any number of times."""
+    report = EnrollmentReport()
+    with transaction(engine) as session:
+        program, defn = get_program(session, slug)
+        t = _Tick(session, program, defn, clock, working_days_for(defn), report)
+        carry_over_overdue(t)
+        assign_to_batches(t)
+        declare_due_batches(t)
+        open_review_gates(t)
+        mature_batches(t)
+        run_matured_batches(t)
+        write_audit(session, t.audit)
+        report.open_gate_ids = [g for g in session.exec(select(Gate.id).where(
+            Gate.program_id == t.pid, Gate.phase == PhaseName.ENROLLMENT.value,
+            Gate.state == GateState.OPEN)).all() if g is not None]
+    return report

@@ -1,0 +1,85 @@
+"""Loading a program file into the database, and finding a program's definition again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import Engine, delete
+from sqlmodel import Session, select
+
+from models.clock import Clock
+from models.program import PhaseWindow, Program
+from models.program_definition import ProgramDefinition, load_program_file, program_content_hash
+from models.states import Role
+from models.transitions import AuditRecord
+from sanjin.db import transaction
+from tasks.store import write_audit
+
+
+class UnknownProgram(LookupError):
+    def __init__(self, slug: str, known: list[str]) -> None:
+        super().__init__(
+            f"没有名为 {slug!r} 的项目 / no program {slug!r} (loaded: {', '.join(known) or 'none'}); "
+            "load it with `sanjin program load FILE`"
+        )
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    program_id: int
+    slug: str
+    outcome: Literal["created", "updated", "unchanged"]
+
+
+def load_program(engine: Engine, path: Path, *, clock: Clock, actor: str = "system") -> LoadResult:
+    """Create or update a program from its file; loading the same content twice changes nothing."""
+    defn = load_program_file(path)
+    digest = program_content_hash(defn)
+    now = clock.now()
+    with transaction(engine) as session:
+        program = session.exec(select(Program).where(Program.slug == defn.slug)).first()
+        if program is not None and program.content_hash == digest:
+            return LoadResult(program.id or 0, defn.slug, "unchanged")
+        outcome: Literal["created", "updated"] = "created" if program is None else "updated"
+        if program is None:
+            program = Program(slug=defn.slug, name=defn.name, region=defn.region, region_code=defn.region_code,
+                              definition={}, content_hash="")
+        program.name, program.region, program.region_code = defn.name, defn.region, defn.region_code
+        program.definition = defn.model_dump(mode="json")
+        program.content_hash = digest
+        program.source_path = str(path)
+        program.loaded_at = now
+        session.add(program)
+        session.flush()
+        assert program.id is not None
+        session.execute(delete(PhaseWindow).where(PhaseWindow.program_id == program.id))  # type: ignore[arg-type]
+        for spec in defn.timeline(include_disabled=True):
+            session.add(PhaseWindow(program_id=program.id, phase=spec.name.value, label=spec.display_label,
+                                    opens_on=spec.window.opens, closes_on=spec.window.closes))
+        write_audit(session, [AuditRecord(entity="program", entity_id=program.id, action=f"load_{outcome}",
+                                          from_state=None, to_state=None, actor=actor, role=Role.PROGRAM_MANAGER,
+                                          at=now, program_id=program.id, data={"hash": digest, "file": str(path)})])
+        return LoadResult(program.id, defn.slug, outcome)
+
+
+def get_program(session: Session, slug: str) -> tuple[Program, ProgramDefinition]:
+    """The program row and its validated definition, or UnknownProgram naming what is loaded."""
+    program = session.exec(select(Program).where(Program.slug == slug)).first()
+    if program is None:
+        known = list(session.exec(select(Program.slug)).all())
+        raise UnknownProgram(slug, known)
+    return program, ProgramDefinition.model_validate(program.definition)
+
+
+def list_programs(engine: Engine) -> list[Program]:
+    with Session(engine) as session:
+        return list(session.exec(select(Program).order_by(Program.slug)).all())
+
+
+PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "deploy" / "programs"
+
+
+def shipped_program_files() -> list[Path]:
+    return sorted(PROGRAMS_DIR.glob("*.yaml"))

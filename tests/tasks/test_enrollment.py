@@ -1,0 +1,151 @@
+"""Enrollment as policy: "申报一批、成熟一批、运行一批", district review before city, reruns change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from models.catalog import ListVersion
+from models.enrollment import Application, Batch, Gate
+from models.operations import PlatformAccount
+from models.outbox import Notice
+from models.states import AccountState, ApplicationState, BatchState, GateKind, GateState, InstitutionKind
+from models.tables import metadata
+from tasks.enrollment import reconcile_enrollment
+from tasks.gates import BadItems, NotAllowedToDecide, NotYourDistrict, decide_gate
+from tests.factories import clock_at, make_applications, make_institution, make_program, make_reviewers, shanghai
+
+SLUG = "shenyang-2025"
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    with Session(engine) as session:
+        return {t.name: session.execute(select(func.count()).select_from(t)).scalar_one() for t in metadata.sorted_tables}
+
+
+def _gates(engine: Engine, kind: GateKind) -> list[Gate]:
+    with Session(engine) as session:
+        return list(session.exec(select(Gate).where(Gate.kind == kind).order_by(Gate.id)).scalars())  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def world(engine: Engine):
+    program = make_program(engine, SLUG)
+    reviewers = make_reviewers(engine, ["和平区", "沈河区"])
+    parent = make_institution(engine, district="和平区", kind=InstitutionKind.TOWNSHIP_HEALTH_CENTER)
+    clinic = make_institution(engine, district="和平区", kind=InstitutionKind.VILLAGE_CLINIC, proxy_parent_id=parent.id,
+                              email=None)
+    pharmacies = [make_institution(engine, district=d) for d in ("和平区", "和平区", "沈河区")]
+    apps = make_applications(engine, program, [parent, clinic, *pharmacies], submitted_at=shanghai(2025, 9, 12, 10))
+    return {"program": program, "reviewers": reviewers, "apps": apps, "clinic": clinic, "parent": parent}
+
+
+def _through_district_review(engine: Engine, world, clock) -> None:
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    clock.set(shanghai(2025, 9, 20, 9))
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    for gate in _gates(engine, GateKind.DISTRICT_REVIEW):
+        decide_gate(engine, gate.id, approve=gate.items, user_name=world["reviewers"][gate.district], clock=clock)
+
+
+def test_applications_wait_in_an_open_batch_until_its_cutoff(engine: Engine, world) -> None:
+    clock = clock_at(2025, 9, 12, 12)
+    report = reconcile_enrollment(engine, SLUG, clock=clock)
+    assert report.batched == 5 and report.declared == [] and report.gates_opened == 0
+    clock.set(shanghai(2025, 9, 20, 9))  # the day after Shenyang's first cut-off (2025-09-19)
+    report = reconcile_enrollment(engine, SLUG, clock=clock)
+    assert report.declared == [1]
+    district_gates = _gates(engine, GateKind.DISTRICT_REVIEW)
+    assert sorted(g.district for g in district_gates) == ["和平区", "沈河区"]
+    assert _gates(engine, GateKind.CITY_REVIEW) == []  # the city waits for every district
+
+
+def test_a_district_reviewer_cannot_decide_another_districts_applications(engine: Engine, world) -> None:
+    clock = clock_at(2025, 9, 12, 12)
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    clock.set(shanghai(2025, 9, 20, 9))
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    shenhe = next(g for g in _gates(engine, GateKind.DISTRICT_REVIEW) if g.district == "沈河区")
+    with pytest.raises(NotYourDistrict, match="沈河区"):
+        decide_gate(engine, shenhe.id, approve=shenhe.items, user_name=world["reviewers"]["和平区"], clock=clock)
+    with pytest.raises(NotAllowedToDecide):
+        decide_gate(engine, shenhe.id, approve=shenhe.items, user_name="manager", clock=clock)
+    with Session(engine) as session:
+        assert session.get(Gate, shenhe.id).state == GateState.OPEN  # type: ignore[union-attr]
+
+
+def test_a_rejection_needs_a_reason(engine: Engine, world) -> None:
+    clock = clock_at(2025, 9, 12, 12)
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    clock.set(shanghai(2025, 9, 20, 9))
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    gate = _gates(engine, GateKind.DISTRICT_REVIEW)[0]
+    with pytest.raises(BadItems, match="理由"):
+        decide_gate(engine, gate.id, reject=gate.items[:1], user_name=world["reviewers"][gate.district], clock=clock)
+
+
+def test_batch_matures_only_when_every_level_has_decided(engine: Engine, world) -> None:
+    clock = clock_at(2025, 9, 12, 12)
+    _through_district_review(engine, world, clock)
+    report = reconcile_enrollment(engine, SLUG, clock=clock)
+    assert report.matured == []  # districts done, the city not yet
+    (city,) = _gates(engine, GateKind.CITY_REVIEW)
+    decide_gate(engine, city.id, approve=city.items[:-1], user_name="manager", clock=clock)
+    assert reconcile_enrollment(engine, SLUG, clock=clock).matured == []  # one item still undecided
+    decide_gate(engine, city.id, reject=city.items[-1:], reason="药品配备承诺不足", user_name="manager", clock=clock)
+    report = reconcile_enrollment(engine, SLUG, clock=clock)
+    assert report.matured == [1] and report.running == [1]
+    with Session(engine) as session:
+        states = dict(session.execute(select(Application.id, Application.state)).all())
+        assert states[city.items[-1]] == ApplicationState.REJECTED
+        assert sum(s == ApplicationState.RUNNING for s in states.values()) == 4
+        assert session.execute(select(Batch.state)).scalar_one() == BatchState.RUNNING
+        version = session.execute(select(ListVersion)).scalar_one()
+        assert version.entry_count == 4 and version.added == 4
+
+
+def test_a_proxy_procured_clinic_is_never_asked_for_an_account(engine: Engine, world) -> None:
+    clock = clock_at(2025, 9, 12, 12)
+    _through_district_review(engine, world, clock)
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    (city,) = _gates(engine, GateKind.CITY_REVIEW)
+    decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=clock)
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    with Session(engine) as session:
+        accounts = {a.institution_id: a for a in session.exec(select(PlatformAccount)).scalars()}  # type: ignore[call-overload]
+    assert accounts[world["clinic"].id].state == AccountState.EXEMPT
+    assert accounts[world["clinic"].id].due_on is None
+    assert accounts[world["parent"].id].state == AccountState.PENDING
+
+
+def test_rerunning_enrollment_changes_nothing(engine: Engine, world) -> None:
+    clock = clock_at(2025, 9, 12, 12)
+    _through_district_review(engine, world, clock)
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    (city,) = _gates(engine, GateKind.CITY_REVIEW)
+    decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=clock)
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    before = _counts(engine)
+    for _ in range(3):
+        reconcile_enrollment(engine, SLUG, clock=clock)
+    assert _counts(engine) == before
+    with Session(engine) as session:
+        keys = session.execute(select(Notice.idempotency_key)).scalars().all()
+    assert len(keys) == len(set(keys))
+
+
+def test_undecided_applications_carry_over_to_the_next_batch_after_the_window_closes(engine: Engine, world) -> None:
+    clock = clock_at(2025, 9, 12, 12)
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    clock.set(shanghai(2025, 9, 20, 9))
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    heping = next(g for g in _gates(engine, GateKind.DISTRICT_REVIEW) if g.district == "和平区")
+    shenhe = next(g for g in _gates(engine, GateKind.DISTRICT_REVIEW) if g.district == "沈河区")
+    decide_gate(engine, shenhe.id, approve=shenhe.items, user_name=world["reviewers"]["沈河区"], clock=clock)
+    clock.set(shanghai(2025, 10, 20, 9))  # window closed 09-30, 和平区's gate long overdue
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    with Session(engine) as session:
+        assert session.get(Gate, heping.id).state == GateState.EXPIRED  # type: ignore[union-attr]
+        moved = session.execute(select(Application.batch_id).where(Application.id.in_(heping.items))).scalars().all()
+    assert None not in moved and 1 not in {b for b in moved if b}  # now in a later batch
