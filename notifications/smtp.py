@@ -7,6 +7,7 @@ decide, in one transaction, which notices are sent, retried or dead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mailbox
 import re
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # Deliberately plain: enough to refuse what no server would accept before a network round trip;
 # the server stays the judge of the rest.
-_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@(?![.-])(?!.*\.\.)[^@\s<>()\[\],;:\"]+(?<![.-])$")
 
 
 class Delivery(StrEnum):
@@ -130,10 +131,8 @@ class _Slot:
 
     def drop(self) -> None:
         if self.client is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # its event loop is already gone
                 self.client.close()
-            except RuntimeError:  # its event loop is already gone
-                pass
         self.client = None
 
     async def quit(self) -> None:
@@ -286,8 +285,10 @@ class MaildirMailer:
 
     def _write(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
         if self._box is None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._box = mailbox.Maildir(self.path, create=True)
+            # Made by hand: mailbox.Maildir(create=True) skips tmp/new/cur when the folder already exists.
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+            self._box = mailbox.Maildir(self.path, create=False)
         for msg in messages:
             self._box.add(msg.data)
         return [SendOutcome(m.ref, Delivery.SENT) for m in messages]
@@ -302,8 +303,8 @@ class MaildirMailer:
 
 __all__ = [
     "Delivery",
-    "Mailer",
     "MaildirMailer",
+    "Mailer",
     "OutgoingMessage",
     "SendOutcome",
     "SmtpMailer",

@@ -219,7 +219,10 @@ def run(program: str, phase: str | None = typer.Option(None, "--phase"),
         result = asyncio.run(program_flow(program))
     else:
         flow = PHASE_FLOWS[PhaseName(phase)]
-        kwargs: dict[str, Any] = {"wait": wait} if "wait" in flow.__code__.co_varnames else {}  # type: ignore[attr-defined]
+        import inspect
+
+        accepts_wait = "wait" in inspect.signature(flow.fn).parameters  # type: ignore[attr-defined]
+        kwargs: dict[str, Any] = {"wait": wait} if accepts_wait else {}
         result = asyncio.run(flow(program, **kwargs))
     console.print_json(json.dumps(result, ensure_ascii=False, default=str))
 

@@ -38,7 +38,9 @@ from tasks.store import write_audit
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=10)  # far above a chunk's send time (500 messages at the slowest rate seen: ~1 s)
+# Far above a chunk's send time (500 messages at the slowest rate seen here: ~1 s). With a provider rate
+# limit, keep batch_size / rate well under it, or a slow chunk is reclaimed and sent twice.
+LEASE = timedelta(minutes=10)
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
 
@@ -85,7 +87,8 @@ def _notice_table() -> Table:
 
 def backoff(attempts: int, *, base: timedelta = RETRY_BASE, cap: timedelta = RETRY_CAP) -> timedelta:
     """Wait after the `attempts`-th failure: 1, 2, 4, 8 … minutes, capped, so an outage is not hammered."""
-    return min(cap, base * 2 ** max(0, attempts - 1))
+    wait: timedelta = base * 2 ** min(max(0, attempts - 1), 30)  # bounded: timedelta overflows past ~2**40 s
+    return min(cap, wait)
 
 
 def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple[int, int]:

@@ -124,17 +124,22 @@ def _build(
     lossy: set[tuple[int, int]] = set()
     for index, raw in enumerate(raw_rows):
         number = index + 1
-        cells = tuple(cell_text(v) for v in raw)
+        cells: list[str] = []
+        for col, value in enumerate(raw):
+            if type(value) is str:  # the common case first: this loop runs once per cell
+                cells.append(value.strip())
+                continue
+            cells.append(cell_text(value))
+            if _is_lossy(value):
+                lossy.add((number, col))
         if not any(cells):
             continue
         if header is None:
-            header = cells
+            header = tuple(cells)
             header_row = number
+            lossy = {(n, c) for n, c in lossy if n != number}
             continue
-        for col, v in enumerate(raw):
-            if _is_lossy(v):
-                lossy.add((number, col))
-        rows.append(DataRow(number, cells))
+        rows.append(DataRow(number, tuple(cells)))
     if header is None:
         raise SpreadsheetError(f"文件“{name}”是空的，没有表头 / {name} is empty: no header row found")
     # Trailing empty header cells are formatting residue (a coloured column), not columns.

@@ -44,7 +44,9 @@ def pg_schema_engine() -> Iterator[Engine]:
     admin = create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    sep = "&" if "?" in PG_URL else "?"
+    # The schema rides in the URL, so flows and subprocesses given only the URL land in it too.
+    engine = make_engine(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
     metadata.create_all(engine)
     yield engine
     engine.dispose()
@@ -82,3 +84,19 @@ def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     metadata.create_all(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def database_url(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point the product's settings (flows, CLI subprocesses) at the test database."""
+    from sanjin import db
+    from sanjin.config import get_settings
+
+    url = engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("SANJIN_DATABASE_URL", url)
+    get_settings.cache_clear()
+    db._ENGINES.clear()
+    db._ENGINES[url] = engine
+    yield url
+    get_settings.cache_clear()
+    db._ENGINES.clear()

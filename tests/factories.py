@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, func, insert
 from sqlmodel import Session, select
 
+from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, Product
 from models.clock import SHANGHAI, FixedClock
-from models.enrollment import Application, Institution
+from models.enrollment import Application, Batch, Institution
 from models.program import Program
-from models.states import ApplicationState, InstitutionKind, Role
+from models.states import ApplicationState, BatchState, DeclarationState, InstitutionKind, Role
 from models.validators import make_uscc
-from tasks.programs import load_program
+from tasks.lists import publish_list
+from tasks.programs import get_program, load_program
 from tasks.users import add_user
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,3 +88,62 @@ def make_reviewers(engine: Engine, districts: list[str]) -> dict[str, str]:
         names[district] = f"reviewer{i}"
         add_user(engine, names[district], Role.DISTRICT_REVIEWER, districts=[district])
     return names
+
+
+def make_running_application(engine: Engine, program: Program, institution: Institution, *,
+                             running_at: datetime) -> int:
+    """An application whose batch already ran (published on `running_at`): the institution takes part."""
+    with Session(engine) as session:
+        number = (session.execute(select(func.max(Batch.number)).where(Batch.program_id == program.id))
+                  .scalar() or 0) + 1
+        day = running_at.astimezone(SHANGHAI).date()
+        batch = Batch(program_id=program.id or 0, number=number, state=BatchState.RUNNING, opened_on=day,
+                      cutoff_on=day, declared_at=running_at, matured_at=running_at, running_at=running_at)
+        session.add(batch)
+        session.flush()
+        app = Application(program_id=program.id or 0, institution_id=institution.id or 0, district=institution.district,
+                          state=ApplicationState.RUNNING, batch_id=batch.id, committed_drug_count=60,
+                          submitted_at=running_at, decided_at=running_at)
+        session.add(app)
+        session.commit()
+        return app.id or 0
+
+
+def make_enterprise(engine: Engine, name: str | None = None) -> Enterprise:
+    n = next(_serial)
+    enterprise = Enterprise(name=name or f"测试制药有限公司{n}")
+    with Session(engine, expire_on_commit=False) as session:
+        session.add(enterprise)
+        session.commit()
+        return enterprise
+
+
+def make_product(engine: Engine, enterprise: Enterprise, *, special: bool = False, name: str | None = None) -> Product:
+    """A product with a valid 23-character western drug code, unique per call."""
+    n = next(_serial)
+    product = Product(enterprise_id=enterprise.id or 0, drug_code=f"XC10AA{n:04d}A001010100483",
+                      name=name or f"阿托伐他汀钙片{n}", dosage_form="片剂", spec="20mg", conversion_ratio="28",
+                      min_unit="片", package_unit="盒", package_material="铝塑泡罩", manufacturer=enterprise.name,
+                      bidder=enterprise.name, winning_price=Decimal("12.50"), approval_number=f"国药准字H2019{n:04d}",
+                      category="心脑血管", is_special=special)
+    with Session(engine, expire_on_commit=False) as session:
+        session.add(product)
+        session.commit()
+        return product
+
+
+def publish_drug_list(engine: Engine, program: Program, products: list[Product], *, clock: FixedClock) -> None:
+    """Accepted declarations of these products and a published drug list version containing them."""
+    with Session(engine) as session:
+        for enterprise_id in sorted({p.enterprise_id for p in products}):
+            declaration = EnterpriseDeclaration(program_id=program.id or 0, enterprise_id=enterprise_id,
+                                                state=DeclarationState.ACCEPTED, submitted_at=clock.now(),
+                                                decided_at=clock.now(), decided_by="manager")
+            session.add(declaration)
+            session.flush()
+            session.add_all([DeclarationItem(declaration_id=declaration.id or 0, product_id=p.id or 0)
+                             for p in products if p.enterprise_id == enterprise_id])
+        session.flush()
+        row, defn = get_program(session, program.slug)
+        publish_list(session, row, defn, "drugs", clock=clock)
+        session.commit()

@@ -1,0 +1,225 @@
+import email
+import email.policy
+import logging
+from datetime import date, datetime
+from decimal import Decimal
+from importlib import resources
+
+import pytest
+from jinja2 import UndefinedError, meta
+
+from notifications.render import (
+    COMMON_KEYS,
+    CONTEXT_KEYS,
+    KINDS,
+    build_message,
+    cn_date,
+    environment,
+    message_id_for,
+    render_notice,
+    sender_domain,
+    yuan,
+)
+from tests.notifications.samples import PROGRAM, SAMPLES, sample
+
+TEMPLATE_DIR = resources.files("notifications") / "templates"
+SENDER = "沈阳市医疗保障局 <sanjin@ybj.shenyang.example.gov.cn>"
+
+
+def test_every_kind_has_a_sample_a_key_list_and_exactly_three_templates():
+    assert set(SAMPLES) == set(KINDS) == set(CONTEXT_KEYS)
+    names = {p.name for p in TEMPLATE_DIR.iterdir() if p.name.endswith((".txt", ".html"))}
+    kind_files = {n for n in names if not n.startswith("_")}
+    expected = {f"{k}{suffix}" for k in KINDS for suffix in (".subject.txt", ".txt", ".html")}
+    assert kind_files == expected
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_template_renders_realistic_chinese_data_under_strict_undefined(kind):
+    rendered = render_notice(kind, sample(kind), strict=True)
+    assert rendered.subject and "\n" not in rendered.subject
+    assert rendered.html.lstrip().startswith("<!DOCTYPE html>")
+    assert "{{" not in rendered.text + rendered.html + rendered.subject
+    ctx = sample(kind)
+    # The greeting or the footer names the recipient, in both bodies.
+    assert ctx["recipient_name"] in rendered.text
+    assert PROGRAM in rendered.text and PROGRAM in rendered.html
+    assert cn_date(ctx["today"]) in rendered.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "key"), [(k, key) for k in KINDS for key in sorted(CONTEXT_KEYS[k] | COMMON_KEYS)]
+)
+def test_a_missing_context_key_fails_in_strict_mode(kind, key):
+    ctx = sample(kind)
+    del ctx[key]
+    with pytest.raises(UndefinedError, match=key):
+        render_notice(kind, ctx, strict=True)
+
+
+@pytest.mark.parametrize("kind", ["declaration_decision", "escalation"])
+def test_a_missing_key_inside_an_item_fails_in_strict_mode(kind):
+    ctx = sample(kind)
+    ctx["items"] = [{k: v for k, v in item.items() if k != "name"} for item in ctx["items"]]
+    with pytest.raises(UndefinedError):
+        render_notice(kind, ctx, strict=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_templates_use_only_the_keys_declared_for_their_kind_and_use_all_of_them(kind):
+    env = environment(strict=True)
+    used: set[str] = set()
+    for suffix in (".subject.txt", ".txt", ".html"):
+        name = f"{kind}{suffix}"
+        source = env.loader.get_source(env, name)[0]
+        used |= meta.find_undeclared_variables(env.parse(source))
+    declared = CONTEXT_KEYS[kind] | COMMON_KEYS
+    assert used - {"LABELS", "m"} <= declared  # m: the macros module each child imports
+    # program_name / recipient_name / today may come only from the shared layout and footer.
+    assert CONTEXT_KEYS[kind] <= used
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown notice kind"):
+        render_notice("alliance_invite", {}, strict=True)
+
+
+def test_lenient_mode_renders_a_missing_key_empty_and_logs_it(caplog):
+    ctx = sample("gate_waiting")
+    del ctx["gate_title"]
+    with caplog.at_level(logging.WARNING, logger="notifications.render"):
+        rendered = render_notice("gate_waiting", ctx)
+    assert "待办：（37项" in rendered.subject
+    assert any("gate_title" in r.getMessage() for r in caplog.records)
+
+
+def test_html_escapes_markup_in_an_institution_name_but_text_keeps_it_verbatim():
+    ctx = sample("application_receipt")
+    ctx["institution_name"] = '<script>alert("x")</script>沈阳市和平区诊所'
+    rendered = render_notice("application_receipt", ctx, strict=True)
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;沈阳市和平区诊所" in rendered.html
+    assert '<script>alert("x")</script>沈阳市和平区诊所' in rendered.text
+    assert '<script>alert("x")</script>' in rendered.subject  # a header, not HTML
+
+
+def test_escaping_also_covers_values_passed_through_macros_and_item_lists():
+    ctx = sample("declaration_decision")
+    ctx["items"][0]["name"] = "<b>氨氯地平</b>"
+    ctx["reason"] = "价格 > 中选价 & 未说明"
+    html = render_notice("declaration_decision", ctx, strict=True).html
+    assert "&lt;b&gt;氨氯地平&lt;/b&gt;" in html
+    assert "价格 &gt; 中选价 &amp; 未说明" in html
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_html_is_self_contained_with_inline_css_only(kind):
+    html = render_notice(kind, sample(kind), strict=True).html.lower()
+    assert "<link" not in html and "<style" not in html and "<script" not in html
+    assert "src=" not in html and "url(" not in html and "@import" not in html
+    assert 'style="' in html
+
+
+def test_the_alliance_letter_follows_the_seed_title_and_letter_form():
+    r = render_notice("alliance_invitation", sample("alliance_invitation"), strict=True)
+    # Seed 000 五(一)1: 《沈阳市医疗保障局关于邀请组建“三进”集采药品清单联盟的函》
+    assert r.subject == "沈阳市医疗保障局关于邀请组建“三进”集采药品清单联盟的函"
+    assert r.text.index("大连市医疗保障局：") < r.text.index("特此函达。")
+    assert "请贵局于2025年8月15日前" in r.text
+    assert "沈阳市医疗保障局\n2025年8月7日" in r.text
+
+
+@pytest.mark.parametrize(
+    ("decision", "level", "can_reapply", "expected"),
+    [
+        ("approve", "district", False, "申请已报市医保局审核"),
+        ("approve", "city", False, "申报一批、成熟一批、运行一批"),
+        ("reject", "city", True, "可在完善材料后重新提交申请"),
+        ("reject", "city", False, "不再受理重新提交"),
+    ],
+)
+def test_application_decision_says_what_happens_next(decision, level, can_reapply, expected):
+    ctx = {**sample("application_decision"), "decision": decision, "level": level,
+           "can_reapply": can_reapply, "reason": None}
+    r = render_notice("application_decision", ctx, strict=True)
+    assert expected in r.text and expected in r.html
+    assert "说明：" not in r.text
+
+
+@pytest.mark.parametrize(
+    ("action", "label"),
+    [("interview", "约谈"), ("rectification", "限期整改"), ("suspension", "暂停医保结算"),
+     ("disqualification", "取消集采药品“三进”资格")],
+)
+def test_enforcement_notice_names_the_action(action, label):
+    r = render_notice("enforcement_notice", {**sample("enforcement_notice"), "action": action}, strict=True)
+    assert r.subject.endswith(f"关于对沈阳市于洪区益康诊所采取{label}措施的通知")
+
+
+def test_optional_values_may_be_none():
+    ctx = {**sample("batch_published"), "list_url": None}
+    r = render_notice("batch_published", ctx, strict=True)
+    assert "名单查看" not in r.text and "None" not in r.text + r.html
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(Decimal("1234.5"), "¥1,234.50"), ("1234.50", "¥1,234.50"), ("0", "¥0.00"), (1234567, "¥1,234,567.00"),
+     ("-20.005", "-¥20.01"), (0.1 + 0.2, "¥0.30"), ("1,000.00", "¥1,000.00")],
+)
+def test_amounts_are_shown_in_yuan_with_thousands_separators(value, expected):
+    assert yuan(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(date(2025, 10, 1), "2025年10月1日"), ("2025-10-01", "2025年10月1日"),
+     (datetime.fromisoformat("2025-09-30T17:00:00+00:00"), "2025年10月1日"),  # Shanghai day, not UTC's
+     ("2025-12-31T23:00:00+08:00", "2025年12月31日"), ("即日起", "即日起"), (None, "")],
+)
+def test_dates_are_shown_the_way_official_letters_write_them(value, expected):
+    assert cn_date(value) == expected
+
+
+def test_message_id_is_stable_per_notice_and_distinct_between_notices():
+    a = message_id_for(7, "application_receipt:app:42", "ybj.example.gov.cn")
+    assert a == message_id_for(7, "application_receipt:app:42", "ybj.example.gov.cn")
+    assert a.startswith("<sanjin.") and a.endswith(".7@ybj.example.gov.cn>")
+    assert a != message_id_for(8, "application_receipt:app:43", "ybj.example.gov.cn")
+    assert sender_domain(SENDER) == "ybj.shenyang.example.gov.cn"
+
+
+def test_build_message_is_multipart_alternative_with_an_encoded_chinese_subject():
+    rendered = render_notice("payment_due", sample("payment_due"), strict=True)
+    mid = message_id_for(5, "payment_due:inst:9:2025-10", "ybj.shenyang.example.gov.cn")
+    raw = build_message({"email": "caiwu@yikang-clinic.example.cn", "recipient_name": "周杰"}, rendered, SENDER,
+                        mid, when=datetime(2025, 10, 9, 9, 30))
+    head = raw.split(b"\n\n", 1)[0]
+    head.decode("ascii")  # every header is 7-bit: RFC 2047 words, no raw UTF-8
+    assert b"=?utf-8?" in head
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert msg["Subject"] == rendered.subject
+    assert msg["To"].addresses[0].display_name == "周杰"
+    assert msg["To"].addresses[0].addr_spec == "caiwu@yikang-clinic.example.cn"
+    assert msg["From"].addresses[0].display_name == "沈阳市医疗保障局"
+    assert msg["Message-ID"] == mid
+    assert msg["Date"].datetime == datetime.fromisoformat("2025-10-09T09:30:00+08:00")
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg.get_body(("plain",)).get_content() == rendered.text
+    assert msg.get_body(("html",)).get_content() == rendered.html
+
+
+def test_a_line_break_in_a_name_cannot_inject_a_header():
+    rendered = render_notice("gate_waiting", sample("gate_waiting"), strict=True)
+    raw = build_message({"email": "a@example.cn", "recipient_name": "刘洋\r\nBcc: evil@example.com"}, rendered,
+                        SENDER, "<x@y>")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Bcc"] is None
+
+
+def test_build_message_refuses_a_notice_without_an_address():
+    rendered = render_notice("gate_waiting", sample("gate_waiting"), strict=True)
+    with pytest.raises(ValueError, match="e-mail"):
+        build_message({"email": None, "recipient_name": "刘洋"}, rendered, SENDER, "<x@y>")

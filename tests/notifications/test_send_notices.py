@@ -1,0 +1,311 @@
+import email
+import email.policy
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from models.audit import AuditEvent
+from models.outbox import Notice
+from models.program import Program
+from models.states import NoticeStatus
+from notifications.render import message_id_for, render_notice
+from notifications.smtp import Delivery, MaildirMailer, OutgoingMessage, SendOutcome, SmtpMailer
+from tasks.outbox import NoticeDraft, enqueue_notices
+from tasks.send_notices import LEASE, SendReport, backoff, list_no_address, resend, send_pending
+from tests.notifications.conftest import free_port
+from tests.notifications.samples import PROGRAM, SAMPLES
+
+DOMAIN = "ybj.shenyang.example.gov.cn"
+
+
+def draft(i: int, kind: str = "application_receipt", *, email: str | None = "auto", program_id=None) -> NoticeDraft:
+    ctx = {k: v for k, v in SAMPLES[kind].items() if k not in ("recipient_name", "today")}
+    ctx = {k: (str(v) if k == "amount" else v) for k, v in ctx.items()}  # JSON holds amounts as text
+    return NoticeDraft(
+        key=f"{kind}:{i}",
+        kind=kind,
+        recipient_type="institution",
+        recipient_name=SAMPLES[kind]["recipient_name"],
+        email=f"inst{i}@example.cn" if email == "auto" else email,
+        context=ctx,
+        recipient_id=i,
+        program_id=program_id,
+    )
+
+
+def enqueue(engine, clock, drafts) -> list[int]:
+    with Session(engine) as session, session.begin():
+        enqueue_notices(session, drafts, clock.now())
+    with Session(engine) as session:
+        keys = [d.key for d in drafts]
+        return list(session.scalars(select(Notice.id).where(Notice.idempotency_key.in_(keys)).order_by(Notice.id)))
+
+
+def rows(engine) -> dict[int, Notice]:
+    with Session(engine) as session:
+        return {n.id: n for n in session.scalars(select(Notice).order_by(Notice.id))}
+
+
+def add_program(engine) -> int:
+    with Session(engine) as session, session.begin():
+        program = Program(slug="shenyang-2025", name=PROGRAM, region="沈阳市", region_code="210100",
+                          definition={}, content_hash="0" * 64)
+        session.add(program)
+        session.flush()
+        assert program.id is not None
+        return program.id
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def down_mailer(settings_factory) -> SmtpMailer:
+    """A mailer pointed at a port nobody listens on."""
+    return SmtpMailer(settings_factory(smtp_port=free_port()), timeout=5)
+
+
+class CrashAfterSend:
+    """Delivers for real, then dies before the outbox can record it (a killed worker, an OOM…)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    @property
+    def sender(self):
+        return self.inner.sender
+
+    async def send_many(self, messages):
+        await self.inner.send_many(messages)
+        raise RuntimeError("worker killed after delivery")
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+def test_delivered_messages_arrive_intact_with_chinese_subject_body_and_stable_headers(engine, clock, smtp_server):
+    program_id = add_program(engine)
+    kinds = ["application_receipt", "payment_due", "alliance_invitation"]
+    ids = enqueue(engine, clock, [draft(i, k, program_id=program_id) for i, k in enumerate(kinds)])
+    clock.advance(timedelta(days=2))  # sent two days after the notices were written
+
+    report = send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock)
+
+    assert report == SendReport(sent=3)
+    received = {r.rcpt_tos[0]: r for r in smtp_server.handler.received}
+    assert set(received) == {"inst0@example.cn", "inst1@example.cn", "inst2@example.cn"}
+    stored = rows(engine)
+    for i, (nid, kind) in enumerate(zip(ids, kinds, strict=True)):
+        got = received[f"inst{i}@example.cn"]
+        assert got.mail_from == "sanjin@ybj.shenyang.example.gov.cn"
+        msg = parse(got.data)
+        assert msg.get_content_type() == "multipart/alternative"
+        # Program name from the program row; the letter's date is the day it was written.
+        expected = render_notice(kind, {**SAMPLES[kind], "program_name": PROGRAM, "today": "2025-10-09",
+                                        **({"amount": "1234.50"} if kind == "payment_due" else {})}, strict=True)
+        assert msg["Subject"] == expected.subject
+        assert msg.get_body(("plain",)).get_content() == expected.text
+        assert msg.get_body(("html",)).get_content() == expected.html
+        assert msg["From"].addresses[0].display_name == "沈阳市医疗保障局"
+        assert msg["To"].addresses[0].addr_spec == f"inst{i}@example.cn"
+        assert msg["To"].addresses[0].display_name == SAMPLES[kind]["recipient_name"]
+        assert msg["Message-ID"] == message_id_for(nid, f"{kind}:{i}", DOMAIN) == stored[nid].message_id
+        row = stored[nid]
+        assert (row.status, row.attempts, row.sent_at, row.last_error) == (NoticeStatus.SENT, 1, clock.now(), None)
+        assert row.subject == expected.subject
+    assert "2025年10月9日" in parse(received["inst0@example.cn"].data).get_body(("plain",)).get_content()
+    assert "¥1,234.50" in parse(received["inst1@example.cn"].data)["Subject"]
+
+
+def test_running_send_pending_twice_sends_nothing_twice(engine, clock, smtp_server):
+    enqueue(engine, clock, [draft(i) for i in range(25)])
+    mailer = SmtpMailer(smtp_server.settings())
+    assert send_pending(engine, mailer, clock=clock, batch_size=10).sent == 25
+    # Enqueueing the same causes again writes nothing new either.
+    enqueue(engine, clock, [draft(i) for i in range(25)])
+    assert send_pending(engine, mailer, clock=clock, batch_size=10) == SendReport()
+    ids = [parse(r.data)["Message-ID"] for r in smtp_server.handler.received]
+    assert len(ids) == len(set(ids)) == 25
+
+
+def test_a_server_that_is_down_means_retries_with_backoff_then_dead(engine, clock, smtp_server):
+    [nid] = enqueue(engine, clock, [draft(1)])
+    mailer = down_mailer(smtp_server.settings)
+    for attempt in range(1, 4):
+        report = send_pending(engine, mailer, clock=clock, max_attempts=4)
+        assert report == SendReport(retried=1)
+        row = rows(engine)[nid]
+        assert (row.status, row.attempts) == (NoticeStatus.PENDING, attempt)
+        assert row.next_attempt_at == clock.now() + backoff(attempt)
+        assert "connect" in (row.last_error or "")
+        # Not due yet: an immediate rerun leaves it alone.
+        assert send_pending(engine, mailer, clock=clock, max_attempts=4) == SendReport()
+        clock.advance(backoff(attempt))
+    assert backoff(1) < backoff(2) < backoff(3)
+    assert send_pending(engine, mailer, clock=clock, max_attempts=4) == SendReport(dead=1)
+    row = rows(engine)[nid]
+    assert (row.status, row.attempts, row.next_attempt_at) == (NoticeStatus.DEAD, 4, None)
+    assert (row.last_error or "").startswith("gave up after 4 attempts")
+
+
+def test_421_is_retried_and_delivered_once_the_server_accepts(engine, clock, smtp_server):
+    [busy, fine] = enqueue(engine, clock, [draft(1), draft(2)])
+    smtp_server.handler.replies["inst1@example.cn"] = "421 4.7.0 Too many connections, try later"
+    mailer = SmtpMailer(smtp_server.settings())
+    assert send_pending(engine, mailer, clock=clock) == SendReport(sent=1, retried=1)
+    assert "421" in (rows(engine)[busy].last_error or "")
+    smtp_server.handler.replies.clear()
+    clock.advance(backoff(1))
+    assert send_pending(engine, mailer, clock=clock) == SendReport(sent=1)
+    stored = rows(engine)
+    assert stored[busy].status == stored[fine].status == NoticeStatus.SENT
+    assert stored[busy].attempts == 2
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.handler.received) == ["inst1@example.cn", "inst2@example.cn"]
+
+
+def test_550_is_dead_at_once_with_the_servers_reason(engine, clock, smtp_server):
+    [gone, fine] = enqueue(engine, clock, [draft(1), draft(2)])
+    smtp_server.handler.replies["inst1@example.cn"] = "550 5.1.1 <inst1@example.cn>: No such user"
+    assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport(sent=1, dead=1)
+    row = rows(engine)[gone]
+    assert (row.status, row.attempts) == (NoticeStatus.DEAD, 1)
+    assert "550" in row.last_error and "No such user" in row.last_error
+    assert rows(engine)[fine].status == NoticeStatus.SENT
+
+
+def test_a_crash_between_delivery_and_marking_is_resent_with_the_same_message_id(engine, clock, smtp_server):
+    ids = enqueue(engine, clock, [draft(1), draft(2)])
+    mailer = SmtpMailer(smtp_server.settings())
+    with pytest.raises(RuntimeError, match="worker killed"):
+        send_pending(engine, CrashAfterSend(mailer), clock=clock)
+    first = {parse(r.data)["Message-ID"] for r in smtp_server.handler.received}
+    assert len(first) == 2
+    assert {r.status for r in rows(engine).values()} == {NoticeStatus.SENDING}
+
+    # Within the lease another run must not touch them: the first sender may still be alive.
+    clock.advance(LEASE - timedelta(seconds=1))
+    assert send_pending(engine, mailer, clock=clock) == SendReport()
+
+    clock.advance(timedelta(seconds=2))
+    assert send_pending(engine, mailer, clock=clock) == SendReport(sent=2, reclaimed=2)
+    received = [parse(r.data)["Message-ID"] for r in smtp_server.handler.received]
+    assert len(received) == 4 and set(received[2:]) == first  # at-least-once on the wire, same Message-ID
+    stored = rows(engine)
+    assert {stored[i].message_id for i in ids} == first
+    assert all((stored[i].status, stored[i].attempts) == (NoticeStatus.SENT, 2) for i in ids)
+    assert send_pending(engine, mailer, clock=clock) == SendReport()  # and exactly once in the outbox
+
+
+def test_a_notice_that_keeps_killing_its_sender_ends_dead(engine, clock, smtp_server):
+    [nid] = enqueue(engine, clock, [draft(1)])
+    crashing = CrashAfterSend(SmtpMailer(smtp_server.settings()))
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            send_pending(engine, crashing, clock=clock, max_attempts=3)
+        clock.advance(LEASE + timedelta(seconds=1))
+    assert send_pending(engine, crashing, clock=clock, max_attempts=3) == SendReport(dead=1)
+    assert "lease expired" in rows(engine)[nid].last_error
+
+
+def test_a_sender_that_lost_its_lease_cannot_overwrite_the_new_owners_result(engine, clock, smtp_server):
+    ids = enqueue(engine, clock, [draft(1), draft(2)])
+    rescuer = SmtpMailer(smtp_server.settings())
+    rescue_reports = []
+
+    class Stalled:
+        """Hangs past its lease; meanwhile another worker reclaims and sends the chunk."""
+
+        sender = rescuer.sender
+
+        async def send_many(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
+            clock.advance(LEASE + timedelta(minutes=1))
+            # Called from inside this event loop, send_pending runs itself on a thread of its own.
+            rescue_reports.append(send_pending(engine, rescuer, clock=clock))
+            return [SendOutcome(m.ref, Delivery.TEMPORARY, "timeout")
+                    for m in messages]
+
+        async def aclose(self) -> None:
+            return None
+
+    report = send_pending(engine, Stalled(), clock=clock)
+    assert rescue_reports == [SendReport(sent=2, reclaimed=2)]
+    assert report == SendReport(skipped=2)
+    stored = rows(engine)
+    assert all(stored[i].status == NoticeStatus.SENT for i in ids)
+
+
+def test_no_address_notices_are_kept_listed_and_sent_once_an_address_is_known(engine, clock, smtp_server):
+    [nid, other] = enqueue(engine, clock, [draft(1, email=None), draft(2)])
+    mailer = SmtpMailer(smtp_server.settings())
+    assert send_pending(engine, mailer, clock=clock) == SendReport(sent=1)
+    listed = list_no_address(engine)
+    assert [n.id for n in listed] == [nid]
+    assert listed[0].recipient_name == SAMPLES["application_receipt"]["recipient_name"]
+    assert listed[0].context["institution_name"] == "沈阳市和平区南湖社区卫生服务中心"
+
+    assert resend(engine, [nid, other], clock=clock) == 0  # still no address; a sent one is not resent
+    assert rows(engine)[nid].status == NoticeStatus.NO_ADDRESS
+    assert resend(engine, [nid], clock=clock, emails={nid: "nanhu@example.cn"}, actor="manager1") == 1
+    assert list_no_address(engine) == []
+    assert send_pending(engine, mailer, clock=clock) == SendReport(sent=1)
+    assert smtp_server.handler.received[-1].rcpt_tos == ["nanhu@example.cn"]
+    with Session(engine) as session:
+        audit = session.scalars(select(AuditEvent).where(AuditEvent.entity == "notice")).all()
+    assert [(a.entity_id, a.action, a.from_state, a.to_state, a.actor) for a in audit] == [
+        (str(nid), "resend", "no_address", "pending", "manager1")
+    ]
+
+
+def test_a_dead_notice_can_be_resent_after_the_cause_is_fixed(engine, clock, smtp_server):
+    [nid] = enqueue(engine, clock, [draft(1)])
+    smtp_server.handler.replies["inst1@example.cn"] = "550 5.2.1 Mailbox disabled"
+    mailer = SmtpMailer(smtp_server.settings())
+    assert send_pending(engine, mailer, clock=clock).dead == 1
+    smtp_server.handler.replies.clear()
+    assert resend(engine, [nid], clock=clock) == 1
+    row = rows(engine)[nid]
+    assert (row.status, row.attempts, row.last_error) == (NoticeStatus.PENDING, 0, None)
+    assert send_pending(engine, mailer, clock=clock).sent == 1
+    assert parse(smtp_server.handler.received[0].data)["Message-ID"] == rows(engine)[nid].message_id
+
+
+def test_a_notice_that_cannot_be_rendered_is_dead_not_retried(engine, clock, smtp_server):
+    [nid] = enqueue(engine, clock, [NoticeDraft("x:1", "no_such_kind", "institution", "某机构", "a@example.cn")])
+    assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport(dead=1)
+    assert "render" in rows(engine)[nid].last_error
+    assert smtp_server.handler.received == []
+
+
+def test_many_notices_go_out_in_chunks_through_the_maildir_stand_in(engine, clock, tmp_path):
+    enqueue(engine, clock, [draft(i, "payment_overdue") for i in range(23)])
+    report = send_pending(engine, MaildirMailer(tmp_path / "maildir"), clock=clock, batch_size=5)
+    assert report == SendReport(sent=23)
+    assert len(list((tmp_path / "maildir" / "new").iterdir())) == 23
+
+
+def test_two_concurrent_senders_deliver_every_notice_exactly_once(engine, clock, smtp_server):
+    enqueue(engine, clock, [draft(i) for i in range(120)])
+    reports: list[SendReport] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            reports.append(send_pending(engine, SmtpMailer(smtp_server.settings(smtp_connections=2)), clock=clock,
+                                        batch_size=10))
+        except BaseException as exc:  # surfaced below; a thread's exception is otherwise lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(r.sent for r in reports) == 120
+    ids = [parse(r.data)["Message-ID"] for r in smtp_server.handler.received]
+    assert len(ids) == len(set(ids)) == 120
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).where(Notice.status == NoticeStatus.SENT)) == 120

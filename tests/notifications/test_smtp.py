@@ -1,0 +1,156 @@
+import asyncio
+import email
+import email.policy
+import mailbox
+import time
+
+from notifications.render import build_message, render_notice
+from notifications.smtp import Delivery, MaildirMailer, Mailer, OutgoingMessage, SmtpMailer, classify_code
+from tests.notifications.conftest import free_port
+from tests.notifications.samples import sample
+
+FROM = "sanjin@ybj.shenyang.example.gov.cn"
+
+
+def messages(n: int, *, to: str = "inst{}@example.cn") -> list[OutgoingMessage]:
+    rendered = render_notice("gate_waiting", sample("gate_waiting"), strict=True)
+    out = []
+    for i in range(n):
+        rcpt = to.format(i)
+        mid = f"<test.{i}@ybj.shenyang.example.gov.cn>"
+        data = build_message({"email": rcpt, "recipient_name": "刘洋"}, rendered, FROM, mid)
+        out.append(OutgoingMessage(i, FROM, rcpt, data, mid))
+    return out
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_both_mailers_satisfy_the_protocol(tmp_path, smtp_server):
+    mailers: list[Mailer] = [SmtpMailer(smtp_server.settings()), MaildirMailer(tmp_path / "mail")]
+    assert all(m.sender for m in mailers)
+
+
+def test_reply_codes_are_classified_by_their_class():
+    assert classify_code(421) is classify_code(450) is classify_code(451) is Delivery.TEMPORARY
+    assert classify_code(550) is classify_code(553) is classify_code(554) is Delivery.PERMANENT
+    assert classify_code(-1) is Delivery.TEMPORARY  # a garbled reply is not a verdict on the message
+
+
+def test_messages_go_over_a_bounded_pool_of_reused_connections(smtp_server):
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=3))
+
+    async def scenario():
+        first = await mailer.send_many(messages(30))
+        second = await mailer.send_many(messages(30))
+        await mailer.aclose()
+        return first + second
+
+    outcomes = run(scenario())
+    assert [o.delivery for o in outcomes] == [Delivery.SENT] * 60
+    got = smtp_server.handler.received
+    assert len(got) == 60
+    # Three connections carried all 60 messages, the second call reusing the first call's connections.
+    assert len({r.peer for r in got}) == 3
+    assert {r.peer for r in got[:30]} == {r.peer for r in got[30:]}
+
+
+def test_outcomes_come_back_in_order_with_421_temporary_and_550_permanent(smtp_server):
+    smtp_server.handler.replies = {
+        "inst2@example.cn": "421 4.7.0 Try again later",
+        "inst4@example.cn": "450 4.2.1 Mailbox busy",
+        "inst5@example.cn": "550 5.1.1 No such user",
+        "inst7@example.cn": "553 5.1.3 Bad recipient address syntax",
+    }
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=2))
+    outcomes = run(mailer.send_many(messages(9)))
+    run(mailer.aclose())
+    assert [o.ref for o in outcomes] == list(range(9))
+    by_ref = {o.ref: o for o in outcomes}
+    assert (by_ref[2].delivery, by_ref[2].code) == (Delivery.TEMPORARY, 421)
+    assert (by_ref[4].delivery, by_ref[4].code) == (Delivery.TEMPORARY, 450)
+    assert (by_ref[5].delivery, by_ref[5].code) == (Delivery.PERMANENT, 550)
+    assert "No such user" in (by_ref[5].detail or "")
+    assert (by_ref[7].delivery, by_ref[7].code) == (Delivery.PERMANENT, 553)
+    assert {o.ref for o in outcomes if o.delivery is Delivery.SENT} == {0, 1, 3, 6, 8}
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.handler.received) == [
+        f"inst{i}@example.cn" for i in (0, 1, 3, 6, 8)
+    ]
+
+
+def test_a_server_that_is_down_gives_temporary_failures_quickly():
+    settings_port = free_port()  # nothing listens here
+
+    class Down:
+        smtp_host, smtp_port, smtp_starttls, smtp_ssl = "127.0.0.1", settings_port, False, False
+        smtp_username = smtp_password = None
+        smtp_sender, smtp_connections, smtp_rate_per_second = FROM, 4, 0.0
+
+    mailer = SmtpMailer(Down(), timeout=5)
+    started = time.perf_counter()
+    outcomes = run(mailer.send_many(messages(50)))
+    assert time.perf_counter() - started < 5
+    assert {o.delivery for o in outcomes} == {Delivery.TEMPORARY}
+    assert all("onnect" in (o.detail or "") for o in outcomes)
+
+
+def test_a_malformed_address_is_permanent_and_never_reaches_the_server(smtp_server):
+    bad = [OutgoingMessage(m.ref, m.sender, rcpt, m.data, m.message_id)
+           for m, rcpt in zip(messages(3), ["no-at-sign.example.cn", "two@@example.cn", "a b@example.cn"],
+                              strict=True)]
+    outcomes = run(SmtpMailer(smtp_server.settings()).send_many(bad))
+    assert {o.delivery for o in outcomes} == {Delivery.PERMANENT}
+    assert smtp_server.handler.received == []
+
+
+def test_a_non_ascii_mailbox_the_server_cannot_take_is_permanent(smtp_server):
+    msg = messages(1)[0]
+    outcomes = run(SmtpMailer(smtp_server.settings()).send_many(
+        [OutgoingMessage(1, msg.sender, "张伟@卫生院.example.cn", msg.data, msg.message_id)]))
+    assert outcomes[0].delivery is Delivery.PERMANENT
+
+
+def test_a_dropped_pooled_connection_is_reopened_and_the_message_still_goes(smtp_server):
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=1))
+
+    async def scenario():
+        first = await mailer.send_many(messages(2))
+        await asyncio.to_thread(smtp_server.restart)  # the server drops our idle connection
+        second = await mailer.send_many(messages(2))
+        await mailer.aclose()
+        return first, second
+
+    first, second = run(scenario())
+    assert [o.delivery for o in first + second] == [Delivery.SENT] * 4
+    peers = [r.peer for r in smtp_server.handler.received]
+    assert len(peers) == 4 and peers[0] == peers[1] and peers[2] == peers[3] and peers[1] != peers[2]
+
+
+def test_the_rate_limit_spaces_messages_across_all_connections(smtp_server):
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=4, smtp_rate_per_second=50))
+    started = time.perf_counter()
+    outcomes = run(mailer.send_many(messages(11)))
+    elapsed = time.perf_counter() - started
+    assert [o.delivery for o in outcomes] == [Delivery.SENT] * 11
+    assert elapsed >= 10 / 50 * 0.9
+
+
+def test_the_mailer_can_be_used_again_from_a_new_event_loop(smtp_server):
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=2))
+    assert {o.delivery for o in run(mailer.send_many(messages(3)))} == {Delivery.SENT}
+    # No aclose() in between: the first loop is gone with its connections; the mailer must not care.
+    assert {o.delivery for o in run(mailer.send_many(messages(3)))} == {Delivery.SENT}
+    run(mailer.aclose())
+    assert len(smtp_server.handler.received) == 6
+
+
+def test_maildir_mailer_stores_the_exact_bytes(tmp_path):
+    mailer = MaildirMailer(tmp_path / "maildir", sender=FROM)
+    msgs = messages(3)
+    outcomes = run(mailer.send_many(msgs))
+    assert [o.delivery for o in outcomes] == [Delivery.SENT] * 3
+    box = mailbox.Maildir(tmp_path / "maildir", create=False)
+    stored = sorted(email.message_from_bytes(box.get_bytes(k), policy=email.policy.default)["Message-ID"]
+                    for k in box.iterkeys())
+    assert stored == sorted(m.message_id for m in msgs)
