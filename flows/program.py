@@ -1,8 +1,12 @@
-"""The program flow: each day, run every phase whose window has opened, concurrently where they overlap."""
+"""The program flow: each day, run every phase that has work, overlapping windows included.
+
+Phases whose windows overlap (Shenyang's list collection and enrollment) all progress on the same
+day. Inside one program run they are reconciled one after another; for phases that must wait for
+people at the same time, each phase flow is also served as its own deployment (`deploy/`).
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -15,7 +19,7 @@ from flows.continuous_review import continuous_review_flow
 from flows.contracts import contracts_flow
 from flows.drug_list import drug_list_flow
 from flows.enrollment import enrollment_flow
-from flows.steps import progress_artifact
+from flows.steps import progress_artifact, send_notices_step
 from models.enrollment import Batch, Gate
 from models.program_definition import PhaseName
 from models.states import BatchState, GateState
@@ -54,9 +58,13 @@ def phases_due(program: str) -> list[str]:
 
 
 @flow(name="sanjin-program")
-async def program_flow(program: str) -> dict[str, Any]:
+async def program_flow(program: str, send_notices: bool = True) -> dict[str, Any]:
     """Reconcile every due phase once; the schedule (or the demo's clock) brings the next day."""
     due = phases_due(program)
-    results = await asyncio.gather(*(PHASE_FLOWS[PhaseName(name)](program) for name in due))
+    results: dict[str, Any] = {}
+    for name in due:  # one after another: concurrent subflows in one loop cost seconds each in Prefect 3.8
+        results[name] = await PHASE_FLOWS[PhaseName(name)](program)
+    if send_notices:
+        results["notices"] = send_notices_step()
     progress_artifact(program, "program")
-    return dict(zip(due, results, strict=True))
+    return results

@@ -74,3 +74,15 @@ def contracts_step(program: str) -> dict[str, object]:
 
     engine = shared_engine()
     return asdict(reconcile_contracts(engine, program, clock=DatabaseClock(engine)))
+
+
+@task(name="send-notices", retries=2, retry_delay_seconds=30)
+def send_notices_step() -> dict[str, int]:
+    """Deliver what the outbox holds; safe to retry: each notice is claimed and marked in the database."""
+    from dataclasses import asdict
+
+    from sanjin.mailers import mailer_from_settings
+    from tasks.send_notices import send_pending
+
+    engine = shared_engine()
+    return asdict(send_pending(engine, mailer_from_settings(), clock=DatabaseClock(engine)))

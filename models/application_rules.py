@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from decimal import Decimal
 from enum import StrEnum
 
 from models.program_definition import MarkupRules, Rules
@@ -123,6 +124,8 @@ class PriceOption(StrEnum):
     MARKUP_15 = "markup_15"  # □按不高于中选价加价15%销售
 
 
+_MARKUP_15 = Decimal("0.15")
+
 PRICE_OPTION_LABELS: dict[PriceOption, str] = {
     PriceOption.AT_WINNING_PRICE: "按中选价",
     PriceOption.MARKUP_15: "加价不超过15%",
@@ -208,11 +211,19 @@ def check_price_option(
             f"只有定点零售药店可选择“{label}”，{KIND_LABELS[kind]}应按中选价销售",
             f"only retail pharmacies may mark up; a {kind.value} sells at the winning price",
         )
-    if markup.pharmacy_max_with_index is None:
+    cap = markup.pharmacy_max_with_index
+    if cap is None:
         raise _fail(
             field, label, "price_option.markup_not_allowed",
             "本项目未设定药店加价上限，只能选择“按中选价”",
             "this program sets no pharmacy markup cap: only 按中选价 (at the winning price) is allowed",
+        )
+    if cap < _MARKUP_15:
+        percent = f"{(cap * 100).normalize():f}%"
+        raise _fail(
+            field, label, "price_option.markup_above_cap",
+            f"本项目药店加价上限为{percent}，不能承诺“{label}”",
+            f"this program caps the pharmacy markup at {percent}, below the 15 % promised",
         )
 
 

@@ -68,4 +68,4 @@ def utcnow() -> datetime:
 MONEY = Numeric(14, 2)
 JSONType = JSON
 
-__all__ = ["JSONType", "MONEY", "AwareDateTime", "Decimal", "EnumString", "utcnow"]
+__all__ = ["MONEY", "AwareDateTime", "Decimal", "EnumString", "JSONType", "utcnow"]

@@ -168,14 +168,14 @@ DECLARATION = Machine[DeclarationState](
     },
 )
 
-I = InvitationState
+IS = InvitationState
 INVITATION = Machine[InvitationState](
     "alliance_invitation",
     {
-        (I.INVITED, "accept"): I.ACCEPTED,
-        (I.INVITED, "decline"): I.DECLINED,
-        (I.ACCEPTED, "confirm"): I.CONFIRMED,
-        (I.ACCEPTED, "exclude"): I.EXCLUDED,
+        (IS.INVITED, "accept"): IS.ACCEPTED,
+        (IS.INVITED, "decline"): IS.DECLINED,
+        (IS.ACCEPTED, "confirm"): IS.CONFIRMED,
+        (IS.ACCEPTED, "exclude"): IS.EXCLUDED,
     },
 )
 

@@ -11,7 +11,8 @@ from models.program_definition import PHASE_LABELS, PhaseName, ProgramDefinition
 class WindowClosed(Exception):
     """A submission outside its phase's window; the message names the window in Chinese and English."""
 
-    def __init__(self, program: str, phase: PhaseName, opens: date, closes: date | None, on: date) -> None:
+    def __init__(self, program: str, phase: PhaseName, opens: date, closes: date | None, on: date,
+                 label: str | None = None) -> None:
         self.program = program
         self.phase = phase
         self.opens = opens
@@ -21,7 +22,7 @@ class WindowClosed(Exception):
         when = "尚未开始" if on < opens else "已经结束"
         when_en = "has not opened yet" if on < opens else "has closed"
         super().__init__(
-            f"{program}「{PHASE_LABELS[phase]}」窗口（{opens.isoformat()} 至 {closes_txt}）{when}，"
+            f"{program}「{label or PHASE_LABELS[phase]}」窗口（{opens.isoformat()} 至 {closes_txt}）{when}，"
             f"{on.isoformat()} 不接受提交 / the {phase.value} window of {program} "
             f"({opens.isoformat()} to {closes.isoformat() if closes else 'open-ended'}) {when_en}: "
             f"submissions on {on.isoformat()} are refused"
@@ -56,4 +57,4 @@ def require_open(defn: ProgramDefinition, phases: PhaseName | tuple[PhaseName, .
             return phase
     if first is None:
         raise PhaseNotInProgram(defn.name, wanted[0])
-    raise WindowClosed(defn.name, first.name, first.window.opens, first.window.closes, on)
+    raise WindowClosed(defn.name, first.name, first.window.opens, first.window.closes, on, label=first.display_label)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from sqlalchemy import Engine
 from rich.console import Console
+from sqlalchemy import Engine
 
 from models.clock import SHANGHAI
 from models.states import Role

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     clock: Literal["system", "database"] = "system"
     calendar_overrides: Path | None = None
 
+    mailer: Literal["smtp", "maildir"] = "smtp"
+    maildir: Path = Field(default=Path("var/maildir"), description="where the maildir mailer writes")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     smtp_starttls: bool = False

@@ -11,15 +11,18 @@ Two rules of seed 000 §四 shape everything here:
 - contracts are annual, one per institution and enterprise, stating the agreed annual volume of
   each selected drug (§四(二); seed 003: next year's volume not below the previous year's).
 
-Every function here runs in one transaction with bulk statements: 100,000 institutions reconcile
-in seconds (one query per table, one executemany per write), never one ORM round trip per row.
-Imports are all-or-nothing per file and report every bad row at once, like tasks/imports.py,
-whose RowError/RowWarning/ImportRejected they share.
+Every function runs in one transaction with bulk statements (one query per table, one
+executemany per write, audit rows of bulk creations written by the database itself), never an
+ORM round trip per row: 100,000 institutions reconcile in seconds. Writers lock the program row,
+so a flow tick and an import never interleave. Every state change has its audit row in the same
+transaction. Imports are all-or-nothing per file and report every bad row at once, like
+tasks/imports.py, whose RowError/RowWarning/ImportRejected they share.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -29,16 +32,32 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, Row, Table, and_, bindparam, func, select
+from sqlalchemy import (
+    Engine,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel
 
+from models.audit import AuditEvent, audit_row
+from models.base import AwareDateTime
 from models.catalog import Enterprise, Product
 from models.clock import Clock, local_date
 from models.enrollment import Application, Batch, Institution
 from models.operations import Contract, PlatformAccount, Selection
-from models.program import ImportRecord
+from models.program import ImportRecord, Program
 from models.program_definition import PhaseName, ProgramDefinition
 from models.states import AccountState, ApplicationState, ContractState, EnterpriseState, ListKind, Role
 from models.transitions import ACCOUNT, CONTRACT, AuditRecord
@@ -51,7 +70,7 @@ from tasks.imports import ImportRejected, RowError, RowWarning
 from tasks.lists import latest_version, version_entries
 from tasks.programs import get_program
 from tasks.spreadsheets import Sheet, SpreadsheetError, normalize_header, read_table_bytes
-from tasks.store import insert_ignoring_conflicts, write_audit
+from tasks.store import insert_ignoring_conflicts
 
 __all__ = [
     "ACCOUNT_COLUMNS",
@@ -87,7 +106,9 @@ SELECTION_COLUMNS: tuple[str, ...] = ("机构医保编码", "药品统一编码"
 LATE_CONTRACT_WORKING_DAYS = 20
 
 _CHUNK = 500  # IN-list size, far below both databases' bind-parameter limits
+_BULK = 2000  # above this many keys, one query for the whole program beats IN lists
 _SYSTEM = "system"
+_SEP = "\x1f"  # joins enterprise names in SQL; never part of a name
 
 T = TypeVar("T")
 What = Literal["account", "contract"]
@@ -200,6 +221,7 @@ def _table(model: type[SQLModel]) -> Table:
 ACC, CON, SEL = _table(PlatformAccount), _table(Contract), _table(Selection)
 INST, APP, BATCH = _table(Institution), _table(Application), _table(Batch)
 ENT, PROD = _table(Enterprise), _table(Product)
+AUD, PROGRAM = _table(AuditEvent), _table(Program)
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -224,25 +246,58 @@ class _Ctx:
     audit: list[AuditRecord] = field(default_factory=list)
 
 
-def _context(session: Session, slug: str, clock: Clock) -> _Ctx:
+def _write_audit(ctx: _Ctx) -> None:
+    """The collected audit rows, with one Core executemany.
+
+    tasks.store.write_audit goes through the ORM's bulk insert, which costs seconds per 100,000
+    rows; the audit of a whole program's reconciliation must not dominate it.
+    """
+    if ctx.audit:
+        ctx.session.execute(AUD.insert(), [audit_row(r) for r in ctx.audit])
+        ctx.audit.clear()
+
+
+def _context(session: Session, slug: str, clock: Clock, *, lock: bool = True) -> _Ctx:
+    """The program and today's calendar; writers lock the program row so two runs never interleave.
+
+    Two reconcilers (a flow tick and an import) on one program would otherwise race on the same
+    natural keys and audit each other's rows; other programs are not blocked.
+    """
     program, defn = get_program(session, slug)
     assert program.id is not None
+    if lock:
+        session.execute(select(PROGRAM.c.id).where(PROGRAM.c.id == program.id).with_for_update())
     return _Ctx(session, program.id, slug, defn, working_days_for(defn), clock.today(), clock.now())
 
 
-def _insert_new(ctx: _Ctx, t: Table, rows: Sequence[dict[str, Any]], key: Sequence[str],
-                returning: Sequence[str]) -> list[Row[Any]]:
-    """Bulk insert skipping natural-key conflicts; the inserted rows' `returning` columns.
+def _insert_audited(ctx: _Ctx, t: Table, rows: Sequence[dict[str, Any]], key: Sequence[str], *, entity: str,
+                    action: str, data: Sequence[str], actor: str = _SYSTEM) -> int:
+    """Insert rows skipping natural-key conflicts, plus one audit row per row really inserted; how many.
 
-    Like tasks.store.insert_ignoring_conflicts, but returning more than ids so each new row gets
-    its audit record: a concurrent reconciler that inserted first is skipped, not duplicated.
+    The database writes the audit rows itself (INSERT … SELECT over the new ids): building and
+    binding 200,000 audit rows in Python costs more than the inserts, and RETURNING through
+    psycopg's multi-row statements costs more still. The program row lock taken by _context makes
+    "ids above the previous maximum" exactly this call's rows.
     """
     if not rows:
-        return []
-    dialect = ctx.session.get_bind().dialect.name
-    stmt: Any = (pg_insert(t) if dialect == "postgresql" else sqlite_insert(t)).on_conflict_do_nothing(
-        index_elements=list(key))
-    return list(ctx.session.execute(stmt.returning(*(t.c[c] for c in returning)), list(rows)).all())
+        return 0
+    before = int(ctx.session.execute(select(func.max(t.c.id))).scalar() or 0)
+    postgres = ctx.session.get_bind().dialect.name == "postgresql"
+    insert_stmt: Any = pg_insert(t) if postgres else sqlite_insert(t)
+    ctx.session.execute(insert_stmt.on_conflict_do_nothing(index_elements=list(key)), list(rows))
+    new = (t.c.id > before, t.c.program_id == ctx.program_id)
+    build = func.json_build_object if postgres else func.json_object
+    pairs: list[Any] = []
+    for name in data:
+        pairs += [literal_column(f"'{name}'"), t.c[name]]
+    payload = build(*pairs)
+    ctx.session.execute(AUD.insert().from_select(
+        ["program_id", "entity", "entity_id", "action", "from_state", "to_state", "actor", "role", "reason", "data",
+         "at"],
+        select(t.c.program_id, literal(entity), cast(t.c.id, String), literal(action), null(),
+               t.c.state if "state" in t.c else null(), literal(actor[:64]), literal(_role(actor).value), null(),
+               payload, literal(ctx.now, AwareDateTime())).where(*new)))
+    return int(ctx.session.execute(select(func.count()).select_from(t).where(*new)).scalar_one())
 
 
 def _running_filter(program_id: int) -> Any:
@@ -252,12 +307,18 @@ def _running_filter(program_id: int) -> Any:
 
 
 def _running_status(ctx: _Ctx, institution_ids: Sequence[int]) -> set[int]:
+    """Which of these institutions run in the program.
+
+    Many ids: one query for the whole program. Chunked IN lists would each scan the
+    (program_id, state) index, i.e. the whole program once per 500 ids.
+    """
+    query = _running_filter(ctx.program_id)
+    wanted = set(institution_ids)
+    if len(wanted) > _BULK:
+        return {int(i) for i in ctx.session.execute(query).scalars() if int(i) in wanted}
     running: set[int] = set()
-    for chunk in _chunks(sorted(set(institution_ids))):
-        running.update(int(r[0]) for r in ctx.session.execute(
-            select(APP.c.institution_id).where(APP.c.program_id == ctx.program_id,
-                                               APP.c.state == ApplicationState.RUNNING,
-                                               APP.c.institution_id.in_(chunk))))
+    for chunk in _chunks(sorted(wanted)):
+        running.update(int(i) for i in ctx.session.execute(query.where(APP.c.institution_id.in_(chunk))).scalars())
     return running
 
 
@@ -312,26 +373,25 @@ def _account_laggards(ctx: _Ctx) -> list[Laggard]:
 def _contract_laggards(ctx: _Ctx) -> list[Laggard]:
     """Unsigned contracts of running, non-proxy institutions, late or within the reminder horizon."""
     horizon = _horizon(ctx, ctx.defn.rules.contract_reminder_working_days_before_close)
+    dialect = ctx.session.get_bind().dialect.name
+    # One row per institution, grouped by the database: 100,000 laggards must not cost seconds.
+    names = (func.string_agg(ENT.c.name, _SEP) if dialect == "postgresql" else func.group_concat(ENT.c.name, _SEP))
     rows = ctx.session.execute(
-        select(CON.c.due_on, ENT.c.name.label("enterprise"), INST.c.id, INST.c.name, INST.c.district,
-               INST.c.insurance_code, INST.c.email)
+        select(INST.c.id, INST.c.name, INST.c.district, INST.c.insurance_code, INST.c.email,
+               func.min(CON.c.due_on).label("due_on"), names.label("enterprises"))
         .join(INST, INST.c.id == CON.c.institution_id)
         .join(ENT, ENT.c.id == CON.c.enterprise_id)
         .where(CON.c.program_id == ctx.program_id, CON.c.state == ContractState.PENDING,
                INST.c.proxy_parent_id.is_(None), CON.c.due_on.is_not(None), CON.c.due_on <= horizon,
                INST.c.id.in_(_running_filter(ctx.program_id)))
-    ).all()
-    by_inst: dict[int, tuple[Any, date, set[str]]] = {}
-    for r in rows:
-        first, due, names = by_inst.get(int(r.id), (r, r.due_on, set()))
-        names.add(r.enterprise)
-        by_inst[int(r.id)] = (first, min(due, r.due_on), names)
+        .group_by(INST.c.id, INST.c.name, INST.c.district, INST.c.insurance_code, INST.c.email)
+    ).tuples()
     late = _Lateness(ctx)
     out: list[Laggard] = []
-    for inst_id, (r, due, names) in by_inst.items():
+    for inst_id, name, district, code, email, due, enterprises in rows:
         overdue, days_late, left = late.of(due)
-        out.append(Laggard(inst_id, r.name, r.district, r.insurance_code, "contract", due, days_late, r.email,
-                           overdue, left, tuple(sorted(names))))
+        out.append(Laggard(int(inst_id), name, district, code, "contract", due, days_late, email, overdue, left,
+                           tuple(sorted(set(enterprises.split(_SEP))))))
     return out
 
 
@@ -349,7 +409,7 @@ def laggards(engine: Engine, slug: str, *, clock: Clock) -> list[Laggard]:
     appear, nor institutions no longer running (suspended, exited): nobody reminds them.
     """
     with transaction(engine) as session:
-        ctx = _context(session, slug, clock)
+        ctx = _context(session, slug, clock, lock=False)
         return _sorted(_account_laggards(ctx) + _contract_laggards(ctx))
 
 
@@ -377,24 +437,21 @@ def _ensure_accounts(ctx: _Ctx) -> int:
                      .outerjoin(BATCH, BATCH.c.id == APP.c.batch_id)
                      .outerjoin(ACC, and_(ACC.c.institution_id == INST.c.id, ACC.c.program_id == ctx.program_id)))
         .where(APP.c.program_id == ctx.program_id, APP.c.state == ApplicationState.RUNNING, ACC.c.id.is_(None))
-    ).all()
+    ).tuples()
+    due_by_run: dict[datetime | None, date] = {}  # a batch's institutions share one deadline
     rows: dict[int, dict[str, Any]] = {}
-    for r in missing:
-        proxied = r.proxy_parent_id is not None
-        started = local_date(r.running_at) if r.running_at is not None else ctx.today
-        rows[int(r.id)] = {"program_id": ctx.program_id, "institution_id": int(r.id),
-                           "state": AccountState.EXEMPT if proxied else AccountState.PENDING,
-                           "due_on": None if proxied else _account_due(ctx, started)}
-    inserted = _insert_new(ctx, ACC, list(rows.values()), ["program_id", "institution_id"],
-                           ["id", "institution_id", "state", "due_on"])
-    for r in inserted:
-        ctx.audit.append(AuditRecord(
-            entity=ACCOUNT.entity, entity_id=int(r.id), action="create", from_state=None,
-            to_state=AccountState(r.state).value, actor=_SYSTEM, role=Role.SYSTEM, at=ctx.now,
-            program_id=ctx.program_id,
-            data={"institution_id": int(r.institution_id),
-                  "due_on": r.due_on.isoformat() if r.due_on is not None else None}))
-    return len(inserted)
+    for inst_id, parent_id, running_at in missing:
+        if parent_id is not None:
+            state, due = AccountState.EXEMPT, None
+        else:
+            if running_at not in due_by_run:
+                started = local_date(running_at) if running_at is not None else ctx.today
+                due_by_run[running_at] = _account_due(ctx, started)
+            state, due = AccountState.PENDING, due_by_run[running_at]
+        rows[int(inst_id)] = {"program_id": ctx.program_id, "institution_id": int(inst_id), "state": state,
+                              "due_on": due}
+    return _insert_audited(ctx, ACC, list(rows.values()), ["program_id", "institution_id"],
+                           entity=ACCOUNT.entity, action="create", data=["institution_id", "due_on"])
 
 
 def reconcile_accounts(engine: Engine, slug: str, *, clock: Clock) -> AccountsReport:
@@ -406,7 +463,7 @@ def reconcile_accounts(engine: Engine, slug: str, *, clock: Clock) -> AccountsRe
     with transaction(engine) as session:
         ctx = _context(session, slug, clock)
         created = _ensure_accounts(ctx)
-        write_audit(session, ctx.audit)
+        _write_audit(ctx)
         counts = dict.fromkeys(AccountState, 0)
         for state, n in session.execute(select(ACC.c.state, func.count()).where(
                 ACC.c.program_id == ctx.program_id).group_by(ACC.c.state)):
@@ -496,37 +553,40 @@ def _ensure_contracts(ctx: _Ctx) -> _ContractSync:
     """
     year, due = _contract_terms(ctx)
     desired, orphans = _desired_contracts(ctx, year)
-    existing = {
-        (int(r.institution_id), int(r.enterprise_id)): r for r in ctx.session.execute(
-            select(CON.c.id, CON.c.institution_id, CON.c.enterprise_id, CON.c.state, CON.c.agreed_volumes)
-            .where(CON.c.program_id == ctx.program_id, CON.c.year == year))}
+    # Volumes are compared as the JSON text they were stored as (json.dumps, as SQLAlchemy writes
+    # them): parsing 200,000 documents on every tick would cost seconds. Any other spelling falls
+    # back to a parsed comparison, so a mismatch of form never rewrites a contract.
+    existing: dict[tuple[int, int], tuple[int, bool, str | None]] = {
+        (int(inst), int(ent)): (int(cid), state == ContractState.PENDING.value, text)
+        for cid, inst, ent, state, text in ctx.session.execute(
+            select(CON.c.id, CON.c.institution_id, CON.c.enterprise_id, type_coerce(CON.c.state, String),
+                   cast(CON.c.agreed_volumes, Text))
+            .where(CON.c.program_id == ctx.program_id, CON.c.year == year)).tuples()}
     new_rows = [{"program_id": ctx.program_id, "institution_id": inst, "enterprise_id": ent, "year": year,
                  "state": ContractState.PENDING, "due_on": due, "agreed_volumes": volumes}
                 for (inst, ent), volumes in desired.items() if (inst, ent) not in existing]
-    inserted = _insert_new(ctx, CON, new_rows, ["program_id", "institution_id", "enterprise_id", "year"],
-                           ["id", "institution_id", "enterprise_id", "agreed_volumes"])
-    for r in inserted:
-        ctx.audit.append(AuditRecord(
-            entity=CONTRACT.entity, entity_id=int(r.id), action="create", from_state=None,
-            to_state=ContractState.PENDING.value, actor=_SYSTEM, role=Role.SYSTEM, at=ctx.now,
-            program_id=ctx.program_id,
-            data={"institution_id": int(r.institution_id), "enterprise_id": int(r.enterprise_id), "year": year,
-                  "due_on": due.isoformat(), "agreed_volumes": r.agreed_volumes}))
-    changes = [(r, desired[key]) for key, r in existing.items()
-               if key in desired and ContractState(r.state) == ContractState.PENDING
-               and dict(r.agreed_volumes or {}) != desired[key]]
+    created = _insert_audited(ctx, CON, new_rows, ["program_id", "institution_id", "enterprise_id", "year"],
+                              entity=CONTRACT.entity, action="create",
+                              data=["institution_id", "enterprise_id", "year", "due_on"])
+    changes: list[tuple[int, Any, dict[str, int]]] = []
+    for key, (cid, pending, text) in existing.items():
+        volumes = desired.get(key)
+        if volumes is None or not pending or text == json.dumps(volumes):
+            continue
+        before = json.loads(text) if text else {}
+        if before != volumes:
+            changes.append((cid, before, volumes))
     if changes:
         ctx.session.execute(
             CON.update().where(CON.c.id == bindparam("b_id"), CON.c.state == ContractState.PENDING)
             .values(agreed_volumes=bindparam("b_volumes")),
-            [{"b_id": int(r.id), "b_volumes": volumes} for r, volumes in changes])
-        for r, volumes in changes:
+            [{"b_id": cid, "b_volumes": volumes} for cid, _, volumes in changes])
+        for cid, before, volumes in changes:
             ctx.audit.append(AuditRecord(
-                entity=CONTRACT.entity, entity_id=int(r.id), action="update_volumes",
+                entity=CONTRACT.entity, entity_id=cid, action="update_volumes",
                 from_state=ContractState.PENDING.value, to_state=ContractState.PENDING.value, actor=_SYSTEM,
-                role=Role.SYSTEM, at=ctx.now, program_id=ctx.program_id,
-                data={"before": r.agreed_volumes, "after": volumes}))
-    return _ContractSync(year, due, len(inserted), len(changes), orphans)
+                role=Role.SYSTEM, at=ctx.now, program_id=ctx.program_id, data={"before": before, "after": volumes}))
+    return _ContractSync(year, due, created, len(changes), orphans)
 
 
 def reconcile_contracts(engine: Engine, slug: str, *, clock: Clock) -> ContractsReport:
@@ -539,7 +599,7 @@ def reconcile_contracts(engine: Engine, slug: str, *, clock: Clock) -> Contracts
     with transaction(engine) as session:
         ctx = _context(session, slug, clock)
         sync = _ensure_contracts(ctx)
-        write_audit(session, ctx.audit)
+        _write_audit(ctx)
         counts = dict.fromkeys(ContractState, 0)
         for state, n in session.execute(select(CON.c.state, func.count()).where(
                 CON.c.program_id == ctx.program_id, CON.c.year == sync.year).group_by(CON.c.state)):
@@ -623,7 +683,8 @@ def _clean(value: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", value))
 
 
-_DATE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:T?00:00(?::00)?)?|(\d{4})(\d{2})(\d{2})")
+# A time of day after the date is ignored: an Excel date-time cell reads "2025-10-15 14:30:00".
+_DATE = re.compile(r"(?:(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?|(\d{4})(\d{2})(\d{2}))(?:T?\d{1,2}:\d{2}(?::\d{2})?)?")
 
 
 def _parse_date(raw: str, column: str) -> date:
@@ -772,7 +833,7 @@ def _import_platform(engine: Engine, slug: str, path: Path, kind: str, columns: 
         errors.extend(more)
         if errors:
             raise ImportRejected(path.name, errors)
-        write_audit(session, ctx.audit)
+        _write_audit(ctx)
         import_id = _record_import(ctx, kind, digest, path.name, len(sheet.rows), changed, actor)
         return PlatformImportResult(rows=len(sheet.rows), changed=changed, unchanged=unchanged, warnings=warnings,
                                     import_id=import_id)
@@ -791,7 +852,7 @@ def _one_record(engine: Engine, slug: str, columns: Sequence[str], values: Seque
         changed, unchanged, errors, warnings = apply(ctx, [line], actor)
         if errors:
             raise RecordRejected(errors)
-        write_audit(session, ctx.audit)
+        _write_audit(ctx)
         return PlatformImportResult(rows=1, changed=changed, unchanged=unchanged, warnings=warnings)
 
 
@@ -825,11 +886,14 @@ def _apply_accounts(ctx: _Ctx, lines: list[_AccountLine], actor: str) -> Applied
                                      .where(ACC.c.program_id == ctx.program_id, ACC.c.institution_id.in_(chunk))
                                      .with_for_update()):
             accounts[int(r.institution_id)] = r
-    holders: dict[str, int] = {}
-    for numbers in _chunks(sorted({ln.account_no for ln in lines})):
-        for r in ctx.session.execute(select(ACC.c.account_no, ACC.c.institution_id).where(
-                ACC.c.program_id == ctx.program_id, ACC.c.account_no.in_(numbers))):
-            holders[r.account_no] = int(r.institution_id)
+    holders: dict[str, int] = {}  # account number → institution, for "one account, two institutions"
+    numbers = {ln.account_no for ln in lines}
+    taken = select(ACC.c.account_no, ACC.c.institution_id).where(ACC.c.program_id == ctx.program_id,
+                                                                 ACC.c.account_no.is_not(None))
+    batches = [taken] if len(numbers) > _BULK else [taken.where(ACC.c.account_no.in_(c))
+                                                    for c in _chunks(sorted(numbers))]
+    for query in batches:
+        holders.update((no, int(inst)) for no, inst in ctx.session.execute(query).tuples() if no in numbers)
 
     seen: dict[str, _AccountLine] = {}
     no_owner: dict[str, _AccountLine] = {}
@@ -1149,15 +1213,9 @@ def _record(ctx: _Ctx, rows: Sequence[SelectionRow], actor: str) -> tuple[Select
             updates.append((current, r, r.drug_code))
         else:
             unchanged += 1
-    inserted = _insert_new(ctx, SEL, new_rows, ["program_id", "institution_id", "product_id"],
-                           ["id", "institution_id", "product_id", "sale_price", "annual_volume"])
-    for s in inserted:
-        ctx.audit.append(AuditRecord(
-            entity="selection", entity_id=int(s.id), action="select", from_state=None, to_state=None, actor=actor,
-            role=_role(actor), at=ctx.now, program_id=ctx.program_id,
-            data={"institution_id": int(s.institution_id), "product_id": int(s.product_id),
-                  "sale_price": None if s.sale_price is None else str(s.sale_price),
-                  "annual_volume": int(s.annual_volume)}))
+    created = _insert_audited(ctx, SEL, new_rows, ["program_id", "institution_id", "product_id"],
+                              entity="selection", action="select", actor=actor,
+                              data=["institution_id", "product_id", "sale_price", "annual_volume"])
     if updates:
         ctx.session.execute(
             SEL.update().where(SEL.c.id == bindparam("b_id"))
@@ -1172,7 +1230,7 @@ def _record(ctx: _Ctx, rows: Sequence[SelectionRow], actor: str) -> tuple[Select
                                  "annual_volume": int(cur.annual_volume)},
                       "after": {"sale_price": None if r.sale_price is None else str(r.sale_price),
                                 "annual_volume": r.annual_volume}}))
-    return SelectionsResult(len(rows), len(inserted), len(updates), unchanged), []
+    return SelectionsResult(len(rows), created, len(updates), unchanged), []
 
 
 def record_selections(engine: Engine, slug: str, rows: list[SelectionRow], *, clock: Clock,
@@ -1189,7 +1247,7 @@ def record_selections(engine: Engine, slug: str, rows: list[SelectionRow], *, cl
         result, errors = _record(ctx, rows, actor)
         if errors:
             raise ImportRejected(source, errors)
-        write_audit(session, ctx.audit)
+        _write_audit(ctx)
         return result
 
 
@@ -1225,7 +1283,7 @@ def import_selections(engine: Engine, slug: str, path: Path, *, clock: Clock,
         errors.extend(more)
         if errors:
             raise ImportRejected(path.name, errors)
-        write_audit(session, ctx.audit)
+        _write_audit(ctx)
         result.rows = len(sheet.rows)
         result.import_id = _record_import(ctx, "selections", hashlib.sha256(data).hexdigest(), path.name,
                                           len(sheet.rows), result.created, actor)

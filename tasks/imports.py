@@ -149,10 +149,18 @@ class ImportRejected(Exception):
             + "\n".join(lines)
         )
 
+    def __reduce__(self) -> tuple[type[ImportRejected], tuple[str, list[RowError]]]:
+        # Prefect pickles task exceptions; the default would replay only the formatted text.
+        return (type(self), (self.filename, self.errors))
+
 
 class ProgramNotFound(LookupError):
     def __init__(self, slug: str) -> None:
+        self.slug = slug
         super().__init__(f"项目“{slug}”不存在 / no program with slug {slug!r}")
+
+    def __reduce__(self) -> tuple[type[ProgramNotFound], tuple[str]]:
+        return (type(self), (self.slug,))
 
 
 @dataclass
@@ -218,8 +226,9 @@ class _Row:
         self.warnings: list[RowWarning] = []
 
     def raw(self, column: str) -> str:
-        index = self._columns.get(column)
-        return self._cells[index] if index is not None and index < len(self._cells) else ""
+        index = self._columns.get(column, -1)
+        cells = self._cells
+        return cells[index] if 0 <= index < len(cells) else ""
 
     def take(self, column: str, parse: Callable[[str], T], *, memo: bool = False) -> T | None:
         """The parsed cell, or None after recording its FieldError against this row and column.
@@ -783,10 +792,12 @@ def _proxy_children(session: Session, parent_ids: Sequence[int]) -> set[int]:
     return parents
 
 
-def _cross_checks(
-    session: Session, program_id: int, apps: list[_AppRow], districts_differ_warn: bool = True
-) -> None:
-    """Checks between rows and against the database: duplicates, code ownership, proxy parents, re-applications."""
+def _cross_checks(session: Session, program_id: int, apps: list[_AppRow]) -> dict[str, int]:
+    """Checks between rows and against the database: duplicates, code ownership, proxy parents, re-applications.
+
+    Returns the ids of the institutions already in the database by insurance code, for the writer
+    to link proxy parents without a query per row.
+    """
     first_uscc: dict[str, int] = {}
     first_code: dict[str, int] = {}
     for a in apps:
@@ -867,10 +878,11 @@ def _cross_checks(
             a.row.fail(column, code, "proxy.is_parent",
                        "本机构已是其他机构的代采上级机构，不能再由别的机构代采",
                        "this institution buys for others already, so it cannot be proxy-procured itself")
-        if districts_differ_warn and parent_district and a.district and parent_district != a.district:
+        if parent_district and a.district and parent_district != a.district:
             a.row.warn(column, code, "proxy.other_district",
                        f"代采上级机构在{parent_district}，本机构在{a.district} / "
                        f"the proxy parent is in {parent_district}, this institution in {a.district}")
+    return {k.code: k.id for k in known}
 
 
 def _institution_values(a: _AppRow) -> dict[str, Any]:
@@ -881,22 +893,19 @@ def _institution_values(a: _AppRow) -> dict[str, Any]:
     }
 
 
-def _write_institutions(session: Session, apps: list[_AppRow]) -> None:
-    """Parents before children: a proxy parent is never proxied itself, so two passes resolve every id."""
+def _write_institutions(session: Session, apps: list[_AppRow], known_ids: dict[str, int]) -> None:
+    """Parents before children: a proxy parent is never proxied itself, so two passes resolve every id.
+
+    ``known_ids``: institutions already in the database by insurance code (parents outside the file).
+    """
     t = _table(Institution)
-    ids_by_code: dict[str, int] = {}
+    ids_by_code = dict(known_ids)
     for a in apps:
         if a.institution_id is not None and a.code is not None:
             ids_by_code[a.code] = a.institution_id
 
     def parent_id(a: _AppRow) -> int | None:
-        if a.parent_code is None:
-            return None
-        found = ids_by_code.get(a.parent_code)
-        if found is None:
-            found = session.execute(select(t.c.id).where(t.c.insurance_code == a.parent_code)).scalar_one()
-            ids_by_code[a.parent_code] = int(found)
-        return int(found)
+        return None if a.parent_code is None else ids_by_code[a.parent_code]
 
     for proxied in (False, True):
         batch = [a for a in apps if a.institution_id is None and (a.parent_code is not None) == proxied]
@@ -959,7 +968,7 @@ def import_applications(
         districts = [d.name for d in defn.districts]
         memo: _Memo = {}
         apps = [_parse_application(_Row(r.number, r.cells, columns, memo), defn, districts) for r in sheet.rows]
-        _cross_checks(session, program.id, apps)
+        known_ids = _cross_checks(session, program.id, apps)
         errors = _unnamed_cells(sheet, len(sheet.header)) + _lossy_errors(sheet, sheet.header)
         for a in apps:
             errors.extend(a.row.errors)
@@ -978,7 +987,7 @@ def import_applications(
             previous = _previous_import(session, "applications", program.id, digest)
             assert previous is not None
             return previous
-        _write_institutions(session, todo)
+        _write_institutions(session, todo, known_ids)
 
         app_t = _table(Application)
         app_rows = [

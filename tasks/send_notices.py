@@ -4,10 +4,11 @@ Delivery guarantee. A notice is claimed (`pending` → `sending`, with a lease) 
 it goes to SMTP, and marked `sent` in a second transaction *after* the server accepted it. A crash
 between the two leaves it in `sending`; once its lease expires the next run puts it back to `pending`
 and sends it again with the **same Message-ID** (derived from the notice's id and idempotency key).
-So delivery is at-least-once at the SMTP level — at most the chunk in flight can arrive twice, and
-mail clients collapse such duplicates by Message-ID — while the outbox records every notice exactly
-once (`idempotency_key` is unique; the `sent` mark is guarded by the lease, so a sender that lost its
-lease cannot overwrite the outcome of the one that took over).
+So delivery is at-least-once at the SMTP level — at most the chunk in flight can arrive twice, and a
+duplicate carries the same Message-ID, so it is recognisably the same letter (many mail systems fold it
+into one) — while the outbox records every notice exactly once (`idempotency_key` is unique; the
+`sent` mark is guarded by the lease, so a sender that lost its lease cannot overwrite the outcome of
+the one that took over).
 
 While a notice is `sending`, `next_attempt_at` holds its lease expiry: the table needs no extra
 column, and the lease value doubles as the token that proves a sender still owns the row.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,11 +65,14 @@ class SendReport:
 
     @property
     def attempted(self) -> int:
+        """Claimed rows this run settled or lost; 0 means nothing was due (a chunk loop can stop)."""
         return self.sent + self.retried + self.dead + self.skipped
 
 
 @dataclass(frozen=True)
-class _Claimed:
+class ClaimedNotice:
+    """A row this sender holds; `lease` is both its expiry and the proof of ownership when marking."""
+
     id: int
     key: str
     kind: str
@@ -118,13 +122,15 @@ def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple
     return back, dead
 
 
-def claim(engine: Engine, *, clock: Clock, batch_size: int, lease: timedelta = LEASE) -> list[_Claimed]:
+def claim(engine: Engine, *, clock: Clock, batch_size: int, lease: timedelta = LEASE) -> list[ClaimedNotice]:
     """Take up to `batch_size` due notices for this sender and commit, before any of them is sent.
 
-    One UPDATE … WHERE id IN (SELECT …) RETURNING: on PostgreSQL the inner SELECT is
-    `FOR UPDATE SKIP LOCKED`, so concurrent senders take disjoint chunks without waiting; SQLite
-    runs the statement under its single write lock, and `status = 'pending'` is re-checked by the
-    UPDATE itself, so a row is never claimed twice.
+    PostgreSQL: `SELECT … FOR UPDATE SKIP LOCKED`, then UPDATE those ids, so concurrent senders take
+    disjoint chunks without waiting. (Not one `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP
+    LOCKED)`: PostgreSQL re-runs such a subquery as rows change and claims far more than n — seen in
+    the tests here.) SQLite: that single statement is right, as SQLite evaluates the subquery once under
+    its one write lock; `status = 'pending'` is re-checked by the UPDATE either way, so a row is never
+    claimed twice.
     """
     t = _notice_table()
     now = clock.now()
@@ -136,17 +142,20 @@ def claim(engine: Engine, *, clock: Clock, batch_size: int, lease: timedelta = L
         .limit(batch_size)
     )
     with engine.begin() as conn:
+        chosen: Any = due
         if conn.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
+            chosen = list(conn.execute(due.with_for_update(skip_locked=True)).scalars())
+            if not chosen:
+                return []
         rows = conn.execute(
             update(t)
-            .where(t.c.id.in_(due), t.c.status == N.PENDING)
+            .where(t.c.id.in_(chosen), t.c.status == N.PENDING)
             .values(status=CLAIMED, next_attempt_at=lease_until)
             .returning(t.c.id, t.c.idempotency_key, t.c.kind, t.c.email, t.c.recipient_name, t.c.context,
                        t.c.program_id, t.c.created_at, t.c.attempts, t.c.next_attempt_at)
         ).all()
     claimed = [
-        _Claimed(r.id, r.idempotency_key, r.kind, r.email, r.recipient_name, dict(r.context or {}),
+        ClaimedNotice(r.id, r.idempotency_key, r.kind, r.email, r.recipient_name, dict(r.context or {}),
                  r.program_id, r.created_at, r.attempts, r.next_attempt_at)
         for r in rows
     ]
@@ -163,7 +172,7 @@ def _program_names(engine: Engine, ids: Iterable[int | None]) -> dict[int, str]:
                                                    .where(program.c.id.in_(wanted)))}
 
 
-def render_context(row: _Claimed | Notice, program_names: Mapping[int, str]) -> dict[str, Any]:
+def render_context(row: ClaimedNotice | Notice, program_names: Mapping[int, str]) -> dict[str, Any]:
     """The stored context plus what every template gets; stored values win.
 
     `today` is the day the notice was written, not the day it is sent, so a letter resent after an
@@ -178,7 +187,7 @@ def render_context(row: _Claimed | Notice, program_names: Mapping[int, str]) -> 
 
 
 def _prepare(
-    rows: Sequence[_Claimed], sender: str, program_names: Mapping[int, str], when: datetime
+    rows: Sequence[ClaimedNotice], sender: str, program_names: Mapping[int, str], when: datetime
 ) -> tuple[list[OutgoingMessage], dict[int, SendOutcome], dict[int, str], dict[int, str]]:
     """Messages to send, failures found before sending, and each notice's subject and Message-ID."""
     envelope_from = parseaddr(sender)[1] or sender
@@ -207,7 +216,7 @@ def _prepare(
 
 def _record(
     engine: Engine,
-    rows: Sequence[_Claimed],
+    rows: Sequence[ClaimedNotice],
     outcomes: Mapping[int, SendOutcome],
     subjects: Mapping[int, str],
     message_ids: Mapping[int, str],
@@ -264,6 +273,33 @@ def _record(
     return report
 
 
+@dataclass(frozen=True)
+class _Policy:
+    batch_size: int
+    max_attempts: int
+    lease: timedelta
+    retry_base: timedelta
+    retry_cap: timedelta
+
+
+async def _send_chunk(engine: Engine, mailer: Mailer, clock: Clock, policy: _Policy) -> tuple[SendReport, int]:
+    """Reclaim lost leases, then claim, render, send and record one chunk; returns the report and rows claimed."""
+    report = SendReport()
+    report.reclaimed, report.dead = reclaim_expired(engine, clock=clock, max_attempts=policy.max_attempts)
+    rows = claim(engine, clock=clock, batch_size=policy.batch_size, lease=policy.lease)
+    if not rows:
+        return report, 0
+    names = _program_names(engine, (r.program_id for r in rows if "program_name" not in r.context))
+    messages, outcomes, subjects, message_ids = _prepare(rows, mailer.sender, names, clock.now())
+    # An exception here is treated like a crash: the chunk stays `sending` until its lease expires.
+    for outcome in await mailer.send_many(messages):
+        outcomes[outcome.ref] = outcome
+    chunk = _record(engine, rows, outcomes, subjects, message_ids, clock=clock, max_attempts=policy.max_attempts,
+                    retry_base=policy.retry_base, retry_cap=policy.retry_cap)
+    chunk.reclaimed, chunk.dead = report.reclaimed, chunk.dead + report.dead
+    return chunk, len(rows)
+
+
 async def send_pending_async(
     engine: Engine,
     mailer: Mailer,
@@ -276,21 +312,38 @@ async def send_pending_async(
     retry_cap: timedelta = RETRY_CAP,
 ) -> SendReport:
     """`send_pending` for callers already inside an event loop; leaves the mailer's connections open."""
-    report = SendReport()
-    report.reclaimed, report.dead = reclaim_expired(engine, clock=clock, max_attempts=max_attempts)
-    while rows := claim(engine, clock=clock, batch_size=batch_size, lease=lease):
-        names = _program_names(engine, (r.program_id for r in rows))
-        messages, outcomes, subjects, message_ids = _prepare(rows, mailer.sender, names, clock.now())
-        # An exception here is treated like a crash: the chunk stays `sending` until its lease expires.
-        for outcome in await mailer.send_many(messages):
-            outcomes[outcome.ref] = outcome
-        chunk = _record(engine, rows, outcomes, subjects, message_ids, clock=clock, max_attempts=max_attempts,
-                        retry_base=retry_base, retry_cap=retry_cap)
-        report.sent += chunk.sent
-        report.retried += chunk.retried
-        report.dead += chunk.dead
-        report.skipped += chunk.skipped
-    return report
+    policy = _Policy(batch_size, max_attempts, lease, retry_base, retry_cap)
+    total = SendReport()
+    while True:
+        chunk, claimed = await _send_chunk(engine, mailer, clock, policy)
+        total.sent += chunk.sent
+        total.retried += chunk.retried
+        total.dead += chunk.dead
+        total.skipped += chunk.skipped
+        total.reclaimed += chunk.reclaimed
+        if not claimed:
+            return total
+
+
+def _run(coro_factory: Callable[[], Coroutine[Any, Any, SendReport]], mailer: Mailer) -> SendReport:
+    """Run on a fresh event loop and close the mailer's connections with it.
+
+    Runs in a thread of its own when called from inside a running loop (an async Prefect task), since
+    a loop cannot be nested.
+    """
+
+    async def run() -> SendReport:
+        try:
+            return await coro_factory()
+        finally:
+            await mailer.aclose()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="send-notices") as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def send_pending(
@@ -304,26 +357,34 @@ def send_pending(
     retry_base: timedelta = RETRY_BASE,
     retry_cap: timedelta = RETRY_CAP,
 ) -> SendReport:
-    """Send every due notice, chunk by chunk, over one event loop so pooled connections are reused.
+    """Send every due notice, chunk by chunk, over one event loop so pooled connections are reused."""
+    return _run(lambda: send_pending_async(engine, mailer, clock=clock, batch_size=batch_size,
+                                           max_attempts=max_attempts, lease=lease, retry_base=retry_base,
+                                           retry_cap=retry_cap), mailer)
 
-    Runs in a thread of its own when called from inside a running loop (an async Prefect task), since
-    a loop cannot be nested.
+
+def send_chunk(
+    engine: Engine,
+    mailer: Mailer,
+    *,
+    clock: Clock,
+    batch_size: int = 500,
+    max_attempts: int = 6,
+    lease: timedelta = LEASE,
+    retry_base: timedelta = RETRY_BASE,
+    retry_cap: timedelta = RETRY_CAP,
+) -> SendReport:
+    """At most one chunk, for a flow that makes each chunk its own task run (and its own retry unit).
+
+    Call it until it reports nothing attempted; each call opens and closes its own connections
+    (a handful per 500 messages, negligible next to sending them).
     """
+    policy = _Policy(batch_size, max_attempts, lease, retry_base, retry_cap)
 
-    async def run() -> SendReport:
-        try:
-            return await send_pending_async(engine, mailer, clock=clock, batch_size=batch_size,
-                                            max_attempts=max_attempts, lease=lease, retry_base=retry_base,
-                                            retry_cap=retry_cap)
-        finally:
-            await mailer.aclose()
+    async def one() -> SendReport:
+        return (await _send_chunk(engine, mailer, clock, policy))[0]
 
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(run())
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="send-notices") as pool:
-        return pool.submit(asyncio.run, run()).result()
+    return _run(one, mailer)
 
 
 def resend(
@@ -390,6 +451,7 @@ __all__ = [
     "LEASE",
     "RETRY_BASE",
     "RETRY_CAP",
+    "ClaimedNotice",
     "SendReport",
     "backoff",
     "claim",
@@ -397,6 +459,7 @@ __all__ = [
     "reclaim_expired",
     "render_context",
     "resend",
+    "send_chunk",
     "send_pending",
     "send_pending_async",
 ]

@@ -36,9 +36,9 @@ __all__ = [
 
 _ZIP_MAGIC = b"PK\x03\x04"  # xlsx / xlsm / ods
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls
-# Beyond 2**53 a float no longer holds every integer: an 18-digit USCC typed into a number cell
-# has already lost digits inside the workbook, and no conversion can bring them back.
-_EXACT_INT_LIMIT = 2**53
+# Excel keeps 15 significant digits: an 18-digit USCC typed into a number cell has already lost
+# its last digits inside the workbook, and no conversion can bring them back.
+_EXACT_INT_LIMIT = 10**15
 
 
 class SpreadsheetError(ValueError):
@@ -57,8 +57,9 @@ class DataRow:
 class Sheet:
     """The header row and the data rows of the first worksheet, all cells as stripped text.
 
-    ``lossy`` holds (row number, column index) of numeric cells that were too long to be exact:
-    the importer reports them as errors instead of validating digits Excel already rounded.
+    ``lossy`` holds (row number, column index) of numeric cells that were too long to be exact (or,
+    in a CSV, written as 1.38123E+10): the importer reports them as errors instead of validating
+    digits Excel already rounded away.
     """
 
     header: tuple[str, ...]
@@ -110,12 +111,16 @@ def cell_text(value: object) -> str:
     return str(value).strip()
 
 
+# What Excel writes into a CSV for a long number shown in General format: the digits are gone.
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d+)?[eE]\+\d+")
+
+
 def _is_lossy(value: object) -> bool:
     return isinstance(value, float) and math.isfinite(value) and abs(value) >= _EXACT_INT_LIMIT
 
 
 def _build(
-    raw_rows: Sequence[Sequence[object]], name: str, sheet_name: str | None
+    raw_rows: Sequence[Sequence[object]], name: str, sheet_name: str | None, *, from_csv: bool = False
 ) -> Sheet:
     """Header = first non-blank row; later blank rows are dropped but keep their numbers."""
     header: tuple[str, ...] | None = None
@@ -127,7 +132,10 @@ def _build(
         cells: list[str] = []
         for col, value in enumerate(raw):
             if type(value) is str:  # the common case first: this loop runs once per cell
-                cells.append(value.strip())
+                text = value.strip()
+                cells.append(text)
+                if from_csv and "+" in text and _SCIENTIFIC.fullmatch(text):
+                    lossy.add((number, col))
                 continue
             cells.append(cell_text(value))
             if _is_lossy(value):
@@ -195,7 +203,7 @@ def _read_csv(data: bytes, name: str) -> Sheet:
         raw = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise SpreadsheetError(f"CSV文件“{name}”格式错误 / {name} is not valid CSV: {exc}") from exc
-    return _build(raw, name, None)
+    return _build(raw, name, None, from_csv=True)
 
 
 def read_table_bytes(data: bytes, name: str = "upload") -> Sheet:

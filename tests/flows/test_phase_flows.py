@@ -86,5 +86,5 @@ def test_program_flow_runs_only_the_phases_due_and_they_overlap(
         engine: Engine, database_url: str, prefect_api: str) -> None:
     make_program(engine, SLUG)
     DatabaseClock(engine).set(shanghai(2025, 9, 12, 9))  # drug_list and enrollment windows overlap
-    result = asyncio.run(program_flow(SLUG))
+    result = asyncio.run(program_flow(SLUG, send_notices=False))
     assert set(result) == {"drug_list", "enrollment"}

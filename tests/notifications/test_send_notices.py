@@ -1,3 +1,4 @@
+import asyncio
 import email
 import email.policy
 import threading
@@ -14,7 +15,16 @@ from models.states import NoticeStatus
 from notifications.render import message_id_for, render_notice
 from notifications.smtp import Delivery, MaildirMailer, OutgoingMessage, SendOutcome, SmtpMailer
 from tasks.outbox import NoticeDraft, enqueue_notices
-from tasks.send_notices import LEASE, SendReport, backoff, list_no_address, resend, send_pending
+from tasks.send_notices import (
+    LEASE,
+    SendReport,
+    backoff,
+    list_no_address,
+    resend,
+    send_chunk,
+    send_pending,
+    send_pending_async,
+)
 from tests.notifications.conftest import free_port
 from tests.notifications.samples import PROGRAM, SAMPLES
 
@@ -277,6 +287,31 @@ def test_a_notice_that_cannot_be_rendered_is_dead_not_retried(engine, clock, smt
     assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport(dead=1)
     assert "render" in rows(engine)[nid].last_error
     assert smtp_server.handler.received == []
+
+
+def test_chunks_share_the_pooled_connections_of_one_run(engine, clock, smtp_server):
+    enqueue(engine, clock, [draft(i) for i in range(23)])
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=2))
+
+    async def run_inside_a_loop():  # as an async flow would
+        try:
+            return await send_pending_async(engine, mailer, clock=clock, batch_size=5)
+        finally:
+            await mailer.aclose()
+
+    assert asyncio.run(run_inside_a_loop()) == SendReport(sent=23)
+    assert len(smtp_server.handler.received) == 23
+    assert len({r.peer for r in smtp_server.handler.received}) == 2  # five chunks, two connections
+
+
+def test_send_chunk_does_one_chunk_per_call_until_nothing_is_due(engine, clock, smtp_server):
+    enqueue(engine, clock, [draft(i) for i in range(12)])
+    mailer = SmtpMailer(smtp_server.settings())
+    reports = []
+    while (report := send_chunk(engine, mailer, clock=clock, batch_size=5)).attempted:
+        reports.append(report)
+    assert [r.sent for r in reports] == [5, 5, 2]
+    assert report == SendReport()
 
 
 def test_many_notices_go_out_in_chunks_through_the_maildir_stand_in(engine, clock, tmp_path):

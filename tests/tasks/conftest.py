@@ -74,7 +74,7 @@ MakeProgram = Callable[..., ProgramDefinition]
 
 
 @pytest.fixture
-def make_program(engine: Engine) -> MakeProgram:
+def add_program(engine: Engine) -> MakeProgram:
     """Insert the Shenyang program (optionally with changed rules, under another slug) and return it."""
 
     def make(slug: str = "shenyang-2025", rules: Mapping[str, Any] | None = None) -> ProgramDefinition:
@@ -95,12 +95,12 @@ def make_program(engine: Engine) -> MakeProgram:
 
 
 @pytest.fixture
-def program(make_program: MakeProgram) -> ProgramDefinition:
-    return make_program()
+def shenyang(add_program: MakeProgram) -> ProgramDefinition:
+    return add_program()
 
 
 @pytest.fixture
-def clock() -> FixedClock:
+def clock_in_windows() -> FixedClock:
     return FixedClock(INSIDE_WINDOWS)
 
 
@@ -114,5 +114,5 @@ def table_counts(engine: Engine) -> dict[str, int]:
 
 
 @pytest.fixture
-def counts(engine: Engine) -> Callable[[], dict[str, int]]:
+def db_counts(engine: Engine) -> Callable[[], dict[str, int]]:
     return lambda: table_counts(engine)

@@ -123,6 +123,11 @@ def test_proxy_procured_clinic_is_exempt_and_never_gets_an_account_a_contract_or
     report = reconcile_accounts(engine, SLUG, clock=clock)
     assert report.created == 3
     assert report.counts == {AccountState.PENDING: 2, AccountState.REGISTERED: 0, AccountState.EXEMPT: 1}
+    with Session(engine) as session:
+        created = session.execute(select(AuditEvent).where(AuditEvent.entity == "platform_account")  # type: ignore[arg-type]
+                                  ).scalars().all()
+    assert sorted((e.action, e.to_state, e.data["institution_id"]) for e in created) == sorted(
+        [("create", "pending", w.parent.id), ("create", "exempt", w.clinic.id), ("create", "pending", w.pharmacy.id)])
     clinic_account = _accounts(engine)[w.clinic.id or 0]
     assert clinic_account.state == AccountState.EXEMPT and clinic_account.due_on is None
 
@@ -146,6 +151,21 @@ def test_proxy_procured_clinic_is_exempt_and_never_gets_an_account_a_contract_or
     assert {g.institution_id for g in late} == {w.parent.id, w.pharmacy.id}
     assert {g.what for g in late} == {"account", "contract"}
     assert all(g.institution_id != w.clinic.id for g in late)
+    [parent_contracts] = [g for g in late if g.what == "contract" and g.institution_id == w.parent.id]
+    assert parent_contracts.enterprises == tuple(sorted([w.ent_a.name, w.ent_b.name]))  # one reminder, both named
+
+
+def test_a_proxy_clinic_whose_upper_institution_is_not_running_is_reported_not_contracted(
+        engine: Engine, world: World) -> None:
+    w = world
+    upper = make_institution(engine, kind=InstitutionKind.TOWNSHIP_HEALTH_CENTER, name="未参加卫生院")
+    orphan = make_institution(engine, kind=InstitutionKind.VILLAGE_CLINIC, proxy_parent_id=upper.id, name="孤村卫生室")
+    make_running_application(engine, w.program, orphan, running_at=RAN)
+    clock = clock_at(2025, 10, 9, 10)
+    _select(engine, w, clock, [(orphan, w.a1, 7)])
+    report = reconcile_contracts(engine, SLUG, clock=clock)
+    assert report.proxy_selections_without_buyer == [orphan.id]
+    assert report.created == 0 and _contracts(engine) == {}
 
 
 def test_reconciling_accounts_again_changes_nothing(engine: Engine, world: World) -> None:
@@ -251,6 +271,11 @@ def test_register_account_from_the_cli(engine: Engine, world: World) -> None:
     assert [x.rule for x in other.warnings] == ["account.already_registered"]
     with pytest.raises(RecordRejected, match="系统中没有"):
         register_account(engine, SLUG, "H21010299999", "LN-11", date(2025, 10, 18), clock=clock)
+    with pytest.raises(RecordRejected, match="不能为空"):
+        register_account(engine, SLUG, world.parent.insurance_code, " ", date(2025, 10, 18), clock=clock)
+    with pytest.raises(RecordRejected, match="没有2025年度的购销协议"):
+        sign_contract(engine, SLUG, world.pharmacy.insurance_code, world.ent_b.name, 2025, date(2025, 10, 18),
+                      clock=clock)
 
 
 # --------------------------------------------------------------------------- contracts

@@ -34,7 +34,7 @@ def _errors(exc: ImportRejected) -> set[tuple[int, str, str]]:
     return {(e.row, e.column, e.rule) for e in exc.errors}
 
 
-def test_good_file_creates_institutions_applications_audit_and_receipts(engine, program, clock, tmp_path):
+def test_good_file_creates_institutions_applications_audit_and_receipts(engine, shenyang, clock_in_windows, tmp_path):
     rows = [
         application_row(1),
         application_row(2, kind="连锁药店", district="沈河区", 特药定点="是", 电子邮箱=""),
@@ -44,7 +44,7 @@ def test_good_file_creates_institutions_applications_audit_and_receipts(engine, 
     ]
     path = write_xlsx(tmp_path / "沈阳申请.xlsx", APPLICATION_HEADER, rows)
 
-    result = import_applications(engine, "shenyang-2025", path, clock=clock, actor="hp_reviewer")
+    result = import_applications(engine, "shenyang-2025", path, clock=clock_in_windows, actor="hp_reviewer")
 
     assert (result.rows, result.created, result.skipped, result.already_imported) == (5, 5, [], False)
     assert result.warnings == []
@@ -69,28 +69,28 @@ def test_good_file_creates_institutions_applications_audit_and_receipts(engine, 
     first = notices[f"application_receipt:{apps[0].id}"]
     assert first.kind == "application_receipt" and first.email == "inst1@example.cn"
     assert first.context == {
-        "program_name": program.name, "institution_name": "沈阳市和平区测试1号社区卫生服务中心",
+        "program_name": shenyang.name, "institution_name": "沈阳市和平区测试1号社区卫生服务中心",
         "application_id": apps[0].id, "district": "和平区", "submitted_on": "2025-09-12",
     }
     assert notices[f"application_receipt:{apps[1].id}"].status is NoticeStatus.NO_ADDRESS
     assert (record.kind, record.rows, record.created, record.filename) == ("applications", 5, 5, "沈阳申请.xlsx")
 
 
-def test_same_file_twice_creates_nothing_the_second_time(engine, program, clock, tmp_path, counts):
+def test_same_file_twice_creates_nothing_the_second_time(engine, shenyang, clock_in_windows, tmp_path, db_counts):
     path = write_xlsx(tmp_path / "a.xlsx", APPLICATION_HEADER, [application_row(n) for n in range(1, 4)])
-    first = import_applications(engine, "shenyang-2025", path, clock=clock)
-    before = counts()
+    first = import_applications(engine, "shenyang-2025", path, clock=clock_in_windows)
+    before = db_counts()
 
-    again = import_applications(engine, "shenyang-2025", path, clock=clock)
+    again = import_applications(engine, "shenyang-2025", path, clock=clock_in_windows)
 
     assert (again.already_imported, again.created, again.import_id, again.rows) == (True, 0, first.import_id, 3)
-    assert counts() == before
+    assert db_counts() == before
 
 
 def test_every_bad_cell_of_every_bad_row_is_reported_and_nothing_is_written(
-    engine, make_program, clock, tmp_path, counts
+    engine, add_program, clock_in_windows, tmp_path, db_counts
 ):
-    make_program("shenyang-floors", rules=FLOORS)
+    add_program("shenyang-floors", rules=FLOORS)
     rows = [
         application_row(1),                                                     # row 2: fine
         application_row(2, 统一社会信用代码=bad_check_char(uscc(2))),            # row 3
@@ -101,10 +101,10 @@ def test_every_bad_cell_of_every_bad_row_is_reported_and_nothing_is_written(
         application_row(7, 联系电话="abc", 电子邮箱="no-at-sign", 承诺参加年限=0),  # row 8: three bad cells
     ]
     path = write_xlsx(tmp_path / "bad.xlsx", APPLICATION_HEADER, rows)
-    before = counts()
+    before = db_counts()
 
     with pytest.raises(ImportRejected) as caught:
-        import_applications(engine, "shenyang-floors", path, clock=clock)
+        import_applications(engine, "shenyang-floors", path, clock=clock_in_windows)
 
     assert _errors(caught.value) == {
         (3, "统一社会信用代码", "uscc.check_char"),
@@ -122,47 +122,47 @@ def test_every_bad_cell_of_every_bad_row_is_reported_and_nothing_is_written(
     assert district.value == "朝阳区" and "不在可选范围内" in district.message and "和平区" in district.message
     assert all(" / " in e.message for e in caught.value.errors)  # Chinese / English
     assert "8处错误" in str(caught.value) or "8 error" in str(caught.value)
-    assert counts() == before
+    assert db_counts() == before
 
 
-def test_duplicate_insurance_code_names_the_earlier_row(engine, program, clock, tmp_path):
+def test_duplicate_insurance_code_names_the_earlier_row(engine, shenyang, clock_in_windows, tmp_path):
     rows = [application_row(1), application_row(2, 机构医保编码=insurance_code(1))]
     path = write_xlsx(tmp_path / "dup.xlsx", APPLICATION_HEADER, rows)
     with pytest.raises(ImportRejected) as caught:
-        import_applications(engine, "shenyang-2025", path, clock=clock)
+        import_applications(engine, "shenyang-2025", path, clock=clock_in_windows)
     assert [(e.row, e.column, e.rule) for e in caught.value.errors] == [
         (3, "机构医保编码", "institution_code.duplicate")
     ]
     assert "第2行" in caught.value.errors[0].message
 
 
-def test_misspelt_header_is_one_error_naming_expected_and_found(engine, program, clock, tmp_path, counts):
+def test_misspelt_header_is_one_error_naming_expected_and_found(engine, shenyang, clock_in_windows, tmp_path, db_counts):
     header = ["统一信用代码" if h == "统一社会信用代码" else h for h in APPLICATION_HEADER]
     path = write_xlsx(tmp_path / "h.xlsx", header, [application_row(1)])
     with pytest.raises(ImportRejected) as caught:
-        import_applications(engine, "shenyang-2025", path, clock=clock)
+        import_applications(engine, "shenyang-2025", path, clock=clock_in_windows)
     [error] = caught.value.errors
     assert (error.row, error.column, error.rule) == (1, "表头", "header.mismatch")
     assert "缺少列" in error.message and "统一社会信用代码" in error.message
     assert "无法识别的列" in error.message and "统一信用代码" in error.message
-    assert counts()["Application"] == 0
+    assert db_counts()["Application"] == 0
 
 
-def test_optional_columns_may_be_left_out_and_columns_reordered(engine, program, clock, tmp_path):
+def test_optional_columns_may_be_left_out_and_columns_reordered(engine, shenyang, clock_in_windows, tmp_path):
     header = list(reversed([h for h in APPLICATION_HEADER if h not in ("民营三级", "代采上级机构医保编码")]))
     path = write_xlsx(tmp_path / "min.xlsx", header, [application_row(1)])
-    assert import_applications(engine, "shenyang-2025", path, clock=clock).created == 1
+    assert import_applications(engine, "shenyang-2025", path, clock=clock_in_windows).created == 1
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-8", "gb18030"])
-def test_csv_in_the_encodings_excel_writes(engine, program, clock, tmp_path, encoding):
+def test_csv_in_the_encodings_excel_writes(engine, shenyang, clock_in_windows, tmp_path, encoding):
     rows = [application_row(1), application_row(2, kind="村卫生室", 代采上级机构医保编码=insurance_code(1))]
     path = write_csv(tmp_path / "申请.csv", APPLICATION_HEADER, rows, encoding=encoding)
     if encoding == "gb18030":
         with pytest.raises(UnicodeDecodeError):
             path.read_bytes().decode("utf-8")  # really not UTF-8, so the fallback is exercised
 
-    result = import_applications(engine, "shenyang-2025", path, clock=clock)
+    result = import_applications(engine, "shenyang-2025", path, clock=clock_in_windows)
 
     assert result.created == 2
     names = {i.name for i in _rows_by_uscc(engine).values()}
@@ -173,25 +173,25 @@ def test_csv_in_the_encodings_excel_writes(engine, program, clock, tmp_path, enc
     ("when", "state"),
     [(datetime(2025, 9, 9, 23, 59, tzinfo=SHANGHAI), "尚未开始"), (datetime(2025, 10, 8, 9, tzinfo=SHANGHAI), "已经结束")],
 )
-def test_outside_the_enrollment_window_is_refused_naming_the_window(engine, program, tmp_path, counts, when, state):
+def test_outside_the_enrollment_window_is_refused_naming_the_window(engine, shenyang, tmp_path, db_counts, when, state):
     path = write_xlsx(tmp_path / "a.xlsx", APPLICATION_HEADER, [application_row(1)])
     with pytest.raises(WindowClosed) as caught:
         import_applications(engine, "shenyang-2025", path, clock=FixedClock(when))
     message = str(caught.value)
     assert "组织医药机构参加" in message and "2025-09-10" in message and "2025-09-30" in message
     assert state in message and "enrollment" in message
-    assert counts()["ImportRecord"] == 0
+    assert db_counts()["ImportRecord"] == 0
 
 
-def test_continuous_review_keeps_accepting_after_enrollment(engine, program, tmp_path):
+def test_continuous_review_keeps_accepting_after_enrollment(engine, shenyang, tmp_path):
     path = write_xlsx(tmp_path / "late.xlsx", APPLICATION_HEADER, [application_row(1)])
     late = FixedClock(datetime(2026, 3, 2, 9, tzinfo=SHANGHAI))
     assert import_applications(engine, "shenyang-2025", path, clock=late).created == 1
 
 
-def test_rejected_institution_reapplies_as_attempt_2_and_pending_ones_are_skipped(engine, program, clock, tmp_path):
+def test_rejected_institution_reapplies_as_attempt_2_and_pending_ones_are_skipped(engine, shenyang, clock_in_windows, tmp_path):
     first = write_xlsx(tmp_path / "round1.xlsx", APPLICATION_HEADER, [application_row(1), application_row(2)])
-    import_applications(engine, "shenyang-2025", first, clock=clock)
+    import_applications(engine, "shenyang-2025", first, clock=clock_in_windows)
     rejected_uscc = uscc(1)
     with Session(engine) as session:
         inst_id = session.execute(select(Institution.id).where(Institution.uscc == rejected_uscc)).scalar_one()
@@ -202,7 +202,7 @@ def test_rejected_institution_reapplies_as_attempt_2_and_pending_ones_are_skippe
     # The district resends its grown list: both old institutions (one with a new phone) and a new one.
     second = write_xlsx(tmp_path / "round2.xlsx", APPLICATION_HEADER,
                         [application_row(1, 联系电话="024-23456789"), application_row(2), application_row(3)])
-    result = import_applications(engine, "shenyang-2025", second, clock=clock)
+    result = import_applications(engine, "shenyang-2025", second, clock=clock_in_windows)
 
     assert result.created == 2
     assert [row for row, _ in result.skipped] == [3]
@@ -217,7 +217,7 @@ def test_rejected_institution_reapplies_as_attempt_2_and_pending_ones_are_skippe
     assert len(_rows_by_uscc(engine)) == 3
 
 
-def test_proxy_procured_village_clinic_with_its_parent_in_the_same_file(engine, program, clock, tmp_path):
+def test_proxy_procured_village_clinic_with_its_parent_in_the_same_file(engine, shenyang, clock_in_windows, tmp_path):
     parent_code = insurance_code(10, district="康平县")
     rows = [
         application_row(11, kind="村卫生室", district="康平县", 代采上级机构医保编码=parent_code),  # child first
@@ -226,7 +226,7 @@ def test_proxy_procured_village_clinic_with_its_parent_in_the_same_file(engine, 
     ]
     path = write_xlsx(tmp_path / "proxy.xlsx", APPLICATION_HEADER, rows)
 
-    assert import_applications(engine, "shenyang-2025", path, clock=clock).created == 3
+    assert import_applications(engine, "shenyang-2025", path, clock=clock_in_windows).created == 3
 
     by_code = {i.insurance_code: i for i in _rows_by_uscc(engine).values()}
     parent = by_code[parent_code]
@@ -235,17 +235,17 @@ def test_proxy_procured_village_clinic_with_its_parent_in_the_same_file(engine, 
     assert by_code[insurance_code(12, district="康平县")].proxy_parent_id == parent.id
 
 
-def test_proxy_parent_already_in_the_database(engine, program, clock, tmp_path):
+def test_proxy_parent_already_in_the_database(engine, shenyang, clock_in_windows, tmp_path):
     import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "p.xlsx", APPLICATION_HEADER,
-                                                            [application_row(20, kind="乡镇卫生院")]), clock=clock)
+                                                            [application_row(20, kind="乡镇卫生院")]), clock=clock_in_windows)
     child = application_row(21, kind="村卫生室", 代采上级机构医保编码=insurance_code(20))
     import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "c.xlsx", APPLICATION_HEADER, [child]),
-                        clock=clock)
+                        clock=clock_in_windows)
     by_code = {i.insurance_code: i for i in _rows_by_uscc(engine).values()}
     assert by_code[insurance_code(21)].proxy_parent_id == by_code[insurance_code(20)].id
 
 
-def test_proxy_rules_are_enforced(engine, program, clock, tmp_path, counts):
+def test_proxy_rules_are_enforced(engine, shenyang, clock_in_windows, tmp_path, db_counts):
     rows = [
         application_row(30, kind="单体药店"),                                                        # row 2
         application_row(31, kind="村卫生室", 代采上级机构医保编码=insurance_code(30, pharmacy=True)),   # row 3
@@ -257,78 +257,78 @@ def test_proxy_rules_are_enforced(engine, program, clock, tmp_path, counts):
     ]
     with pytest.raises(ImportRejected) as caught:
         import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "x.xlsx", APPLICATION_HEADER, rows),
-                            clock=clock)
+                            clock=clock_in_windows)
     assert _errors(caught.value) == {
         (3, "代采上级机构医保编码", "proxy.parent_not_public"),
         (4, "代采上级机构医保编码", "proxy.kind_not_allowed"),
         (5, "代采上级机构医保编码", "proxy.parent_unknown"),
         (8, "代采上级机构医保编码", "proxy.parent_is_proxied"),
     }
-    assert counts()["Institution"] == 0
+    assert db_counts()["Institution"] == 0
 
 
-def test_markup_option_only_for_pharmacies_of_programs_with_an_index_cap(engine, make_program, clock, tmp_path):
-    make_program()
-    make_program("shenyang-index", rules={"markup": {"pharmacy_max_with_index": "0.15"}})
+def test_markup_option_only_for_pharmacies_of_programs_with_an_index_cap(engine, add_program, clock_in_windows, tmp_path):
+    add_program()
+    add_program("shenyang-index", rules={"markup": {"pharmacy_max_with_index": "0.15"}})
     rows = [application_row(40, kind="连锁药店", 销售价格承诺="加价不超过15%"),
             application_row(41, kind="民营诊所", 销售价格承诺="加价不超过15%")]
     path = write_xlsx(tmp_path / "m.xlsx", APPLICATION_HEADER, rows)
 
     with pytest.raises(ImportRejected) as without_cap:
-        import_applications(engine, "shenyang-2025", path, clock=clock)
+        import_applications(engine, "shenyang-2025", path, clock=clock_in_windows)
     with pytest.raises(ImportRejected) as with_cap:
-        import_applications(engine, "shenyang-index", path, clock=clock)
+        import_applications(engine, "shenyang-index", path, clock=clock_in_windows)
 
     assert _errors(without_cap.value) == {(2, "销售价格承诺", "price_option.markup_not_allowed"),
                                           (3, "销售价格承诺", "price_option.markup_not_pharmacy")}
     assert _errors(with_cap.value) == {(3, "销售价格承诺", "price_option.markup_not_pharmacy")}
     only_pharmacy = write_xlsx(tmp_path / "m2.xlsx", APPLICATION_HEADER, rows[:1])
-    assert import_applications(engine, "shenyang-index", only_pharmacy, clock=clock).created == 1
+    assert import_applications(engine, "shenyang-index", only_pharmacy, clock=clock_in_windows).created == 1
     with Session(engine) as session:
         assert session.execute(select(Application.price_option)).scalar_one() == "markup_15"
 
 
-def test_insurance_code_owned_by_another_institution_is_refused(engine, program, clock, tmp_path):
+def test_insurance_code_owned_by_another_institution_is_refused(engine, shenyang, clock_in_windows, tmp_path):
     import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "1.xlsx", APPLICATION_HEADER,
-                                                            [application_row(50)]), clock=clock)
+                                                            [application_row(50)]), clock=clock_in_windows)
     thief = application_row(51, 机构医保编码=insurance_code(50))
     with pytest.raises(ImportRejected) as caught:
         import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "2.xlsx", APPLICATION_HEADER, [thief]),
-                            clock=clock)
+                            clock=clock_in_windows)
     assert _errors(caught.value) == {(2, "机构医保编码", "institution_code.taken")}
 
 
-def test_uscc_typed_as_a_number_lost_its_digits_and_says_so(engine, program, clock, tmp_path):
+def test_uscc_typed_as_a_number_lost_its_digits_and_says_so(engine, shenyang, clock_in_windows, tmp_path):
     numeric = int("12" + "210102" + "0000007" + "3" + "0" + "1")  # an all-digit 18-character code
     path = write_xlsx(tmp_path / "n.xlsx", APPLICATION_HEADER, [application_row(60, 统一社会信用代码=numeric)])
     with pytest.raises(ImportRejected) as caught:
-        import_applications(engine, "shenyang-2025", path, clock=clock)
+        import_applications(engine, "shenyang-2025", path, clock=clock_in_windows)
     lost = [e for e in caught.value.errors if e.rule == "cell.number_lost_digits"]
     assert [(e.row, e.column) for e in lost] == [(2, "统一社会信用代码")]
     assert "文本" in lost[0].message
 
 
-def test_blank_rows_are_ignored_but_rows_keep_their_spreadsheet_numbers(engine, program, clock, tmp_path):
+def test_blank_rows_are_ignored_but_rows_keep_their_spreadsheet_numbers(engine, shenyang, clock_in_windows, tmp_path):
     rows = [application_row(70), application_row(71, 所属区县="沈阳区")]
     path = write_xlsx(tmp_path / "gaps.xlsx", APPLICATION_HEADER, rows, leading_blank_rows=2, blank_rows_after=[0])
     with pytest.raises(ImportRejected) as caught:
-        import_applications(engine, "shenyang-2025", path, clock=clock)
+        import_applications(engine, "shenyang-2025", path, clock=clock_in_windows)
     assert caught.value.errors == [RowError(6, "所属区县", "沈阳区", caught.value.errors[0].message, "district.unknown")]
 
 
-def test_position_17_mismatch_is_a_warning_stored_in_findings(engine, program, clock, tmp_path):
+def test_position_17_mismatch_is_a_warning_stored_in_findings(engine, shenyang, clock_in_windows, tmp_path):
     from models.validators import make_uscc
 
     odd = make_uscc("12210102" + "00000080" + ("0" if uscc(80)[16] != "0" else "1"))
     result = import_applications(engine, "shenyang-2025", write_xlsx(
-        tmp_path / "w.xlsx", APPLICATION_HEADER, [application_row(80, 统一社会信用代码=odd)]), clock=clock)
+        tmp_path / "w.xlsx", APPLICATION_HEADER, [application_row(80, 统一社会信用代码=odd)]), clock=clock_in_windows)
     assert [(w.row, w.column, w.rule) for w in result.warnings] == [(2, "统一社会信用代码", "uscc.warning")]
     with Session(engine) as session:
         findings = session.execute(select(Application.findings)).scalar_one()
     assert findings[0]["rule"] == "uscc.warning" and findings[0]["row"] == 2
 
 
-def test_unreadable_and_empty_files_are_clear_errors(engine, program, clock, tmp_path):
+def test_unreadable_and_empty_files_are_clear_errors(engine, shenyang, clock_in_windows, tmp_path):
     broken = tmp_path / "broken.xlsx"
     broken.write_bytes(b"PK\x03\x04 this is not really a zip")
     empty = tmp_path / "empty.csv"
@@ -336,17 +336,17 @@ def test_unreadable_and_empty_files_are_clear_errors(engine, program, clock, tmp
     only_header = write_xlsx(tmp_path / "header.xlsx", APPLICATION_HEADER, [])
     for path, words in ((broken, "无法读取"), (empty, "空"), (only_header, "没有申请数据")):
         with pytest.raises(ImportRejected) as caught:
-            import_applications(engine, "shenyang-2025", path, clock=clock)
+            import_applications(engine, "shenyang-2025", path, clock=clock_in_windows)
         assert words in str(caught.value)
 
 
-def test_unknown_program(engine, program, clock, tmp_path):
+def test_unknown_program(engine, shenyang, clock_in_windows, tmp_path):
     with pytest.raises(ProgramNotFound):
         import_applications(engine, "no-such-program", write_xlsx(tmp_path / "a.xlsx", APPLICATION_HEADER, []),
-                            clock=clock)
+                            clock=clock_in_windows)
 
 
-def test_a_thousand_rows_use_bulk_statements(engine, program, clock, tmp_path):
+def test_a_thousand_rows_use_bulk_statements(engine, shenyang, clock_in_windows, tmp_path):
     from sqlalchemy import event
 
     rows = [application_row(n, district=d) for n, d in zip(range(1000, 2000), ["和平区", "铁西区"] * 500, strict=True)]
@@ -358,9 +358,49 @@ def test_a_thousand_rows_use_bulk_statements(engine, program, clock, tmp_path):
 
     event.listen(engine, "before_cursor_execute", count)
     try:
-        result = import_applications(engine, "shenyang-2025", path, clock=clock)
+        result = import_applications(engine, "shenyang-2025", path, clock=clock_in_windows)
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert result.created == 1000
     # Batched INSERT ... RETURNING and IN-list lookups, not a statement per row.
     assert len(statements) < 100
+
+
+def test_disqualified_institution_is_skipped_not_reapplied(engine, shenyang, clock_in_windows, tmp_path):
+    import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "1.xlsx", APPLICATION_HEADER,
+                                                            [application_row(90)]), clock=clock_in_windows)
+    with Session(engine) as session:
+        session.execute(update(Application).values(state=ApplicationState.DISQUALIFIED))
+        session.commit()
+    result = import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "2.xlsx", APPLICATION_HEADER,
+                                                                     [application_row(90, 联系人="王五")]),
+                                 clock=clock_in_windows)
+    assert result.created == 0 and [r for r, _ in result.skipped] == [2]
+    assert "取消资格" in result.skipped[0][1]
+
+
+def test_an_institution_that_buys_for_others_cannot_become_proxy_procured(engine, shenyang, clock_in_windows, tmp_path):
+    first = [application_row(91, kind="乡镇卫生院"), application_row(92, kind="村卫生室",
+                                                                代采上级机构医保编码=insurance_code(91))]
+    import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "1.xlsx", APPLICATION_HEADER, first),
+                        clock=clock_in_windows)
+    with Session(engine) as session:
+        session.execute(update(Application).values(state=ApplicationState.REJECTED))
+        session.commit()
+    # The township centre re-applies as proxy-procured by another centre while still buying for the clinic.
+    again = [application_row(93, kind="乡镇卫生院"),
+             application_row(91, kind="乡镇卫生院", 代采上级机构医保编码=insurance_code(93))]
+    with pytest.raises(ImportRejected) as caught:
+        import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "2.xlsx", APPLICATION_HEADER, again),
+                            clock=clock_in_windows)
+    assert _errors(caught.value) == {(3, "代采上级机构医保编码", "proxy.is_parent")}
+
+
+def test_rejection_survives_pickling_for_prefect():
+    import pickle
+
+    original = ImportRejected("a.xlsx", [RowError(3, "联系电话", "1234", "联系电话不是有效的电话号码 / bad", "phone.format")])
+    copy = pickle.loads(pickle.dumps(original))
+    assert (copy.filename, copy.errors, str(copy)) == (original.filename, original.errors, str(original))
+    missing = pickle.loads(pickle.dumps(ProgramNotFound("x")))
+    assert str(missing) == str(ProgramNotFound("x"))

@@ -1,0 +1,399 @@
+# mypy: disable-error-code="arg-type,call-overload,union-attr,attr-defined,misc"
+# (SQLModel types column attributes as plain values, so query expressions confuse mypy in this script-like module.)
+"""`sanjin demo`: the whole Shenyang 2025 program, 2025-08-07 into 2026, on a simulated clock.
+
+The same flows as production; only the clock (simulated, in the database), the reviewers (a script
+that also rejects some), the submitters (generated files on scripted days) and the mail server (a
+maildir) are stand-ins. Everything lands under `--home` (default var/demo), wiped at the start so the
+demo can be re-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import Engine
+
+from models.clock import SHANGHAI
+from sanjin import demo_data as data
+from sanjin.clock_store import DatabaseClock
+
+START = date(2025, 8, 7)
+END = date(2026, 1, 16)
+SLUG = "shenyang-2025"
+DISTRICT_REJECT_REASONS = ["医保基金使用存在违规记录，暂不纳入", "经营场所与申报地址不符", "承诺书未加盖公章"]
+SLOW_DISTRICT = "康平县"  # its reviewer lets gates run late, so carry-over and escalation happen
+
+
+def _prepare_environment(home: Path) -> None:
+    """Point the product and Prefect at the demo folder before either is imported."""
+    os.environ["SANJIN_HOME"] = str(home)
+    os.environ["SANJIN_DATABASE_URL"] = f"sqlite:///{home / 'sanjin.db'}"
+    os.environ["SANJIN_MAILER"] = "maildir"
+    os.environ["SANJIN_MAILDIR"] = str(home / "maildir")
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+    from sanjin import db
+    from sanjin.config import get_settings
+
+    get_settings.cache_clear()
+    db._ENGINES.clear()
+
+
+@dataclass
+class Script:
+    """Who submits what on which simulated day, and the log of what the demo did."""
+
+    files: Path
+    rng: random.Random
+    actions: dict[date, list[tuple[str, Callable[[], str]]]] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+    def on(self, day: date, what: str, action: Callable[[], str]) -> None:
+        self.actions.setdefault(day, []).append((what, action))
+
+
+def _waves(institutions: list[data.InstitutionData]) -> list[list[data.InstitutionData]]:
+    """Seven enrollment waves (townships first: village clinics name them as proxy parents) and two later ones."""
+    townships = [i for i in institutions if i.kind.value == "township_health_center"]
+    others = [i for i in institutions if i.kind.value != "township_health_center"]
+    villages = [i for i in others if i.kind.value == "village_clinic"]
+    rest = [i for i in others if i.kind.value != "village_clinic"]
+    main, late = rest[: int(len(rest) * 0.85)], rest[int(len(rest) * 0.85):]
+    waves = [townships + main[:200]]
+    chunk = (len(main) - 200) // 6 + 1
+    waves += [main[200 + k * chunk: 200 + (k + 1) * chunk] for k in range(6)]
+    waves[2] += villages
+    return [*waves, late[: len(late) // 2], late[len(late) // 2:]]
+
+
+def build_script(home: Path, engine: Engine, console: Console) -> Script:
+    from sanjin.clock_store import DatabaseClock
+    from tasks.accounts_contracts import import_platform_accounts, import_platform_contracts, import_selections
+    from tasks.alliance import respond_to_invitation
+    from tasks.imports import import_applications, import_declaration
+
+    clock = DatabaseClock(engine)
+    rng = random.Random(2025)
+    script = Script(home / "uploads", rng)
+    enterprises = data.make_enterprises(rng)
+    institutions = data.make_institutions(rng)
+
+    def declare(ent: data.EnterpriseData, tag: str = "") -> Callable[[], str]:
+        def run() -> str:
+            path = data.write_xlsx(script.files / f"品种明细表-{ent.name}{tag}.xlsx", data.DECLARATION_HEADER, ent.rows)
+            result = import_declaration(engine, SLUG, path, ent.name, clock=clock, actor="enterprise")
+            return f"{ent.name} 申报 {result.rows} 个品种"
+        return run
+
+    script.on(date(2025, 8, 7), "提前申报（窗口未开）", declare(enterprises[0], "-提前"))
+    for k, ent in enumerate(enterprises[:-1]):
+        script.on(date(2025, 8, 11) + timedelta(days=k), "企业申报", declare(ent))
+    script.on(date(2025, 9, 16), "逾期申报（窗口已关）", declare(enterprises[-1], "-逾期"))
+
+    answers = {"大连市": True, "鞍山市": True, "抚顺市": True, "本溪市": True, "丹东市": False, "锦州市": True,
+               "营口市": True, "阜新市": True, "辽阳市": True, "盘锦市": False, "铁岭市": True}
+    for k, (city, accept) in enumerate(answers.items()):
+        script.on(date(2025, 8, 8) + timedelta(days=k % 5), "联盟答复",
+                  lambda c=city, a=accept: f"{c}: {respond_to_invitation(engine, SLUG, c, accept=a, clock=clock).value}")
+
+    def apply(rows: list[dict[str, str]], name: str, xlsx: bool) -> Callable[[], str]:
+        def run() -> str:
+            writer = data.write_xlsx if xlsx else data.write_csv
+            path = writer(script.files / name, data.APPLICATION_HEADER, rows)
+            result = import_applications(engine, SLUG, path, clock=clock, actor="institution")
+            return f"{name}: {result.created} 份申请"
+        return run
+
+    waves = _waves(institutions)
+    days = [date(2025, 9, d) for d in (10, 12, 16, 19, 23, 26, 29)] + [date(2025, 12, 3), date(2025, 12, 17)]
+    for k, (day, wave) in enumerate(zip(days, waves, strict=True)):
+        script.on(day, "医药机构申请", apply([i.row for i in wave], f"申请-第{k + 1}波.{'xlsx' if k % 2 else 'csv'}", k % 2 == 1))
+    script.on(date(2025, 9, 15), "含错误的申请文件", apply(data.spoil([i.row for i in waves[1][:4]]), "申请-有错误.csv", False))
+    script.on(date(2025, 10, 2), "逾期申请（窗口已关）", apply([i.row for i in waves[-1][:3]], "申请-逾期.csv", False))
+    script.on(date(2025, 12, 10), "被驳回机构重新申请", lambda: _reapply(engine, script, clock))
+
+    for day in (date(2025, 10, 9), date(2025, 12, 20)):
+        script.on(day, "机构选定药品", lambda: _select(engine, script, clock, import_selections))
+    for day, share in ((date(2025, 10, 15), 0.45), (date(2025, 11, 5), 0.7), (date(2025, 11, 25), 0.9)):
+        script.on(day, "平台账户注册情况导入", lambda s=share: _accounts(engine, script, clock, s, import_platform_accounts))
+    for day, share in ((date(2025, 10, 28), 0.5), (date(2025, 11, 20), 0.85)):
+        script.on(day, "购销协议签订情况导入", lambda s=share: _contracts(engine, script, clock, s, import_platform_contracts))
+    _ = console
+    return script
+
+
+def _running_codes(engine: Engine) -> list[tuple[str, int, bool]]:
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from models.enrollment import Application, Institution
+    from models.states import ApplicationState
+
+    with Session(engine) as session:
+        rows = session.execute(select(Institution.insurance_code, Institution.id, Institution.special_designated,
+                                      Institution.proxy_parent_id)
+                               .join(Application, Application.institution_id == Institution.id)
+                               .where(Application.state == ApplicationState.RUNNING)).all()
+    return [(code, iid, special) for code, iid, special, parent in rows if parent is None]
+
+
+def _select(engine: Engine, script: Script, clock: DatabaseClock, importer: Callable[..., object]) -> str:
+    from sqlmodel import Session
+
+    from models.states import ListKind
+    from tasks.lists import latest_version, version_entries
+    from tasks.programs import get_program
+
+    with Session(engine) as session:
+        program, _ = get_program(session, SLUG)
+        version = latest_version(session, program.id or 0, ListKind.DRUGS)
+        if version is None or version.id is None:
+            return "药品清单尚未发布"
+        entries = version_entries(session, version.id)
+    normal = [k for k, e in entries.items() if e.get("特药") != "是"]
+    special = [k for k, e in entries.items() if e.get("特药") == "是"]
+    from sqlalchemy import select
+
+    from models.operations import Selection
+    with Session(engine) as session:
+        done = set(session.execute(select(Selection.institution_id)).scalars())
+    rows = []
+    for code, iid, designated in _running_codes(engine):
+        if iid in done:
+            continue
+        picks = script.rng.sample(normal, min(len(normal), script.rng.randint(12, 30)))
+        if designated and special:
+            picks.append(script.rng.choice(special))
+        for drug in picks:
+            price = entries[drug]["中选价(元)"]
+            rows.append({"机构医保编码": code, "药品统一编码": drug, "销售价格(元)": price,
+                         "年采购量": str(script.rng.randint(50, 2000))})
+    if not rows:
+        return "无新增选定"
+    path = data.write_csv(script.files / f"药品选定-{len(done)}.csv", ["机构医保编码", "药品统一编码", "销售价格(元)", "年采购量"], rows)
+    importer(engine, SLUG, path, clock=clock)
+    return f"{len({r['机构医保编码'] for r in rows})} 家机构选定 {len(rows)} 条"
+
+
+def _pending(engine: Engine, what: str) -> list[tuple[str, str]]:
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from models.catalog import Enterprise
+    from models.enrollment import Institution
+    from models.operations import Contract, PlatformAccount
+    from models.states import AccountState, ContractState
+
+    with Session(engine) as session:
+        if what == "account":
+            return [(c, "") for c in session.execute(select(Institution.insurance_code).join(
+                PlatformAccount, PlatformAccount.institution_id == Institution.id)
+                .where(PlatformAccount.state == AccountState.PENDING)).scalars()]
+        return [(c, e) for c, e in session.execute(select(Institution.insurance_code, Enterprise.name)
+                .join(Contract, Contract.institution_id == Institution.id)
+                .join(Enterprise, Enterprise.id == Contract.enterprise_id)
+                .where(Contract.state == ContractState.PENDING)).all()]
+
+
+def _accounts(engine: Engine, script: Script, clock: DatabaseClock, share: float, importer: Callable[..., object]) -> str:
+    pending = _pending(engine, "account")
+    chosen = [c for c, _ in pending if script.rng.random() < share]
+    if not chosen:
+        return "无"
+    today = clock.today().isoformat()
+    rows = [{"机构医保编码": c, "平台账号": f"LN{c}", "注册日期": today} for c in chosen]
+    importer(engine, SLUG, data.write_csv(script.files / f"平台账户-{today}.csv", ["机构医保编码", "平台账号", "注册日期"], rows),
+             clock=clock, actor="platform")
+    return f"{len(rows)} 家完成注册"
+
+
+def _contracts(engine: Engine, script: Script, clock: DatabaseClock, share: float, importer: Callable[..., object]) -> str:
+    pending = _pending(engine, "contract")
+    chosen = [p for p in pending if script.rng.random() < share]
+    if not chosen:
+        return "无"
+    today = clock.today()
+    rows = [{"机构医保编码": c, "企业名称": e, "年度": str(today.year), "签订日期": today.isoformat()} for c, e in chosen]
+    importer(engine, SLUG, data.write_csv(script.files / f"购销协议-{today}.csv", ["机构医保编码", "企业名称", "年度", "签订日期"],
+                                          rows), clock=clock, actor="platform")
+    return f"{len(rows)} 份协议签订"
+
+
+def _reapply(engine: Engine, script: Script, clock: DatabaseClock) -> str:
+    """Rejected institutions fix what was wrong and apply again, into a continuous-review batch."""
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from models.enrollment import Application, Institution
+    from models.states import KIND_LABELS, ApplicationState
+    from tasks.imports import import_applications
+
+    with Session(engine) as session:
+        rejected = session.execute(select(Institution).join(Application, Application.institution_id == Institution.id)
+                                   .where(Application.state == ApplicationState.REJECTED)).scalars().all()
+    rows = [{"单位名称": i.name, "单位地址": i.address, "统一社会信用代码": i.uscc, "法人代表": i.legal_rep,
+             "机构医保编码": i.insurance_code, "联系人": i.contact_name, "联系电话": i.phone, "电子邮箱": i.email or "",
+             "所属区县": i.district, "机构类别": KIND_LABELS[i.kind], "特药定点": "是" if i.special_designated else "否",
+             "承诺配备药品数量": "80", "销售价格承诺": "按中选价", "承诺参加年限": "1",
+             "民营三级": "是" if i.private_tertiary else "否", "代采上级机构医保编码": ""}
+            for i in rejected[:40] if i.proxy_parent_id is None]
+    if not rows:
+        return "无"
+    path = data.write_csv(script.files / "申请-重新申请.csv", data.APPLICATION_HEADER, rows)
+    return f"{import_applications(engine, SLUG, path, clock=clock, actor='institution').created} 家重新申请"
+
+
+def decide_open_gates(engine: Engine, rng: random.Random, clock: DatabaseClock) -> list[str]:
+    """The scripted reviewers: prompt, mostly approving, some rejections with reasons; one district is slow."""
+    from models.states import GateKind
+    from tasks.gates import GateError, decide_gate, list_gates
+
+    done = []
+    today = clock.today()
+    for gate in list_gates(engine):
+        assert gate.id is not None
+        if gate.district == SLOW_DISTRICT and (today - gate.opened_at.astimezone(SHANGHAI).date()).days < 12:
+            continue
+        pending = [i for i in gate.items if str(i) not in gate.decision.get("items", {})]
+        reject: list[int] = []
+        reasons: dict[int, str] = {}
+        if gate.kind == GateKind.DISTRICT_REVIEW:
+            reject = [i for i in pending if rng.random() < 0.04]
+            reasons = {i: rng.choice(DISTRICT_REJECT_REASONS) for i in reject}
+        elif gate.kind == GateKind.CITY_REVIEW:
+            reject = [i for i in pending if rng.random() < 0.015]
+            reasons = {i: "承诺配备药品数量与经营规模不符" for i in reject}
+        elif gate.kind == GateKind.DECLARATION_REVIEW and rng.random() < 0.12:
+            reject, reasons = pending, {pending[0]: "未提交加盖公章的承诺函"}
+        elif gate.kind == GateKind.ALLIANCE_CONFIRMATION:
+            reject, reasons = pending[-1:], {pending[-1]: "未按期完成内部审批程序"}
+        user = "manager" if gate.district is None else f"reviewer-{gate.district}"
+        approve = [i for i in pending if i not in reject]
+        try:
+            decide_gate(engine, gate.id, approve=approve, reject=reject, reasons=reasons, user_name=user, clock=clock)
+        except GateError as exc:
+            done.append(f"审批事项 {gate.id} 未能决定：{exc}")
+            continue
+        done.append(f"{gate.title}：批准 {len(approve)}，驳回 {len(reject)}")
+    return done
+
+
+def run_demo(*, home: Path, days: int | None, console: Console) -> None:
+    started = time.monotonic()
+    home = home.resolve()
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    _prepare_environment(home)
+
+    from flows.program import program_flow
+    from models.states import Role
+    from sanjin.clock_store import DatabaseClock
+    from sanjin.db import shared_engine
+    from sanjin.errors import USER_ERRORS
+    from sanjin.migrate import upgrade
+    from tasks.programs import load_program, shipped_program_files
+    from tasks.users import add_user
+
+    engine = shared_engine()
+    upgrade(engine)
+    clock = DatabaseClock(engine)
+    clock.set(datetime.combine(START, datetime.min.time(), tzinfo=SHANGHAI).replace(hour=9))
+    for path in shipped_program_files():
+        load_program(engine, path, clock=clock, actor="manager")
+    add_user(engine, "manager", Role.PROGRAM_MANAGER, display_name="市医保局价采处")
+    add_user(engine, "observer", Role.OBSERVER)
+    for district in data.DISTRICTS:
+        add_user(engine, f"reviewer-{district}", Role.DISTRICT_REVIEWER, districts=[district])
+    script = build_script(home, engine, console)
+    reviewer_rng = random.Random(7)
+
+    end = END if days is None else min(END, START + timedelta(days=days - 1))
+    ticks = tick_days(script, end)
+    total = len(ticks)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} 个模拟日"),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        bar = progress.add_task("模拟中", total=total)
+        for day in ticks:
+            clock.set(datetime.combine(day, datetime.min.time(), tzinfo=SHANGHAI).replace(hour=9))
+            for what, action in script.actions.get(day, []):
+                try:
+                    script.log.append(f"{day} {what}：{action()}")
+                except USER_ERRORS as exc:
+                    script.log.append(f"{day} {what}：被拒绝 — {str(exc).splitlines()[0][:160]}")
+            asyncio.run(program_flow(SLUG))
+            clock.set(datetime.combine(day, datetime.min.time(), tzinfo=SHANGHAI).replace(hour=16))
+            script.log.extend(f"{day} {line}" for line in decide_open_gates(engine, reviewer_rng, clock))
+            progress.update(bar, advance=1, description=f"{day} {_phase_label(engine, day)}")
+        asyncio.run(program_flow(SLUG))
+    _summary(home, engine, clock, script, console, time.monotonic() - started)
+
+
+def tick_days(script: Script, end: date) -> list[date]:
+    """The simulated days the demo visits: every day while the windows are busy, then every third day,
+    plus each scripted event and the day after it (so reviews and batches move on)."""
+    busy_until = date(2025, 10, 6)
+    days = {START + timedelta(days=k) for k in range((busy_until - START).days)}
+    k = 0
+    while busy_until + timedelta(days=k) <= end:
+        days.add(busy_until + timedelta(days=k))
+        k += 3
+    for event in script.actions:
+        days.update({event, event + timedelta(days=1), event + timedelta(days=2)})
+    return sorted(d for d in days if START <= d <= end)
+
+
+def _phase_label(engine: Engine, day: date) -> str:
+    from sqlmodel import Session
+
+    from tasks.programs import get_program
+
+    with Session(engine) as session:
+        _, defn = get_program(session, SLUG)
+    return "、".join(p.display_label[:6] for p in defn.timeline() if p.window.contains(day)) or "—"
+
+
+def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, console: Console, seconds: float) -> None:
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from models.catalog import ListVersion
+    from sanjin.status_view import print_status
+    from tasks.list_files import render_version
+    from tasks.programs import get_program
+    from tasks.status import program_status
+
+    published = home / "published"
+    with Session(engine) as session:
+        program, _ = get_program(session, SLUG)
+        versions = session.execute(select(ListVersion).where(ListVersion.program_id == program.id)
+                                   .order_by(ListVersion.kind, ListVersion.number)).scalars().all()
+        files = [render_version(session, program, v, published) for v in versions]
+    status = program_status(engine, SLUG, clock=clock, simulated=True)
+    (home / "status.json").write_text(json.dumps(status.as_json(), ensure_ascii=False, indent=2), encoding="utf-8")
+    (home / "demo-log.txt").write_text("\n".join(script.log), encoding="utf-8")
+    print_status(console, status)
+    refused = [line for line in script.log if "被拒绝" in line]
+    console.print(f"\n[bold]演示完成 / demo finished[/] in {seconds:.0f} s")
+    console.print(f"  被拒绝的提交 / refused submissions: {len(refused)}")
+    for line in refused[:5]:
+        console.print(f"    {line}")
+    console.print(f"  已发布清单 / published lists ({len(files)} 个版本): {published}")
+    for paths in files[-3:]:
+        console.print(f"    {paths['html']}")
+    console.print(f"  通知 / notices (maildir): {home / 'maildir'}")
+    console.print(f"  状态 / status: {home / 'status.json'}  日志 / log: {home / 'demo-log.txt'}")
+    console.print(f"  数据库 / database: {home / 'sanjin.db'}  （可用 SANJIN_DATABASE_URL=sqlite:///{home / 'sanjin.db'} sanjin status {SLUG} 查看）")

@@ -1,0 +1,178 @@
+"""The `sanjin` command line against a real database (SQLite and PostgreSQL, via `database_url`).
+
+`app` lets domain errors propagate (CliRunner shows them as `result.exception`); `main()` turns them
+into a message on stderr and exit code 1, which is checked by running the installed script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from models.program import User
+from models.program_definition import PHASE_LABELS, PhaseName, ProgramFileError
+from sanjin.cli import app
+from sanjin.config import get_settings
+from sanjin.errors import USER_ERRORS
+from tasks.users import BadUser
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted((ROOT / "deploy" / "programs").glob("*.yaml"))
+SHENYANG = ROOT / "deploy" / "programs" / "shenyang-2025.yaml"
+SANJIN = Path(sys.executable).parent / "sanjin"
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli(database_url: str):
+    """Invoke the CLI against the test database; settings are re-read as the fixture left them."""
+    get_settings.cache_clear()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args])
+
+    return invoke
+
+
+def ok(result) -> str:
+    assert result.exit_code == 0, (result.output, result.exception)
+    return str(result.stdout)
+
+
+def edited(tmp_path: Path, replacements: list[tuple[str, str]], name: str = "shenyang-2025.yaml") -> Path:
+    """A copy of the Shenyang file with each `old` replaced; each `old` must occur, so the edit is real."""
+    text = SHENYANG.read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert old in text, f"the shipped file no longer contains {old!r}"
+        text = text.replace(old, new, 1)
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# Six mistakes an editor could make in one file; every one must be reported in one go.
+BROKEN = [
+    ("slug: shenyang-2025", "slug: Shenyang_2025"),
+    ("timezone: Asia/Shanghai", "timezone: UTC"),
+    ("window: {opens: 2025-09-10, closes: 2025-09-30}", "window: {opens: 2025-09-30, closes: 2025-09-10}"),
+    ("delivery_sla_hours: 72 ", "delivery_sla_hours: -72 "),
+    ("  payment_due: next_month_end", "  payment_due_days: 30\n  payment_due: next_month_end"),
+    ('{name: 铁西区, code: "210106"}', '{name: 铁西区, code: "310106"}'),
+]
+BROKEN_PATHS = ["slug", "timezone", "phases[2].window.closes", "rules.delivery_sla_hours", "rules.payment_due_days",
+                "districts[4].code"]
+
+
+def test_loading_the_shipped_programs_creates_them_then_changes_nothing(cli):
+    first = ok(cli("program", "load", *SHIPPED))
+    assert first.splitlines() == [f"{path.stem}: created" for path in SHIPPED]
+    assert len(SHIPPED) == 3
+    again = ok(cli("program", "load", *SHIPPED))
+    assert again.splitlines() == [f"{path.stem}: unchanged" for path in SHIPPED]
+
+
+def test_loading_an_edited_program_file_updates_the_program(cli, tmp_path):
+    ok(cli("program", "load", SHENYANG))
+    changed = edited(tmp_path, [("delivery_sla_hours: 72 ", "delivery_sla_hours: 48 ")])
+    assert ok(cli("program", "load", changed)).strip() == "shenyang-2025: updated"
+    shown = json.loads(ok(cli("program", "show", "shenyang-2025", "--json")))
+    assert shown["rules"]["delivery_sla_hours"] == 48
+    assert ok(cli("program", "load", changed)).strip() == "shenyang-2025: unchanged"
+
+
+def test_program_show_lists_the_six_phases_with_their_windows(cli):
+    ok(cli("program", "load", SHENYANG))
+    out = ok(cli("program", "show", "shenyang-2025"))
+    expected = [
+        ("2025-08-07 ~ 2025-08-15", PhaseName.ALLIANCE),
+        ("2025-08-10 ~ 2025-09-15", PhaseName.DRUG_LIST),
+        ("2025-09-10 ~ 2025-09-30", PhaseName.ENROLLMENT),
+        ("2025-10-01 ~ 2025-11-30", PhaseName.ACCOUNTS),
+        ("2025-10-01 ~ 2025-11-30", PhaseName.CONTRACTS),
+        ("2025-12-01 ~ 长期", PhaseName.CONTINUOUS_REVIEW),
+    ]
+    phase_lines = [line.strip() for line in out.splitlines() if line.startswith("  2025-")]
+    assert phase_lines == [f"{window}  {PHASE_LABELS[phase]}" for window, phase in expected]
+
+
+def test_a_broken_program_file_is_refused_with_every_mistake_listed(cli, tmp_path):
+    broken = edited(tmp_path, BROKEN, name="broken.yaml")
+    result = cli("program", "load", broken)
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ProgramFileError)
+    assert [path for path, _ in result.exception.errors] == BROKEN_PATHS
+
+
+def test_the_sanjin_command_prints_every_mistake_of_a_broken_file_without_a_traceback(database_url, tmp_path):
+    broken = edited(tmp_path, BROKEN, name="broken.yaml")
+    env = {**os.environ, "SANJIN_DATABASE_URL": database_url, "COLUMNS": "300"}
+    proc = subprocess.run([SANJIN, "program", "load", str(broken)], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "错误 / error:" in proc.stderr
+    assert f"{len(BROKEN_PATHS)} errors in program file" in proc.stderr
+    for path in BROKEN_PATHS:
+        assert f"broken.yaml: {path}: " in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_a_district_reviewer_without_a_district_is_refused(cli, engine: Engine):
+    result = cli("user", "add", "reviewer9", "--role", "district_reviewer")
+    assert result.exit_code != 0
+    assert isinstance(result.exception, BadUser)
+    assert "--district" in str(result.exception)
+    assert isinstance(result.exception, USER_ERRORS), "main() must show it as a message, not a traceback"
+    with Session(engine) as session:
+        assert session.exec(select(User)).all() == []
+
+
+def test_a_district_reviewer_with_a_district_is_added(cli, engine: Engine):
+    assert ok(cli("user", "add", "reviewer9", "--role", "district_reviewer", "--district", "和平区")).strip() == (
+        "reviewer9: district_reviewer 和平区")
+    with Session(engine) as session:
+        assert session.exec(select(User.districts)).one() == ["和平区"]
+
+
+def test_the_simulated_clock_is_set_and_shown_in_shanghai_time(cli):
+    assert ok(cli("clock", "set", "2025-09-12T10:00")).strip() == "2025-09-12 10:00"
+    assert ok(cli("clock", "show")).strip() == "2025-09-12 10:00 (模拟时钟 / simulated)"
+
+
+def test_gate_list_of_a_program_without_gates_prints_an_empty_table(cli):
+    ok(cli("program", "load", SHENYANG))
+    out = ok(cli("gate", "list", "--program", "shenyang-2025"))
+    header = next(line for line in out.splitlines() if "编号" in line)
+    for column in ("编号", "事项", "区县", "决定人", "到期", "事项数"):
+        assert column in header
+    assert json.loads(ok(cli("gate", "list", "--program", "shenyang-2025", "--json"))) == []
+
+
+def test_status_as_json_shows_the_six_phases_and_the_windows_open_today(cli):
+    ok(cli("program", "load", SHENYANG))
+    ok(cli("clock", "set", "2025-09-12T10:00"))
+    report = json.loads(ok(cli("status", "shenyang-2025", "--json")))
+    assert report["program"] == "shenyang-2025"
+    assert (report["today"], report["simulated"]) == ("2025-09-12", True)
+    assert [p["phase"] for p in report["phases"]] == [p.value for p in PhaseName]
+    assert report["open_windows"] == ["drug_list", "enrollment"]
+    assert {p["phase"]: p["window"] for p in report["phases"]} == {
+        "alliance": "closed", "drug_list": "open", "enrollment": "open", "accounts": "not_yet_open",
+        "contracts": "not_yet_open", "continuous_review": "not_yet_open"}
+
+
+def test_status_of_an_unknown_program_names_the_loaded_ones(cli):
+    ok(cli("program", "load", SHENYANG))
+    result = cli("status", "shanghai-2025", "--json")
+    assert result.exit_code != 0
+    assert isinstance(result.exception, USER_ERRORS)
+    assert "shenyang-2025" in str(result.exception)
