@@ -13,5 +13,5 @@ from flows.steps import accounts_step, progress_artifact
 async def accounts_flow(program: str) -> dict[str, Any]:
     """No gate: status arrives by import or CLI; laggards are listed and reminded."""
     report = accounts_step(program)
-    progress_artifact(program, "accounts")
+    await progress_artifact(program, "accounts")
     return report

@@ -16,5 +16,5 @@ WEEK = 7 * 24 * 3600
 @flow(name="alliance-invitation")
 async def alliance_flow(program: str, wait: bool = False, rearm_seconds: int = WEEK) -> dict[str, Any]:
     report = await reconcile_until_decided(lambda: alliance_step(program), wait=wait, rearm_seconds=rearm_seconds)
-    progress_artifact(program, "alliance")
+    await progress_artifact(program, "alliance")
     return asdict(report)

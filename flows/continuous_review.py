@@ -20,6 +20,6 @@ async def continuous_review_flow(program: str, wait: bool = False, rearm_seconds
                                                rearm_seconds=rearm_seconds)
     drug_list = drug_list_step(program)
     republished = republish_institutions_step(program)
-    progress_artifact(program, "continuous_review")
+    await progress_artifact(program, "continuous_review")
     return {"enrollment_open_gates": enrollment.open_gate_ids, "drug_list_open_gates": drug_list.open_gate_ids,
             "republished_institution_list": republished}

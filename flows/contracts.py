@@ -13,5 +13,5 @@ from flows.steps import contracts_step, progress_artifact
 async def contracts_flow(program: str) -> dict[str, Any]:
     """No gate per contract: unsigned ones past due are laggards (reminded, then escalated)."""
     report = contracts_step(program)
-    progress_artifact(program, "contracts")
+    await progress_artifact(program, "contracts")
     return report

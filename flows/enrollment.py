@@ -18,5 +18,5 @@ async def enrollment_flow(program: str, wait: bool = False, rearm_seconds: int =
                           poll_seconds: int = 2) -> dict[str, Any]:
     report = await reconcile_until_decided(lambda: enrollment_step(program), wait=wait,
                                            rearm_seconds=rearm_seconds, poll_seconds=poll_seconds)
-    progress_artifact(program, "enrollment")
+    await progress_artifact(program, "enrollment")
     return asdict(report)

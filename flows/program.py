@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow
 from sqlmodel import Session, select
 
 from flows.accounts import accounts_flow
@@ -37,7 +37,9 @@ PHASE_FLOWS: dict[PhaseName, Callable[[str], Coroutine[Any, Any, dict[str, Any]]
 }
 
 
-@task(name="phases-due")
+WIND_DOWN_DAYS = 14
+
+
 def phases_due(program: str) -> list[str]:
     """Phases with work today: an open window, an open gate, or (enrollment) a batch not yet running."""
     engine = shared_engine()
@@ -51,7 +53,11 @@ def phases_due(program: str) -> list[str]:
     due = []
     for spec in defn.timeline():
         window = spec.window.state_on(today)
-        if window == "open" or spec.name.value in gated or (
+        closes = spec.window.closes
+        # The close of a window moves its phase on: a closed phase keeps running for a while to open
+        # the gates its close calls for (the list approval, carry-over of undecided applications).
+        lately_closed = window == "closed" and closes is not None and (today - closes).days <= WIND_DOWN_DAYS
+        if window == "open" or spec.name.value in gated or lately_closed or (
                 spec.name == PhaseName.ENROLLMENT and unfinished is not None and window == "closed"):
             due.append(spec.name.value)
     return due
@@ -66,5 +72,5 @@ async def program_flow(program: str, send_notices: bool = True) -> dict[str, Any
         results[name] = await PHASE_FLOWS[PhaseName(name)](program)
     if send_notices:
         results["notices"] = send_notices_step()
-    progress_artifact(program, "program")
+    await progress_artifact(program, "program")
     return results

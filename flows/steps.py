@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import acreate_table_artifact
 
 from sanjin.clock_store import DatabaseClock
 from sanjin.db import shared_engine, transaction
@@ -44,15 +44,14 @@ def republish_institutions_step(program: str) -> int | None:
         return None if version is None else version.number
 
 
-@task(name="progress-artifact")
-def progress_artifact(program: str, phase: str) -> None:
-    """Keep the phase's table artifact (counts per state) current for Prefect's UI."""
+async def progress_artifact(program: str, phase: str) -> None:
+    """Keep the phase's table artifact (counts per state) current for Prefect's UI (a flow's own call, not a task)."""
     engine = shared_engine()
     status = program_status(engine, program, clock=DatabaseClock(engine))
     rows = [{"阶段": p.label, "窗口": f"{p.opens} ~ {p.closes or '长期'}", "状态": p.window,
              "待审批": p.open_gates, "计数": ", ".join(f"{k}={v}" for k, v in sorted(p.counts.items()))}
             for p in status.phases if phase in ("program", p.phase)]
-    create_table_artifact(key=f"{program}-{phase}".replace("_", "-").lower(), table=rows,
+    await acreate_table_artifact(key=f"{program}-{phase}".replace("_", "-").lower(), table=rows,
                           description=f"{status.name} · {status.today.isoformat()}")
 
 

@@ -33,7 +33,7 @@ for sub, name in ((db_app, "db"), (program_app, "program"), (gate_app, "gate"), 
                   (alliance_app, "alliance")):
     app.add_typer(sub, name=name)
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _engine() -> Engine:

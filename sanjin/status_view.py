@@ -10,9 +10,19 @@ from rich.table import Table
 from tasks.status import ProgramStatus
 
 WINDOW_LABELS = {"not_yet_open": "未开始", "open": "进行中", "closed": "已结束"}
+SHORT_PHASES = {"alliance": "联盟邀请", "drug_list": "药品清单征集", "enrollment": "机构申报", "accounts": "账户注册",
+                "contracts": "协议签订", "continuous_review": "持续推进"}
+STATE_LABELS = {
+    "invited": "已邀请", "accepted": "已同意", "declined": "已谢绝", "confirmed": "已确认", "excluded": "未确认",
+    "submitted": "待审", "district_approved": "区县已审", "approved": "已批准", "rejected": "已驳回",
+    "withdrawn": "已撤回", "running": "运行中", "suspended": "已暂停", "disqualified": "已取消", "exited": "已退出",
+    "pending": "待办", "registered": "已注册", "exempt": "免于注册(代采)", "signed": "已签订", "terminated": "已终止",
+    "batch_open": "批次-收集中", "batch_declared": "批次-审核中", "batch_matured": "批次-已成熟",
+    "batch_running": "批次-运行中",
+}
 
 
-def _bar(start: date, end: date, opens: date, closes: date | None, today: date, width: int = 40) -> str:
+def _bar(start: date, end: date, opens: date, closes: date | None, today: date, width: int = 30) -> str:
     span = max((end - start).days, 1)
 
     def col(d: date) -> int:
@@ -31,12 +41,12 @@ def print_status(console: Console, status: ProgramStatus) -> None:
     console.print(f"[bold]{status.name}[/]  今天 / today: {status.today}（{clock}）")
     start = min(p.opens for p in status.phases)
     end = max([p.closes or p.opens for p in status.phases] + [status.today])
-    timeline = Table("阶段 / phase", "窗口 / window", f"{start} → {end}", "状态", "待审批", "计数 / counts")
+    timeline = Table("阶段", "窗口", f"{start} → {end}（红线=今天）", "状态", "待审批", "各状态数量", expand=False)
     for p in status.phases:
-        counts = "  ".join(f"{k}:{v}" for k, v in sorted(p.counts.items())) or "—"
-        timeline.add_row(p.label, f"{p.opens} ~ {p.closes or '长期'}",
-                         _bar(start, end, p.opens, p.closes, status.today), WINDOW_LABELS[p.window],
-                         str(p.open_gates or ""), counts)
+        counts = "  ".join(f"{STATE_LABELS.get(k, k)} {v}" for k, v in sorted(p.counts.items())) or "—"
+        timeline.add_row(SHORT_PHASES.get(p.phase, p.label), f"{p.opens:%m-%d}~{p.closes:%m-%d}" if p.closes
+                         else f"{p.opens:%m-%d}~长期", _bar(start, end, p.opens, p.closes, status.today),
+                         WINDOW_LABELS[p.window], str(p.open_gates or ""), counts)
     console.print(timeline)
     open_windows = [p.label for p in status.phases if p.window == "open"]
     console.print(f"开放中的窗口 / open windows: {'、'.join(open_windows) or '无'}")
