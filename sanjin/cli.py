@@ -28,9 +28,11 @@ clock_app = typer.Typer(help="模拟时钟 / the shared simulated clock", no_arg
 enterprise_app = typer.Typer(help="生产企业 / enterprises", no_args_is_help=True)
 institution_app = typer.Typer(help="医药机构 / institutions", no_args_is_help=True)
 alliance_app = typer.Typer(help="联盟 / alliance invitations", no_args_is_help=True)
+accounts_app = typer.Typer(help="平台账户 / platform accounts (provincial procurement subsystem)", no_args_is_help=True)
+contracts_app = typer.Typer(help="购销协议 / annual purchase contracts", no_args_is_help=True)
 for sub, name in ((db_app, "db"), (program_app, "program"), (gate_app, "gate"), (user_app, "user"),
                   (clock_app, "clock"), (enterprise_app, "enterprise"), (institution_app, "institution"),
-                  (alliance_app, "alliance")):
+                  (alliance_app, "alliance"), (accounts_app, "accounts"), (contracts_app, "contracts")):
     app.add_typer(sub, name=name)
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -150,6 +152,84 @@ def alliance_respond(program: str, city: str, accept: bool = typer.Option(..., "
 
     state = respond_to_invitation(_engine(), program, city, accept=accept, clock=_clock(), actor=actor)
     console.print(f"{city}: {state.value}")
+
+
+@institution_app.command("select")
+def institution_select(program: str, file: Path, actor: str = typer.Option("system", "--as")) -> None:
+    """导入机构选定的药品（机构医保编码, 药品统一编码, 销售价格(元), 年采购量） / import drug selections."""
+    from tasks.accounts_contracts import import_selections
+
+    result = import_selections(_engine(), program, file, clock=_clock(), actor=actor)
+    console.print(f"选定 / selections: {result.rows} 行, 新增 {result.created}, 更新 {result.updated}, 未变 {result.unchanged}")
+
+
+def _print_platform(result: Any) -> None:
+    if result.already_imported:
+        console.print("该文件已导入过，未作改动 / this file was imported before: nothing changed")
+        return
+    console.print(f"{result.rows} 行, 更新 {result.changed}, 未变 {result.unchanged}")
+    for warning in result.warnings:
+        console.print(f"  [yellow]提示 / warning[/]: {warning}")
+
+
+@accounts_app.command("import")
+def accounts_import(program: str, file: Path, actor: str = typer.Option("platform", "--as")) -> None:
+    """导入省招采子系统账户注册情况（机构医保编码, 平台账号, 注册日期） / import the platform's account export."""
+    from tasks.accounts_contracts import import_platform_accounts
+
+    _print_platform(import_platform_accounts(_engine(), program, file, clock=_clock(), actor=actor))
+
+
+@accounts_app.command("register")
+def accounts_register(program: str, insurance_code: str, account_no: str,
+                      registered_on: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"]),
+                      actor: str = typer.Option("system", "--as")) -> None:
+    """登记单个机构的平台账户 / record one institution's platform account."""
+    from tasks.accounts_contracts import register_account
+
+    _print_platform(register_account(_engine(), program, insurance_code, account_no, registered_on.date(),
+                                     clock=_clock(), actor=actor))
+
+
+@contracts_app.command("import")
+def contracts_import(program: str, file: Path, actor: str = typer.Option("platform", "--as")) -> None:
+    """导入购销协议签订情况（机构医保编码, 企业名称, 年度, 签订日期） / import the platform's contract export."""
+    from tasks.accounts_contracts import import_platform_contracts
+
+    _print_platform(import_platform_contracts(_engine(), program, file, clock=_clock(), actor=actor))
+
+
+@contracts_app.command("sign")
+def contracts_sign(program: str, insurance_code: str, enterprise: str = typer.Option(..., "--enterprise"),
+                   year: int = typer.Option(..., "--year"),
+                   signed_on: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"]),
+                   actor: str = typer.Option("system", "--as")) -> None:
+    """登记单份购销协议已签订 / record one signed contract."""
+    from tasks.accounts_contracts import sign_contract
+
+    _print_platform(sign_contract(_engine(), program, insurance_code, enterprise, year, signed_on.date(),
+                                  clock=_clock(), actor=actor))
+
+
+@app.command("laggards")
+def laggards_command(program: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """未注册账户、未签协议的机构（代采机构除外）及逾期工作日数 / institutions behind on accounts or contracts."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from tasks.accounts_contracts import laggards
+
+    rows = laggards(_engine(), program, clock=_clock())
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2, default=str))
+        return
+    table = Table("机构", "区县", "医保编码", "事项", "截止", "逾期(工作日)")
+    for r in rows:
+        what = "账户注册" if r.what == "account" else "协议签订：" + "、".join(getattr(r, "enterprises", []) or [])
+        table.add_row(r.name, r.district, r.insurance_code, what, r.due_on.isoformat(), str(r.days_late))
+    console.print(table)
+    console.print(f"共 {len(rows)} 家 / {len(rows)} institutions")
 
 
 @gate_app.command("list")

@@ -126,8 +126,8 @@ def publish_list(
     entries = compute_entries(session, program.id, kind)
     digest = content_hash(entries)
     latest = latest_version(session, program.id, kind)
-    if latest is not None and latest.content_hash == digest:
-        return None
+    if (latest is not None and latest.content_hash == digest) or (latest is None and not entries):
+        return None  # unchanged, or nothing to publish yet
     old = version_entries(session, latest.id) if latest is not None and latest.id is not None else {}
     diff = diff_entries(old, entries)
     number = (session.exec(select(func.max(ListVersion.number)).where(

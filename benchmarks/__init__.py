@@ -1,0 +1,1 @@
+"""Benchmarks of the sanjin product at production sizes (issue #6): `python -m benchmarks --help`."""

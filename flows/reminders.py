@@ -1,0 +1,32 @@
+"""The daily reminder run: enqueue what the rules make due today, then deliver the outbox.
+
+Apart from the phase flows because reminders cut across phases (accounts, contracts, payments,
+quarterly statistics) and keep running long after the enrollment windows closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from prefect import flow, task
+
+from flows.steps import send_notices_step
+from sanjin.clock_store import DatabaseClock
+from sanjin.db import shared_engine
+from tasks.reminders import send_reminders
+
+
+@task(name="send-reminders")
+def reminders_step(program: str) -> dict[str, Any]:
+    """One task run for the whole program (never one per institution); re-running it enqueues nothing twice."""
+    engine = shared_engine()
+    return asdict(send_reminders(engine, program, clock=DatabaseClock(engine)))
+
+
+@flow(name="reminders")
+async def reminders_flow(program: str) -> dict[str, Any]:
+    """Enqueue, then send: sending is its own retrying task, so a mail outage never re-runs the rules."""
+    reminders = reminders_step(program)
+    notices = send_notices_step()
+    return {"reminders": reminders, "notices": notices}

@@ -1,0 +1,132 @@
+"""The list-collection, accounts, contracts and continuous-review flows under Prefect's harness."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from flows.accounts import accounts_flow
+from flows.continuous_review import continuous_review_flow
+from flows.contracts import contracts_flow
+from flows.drug_list import drug_list_flow
+from models.catalog import ListVersion
+from models.enrollment import Gate
+from models.operations import Contract, PlatformAccount, Selection
+from models.states import AccountState, GateKind, GateState, InstitutionKind, ListKind
+from models.tables import metadata
+from sanjin.clock_store import DatabaseClock
+from tasks.gates import decide_gate
+from tasks.imports import DECLARATION_COLUMNS, import_declaration
+from tests.factories import (
+    make_enterprise,
+    make_institution,
+    make_product,
+    make_program,
+    make_reviewers,
+    make_running_application,
+    publish_drug_list,
+    shanghai,
+)
+from tests.factories_files import product_row, write_xlsx
+
+pytestmark = pytest.mark.prefect
+SLUG = "shenyang-2025"
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    with Session(engine) as session:
+        return {t.name: session.execute(select(func.count()).select_from(t)).scalar_one() for t in metadata.sorted_tables}
+
+
+def _open(engine: Engine, kind: GateKind) -> list[Gate]:
+    with Session(engine) as session:
+        return list(session.execute(select(Gate).where(Gate.kind == kind, Gate.state == GateState.OPEN)).scalars())
+
+
+def test_drug_list_flow_reviews_each_declaration_then_publishes_the_approved_list_once(
+        engine: Engine, database_url: str, prefect_api: str, tmp_path: Path) -> None:
+    make_program(engine, SLUG)
+    make_reviewers(engine, [])
+    clock = DatabaseClock(engine)
+    clock.set(shanghai(2025, 8, 20, 10))
+    for n, name in ((1, "甲制药有限公司"), (2, "乙制药有限公司")):
+        rows = [product_row(10 * n + k, 生产企业=name, 投标企业=name) for k in range(3)]
+        path = write_xlsx(tmp_path / f"{name}.xlsx", (*DECLARATION_COLUMNS, "类别", "特药"), rows)
+        import_declaration(engine, SLUG, path, name, clock=clock)
+    asyncio.run(drug_list_flow(SLUG))
+    first, second = _open(engine, GateKind.DECLARATION_REVIEW)
+    decide_gate(engine, first.id, approve=first.items, user_name="manager", clock=clock)
+    decide_gate(engine, second.id, reject=second.items, reason="承诺函未盖章", user_name="manager", clock=clock)
+    assert _open(engine, GateKind.LIST_APPROVAL) == []  # the window is still open: no list yet
+    clock.set(shanghai(2025, 9, 16, 9))
+    asyncio.run(drug_list_flow(SLUG))
+    (approval,) = _open(engine, GateKind.LIST_APPROVAL)
+    decide_gate(engine, approval.id, approve=approval.items, user_name="manager", clock=clock)
+    before = _counts(engine)
+    asyncio.run(drug_list_flow(SLUG))
+    assert _counts(engine) == before
+    with Session(engine) as session:
+        (version,) = session.execute(select(ListVersion).where(ListVersion.kind == ListKind.DRUGS)).scalars()
+    assert version.entry_count == 3 and version.number == 1
+
+
+def test_accounts_and_contracts_flows_exempt_proxy_clinics_and_change_nothing_when_rerun(
+        engine: Engine, database_url: str, prefect_api: str) -> None:
+    program = make_program(engine, SLUG)
+    clock = DatabaseClock(engine)
+    clock.set(shanghai(2025, 10, 8, 9))
+    enterprise = make_enterprise(engine)
+    products = [make_product(engine, enterprise) for _ in range(2)]
+    publish_drug_list(engine, program, products, clock=clock)  # type: ignore[arg-type]
+    parent = make_institution(engine, kind=InstitutionKind.TOWNSHIP_HEALTH_CENTER)
+    clinic = make_institution(engine, kind=InstitutionKind.VILLAGE_CLINIC, proxy_parent_id=parent.id)
+    for inst in (parent, clinic):
+        make_running_application(engine, program, inst, running_at=shanghai(2025, 9, 30, 9))
+    with Session(engine) as session:
+        for inst in (parent, clinic):
+            session.add(Selection(program_id=program.id or 0, institution_id=inst.id or 0,
+                                  product_id=products[0].id or 0, annual_volume=100))
+        session.commit()
+    asyncio.run(accounts_flow(SLUG))
+    asyncio.run(contracts_flow(SLUG))
+    before = _counts(engine)
+    asyncio.run(accounts_flow(SLUG))
+    asyncio.run(contracts_flow(SLUG))
+    assert _counts(engine) == before
+    with Session(engine) as session:
+        accounts = {a.institution_id: a.state for a in session.execute(select(PlatformAccount)).scalars()}
+        contracts = session.execute(select(Contract.institution_id)).scalars().all()
+    assert accounts == {parent.id: AccountState.PENDING, clinic.id: AccountState.EXEMPT}
+    assert contracts == [parent.id]  # the upper institution buys for the village clinic
+
+
+def test_continuous_review_flow_keeps_forming_batches_after_enrollment_closed(
+        engine: Engine, database_url: str, prefect_api: str) -> None:
+    from tests.factories import make_applications
+
+    program = make_program(engine, SLUG)
+    reviewers = make_reviewers(engine, ["沈河区"])
+    clock = DatabaseClock(engine)
+    clock.set(shanghai(2025, 12, 3, 9))
+    insts = [make_institution(engine, district="沈河区") for _ in range(2)]
+    make_applications(engine, program, insts, submitted_at=clock.now())
+    asyncio.run(continuous_review_flow(SLUG))
+    clock.set(shanghai(2025, 12, 17, 9))  # past the batch's 14-day cut-off
+    asyncio.run(continuous_review_flow(SLUG))
+    (district,) = _open(engine, GateKind.DISTRICT_REVIEW)
+    decide_gate(engine, district.id, approve=district.items, user_name=reviewers["沈河区"], clock=clock)
+    asyncio.run(continuous_review_flow(SLUG))
+    (city,) = _open(engine, GateKind.CITY_REVIEW)
+    decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=clock)
+    result = asyncio.run(continuous_review_flow(SLUG))
+    assert result["republished_institution_list"] is None  # the batch run already published it
+    before = _counts(engine)
+    asyncio.run(continuous_review_flow(SLUG))
+    assert _counts(engine) == before
+    with Session(engine) as session:
+        version = session.execute(select(ListVersion).where(ListVersion.kind == ListKind.INSTITUTIONS)).scalar_one()
+    assert version.entry_count == 2
