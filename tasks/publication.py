@@ -1,0 +1,311 @@
+"""Publishing the public lists: a new version on change, its files, a diff page per version, an index.
+
+The drug list is the one list a person approves (seed 000 §三(二)): a candidate that adds or changes a
+drug waits for the manager's list-approval gate (opened by `tasks.drug_list`), and its approval
+publishes it. What needs nobody is taking drugs *off* the list — an enterprise disqualified, exited or
+barred (seeds 000, 001, 004) must leave the public list at once — and going back to content the manager
+already approved. The institution list follows the batches a person already approved, so it has no gate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from models.catalog import ListVersion
+from models.clock import Clock, to_shanghai
+from models.enrollment import Gate
+from models.program import Program
+from models.states import GateKind, GateState, ListKind
+from sanjin.db import transaction
+from tasks.drug_list import list_gate_key
+from tasks.list_files import TITLES, render_version
+from tasks.lists import (
+    DRUG_COLUMNS,
+    INSTITUTION_COLUMNS,
+    compute_entries,
+    content_hash,
+    diff_entries,
+    latest_version,
+    publish_list,
+    version_entries,
+)
+from tasks.programs import get_program
+
+PUBLISHABLE = (ListKind.DRUGS, ListKind.INSTITUTIONS)  # the recommended list rides with the drug list
+FILE_KINDS = ("html", "xlsx", "csv", "diff")
+
+
+class UnknownList(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"没有名为 {name!r} 的公开名单 / no public list {name!r} "
+                         f"(choose from: {', '.join(k.value for k in PUBLISHABLE)})")
+
+
+class Outcome(StrEnum):
+    PUBLISHED = "published"  # a new version was written
+    UNCHANGED = "unchanged"  # the content equals the latest version
+    AWAITING_APPROVAL = "awaiting_approval"  # drugs added or changed: the manager's list-approval gate first
+    EMPTY = "empty"  # never published and nothing to publish: no empty first version goes public
+    FILES_ONLY = "files_only"  # not checked this run; only missing files of existing versions were written
+
+
+@dataclass(frozen=True)
+class PublishedFiles:
+    """What one run did to one list; `files` are the newest version's, keyed html/xlsx/csv/diff."""
+
+    kind: ListKind
+    outcome: Outcome
+    version: int | None
+    rendered: tuple[int, ...]
+    files: Mapping[str, Path]
+    index: Path
+    gate_id: int | None = None  # AWAITING_APPROVAL: the open list-approval gate, once drug_list opened it
+    pending: Mapping[str, int] = field(default_factory=dict)  # AWAITING_APPROVAL: added/removed/changed
+
+    def as_json(self) -> dict[str, Any]:
+        return {"list": self.kind.value, "outcome": self.outcome.value, "version": self.version,
+                "rendered": list(self.rendered), "files": {k: str(p) for k, p in self.files.items()},
+                "index": str(self.index), "gate_id": self.gate_id, "pending": dict(self.pending)}
+
+
+@dataclass(frozen=True)
+class _Checked:
+    outcome: Outcome
+    gate_id: int | None = None
+    pending: Mapping[str, int] = field(default_factory=dict)
+
+
+def gate_free_reason(diff: Mapping[str, Sequence[str]], digest: str, approved_digest: str | None) -> str | None:
+    """Why a drug-list candidate may go public without the manager; None when it needs the approval gate."""
+    if approved_digest is not None and digest == approved_digest:
+        return "恢复为已批准的清单 / back to the approved list"
+    if diff["added"] or diff["changed"]:
+        return None
+    return "仅移除品种 / entries removed only" if diff["removed"] else "unchanged"
+
+
+def _approved_digest(session: Session, program: Program) -> str | None:
+    """Content hash of the newest drug-list version that a list-approval gate approved."""
+    gates = session.exec(select(Gate).where(Gate.program_id == program.id, Gate.kind == GateKind.LIST_APPROVAL,
+                                            Gate.state == GateState.DECIDED)).all()
+    approved = {g.natural_key for g in gates
+                if any(item.get("decision") == "approve" for item in g.decision.get("items", {}).values())}
+    hashes = session.exec(select(ListVersion.content_hash).where(
+        ListVersion.program_id == program.id, ListVersion.kind == ListKind.DRUGS)
+        .order_by(col(ListVersion.number).desc())).all()
+    return next((h for h in hashes if list_gate_key(program.slug, h) in approved), None)
+
+
+def _publish_once(engine: Engine, slug: str, kind: ListKind, *, clock: Clock, actor: str) -> dict[ListKind, _Checked]:
+    with transaction(engine) as session:
+        program, defn = get_program(session, slug)
+        assert program.id is not None
+        entries = compute_entries(session, program.id, kind)
+        latest = latest_version(session, program.id, kind)
+        if latest is None and not entries:
+            return {kind: _Checked(Outcome.EMPTY)}
+        reason: str | None = "scheduled republication"
+        if kind == ListKind.DRUGS:
+            old = version_entries(session, latest.id) if latest is not None and latest.id is not None else {}
+            diff = diff_entries(old, entries)
+            digest = content_hash(entries)
+            reason = gate_free_reason(diff, digest, _approved_digest(session, program))
+            if reason is None:
+                gate_id = session.exec(select(Gate.id).where(Gate.natural_key == list_gate_key(slug, digest),
+                                                             Gate.state == GateState.OPEN)).first()
+                return {kind: _Checked(Outcome.AWAITING_APPROVAL, gate_id, {k: len(v) for k, v in diff.items()})}
+        riders = [ListKind.RECOMMENDED] if kind == ListKind.DRUGS and defn.rules.has_recommended_list else []
+        before = {r: latest_version(session, program.id, r) for r in riders}
+        version = publish_list(session, program, defn, kind, clock=clock, actor=actor, reason=reason)
+        out = {kind: _Checked(Outcome.UNCHANGED if version is None else Outcome.PUBLISHED)}
+        for rider in riders:
+            now_latest, was = latest_version(session, program.id, rider), before[rider]
+            changed = now_latest is not None and (was is None or now_latest.number != was.number)
+            out[rider] = _Checked(Outcome.PUBLISHED if changed else
+                                  Outcome.UNCHANGED if now_latest is not None else Outcome.EMPTY)
+        return out
+
+
+def _publish_checked(engine: Engine, slug: str, kind: ListKind, *, clock: Clock, actor: str) -> dict[ListKind, _Checked]:
+    """Publish once; a second try when a concurrent publisher took the same version number (unique key)."""
+    try:
+        return _publish_once(engine, slug, kind, clock=clock, actor=actor)
+    except IntegrityError:  # the winner's version is now the latest: this try finds it unchanged or diffs from it
+        return _publish_once(engine, slug, kind, clock=clock, actor=actor)
+
+
+def _stem(program: Program, version: ListVersion) -> str:
+    return f"{program.slug}-{version.kind.value}-v{version.number}"  # as tasks.list_files names them
+
+
+def _paths(program: Program, version: ListVersion, target: Path) -> dict[str, Path]:
+    stem = _stem(program, version)
+    return {"html": target / f"{stem}.html", "xlsx": target / f"{stem}.xlsx", "csv": target / f"{stem}.csv",
+            "diff": target / f"{stem}-diff.html"}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Readers (a web server) never see half a page; a crash leaves the old file or none."""
+    # Not mkstemp: its 0600 mode would survive the rename and hide the page from the web server.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _render(session: Session, program: Program, version: ListVersion, previous: ListVersion | None,
+            target: Path) -> None:
+    """All files of one version, written beside and then moved in, so a file present is a complete file."""
+    assert version.id is not None
+    scratch = Path(tempfile.mkdtemp(prefix=".render-", dir=target))
+    try:
+        written = render_version(session, program, version, scratch)
+        new = version_entries(session, version.id)
+        old = version_entries(session, previous.id) if previous is not None and previous.id is not None else {}
+        (scratch / "diff.html").write_text(diff_page(program, version, old, new), encoding="utf-8")
+        for key, path in _paths(program, version, target).items():
+            os.replace(scratch / "diff.html" if key == "diff" else written[key], path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def publish(
+    engine: Engine,
+    slug: str,
+    lists: Sequence[str] = ("drugs", "institutions"),
+    *,
+    clock: Clock,
+    actor: str = "system",
+    out_dir: Path,
+) -> list[PublishedFiles]:
+    """Publish the named lists where changed, then write every version's missing files and the index.
+
+    Safe to run as often as a schedule likes: an unchanged list writes nothing, a version with all
+    its files is not rendered again, and the index is rewritten from the database each time.
+    """
+    kinds = []
+    for name in lists:
+        if name not in {k.value for k in PUBLISHABLE}:
+            raise UnknownList(name)
+        kinds.append(ListKind(name))
+    checked: dict[ListKind, _Checked] = {}
+    for kind in kinds:
+        checked.update(_publish_checked(engine, slug, kind, clock=clock, actor=actor))
+    with Session(engine) as session:
+        program, _ = get_program(session, slug)
+        versions = list(session.exec(select(ListVersion).where(ListVersion.program_id == program.id)
+                                     .order_by(col(ListVersion.kind), col(ListVersion.number))).all())
+        target = out_dir / program.slug
+        target.mkdir(parents=True, exist_ok=True)
+        rendered: dict[ListKind, list[int]] = {}
+        previous: dict[ListKind, ListVersion] = {}
+        for version in versions:
+            if not all(p.exists() for p in _paths(program, version, target).values()):
+                _render(session, program, version, previous.get(version.kind), target)
+                rendered.setdefault(version.kind, []).append(version.number)
+            previous[version.kind] = version
+    index = target / "index.html"
+    _write_atomically(index, index_page(program, versions))
+    results = []
+    for kind in ListKind:
+        if kind not in checked and kind not in rendered:
+            continue
+        state = checked.get(kind, _Checked(Outcome.FILES_ONLY))
+        newest = previous.get(kind)
+        results.append(PublishedFiles(
+            kind=kind, outcome=state.outcome, version=None if newest is None else newest.number,
+            rendered=tuple(rendered.get(kind, ())), files={} if newest is None else _paths(program, newest, target),
+            index=index, gate_id=state.gate_id, pending=state.pending))
+    return results
+
+
+# ---- the pages: autoescaped, so a name such as "<script>" or "=HYPERLINK(...)" is shown, never run ----
+
+_STYLE = """<style>
+ body { font-family: "WenQuanYi Micro Hei", "Microsoft YaHei", sans-serif; margin: 2em; color: #222; }
+ h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.5em; }
+ table { border-collapse: collapse; width: 100%; font-size: .9em; }
+ th, td { border: 1px solid #ccc; padding: .3em .5em; text-align: left; } th { background: #f3f5f8; }
+ .meta { color: #666; } .old { color: #a33; text-decoration: line-through; } .new { color: #272; }
+</style>"""
+
+_INDEX = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{{ name }} · 公开名单</title>""" + _STYLE + """</head>
+<body>
+<h1>{{ name }} · “三进”公开名单</h1>
+{% for s in sections %}<h2>{{ s.title }}</h2>
+<table><thead><tr><th>版本</th><th>发布时间（北京时间）</th><th>条目数</th><th>新增</th><th>移除</th><th>变更</th>
+<th>下载</th></tr></thead>
+<tbody>
+{% for v in s.versions %}<tr><td>第{{ v.number }}版{% if loop.first %}（最新）{% endif %}</td><td>{{ v.published }}</td>
+<td>{{ v.count }}</td><td>{{ v.added }}</td><td>{{ v.removed }}</td><td>{{ v.changed }}</td>
+<td><a href="{{ v.html }}">网页</a> · <a href="{{ v.xlsx }}">Excel</a> · <a href="{{ v.csv }}">CSV</a> · <a href="{{ v.diff }}">变更明细</a></td></tr>
+{% endfor %}</tbody></table>
+{% else %}<p class="meta">尚未发布名单。</p>
+{% endfor %}</body></html>
+"""
+
+_DIFF = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{{ title }}</title>""" + _STYLE + """</head>
+<body>
+<h1>{{ title }}</h1>
+<p class="meta">{% if number > 1 %}相对第{{ number - 1 }}版{% else %}首次发布{% endif %}：新增 {{ added|length }}，移除 {{ removed|length }}，变更 {{ changed|length }}。
+<a href="index.html">全部版本</a> · <a href="{{ page }}">本版名单</a></p>
+{% for heading, rows in (("新增", added), ("移除", removed)) %}<h2>{{ heading }}（{{ rows|length }}）</h2>
+{% if rows %}<table><thead><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
+{% for e in rows %}<tr>{% for c in columns %}<td>{{ e.get(c, "") }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table>{% else %}<p class="meta">无</p>{% endif %}
+{% endfor %}<h2>变更（{{ changed|length }}）</h2>
+{% if changed %}<table><thead><tr><th>{{ columns[0] }}</th><th>{{ columns[1] }}</th><th>字段</th><th>原值 → 新值</th></tr></thead><tbody>
+{% for key, name, field, old, new in changed_fields %}<tr><td>{{ key }}</td><td>{{ name }}</td><td>{{ field }}</td>
+<td><span class="old">{{ old }}</span> → <span class="new">{{ new }}</span></td></tr>
+{% endfor %}</tbody></table>{% else %}<p class="meta">无</p>{% endif %}
+</body></html>
+"""
+
+_ENV = Environment(autoescape=True, keep_trailing_newline=True)
+_INDEX_PAGE, _DIFF_PAGE = _ENV.from_string(_INDEX), _ENV.from_string(_DIFF)
+
+
+def _columns(kind: ListKind) -> tuple[str, ...]:
+    return INSTITUTION_COLUMNS if kind == ListKind.INSTITUTIONS else DRUG_COLUMNS
+
+
+def diff_page(program: Program, version: ListVersion, old: Mapping[str, Mapping[str, Any]],
+              new: Mapping[str, Mapping[str, Any]]) -> str:
+    """What this version added, removed and changed since the previous one, each changed field old → new."""
+    columns = _columns(version.kind)
+    diff = diff_entries(old, new)
+    changed_fields = [(key, new[key].get(columns[1], ""), c, old[key].get(c, ""), new[key].get(c, ""))
+                      for key in diff["changed"] for c in columns if old[key].get(c) != new[key].get(c)]
+    return _DIFF_PAGE.render(
+        title=f"{program.name} {TITLES[version.kind]} 第{version.number}版 变更明细", number=version.number,
+        columns=columns, added=[new[k] for k in diff["added"]], removed=[old[k] for k in diff["removed"]],
+        changed=diff["changed"], changed_fields=changed_fields, page=quote(f"{_stem(program, version)}.html"))
+
+
+def index_page(program: Program, versions: Sequence[ListVersion]) -> str:
+    """Every version of every list, newest first, with its diff counts and links to its files."""
+    sections = []
+    for kind in ListKind:
+        mine = sorted((v for v in versions if v.kind == kind), key=lambda v: v.number, reverse=True)
+        if mine:
+            sections.append({"title": TITLES[kind], "versions": [
+                {"number": v.number, "published": f"{to_shanghai(v.published_at):%Y-%m-%d %H:%M}",
+                 "count": v.entry_count, "added": v.added, "removed": v.removed, "changed": v.changed,
+                 **{k: quote(p.name) for k, p in _paths(program, v, Path()).items()}}
+                for v in mine]})
+    return _INDEX_PAGE.render(name=program.name, sections=sections)
