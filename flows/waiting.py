@@ -17,7 +17,7 @@ from prefect.flow_runs import apause_flow_run
 from flows.gate_input import GateDecisionInput
 from sanjin.clock_store import DatabaseClock
 from sanjin.db import shared_engine
-from tasks.gates import BadItems, GateNotOpen, attach_flow_run, decide_gate
+from tasks.gates import GateError, attach_flow_run, decide_gate
 
 
 class HasOpenGates(Protocol):
@@ -36,9 +36,10 @@ def record_decision(decision: GateDecisionInput) -> str:
     try:
         result = decide_gate(engine, decision.gate_id, approve=decision.approve, reject=decision.reject,
                              reason=decision.reason, user_name=decision.decided_by, clock=DatabaseClock(engine))
-    except (GateNotOpen, BadItems) as exc:  # decided meanwhile elsewhere: the database already knows
+    except GateError as exc:
+        # Not this person's to decide, or decided meanwhile elsewhere: the run keeps waiting for a valid one.
         get_run_logger().warning("decision not recorded: %s", exc)
-        return "ignored"
+        return "refused"
     return result.state.value
 
 

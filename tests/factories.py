@@ -147,3 +147,14 @@ def publish_drug_list(engine: Engine, program: Program, products: list[Product],
         row, defn = get_program(session, program.slug)
         publish_list(session, row, defn, "drugs", clock=clock)
         session.commit()
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Rows per table: a re-run that changes nothing leaves this identical."""
+    from sqlalchemy import func as sql_func
+
+    from models.tables import metadata
+
+    with Session(engine) as session:
+        return {t.name: session.execute(select(sql_func.count()).select_from(t)).scalar_one()
+                for t in metadata.sorted_tables}

@@ -145,3 +145,63 @@ def test_killing_the_waiting_process_loses_nothing_and_the_next_run_repeats_noth
         assert approvals == 3
         keys = session.execute(select(Notice.idempotency_key)).scalars().all()
         assert len(keys) == len(set(keys)) and sum(k.startswith("batch_published") for k in keys) == 3
+
+
+def test_a_decision_given_in_prefects_form_is_recorded_by_the_flow_with_its_decider(
+        engine: Engine, database_url: str, prefect_api: str, declared_batch: dict[str, Any]) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, daemon=True, args=(
+        lambda: outcome.update(result=asyncio.run(enrollment_flow(SLUG, wait=True, poll_seconds=1))),))
+    thread.start()
+    district = _wait_for(lambda: _open_gate(engine, GateKind.DISTRICT_REVIEW), what="the run to wait")
+    _wait_for(lambda: _run_state(district.flow_run_id) == "PAUSED", what="the run to pause")
+    # What Prefect's UI sends when a person fills the form: the decision is not yet in our database.
+    resume_flow_run(district.flow_run_id, run_input={  # type: ignore[arg-type]
+        "gate_id": district.id, "approve": district.items[1:], "reject": district.items[:1],
+        "reason": "经营场所与申报地址不符", "decided_by": declared_batch["reviewer"]})
+    city = _wait_for(lambda: _open_gate(engine, GateKind.CITY_REVIEW), what="the city gate")
+    with Session(engine) as session:
+        decided = session.get(Gate, district.id)
+        assert decided is not None and decided.state == GateState.DECIDED
+        assert decided.decided_by == declared_batch["reviewer"]
+        assert session.get(Application, district.items[0]).state == ApplicationState.REJECTED  # type: ignore[union-attr]
+    assert city.items == district.items[1:]
+    _wait_for(lambda: _run_state(city.flow_run_id) == "PAUSED", what="the run to pause again")
+    decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=declared_batch["clock"])
+    from sanjin.resume import resume_waiting_run
+    from tasks.gates import DecisionResult
+
+    resume_waiting_run(DecisionResult(city.id, GateState.DECIDED, city.items, [], [], city.flow_run_id), "manager")
+    thread.join(timeout=90)
+    assert outcome["result"]["running"] == [1]
+
+
+def test_a_district_reviewer_giving_another_districts_decision_in_the_form_changes_nothing(
+        engine: Engine, database_url: str, prefect_api: str, declared_batch: dict[str, Any]) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    from models.states import Role
+    from tasks.users import add_user
+
+    add_user(engine, "outsider", Role.DISTRICT_REVIEWER, districts=["沈河区"])
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, daemon=True, args=(
+        lambda: asyncio.run(enrollment_flow(SLUG, wait=True, poll_seconds=1, rearm_seconds=60)),))
+    thread.start()
+    district = _wait_for(lambda: _open_gate(engine, GateKind.DISTRICT_REVIEW), what="the run to wait")
+    _wait_for(lambda: _run_state(district.flow_run_id) == "PAUSED", what="the run to pause")
+    resume_flow_run(district.flow_run_id, run_input={  # type: ignore[arg-type]
+        "gate_id": district.id, "approve": district.items, "decided_by": "outsider"})
+    time.sleep(1.5)
+    _wait_for(lambda: _run_state(district.flow_run_id) == "PAUSED", what="the run to wait again")
+    with Session(engine) as session:
+        gate = session.get(Gate, district.id)
+        assert gate is not None and gate.state == GateState.OPEN and gate.decision["items"] == {}
+    from sanjin.resume import resume_waiting_run
+
+    result = decide_gate(engine, district.id, approve=district.items, user_name=declared_batch["reviewer"],
+                         clock=declared_batch["clock"])
+    assert "resumed" in resume_waiting_run(result, declared_batch["reviewer"])

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from flows.accounts import accounts_flow
@@ -17,7 +17,6 @@ from models.catalog import ListVersion
 from models.enrollment import Gate
 from models.operations import Contract, PlatformAccount, Selection
 from models.states import AccountState, GateKind, GateState, InstitutionKind, ListKind
-from models.tables import metadata
 from sanjin.clock_store import DatabaseClock
 from tasks.gates import decide_gate
 from tasks.imports import DECLARATION_COLUMNS, import_declaration
@@ -30,16 +29,13 @@ from tests.factories import (
     make_running_application,
     publish_drug_list,
     shanghai,
+    table_counts,
 )
 from tests.factories_files import product_row, write_xlsx
 
 pytestmark = pytest.mark.prefect
 SLUG = "shenyang-2025"
 
-
-def _counts(engine: Engine) -> dict[str, int]:
-    with Session(engine) as session:
-        return {t.name: session.execute(select(func.count()).select_from(t)).scalar_one() for t in metadata.sorted_tables}
 
 
 def _open(engine: Engine, kind: GateKind) -> list[Gate]:
@@ -66,9 +62,9 @@ def test_drug_list_flow_reviews_each_declaration_then_publishes_the_approved_lis
     asyncio.run(drug_list_flow(SLUG))
     (approval,) = _open(engine, GateKind.LIST_APPROVAL)
     decide_gate(engine, approval.id, approve=approval.items, user_name="manager", clock=clock)
-    before = _counts(engine)
+    before = table_counts(engine)
     asyncio.run(drug_list_flow(SLUG))
-    assert _counts(engine) == before
+    assert table_counts(engine) == before
     with Session(engine) as session:
         (version,) = session.execute(select(ListVersion).where(ListVersion.kind == ListKind.DRUGS)).scalars()
     assert version.entry_count == 3 and version.number == 1
@@ -93,10 +89,10 @@ def test_accounts_and_contracts_flows_exempt_proxy_clinics_and_change_nothing_wh
         session.commit()
     asyncio.run(accounts_flow(SLUG))
     asyncio.run(contracts_flow(SLUG))
-    before = _counts(engine)
+    before = table_counts(engine)
     asyncio.run(accounts_flow(SLUG))
     asyncio.run(contracts_flow(SLUG))
-    assert _counts(engine) == before
+    assert table_counts(engine) == before
     with Session(engine) as session:
         accounts = {a.institution_id: a.state for a in session.execute(select(PlatformAccount)).scalars()}
         contracts = session.execute(select(Contract.institution_id)).scalars().all()
@@ -124,9 +120,9 @@ def test_continuous_review_flow_keeps_forming_batches_after_enrollment_closed(
     decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=clock)
     result = asyncio.run(continuous_review_flow(SLUG))
     assert result["republished_institution_list"] is None  # the batch run already published it
-    before = _counts(engine)
+    before = table_counts(engine)
     asyncio.run(continuous_review_flow(SLUG))
-    assert _counts(engine) == before
+    assert table_counts(engine) == before
     with Session(engine) as session:
         version = session.execute(select(ListVersion).where(ListVersion.kind == ListKind.INSTITUTIONS)).scalar_one()
     assert version.entry_count == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from flows.alliance import alliance_flow
@@ -14,19 +14,15 @@ from flows.program import program_flow
 from models.enrollment import Gate
 from models.program import AllianceInvitation
 from models.states import ApplicationState, GateKind, InstitutionKind, InvitationState
-from models.tables import Application, metadata
+from models.tables import Application
 from sanjin.clock_store import DatabaseClock
 from tasks.alliance import respond_to_invitation
 from tasks.gates import decide_gate
-from tests.factories import make_applications, make_institution, make_program, make_reviewers, shanghai
+from tests.factories import make_applications, make_institution, make_program, make_reviewers, shanghai, table_counts
 
 pytestmark = pytest.mark.prefect
 SLUG = "shenyang-2025"
 
-
-def _counts(engine: Engine) -> dict[str, int]:
-    with Session(engine) as session:
-        return {t.name: session.execute(select(func.count()).select_from(t)).scalar_one() for t in metadata.sorted_tables}
 
 
 def _open_gates(engine: Engine, kind: GateKind) -> list[Gate]:
@@ -52,9 +48,9 @@ def test_alliance_flow_invites_every_city_once_and_asks_the_manager_to_confirm(
     with Session(engine) as session:
         states = session.execute(select(AllianceInvitation.state)).scalars().all()
     assert states.count(InvitationState.CONFIRMED) == 2
-    before = _counts(engine)
+    before = table_counts(engine)
     asyncio.run(alliance_flow(SLUG))
-    assert _counts(engine) == before
+    assert table_counts(engine) == before
 
 
 def test_enrollment_flow_runs_a_batch_from_submission_to_running(
@@ -75,9 +71,9 @@ def test_enrollment_flow_runs_a_batch_from_submission_to_running(
     decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=clock)
     report = asyncio.run(enrollment_flow(SLUG))
     assert report["running"] == [1]
-    before = _counts(engine)
+    before = table_counts(engine)
     asyncio.run(enrollment_flow(SLUG))
-    assert _counts(engine) == before
+    assert table_counts(engine) == before
     with Session(engine) as session:
         assert set(session.execute(select(Application.state)).scalars()) == {ApplicationState.RUNNING}
 

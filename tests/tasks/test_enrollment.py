@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from models.catalog import ListVersion
@@ -11,17 +11,20 @@ from models.enrollment import Application, Batch, Gate
 from models.operations import PlatformAccount
 from models.outbox import Notice
 from models.states import AccountState, ApplicationState, BatchState, GateKind, GateState, InstitutionKind
-from models.tables import metadata
 from tasks.enrollment import reconcile_enrollment
 from tasks.gates import BadItems, NotAllowedToDecide, NotYourDistrict, decide_gate
-from tests.factories import clock_at, make_applications, make_institution, make_program, make_reviewers, shanghai
+from tests.factories import (
+    clock_at,
+    make_applications,
+    make_institution,
+    make_program,
+    make_reviewers,
+    shanghai,
+    table_counts,
+)
 
 SLUG = "shenyang-2025"
 
-
-def _counts(engine: Engine) -> dict[str, int]:
-    with Session(engine) as session:
-        return {t.name: session.execute(select(func.count()).select_from(t)).scalar_one() for t in metadata.sorted_tables}
 
 
 def _gates(engine: Engine, kind: GateKind) -> list[Gate]:
@@ -126,10 +129,10 @@ def test_rerunning_enrollment_changes_nothing(engine: Engine, world) -> None:
     (city,) = _gates(engine, GateKind.CITY_REVIEW)
     decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=clock)
     reconcile_enrollment(engine, SLUG, clock=clock)
-    before = _counts(engine)
+    before = table_counts(engine)
     for _ in range(3):
         reconcile_enrollment(engine, SLUG, clock=clock)
-    assert _counts(engine) == before
+    assert table_counts(engine) == before
     with Session(engine) as session:
         keys = session.execute(select(Notice.idempotency_key)).scalars().all()
     assert len(keys) == len(set(keys))
