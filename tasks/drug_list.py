@@ -5,18 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from models.catalog import Enterprise, EnterpriseDeclaration
 from models.clock import Clock
 from models.enrollment import Gate
 from models.program_definition import PhaseName
 from models.states import DeclarationState, GateKind, GateState, ListKind, Role
+from models.transitions import GATE
 from sanjin.db import transaction
 from tasks.calendar import working_days_for
 from tasks.gates import GateSpec, open_gates
 from tasks.lists import content_hash, drug_entries, latest_version
 from tasks.programs import get_program
+from tasks.store import write_audit
 
 
 @dataclass
@@ -30,6 +32,19 @@ class DrugListReport:
 
 def list_gate_key(slug: str, digest: str) -> str:
     return f"{slug}:drug_list:list_approval:{digest[:16]}"
+
+
+def _cancel_stale_list_gates(session: Session, program_id: int, current_key: str, clock: Clock) -> None:
+    """A list gate opened for content that has since changed can no longer be approved: cancel it."""
+    stale = session.exec(select(Gate).where(Gate.program_id == program_id, Gate.kind == GateKind.LIST_APPROVAL,
+                                            Gate.state == GateState.OPEN, Gate.natural_key != current_key)).all()
+    for gate in stale:
+        new, record = GATE.apply(gate.id or 0, gate.state, "cancel", actor="system", role=Role.SYSTEM,
+                                 at=clock.now(), reason="清单内容已变化 / the list changed", program_id=program_id)
+        gate.state = new
+        gate.version += 1
+        session.add(gate)
+        write_audit(session, [record])
 
 
 def reconcile_drug_list(engine: Engine, slug: str, *, clock: Clock) -> DrugListReport:
@@ -68,6 +83,7 @@ def reconcile_drug_list(engine: Engine, slug: str, *, clock: Clock) -> DrugListR
             digest = content_hash(entries)
             latest = latest_version(session, program.id, ListKind.DRUGS)
             if entries and (latest is None or latest.content_hash != digest):
+                _cancel_stale_list_gates(session, program.id, list_gate_key(slug, digest), clock)
                 report.list_gate = open_gates(session, [GateSpec(
                     natural_key=list_gate_key(slug, digest), program_id=program.id,
                     phase=PhaseName.DRUG_LIST.value, kind=GateKind.LIST_APPROVAL,

@@ -126,3 +126,30 @@ def test_continuous_review_flow_keeps_forming_batches_after_enrollment_closed(
     with Session(engine) as session:
         version = session.execute(select(ListVersion).where(ListVersion.kind == ListKind.INSTITUTIONS)).scalar_one()
     assert version.entry_count == 2
+
+
+def test_a_list_gate_for_content_that_changed_is_cancelled_and_a_new_one_opens(
+        engine: Engine, database_url: str, prefect_api: str, tmp_path: Path) -> None:
+    make_program(engine, SLUG)
+    make_reviewers(engine, [])
+    clock = DatabaseClock(engine)
+    clock.set(shanghai(2025, 8, 20, 10))
+    paths = {}
+    for n, name in ((1, "甲制药有限公司"), (2, "乙制药有限公司")):
+        rows = [product_row(10 * n + k, 生产企业=name, 投标企业=name) for k in range(2)]
+        paths[name] = write_xlsx(tmp_path / f"{name}.xlsx", (*DECLARATION_COLUMNS, "类别", "特药"), rows)
+    import_declaration(engine, SLUG, paths["甲制药有限公司"], "甲制药有限公司", clock=clock)
+    asyncio.run(drug_list_flow(SLUG))
+    (first,) = _open(engine, GateKind.DECLARATION_REVIEW)
+    decide_gate(engine, first.id, approve=first.items, user_name="manager", clock=clock)
+    import_declaration(engine, SLUG, paths["乙制药有限公司"], "乙制药有限公司", clock=clock)
+    clock.set(shanghai(2025, 9, 16, 9))
+    asyncio.run(drug_list_flow(SLUG))
+    (old_list,) = _open(engine, GateKind.LIST_APPROVAL)  # only 甲's products so far
+    (second,) = _open(engine, GateKind.DECLARATION_REVIEW)
+    decide_gate(engine, second.id, approve=second.items, user_name="manager", clock=clock)
+    asyncio.run(drug_list_flow(SLUG))
+    (new_list,) = _open(engine, GateKind.LIST_APPROVAL)
+    assert new_list.id != old_list.id
+    with Session(engine) as session:
+        assert session.get(Gate, old_list.id).state == GateState.CANCELLED  # type: ignore[union-attr]
