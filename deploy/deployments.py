@@ -15,6 +15,7 @@ from flows.continuous_review import continuous_review_flow
 from flows.drug_list import drug_list_flow
 from flows.enrollment import enrollment_flow
 from flows.program import program_flow
+from flows.reminders import reminders_flow
 
 TIMEZONE = "Asia/Shanghai"
 DAILY_RUN = "0 6 * * *"  # every morning: reconcile every phase that has work, then send notices
@@ -30,12 +31,19 @@ DEPLOYMENT_SPECS: tuple[tuple[Any, str, dict[str, Any], str], ...] = (
 )
 
 
-def build_deployments(programs: Sequence[str]) -> list[Any]:
+def build_deployments(programs: Sequence[str], reminder_time: str | None = None) -> list[Any]:
     """RunnerDeployments for every program slug; nothing touches the API until they are served."""
+    from deploy.schedules import reminder_schedule
+    from sanjin.config import get_settings
+
+    reminders = reminder_schedule(reminder_time or get_settings().reminder_time)
     deployments = []
     for slug in programs:
         for flow, suffix, params, cron in DEPLOYMENT_SPECS:
             deployments.append(flow.to_deployment(
                 name=f"{slug}-{suffix}", parameters={"program": slug, **params},
                 schedule=Cron(cron, timezone=TIMEZONE), tags=["sanjin", slug]))
+        deployments.append(reminders_flow.to_deployment(
+            name=f"{slug}-reminders", parameters={"program": slug},
+            schedule=Cron(reminders["cron"], timezone=reminders["timezone"]), tags=["sanjin", slug]))
     return deployments

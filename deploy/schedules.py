@@ -11,7 +11,7 @@ import re
 TIMEZONE = "Asia/Shanghai"
 DEFAULT_REMINDER_TIME = "08:30"  # assumed: start of the bureau's office day; no seed says
 
-_HHMM = re.compile(r"(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)")
+_HHMM = re.compile(r"(?P<hour>[01]?[0-9]|2[0-3]):(?P<minute>[0-5][0-9])")
 
 
 def reminder_schedule(time_hhmm: str = DEFAULT_REMINDER_TIME) -> dict[str, str]:

@@ -64,12 +64,16 @@ def phases_due(program: str) -> list[str]:
 
 
 @flow(name="sanjin-program")
-async def program_flow(program: str, send_notices: bool = True) -> dict[str, Any]:
+async def program_flow(program: str, send_notices: bool = True, reminders: bool = False) -> dict[str, Any]:
     """Reconcile every due phase once; the schedule (or the demo's clock) brings the next day."""
     due = phases_due(program)
     results: dict[str, Any] = {}
     for name in due:  # one after another: concurrent subflows in one loop cost seconds each in Prefect 3.8
         results[name] = await PHASE_FLOWS[PhaseName(name)](program)
+    if reminders:  # production runs reminders as their own deployment at the bureau's chosen time
+        from flows.reminders import reminders_step
+
+        results["reminders"] = reminders_step(program)
     if send_notices:
         results["notices"] = send_notices_step()
     await progress_artifact(program, "program")

@@ -89,11 +89,13 @@ def program_show(slug: str, as_json: bool = typer.Option(False, "--json")) -> No
 def user_add(name: str, role: Role = typer.Option(..., "--role"),
              district: list[str] = typer.Option([], "--district"),
              display_name: str | None = typer.Option(None, "--display-name"),
-             password: str | None = typer.Option(None, "--password")) -> None:
+             password: str | None = typer.Option(None, "--password"),
+             email: str | None = typer.Option(None, "--email")) -> None:
     """添加用户 / add a user (district reviewers need --district)."""
     from tasks.users import add_user
 
-    user = add_user(_engine(), name, role, districts=district, display_name=display_name, password=password)
+    user = add_user(_engine(), name, role, districts=district, display_name=display_name, password=password,
+                    email=email)
     console.print(f"{user.name}: {user.role.value} {'、'.join(user.districts)}")
 
 

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     clock: Literal["system", "database"] = "system"
     calendar_overrides: Path | None = None
 
+    reminder_time: str = "08:30"  # Asia/Shanghai, daily reminder run (deploy/schedules.py validates it)
     mailer: Literal["smtp", "maildir"] = "smtp"
     maildir: Path = Field(default=Path("var/maildir"), description="where the maildir mailer writes")
     smtp_host: str = "127.0.0.1"

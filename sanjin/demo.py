@@ -322,7 +322,8 @@ def run_demo(*, home: Path, days: int | None, console: Console) -> None:
     add_user(engine, "manager", Role.PROGRAM_MANAGER, display_name="市医保局价采处")
     add_user(engine, "observer", Role.OBSERVER)
     for district in data.DISTRICTS:
-        add_user(engine, f"reviewer-{district}", Role.DISTRICT_REVIEWER, districts=[district])
+        add_user(engine, f"reviewer-{district}", Role.DISTRICT_REVIEWER, districts=[district],
+                 email=f"review{data.DISTRICTS[district]}@ybj.shenyang.example.gov.cn")
     script = build_script(home, engine, console)
     reviewer_rng = random.Random(7)
 
@@ -345,7 +346,7 @@ def run_demo(*, home: Path, days: int | None, console: Console) -> None:
                     except USER_ERRORS as exc:
                         script.log.append(f"{day} {what}：被拒绝 — {str(exc).splitlines()[0][:160]}")
                 t0 = time.monotonic()
-                await program_flow(SLUG)
+                await program_flow(SLUG, reminders=True)
                 timings["flows"] += time.monotonic() - t0
                 clock.set(datetime.combine(day, datetime.min.time(), tzinfo=SHANGHAI).replace(hour=16))
                 script.log.extend(f"{day} {line}" for line in decide_open_gates(engine, reviewer_rng, clock))
