@@ -14,7 +14,8 @@ WEEK = 7 * 24 * 3600
 
 
 @flow(name="alliance-invitation")
-async def alliance_flow(program: str, wait: bool = False, rearm_seconds: int = WEEK) -> dict[str, Any]:
+async def alliance_flow(program: str, artifact: bool = True, wait: bool = False, rearm_seconds: int = WEEK) -> dict[str, Any]:
     report = await reconcile_until_decided(lambda: alliance_step(program), wait=wait, rearm_seconds=rearm_seconds)
-    await progress_artifact(program, "alliance")
+    if artifact:  # the program flow draws one table for all phases instead
+        await progress_artifact(program, "alliance")
     return asdict(report)

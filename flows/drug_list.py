@@ -14,7 +14,8 @@ WEEK = 7 * 24 * 3600
 
 
 @flow(name="drug-list-collection")
-async def drug_list_flow(program: str, wait: bool = False, rearm_seconds: int = WEEK) -> dict[str, Any]:
+async def drug_list_flow(program: str, artifact: bool = True, wait: bool = False, rearm_seconds: int = WEEK) -> dict[str, Any]:
     report = await reconcile_until_decided(lambda: drug_list_step(program), wait=wait, rearm_seconds=rearm_seconds)
-    await progress_artifact(program, "drug_list")
+    if artifact:  # the program flow draws one table for all phases instead
+        await progress_artifact(program, "drug_list")
     return asdict(report)

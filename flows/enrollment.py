@@ -14,9 +14,10 @@ WEEK = 7 * 24 * 3600
 
 
 @flow(name="institution-enrollment")
-async def enrollment_flow(program: str, wait: bool = False, rearm_seconds: int = WEEK,
+async def enrollment_flow(program: str, artifact: bool = True, wait: bool = False, rearm_seconds: int = WEEK,
                           poll_seconds: int = 2) -> dict[str, Any]:
     report = await reconcile_until_decided(lambda: enrollment_step(program), wait=wait,
                                            rearm_seconds=rearm_seconds, poll_seconds=poll_seconds)
-    await progress_artifact(program, "enrollment")
+    if artifact:  # the program flow draws one table for all phases instead
+        await progress_artifact(program, "enrollment")
     return asdict(report)

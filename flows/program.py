@@ -27,7 +27,7 @@ from sanjin.clock_store import DatabaseClock
 from sanjin.db import shared_engine
 from tasks.programs import get_program
 
-PHASE_FLOWS: dict[PhaseName, Callable[[str], Coroutine[Any, Any, dict[str, Any]]]] = {
+PHASE_FLOWS: dict[PhaseName, Callable[..., Coroutine[Any, Any, dict[str, Any]]]] = {
     PhaseName.ALLIANCE: alliance_flow,
     PhaseName.DRUG_LIST: drug_list_flow,
     PhaseName.ENROLLMENT: enrollment_flow,
@@ -69,7 +69,7 @@ async def program_flow(program: str, send_notices: bool = True, reminders: bool 
     due = phases_due(program)
     results: dict[str, Any] = {}
     for name in due:  # one after another: concurrent subflows in one loop cost seconds each in Prefect 3.8
-        results[name] = await PHASE_FLOWS[PhaseName(name)](program)
+        results[name] = await PHASE_FLOWS[PhaseName(name)](program, artifact=False)
     if reminders:  # production runs reminders as their own deployment at the bureau's chosen time
         from flows.reminders import reminders_step
 
