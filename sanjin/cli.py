@@ -332,6 +332,15 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
     run_demo(home=home, days=days, console=console)
 
 
+def _mount_web() -> None:
+    from sanjin.cli_web import serve
+
+    app.command("web", help="启动管理与审批网页 / start the web app for managers and reviewers")(serve)
+
+
+_mount_web()
+
+
 def main() -> None:
     """Run the CLI; a domain error is a clear message and exit code 1, never a traceback."""
     from sanjin.errors import USER_ERRORS

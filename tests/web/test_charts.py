@@ -1,0 +1,57 @@
+"""The SVG charts are pure functions: well-formed XML, today's line where today is, bars to scale, text escaped."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import date
+
+from web.charts import Span, coverage_svg, funnel_svg, timeline_svg
+
+NS = {"svg": "http://www.w3.org/2000/svg"}
+
+
+def _parse(svg: str) -> ET.Element:
+    return ET.fromstring(svg)
+
+
+def test_the_timeline_draws_one_bar_per_phase_and_the_today_line_inside_the_axis() -> None:
+    spans = [Span("联盟邀请", date(2025, 8, 1), date(2025, 8, 31), "closed"),
+             Span("机构申报", date(2025, 9, 1), date(2025, 9, 30), "open"),
+             Span("持续推进", date(2025, 10, 1), None, "not_yet_open")]
+    root = _parse(timeline_svg(spans, date(2025, 9, 15), width=760, label_width=120))
+    bars = root.findall("svg:rect", NS)
+    assert [b.get("class") for b in bars] == ["window-closed", "window-open", "window-not_yet_open"]
+    (line,) = root.findall("svg:line[@class='today']", NS)
+    x = float(line.get("x1") or 0)
+    open_bar = bars[1]
+    assert float(open_bar.get("x") or 0) < x < float(open_bar.get("x") or 0) + float(open_bar.get("width") or 0)
+
+
+def test_a_today_before_every_window_is_still_on_the_axis() -> None:
+    root = _parse(timeline_svg([Span("机构申报", date(2025, 9, 1), date(2025, 9, 30), "not_yet_open")], date(2025, 8, 1)))
+    (line,) = root.findall("svg:line", NS)
+    assert float(line.get("x1") or 0) == 120.0  # the axis starts at today
+
+
+def test_funnel_bars_are_proportional_to_the_largest_count() -> None:
+    root = _parse(funnel_svg([("待审", 10), ("区县已审", 5), ("已批准", 0)], width=360, label_width=120))
+    widths = [float(r.get("width") or 0) for r in root.findall("svg:rect", NS)]
+    assert widths == [200.0, 100.0, 0.0]
+
+
+def test_coverage_shows_share_and_counts_and_survives_an_empty_district() -> None:
+    svg = coverage_svg([("和平区", 3, 4), ("沈河区", 0, 0)])
+    assert "3/4（75%）" in svg and "0/0（0%）" in svg
+    _parse(svg)
+
+
+def test_labels_are_escaped() -> None:
+    svg = funnel_svg([("<script>alert(1)</script>", 1)])
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    _parse(svg)
+
+
+def test_empty_charts_say_so() -> None:
+    assert "暂无数据" in funnel_svg([])
+    assert "暂无定点机构" in coverage_svg([])
+    assert "无阶段" in timeline_svg([], date(2025, 9, 1))

@@ -1,0 +1,1 @@
+"""The web pages for program managers and reviewers (server-rendered, every asset served locally)."""

@@ -1,0 +1,102 @@
+"""The web application: routes, the session middleware, local static files and Chinese error pages."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import quote
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from models.clock import Clock
+from sanjin.clock_store import DatabaseClock
+from sanjin.db import shared_engine
+from web import pages_auth, pages_gates, pages_overview, pages_records
+from web.auth import LoginRequired, current_user
+from web.headers import SecurityHeaders
+from web.render import WebContext, make_templates, page, web
+from web.settings import WebSettings
+
+STATIC = Path(__file__).resolve().parent / "static"
+log = logging.getLogger(__name__)
+
+ERROR_TITLES = {400: "请求有误", 401: "请先登录", 403: "无权访问", 404: "页面不存在", 405: "不支持的请求方式",
+                409: "已被他人处理", 500: "系统内部错误"}
+
+ROUTES = [
+    Route("/login", pages_auth.login_form, methods=["GET"]),
+    Route("/login", pages_auth.login, methods=["POST"]),
+    Route("/logout", pages_auth.logout, methods=["POST"]),
+    Route("/", pages_overview.home, methods=["GET"]),
+    Route("/programs/{slug}", pages_overview.overview, methods=["GET"]),
+    Route("/programs/{slug}/lists", pages_records.lists, methods=["GET"]),
+    Route("/lists/{version_id:int}", pages_records.list_version, methods=["GET"]),
+    Route("/inbox", pages_gates.inbox, methods=["GET"]),
+    Route("/inbox/decide", pages_gates.decide_many, methods=["POST"]),
+    Route("/gates/{gate_id:int}", pages_gates.gate_detail, methods=["GET"]),
+    Route("/gates/{gate_id:int}/decide", pages_gates.decide, methods=["POST"]),
+    Route("/notices", pages_records.notices, methods=["GET"]),
+    Route("/notices/resend", pages_records.resend_notices, methods=["POST"]),
+    Route("/audit", pages_records.audit, methods=["GET"]),
+    Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
+]
+
+
+def _user_or_none(request: Request) -> object:
+    try:
+        return current_user(request, web(request).engine) if "session" in request.scope else None
+    except Exception:  # the error page must render even when the database is what failed
+        return None
+
+
+def _error_page(request: Request, status: int, detail: str) -> Response:
+    return page(request, "error.html", _user_or_none(request), status_code=status,  # type: ignore[arg-type]
+                title=ERROR_TITLES.get(status, "出错了"), status=status, detail=detail)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if exc.detail and exc.detail != _default_phrase(exc.status_code) else ""
+    return _error_page(request, exc.status_code, detail)
+
+
+def _default_phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+async def login_required(request: Request, exc: Exception) -> Response:
+    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("web request failed: %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_page(request, 500, "处理请求时发生错误，已记录日志。请稍后重试，或联系系统管理员。")
+
+
+def create_app(engine: Engine | None = None, *, clock: Clock | None = None,
+               settings: WebSettings | None = None) -> Starlette:
+    """The app over `engine` (default: the configured database) and `clock` (default: the shared DatabaseClock)."""
+    engine = engine if engine is not None else shared_engine()
+    settings = settings or WebSettings()
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(SecurityHeaders), Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="sanjin_session",
+                               max_age=settings.session_minutes * 60, same_site="lax",
+                               https_only=settings.https_only)],
+        exception_handlers={HTTPException: http_error, LoginRequired: login_required, Exception: server_error},
+    )
+    app.state.web = WebContext(engine, clock or DatabaseClock(engine), make_templates())
+    return app

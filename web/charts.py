@@ -1,0 +1,92 @@
+"""Charts drawn on the server as SVG strings: no JavaScript library, nothing fetched by the browser."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from html import escape
+
+WINDOW_COLOURS = {"not_yet_open": "#b8c4d6", "open": "#2f7d4f", "closed": "#8a8f98"}
+OPEN_ENDED = timedelta(days=30)
+FONT = 'font-family="WenQuanYi Micro Hei, Noto Sans CJK SC, sans-serif"'
+
+
+@dataclass(frozen=True)
+class Span:
+    label: str
+    opens: date
+    closes: date | None  # None: open-ended (持续推进)
+    window: str  # not_yet_open / open / closed
+
+
+def _svg(width: int, height: int, body: list[str], title: str) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
+            f'width="{width}" height="{height}" {FONT} font-size="12"><title>{escape(title)}</title>'
+            + "".join(body) + "</svg>")
+
+
+def timeline_svg(spans: Sequence[Span], today: date, *, width: int = 960, label_width: int = 120) -> str:
+    """One bar per phase window on a shared date axis, and a red line at today."""
+    row, top = 26, 24
+    height = top + row * len(spans) + 10
+    if not spans:
+        return _svg(width, 30, ['<text x="4" y="20">无阶段</text>'], "阶段时间轴")
+    start = min([s.opens for s in spans] + [today])
+    end = max([s.closes or s.opens for s in spans] + [today]) + timedelta(days=1)
+    if any(s.closes is None for s in spans):
+        end += OPEN_ENDED  # an open-ended phase (持续推进) still gets a visible bar
+    plot = width - label_width - 10
+
+    def x(d: date) -> float:
+        return label_width + (d - start).days / max((end - start).days, 1) * plot
+
+    body = [f'<text x="{label_width}" y="14" fill="#555">{start:%Y-%m-%d}</text>']
+    for i, s in enumerate(spans):
+        y = top + i * row
+        x0, x1 = x(s.opens), x((s.closes or end - timedelta(days=1)) + timedelta(days=1))
+        colour = WINDOW_COLOURS.get(s.window, "#999")
+        closes = f"{s.closes:%m-%d}" if s.closes else "长期"
+        body.append(f'<text x="4" y="{y + 15}">{escape(s.label)}</text>')
+        body.append(f'<rect class="window-{escape(s.window)}" x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 2):.1f}" '
+                    f'height="16" rx="3" fill="{colour}"><title>{escape(s.label)} {s.opens:%m-%d}~{closes}</title></rect>')
+    tx = x(today)
+    body.append(f'<line class="today" x1="{tx:.1f}" y1="{top - 4}" x2="{tx:.1f}" y2="{height - 4}" '
+                'stroke="#d62728" stroke-width="2"/>')
+    body.append(f'<text x="{tx + 3:.1f}" y="{top - 6}" fill="#d62728">今天 {today:%m-%d}</text>')
+    return _svg(width, height, body, "阶段时间轴（红线为今天）")
+
+
+def funnel_svg(steps: Sequence[tuple[str, int]], *, width: int = 360, label_width: int = 120) -> str:
+    """Horizontal bars, one per state in order, each as long as its count relative to the largest."""
+    row = 22
+    if not steps:
+        return _svg(width, 24, ['<text x="4" y="16" fill="#777">暂无数据</text>'], "各状态数量")
+    top = max(n for _, n in steps) or 1
+    plot = width - label_width - 40
+    body: list[str] = []
+    for i, (label, n) in enumerate(steps):
+        y = i * row
+        w = n / top * plot
+        body.append(f'<text x="4" y="{y + 15}">{escape(label)}</text>')
+        body.append(f'<rect class="bar" x="{label_width}" y="{y + 3}" width="{w:.1f}" height="16" fill="#3b6ea5"/>')
+        body.append(f'<text x="{label_width + w + 4:.1f}" y="{y + 15}">{n}</text>')
+    return _svg(width, row * len(steps) + 4, body, "各状态数量")
+
+
+def coverage_svg(rows: Sequence[tuple[str, int, int]], *, width: int = 520, label_width: int = 120) -> str:
+    """Per row (district or kind): the covered part of its designated institutions, with n/total and %."""
+    row = 22
+    if not rows:
+        return _svg(width, 24, ['<text x="4" y="16" fill="#777">暂无定点机构</text>'], "覆盖率")
+    plot = width - label_width - 110
+    body: list[str] = []
+    for i, (label, covered, total) in enumerate(rows):
+        y = i * row
+        share = covered / total if total else 0.0
+        body.append(f'<text x="4" y="{y + 15}">{escape(label)}</text>')
+        body.append(f'<rect x="{label_width}" y="{y + 3}" width="{plot}" height="16" fill="#e3e8ef"/>')
+        body.append(f'<rect class="covered" x="{label_width}" y="{y + 3}" width="{share * plot:.1f}" height="16" '
+                    'fill="#2f7d4f"/>')
+        body.append(f'<text x="{label_width + plot + 6}" y="{y + 15}">{covered}/{total}（{share:.0%}）</text>')
+    return _svg(width, row * len(rows) + 4, body, "定点机构覆盖率")

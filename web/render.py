@@ -1,0 +1,52 @@
+"""What every page handler shares: the engine, the clock, the templates, and rendering with the user and CSRF token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+from models.clock import Clock
+from models.program import User
+from sanjin.status_view import SHORT_PHASES, STATE_LABELS, WINDOW_LABELS
+from web.auth import ROLE_LABELS, csrf_token
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass(frozen=True)
+class WebContext:
+    engine: Engine
+    clock: Clock
+    templates: Jinja2Templates
+
+
+def make_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(TEMPLATES))
+    templates.env.globals.update(STATE_LABELS=STATE_LABELS, SHORT_PHASES=SHORT_PHASES, WINDOW_LABELS=WINDOW_LABELS,
+                                 ROLE_LABELS={r.value: label for r, label in ROLE_LABELS.items()})
+    templates.env.filters["state"] = lambda s: STATE_LABELS.get(str(s), str(s))
+    templates.env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else "—"
+    return templates
+
+
+def web(request: Request) -> WebContext:
+    ctx: WebContext = request.app.state.web
+    return ctx
+
+
+def page(request: Request, name: str, user: User | None, status_code: int = 200, **context: Any) -> Response:
+    """Render a template with what the layout needs: the user, the CSRF token, a one-time message."""
+    flash = request.session.pop("flash", None) if "session" in request.scope else None
+    token = csrf_token(request) if "session" in request.scope else ""
+    return web(request).templates.TemplateResponse(
+        request, name, {"user": user, "csrf_token": token, "flash": flash, **context}, status_code=status_code)
+
+
+def flash(request: Request, message: str) -> None:
+    request.session["flash"] = message
