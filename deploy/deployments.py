@@ -15,6 +15,7 @@ from flows.continuous_review import continuous_review_flow
 from flows.drug_list import drug_list_flow
 from flows.enrollment import enrollment_flow
 from flows.program import program_flow
+from flows.publication import publication_flow
 from flows.reminders import reminders_flow
 
 TIMEZONE = "Asia/Shanghai"
@@ -25,6 +26,8 @@ GATE_WAIT_REARM = "0 */4 * * *"  # gate-waiting runs are re-armed; their pause i
 # of its own, so list collection and enrollment wait for people at the same time where windows overlap.
 DEPLOYMENT_SPECS: tuple[tuple[Any, str, dict[str, Any], str], ...] = (
     (program_flow, "daily", {}, DAILY_RUN),
+    # Published on change: an unchanged list costs one content check, so an hourly run is cheap.
+    (publication_flow, "publication", {}, "0 * * * *"),
     (drug_list_flow, "drug-list-gates", {"wait": True, "rearm_seconds": 4 * 3600}, GATE_WAIT_REARM),
     (enrollment_flow, "enrollment-gates", {"wait": True, "rearm_seconds": 4 * 3600}, GATE_WAIT_REARM),
     (continuous_review_flow, "continuous-review-gates", {"wait": True, "rearm_seconds": 4 * 3600}, GATE_WAIT_REARM),

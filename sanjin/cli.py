@@ -332,13 +332,16 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
     run_demo(home=home, days=days, console=console)
 
 
-def _mount_web() -> None:
+def _mount_subcommands() -> None:
+    from sanjin.cli_notices import notices_app, publish_command
     from sanjin.cli_web import serve
 
     app.command("web", help="启动管理与审批网页 / start the web app for managers and reviewers")(serve)
+    app.add_typer(notices_app, name="notices")
+    app.command("publish")(publish_command)
 
 
-_mount_web()
+_mount_subcommands()
 
 
 def main() -> None:

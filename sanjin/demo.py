@@ -382,21 +382,14 @@ def _phase_label(engine: Engine, day: date) -> str:
 
 
 def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, console: Console, seconds: float) -> None:
-    from sqlalchemy import select
-    from sqlmodel import Session
 
-    from models.catalog import ListVersion
     from sanjin.status_view import print_status
-    from tasks.list_files import render_version
-    from tasks.programs import get_program
+    from tasks.publication import publish
     from tasks.status import program_status
 
     published = home / "published"
-    with Session(engine) as session:
-        program, _ = get_program(session, SLUG)
-        versions = session.execute(select(ListVersion).where(ListVersion.program_id == program.id)
-                                   .order_by(ListVersion.kind, ListVersion.number)).scalars().all()
-        files = [render_version(session, program, v, published) for v in versions]
+    results = publish(engine, SLUG, clock=clock, actor="manager", out_dir=published)
+    files = [r.files for r in results if r.files]
     status = program_status(engine, SLUG, clock=clock, simulated=True)
     (home / "status.json").write_text(json.dumps(status.as_json(), ensure_ascii=False, indent=2), encoding="utf-8")
     (home / "demo-log.txt").write_text("\n".join(script.log), encoding="utf-8")
@@ -406,9 +399,10 @@ def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, c
     console.print(f"  被拒绝的提交 / refused submissions: {len(refused)}")
     for line in refused[:5]:
         console.print(f"    {line}")
-    console.print(f"  已发布清单 / published lists ({len(files)} 个版本): {published}")
-    for paths in files[-3:]:
-        console.print(f"    {paths['html']}")
+    index = next((r.index for r in results if r.index), None)
+    console.print(f"  已发布清单 / published lists: {index or published}")
+    for paths in files:
+        console.print(f"    {paths.get('html')}  {paths.get('xlsx')}  {paths.get('csv')}")
     console.print(f"  通知 / notices (maildir): {home / 'maildir'}")
     console.print(f"  状态 / status: {home / 'status.json'}  日志 / log: {home / 'demo-log.txt'}")
     console.print(f"  数据库 / database: {home / 'sanjin.db'}  （可用 SANJIN_DATABASE_URL=sqlite:///{home / 'sanjin.db'} sanjin status {SLUG} 查看）")

@@ -12,11 +12,12 @@ from tasks.alliance import UnknownCity
 from tasks.gates import GateError
 from tasks.imports import ImportRejected, ProgramNotFound
 from tasks.programs import UnknownProgram
+from tasks.publication import UnknownList
 from tasks.spreadsheets import SpreadsheetError
 from tasks.users import BadUser
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ProgramFileError, InvalidTransition, FieldError, WindowClosed, PhaseNotInProgram, CalendarYearUnknown,
     UnknownCity, GateError, ImportRejected, UnknownProgram, BadUser, FileNotFoundError, RecordRejected,
-    ProgramNotFound, SpreadsheetError,
+    ProgramNotFound, SpreadsheetError, UnknownList,
 )

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -46,7 +46,6 @@ from tasks.lists import (
 from tasks.programs import get_program
 
 PUBLISHABLE = (ListKind.DRUGS, ListKind.INSTITUTIONS)  # the recommended list rides with the drug list
-FILE_KINDS = ("html", "xlsx", "csv", "diff")
 
 
 class UnknownList(ValueError):
@@ -95,7 +94,8 @@ def gate_free_reason(diff: Mapping[str, Sequence[str]], digest: str, approved_di
         return "恢复为已批准的清单 / back to the approved list"
     if diff["added"] or diff["changed"]:
         return None
-    return "仅移除品种 / entries removed only" if diff["removed"] else "unchanged"
+    # Unchanged drugs still pass: the recommended list riding with them may have changed.
+    return "仅移除品种 / entries removed only" if diff["removed"] else "scheduled republication"
 
 
 def _approved_digest(session: Session, program: Program) -> str | None:
@@ -110,10 +110,21 @@ def _approved_digest(session: Session, program: Program) -> str | None:
     return next((h for h in hashes if list_gate_key(program.slug, h) in approved), None)
 
 
+def _lock_program(session: Session, program_id: int) -> None:
+    """One publisher per program at a time, each reading what the one before committed.
+
+    Without it two publishers (the schedule and `sanjin publish`) both find "changed", the first
+    writes version N and the second, numbering after that commit, writes N+1 with the same content.
+    A no-op UPDATE is the portable lock: a row lock on PostgreSQL, the write lock on SQLite.
+    """
+    session.execute(update(Program).where(col(Program.id) == program_id).values(id=col(Program.id)))
+
+
 def _publish_once(engine: Engine, slug: str, kind: ListKind, *, clock: Clock, actor: str) -> dict[ListKind, _Checked]:
     with transaction(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
+        _lock_program(session, program.id)
         entries = compute_entries(session, program.id, kind)
         latest = latest_version(session, program.id, kind)
         if latest is None and not entries:
@@ -141,7 +152,8 @@ def _publish_once(engine: Engine, slug: str, kind: ListKind, *, clock: Clock, ac
 
 
 def _publish_checked(engine: Engine, slug: str, kind: ListKind, *, clock: Clock, actor: str) -> dict[ListKind, _Checked]:
-    """Publish once; a second try when a concurrent publisher took the same version number (unique key)."""
+    """Publish once; a second try when a publisher outside this module (a gate's approval, the continuous
+    review's republication) took the same version number (unique key) meanwhile."""
     try:
         return _publish_once(engine, slug, kind, clock=clock, actor=actor)
     except IntegrityError:  # the winner's version is now the latest: this try finds it unchanged or diffs from it
@@ -197,7 +209,7 @@ def publish(
     its files is not rendered again, and the index is rewritten from the database each time.
     """
     kinds = []
-    for name in lists:
+    for name in (lists,) if isinstance(lists, str) else lists:  # "drugs" alone is one list, not five letters
         if name not in {k.value for k in PUBLISHABLE}:
             raise UnknownList(name)
         kinds.append(ListKind(name))
