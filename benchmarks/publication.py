@@ -1,0 +1,371 @@
+# mypy: disable-error-code="arg-type,call-overload,union-attr,attr-defined,misc"
+# (SQLModel types column attributes as plain values, so query expressions confuse mypy; as in sanjin/demo.py.)
+"""Figure 3: publishing the drug list and the institution list as HTML + XLSX + CSV, with the diff.
+
+Set-up (untimed): P products of accepted declarations and N running institutions written with
+bulk Core inserts, version 1 of both lists published, then the data changed as a week of the
+program changes it (drugs: +2 % products, 2 % new prices, 1 % dropped; institutions: +1 % in a
+new batch, 0.5 % new addresses, 0.2 % suspended).
+
+Timed, per list, in one transaction as the product does it: tasks.lists.publish_list (entries
+computed, hashed, diffed against version 1, version 2 and its entries written) then
+tasks.list_files.render_version (the three files), and the commit.
+
+Baselines on the same version, same process:
+- openpyxl (write-only) in place of xlsxwriter: render_version run again with its `xlsxwriter`
+  module swapped for a shim over openpyxl's write-only workbook (measured at full size);
+- row-by-row ORM reads: the entries read with one `session.get(ListEntry, id)` each instead of
+  one query (measured on a sample, extrapolated to the list's size).
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from benchmarks.env import SLUG, fresh_database, setup_program, shanghai
+from benchmarks.instrument import peak_rss_mb
+from benchmarks.profiling import profiled
+
+
+def run(cfg: dict[str, Any]) -> dict[str, Any]:
+    home = Path(cfg["home"])
+    n_inst, n_prod = int(cfg["institutions"]), int(cfg["products"])
+    sample = int(cfg["sample"])
+    profile_dir = Path(cfg["profile_dir"]) if cfg.get("profile_dir") else None
+    profiles: dict[str, Any] = {}
+    with fresh_database(cfg["db"], home, name="publication") as db:
+        engine = db.engine
+        clock = setup_program(engine, home, shanghai(10, 9))
+        start = time.perf_counter()
+        from benchmarks.data import make_institutions
+
+        institutions = make_institutions(n_inst + max(1, n_inst // 100), seed=6)
+        expected = {"drugs": _seed_drugs(engine, n_prod), "institutions": _seed_institutions(engine, institutions, n_inst)}
+        v1 = {kind: _publish(engine, clock, kind, None, render=False)["version"] for kind in expected}
+        _change_drugs(engine, n_prod)
+        _change_institutions(engine, institutions, n_inst)
+        setup_seconds = time.perf_counter() - start
+        clock.set(shanghai(10, 16))
+        out: dict[str, Any] = {"setup_seconds_untimed": round(setup_seconds, 2), "db": cfg["db"]}
+        for kind in ("drugs", "institutions"):
+            with profiled(profile_dir, f"3-publish-{kind}", profiles):
+                out[kind] = _publish(engine, clock, kind, home / "published")
+            out[kind]["previous_version"] = v1[kind]
+            out[kind]["expected"] = expected[kind]
+        out["peak_rss_mb_product"] = round(peak_rss_mb(), 1)
+        for kind in ("drugs", "institutions"):
+            out[kind]["baselines"] = {
+                "openpyxl_write_only": _openpyxl_baseline(engine, out[kind], home / "baseline-openpyxl"),
+                "orm_row_by_row_reads": _orm_reads_baseline(engine, out[kind], sample),
+            }
+        out["checks"] = _checks(out)
+        out["profiles"] = profiles
+        return out
+
+
+def _publish(engine: Any, clock: Any, kind: str, out_dir: Path | None, *, render: bool = True) -> dict[str, Any]:
+    import tasks.list_files
+    from sanjin.db import transaction
+    from tasks.list_files import render_version
+    from tasks.lists import publish_list
+    from tasks.programs import get_program
+
+    read_seconds = [0.0]
+    original = tasks.list_files.version_entries
+
+    def timed_entries(session: Any, version_id: int) -> Any:
+        t = time.perf_counter()
+        try:
+            return original(session, version_id)
+        finally:
+            read_seconds[0] += time.perf_counter() - t
+
+    tasks.list_files.version_entries = timed_entries  # type: ignore[assignment]
+    try:
+        start = time.perf_counter()
+        with transaction(engine) as session:
+            program, defn = get_program(session, SLUG)
+            version = publish_list(session, program, defn, kind, clock=clock, actor="benchmark", reason="benchmark")
+            assert version is not None, f"the {kind} list did not change"
+            published = time.perf_counter()
+            paths = render_version(session, program, version, out_dir) if render and out_dir else {}
+            rendered = time.perf_counter()
+        committed = time.perf_counter()
+    finally:
+        tasks.list_files.version_entries = original  # type: ignore[assignment]
+    return {
+        "version": version.number, "version_id": version.id, "entries": version.entry_count,
+        "diff": {"added": version.added, "removed": version.removed, "changed": version.changed},
+        "seconds": round(committed - start, 3),
+        "publish_seconds": round(published - start, 3), "render_seconds": round(rendered - published, 3),
+        "commit_seconds": round(committed - rendered, 3), "read_entries_seconds": round(read_seconds[0], 3),
+        "files": {k: {"path": str(p), "bytes": p.stat().st_size} for k, p in paths.items()},
+    }
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _program_id(engine: Any) -> int:
+    from sqlmodel import Session
+
+    from tasks.programs import get_program
+
+    with Session(engine) as session:
+        program, _ = get_program(session, SLUG)
+        assert program.id is not None
+        return program.id
+
+
+def _seed_drugs(engine: Any, count: int) -> dict[str, int]:
+    """`count` products of accepted declarations of active enterprises (100 products per enterprise)."""
+    from sqlalchemy import insert, select
+
+    from benchmarks.data import make_products
+    from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, Product
+    from models.states import DeclarationState, EnterpriseState
+
+    pid = _program_id(engine)
+    enterprises = max(1, count // 100)
+    extra = max(1, count // 50)
+    products = make_products(count + extra, enterprises)
+    now = shanghai(9, 1)
+    with engine.begin() as conn:
+        conn.execute(insert(Enterprise), [{"name": f"基准{i:04d}制药有限公司", "state": EnterpriseState.ACTIVE}
+                                          for i in range(enterprises)])
+        ent_ids = [r[0] for r in conn.execute(select(Enterprise.id).order_by(Enterprise.id))]  # type: ignore[arg-type]
+        conn.execute(insert(EnterpriseDeclaration), [
+            {"program_id": pid, "enterprise_id": e, "state": DeclarationState.ACCEPTED, "commitment_signed": True,
+             "findings": [], "submitted_at": now, "decided_at": now, "decided_by": "manager"} for e in ent_ids])
+        decl = {e: d for d, e in conn.execute(select(EnterpriseDeclaration.id, EnterpriseDeclaration.enterprise_id))}
+        conn.execute(insert(Product), [{**p.values, "enterprise_id": ent_ids[p.enterprise]} for p in products[:count]])
+        ids = conn.execute(select(Product.id, Product.enterprise_id)).all()
+        conn.execute(insert(DeclarationItem), [{"declaration_id": decl[e], "product_id": i, "recommended": False}
+                                               for i, e in ids])
+    removed = max(1, count // 100)
+    return {"entries": count + extra - removed, "added": extra, "removed": removed, "changed": max(1, count // 50)}
+
+
+def _change_drugs(engine: Any, count: int) -> None:
+    """+2 % products (a second accepted declaration), 2 % new winning prices, 1 % dropped from their declaration."""
+    from sqlalchemy import bindparam, delete, insert, select, update
+
+    from benchmarks.data import make_products
+    from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, Product
+    from models.states import DeclarationState
+
+    pid = _program_id(engine)
+    enterprises = max(1, count // 100)
+    extra = max(1, count // 50)
+    new = make_products(count + extra, enterprises)[count:]
+    now = shanghai(10, 10)
+    with engine.begin() as conn:
+        first = conn.execute(select(Enterprise.id).order_by(Enterprise.id).limit(1)).scalar_one()  # type: ignore[arg-type]
+        decl = conn.execute(insert(EnterpriseDeclaration).returning(EnterpriseDeclaration.id), [
+            {"program_id": pid, "enterprise_id": first, "state": DeclarationState.ACCEPTED, "commitment_signed": True,
+             "findings": [], "submitted_at": now, "decided_at": now, "decided_by": "manager"}]).scalar_one()
+        conn.execute(insert(Product), [{**p.values, "enterprise_id": first} for p in new])
+        new_ids = conn.execute(select(Product.id).where(Product.drug_code.in_([p.values["drug_code"] for p in new]))  # type: ignore[attr-defined]
+                               ).scalars().all()
+        conn.execute(insert(DeclarationItem), [{"declaration_id": decl, "product_id": i, "recommended": False}
+                                               for i in new_ids])
+        old = conn.execute(select(Product.id, Product.winning_price).where(Product.id.not_in(new_ids))  # type: ignore[union-attr]
+                           .order_by(Product.id)).all()  # type: ignore[arg-type]
+        changed = old[: max(1, count // 50)]
+        conn.execute(update(Product).where(Product.id == bindparam("pid")).values(winning_price=bindparam("price")),
+                     [{"pid": i, "price": Decimal(p) + Decimal("1.00")} for i, p in changed])
+        dropped = [i for i, _ in old[len(old) - max(1, count // 100):]]
+        conn.execute(delete(DeclarationItem).where(DeclarationItem.product_id.in_(dropped)))  # type: ignore[attr-defined]
+
+
+def _seed_institutions(engine: Any, rows: list[Any], count: int) -> dict[str, int]:
+    """The first `count` institutions of `rows`, their applications running in batch 1."""
+    extra = len(rows) - count
+    _insert_running(engine, rows[:count], batch_number=1)
+    removed = max(1, count // 500)
+    return {"entries": count + extra - removed, "added": extra, "removed": removed, "changed": max(1, count // 200)}
+
+
+def _insert_running(engine: Any, rows: list[Any], *, batch_number: int) -> None:
+    from sqlalchemy import insert, select
+
+    from models.enrollment import Application, Batch, Institution
+    from models.states import KIND_LABELS, ApplicationState, BatchState
+
+    pid = _program_id(engine)
+    kinds = {label: kind for kind, label in KIND_LABELS.items()}
+    when = shanghai(9, 30)
+    with engine.begin() as conn:
+        batch = conn.execute(insert(Batch).returning(Batch.id), [
+            {"program_id": pid, "number": batch_number, "state": BatchState.RUNNING, "opened_on": when.date(),
+             "cutoff_on": when.date(), "declared_at": when, "matured_at": when, "running_at": when}]).scalar_one()
+        conn.execute(insert(Institution), [{
+            "name": r.row["单位名称"], "address": r.row["单位地址"], "uscc": r.row["统一社会信用代码"],
+            "legal_rep": r.row["法人代表"], "insurance_code": r.code, "contact_name": r.row["联系人"],
+            "phone": r.row["联系电话"], "email": r.row["电子邮箱"] or None, "district": r.district,
+            "kind": kinds[r.row["机构类别"]], "private_tertiary": False, "special_designated": False,
+        } for r in rows])
+        codes = {r.code for r in rows}
+        ids = [(i, d) for i, c, d in conn.execute(select(Institution.id, Institution.insurance_code,
+                                                         Institution.district)) if c in codes]
+        conn.execute(insert(Application), [
+            {"program_id": pid, "institution_id": i, "attempt": 1, "district": d, "state": ApplicationState.RUNNING,
+             "batch_id": batch, "committed_drug_count": 60, "findings": [], "submitted_at": when, "decided_at": when}
+            for i, d in ids])
+
+
+def _change_institutions(engine: Any, rows: list[Any], count: int) -> None:
+    """+1 % institutions (the rest of `rows`) in a new running batch, 0.5 % new addresses, 0.2 % suspended."""
+    from sqlalchemy import bindparam, select, update
+
+    from models.enrollment import Application, Institution
+    from models.states import ApplicationState
+
+    _insert_running(engine, rows[count:], batch_number=2)
+    with engine.begin() as conn:
+        ids = conn.execute(select(Institution.id).order_by(Institution.id).limit(count)).scalars().all()  # type: ignore[arg-type]
+        moved = ids[: max(1, count // 200)]
+        conn.execute(update(Institution).where(Institution.id == bindparam("iid"))
+                     .values(address=bindparam("addr")),
+                     [{"iid": i, "addr": f"沈阳市和平区新址路{k + 1}号"} for k, i in enumerate(moved)])
+        suspended = ids[len(ids) - max(1, count // 500):]
+        conn.execute(update(Application).where(Application.institution_id.in_(suspended))  # type: ignore[attr-defined]
+                     .values(state=ApplicationState.SUSPENDED))
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+class _OpenpyxlShim:
+    """The part of xlsxwriter's API render_version uses, written with openpyxl's write-only workbook."""
+
+    class Workbook:
+        def __init__(self, path: str, options: dict[str, Any] | None = None) -> None:
+            from openpyxl import Workbook
+
+            self.path = path
+            self.book = Workbook(write_only=True)
+            self.sheets: list[_OpenpyxlShim.Sheet] = []
+
+        def add_worksheet(self, title: str) -> _OpenpyxlShim.Sheet:
+            sheet = _OpenpyxlShim.Sheet(self.book.create_sheet(title))
+            self.sheets.append(sheet)
+            return sheet
+
+        def close(self) -> None:
+            for sheet in self.sheets:
+                sheet.flush()
+            self.book.save(self.path)
+
+    class Sheet:
+        def __init__(self, ws: Any) -> None:
+            self.ws = ws
+            self.row_number = -1
+            self.row: list[Any] = []
+
+        def _at(self, r: int) -> None:
+            if r != self.row_number:
+                self.flush()
+                self.row_number = r
+
+        def flush(self) -> None:
+            if self.row_number >= 0:
+                self.ws.append(self.row)
+            self.row = []
+
+        def write_row(self, r: int, c: int, values: Any) -> None:
+            self._at(r)
+            self.row[c:c + len(values)] = list(values)
+
+        def write_string(self, r: int, c: int, value: str) -> None:
+            self._at(r)
+            if len(self.row) <= c:
+                self.row.extend([None] * (c + 1 - len(self.row)))
+            self.row[c] = value
+
+
+def _openpyxl_baseline(engine: Any, timed: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """The same version rendered again, XLSX by openpyxl write-only: publish time + this render time."""
+    import tasks.list_files
+    from models.catalog import ListVersion
+    from sanjin.db import transaction
+    from tasks.programs import get_program
+
+    original = tasks.list_files.xlsxwriter
+    tasks.list_files.xlsxwriter = _OpenpyxlShim  # type: ignore[assignment]
+    try:
+        with transaction(engine) as session:
+            program, _ = get_program(session, SLUG)
+            version = session.get(ListVersion, timed["version_id"])
+            start = time.perf_counter()
+            paths = tasks.list_files.render_version(session, program, version, out_dir)
+            render = time.perf_counter() - start
+    finally:
+        tasks.list_files.xlsxwriter = original
+    rows = _xlsx_rows(paths["xlsx"])
+    return {"what": "render_version with openpyxl (write-only) instead of xlsxwriter (constant_memory), at full size",
+            "what_short": "openpyxl write-only XLSX", "render_seconds": round(render, 3),
+            "seconds": round(timed["publish_seconds"] + render + timed["commit_seconds"], 3),
+            "xlsx_rows": rows, "xlsx_bytes": paths["xlsx"].stat().st_size}
+
+
+def _orm_reads_baseline(engine: Any, timed: dict[str, Any], sample: int) -> dict[str, Any]:
+    """Entries read one ORM `session.get` per row instead of one query, on a sample, extrapolated."""
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from models.catalog import ListEntry
+
+    with Session(engine) as session:
+        ids = session.execute(select(ListEntry.id).where(ListEntry.version_id == timed["version_id"])
+                              .order_by(ListEntry.id).limit(sample)).scalars().all()  # type: ignore[arg-type]
+        start = time.perf_counter()
+        entries = {}
+        for i in ids:
+            entry = session.get(ListEntry, i)
+            assert entry is not None
+            entries[entry.key] = entry.data
+        seconds = time.perf_counter() - start
+    per_row = seconds / len(ids) if ids else 0.0
+    reads = per_row * timed["entries"]
+    return {"what": "entries read with one ORM session.get(ListEntry, id) per row (extrapolated from a sample), "
+                    "the rest of publish + render as measured",
+            "what_short": f"ORM read per row (extrap. from {len(ids):,})", "sample": len(ids),
+            "sample_seconds": round(seconds, 3), "per_row_ms": round(per_row * 1000, 4),
+            "reads_seconds": round(reads, 3),
+            "seconds": round(timed["seconds"] - timed["read_entries_seconds"] + reads, 3),
+            "extrapolated": len(ids) < timed["entries"]}
+
+
+def _xlsx_rows(path: Path | str) -> int:
+    """Rows of the first sheet, header included (python-calamine: fast enough for 100,000 rows)."""
+    from python_calamine import CalamineWorkbook
+
+    return len(CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python(skip_empty_area=False))
+
+
+def _checks(out: dict[str, Any]) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    ok = True
+    for kind in ("drugs", "institutions"):
+        part, want = out[kind], out[kind]["expected"]
+        csv_rows = 0
+        if "csv" in part["files"]:
+            with open(part["files"]["csv"]["path"], encoding="utf-8-sig") as handle:
+                csv_rows = sum(1 for _ in handle) - 1
+        html_rows = 0
+        if "html" in part["files"]:
+            html_rows = Path(part["files"]["html"]["path"]).read_text(encoding="utf-8").count("<tr><td>")
+        xlsx_rows = _xlsx_rows(part["files"]["xlsx"]["path"]) - 1 if "xlsx" in part["files"] else 0
+        baseline_rows = part["baselines"]["openpyxl_write_only"]["xlsx_rows"] - 1
+        got = {"entries": part["entries"], **part["diff"], "csv_rows": csv_rows, "html_rows": html_rows,
+               "xlsx_rows": xlsx_rows, "xlsx_rows_openpyxl_baseline": baseline_rows}
+        good = (got["entries"] == want["entries"] and all(got[k] == want[k] for k in ("added", "removed", "changed"))
+                and csv_rows == html_rows == xlsx_rows == baseline_rows == want["entries"] and part["version"] == 2)
+        checks[kind] = {"expected": want, "got": got, "ok": good}
+        ok = ok and good
+    checks["ok"] = ok
+    return checks

@@ -1,0 +1,303 @@
+"""Turning the children's results into the figures of issue #6, a table and JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGETS = {
+    ("enrollment", "sqlite"): 15.0,
+    ("enrollment", "postgres"): 30.0,
+    "publication": 5.0,
+    "gate": 2.0,
+}
+NOT_YET = {
+    "2_reminders": "not yet: reminders need the reminder/escalation code other engineers are still writing",
+    "4_not_yet": "not yet: figure 4 needs code other engineers are still writing",
+}
+
+
+def _ratio(baseline: float | None, product: float | None) -> float | None:
+    if baseline is None or product is None or product <= 0:
+        return None
+    return round(baseline / product, 2)
+
+
+def _verdict(value: float | None, target: float | None) -> str | None:
+    if value is None or target is None:
+        return None
+    return "met" if value <= target else "MISSED"
+
+
+def _ok(run: dict[str, Any] | None) -> bool:
+    return run is not None and run.get("status") == "ok"
+
+
+def build_figures(runs: dict[str, dict[str, Any]], args: Any, api_rss: float | None) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    figures["1_enrollment"] = _per_db(runs, "enrollment", args, _enrollment)
+    figures["2_reminders"] = {"status": "not yet", "why": NOT_YET["2_reminders"]}
+    figures["3_publication"] = _per_db(runs, "publication", args, _publication)
+    figures["4_not_yet"] = {"status": "not yet", "why": NOT_YET["4_not_yet"]}
+    figures["5_gate_round_trip"] = _per_db(runs, "gate", args, _gate)
+    figures["6_prefect_overhead"] = _per_db(runs, "enrollment", args, _overhead)
+    figures["7_peak_rss"] = _rss(runs, api_rss)
+    return figures
+
+
+def _per_db(runs: dict[str, dict[str, Any]], figure: str, args: Any, fn: Any) -> dict[str, Any]:
+    if figure not in args.only:
+        return {"status": "not run", "why": f"--only {','.join(args.only)}"}
+    out: dict[str, Any] = {}
+    for db in args.dbs:
+        run = runs.get(f"{figure}.{db}")
+        out[db] = fn(run, db) if _ok(run) else {"status": "error", "error": (run or {}).get("error", "not run"),
+                                                 "log_tail": (run or {}).get("log_tail")}
+    return out
+
+
+def _enrollment(run: dict[str, Any], db: str) -> dict[str, Any]:
+    target = TARGETS[("enrollment", db)]
+    orm = run["baselines"]["orm_row_by_row"]
+    per = run["baselines"]["task_run_per_institution"]
+    import_seconds = run["stages"]["import + validation (import_applications)"]
+    flows_seconds = run["time_in"]["flows_wall"]
+    failure = run.get("failure")
+    return {
+        "status": "ok" if failure is None else "failed",
+        "failure": failure,
+        "institutions": run["institutions"],
+        "seconds": run["seconds"], "target_seconds": target,
+        "verdict": _verdict(run["seconds"], target) if failure is None else f"FAILED at {failure['stage']}",
+        "stages": run["stages"],
+        "task_runs": run["task_runs"],
+        "task_runs_independent_of_n": failure is None and run["task_runs"]["client_side"] == run["task_runs"]["expected"],
+        "checks": run["checks"],
+        "outcome": run["outcome"],
+        "decisions": run["decisions"],
+        "flows": run["flows"],
+        "baselines": {
+            "task_run_per_institution": {**per, "compared_with": "the product's flows (wall time)",
+                                         "product_seconds": flows_seconds,
+                                         "ratio": _ratio(per["seconds"], flows_seconds),
+                                         "task_runs_ratio": _ratio(per["task_runs_at_n"],
+                                                                   run["task_runs"]["client_side"])},
+            "orm_row_by_row": {**orm, "compared_with": "the product's whole import (read + validate + write)",
+                               "product_seconds": import_seconds, "ratio": _ratio(orm["seconds"], import_seconds)},
+        },
+        "peak_rss_mb_product": run.get("peak_rss_mb_product"),
+        "profiles": run.get("profiles") or None,
+    }
+
+
+def _publication(run: dict[str, Any], db: str) -> dict[str, Any]:
+    target = TARGETS["publication"]
+    out: dict[str, Any] = {"status": "ok", "target_seconds_each": target, "checks": run["checks"]}
+    for name in ("drugs", "institutions"):
+        part = run[name]
+        baselines = {}
+        for key, base in part["baselines"].items():
+            baselines[key] = {**base, "ratio": _ratio(base["seconds"], part["seconds"])}
+        out[name] = {**part, "verdict": _verdict(part["seconds"], target), "baselines": baselines}
+    out["seconds_both"] = round(run["drugs"]["seconds"] + run["institutions"]["seconds"], 3)
+    out["verdict_both"] = _verdict(out["seconds_both"], target)
+    out["profiles"] = run.get("profiles") or None
+    return out
+
+
+def _gate(run: dict[str, Any], db: str) -> dict[str, Any]:
+    target = TARGETS["gate"]
+    base = run["baseline"]
+    return {"status": "ok", **{k: v for k, v in run.items() if k not in ("status", "baseline")},
+            "target_seconds": target, "verdict": _verdict(run["seconds"], target),
+            "verdict_flow_running": _verdict(run["flow_running_seconds"], target),
+            "baseline": {**base, "ratio": _ratio(base["seconds"], run["seconds"]),
+                         "ratio_flow_running": _ratio(base["flow_running_seconds"], run["flow_running_seconds"])}}
+
+
+def _overhead(run: dict[str, Any], db: str) -> dict[str, Any]:
+    """Prefect's share of figure 1: the flows' wall time minus our code inside them, over the whole run."""
+    t = run["time_in"]
+    total = run["seconds"]
+    overhead = max(t["flows_wall"] - t["task_functions"] - t["flow_bodies_product_code"], 0.0)
+    per = run["baselines"]["task_run_per_institution"]
+    # Baseline: the same run with one task run per institution instead of the product's few.
+    base_overhead = per["seconds"]
+    base_total = total - overhead + base_overhead
+    return {
+        "status": "ok" if not run.get("failure") else "partial",
+        "note": None if not run.get("failure") else "figure 1 failed: shares of the stages run before the failure",
+        "total_seconds": total,
+        "flows_wall_seconds": t["flows_wall"],
+        "task_function_seconds": t["task_functions"],
+        "flow_body_product_seconds": t["flow_bodies_product_code"],
+        "outside_prefect_seconds": t["outside_prefect"],
+        "prefect_overhead_seconds": round(overhead, 3),
+        "share": round(overhead / total, 4) if total else None,
+        "task_runs": run["task_runs"]["client_side"],
+        "baseline": {"what": "one Prefect task run per institution (extrapolated) in place of the product's "
+                             "orchestration", "prefect_overhead_seconds": base_overhead,
+                     "total_seconds": round(base_total, 3),
+                     "share": round(base_overhead / base_total, 4) if base_total else None,
+                     "ratio": _ratio(base_overhead, overhead)},
+    }
+
+
+def _rss(runs: dict[str, dict[str, Any]], api_rss: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    floor = runs.get("floor.-")
+    for key, run in runs.items():
+        if key.startswith("floor"):
+            continue
+        entry = {"peak_rss_mb": run.get("child_peak_rss_mb"),
+                 "measured": "VmHWM of the benchmark's own child process (/proc/self/status at its end)",
+                 "ru_maxrss_wait4_mb": run.get("child_ru_maxrss_wait4_mb"),
+                 "ru_maxrss_note": "inflated: Linux keeps maxrss across execve, so it includes the runner's RSS "
+                                   "at fork"}
+        if "peak_rss_mb_product" in run:
+            entry["peak_rss_mb_before_baselines"] = run["peak_rss_mb_product"]
+        if floor is not None and _ok(floor):
+            entry["baseline"] = {"what": "a process that only imports Prefect and the product",
+                                 "peak_rss_mb": floor.get("child_peak_rss_mb"),
+                                 "ratio": _ratio(run.get("child_peak_rss_mb"), floor.get("child_peak_rss_mb"))}
+        out[key] = entry
+    out["prefect_api_server"] = {"peak_rss_mb": api_rss, "measured": "VmHWM of the harness's server subprocess, "
+                                                                     "shared by every benchmark"}
+    return out
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _fmt(value: Any, unit: str = "s") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if unit == "%":
+            return f"{value * 100:.1f} %"
+        if unit == "s":
+            return f"{value:.2f} s" if value < 100 else f"{value:.0f} s"
+        return f"{value:.1f} {unit}"
+    return f"{value} {unit}".strip()
+
+
+def _ratio_text(r: float | None) -> str:
+    return "—" if r is None else f"{r:g}×"
+
+
+def table_rows(document: dict[str, Any]) -> list[list[str]]:
+    f = document["figures"]
+    rows: list[list[str]] = []
+
+    def add(fig: str, db: str, measure: str, value: str, base_what: str = "", base: str = "", ratio: str = "",
+            target: str = "", verdict: str | None = "") -> None:
+        rows.append([fig, db, measure, value, base_what, base, ratio, target, verdict or ""])
+
+    def not_run(fig: str, entry: dict[str, Any]) -> bool:
+        if entry.get("status") in ("not run", "not yet"):
+            add(fig, "", entry["status"], entry.get("why", ""))
+            return True
+        return False
+
+    e = f["1_enrollment"]
+    if not not_run("1 enrollment", e):
+        for db, r in e.items():
+            if r.get("status") not in ("ok", "failed"):
+                add("1 enrollment", db, "ERROR", str(r.get("error"))[:160])
+                continue
+            n = r["institutions"]
+            if r.get("failure"):
+                add("1 enrollment", db, f"{n:,} institutions: the product FAILED", r["failure"]["error"][:160],
+                    "", "", "", "", f"FAILED at {r['failure']['stage']}")
+            per, orm = r["baselines"]["task_run_per_institution"], r["baselines"]["orm_row_by_row"]
+            add("1 enrollment", db, f"{n:,} institutions, end to end" + (" (until the failure)" if r.get("failure") else ""),
+                _fmt(r["seconds"]),
+                "", "", "", f"≤ {r['target_seconds']:g} s", r["verdict"])
+            for stage, sec in r["stages"].items():
+                add("", "", f"  {stage}", _fmt(sec))
+            add("", "", "  flows (wall) vs 1 task run / institution", _fmt(per["product_seconds"]),
+                f"task run per institution ({'extrap. from ' + format(per['sample'], ',') if per['extrapolated'] else 'measured'})",
+                _fmt(per["seconds"]), _ratio_text(per["ratio"]))
+            add("", "", "  Prefect task runs", str(r["task_runs"]["client_side"]) +
+                (f" (API {r['task_runs']['api']['task_runs']})" if r["task_runs"].get("api") else ""),
+                "task run per institution", f"{n:,}", _ratio_text(per["task_runs_ratio"]), "independent of N",
+                "met" if r["task_runs_independent_of_n"] else "MISSED")
+            add("", "", "  import vs ORM add+flush per row", _fmt(orm["product_seconds"]),
+                f"ORM row by row ({'extrap. from ' + format(orm['sample'], ',') if orm['extrapolated'] else 'measured'})",
+                _fmt(orm["seconds"]), _ratio_text(orm["ratio"]))
+            c = r["checks"]
+            add("", "", "  checks: running / list entries / accounts",
+                f"{c['running_applications']:,} / {c['institution_list_entries']:,} / {c['platform_accounts']:,}",
+                "", "", "", f"{n:,} each", "ok" if c["ok"] else "WRONG")
+    add("2 reminders", "", "not yet", f["2_reminders"]["why"])
+    p = f["3_publication"]
+    if not not_run("3 publication", p):
+        for db, r in p.items():
+            if r.get("status") != "ok":
+                add("3 publication", db, "ERROR", str(r.get("error"))[:160])
+                continue
+            for name in ("drugs", "institutions"):
+                part = r[name]
+                d = part["diff"]
+                add("3 publication" if name == "drugs" else "", db,
+                    f"{name} list v{part['version']}: {part['entries']:,} entries (+{d['added']} −{d['removed']} "
+                    f"~{d['changed']}), HTML+XLSX+CSV", _fmt(part["seconds"]), "", "", "",
+                    f"≤ {r['target_seconds_each']:g} s", part["verdict"])
+                add("", "", "  publish_list (entries, diff, version) / render_version",
+                    f"{_fmt(part['publish_seconds'])} / {_fmt(part['render_seconds'])}")
+                for key, base in part["baselines"].items():
+                    add("", "", f"  vs {key.replace('_', ' ')}", _fmt(part["seconds"]),
+                        base["what_short"], _fmt(base["seconds"]), _ratio_text(base["ratio"]))
+            add("", db, "both lists", _fmt(r["seconds_both"]), "", "", "", "≤ 5 s (if one budget)",
+                r["verdict_both"])
+    add("4", "", "not yet", f["4_not_yet"]["why"])
+    g = f["5_gate_round_trip"]
+    if not not_run("5 gate round trip", g):
+        for db, r in g.items():
+            if r.get("status") != "ok":
+                add("5 gate round trip", db, "ERROR", str(r.get("error"))[:160])
+                continue
+            b = r["baseline"]
+            add("5 gate round trip", db, "decision → run leaves PAUSED (worst of "
+                f"{len(r['round_trips'])})", _fmt(r["seconds"]), f"pause poll {b['poll_seconds']} s",
+                _fmt(b["seconds"]), _ratio_text(b["ratio"]), "≤ 2 s", r["verdict"])
+            add("", "", "decision → flow code running again", _fmt(r["flow_running_seconds"]),
+                f"pause poll {b['poll_seconds']} s", _fmt(b["flow_running_seconds"]),
+                _ratio_text(b["ratio_flow_running"]), "≤ 2 s", r["verdict_flow_running"])
+    o = f["6_prefect_overhead"]
+    if not not_run("6 Prefect overhead", o):
+        for db, r in o.items():
+            if r.get("status") not in ("ok", "partial"):
+                continue
+            b = r["baseline"]
+            add("6 Prefect overhead", db, f"share of (1): {_fmt(r['prefect_overhead_seconds'])} of "
+                f"{_fmt(r['total_seconds'])}", _fmt(r["share"], "%"), "task run per institution",
+                _fmt(b["share"], "%"), _ratio_text(b["ratio"]))
+    for key, r in f["7_peak_rss"].items():
+        base = r.get("baseline") or {}
+        add("7 peak RSS" if key == next(iter(f["7_peak_rss"])) else "", "", key, _fmt(r.get("peak_rss_mb"), "MB"),
+            base.get("what", "")[:40], _fmt(base.get("peak_rss_mb"), "MB"), _ratio_text(base.get("ratio")))
+    return rows
+
+
+def render_table(document: dict[str, Any]) -> str:
+    header = ["figure", "db", "measure", "product", "baseline", "baseline value", "ratio", "target", "verdict"]
+    rows = [header, *table_rows(document)]
+    widths = [max(_width(r[i]) for r in rows) for i in range(len(header))]
+    widths = [min(w, 70) for w in widths]
+    lines = []
+    for k, r in enumerate(rows):
+        lines.append(" | ".join(_pad(c, widths[i]) for i, c in enumerate(r)).rstrip())
+        if k == 0:
+            lines.append("-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    """Display width: CJK characters take two columns."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(width - _width(text), 0)

@@ -1,0 +1,80 @@
+"""The benchmark runner at tiny sizes, as CI runs it: every figure present and the counts right, never time.
+
+Two sizes (200 and 400 institutions) show that the product's Prefect task runs do not grow with N.
+Each `main` call starts Prefect's test harness once and runs every benchmark in a child process, so
+this module costs about two minutes; it is one test so xdist gives it one worker.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.runner import main
+
+pytestmark = [pytest.mark.prefect, pytest.mark.xdist_group("benchmarks-smoke")]
+
+FIGURES = {"1_enrollment", "2_reminders", "3_publication", "4_not_yet", "5_gate_round_trip",
+           "6_prefect_overhead", "7_peak_rss"}
+
+
+def _run(tmp_path: Path, name: str, *args: str) -> tuple[int, dict[str, Any]]:
+    out = tmp_path / f"{name}.json"
+    code = main([*args, "--db", "sqlite", "--json", str(out)])
+    return code, json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, small = _run(tmp_path, "small", "--institutions", "200", "--products", "50", "--sample", "20",
+                       "--gate-institutions", "20", "--gate-baseline-poll", "2", "--task-run-recorder", "on")
+    printed = capsys.readouterr().out
+    assert code == 0, json.dumps(small["figures"], ensure_ascii=False)[:3000]
+    assert "1 enrollment" in printed and '"figures"' in printed  # the table, then the JSON
+    figures = small["figures"]
+    assert set(figures) == FIGURES
+    assert figures["2_reminders"]["status"] == figures["4_not_yet"]["status"] == "not yet"
+
+    enrollment = figures["1_enrollment"]["sqlite"]
+    assert enrollment["status"] == "ok", enrollment
+    checks = enrollment["checks"]
+    assert checks["ok"], checks
+    assert checks["running_applications"] == checks["institution_list_entries"] == checks["platform_accounts"] == 200
+    assert checks["batches"] == 1 and checks["gates_open"] == 0
+    assert enrollment["decisions"]["city"]["gates"] == 1 and enrollment["decisions"]["district"]["gates"] >= 2
+    runs = enrollment["task_runs"]
+    assert runs["client_side"] == runs["expected"] == 6
+    assert runs["api"]["task_runs"] == 6  # the recorder is on: Prefect's API agrees with the client-side count
+    per_institution = enrollment["baselines"]["task_run_per_institution"]
+    assert per_institution["task_runs_client_side"] == 20 and per_institution["api"]["task_runs"] == 20
+    assert enrollment["baselines"]["orm_row_by_row"]["sample"] == 20
+
+    publication = figures["3_publication"]["sqlite"]
+    assert publication["checks"]["ok"], publication["checks"]
+    assert publication["drugs"]["entries"] == 50  # 50 + 1 new − 1 dropped, 1 new price
+    assert publication["drugs"]["diff"] == {"added": 1, "removed": 1, "changed": 1}
+    assert publication["institutions"]["entries"] == 201  # 200 + 2 new − 1 suspended, 1 moved
+    assert publication["institutions"]["diff"] == {"added": 2, "removed": 1, "changed": 1}
+
+    gate = figures["5_gate_round_trip"]["sqlite"]
+    assert gate["checks"]["ok"], gate["checks"]
+    assert [t["gate"] for t in gate["round_trips"]] == ["district_review", "city_review"]
+    assert all(t["flow_running_s"] >= t["decide_s"] > 0 for t in gate["round_trips"])
+
+    overhead = figures["6_prefect_overhead"]["sqlite"]
+    assert 0 < overhead["share"] < 1 and overhead["task_runs"] == 6
+
+    rss = figures["7_peak_rss"]
+    assert {"enrollment.sqlite", "publication.sqlite", "gate.sqlite"} <= set(rss)
+    assert all(rss[k]["peak_rss_mb"] > 0 for k in ("enrollment.sqlite", "publication.sqlite", "gate.sqlite"))
+
+    code, large = _run(tmp_path, "large", "--institutions", "400", "--only", "enrollment", "--sample", "10")
+    assert code == 0
+    bigger = large["figures"]["1_enrollment"]["sqlite"]
+    assert bigger["checks"]["ok"] and bigger["checks"]["running_applications"] == 400
+    assert bigger["task_runs"]["client_side"] == runs["client_side"]  # independent of N
+    assert bigger["task_runs"]["by_task"] == runs["by_task"]
+    assert large["figures"]["3_publication"]["status"] == "not run"
