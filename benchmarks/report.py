@@ -11,7 +11,8 @@ TARGETS = {
     "gate": 2.0,
 }
 NOT_YET = {
-    "2_reminders": "not yet: reminders need the reminder/escalation code other engineers are still writing",
+    "2_reminders": "not yet in this runner: reminders are another engineer's (tasks/reminders.py, still moving); "
+                   "their mail benchmark runs alone: python -m benchmarks.mail",
     "4_not_yet": "not yet: figure 4 needs code other engineers are still writing",
 }
 
