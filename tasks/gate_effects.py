@@ -34,6 +34,7 @@ def _review_applications(ctx: DecisionContext, level: ReviewLevel) -> None:
     machine = _application_machine(defn)
     now = ctx.clock.now()
     ids = ctx.approved + ctx.rejected
+    approved_ids = set(ctx.approved)
     rows = ctx.session.exec(
         select(Application, Institution)
         .join(Institution, Institution.id == Application.institution_id)  # type: ignore[arg-type]
@@ -45,7 +46,7 @@ def _review_applications(ctx: DecisionContext, level: ReviewLevel) -> None:
     final_level = defn.approval_chain[-1].level == level.value
     for app, inst in rows:
         assert app.id is not None
-        approved = app.id in ctx.approved
+        approved = app.id in approved_ids
         reason = ctx.reasons.get(app.id)
         new, record = machine.apply(app.id, app.state, approve_action if approved else reject_action,
                                     actor=ctx.user.name, role=ctx.user.role, at=now, reason=reason,
@@ -68,7 +69,8 @@ def _review_applications(ctx: DecisionContext, level: ReviewLevel) -> None:
         values: dict[str, object] = {"state": state}
         if state in (ApplicationState.APPROVED, ApplicationState.REJECTED):
             values["decided_at"] = now
-        ctx.session.execute(update(Application).where(Application.id.in_(app_ids)).values(**values))  # type: ignore[union-attr]
+        ctx.session.execute(update(Application).where(Application.id.in_(app_ids)).values(**values)  # type: ignore[union-attr]
+                            .execution_options(synchronize_session=False))
     for app_id in ctx.rejected:
         ctx.session.execute(update(Application).where(Application.id == app_id)  # type: ignore[arg-type]
                             .values(reason=ctx.reasons.get(app_id)))
