@@ -27,7 +27,7 @@ from tasks.gates import GateSpec, open_gates
 from tasks.lists import publish_list
 from tasks.outbox import NoticeDraft, enqueue_notices
 from tasks.programs import get_program
-from tasks.store import insert_ignoring_conflicts, write_audit
+from tasks.store import chunked, insert_ignoring_conflicts, write_audit
 
 IN_REVIEW = (ApplicationState.SUBMITTED, ApplicationState.DISTRICT_APPROVED)
 # A batch run after the accounts window has closed gets this long to register (assumed; the seeds
@@ -131,8 +131,9 @@ def assign_to_batches(t: _Tick) -> None:
             _declare(t, batch, "full")
             continue
         chunk, waiting = waiting[:room], waiting[room:]
-        t.session.execute(update(Application).where(Application.id.in_(chunk))  # type: ignore[union-attr]
-                          .values(batch_id=batch.id).execution_options(synchronize_session=False))
+        for part in chunked([i for i in chunk if i is not None]):
+            t.session.execute(update(Application).where(Application.id.in_(part))  # type: ignore[union-attr]
+                              .values(batch_id=batch.id).execution_options(synchronize_session=False))
         t.report.batched += len(chunk)
 
 
@@ -170,8 +171,9 @@ def carry_over_overdue(t: _Tick) -> None:
                                  data={"carried_over": undecided})
         t.session.execute(update(Gate).where(Gate.id == gate.id, Gate.version == gate.version)  # type: ignore[arg-type]
                           .values(state=new, version=gate.version + 1))
-        t.session.execute(update(Application).where(Application.id.in_(undecided))  # type: ignore[union-attr]
-                          .values(batch_id=None))
+        for part in chunked(undecided):
+            t.session.execute(update(Application).where(Application.id.in_(part))  # type: ignore[union-attr]
+                              .values(batch_id=None))
         t.audit.append(record)
         t.report.carried_over += len(undecided)
 
@@ -256,7 +258,9 @@ def run_matured_batches(t: _Tick) -> None:
                                           at=now, program_id=t.pid, data={"batch": batch.number})
             t.audit.append(record)
         ids = [app.id for app, _ in rows]
-        t.session.execute(update(Application).where(Application.id.in_(ids))  # type: ignore[union-attr]
+        # By criteria, not by id list: one statement whatever the batch size (PostgreSQL caps parameters).
+        t.session.execute(update(Application).where(Application.batch_id == batch.id,  # type: ignore[arg-type]
+                                                    Application.state == ApplicationState.APPROVED)  # type: ignore[arg-type]
                           .values(state=ApplicationState.RUNNING).execution_options(synchronize_session=False))
         new, record = BATCH.apply(batch.id, batch.state, "run", actor="system", role=Role.SYSTEM, at=now,
                                   program_id=t.pid, data={"institutions": len(ids)})

@@ -15,6 +15,7 @@ from models.states import ApplicationState, Decision, GateKind, ReviewLevel
 from models.transitions import APPLICATION, APPLICATION_CITY_ONLY, DECLARATION, INVITATION, Machine
 from tasks.gates import DecisionContext
 from tasks.outbox import NoticeDraft, enqueue_notices
+from tasks.store import chunked
 
 
 def _definition(ctx: DecisionContext) -> tuple[Program, ProgramDefinition]:
@@ -35,11 +36,11 @@ def _review_applications(ctx: DecisionContext, level: ReviewLevel) -> None:
     now = ctx.clock.now()
     ids = ctx.approved + ctx.rejected
     approved_ids = set(ctx.approved)
-    rows = ctx.session.exec(
+    rows = [row for part in chunked(ids) for row in ctx.session.exec(
         select(Application, Institution)
         .join(Institution, Institution.id == Application.institution_id)  # type: ignore[arg-type]
-        .where(Application.id.in_(ids))  # type: ignore[union-attr]
-    ).all()
+        .where(Application.id.in_(part))  # type: ignore[union-attr]
+    ).all()]
     by_state: dict[ApplicationState, list[int]] = {}
     reviews, drafts = [], []
     approve_action, reject_action = f"{level.value}_approve", f"{level.value}_reject"
@@ -69,8 +70,9 @@ def _review_applications(ctx: DecisionContext, level: ReviewLevel) -> None:
         values: dict[str, object] = {"state": state}
         if state in (ApplicationState.APPROVED, ApplicationState.REJECTED):
             values["decided_at"] = now
-        ctx.session.execute(update(Application).where(Application.id.in_(app_ids)).values(**values)  # type: ignore[union-attr]
-                            .execution_options(synchronize_session=False))
+        for part in chunked(app_ids):
+            ctx.session.execute(update(Application).where(Application.id.in_(part)).values(**values)  # type: ignore[union-attr]
+                                .execution_options(synchronize_session=False))
     for app_id in ctx.rejected:
         ctx.session.execute(update(Application).where(Application.id == app_id)  # type: ignore[arg-type]
                             .values(reason=ctx.reasons.get(app_id)))

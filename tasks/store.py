@@ -43,3 +43,12 @@ def write_audit(session: Session, records: Iterable[AuditRecord]) -> int:
     if rows:
         session.execute(insert(AuditEvent), rows)
     return len(rows)
+
+
+# Below PostgreSQL's 65,535 bind parameters per statement (and SQLite's limit): long id lists go in slices.
+ID_CHUNK = 5000
+
+
+def chunked(ids: Sequence[int], size: int = ID_CHUNK) -> list[Sequence[int]]:
+    """Slices of `ids` small enough for one `IN (...)` each."""
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
