@@ -600,6 +600,9 @@ class ProgramFileError(Exception):
         self.errors: list[tuple[str, str]] = list(errors)
         super().__init__(self.file.name)
 
+    def __reduce__(self) -> tuple[type[ProgramFileError], tuple[Path, list[tuple[str, str]]]]:
+        return (type(self), (self.file, self.errors))
+
     def __str__(self) -> str:
         count = len(self.errors)
         head = f"{self.file.name}: {count} error{'s' if count != 1 else ''} in program file {self.file}"

@@ -35,6 +35,7 @@ class InvalidTransition(Exception):
     """An attempted move the entity's table does not allow; names entity, state and action."""
 
     def __init__(self, entity: str, entity_id: object, state: StrEnum, action: str, allowed: list[str]) -> None:
+        self._args = (entity, entity_id, state, action, allowed)
         self.entity = entity
         self.entity_id = entity_id
         self.state = state
@@ -45,6 +46,10 @@ class InvalidTransition(Exception):
             f"{entity} {entity_id} 处于“{state.value}”状态，不能执行“{action}” / "
             f"{entity} {entity_id} is '{state.value}': '{action}' is not allowed (allowed: {allowed_txt})"
         )
+
+    def __reduce__(self) -> tuple[type[InvalidTransition], tuple[object, ...]]:
+        # Prefect pickles a task's exception to hand it back; rebuild it from its arguments.
+        return (type(self), self._args)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ class WindowClosed(Exception):
 
     def __init__(self, program: str, phase: PhaseName, opens: date, closes: date | None, on: date,
                  label: str | None = None) -> None:
+        self._args = (program, phase, opens, closes, on, label)
         self.program = program
         self.phase = phase
         self.opens = opens
@@ -28,10 +29,18 @@ class WindowClosed(Exception):
             f"submissions on {on.isoformat()} are refused"
         )
 
+    def __reduce__(self) -> tuple[type[WindowClosed], tuple[object, ...]]:
+        # Prefect pickles a task's exception to hand it back; rebuild it from its arguments.
+        return (type(self), self._args)
+
 
 class PhaseNotInProgram(Exception):
     def __init__(self, program: str, phase: PhaseName) -> None:
+        self._args = (program, phase)
         super().__init__(f"{program} 没有「{PHASE_LABELS[phase]}」阶段 / {program} has no {phase.value} phase")
+
+    def __reduce__(self) -> tuple[type[PhaseNotInProgram], tuple[object, ...]]:
+        return (type(self), self._args)
 
 
 def accepts_submissions(defn: ProgramDefinition, phase: PhaseName, on: date) -> bool:

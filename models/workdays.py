@@ -63,6 +63,9 @@ class CalendarOverridesError(ValueError):
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"节假日覆盖表有误 / invalid calendar overrides in {source}:\n{lines}")
 
+    def __reduce__(self) -> tuple[type[CalendarOverridesError], tuple[str, list[str]]]:
+        return (type(self), (self.source, self.problems))
+
 
 @dataclass(frozen=True)
 class CalendarOverrides:

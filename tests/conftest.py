@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -33,26 +34,43 @@ def _postgres_reason() -> str | None:
         return f"PostgreSQL not reachable at {PG_URL}: {exc.__class__.__name__}"
 
 
-@pytest.fixture(scope="session")
-def pg_schema_engine() -> Iterator[Engine]:
+def require_postgres() -> None:
+    """Skip without a reachable server, or fail when CI demands PostgreSQL."""
     reason = _postgres_reason()
     if reason:
         if REQUIRE_PG:
             pytest.fail(reason + " (SANJIN_REQUIRE_POSTGRES=1)")
         pytest.skip(reason)
-    schema = f"t_{uuid.uuid4().hex[:10]}"
+
+
+@contextmanager
+def fresh_pg_schema(prefix: str) -> Iterator[Engine]:
+    """An engine on a new, empty PostgreSQL schema, dropped afterwards.
+
+    The schema rides in the URL (`options=-csearch_path=...`), so flows and subprocesses given
+    only the URL land in it too.
+    """
+    require_postgres()
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
-    # The schema rides in the URL, so flows and subprocesses given only the URL land in it too.
     engine = make_engine(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
-    metadata.create_all(engine)
-    yield engine
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_schema_engine() -> Iterator[Engine]:
+    with fresh_pg_schema("t") as engine:
+        metadata.create_all(engine)
+        yield engine
 
 
 def _truncate_all(engine: Engine) -> None:

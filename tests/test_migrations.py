@@ -7,19 +7,18 @@ form matters: it is percent-encoded, and Alembic's configparser once refused suc
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Engine, Integer, MetaData, create_engine, inspect, text
+from sqlalchemy import Column, Engine, Integer, MetaData, inspect, text
 
 from models.tables import metadata
 from sanjin.db import make_engine
 from sanjin.migrate import alembic_config, current_revision, upgrade
-from tests.conftest import PG_URL, REQUIRE_PG, _postgres_reason
+from tests.conftest import fresh_pg_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -30,24 +29,8 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
         yield engine
         engine.dispose()
         return
-    reason = _postgres_reason()
-    if reason:
-        if REQUIRE_PG:
-            pytest.fail(reason + " (SANJIN_REQUIRE_POSTGRES=1)")
-        pytest.skip(reason)
-    schema = f"m_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    engine = make_engine(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
-    try:
+    with fresh_pg_schema("m") as engine:
         yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def head_revision() -> str:
