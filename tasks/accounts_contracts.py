@@ -47,11 +47,9 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel
 
-from models.audit import AuditEvent, audit_row
+from models.audit import AuditEvent
 from models.base import AwareDateTime
 from models.catalog import Enterprise, Product
 from models.clock import Clock, local_date
@@ -66,11 +64,19 @@ from models.workdays import WorkingDays
 from sanjin.db import transaction
 from tasks.calendar import working_days_for
 from tasks.enrollment import LATE_BATCH_ACCOUNT_WORKING_DAYS
-from tasks.imports import ImportRejected, RowError, RowWarning
 from tasks.lists import latest_version, version_entries
 from tasks.programs import get_program
-from tasks.spreadsheets import Sheet, SpreadsheetError, normalize_header, read_table_bytes
-from tasks.store import insert_ignoring_conflicts
+from tasks.spreadsheets import (
+    ImportRejected,
+    RowError,
+    RowWarning,
+    Sheet,
+    lost_digits_error,
+    normalize_header,
+    parse_upload,
+    read_upload,
+)
+from tasks.store import insert_ignoring_conflicts, insert_rows, write_audit
 
 __all__ = [
     "ACCOUNT_COLUMNS",
@@ -247,13 +253,9 @@ class _Ctx:
 
 
 def _write_audit(ctx: _Ctx) -> None:
-    """The collected audit rows, with one Core executemany.
-
-    tasks.store.write_audit goes through the ORM's bulk insert, which costs seconds per 100,000
-    rows; the audit of a whole program's reconciliation must not dominate it.
-    """
+    """The collected audit rows, in one Core statement (tasks.store.write_audit)."""
     if ctx.audit:
-        ctx.session.execute(AUD.insert(), [audit_row(r) for r in ctx.audit])
+        write_audit(ctx.session, ctx.audit)
         ctx.audit.clear()
 
 
@@ -283,8 +285,7 @@ def _insert_audited(ctx: _Ctx, t: Table, rows: Sequence[dict[str, Any]], key: Se
         return 0
     before = int(ctx.session.execute(select(func.max(t.c.id))).scalar() or 0)
     postgres = ctx.session.get_bind().dialect.name == "postgresql"
-    insert_stmt: Any = pg_insert(t) if postgres else sqlite_insert(t)
-    ctx.session.execute(insert_stmt.on_conflict_do_nothing(index_elements=list(key)), list(rows))
+    insert_rows(ctx.session, t, rows, conflict_key=key)  # one statement on PostgreSQL too (tasks.store)
     new = (t.c.id > before, t.c.program_id == ctx.program_id)
     build = func.json_build_object if postgres else func.json_object
     pairs: list[Any] = []
@@ -623,14 +624,8 @@ def _warn(row: int, column: str, value: str, rule: str, zh: str, en: str) -> Row
 
 
 def _read_sheet(path: Path) -> tuple[bytes, Sheet]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImportRejected(path.name, [_err(0, "", "", "file.unreadable", "无法打开文件", f"cannot open: {exc}")]) from exc
-    try:
-        return data, read_table_bytes(data, path.name)
-    except SpreadsheetError as exc:
-        raise ImportRejected(path.name, [RowError(0, "", "", str(exc), "file.unreadable")]) from exc
+    data = read_upload(path)
+    return data, parse_upload(data, path.name)
 
 
 def _columns(sheet: Sheet, filename: str, wanted: Sequence[str]) -> dict[str, int]:
@@ -664,9 +659,7 @@ class _Cells:
     def take(self, column: str, parse: Callable[[str, str], T]) -> T | None:
         raw = self.raw(column)
         if (self.number, self._columns[column]) in self._lossy:
-            self.errors.append(_err(self.number, column, raw, "cell.number_lost_digits",
-                                    "Excel把该单元格存成了数字并丢失了精度，请设为“文本”格式后重新填写",
-                                    "Excel stored this cell as a number and lost digits; format it as Text"))
+            self.errors.append(lost_digits_error(self.number, column, raw))
             return None
         try:
             return parse(raw, column)

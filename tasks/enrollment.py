@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Date, Engine, Integer, String, case, cast, func, literal, null, update
+from sqlalchemy import select as core_select  # Core statements of many columns (sqlmodel's select takes 4)
 from sqlmodel import Session, select
 
 from models.clock import Clock
@@ -25,10 +26,19 @@ from sanjin.db import transaction
 from tasks.calendar import working_days_for
 from tasks.gates import GateSpec, open_gates
 from tasks.lists import publish_list
-from tasks.outbox import NoticeDraft, enqueue_notices
+from tasks.outbox import enqueue_notices_from
 from tasks.programs import get_program
-from tasks.store import chunked, insert_ignoring_conflicts, write_audit
+from tasks.store import (
+    audit_from_select,
+    insert_from_select,
+    json_object,
+    json_rows,
+    json_text,
+    table_of,
+    write_audit,
+)
 
+APP, INST, ACCOUNT = table_of(Application), table_of(Institution), table_of(PlatformAccount)
 IN_REVIEW = (ApplicationState.SUBMITTED, ApplicationState.DISTRICT_APPROVED)
 # A batch run after the accounts window has closed gets this long to register (assumed; the seeds
 # give only Shenyang's fixed window, 000 §五 step 4).
@@ -109,13 +119,13 @@ def _declare(t: _Tick, batch: Batch, why: str) -> None:
 
 
 def assign_to_batches(t: _Tick) -> None:
-    """Put every unbatched application under review into the open batch, cutting batches as they fill."""
-    waiting = list(t.session.exec(
-        select(Application.id).where(Application.program_id == t.pid,
-                                     Application.batch_id.is_(None),  # type: ignore[union-attr]
-                                     Application.state.in_(IN_REVIEW))  # type: ignore[attr-defined]
-        .order_by(Application.id)  # type: ignore[arg-type]
-    ).all())
+    """Put every unbatched application under review into the open batch, cutting batches as they fill.
+
+    A batch takes the next waiting applications in id order: one UPDATE by criteria (up to the id of
+    the last one that fits) fills it, whatever its size, with no id list.
+    """
+    unbatched = (APP.c.program_id == t.pid, APP.c.batch_id.is_(None), APP.c.state.in_(IN_REVIEW))
+    waiting = int(t.session.execute(select(func.count()).select_from(APP).where(*unbatched)).scalar_one())
     limit = t.defn.batching.max_applications
     while waiting:
         batch = t.session.exec(select(Batch).where(Batch.program_id == t.pid, Batch.state == BatchState.OPEN)
@@ -126,15 +136,20 @@ def assign_to_batches(t: _Tick) -> None:
         if batch is None:
             batch = _new_batch(t)
         assert batch.id is not None
-        room = len(waiting) if limit is None else max(limit - _batch_size(t, batch.id), 0)
+        room = waiting if limit is None else max(limit - _batch_size(t, batch.id), 0)
         if room == 0:
             _declare(t, batch, "full")
             continue
-        chunk, waiting = waiting[:room], waiting[room:]
-        for part in chunked([i for i in chunk if i is not None]):
-            t.session.execute(update(Application).where(Application.id.in_(part))  # type: ignore[union-attr]
-                              .values(batch_id=batch.id).execution_options(synchronize_session=False))
-        t.report.batched += len(chunk)
+        fill = update(APP).where(*unbatched).values(batch_id=batch.id)
+        if room < waiting:
+            last = t.session.execute(select(APP.c.id).where(*unbatched).order_by(APP.c.id)
+                                     .offset(room - 1).limit(1)).scalar_one()
+            fill = fill.where(APP.c.id <= last)
+        moved = int(t.session.connection().execute(fill).rowcount)
+        if moved == 0:  # pragma: no cover - nothing left after all (changed under us); never loop
+            break
+        waiting -= moved
+        t.report.batched += moved
 
 
 def declare_due_batches(t: _Tick) -> None:
@@ -171,18 +186,26 @@ def carry_over_overdue(t: _Tick) -> None:
                                  data={"carried_over": undecided})
         t.session.execute(update(Gate).where(Gate.id == gate.id, Gate.version == gate.version)  # type: ignore[arg-type]
                           .values(state=new, version=gate.version + 1))
-        for part in chunked(undecided):
-            t.session.execute(update(Application).where(Application.id.in_(part))  # type: ignore[union-attr]
-                              .values(batch_id=None))
+        if undecided:
+            items = json_rows(t.session, "undecided", [("id", Integer())], [(i,) for i in undecided])
+            t.session.connection().execute(update(APP).where(APP.c.id == items.c.id).values(batch_id=None))
         t.audit.append(record)
         t.report.carried_over += len(undecided)
 
 
-def _ids(t: _Tick, batch_id: int, state: ApplicationState, district: str | None = None) -> list[int]:
-    query = select(Application.id).where(Application.batch_id == batch_id, Application.state == state)
-    if district is not None:
-        query = query.where(Application.district == district)
-    return [i for i in t.session.exec(query.order_by(Application.id)).all() if i is not None]  # type: ignore[arg-type]
+def _ids(t: _Tick, batch_id: int, state: ApplicationState) -> list[int]:
+    query = select(APP.c.id).where(APP.c.batch_id == batch_id, APP.c.state == state).order_by(APP.c.id)
+    return [int(i) for i in t.session.execute(query).scalars()]
+
+
+def _ids_by_district(t: _Tick, batch_id: int, state: ApplicationState) -> dict[str, list[int]]:
+    """One query for every district (one per district would each walk the whole batch)."""
+    out: dict[str, list[int]] = {}
+    for district, app_id in t.session.execute(
+            select(APP.c.district, APP.c.id).where(APP.c.batch_id == batch_id, APP.c.state == state)
+            .order_by(APP.c.district, APP.c.id)).tuples():
+        out.setdefault(district, []).append(int(app_id))
+    return out
 
 
 def open_review_gates(t: _Tick) -> None:
@@ -194,10 +217,8 @@ def open_review_gates(t: _Tick) -> None:
         assert batch.id is not None
         if chain[0].level == "district":
             level = chain[0]
-            districts = t.session.exec(select(Application.district).distinct().where(
-                Application.batch_id == batch.id, Application.state == ApplicationState.SUBMITTED)).all()
-            for district in sorted(districts):
-                items = _ids(t, batch.id, ApplicationState.SUBMITTED, district)
+            by_district = _ids_by_district(t, batch.id, ApplicationState.SUBMITTED)
+            for district, items in sorted(by_district.items()):
                 specs.append(GateSpec(
                     natural_key=f"{slug}:enrollment:district_review:b{batch.number}:{district}:{min(items)}",
                     program_id=t.pid, phase=PhaseName.ENROLLMENT.value, kind=GateKind.DISTRICT_REVIEW,
@@ -205,7 +226,7 @@ def open_review_gates(t: _Tick) -> None:
                     items=items, decider_role=Role.DISTRICT_REVIEWER, district=district,
                     due_on=t.wdays.add_working_days(t.today, level.due_working_days)))
             ready_state = ApplicationState.DISTRICT_APPROVED
-            if _ids(t, batch.id, ApplicationState.SUBMITTED):
+            if by_district:
                 continue  # the city decides once every district has
         else:
             ready_state = ApplicationState.SUBMITTED
@@ -245,43 +266,50 @@ def _account_due(t: _Tick) -> date:
 
 
 def run_matured_batches(t: _Tick) -> None:
-    """A matured batch runs: its approved institutions start, are published, and owe an account."""
+    """A matured batch runs: its approved institutions start, are published, and owe an account.
+
+    By criteria (this batch, approved), whatever the batch size: the database writes the audit rows,
+    the accounts and the notices from the rows themselves (`INSERT … SELECT`), then moves the states.
+    """
     now = t.clock.now()
-    for batch in t.session.exec(select(Batch).where(Batch.program_id == t.pid, Batch.state == BatchState.MATURED)):
+    s = t.session
+    for batch in s.exec(select(Batch).where(Batch.program_id == t.pid, Batch.state == BatchState.MATURED)).all():
         assert batch.id is not None
-        rows = t.session.exec(
-            select(Application, Institution).join(Institution, Institution.id == Application.institution_id)  # type: ignore[arg-type]
-            .where(Application.batch_id == batch.id, Application.state == ApplicationState.APPROVED)
-        ).all()
-        for app, _inst in rows:
-            _, record = APPLICATION.apply(app.id or 0, app.state, "start_running", actor="system", role=Role.SYSTEM,
-                                          at=now, program_id=t.pid, data={"batch": batch.number})
-            t.audit.append(record)
-        ids = [app.id for app, _ in rows]
-        # By criteria, not by id list: one statement whatever the batch size (PostgreSQL caps parameters).
-        t.session.execute(update(Application).where(Application.batch_id == batch.id,  # type: ignore[arg-type]
-                                                    Application.state == ApplicationState.APPROVED)  # type: ignore[arg-type]
-                          .values(state=ApplicationState.RUNNING).execution_options(synchronize_session=False))
+        write_audit(s, t.audit)  # what happened before (the batch matured) comes first in the trail
+        t.audit.clear()
+        starting = (APP.c.batch_id == batch.id, APP.c.state == ApplicationState.APPROVED)
+        # One rule for the whole batch: every row moves approved → running.
+        to_state = APPLICATION.next_state(batch.id, ApplicationState.APPROVED, "start_running")
+        count = audit_from_select(
+            s, core_select(APP.c.id.label("entity_id"), null().label("reason")).where(*starting),
+            entity=APPLICATION.entity, action="start_running", from_state=ApplicationState.APPROVED.value,
+            to_state=to_state.value, actor="system", role=Role.SYSTEM, at=now, program_id=t.pid,
+            data={"batch": batch.number})
+        due = _account_due(t)
+        proxied = INST.c.proxy_parent_id.is_not(None)
+        insert_from_select(s, ACCOUNT, ["program_id", "institution_id", "state", "due_on"], core_select(
+            literal(t.pid, Integer), INST.c.id,
+            case((proxied, AccountState.EXEMPT.value), else_=AccountState.PENDING.value),
+            case((proxied, None), else_=literal(due, Date())))
+            .join(APP, APP.c.institution_id == INST.c.id).where(*starting),
+            conflict_key=["program_id", "institution_id"])
+        enqueue_notices_from(s, core_select(
+            (literal(f"batch_published:{batch.id}:", String) + cast(INST.c.id, String)).label("idempotency_key"),
+            literal(t.pid, Integer).label("program_id"), literal("batch_published", String).label("kind"),
+            literal("institution", String).label("recipient_type"), INST.c.id.label("recipient_id"),
+            INST.c.name.label("recipient_name"), INST.c.email.label("email"),
+            json_object(s, {"program_name": json_text(s, t.program.name), "institution_name": INST.c.name,
+                            "batch_number": literal(batch.number, Integer),
+                            "published_on": json_text(s, t.today.isoformat()), "list_url": null()}).label("context"))
+            .join(APP, APP.c.institution_id == INST.c.id).where(*starting), now)
+        s.connection().execute(update(APP).where(*starting).values(state=to_state.value))
         new, record = BATCH.apply(batch.id, batch.state, "run", actor="system", role=Role.SYSTEM, at=now,
-                                  program_id=t.pid, data={"institutions": len(ids)})
+                                  program_id=t.pid, data={"institutions": count})
         t.audit.append(record)
-        t.session.flush()
-        version = publish_list(t.session, t.program, t.defn, "institutions", clock=t.clock,
-                               reason=f"第{batch.number}批")
+        version = publish_list(s, t.program, t.defn, "institutions", clock=t.clock, reason=f"第{batch.number}批")
         batch.state, batch.running_at = new, now
         batch.list_version_id = version.id if version is not None else batch.list_version_id
-        t.session.add(batch)
-        due = _account_due(t)
-        insert_ignoring_conflicts(t.session, PlatformAccount, [
-            {"program_id": t.pid, "institution_id": inst.id,
-             "state": AccountState.EXEMPT if inst.proxy_parent_id else AccountState.PENDING,
-             "due_on": None if inst.proxy_parent_id else due}
-            for _, inst in rows], ["program_id", "institution_id"])
-        enqueue_notices(t.session, [NoticeDraft(
-            key=f"batch_published:{batch.id}:{inst.id}", kind="batch_published", recipient_type="institution",
-            recipient_id=inst.id, recipient_name=inst.name, email=inst.email, program_id=t.pid,
-            context={"program_name": t.program.name, "institution_name": inst.name, "batch_number": batch.number,
-                     "published_on": t.today.isoformat(), "list_url": None}) for _, inst in rows], now)
+        s.add(batch)
         t.report.running.append(batch.number)
 
 

@@ -7,6 +7,9 @@ Validation and error messages key on 1-based spreadsheet row numbers, so blank r
 of the data but never renumber the rows after them.
 
 python-calamine rather than openpyxl: LIMITS.md measures 0.84 s against 12.1 s for 100,000 rows.
+
+The importers' shared vocabulary for refusing a file lives here too (RowError, ImportRejected and the
+reading steps that raise it), so every upload reports the same problem the same way.
 """
 
 from __future__ import annotations
@@ -21,17 +24,24 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, NamedTuple, cast
 
 import python_calamine
 
 __all__ = [
     "DataRow",
+    "ImportRejected",
+    "RowError",
+    "RowWarning",
     "Sheet",
     "SpreadsheetError",
     "cell_text",
+    "lost_digits_error",
     "normalize_header",
+    "parse_upload",
     "read_table",
     "read_table_bytes",
+    "read_upload",
 ]
 
 _ZIP_MAGIC = b"PK\x03\x04"  # xlsx / xlsm / ods
@@ -45,9 +55,11 @@ class SpreadsheetError(ValueError):
     """The file as a whole cannot be read (not a spreadsheet, damaged, empty); bilingual message."""
 
 
-@dataclass(frozen=True)
-class DataRow:
-    """One non-blank data row; ``number`` is the row number Excel shows (the header is usually 1)."""
+class DataRow(NamedTuple):
+    """One non-blank data row; ``number`` is the row number Excel shows (the header is usually 1).
+
+    A named tuple, not a frozen dataclass: an upload has 100,000 of them and it is 1.6× cheaper to build.
+    """
 
     number: int
     cells: tuple[str, ...]
@@ -127,27 +139,26 @@ def _build(
     header_row = 0
     rows: list[DataRow] = []
     lossy: set[tuple[int, int]] = set()
+    strip = str.strip
     for index, raw in enumerate(raw_rows):
         number = index + 1
-        cells: list[str] = []
-        for col, value in enumerate(raw):
-            if type(value) is str:  # the common case first: this loop runs once per cell
-                text = value.strip()
-                cells.append(text)
-                if from_csv and "+" in text and _SCIENTIFIC.fullmatch(text):
-                    lossy.add((number, col))
-                continue
-            cells.append(cell_text(value))
-            if _is_lossy(value):
-                lossy.add((number, col))
+        try:
+            cells = tuple(map(strip, cast(Sequence[str], raw)))  # the usual row, all text: one C-level pass
+        except TypeError:  # a number, date or boolean cell somewhere in the row
+            cells = tuple(map(cell_text, raw))
+            lossy.update((number, col) for col, value in enumerate(raw) if _is_lossy(value))
+        else:
+            if from_csv:
+                lossy.update((number, col) for col, text in enumerate(cells)
+                             if "+" in text and _SCIENTIFIC.fullmatch(text))
         if not any(cells):
             continue
         if header is None:
-            header = tuple(cells)
+            header = cells
             header_row = number
             lossy = {(n, c) for n, c in lossy if n != number}
             continue
-        rows.append(DataRow(number, tuple(cells)))
+        rows.append(DataRow(number, cells))
     if header is None:
         raise SpreadsheetError(f"文件“{name}”是空的，没有表头 / {name} is empty: no header row found")
     # Trailing empty header cells are formatting residue (a coloured column), not columns.
@@ -226,3 +237,84 @@ def read_table(path: Path) -> Sheet:
     except OSError as exc:
         raise SpreadsheetError(f"无法打开文件“{path.name}” / cannot open {path}: {exc}") from exc
     return read_table_bytes(data, path.name)
+
+
+# --------------------------------------------------------------------------- reporting an upload's bad cells
+# Shared by every importer (tasks.imports, tasks.accounts_contracts): the same file problem gets the
+# same message and rule id whichever upload it is in.
+
+_MAX_LISTED_ERRORS = 30
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One bad cell: ``row`` is the spreadsheet row number (0 for the file as a whole)."""
+
+    row: int
+    column: str
+    value: str
+    message: str
+    rule: str = ""
+
+    def __str__(self) -> str:
+        where = f"第{self.row}行" if self.row else "文件"
+        col = f" {self.column}" if self.column else ""
+        val = f" “{self.value}”" if self.value else ""
+        return f"{where}{col}{val}: {self.message}"
+
+
+@dataclass(frozen=True)
+class RowWarning(RowError):
+    """Something a reviewer should look at that does not stop the import (stored in ``findings``)."""
+
+    def finding(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "value": self.value, "rule": self.rule,
+                "message": self.message}
+
+
+class ImportRejected(Exception):
+    """The file was refused and nothing was written; ``errors`` lists every bad cell found."""
+
+    def __init__(self, filename: str, errors: Sequence[RowError]) -> None:
+        self.filename = filename
+        self.errors: list[RowError] = sorted(errors, key=lambda e: (e.row, e.column))
+        count = len(self.errors)
+        lines = [str(e) for e in self.errors[:_MAX_LISTED_ERRORS]]
+        if count > _MAX_LISTED_ERRORS:
+            lines.append(f"…另有{count - _MAX_LISTED_ERRORS}处 / … and {count - _MAX_LISTED_ERRORS} more")
+        super().__init__(
+            f"{filename}: 发现{count}处错误，未导入任何数据 / {count} error(s), nothing was imported\n"
+            + "\n".join(lines)
+        )
+
+    def __reduce__(self) -> tuple[type[ImportRejected], tuple[str, list[RowError]]]:
+        # Prefect pickles task exceptions; the default would replay only the formatted text.
+        return (type(self), (self.filename, self.errors))
+
+
+def read_upload(path: Path) -> bytes:
+    """The uploaded file's bytes (importers hash what they parse), or the file refused as unreadable."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImportRejected(path.name, [RowError(0, "", "", f"无法打开文件 / cannot open the file: {exc}",
+                                                  "file.unreadable")]) from exc
+
+
+def parse_upload(data: bytes, filename: str) -> Sheet:
+    """The upload as a sheet, or the file refused with the reader's bilingual reason."""
+    try:
+        return read_table_bytes(data, filename)
+    except SpreadsheetError as exc:
+        raise ImportRejected(filename, [RowError(0, "", "", str(exc), "file.unreadable")]) from exc
+
+
+def lost_digits_error(row: int, column: str, value: str = "") -> RowError:
+    """A cell in :attr:`Sheet.lossy`: reported instead of validated, since "check character wrong"
+    would send people hunting for a typo while the cure is to format the column as text."""
+    return RowError(
+        row, column, value,
+        "Excel把该单元格存成了数字，超过15位的数字已丢失精度；请将该列设为“文本”格式后重新填写 / "
+        "Excel stored this cell as a number and lost digits beyond 15; format the column as Text and re-enter it",
+        "cell.number_lost_digits",
+    )

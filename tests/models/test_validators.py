@@ -4,7 +4,7 @@ import pickle
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from models.validators import (
@@ -539,3 +539,67 @@ def test_district_choices_from_a_set_are_listed_in_stable_order():
 
 def test_empty_district_is_rejected():
     expect_rule("district.empty", validate_district, "", SHENYANG)
+
+
+# ---------------------------------------------------------------- clean values take a shortcut, with the same verdict
+# Importers validate 100,000 cells per column, so a value already in its normal form is accepted
+# without normalising. Padding it with a space sends it the long way (NFKC, strip, upper); the
+# verdict must not depend on which way it went.
+
+
+def _verdict(func, value):
+    try:
+        return "ok", func(value)
+    except FieldError as error:
+        return "refused", error.rule
+
+
+def _same_verdict_both_ways(func, value):
+    assert _verdict(func, value) == _verdict(func, f" {value} ")
+
+
+uscc_like = st.one_of(
+    valid_prefixes.map(make_uscc),
+    st.builds(lambda authority, region, body: make_uscc(f"{authority}1{region}{body}"),  # mostly unknown regions
+              st.sampled_from("19ANY"), st.from_regex(r"[0-9]{6}", fullmatch=True), st.text(USCC_CHARS, min_size=9,
+                                                                                           max_size=9)),
+    st.builds(lambda code, position, char: code[:position] + char + code[position + 1:],
+              valid_prefixes.map(make_uscc), st.integers(0, 17), st.sampled_from(USCC_CHARS + "IOSVZ0")),
+    st.builds(lambda a, b: f"{a}{b}", st.sampled_from("123456789ANY0B"), st.text(USCC_CHARS, min_size=16, max_size=18)),
+)
+
+
+@given(uscc_like)
+def test_uscc_verdict_does_not_depend_on_the_shortcut(value):
+    _same_verdict_both_ways(validate_uscc, value)
+    if _verdict(validate_uscc, value)[0] == "ok":
+        assert uscc_warnings(value) == uscc_warnings(f" {value} ")
+
+
+@given(st.from_regex(r"1[0-9]{10}|1[3-9][0-9]{8,10}|0[0-9]{2,3}-?[0-9]{7,8}", fullmatch=True))
+@example("10000000000")
+@example("1381234567")
+def test_phone_verdict_does_not_depend_on_the_shortcut(value):
+    _same_verdict_both_ways(validate_phone, value)
+
+
+@given(st.builds(lambda letter, province, rest: f"{letter}{province}{rest}", st.sampled_from("HPXh"),
+                 st.sampled_from(["21", "64", "66", "71", "81", "99", "00"]), st.from_regex(r"[0-9]{9}", fullmatch=True)))
+@example("X21010200001")
+@example("h21010200001")
+@example("H2101020000")
+def test_insurance_code_verdict_does_not_depend_on_the_shortcut(value):
+    _same_verdict_both_ways(validate_insurance_institution_code, value)
+
+
+@given(st.one_of(
+    st.from_regex(r"[a-z0-9._+-]{1,70}@([a-z0-9-]{1,64}\.){1,3}[a-z0-9-]{1,8}", fullmatch=True),
+    st.from_regex(r"[a-z0-9]{1,10}@[a-z]{1,10}\.[0-9]{1,3}", fullmatch=True),
+    st.builds(lambda local, domain: f"{local}@{domain}.cn", st.text("ab.", min_size=1, max_size=66),
+              st.text("xy-", min_size=1, max_size=190)),
+))
+@example("ybj@example.123")
+@example("a" * 65 + "@example.com")
+@example("ybj@" + "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 60 + ".cn")
+def test_email_verdict_does_not_depend_on_the_shortcut(value):
+    _same_verdict_both_ways(validate_email, value)

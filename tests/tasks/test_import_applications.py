@@ -404,3 +404,65 @@ def test_rejection_survives_pickling_for_prefect():
     assert (copy.filename, copy.errors, str(copy)) == (original.filename, original.errors, str(original))
     missing = pickle.loads(pickle.dumps(ProgramNotFound("x")))
     assert str(missing) == str(ProgramNotFound("x"))
+
+
+def test_each_application_keeps_its_commitment_and_its_audit_row_names_the_file_row(
+    engine, shenyang, clock_in_windows, tmp_path
+):
+    rows = [application_row(90), application_row(91, kind="连锁药店", district="沈河区")]
+    result = import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "a.xlsx", APPLICATION_HEADER, rows),
+                                 clock=clock_in_windows, actor="hp_reviewer")
+    with Session(engine) as session:
+        apps = session.execute(select(Application).order_by(Application.id)).scalars().all()
+        audits = {int(a.entity_id): a for a in session.execute(select(AuditEvent)).scalars()}
+    # The 承诺书 ticks come with every submitted application (001 att.2); the import does not fill them.
+    assert all(a.pay_by_next_month_end and a.dedicated_counter and a.dual_price_labels and a.complaint_phone_displayed
+               and a.findings == [] and a.batch_id is None and a.decided_at is None for a in apps)
+    assert [audits[a.id].data for a in apps] == [
+        {"import_id": result.import_id, "row": 2, "attempt": 1},
+        {"import_id": result.import_id, "row": 3, "attempt": 1},
+    ]
+    assert {(a.program_id, a.at) for a in audits.values()} == {(apps[0].program_id, clock_in_windows.now())}
+
+
+def test_a_small_file_against_a_large_table_finds_what_is_already_there(
+    engine, shenyang, clock_in_windows, tmp_path
+):
+    # A district's weekly upload beside a province's worth of institutions (here 26 ≫ a 2-row file).
+    first = [application_row(n) for n in range(100, 125)] + [application_row(150, kind="乡镇卫生院", district="新民市")]
+    import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "all.xlsx", APPLICATION_HEADER, first),
+                        clock=clock_in_windows)
+
+    thief = application_row(300, 机构医保编码=insurance_code(105))
+    with pytest.raises(ImportRejected) as caught:
+        import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "t.xlsx", APPLICATION_HEADER, [thief]),
+                            clock=clock_in_windows)
+    assert _errors(caught.value) == {(2, "机构医保编码", "institution_code.taken")}
+
+    weekly = [application_row(110),
+              application_row(201, kind="村卫生室", district="新民市", 代采上级机构医保编码=insurance_code(150, district="新民市"))]
+    result = import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "w.xlsx", APPLICATION_HEADER, weekly),
+                                 clock=clock_in_windows)
+    assert (result.created, [row for row, _ in result.skipped]) == (1, [2])
+    by_code = {i.insurance_code: i for i in _rows_by_uscc(engine).values()}
+    assert by_code[insurance_code(201, district="新民市")].proxy_parent_id == by_code[insurance_code(150, district="新民市")].id
+
+
+def test_the_import_leaves_the_cycle_collector_as_it_found_it(engine, shenyang, clock_in_windows, tmp_path):
+    import gc
+
+    good = write_xlsx(tmp_path / "g.xlsx", APPLICATION_HEADER, [application_row(1)])
+    bad = write_xlsx(tmp_path / "b.xlsx", APPLICATION_HEADER, [application_row(2, 联系电话="abc")])
+    assert gc.isenabled()
+    import_applications(engine, "shenyang-2025", good, clock=clock_in_windows)
+    assert gc.isenabled()
+    with pytest.raises(ImportRejected):
+        import_applications(engine, "shenyang-2025", bad, clock=clock_in_windows)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "c.xlsx", APPLICATION_HEADER,
+                                                                [application_row(3)]), clock=clock_in_windows)
+        assert not gc.isenabled()  # a caller that paused it keeps it paused
+    finally:
+        gc.enable()

@@ -5,7 +5,16 @@ from datetime import date, datetime, time
 import pytest
 import xlsxwriter
 
-from tasks.spreadsheets import SpreadsheetError, cell_text, normalize_header, read_table, read_table_bytes
+from tasks.spreadsheets import (
+    ImportRejected,
+    SpreadsheetError,
+    cell_text,
+    normalize_header,
+    parse_upload,
+    read_table,
+    read_table_bytes,
+    read_upload,
+)
 from tests.factories_files import csv_bytes, write_xlsx
 
 
@@ -118,3 +127,18 @@ def test_missing_file(tmp_path):
 def test_csv_cells_in_scientific_notation_are_flagged_as_lossy():
     data = csv_bytes(["联系电话", "中选价(元)"], [["1.38123E+10", "12.5"]], "utf-8")
     assert read_table_bytes(data, "x.csv").lossy == frozenset({(2, 0)})
+
+
+def test_an_upload_that_cannot_be_read_is_refused_as_a_whole_file(tmp_path):
+    with pytest.raises(ImportRejected) as missing:
+        read_upload(tmp_path / "nope.xlsx")
+    with pytest.raises(ImportRejected) as broken:
+        parse_upload(b"PK\x03\x04not a zip at all", "broken.xlsx")
+    for caught, words in ((missing, "无法打开"), (broken, "无法读取")):
+        (error,) = caught.value.errors
+        assert (error.row, error.rule) == (0, "file.unreadable") and words in error.message and " / " in error.message
+
+
+def test_rows_mixing_text_and_numbers_come_back_as_text(tmp_path):
+    path = write_xlsx(tmp_path / "m.xlsx", ["a", "b", "c"], [[" x ", 13812345678, ""], ["y", "z", " "]])
+    assert [r.cells for r in read_table(path).rows] == [("x", "13812345678", ""), ("y", "z", "")]
