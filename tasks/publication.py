@@ -32,20 +32,24 @@ from models.program import Program
 from models.states import GateKind, GateState, ListKind
 from sanjin.db import transaction
 from tasks.drug_list import list_gate_key
-from tasks.list_files import TITLES, render_version
+from tasks.list_downloads import Downloads
+from tasks.list_files import TITLES, html_rows, render_version, start_version_downloads, stem_of
 from tasks.lists import (
-    DRUG_COLUMNS,
-    INSTITUTION_COLUMNS,
-    compute_entries,
-    content_hash,
-    diff_entries,
+    ListRows,
+    PublishedVersion,
+    columns_of,
+    compute_rows,
+    diff_rows,
     latest_version,
-    publish_list,
-    version_entries,
+    publish_rows,
+    stored_entries,
+    stored_texts,
+    version_rows,
 )
 from tasks.programs import get_program
 
 PUBLISHABLE = (ListKind.DRUGS, ListKind.INSTITUTIONS)  # the recommended list rides with the drug list
+DIFF_ROWS = 5_000  # rows listed per section of a diff page
 
 
 class UnknownList(ValueError):
@@ -86,6 +90,20 @@ class _Checked:
     outcome: Outcome
     gate_id: int | None = None
     pending: Mapping[str, int] = field(default_factory=dict)
+    published: PublishedVersion | None = None  # PUBLISHED by this run: its files are rendered from memory
+    started: _Started | None = None  # ... and its downloads were begun before the version's commit
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A new version's downloads, begun (by a child process, for a big list) while the version is stored."""
+
+    scratch: Path
+    downloads: Downloads
+
+    def discard(self) -> None:
+        self.downloads.cancel()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def gate_free_reason(diff: Mapping[str, Sequence[str]], digest: str, approved_digest: str | None) -> str | None:
@@ -120,29 +138,48 @@ def _lock_program(session: Session, program_id: int) -> None:
     session.execute(update(Program).where(col(Program.id) == program_id).values(id=col(Program.id)))
 
 
-def _publish_once(engine: Engine, slug: str, kind: ListKind, *, clock: Clock, actor: str) -> dict[ListKind, _Checked]:
+def _publish_once(engine: Engine, slug: str, kind: ListKind, *, clock: Clock, actor: str,
+                  target: Path) -> dict[ListKind, _Checked]:
+    started: list[_Started] = []
+    try:
+        return _publish_in_transaction(engine, slug, kind, clock=clock, actor=actor, target=target, started=started)
+    except BaseException:  # the version was not stored: nor are its files
+        for files in started:
+            files.discard()
+        raise
+
+
+def _publish_in_transaction(engine: Engine, slug: str, kind: ListKind, *, clock: Clock, actor: str, target: Path,
+                            started: list[_Started]) -> dict[ListKind, _Checked]:
     with transaction(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
         _lock_program(session, program.id)
-        entries = compute_entries(session, program.id, kind)
+        rows = compute_rows(session, program.id, kind)
         latest = latest_version(session, program.id, kind)
-        if latest is None and not entries:
+        if latest is None and not rows:
             return {kind: _Checked(Outcome.EMPTY)}
         reason: str | None = "scheduled republication"
         if kind == ListKind.DRUGS:
-            old = version_entries(session, latest.id) if latest is not None and latest.id is not None else {}
-            diff = diff_entries(old, entries)
-            digest = content_hash(entries)
+            old = stored_texts(session, latest.id) if latest is not None and latest.id is not None else {}
+            diff = diff_rows(old, rows)
+            digest = rows.digest()
             reason = gate_free_reason(diff, digest, _approved_digest(session, program))
             if reason is None:
                 gate_id = session.exec(select(Gate.id).where(Gate.natural_key == list_gate_key(slug, digest),
                                                              Gate.state == GateState.OPEN)).first()
                 return {kind: _Checked(Outcome.AWAITING_APPROVAL, gate_id, {k: len(v) for k, v in diff.items()})}
+        if latest is None or latest.content_hash != rows.digest():  # a new version: its downloads start now
+            started.append(_start_files(kind, rows, target))
         riders = [ListKind.RECOMMENDED] if kind == ListKind.DRUGS and defn.rules.has_recommended_list else []
         before = {r: latest_version(session, program.id, r) for r in riders}
-        version = publish_list(session, program, defn, kind, clock=clock, actor=actor, reason=reason)
-        out = {kind: _Checked(Outcome.UNCHANGED if version is None else Outcome.PUBLISHED)}
+        published = publish_rows(session, program, defn, kind, clock=clock, actor=actor, reason=reason, rows=rows)
+        if published is None:
+            for files in started:
+                files.discard()
+            out = {kind: _Checked(Outcome.UNCHANGED)}
+        else:
+            out = {kind: _Checked(Outcome.PUBLISHED, published=published, started=started[0] if started else None)}
         for rider in riders:
             now_latest, was = latest_version(session, program.id, rider), before[rider]
             changed = now_latest is not None and (was is None or now_latest.number != was.number)
@@ -151,21 +188,29 @@ def _publish_once(engine: Engine, slug: str, kind: ListKind, *, clock: Clock, ac
         return out
 
 
-def _publish_checked(engine: Engine, slug: str, kind: ListKind, *, clock: Clock, actor: str) -> dict[ListKind, _Checked]:
+def _start_files(kind: ListKind, rows: ListRows, target: Path) -> _Started:
+    """A scratch folder beside the published files, and the version's downloads begun in it."""
+    scratch = Path(tempfile.mkdtemp(prefix=".render-", dir=target))
+    try:
+        return _Started(scratch, start_version_downloads(kind, rows, scratch))
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def _publish_checked(engine: Engine, slug: str, kind: ListKind, *, clock: Clock, actor: str,
+                     target: Path) -> dict[ListKind, _Checked]:
     """Publish once; a second try when a publisher outside this module (a gate's approval, the continuous
     review's republication) took the same version number (unique key) meanwhile."""
     try:
-        return _publish_once(engine, slug, kind, clock=clock, actor=actor)
+        return _publish_once(engine, slug, kind, clock=clock, actor=actor, target=target)
     except IntegrityError:  # the winner's version is now the latest: this try finds it unchanged or diffs from it
-        return _publish_once(engine, slug, kind, clock=clock, actor=actor)
-
-
-def _stem(program: Program, version: ListVersion) -> str:
-    return f"{program.slug}-{version.kind.value}-v{version.number}"  # as tasks.list_files names them
+        return _publish_once(engine, slug, kind, clock=clock, actor=actor, target=target)
 
 
 def _paths(program: Program, version: ListVersion, target: Path) -> dict[str, Path]:
-    stem = _stem(program, version)
+    """A version's files as the index links them (its HTML pages hang off the entry page, `html`)."""
+    stem = stem_of(program, version)
     return {"html": target / f"{stem}.html", "xlsx": target / f"{stem}.xlsx", "csv": target / f"{stem}.csv",
             "diff": target / f"{stem}-diff.html"}
 
@@ -179,18 +224,33 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _render(session: Session, program: Program, version: ListVersion, previous: ListVersion | None,
-            target: Path) -> None:
-    """All files of one version, written beside and then moved in, so a file present is a complete file."""
+            target: Path, published: PublishedVersion | None = None, started: _Started | None = None) -> None:
+    """All files of one version, written beside and then moved in, so a file present is a complete file.
+
+    The entry page moves in last: with it present, its pages are too (they moved in before it), and
+    a version whose entry page is missing is rendered again whole.
+    """
     assert version.id is not None
-    scratch = Path(tempfile.mkdtemp(prefix=".render-", dir=target))
+    scratch = started.scratch if started is not None else Path(tempfile.mkdtemp(prefix=".render-", dir=target))
     try:
-        written = render_version(session, program, version, scratch)
-        new = version_entries(session, version.id)
-        old = version_entries(session, previous.id) if previous is not None and previous.id is not None else {}
-        (scratch / "diff.html").write_text(diff_page(program, version, old, new), encoding="utf-8")
-        for key, path in _paths(program, version, target).items():
-            os.replace(scratch / "diff.html" if key == "diff" else written[key], path)
+        if published is not None:
+            rows, old = published.rows, published.previous
+        else:
+            rows = version_rows(session, version.id, columns_of(version.kind))
+            keys = [*version.diff.get("removed", []), *version.diff.get("changed", [])]
+            old = stored_entries(session, previous.id, keys) if previous is not None and previous.id else {}
+        downloads = started.downloads if started is not None else start_version_downloads(version.kind, rows, scratch)
+        written = render_version(session, program, version, scratch, rows=rows, downloads=downloads)
+        (scratch / "diff.html").write_text(diff_page(program, version, old, rows), encoding="utf-8")
+        final = _paths(program, version, target)
+        moves = [(p, target / p.name) for k, p in written.items() if k.startswith("page-")]
+        moves += [(written["csv"], final["csv"]), (written["xlsx"], final["xlsx"]),
+                  (scratch / "diff.html", final["diff"]), (written["html"], final["html"])]
+        for source, destination in moves:
+            os.replace(source, destination)
     finally:
+        if started is not None:
+            started.downloads.cancel()  # no-op once its files moved in; stops a child left running by a failure
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -213,22 +273,31 @@ def publish(
         if name not in {k.value for k in PUBLISHABLE}:
             raise UnknownList(name)
         kinds.append(ListKind(name))
+    target = out_dir / slug
+    target.mkdir(parents=True, exist_ok=True)
     checked: dict[ListKind, _Checked] = {}
-    for kind in kinds:
-        checked.update(_publish_checked(engine, slug, kind, clock=clock, actor=actor))
-    with Session(engine) as session:
-        program, _ = get_program(session, slug)
-        versions = list(session.exec(select(ListVersion).where(ListVersion.program_id == program.id)
-                                     .order_by(col(ListVersion.kind), col(ListVersion.number))).all())
-        target = out_dir / program.slug
-        target.mkdir(parents=True, exist_ok=True)
-        rendered: dict[ListKind, list[int]] = {}
-        previous: dict[ListKind, ListVersion] = {}
-        for version in versions:
-            if not all(p.exists() for p in _paths(program, version, target).values()):
-                _render(session, program, version, previous.get(version.kind), target)
-                rendered.setdefault(version.kind, []).append(version.number)
-            previous[version.kind] = version
+    try:
+        for kind in kinds:
+            checked.update(_publish_checked(engine, slug, kind, clock=clock, actor=actor, target=target))
+        with Session(engine) as session:
+            program, _ = get_program(session, slug)
+            versions = list(session.exec(select(ListVersion).where(ListVersion.program_id == program.id)
+                                         .order_by(col(ListVersion.kind), col(ListVersion.number))).all())
+            fresh = {(c.published.version.kind, c.published.version.number): c
+                     for c in checked.values() if c.published is not None}
+            rendered: dict[ListKind, list[int]] = {}
+            previous: dict[ListKind, ListVersion] = {}
+            for version in versions:
+                if not all(p.exists() for p in _paths(program, version, target).values()):
+                    mine = fresh.pop((version.kind, version.number), None)
+                    _render(session, program, version, previous.get(version.kind), target,
+                            mine.published if mine else None, mine.started if mine else None)
+                    rendered.setdefault(version.kind, []).append(version.number)
+                previous[version.kind] = version
+    finally:  # downloads begun for a version whose files were not written (a failure): stopped, removed
+        for state in checked.values():
+            if state.started is not None and state.started.scratch.exists():
+                state.started.discard()
     index = target / "index.html"
     _write_atomically(index, index_page(program, versions))
     results = []
@@ -274,12 +343,12 @@ _DIFF = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{{ title }}</title>""" + _STYLE + """</head>
 <body>
 <h1>{{ title }}</h1>
-<p class="meta">{% if number > 1 %}相对第{{ number - 1 }}版{% else %}首次发布{% endif %}：新增 {{ added|length }}，移除 {{ removed|length }}，变更 {{ changed|length }}。
+<p class="meta">{% if number > 1 %}相对第{{ number - 1 }}版{% else %}首次发布{% endif %}：新增 {{ sections[0][1] }}，移除 {{ sections[1][1] }}，变更 {{ changed|length }}。
 <a href="index.html">全部版本</a> · <a href="{{ page }}">本版名单</a></p>
-{% for heading, rows in (("新增", added), ("移除", removed)) %}<h2>{{ heading }}（{{ rows|length }}）</h2>
-{% if rows %}<table><thead><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
-{% for e in rows %}<tr>{% for c in columns %}<td>{{ e.get(c, "") }}</td>{% endfor %}</tr>
-{% endfor %}</tbody></table>{% else %}<p class="meta">无</p>{% endif %}
+{% for heading, total, rows, rest in sections %}<h2>{{ heading }}（{{ total }}）</h2>
+{% if total %}<table><thead><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
+{{ rows }}</tbody></table>{% if total > limit %}<p class="meta">仅列出前 {{ limit }} 条，{{ rest }}。</p>{% endif %}
+{% else %}<p class="meta">无</p>{% endif %}
 {% endfor %}<h2>变更（{{ changed|length }}）</h2>
 {% if changed %}<table><thead><tr><th>{{ columns[0] }}</th><th>{{ columns[1] }}</th><th>字段</th><th>原值 → 新值</th></tr></thead><tbody>
 {% for key, name, field, old, new in changed_fields %}<tr><td>{{ key }}</td><td>{{ name }}</td><td>{{ field }}</td>
@@ -292,21 +361,29 @@ _ENV = Environment(autoescape=True, keep_trailing_newline=True)
 _INDEX_PAGE, _DIFF_PAGE = _ENV.from_string(_INDEX), _ENV.from_string(_DIFF)
 
 
-def _columns(kind: ListKind) -> tuple[str, ...]:
-    return INSTITUTION_COLUMNS if kind == ListKind.INSTITUTIONS else DRUG_COLUMNS
+def diff_page(program: Program, version: ListVersion, old: Mapping[str, Mapping[str, Any]], new: ListRows) -> str:
+    """What this version added, removed and changed since the previous one, each changed field old → new.
 
-
-def diff_page(program: Program, version: ListVersion, old: Mapping[str, Mapping[str, Any]],
-              new: Mapping[str, Mapping[str, Any]]) -> str:
-    """What this version added, removed and changed since the previous one, each changed field old → new."""
-    columns = _columns(version.kind)
-    diff = diff_entries(old, new)
-    changed_fields = [(key, new[key].get(columns[1], ""), c, old[key].get(c, ""), new[key].get(c, ""))
-                      for key in diff["changed"] for c in columns if old[key].get(c) != new[key].get(c)]
+    The keys come from the version's own diff; `old` needs only the previous entries it removed or
+    changed. A long section (a first version adds the whole list) lists its first DIFF_ROWS rows.
+    """
+    columns = new.columns
+    diff = {k: list(version.diff.get(k, [])) for k in ("added", "removed", "changed")}
+    changed_fields = []
+    for key in diff["changed"]:
+        if key in old and key in new.rows:
+            before, after = old[key], new.entry(key)
+            changed_fields += [(key, after.get(columns[1], ""), c, before.get(c, ""), after.get(c, ""))
+                               for c in columns if before.get(c) != after.get(c)]
+    added = [new.rows[k] for k in diff["added"][:DIFF_ROWS] if k in new.rows]
+    removed = [tuple("" if old[k].get(c) is None else str(old[k].get(c)) for c in columns)
+               for k in diff["removed"][:DIFF_ROWS] if k in old]
+    sections = [("新增", len(diff["added"]), html_rows(added, None), "其余见本版名单"),
+                ("移除", len(diff["removed"]), html_rows(removed, None), "其余见上一版名单")]
     return _DIFF_PAGE.render(
         title=f"{program.name} {TITLES[version.kind]} 第{version.number}版 变更明细", number=version.number,
-        columns=columns, added=[new[k] for k in diff["added"]], removed=[old[k] for k in diff["removed"]],
-        changed=diff["changed"], changed_fields=changed_fields, page=quote(f"{_stem(program, version)}.html"))
+        columns=columns, sections=sections, limit=DIFF_ROWS, changed=diff["changed"],
+        changed_fields=changed_fields, page=quote(f"{stem_of(program, version)}.html"))
 
 
 def index_page(program: Program, versions: Sequence[ListVersion]) -> str:

@@ -94,7 +94,7 @@ def test_publishing_twice_without_change_makes_one_version_and_renders_once(engi
         (ListKind.INSTITUTIONS, Outcome.UNCHANGED, 1, ())]
     assert len(versions(engine)) == 1
     assert sorted(p.name for p in (tmp_path / SLUG).iterdir()) == sorted(
-        [f"{SLUG}-institutions-v1{s}" for s in (".html", ".xlsx", ".csv", "-diff.html")] + ["index.html"])
+        [f"{SLUG}-institutions-v1{s}" for s in (".html", "-p1.html", ".xlsx", ".csv", "-diff.html")] + ["index.html"])
 
 
 def test_a_missing_file_is_rendered_again_and_nothing_else(engine: Engine, tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_formula_like_cells_are_neutralized_in_csv_and_xlsx_and_escaped_in_html(
     assert all(c.data_type == "s" for row in sheet.iter_rows() for c in row)  # text, never a formula
     workbook.close()
 
-    for page in (result.files["html"], result.files["diff"]):
+    for page in (result.files["html"].with_name(f"{SLUG}-institutions-v1-p1.html"), result.files["diff"]):
         html = page.read_text(encoding="utf-8")
         assert "&lt;b&gt;点我&lt;/b&gt;" in html and "<b>点我" not in html
         assert "=HYPERLINK(&#34;http://evil.example&#34;" in html  # shown as text, not given an apostrophe
