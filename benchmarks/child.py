@@ -37,6 +37,10 @@ def main(argv: list[str]) -> int:
             from benchmarks import enrollment as module
 
             result = module.run(cfg)
+        elif figure == "reminders":
+            from benchmarks import mail as module  # type: ignore[no-redef]
+
+            result = module.run(cfg)
         elif figure == "publication":
             from benchmarks import publication as module  # type: ignore[no-redef]
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks.report import build_figures, render_table
 
-FIGURES = ("enrollment", "publication", "gate")
+FIGURES = ("enrollment", "reminders", "publication", "gate")
 DBS = ("sqlite", "postgres")
 
 
@@ -33,6 +33,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--institutions", type=int, default=100_000, help="institutions enrolled and listed (figures 1, 3)")
     p.add_argument("--products", type=int, default=5_000, help="products on the published drug list (figure 3)")
+    p.add_argument("--reminders", type=int, default=100_000,
+                   help="reminders due, written to the outbox and delivered to a local aiosmtpd (figure 2)")
+    p.add_argument("--smtp-connections", type=int, default=16,
+                   help="the sender's pool of SMTP connections in figure 2 (LIMITS.md measured 4 and 16)")
     p.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     p.add_argument("--only", default=",".join(FIGURES),
                    help=f"comma-separated subset of {', '.join(FIGURES)} (figures 6 and 7 come with them)")
@@ -157,7 +161,8 @@ def run_child(figure: str, db: str, args: argparse.Namespace, work: Path, api: d
     home.mkdir(parents=True, exist_ok=True)
     cfg = {"home": str(home), "db": db, "institutions": args.institutions, "products": args.products,
            "sample": args.sample, "gate_institutions": args.gate_institutions,
-           "gate_baseline_poll": args.gate_baseline_poll,
+           "gate_baseline_poll": args.gate_baseline_poll, "reminders": args.reminders,
+           "smtp_connections": args.smtp_connections,
            "profile_dir": str(args.profile / f"{figure}-{db}") if args.profile else None}
     config_path, result_path, log_path = home / "config.json", home / "result.json", home / "child.log"
     config_path.write_text(json.dumps(cfg), encoding="utf-8")
@@ -205,11 +210,12 @@ def meta(args: argparse.Namespace, seconds: float, api: dict[str, Any]) -> dict[
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "argv": sys.argv[1:],
         "sizes": {"institutions": args.institutions, "products": args.products, "sample": args.sample,
-                  "gate_institutions": args.gate_institutions},
+                  "gate_institutions": args.gate_institutions, "reminders": args.reminders,
+                  "smtp_connections": args.smtp_connections},
         "dbs": args.dbs, "only": args.only,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "versions": {n: version(n) for n in ("prefect", "sqlalchemy", "sqlmodel", "xlsxwriter", "openpyxl",
-                                             "psycopg", "pyinstrument")},
+                                             "psycopg", "pyinstrument", "jinja2", "aiosmtplib", "aiosmtpd")},
         "prefect_api": {k: v for k, v in api.items() if k != "url"},
         "runner_seconds": round(seconds, 1),
     }

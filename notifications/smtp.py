@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+from aiosmtplib.protocol import normalize_message_line_endings
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,11 @@ class _Slot:
         self.drop()
         client = self._factory.new_client()
         await client.connect()
+        if client.is_ehlo_or_helo_needed:  # done already when STARTTLS or AUTH ran; the extensions matter (SIZE)
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()
         self.client = client
         return client, False
 
@@ -226,7 +232,7 @@ class SmtpMailer:
                 # Connect, greeting, TLS and AUTH failures say nothing about this message: retry later.
                 return SendOutcome(msg.ref, Delivery.TEMPORARY, f"connect: {_describe(exc)}"), False
             try:
-                await client.sendmail(msg.sender, [msg.recipient], msg.data)
+                await _transaction(client, msg)
                 return SendOutcome(msg.ref, Delivery.SENT), True
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 refused = exc.recipients[0] if exc.recipients else None
@@ -261,6 +267,66 @@ class SmtpMailer:
             self._slots, self._loop = [], None
             return
         await asyncio.gather(*(slot.quit() for slot in self._slots))
+
+
+async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage) -> None:
+    """MAIL, RCPT and DATA for one message, raising what `SMTP.sendmail` raises for one recipient.
+
+    Not `sendmail` itself, which for one already-checked recipient parses both addresses four times,
+    runs three regular-expression passes over the whole message (line endings for SIZE, then line
+    endings and dot-stuffing again for DATA) and arms a timer with an extra future for every reply.
+    Measured with 16 connections to aiosmtpd in its own process, this process's CPU a message:
+    ~350 µs with sendmail, ~210 µs here — the content prepared with two `bytes.replace`, one deadline
+    for the whole transaction.
+
+    The addresses were checked by `_ADDRESS`; a control character is still refused by
+    `execute_command` and a non-ASCII mailbox by the ASCII encoding (SMTPUTF8 is never requested),
+    both as ValueError, as before.
+    """
+    sender, recipient = msg.sender.encode("ascii"), msg.recipient.encode("ascii")
+    content = _crlf(msg.data)
+    mail = [b"FROM:<" + sender + b">"]
+    if client.supports_extension("size"):  # RFC 1870: the octets of the content as sent
+        mail.append(b"SIZE=%d" % len(content))
+    # RFC 5321 §4.5.2: a line's leading dot is doubled; a lone dot ends the content.
+    stuffed = content.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    try:
+        async with asyncio.timeout(client.timeout):
+            reply = await client.execute_command(b"MAIL", *mail, timeout=None)
+            if reply.code != 250:
+                raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, msg.sender)
+            reply = await client.execute_command(b"RCPT", b"TO:<" + recipient + b">", timeout=None)
+            if reply.code not in (250, 251):
+                raise aiosmtplib.SMTPRecipientsRefused(
+                    [aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, msg.recipient)])
+            reply = await client.execute_command(b"DATA", timeout=None)
+            if reply.code != 354:
+                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+            protocol = client.protocol
+            if protocol is None:
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+            protocol.write(stuffed + b".\r\n")
+            reply = await protocol.read_response(timeout=None)
+            if reply.code != 250:
+                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    except (TimeoutError, aiosmtplib.SMTPServerDisconnected):
+        client.close()  # a reply may still be on its way: this session can no longer be trusted
+        raise
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        # Abandon the envelope so the connection can carry the next message (as sendmail does).
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPException):
+            await client.rset()
+        raise
+
+
+def _crlf(data: bytes) -> bytes:
+    """The message with every line ending a CRLF, ending in one (what DATA transmits, before dot-stuffing)."""
+    if b"\r" in data:  # not what build_message writes; let aiosmtplib sort out mixed or lone CRs
+        return normalize_message_line_endings(data)
+    data = data.replace(b"\n", b"\r\n")
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
 def _describe(exc: BaseException) -> str:

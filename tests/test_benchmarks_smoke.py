@@ -30,13 +30,27 @@ def _run(tmp_path: Path, name: str, *args: str) -> tuple[int, dict[str, Any]]:
 def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, small = _run(tmp_path, "small", "--institutions", "200", "--products", "50", "--sample", "20",
-                       "--gate-institutions", "20", "--gate-baseline-poll", "2", "--task-run-recorder", "on")
+                       "--gate-institutions", "20", "--gate-baseline-poll", "2", "--task-run-recorder", "on",
+                       "--reminders", "50", "--smtp-connections", "4")
     printed = capsys.readouterr().out
     assert code == 0, json.dumps(small["figures"], ensure_ascii=False)[:3000]
     assert "1 enrollment" in printed and '"figures"' in printed  # the table, then the JSON
     figures = small["figures"]
     assert set(figures) == FIGURES
-    assert figures["2_reminders"]["status"] == figures["4_not_yet"]["status"] == "not yet"
+    assert figures["4_not_yet"]["status"] == "not yet"
+    assert "2 reminders" in printed
+
+    reminders = figures["2_reminders"]["sqlite"]
+    assert reminders["status"] == "ok", reminders
+    assert reminders["checks"]["ok"], reminders["checks"]
+    delivery = reminders["checks"]["delivery"]
+    assert reminders["reminders"] == reminders["checks"]["sent"] == delivery["received"] == 50
+    assert delivery["unique_message_ids"] == 50 and delivery["duplicates"] == delivery["missing"] == 0
+    assert delivery["samples_with_right_headers"] == delivery["samples_parsed"] > 0
+    assert delivery["server_connections"] == 4
+    assert reminders["baseline"]["sent"] == 20 and reminders["baseline"]["ratio"] is not None
+    assert reminders["smtp_floor"]["sent"] == reminders["smtp_floor"]["received"] == 50
+    assert reminders["verdict"] in ("met", "MISSED")  # time is not asserted, only that it was judged
 
     enrollment = figures["1_enrollment"]["sqlite"]
     assert enrollment["status"] == "ok", enrollment
@@ -68,7 +82,7 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
     assert 0 < overhead["share"] < 1 and overhead["task_runs"] == 6
 
     rss = figures["7_peak_rss"]
-    assert {"enrollment.sqlite", "publication.sqlite", "gate.sqlite"} <= set(rss)
+    assert {"enrollment.sqlite", "reminders.sqlite", "publication.sqlite", "gate.sqlite"} <= set(rss)
     assert all(rss[k]["peak_rss_mb"] > 0 for k in ("enrollment.sqlite", "publication.sqlite", "gate.sqlite"))
 
     code, large = _run(tmp_path, "large", "--institutions", "400", "--only", "enrollment", "--sample", "10")

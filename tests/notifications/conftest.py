@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class RecordingHandler:
 
     received: list[Received] = field(default_factory=list)
     replies: dict[str, str] = field(default_factory=dict)
+    stall: set[str] = field(default_factory=set)  # recipients whose DATA the server never answers in time
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         reply = self.replies.get(address)
@@ -45,6 +47,9 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.stall & set(envelope.rcpt_tos):
+            await asyncio.sleep(2)
+            return "451 4.3.0 Too late"
         data = envelope.original_content or envelope.content
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(data), session.peer))
         return "250 Message accepted for delivery"

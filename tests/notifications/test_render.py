@@ -1,6 +1,8 @@
+import base64
 import email
 import email.policy
 import logging
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from importlib import resources
@@ -223,3 +225,66 @@ def test_build_message_refuses_a_notice_without_an_address():
     rendered = render_notice("gate_waiting", sample("gate_waiting"), strict=True)
     with pytest.raises(ValueError, match="e-mail"):
         build_message({"email": None, "recipient_name": "刘洋"}, rendered, SENDER, "<x@y>")
+
+
+def _legacy_message(recipient_name, email_address, rendered, sender, message_id, when):
+    """What the `email` package writes for the same notice: the reference build_message must read the same."""
+    from email.header import Header
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+    from email.utils import format_datetime, formataddr, parseaddr
+
+    msg = MIMEMultipart("alternative")
+    msg["Subject"] = Header(rendered.subject, "utf-8")
+    msg["From"] = formataddr(parseaddr(sender), charset="utf-8")
+    msg["To"] = formataddr((recipient_name, email_address), charset="utf-8")
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = message_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.attach(MIMEText(rendered.text, "plain", "utf-8"))
+    msg.attach(MIMEText(rendered.html, "html", "utf-8"))
+    return msg.as_bytes()
+
+
+LONG_NAME = "沈阳老百姓大药房连锁有限公司铁西区兴华北街第二十三分店（医保结算与集采药品配备联系人）"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("recipient", ["周杰", LONG_NAME, "Zhang, Wei (财务)", "Li Na", ""])
+def test_a_built_message_reads_exactly_as_the_email_package_would_write_it(kind, recipient):
+    rendered = render_notice(kind, {**sample(kind), "institution_name": LONG_NAME} if "institution_name"
+                             in sample(kind) else sample(kind), strict=True)
+    when = datetime.fromisoformat("2025-10-09T09:30:00+08:00")
+    mid = message_id_for(42, f"{kind}:42", "ybj.shenyang.example.gov.cn")
+    ours = email.message_from_bytes(build_message({"email": "a.b-c@yl.example.cn", "recipient_name": recipient},
+                                                  rendered, SENDER, mid, when=when), policy=email.policy.default)
+    theirs = email.message_from_bytes(_legacy_message(recipient, "a.b-c@yl.example.cn", rendered, SENDER, mid, when),
+                                      policy=email.policy.default)
+    for header in ("Subject", "From", "To", "Date", "Message-ID", "Auto-Submitted", "MIME-Version"):
+        assert str(ours[header]) == str(theirs[header]), header
+    assert ours["To"].addresses == theirs["To"].addresses
+    assert ours.get_content_type() == theirs.get_content_type() == "multipart/alternative"
+    for part in ("plain", "html"):
+        assert ours.get_body((part,)).get_content() == theirs.get_body((part,)).get_content()
+        assert ours.get_body((part,)).get_content_charset() == "utf-8"
+
+
+def test_a_long_chinese_subject_is_folded_into_encoded_words_that_never_split_a_character():
+    rendered = render_notice("account_reminder", {**sample("account_reminder"), "institution_name": LONG_NAME},
+                             strict=True)
+    raw = build_message({"email": "a@example.cn", "recipient_name": LONG_NAME}, rendered, SENDER, "<x@y>")
+    head = raw.split(b"\n\n", 1)[0].decode("ascii")  # 7-bit headers
+    subject = head[head.index("Subject:"):head.index("\nFrom:")]
+    lines = subject.split("\n")
+    assert len(lines) > 2 and all(len(line) <= 76 for line in lines)  # RFC 2047 §2
+    words = re.findall(r"=\?utf-8\?b\?([^?]+)\?=", subject)
+    assert all(len(f"=?utf-8?b?{w}?=") <= 75 for w in words)
+    assert "".join(base64.b64decode(w).decode("utf-8") for w in words) == rendered.subject  # each word whole
+    assert max(len(line) for line in raw.decode("ascii").split("\n")) <= 998
+
+
+@pytest.mark.parametrize("address", ["张伟@卫生院.example.cn", "a@example.cn\r\nBcc: evil@example.com"])
+def test_an_address_that_cannot_go_in_a_header_is_refused(address):
+    rendered = render_notice("gate_waiting", sample("gate_waiting"), strict=True)
+    with pytest.raises(ValueError):
+        build_message({"email": address, "recipient_name": "刘洋"}, rendered, SENDER, "<x@y>")

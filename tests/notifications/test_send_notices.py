@@ -5,7 +5,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from models.audit import AuditEvent
@@ -344,3 +344,94 @@ def test_two_concurrent_senders_deliver_every_notice_exactly_once(engine, clock,
     assert len(ids) == len(set(ids)) == 120
     with Session(engine) as session:
         assert session.scalar(select(func.count()).where(Notice.status == NoticeStatus.SENT)) == 120
+
+
+class Scripted:
+    """An in-memory mailer: every message gets the outcome `verdict(recipient)` gives, nothing is sent."""
+
+    sender = "沈阳市医疗保障局 <sanjin@ybj.shenyang.example.gov.cn>"
+
+    def __init__(self, verdict=lambda rcpt: Delivery.SENT, during=None):
+        self.verdict, self.during, self.batches = verdict, during, []
+
+    async def send_many(self, messages):
+        self.batches.append([m.ref for m in messages])
+        if self.during is not None:
+            self.during(len(self.batches))
+        return [SendOutcome(m.ref, d, None if d is Delivery.SENT else f"{d.value} for test")
+                for m in messages for d in [self.verdict(m.recipient)]]
+
+    async def aclose(self):
+        return None
+
+
+def test_outcomes_of_a_large_chunk_are_recorded_in_bulk_each_on_its_own_row(engine, clock):
+    # More rows than one bulk UPDATE carries, so the slices are exercised; every outcome kind at once.
+    ids = enqueue(engine, clock, [draft(i) for i in range(2300)])
+    with Session(engine) as session, session.begin():  # some have failed before: their backoff differs
+        session.execute(update(Notice).where(Notice.id.in_(ids[:300])).values(attempts=2))
+
+    def verdict(rcpt: str) -> Delivery:
+        n = int(rcpt.removeprefix("inst").split("@")[0])
+        return Delivery.TEMPORARY if n % 7 == 0 else Delivery.PERMANENT if n % 11 == 0 else Delivery.SENT
+
+    report = send_pending(engine, Scripted(verdict), clock=clock, batch_size=2300, max_attempts=6)
+    temporary = {i for i in range(2300) if i % 7 == 0}
+    permanent = {i for i in range(2300) if i % 11 == 0} - temporary
+    assert report == SendReport(sent=2300 - len(temporary) - len(permanent), retried=len(temporary),
+                                dead=len(permanent))
+    stored = rows(engine)
+    for n, nid in enumerate(ids):
+        row = stored[nid]
+        attempts = 3 if n < 300 else 1
+        assert row.attempts == attempts
+        assert row.message_id == message_id_for(nid, f"application_receipt:{n}", DOMAIN)
+        if n in temporary:
+            assert (row.status, row.next_attempt_at) == (NoticeStatus.PENDING, clock.now() + backoff(attempts))
+            assert row.last_error == "temporary for test" and row.subject is None
+        elif n in permanent:
+            assert (row.status, row.next_attempt_at, row.last_error) == (NoticeStatus.DEAD, None, "permanent for test")
+        else:
+            assert (row.status, row.sent_at, row.last_error, row.next_attempt_at) == (
+                NoticeStatus.SENT, clock.now(), None, None)
+            assert row.subject == render_notice("application_receipt", {**SAMPLES["application_receipt"],
+                                                                        "program_name": ""}).subject
+
+
+def test_while_one_chunk_is_sent_the_next_is_ready_and_a_crash_hands_it_back_unattempted(engine, clock):
+    ids = enqueue(engine, clock, [draft(i) for i in range(12)])
+    claimed_while_sending: list[set[NoticeStatus]] = []
+
+    def during(batch: int) -> None:
+        statuses = rows(engine)
+        claimed_while_sending.append({statuses[i].status for i in ids[5:10]})
+        if batch == 1:
+            raise RuntimeError("worker killed while sending")
+
+    with pytest.raises(RuntimeError, match="worker killed"):
+        send_pending(engine, Scripted(during=during), clock=clock, batch_size=5)
+    assert claimed_while_sending == [{NoticeStatus.SENDING}]  # the second chunk was claimed and rendered
+    stored = rows(engine)
+    assert {stored[i].status for i in ids[:5]} == {NoticeStatus.SENDING}  # the crashed chunk waits for its lease
+    # The chunk that never reached the mailer is due again at once, its attempt not counted.
+    assert all((stored[i].status, stored[i].attempts, stored[i].next_attempt_at) == (NoticeStatus.PENDING, 0,
+                                                                                       clock.now()) for i in ids[5:])
+    assert send_pending(engine, Scripted(), clock=clock, batch_size=5) == SendReport(sent=7)
+
+
+def test_a_chunk_claimed_ahead_gets_a_full_lease_when_it_goes_out(engine, clock, smtp_server):
+    """Chunk 2 is claimed while chunk 1 is sent; it must not lose its lease to a sender that wakes later."""
+    enqueue(engine, clock, [draft(i) for i in range(10)])
+    rescuer = SmtpMailer(smtp_server.settings())
+    rescues: list[SendReport] = []
+
+    def during(batch: int) -> None:
+        clock.advance(LEASE - timedelta(minutes=1))  # each chunk takes nearly a lease to send
+        if batch == 2:  # another sender looks for lost leases while chunk 2 is out
+            rescues.append(send_pending(engine, rescuer, clock=clock))
+
+    mailer = Scripted(during=during)
+    assert send_pending(engine, mailer, clock=clock, batch_size=5) == SendReport(sent=10)
+    assert rescues == [SendReport()]  # nothing looked lost: chunk 2's lease started when it was sent
+    assert smtp_server.handler.received == []
+    assert sorted(ref for batch in mailer.batches for ref in batch) == sorted(rows(engine))

@@ -5,7 +5,15 @@ import mailbox
 import time
 
 from notifications.render import build_message, render_notice
-from notifications.smtp import Delivery, MaildirMailer, Mailer, OutgoingMessage, SmtpMailer, classify_code
+from notifications.smtp import (
+    Delivery,
+    MaildirMailer,
+    Mailer,
+    OutgoingMessage,
+    SendOutcome,
+    SmtpMailer,
+    classify_code,
+)
 from tests.notifications.conftest import free_port
 from tests.notifications.samples import sample
 
@@ -154,3 +162,37 @@ def test_maildir_mailer_stores_the_exact_bytes(tmp_path):
     stored = sorted(email.message_from_bytes(box.get_bytes(k), policy=email.policy.default)["Message-ID"]
                     for k in box.iterkeys())
     assert stored == sorted(m.message_id for m in msgs)
+
+
+def test_content_arrives_byte_for_byte_even_with_lines_that_start_with_a_dot(smtp_server):
+    # RFC 5321 §4.5.2: the sender doubles a leading dot, the server removes it; a lone "." would end DATA.
+    data = b"Subject: dots\n\n.\n..two\n.leading\nmiddle . dot\n"
+    msg = OutgoingMessage(1, FROM, "inst1@example.cn", data, "<dots@example.cn>")
+    mailer = SmtpMailer(smtp_server.settings())
+    assert run(mailer.send_many([msg])) == [SendOutcome(1, Delivery.SENT)]
+    run(mailer.aclose())
+    assert smtp_server.handler.received[0].data == data.replace(b"\n", b"\r\n")
+
+
+def test_after_a_refused_recipient_the_same_connection_carries_the_next_message(smtp_server):
+    # The refused envelope is reset (RSET), not left open to swallow the next MAIL FROM.
+    smtp_server.handler.replies = {"inst0@example.cn": "550 5.1.1 No such user"}
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=1))
+    outcomes = run(mailer.send_many(messages(3)))
+    run(mailer.aclose())
+    assert [o.delivery for o in outcomes] == [Delivery.PERMANENT, Delivery.SENT, Delivery.SENT]
+    got = smtp_server.handler.received
+    assert [r.rcpt_tos for r in got] == [["inst1@example.cn"], ["inst2@example.cn"]]
+    assert len({r.peer for r in got}) == 1
+
+
+def test_a_server_that_stops_answering_mid_message_is_temporary_and_the_connection_is_replaced(smtp_server):
+    smtp_server.handler.stall = {"inst0@example.cn"}
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=1), timeout=0.5)
+    started = time.perf_counter()
+    outcomes = run(mailer.send_many(messages(2)))
+    run(mailer.aclose())
+    assert time.perf_counter() - started < 3  # the deadline, not the server, decided
+    assert [o.delivery for o in outcomes] == [Delivery.TEMPORARY, Delivery.SENT]
+    assert "Timeout" in (outcomes[0].detail or "")
+    assert [r.rcpt_tos for r in smtp_server.handler.received] == [["inst1@example.cn"]]

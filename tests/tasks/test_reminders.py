@@ -145,6 +145,26 @@ def test_a_reminder_run_twice_on_the_same_day_enqueues_once(engine: Engine, worl
     assert notice.context["due_on"] == "2025-11-30" and notice.context["working_days_left"] == 4
 
 
+def test_reminders_written_in_several_slices_are_each_written_once_with_their_context(
+        engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tasks.reminders._ENQUEUE_SLICE", 2)  # 5 reminders: slices of 2, 2 and 1
+    others = [_running(engine, world.program, district="和平区", kind=InstitutionKind.SINGLE_PHARMACY,
+                       email=None if i == 3 else f"p{i}@example.cn") for i in range(4)]
+    for inst in [world.pharmacy, *others]:
+        _account(engine, world.program, inst, date(2025, 11, 30))
+    clock = clock_at(2025, 11, 24, 8, 30)
+    assert send_reminders(engine, SLUG, clock=clock).enqueued["account_reminder"] == 5
+    assert send_reminders(engine, SLUG, clock=clock).enqueued["account_reminder"] == 0
+    notices = {n.recipient_id: n for n in _notices(engine, "account_reminder")}
+    assert set(notices) == {i.id for i in [world.pharmacy, *others]}
+    for inst in [world.pharmacy, *others]:
+        notice = notices[inst.id]
+        assert notice.context == {"program_name": world.program.name, "institution_name": inst.name,
+                                  "due_on": "2025-11-30", "working_days_left": 4}
+        assert (notice.email, notice.status) == ((inst.email, NoticeStatus.PENDING) if inst.email
+                                                 else (None, NoticeStatus.NO_ADDRESS))
+
+
 def test_the_next_day_is_still_the_same_period_so_still_one_reminder(engine: Engine, world: World) -> None:
     _account(engine, world.program, world.pharmacy, date(2025, 11, 30))
     _run(engine, 2025, 11, 24)
