@@ -102,6 +102,6 @@ class ListEntry(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("version_id", "key"),)
     id: int | None = Field(default=None, primary_key=True)
-    version_id: int = Field(foreign_key="listversion.id", index=True)
+    version_id: int = Field(foreign_key="listversion.id")  # indexed by the unique (version_id, key)
     key: str = Field(max_length=64)
     data: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))

@@ -24,6 +24,8 @@ from models.states import (
 class Institution(SQLModel, table=True):
     """A designated medical institution or pharmacy (申请表 fields, seed 001 att.1)."""
 
+    # The dashboard's coverage counts institutions per district and kind from this index alone.
+    __table_args__ = (Index("ix_institution_district_kind", "district", "kind"),)
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)  # 单位名称
     address: str = Field(max_length=300)  # 单位地址
@@ -33,7 +35,7 @@ class Institution(SQLModel, table=True):
     contact_name: str = Field(max_length=64)  # 联系人
     phone: str = Field(max_length=32)  # 联系电话
     email: str | None = Field(default=None, max_length=200)
-    district: str = Field(max_length=32, index=True)
+    district: str = Field(max_length=32)  # indexed by ix_institution_district_kind
     kind: InstitutionKind = Field(sa_column=Column(EnumString(InstitutionKind), nullable=False, index=True))
     private_tertiary: bool = False  # 民营三级: ≥ 80 drugs in Jiangxi (seed 002)
     special_designated: bool = False  # 特药定点
@@ -64,10 +66,11 @@ class Application(SQLModel, table=True):
         Index("ix_application_program_state", "program_id", "state"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    program_id: int = Field(foreign_key="program.id", index=True)
+    # No index of its own: ix_application_program_state and the unique constraint both lead with it.
+    program_id: int = Field(foreign_key="program.id")
     institution_id: int = Field(foreign_key="institution.id", index=True)
     attempt: int = 1  # a rejected institution may apply again into a later batch
-    district: str = Field(max_length=32, index=True)
+    district: str = Field(max_length=32)  # not indexed: nothing selects applications by district alone
     state: ApplicationState = Field(
         default=ApplicationState.SUBMITTED, sa_column=Column(EnumString(ApplicationState), nullable=False)
     )
@@ -89,9 +92,11 @@ class Application(SQLModel, table=True):
 class Review(SQLModel, table=True):
     """One level's decision on one application (district opinion, city opinion)."""
 
-    __table_args__ = (UniqueConstraint("application_id", "level"),)
+    # The gate page pages and counts one gate's outcomes by this index (a city gate: 100,000 reviews).
+    __table_args__ = (UniqueConstraint("application_id", "level"),
+                      Index("ix_review_gate_decision", "gate_id", "decision", "application_id"))
     id: int | None = Field(default=None, primary_key=True)
-    application_id: int = Field(foreign_key="application.id", index=True)
+    application_id: int = Field(foreign_key="application.id")  # indexed by the unique (application_id, level)
     level: ReviewLevel = Field(sa_column=Column(EnumString(ReviewLevel), nullable=False))
     decision: Decision = Field(sa_column=Column(EnumString(Decision), nullable=False))
     reason: str | None = None

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.base import MONEY, AwareDateTime, EnumString, JSONType
@@ -22,9 +22,11 @@ from models.states import (
 class PlatformAccount(SQLModel, table=True):
     """The institution's account on the provincial procurement subsystem (省招采子系统)."""
 
-    __table_args__ = (UniqueConstraint("program_id", "institution_id"),)
+    # Laggards (dashboard, reminders): pending accounts of a program by deadline.
+    __table_args__ = (UniqueConstraint("program_id", "institution_id"),
+                      Index("ix_platformaccount_program_state_due", "program_id", "state", "due_on"))
     id: int | None = Field(default=None, primary_key=True)
-    program_id: int = Field(foreign_key="program.id", index=True)
+    program_id: int = Field(foreign_key="program.id")  # both indexes above lead with it
     institution_id: int = Field(foreign_key="institution.id", index=True)
     state: AccountState = Field(
         default=AccountState.PENDING, sa_column=Column(EnumString(AccountState), nullable=False)
@@ -50,7 +52,8 @@ class Selection(SQLModel, table=True):
 class Contract(SQLModel, table=True):
     """The annual purchase agreement (购销协议, 每年一签) between an institution and an enterprise."""
 
-    __table_args__ = (UniqueConstraint("program_id", "institution_id", "enterprise_id", "year"),)
+    __table_args__ = (UniqueConstraint("program_id", "institution_id", "enterprise_id", "year"),
+                      Index("ix_contract_program_state_due", "program_id", "state", "due_on"))
     id: int | None = Field(default=None, primary_key=True)
     program_id: int = Field(foreign_key="program.id", index=True)
     institution_id: int = Field(foreign_key="institution.id", index=True)

@@ -20,6 +20,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Checkpoint every 64 MB of WAL instead of every 4 MB: the 13 district decisions of a batch each
+    # rewrite most application pages (districts interleave), and a checkpoint after each copied them
+    # all back into the database file; less often, a page is copied once for several commits
+    # (13 district-sized transactions at 100,000: ~4.3 s instead of ~5.5 s, alternating runs).
+    cur.execute("PRAGMA wal_autocheckpoint=16384")
     cur.close()
 
 
