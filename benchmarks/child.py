@@ -41,6 +41,10 @@ def main(argv: list[str]) -> int:
             from benchmarks import mail as module  # type: ignore[no-redef]
 
             result = module.run(cfg)
+        elif figure == "web":
+            from benchmarks import web as module  # type: ignore[no-redef]
+
+            result = module.run(cfg)
         elif figure == "publication":
             from benchmarks import publication as module  # type: ignore[no-redef]
 

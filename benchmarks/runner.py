@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks.report import build_figures, render_table
 
-FIGURES = ("enrollment", "reminders", "publication", "gate")
+FIGURES = ("enrollment", "reminders", "publication", "web", "gate")
 DBS = ("sqlite", "postgres")
 
 
@@ -33,6 +33,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--institutions", type=int, default=100_000, help="institutions enrolled and listed (figures 1, 3)")
     p.add_argument("--products", type=int, default=5_000, help="products on the published drug list (figure 3)")
+    p.add_argument("--web-requests", type=int, default=40,
+                   help="requests timed per page for the overview and inbox (figure 4)")
     p.add_argument("--reminders", type=int, default=100_000,
                    help="reminders due, written to the outbox and delivered to a local aiosmtpd (figure 2)")
     p.add_argument("--smtp-connections", type=int, default=16,
@@ -162,6 +164,7 @@ def run_child(figure: str, db: str, args: argparse.Namespace, work: Path, api: d
     cfg = {"home": str(home), "db": db, "institutions": args.institutions, "products": args.products,
            "sample": args.sample, "gate_institutions": args.gate_institutions,
            "gate_baseline_poll": args.gate_baseline_poll, "reminders": args.reminders,
+           "web_requests": args.web_requests,
            "smtp_connections": args.smtp_connections,
            "profile_dir": str(args.profile / f"{figure}-{db}") if args.profile else None}
     config_path, result_path, log_path = home / "config.json", home / "result.json", home / "child.log"

@@ -47,7 +47,8 @@ def republish_institutions_step(program: str) -> int | None:
 async def progress_artifact(program: str, phase: str) -> None:
     """Keep the phase's table artifact (counts per state) current for Prefect's UI (a flow's own call, not a task)."""
     engine = shared_engine()
-    status = program_status(engine, program, clock=DatabaseClock(engine))
+    # The table shows phases only: no outbox counts (a pass over every notice, 300,000 after enrollment).
+    status = program_status(engine, program, clock=DatabaseClock(engine), outbox=False)
     rows = [{"阶段": p.label, "窗口": f"{p.opens} ~ {p.closes or '长期'}", "状态": p.window,
              "待审批": p.open_gates, "计数": ", ".join(f"{k}={v}" for k, v in sorted(p.counts.items()))}
             for p in status.phases if phase in ("program", p.phase)]

@@ -334,9 +334,11 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
 
 def _mount_subcommands() -> None:
     from sanjin.cli_notices import notices_app, publish_command
-    from sanjin.cli_web import serve
+    from sanjin.cli_web import serve, serve_all
 
     app.command("web", help="启动管理与审批网页 / start the web app for managers and reviewers")(serve)
+    app.command("serve", help="启动网页及定时流程（Ctrl-C 同时停止） / serve the web app with the flows and schedules")(
+        serve_all)
     app.add_typer(notices_app, name="notices")
     app.command("publish")(publish_command)
 

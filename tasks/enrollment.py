@@ -34,6 +34,7 @@ from tasks.store import (
     json_object,
     json_rows,
     json_text,
+    refresh_statistics,
     table_of,
     write_audit,
 )
@@ -310,6 +311,7 @@ def run_matured_batches(t: _Tick) -> None:
         batch.state, batch.running_at = new, now
         batch.list_version_id = version.id if version is not None else batch.list_version_id
         s.add(batch)
+        refresh_statistics(s, count, PlatformAccount)  # laggard queries join these new accounts next
         t.report.running.append(batch.number)
 
 

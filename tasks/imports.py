@@ -87,7 +87,7 @@ from tasks.spreadsheets import (
     parse_upload,
     read_upload,
 )
-from tasks.store import insert_ignoring_conflicts, json_object, json_text, write_audit
+from tasks.store import insert_ignoring_conflicts, json_object, json_text, refresh_statistics, write_audit
 
 __all__ = [
     "APPLICATION_COLUMNS",
@@ -1179,5 +1179,6 @@ def _import_applications(engine: Engine, program_slug: str, path: Path, *, clock
         if app_ids:
             _enqueue_receipts(session, program, import_id, min(app_ids), clock.today().isoformat(), now)
         _set_created(session, import_id, len(app_ids))
+        refresh_statistics(session, len(app_ids), Institution, Application)
         return ImportResult(rows=len(apps.numbers), created=len(app_ids), skipped=skipped, warnings=warnings,
                             import_id=import_id)

@@ -1,21 +1,28 @@
-"""Where a program stands today: its timeline, open windows, and counts per state for each phase."""
+"""Where a program stands today: its timeline, open windows, counts per state for each phase, coverage and laggards.
+
+Everything here is counted by the database (GROUP BY, LIMIT): the dashboard asks on every page view, and
+at 100,000 institutions a row per institution in Python would cost the page its 100 ms.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlalchemy import Engine, Table, case, func, literal, or_
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, SQLModel, col, select
 
-from models.catalog import EnterpriseDeclaration, ListVersion
+from models.catalog import Enterprise, EnterpriseDeclaration, ListVersion
 from models.clock import Clock
-from models.enrollment import Application, Batch, Gate
-from models.operations import Contract, PlatformAccount
+from models.enrollment import Application, Batch, Gate, Institution
+from models.operations import Contract, Payment, PlatformAccount, PurchaseOrder
 from models.program import AllianceInvitation
-from models.program_definition import PhaseName
-from models.states import GateState
+from models.program_definition import PhaseName, ProgramDefinition
+from models.states import AccountState, ApplicationState, ContractState, GateState, InstitutionKind
+from models.workdays import WorkingDays
 from tasks.programs import get_program
 
 
@@ -71,7 +78,9 @@ def phase_counts(session: Session, program_id: int) -> dict[PhaseName, dict[str,
     }
 
 
-def program_status(engine: Engine, slug: str, *, clock: Clock, simulated: bool = False) -> ProgramStatus:
+def program_status(engine: Engine, slug: str, *, clock: Clock, simulated: bool = False,
+                   outbox: bool = True) -> ProgramStatus:
+    """`outbox=False` skips the outbox counts (the web overview does not show them; they change as mail goes out)."""
     from models.outbox import Notice
 
     today = clock.today()
@@ -88,6 +97,196 @@ def program_status(engine: Engine, slug: str, *, clock: Clock, simulated: bool =
         versions = session.execute(
             select(ListVersion.kind, func.max(ListVersion.number)).where(ListVersion.program_id == program.id)
             .group_by(ListVersion.kind)).all()
-        outbox = _grouped(session, Notice.status, Notice.program_id == program.id)
+        notices = _grouped(session, Notice.status, Notice.program_id == program.id) if outbox else {}
         return ProgramStatus(slug, program.name, today, simulated, phases,
-                             {str(getattr(k, "value", k)): int(n) for k, n in versions}, outbox)
+                             {str(getattr(k, "value", k)): int(n) for k, n in versions}, notices)
+
+
+# --------------------------------------------------------------------------- coverage
+
+COVERED = (ApplicationState.APPROVED, ApplicationState.RUNNING)
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    key: str  # a district's name, or an institution kind's value
+    covered: int
+    total: int
+
+    @property
+    def share(self) -> float:
+        return self.covered / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Designated institutions with an approved or running application, of all known, by district and kind."""
+
+    by_district: list[CoverageRow]
+    by_kind: list[CoverageRow]
+    covered: int
+    total: int
+
+
+def coverage(session: Session, program_id: int) -> Coverage:
+    """Two GROUP BY queries (≤ districts × kinds rows each): no institution row ever reaches Python."""
+    totals = session.execute(select(Institution.district, Institution.kind, func.count())
+                             .group_by(Institution.district, Institution.kind)).all()
+    covered_rows = session.execute(
+        select(Institution.district, Institution.kind, func.count(func.distinct(Application.institution_id)))
+        .join(Institution, Institution.id == Application.institution_id)  # type: ignore[arg-type]
+        .where(Application.program_id == program_id, col(Application.state).in_(COVERED))
+        .group_by(Institution.district, Institution.kind)).all()
+    covered = {(d, str(getattr(k, "value", k))): int(n) for d, k, n in covered_rows}
+    by_district: dict[str, list[int]] = {}
+    by_kind: dict[str, list[int]] = {}
+    for district, kind, n in totals:
+        kind = str(getattr(kind, "value", kind))
+        c = covered.get((district, kind), 0)
+        for bucket, key in ((by_district, district), (by_kind, kind)):
+            cell = bucket.setdefault(key, [0, 0])
+            cell[0] += c
+            cell[1] += int(n)
+    order = {k.value: i for i, k in enumerate(InstitutionKind)}
+    return Coverage([CoverageRow(k, c, t) for k, (c, t) in sorted(by_district.items())],
+                    [CoverageRow(k, c, t) for k, (c, t) in sorted(by_kind.items(), key=lambda kv: order.get(kv[0], 99))],
+                    sum(c for c, _ in by_district.values()), sum(t for _, t in by_district.values()))
+
+
+# --------------------------------------------------------------------------- laggards, summarised
+
+LAGGARD_KINDS = ("account", "contract", "payment")
+
+
+@dataclass(frozen=True)
+class LaggardRow:
+    """One institution behind on one thing; lateness in working days (调休 included)."""
+
+    what: str  # account / contract / payment
+    institution_id: int
+    name: str
+    district: str
+    insurance_code: str
+    due_on: date  # for contracts and payments: the earliest unmet deadline
+    overdue: bool
+    working_days_late: int
+    working_days_left: int
+    detail: str  # contracts: the enterprises still unsigned; payments: how many and how much
+
+
+@dataclass
+class LaggardPage:
+    """Counts of every laggard by kind (overdue / due soon) and one page of them, most late first."""
+
+    counts: dict[str, dict[str, int]]
+    rows: list[LaggardRow]
+    total: int  # laggards matching the filter
+    offset: int
+    limit: int
+
+
+def _reminder_horizon(wdays: WorkingDays, today: date, working_days: int) -> date:
+    """The last date with at most `working_days` working days after today (as tasks/accounts_contracts.py)."""
+    day = today
+    for _ in range(working_days + 1):
+        day = wdays.next_working_day(day)
+    return day - timedelta(days=1)
+
+
+def _table(model: Any) -> Table:
+    return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
+def _laggard_queries(program_id: int, defn: ProgramDefinition, wdays: WorkingDays, today: date,
+                     district: str | None) -> dict[str, Any]:
+    """Per kind, a query of (id, name, district, insurance_code, due_on, n, amount), one row per institution.
+
+    The rules are those of tasks.accounts_contracts.laggards (pending, not proxy-procured, running, due by
+    the reminder horizon) and of the overdue-payment reminders (unpaid on the clock's day, past due).
+    """
+    acc, con, pay, order = _table(PlatformAccount), _table(Contract), _table(Payment), _table(PurchaseOrder)
+    inst, app = _table(Institution), _table(Application)
+    running = sa_select(app.c.institution_id).where(app.c.program_id == program_id,
+                                                    app.c.state == ApplicationState.RUNNING)
+    cols = (inst.c.id, inst.c.name, inst.c.district, inst.c.insurance_code)
+    in_district = [inst.c.district == district] if district else []
+    reminded = [inst.c.proxy_parent_id.is_(None), inst.c.id.in_(running), *in_district]
+    rules = defn.rules
+    account_horizon = _reminder_horizon(wdays, today, rules.account_reminder_working_days_before_close)
+    contract_horizon = _reminder_horizon(wdays, today, rules.contract_reminder_working_days_before_close)
+    accounts = (sa_select(*cols, acc.c.due_on.label("due_on"), literal(1).label("n"), literal(0).label("amount"))
+                .join(inst, inst.c.id == acc.c.institution_id)
+                .where(acc.c.program_id == program_id, acc.c.state == AccountState.PENDING,
+                       acc.c.due_on.is_not(None), acc.c.due_on <= account_horizon, *reminded))
+    unsigned = (sa_select(con.c.institution_id, func.min(con.c.due_on).label("due_on"), func.count().label("n"))
+                .where(con.c.program_id == program_id, con.c.state == ContractState.PENDING,
+                       con.c.due_on.is_not(None), con.c.due_on <= contract_horizon)
+                .group_by(con.c.institution_id).subquery())  # grouped by id alone, then joined: no string keys
+    contracts = (sa_select(*cols, unsigned.c.due_on, unsigned.c.n, literal(0).label("amount"))
+                 .join_from(unsigned, inst, inst.c.id == unsigned.c.institution_id).where(*reminded))
+    payments = (sa_select(*cols, func.min(pay.c.due_on).label("due_on"), func.count().label("n"),
+                          func.sum(pay.c.amount).label("amount"))
+                .join(order, order.c.id == pay.c.order_id).join(inst, inst.c.id == pay.c.institution_id)
+                .where(order.c.program_id == program_id, pay.c.due_on < today,
+                       or_(pay.c.paid_on.is_(None), pay.c.paid_on > today), *in_district)
+                .group_by(*cols))
+    return {"account": accounts, "contract": contracts, "payment": payments}
+
+
+def laggard_page(session: Session, program_id: int, defn: ProgramDefinition, today: date, *,
+                 what: str | None = None, district: str | None = None, offset: int = 0,
+                 limit: int = 20, counts: dict[str, dict[str, int]] | None = None) -> LaggardPage:
+    """Who is behind, counted in the database, and one page of them: 100,000 laggards never become objects.
+
+    Order as tasks.accounts_contracts.laggards: earliest deadline (= most working days late) first, then
+    kind, district and code. Each kind's query stops after offset + limit rows; the page is their merge.
+    `counts` already known for the same filter (the overview's, for the unfiltered list) are not counted again.
+    """
+    from tasks.calendar import working_days_for
+
+    wdays = working_days_for(defn)
+    queries = _laggard_queries(program_id, defn, wdays, today, district)
+    kinds = [what] if what in queries else list(queries)
+    known = counts
+    counts = {}
+    for kind, query in queries.items():
+        if known is not None and kind in known:
+            counts[kind] = known[kind]
+            continue
+        sub = query.subquery()
+        n, late = session.execute(select(func.count(), func.coalesce(func.sum(
+            case((sub.c.due_on < today, 1), else_=0)), 0))).one()
+        counts[kind] = {"overdue": int(late), "due_soon": int(n) - int(late)}
+    candidates: list[tuple[Any, ...]] = []
+    for kind in kinds:
+        sub = queries[kind].subquery()
+        for row in session.execute(select(sub).order_by(sub.c.due_on, sub.c.district, sub.c.insurance_code)
+                                   .limit(offset + limit)):
+            candidates.append((row.due_on, LAGGARD_KINDS.index(kind), row.district, row.insurance_code, kind, row))
+    candidates.sort(key=lambda c: c[:4])
+    page = candidates[offset:offset + limit]
+    enterprises = _unsigned_enterprises(session, program_id, [c[5].id for c in page if c[4] == "contract"])
+    lateness: dict[date, tuple[bool, int, int]] = {}
+    rows = []
+    for due, _, _, _, kind, r in page:
+        if due not in lateness:
+            lateness[due] = ((True, wdays.working_days_between(due, today), 0) if today > due
+                             else (False, 0, wdays.working_days_between(today, due)))
+        overdue, late, left = lateness[due]
+        detail = ("、".join(enterprises.get(int(r.id), [])) if kind == "contract"
+                  else f"{int(r.n)} 笔，共 {Decimal(r.amount or 0):,.2f} 元" if kind == "payment" else "")
+        rows.append(LaggardRow(kind, int(r.id), r.name, r.district, r.insurance_code, due, overdue, late, left, detail))
+    total = sum(sum(counts[k].values()) for k in kinds)
+    return LaggardPage(counts, rows, total, offset, limit)
+
+
+def _unsigned_enterprises(session: Session, program_id: int, institution_ids: list[int]) -> dict[int, list[str]]:
+    if not institution_ids:
+        return {}
+    out: dict[int, list[str]] = {}
+    for inst_id, name in session.execute(
+            select(Contract.institution_id, Enterprise.name).join(Enterprise, Enterprise.id == Contract.enterprise_id)  # type: ignore[arg-type]
+            .where(Contract.program_id == program_id, Contract.state == ContractState.PENDING,
+                   col(Contract.institution_id).in_(institution_ids)).order_by(Enterprise.name)):
+        out.setdefault(int(inst_id), []).append(name)
+    return out

@@ -17,7 +17,7 @@ from benchmarks.runner import main
 
 pytestmark = [pytest.mark.prefect, pytest.mark.xdist_group("benchmarks-smoke")]
 
-FIGURES = {"1_enrollment", "2_reminders", "3_publication", "4_not_yet", "5_gate_round_trip",
+FIGURES = {"1_enrollment", "2_reminders", "3_publication", "4_web", "5_gate_round_trip",
            "6_prefect_overhead", "7_peak_rss"}
 
 
@@ -31,13 +31,19 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, small = _run(tmp_path, "small", "--institutions", "200", "--products", "50", "--sample", "20",
                        "--gate-institutions", "20", "--gate-baseline-poll", "2", "--task-run-recorder", "on",
-                       "--reminders", "50", "--smtp-connections", "4")
+                       "--reminders", "50", "--smtp-connections", "4", "--web-requests", "3")
     printed = capsys.readouterr().out
     assert code == 0, json.dumps(small["figures"], ensure_ascii=False)[:3000]
     assert "1 enrollment" in printed and '"figures"' in printed  # the table, then the JSON
     figures = small["figures"]
     assert set(figures) == FIGURES
-    assert figures["4_not_yet"]["status"] == "not yet"
+    web = figures["4_web"]["sqlite"]
+    assert web["status"] == "ok", web
+    assert web["checks"]["ok"] and web["checks"]["running_applications"] == 200, web["checks"]
+    assert web["bulk_decisions"]["city_gate"]["approved"] == 200
+    assert all(web["pages"][k]["n"] == 3 for k in web["targeted_pages"])
+    assert web["verdict"] in ("met", "MISSED")  # judged, not asserted
+    assert "4 dashboard" in printed
     assert "2 reminders" in printed
 
     reminders = figures["2_reminders"]["sqlite"]
@@ -82,7 +88,7 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
     assert 0 < overhead["share"] < 1 and overhead["task_runs"] == 6
 
     rss = figures["7_peak_rss"]
-    assert {"enrollment.sqlite", "reminders.sqlite", "publication.sqlite", "gate.sqlite"} <= set(rss)
+    assert {"enrollment.sqlite", "reminders.sqlite", "publication.sqlite", "web.sqlite", "gate.sqlite"} <= set(rss)
     assert all(rss[k]["peak_rss_mb"] > 0 for k in ("enrollment.sqlite", "publication.sqlite", "gate.sqlite"))
 
     code, large = _run(tmp_path, "large", "--institutions", "400", "--only", "enrollment", "--sample", "10")

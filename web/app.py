@@ -38,6 +38,7 @@ ROUTES = [
     Route("/", pages_overview.home, methods=["GET"]),
     Route("/programs/{slug}", pages_overview.overview, methods=["GET"]),
     Route("/programs/{slug}/lists", pages_records.lists, methods=["GET"]),
+    Route("/programs/{slug}/laggards", pages_overview.laggards, methods=["GET"]),
     Route("/lists/{version_id:int}", pages_records.list_version, methods=["GET"]),
     Route("/inbox", pages_gates.inbox, methods=["GET"]),
     Route("/inbox/decide", pages_gates.decide_many, methods=["POST"]),

@@ -74,19 +74,41 @@ def funnel_svg(steps: Sequence[tuple[str, int]], *, width: int = 360, label_widt
     return _svg(width, row * len(steps) + 4, body, "各状态数量")
 
 
-def coverage_svg(rows: Sequence[tuple[str, int, int]], *, width: int = 520, label_width: int = 120) -> str:
-    """Per row (district or kind): the covered part of its designated institutions, with n/total and %."""
+@dataclass(frozen=True)
+class Target:
+    label: str  # e.g. "2025-12-31 目标"
+    share: float  # 0..1
+    current: bool  # the target in force today (the next one due, else the last): rows below it are marked
+
+
+def coverage_svg(rows: Sequence[tuple[str, int, int]], *, targets: Sequence[Target] = (), width: int = 560,
+                 label_width: int = 120) -> str:
+    """Per row (district or kind): the covered part of its designated institutions, with n/total and %.
+
+    Each target of the program is a dashed vertical line across every row, labelled above the bars; a
+    row below the target in force is drawn in the warning colour (class "below-target").
+    """
     row = 22
     if not rows:
         return _svg(width, 24, ['<text x="4" y="16" fill="#777">暂无定点机构</text>'], "覆盖率")
+    top = 16 * len(targets)
     plot = width - label_width - 110
+    in_force = next((t for t in targets if t.current), None)
     body: list[str] = []
     for i, (label, covered, total) in enumerate(rows):
-        y = i * row
+        y = top + i * row
         share = covered / total if total else 0.0
+        below = in_force is not None and share < in_force.share
         body.append(f'<text x="4" y="{y + 15}">{escape(label)}</text>')
         body.append(f'<rect x="{label_width}" y="{y + 3}" width="{plot}" height="16" fill="#e3e8ef"/>')
-        body.append(f'<rect class="covered" x="{label_width}" y="{y + 3}" width="{share * plot:.1f}" height="16" '
-                    'fill="#2f7d4f"/>')
+        body.append(f'<rect class="covered{" below-target" if below else ""}" x="{label_width}" y="{y + 3}" '
+                    f'width="{share * plot:.1f}" height="16" fill="{"#c77c02" if below else "#2f7d4f"}"/>')
         body.append(f'<text x="{label_width + plot + 6}" y="{y + 15}">{covered}/{total}（{share:.0%}）</text>')
-    return _svg(width, row * len(rows) + 4, body, "定点机构覆盖率")
+    bottom = top + row * len(rows)
+    for k, t in enumerate(targets):
+        x = label_width + t.share * plot
+        colour = "#d62728" if t.current else "#7a5195"
+        body.append(f'<line class="target" data-share="{t.share:.4f}" x1="{x:.1f}" y1="{top - 2}" x2="{x:.1f}" '
+                    f'y2="{bottom}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="4 3"/>')
+        body.append(f'<text x="{x + 3:.1f}" y="{12 + k * 16}" fill="{colour}">{escape(t.label)} {t.share:.0%}</text>')
+    return _svg(width, bottom + 4, body, "定点机构覆盖率（虚线为目标）")

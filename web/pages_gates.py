@@ -1,24 +1,25 @@
-"""The approval inbox and one gate: its items with their data and findings, decided one by one or in bulk."""
+"""The approval inbox and one gate: its items with their data and findings, decided one by one or in bulk.
+
+Both pages show one page of rows at a time (web/queries.py): a city gate can hold 100,000
+applications. Deciding in bulk still reaches every item: "全部批准" approves every undecided item of
+the gate, not only the ones on the screen.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from models.enrollment import Application, Gate, Institution, Review
+from models.enrollment import Gate
 from models.program import Program, User
-from models.program_definition import ProgramDefinition
-from models.states import KIND_LABELS, GateKind, GateState, InstitutionKind
+from models.states import KIND_LABELS, GateKind, GateState, Role
 from sanjin.resume import resume_waiting_run
-from tasks.calendar import working_days_for
 from tasks.gates import (
     GateConflict,
     GateError,
@@ -27,45 +28,128 @@ from tasks.gates import (
     UnknownGate,
     check_decider,
     decide_gate,
-    list_gates,
 )
+from web import gate_details
 from web.auth import DECIDERS, check_csrf, may_view_gate, require_role, require_user
+from web.pagination import page_of
+from web.queries import ITEM_FILTERS, GateSummary, application_items, gate_summary, inbox_page
 from web.render import WebContext, flash, page, web
 
-APPLICATION_GATES = (GateKind.DISTRICT_REVIEW, GateKind.CITY_REVIEW)
+GATE_KIND_LABELS = {
+    GateKind.ALLIANCE_CONFIRMATION: "联盟成员确认", GateKind.DECLARATION_REVIEW: "企业申报审核",
+    GateKind.LIST_APPROVAL: "药品清单发布审批", GateKind.DISTRICT_REVIEW: "区县初审", GateKind.CITY_REVIEW: "市级审定",
+    GateKind.BATCH_APPROVAL: "批次审批", GateKind.ENFORCEMENT: "处理措施",
+}
+GATE_STATE_LABELS = {"open": "待决定", "decided": "已决定", "expired": "已过期", "cancelled": "已取消"}
 
 
-@dataclass(frozen=True)
-class InboxItem:
-    gate: Gate
-    program: Program
-    due_in: int  # working days from today to the due date; negative when overdue
+def may_decide(user: User, gate: GateSummary) -> bool:
+    """tasks.gates.check_decider's rule, on a summary: the gate's role, and for district gates its district."""
+    return (gate.state == GateState.OPEN and user.role == gate.decider_role
+            and (gate.district is None or gate.district in user.districts))
 
 
-def _due_in(defn: ProgramDefinition, today: date, due_on: date) -> int:
-    return working_days_for(defn).working_days_between(today, due_on)
-
-
-def waiting_on(ctx: WebContext, user: User) -> list[InboxItem]:
-    """Open gates this user may decide, soonest due first."""
-    mine = []
-    for gate in list_gates(ctx.engine):
-        try:
-            check_decider(user, gate)
-        except GateError:
-            continue
-        mine.append(gate)
-    with Session(ctx.engine) as session:
-        programs = {p.id: p for p in session.exec(select(Program)).all()}
-    defs = {pid: ProgramDefinition.model_validate(p.definition) for pid, p in programs.items()}
-    today = ctx.clock.today()
-    return [InboxItem(g, programs[g.program_id], _due_in(defs[g.program_id], today, g.due_on)) for g in mine]
+def may_view(user: User, gate: GateSummary) -> bool:
+    if user.role == Role.DISTRICT_REVIEWER:
+        return gate.district is not None and gate.district in user.districts
+    return user.role in (Role.PROGRAM_MANAGER, Role.OBSERVER)
 
 
 def inbox(request: Request) -> Response:
     ctx = web(request)
     user = require_user(request, ctx.engine)
-    return page(request, "inbox.html", user, items=waiting_on(ctx, user))
+    q = {k: (request.query_params.get(k) or "").strip() for k in ("program", "district", "kind")}
+    if q["kind"] and q["kind"] not in GateKind.__members__.values():
+        raise HTTPException(400, f"未知的审批事项类型：{q['kind']}")
+    pager = page_of("/inbox", request.query_params, q)
+    with Session(ctx.engine) as session:
+        gates, total = inbox_page(session, user, ctx.clock.today(), program=q["program"] or None,
+                                  district=q["district"] or None, kind=q["kind"] or None,
+                                  offset=pager.offset, limit=pager.per_page)
+        programs = session.exec(select(Program).order_by(Program.slug)).all()  # type: ignore[arg-type]
+    return page(request, "inbox.html", user, gates=gates, pager=pager.counted(total), q=q, programs=programs,
+                kind_labels=GATE_KIND_LABELS, can_decide=[may_decide(user, g) for g in gates])
+
+
+def _summary_or_404(ctx: WebContext, session: Session, gate_id: int) -> GateSummary:
+    gate = gate_summary(session, gate_id, ctx.clock.today())
+    if gate is None:
+        raise HTTPException(404, f"没有编号为 {gate_id} 的审批事项")
+    return gate
+
+
+def gate_detail(request: Request) -> Response:
+    ctx = web(request)
+    user = require_user(request, ctx.engine)
+    gate_id = int(request.path_params["gate_id"])
+    show = request.query_params.get("show") or "all"
+    if show not in ITEM_FILTERS:
+        raise HTTPException(400, f"未知的筛选条件：{show}")
+    pager = page_of(f"/gates/{gate_id}", request.query_params, {"show": show if show != "all" else ""})
+    context: dict[str, Any] = {}
+    with Session(ctx.engine) as session:
+        gate = _summary_or_404(ctx, session, gate_id)
+        if not may_view(user, gate):
+            raise HTTPException(403, f"您无权查看审批事项 {gate.id}（{gate.district or '市级'}）")
+        if gate.is_application_gate:
+            items, total, more = application_items(session, gate, show=show,  # type: ignore[arg-type]
+                                                   offset=pager.offset, limit=pager.per_page, cache=ctx.gate_items)
+            pager = pager.counted(total) if total is not None else pager.probed(pager.per_page + more)
+            context.update(items=items, kind_labels={k.value: v for k, v in KIND_LABELS.items()})
+        else:
+            full = session.get(Gate, gate_id)
+            assert full is not None
+            outcomes: dict[str, Any] = full.decision.get("items", {})
+            context.update(outcomes=outcomes, item_ids=list(full.items))
+            if gate.kind == GateKind.DECLARATION_REVIEW:
+                context["declarations"] = [d for d in (gate_details.declaration_detail(
+                    session, i, ctx.clock.today(), outcomes) for i in full.items) if d is not None]
+            elif gate.kind == GateKind.LIST_APPROVAL:
+                program = session.get(Program, gate.program_id)
+                assert program is not None
+                detail = gate_details.list_approval_detail(session, program, gate.natural_key)
+                pager = pager.counted(len(detail.changes))
+                context.update(listing=detail, changes=detail.changes[pager.offset:pager.offset + pager.per_page])
+            elif gate.kind == GateKind.ALLIANCE_CONFIRMATION:
+                context["invitations"] = gate_details.alliance_detail(session, gate.program_id, list(full.items),
+                                                                      outcomes)
+    return page(request, "gate.html", user, gate=gate, can_decide=may_decide(user, gate), pager=pager, show=show,
+                filters=ITEM_FILTERS, kind_labels_gate=GATE_KIND_LABELS, state_labels=GATE_STATE_LABELS, **context)
+
+
+def _ids(values: list[Any]) -> list[int]:
+    try:
+        return [int(str(v)) for v in values]
+    except ValueError as exc:
+        raise HTTPException(400, "事项编号应为整数") from exc
+
+
+def _choices(gate: Gate, form: FormData) -> tuple[list[int], list[int], dict[int, str], str | None]:
+    """Approve / reject lists and reasons from the form.
+
+    `bulk=approve|reject`: every undecided item of the gate (all pages); `bulk=approve_page|reject_page`:
+    the undecided items listed on the submitted page (`page_item`); otherwise `item_<id>` radios with
+    optional `reason_<id>`. Items already decided are left out of bulk choices; naming one in a radio is
+    refused by decide_gate with a message.
+    """
+    decided = {int(k) for k in gate.decision.get("items", {})}
+    reason = str(form.get("reason") or "").strip() or None
+    bulk = form.get("bulk")
+    if bulk in ("approve", "reject"):
+        undecided = [i for i in gate.items if i not in decided]
+        return (undecided, [], {}, reason) if bulk == "approve" else ([], undecided, {}, reason)
+    if bulk in ("approve_page", "reject_page"):
+        listed = [i for i in _ids(form.getlist("page_item")) if i not in decided]
+        return (listed, [], {}, reason) if bulk == "approve_page" else ([], listed, {}, reason)
+    approve: list[int] = []
+    reject: list[int] = []
+    reasons: dict[int, str] = {}
+    for key, value in form.multi_items():
+        if key.startswith("item_") and value in ("approve", "reject"):
+            (approve if value == "approve" else reject).append(_ids([key.removeprefix("item_")])[0])
+        elif key.startswith("reason_") and str(value).strip():
+            reasons[_ids([key.removeprefix("reason_")])[0]] = str(value).strip()
+    return approve, reject, reasons, reason
 
 
 def _gate_or_404(ctx: WebContext, gate_id: int) -> Gate:
@@ -74,69 +158,6 @@ def _gate_or_404(ctx: WebContext, gate_id: int) -> Gate:
     if gate is None:
         raise HTTPException(404, f"没有编号为 {gate_id} 的审批事项")
     return gate
-
-
-def gate_items(ctx: WebContext, gate: Gate) -> list[dict[str, Any]]:
-    """Each item with what a reviewer decides on: the application, its institution and its findings."""
-    outcomes: dict[str, Any] = gate.decision.get("items", {})
-    rows: dict[int, dict[str, Any]] = {i: {"id": i, "outcome": outcomes.get(str(i))} for i in gate.items}
-    if gate.kind in APPLICATION_GATES and gate.items:
-        with Session(ctx.engine) as session:
-            found = session.exec(select(Application, Institution).join(
-                Institution, Institution.id == Application.institution_id).where(  # type: ignore[arg-type]
-                Application.id.in_(gate.items))).all()  # type: ignore[union-attr]
-            reviews = session.exec(select(Review).where(col(Review.application_id).in_(gate.items))
-                                   .order_by(col(Review.id))).all()
-        for app, inst in found:
-            assert app.id is not None
-            rows[app.id].update(application=app, institution=inst, reviews=[],
-                                kind=KIND_LABELS.get(InstitutionKind(inst.kind), str(inst.kind)))
-        for review in reviews:  # earlier levels' opinions (the district's, on a city gate)
-            if review.gate_id != gate.id:
-                rows[review.application_id]["reviews"].append(review)
-    return [rows[i] for i in gate.items]
-
-
-def gate_detail(request: Request) -> Response:
-    ctx = web(request)
-    user = require_user(request, ctx.engine)
-    gate = _gate_or_404(ctx, int(request.path_params["gate_id"]))
-    if not may_view_gate(user, gate):
-        raise HTTPException(403, f"您无权查看审批事项 {gate.id}（{gate.district or '市级'}）")
-    can_decide = gate.state == GateState.OPEN
-    try:
-        check_decider(user, gate)
-    except GateError:
-        can_decide = False
-    with Session(ctx.engine) as session:
-        program = session.get(Program, gate.program_id)
-    assert program is not None
-    due_in = _due_in(ProgramDefinition.model_validate(program.definition), ctx.clock.today(), gate.due_on)
-    return page(request, "gate.html", user, gate=gate, program=program, items=gate_items(ctx, gate),
-                can_decide=can_decide, due_in=due_in)
-
-
-def _choices(gate: Gate, form: FormData) -> tuple[list[int], list[int], dict[int, str], str | None]:
-    """Approve / reject lists and reasons from the form: `bulk` for every undecided item, else `item_<id>`."""
-    decided = {int(k) for k in gate.decision.get("items", {})}
-    undecided = [i for i in gate.items if i not in decided]
-    reason = str(form.get("reason") or "").strip() or None
-    bulk = form.get("bulk")
-    if bulk == "approve":
-        return undecided, [], {}, reason
-    if bulk == "reject":
-        return [], undecided, {}, reason
-    approve, reject, reasons = [], [], {}
-    for i in undecided:
-        choice = form.get(f"item_{i}")
-        item_reason = str(form.get(f"reason_{i}") or "").strip()
-        if choice == "approve":
-            approve.append(i)
-        elif choice == "reject":
-            reject.append(i)
-        if item_reason:
-            reasons[i] = item_reason
-    return approve, reject, reasons, reason
 
 
 def _decide(ctx: WebContext, gate: Gate, user: User, form: FormData) -> str:
@@ -153,7 +174,8 @@ def _decide(ctx: WebContext, gate: Gate, user: User, form: FormData) -> str:
     except GateConflict as exc:
         raise HTTPException(409, str(exc)) from exc
     resumed = resume_waiting_run(result, user.name)
-    return f"审批事项 {gate.id}：批准 {len(result.approved)} 项，驳回 {len(result.rejected)} 项。{resumed}"
+    rest = f"，尚余 {len(result.undecided)} 项待决定" if result.undecided else ""
+    return f"审批事项 {gate.id}：批准 {len(result.approved)} 项，驳回 {len(result.rejected)} 项{rest}。{resumed}"
 
 
 async def decide(request: Request) -> Response:
@@ -162,13 +184,16 @@ async def decide(request: Request) -> Response:
     form = await request.form()
     check_csrf(request, form)
     require_role(user, *DECIDERS)
-    gate = _gate_or_404(ctx, int(request.path_params["gate_id"]))
+    gate = await run_in_threadpool(_gate_or_404, ctx, int(request.path_params["gate_id"]))
+    if not may_view_gate(user, gate):
+        raise HTTPException(403, f"您无权决定审批事项 {gate.id}（{gate.district or '市级'}）")
     try:
         message = await run_in_threadpool(_decide, ctx, gate, user, form)
     except GateError as exc:  # BadItems, GateNotOpen: say what is wrong on the gate's page
         message = str(exc)
     flash(request, message)
-    return RedirectResponse(f"/gates/{gate.id}", status_code=303)
+    back = str(form.get("back") or "")
+    return RedirectResponse(back if back.startswith(f"/gates/{gate.id}") else f"/gates/{gate.id}", status_code=303)
 
 
 async def decide_many(request: Request) -> Response:
@@ -178,7 +203,9 @@ async def decide_many(request: Request) -> Response:
     form = await request.form()
     check_csrf(request, form)
     require_role(user, *DECIDERS)
-    gates = [_gate_or_404(ctx, int(str(v))) for v in form.getlist("gate")]
+    if form.get("bulk") not in ("approve", "reject"):
+        raise HTTPException(400, "请选择“全部批准”或“全部驳回”")
+    gates = [await run_in_threadpool(_gate_or_404, ctx, i) for i in _ids(form.getlist("gate"))]
     for gate in gates:  # all or nothing on authority: one foreign gate refuses the whole request
         try:
             check_decider(user, gate)
@@ -191,4 +218,5 @@ async def decide_many(request: Request) -> Response:
         except GateError as exc:
             messages.append(str(exc))
     flash(request, "；".join(messages) or "未选择审批事项")
-    return RedirectResponse("/inbox", status_code=303)
+    back = str(form.get("back") or "")
+    return RedirectResponse(back if back.startswith("/inbox") else "/inbox", status_code=303)

@@ -1,28 +1,32 @@
-"""The program list and one program's overview: timeline, funnels, coverage and laggards."""
+"""The program list and one program's overview: timeline, funnels, coverage against targets, laggards.
+
+Every figure on the overview is counted by the database (tasks/status.py) and kept until the data
+changes (web/snapshots.py); only the most late laggards are listed there, the rest page by page on
+the laggards page.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from datetime import date
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from models.enrollment import Application, Institution
-from models.states import KIND_LABELS, ApplicationState, InstitutionKind
+from models.program_definition import ProgramDefinition
+from models.states import KIND_LABELS, InstitutionKind
 from sanjin.clock_store import DatabaseClock
 from sanjin.status_view import SHORT_PHASES, STATE_LABELS
-from tasks.accounts_contracts import laggards
 from tasks.programs import UnknownProgram, get_program, list_programs
-from tasks.status import program_status
+from tasks.status import LAGGARD_KINDS, laggard_page
 from web.auth import require_user
-from web.charts import Span, coverage_svg, funnel_svg, timeline_svg
+from web.charts import Span, Target, coverage_svg, funnel_svg, timeline_svg
+from web.pagination import page_of
 from web.render import page, web
 
-COVERED = (ApplicationState.APPROVED, ApplicationState.RUNNING)
 _ORDER = {state: i for i, state in enumerate(STATE_LABELS)}
+LAGGARD_LABELS = {"account": "平台账户未注册", "contract": "购销协议未签订", "payment": "货款逾期未付"}
 
 
 def home(request: Request) -> Response:
@@ -31,20 +35,14 @@ def home(request: Request) -> Response:
     return page(request, "programs.html", user, programs=list_programs(ctx.engine))
 
 
-def coverage(session: Session, program_id: int) -> tuple[list[tuple[str, int, int]], list[tuple[str, int, int]]]:
-    """(district, covered, total) and (kind, covered, total): covered = an approved or running application here."""
-    covered_ids = set(session.exec(select(Application.institution_id).where(
-        Application.program_id == program_id, Application.state.in_(COVERED))).all())  # type: ignore[attr-defined]
-    rows = session.execute(select(Institution.id, Institution.district, Institution.kind)).all()
-    by_district: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for inst_id, district, kind in rows:
-        hit = int(inst_id in covered_ids)
-        for bucket, key in ((by_district, district), (by_kind, KIND_LABELS.get(InstitutionKind(kind), str(kind)))):
-            bucket[key][0] += hit
-            bucket[key][1] += 1
-    return ([(k, c, t) for k, (c, t) in sorted(by_district.items())],
-            [(k, c, t) for k, (c, t) in sorted(by_kind.items())])
+def targets_of(defn: ProgramDefinition, today: date) -> list[Target]:
+    """The program's coverage targets (rules.coverage_targets, each citing its seed in the program file).
+
+    The one in force is the next not yet past, or the last once all are past.
+    """
+    targets = sorted(defn.rules.coverage_targets, key=lambda t: t.by)
+    current = next((t for t in targets if t.by >= today), targets[-1] if targets else None)
+    return [Target(f"{t.by:%Y-%m-%d} 目标", float(t.share), t is current) for t in targets]
 
 
 def overview(request: Request) -> Response:
@@ -53,23 +51,48 @@ def overview(request: Request) -> Response:
     slug = request.path_params["slug"]
     simulated = isinstance(ctx.clock, DatabaseClock) and ctx.clock.simulated() is not None
     try:
-        status = program_status(ctx.engine, slug, clock=ctx.clock, simulated=simulated)
+        data = ctx.overviews.get(ctx.engine, slug, ctx.clock, simulated=simulated)
     except UnknownProgram as exc:
         raise HTTPException(404, f"没有项目 {slug}") from exc
+    status = data.status
     timeline = timeline_svg([Span(SHORT_PHASES.get(p.phase, p.label), p.opens, p.closes, p.window)
-                          for p in status.phases], status.today)
+                             for p in status.phases], status.today)
     funnels = [
         (p, funnel_svg([(STATE_LABELS.get(k, k), n)
                         for k, n in sorted(p.counts.items(), key=lambda kv: (_ORDER.get(kv[0], 99), kv[0]))]))
         for p in status.phases
     ]
     with Session(ctx.engine) as session:
-        program, _ = get_program(session, slug)
-        assert program.id is not None
-        districts, kinds = coverage(session, program.id)
-        applications = session.execute(select(func.count()).select_from(Application)
-                                       .where(Application.program_id == program.id)).scalar_one()
-    late = laggards(ctx.engine, slug, clock=ctx.clock)
+        _, defn = get_program(session, slug)
+    targets = targets_of(defn, status.today)
+    cover = data.coverage
+    kinds = [(KIND_LABELS.get(InstitutionKind(r.key), r.key), r.covered, r.total) for r in cover.by_kind]
     return page(request, "overview.html", user, status=status, timeline=timeline, funnels=funnels,
-                district_chart=coverage_svg(districts), kind_chart=coverage_svg(kinds), laggards=late,
-                applications=applications)
+                district_chart=coverage_svg([(r.key, r.covered, r.total) for r in cover.by_district], targets=targets),
+                kind_chart=coverage_svg(kinds, targets=targets), cover=cover, targets=targets,
+                late=data.laggards, laggard_labels=LAGGARD_LABELS, computed=data)
+
+
+def laggards(request: Request) -> Response:
+    """Every laggard of a program, page by page, filterable by kind and district."""
+    ctx = web(request)
+    user = require_user(request, ctx.engine)
+    slug = request.path_params["slug"]
+    q = {k: (request.query_params.get(k) or "").strip() for k in ("what", "district")}
+    if q["what"] and q["what"] not in LAGGARD_KINDS:
+        raise HTTPException(400, f"未知的滞后类型：{q['what']}")
+    pager = page_of(f"/programs/{slug}/laggards", request.query_params, q)
+    simulated = isinstance(ctx.clock, DatabaseClock) and ctx.clock.simulated() is not None
+    try:  # the overview's counts (kept until the data changes) serve the unfiltered list
+        known = None if q["district"] else ctx.overviews.get(ctx.engine, slug, ctx.clock,
+                                                            simulated=simulated).laggards.counts
+        with Session(ctx.engine) as session:
+            program, defn = get_program(session, slug)
+            assert program.id is not None
+            late = laggard_page(session, program.id, defn, ctx.clock.today(), what=q["what"] or None,
+                                district=q["district"] or None, offset=pager.offset, limit=pager.per_page,
+                                counts=known)
+    except UnknownProgram as exc:
+        raise HTTPException(404, f"没有项目 {slug}") from exc
+    return page(request, "laggards.html", user, program=program, late=late, pager=pager.counted(late.total), q=q,
+                laggard_labels=LAGGARD_LABELS, districts=[d.name for d in defn.districts])

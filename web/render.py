@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from models.clock import Clock
+from models.clock import SHANGHAI, Clock
 from models.program import User
 from sanjin.status_view import SHORT_PHASES, STATE_LABELS, WINDOW_LABELS
 from web.auth import ROLE_LABELS, csrf_token
+from web.queries import GateItemCache
+from web.snapshots import OverviewCache
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -24,6 +27,8 @@ class WebContext:
     engine: Engine
     clock: Clock
     templates: Jinja2Templates
+    overviews: OverviewCache = field(default_factory=OverviewCache)
+    gate_items: GateItemCache = field(default_factory=GateItemCache)
 
 
 def make_templates() -> Jinja2Templates:
@@ -31,8 +36,15 @@ def make_templates() -> Jinja2Templates:
     templates.env.globals.update(STATE_LABELS=STATE_LABELS, SHORT_PHASES=SHORT_PHASES, WINDOW_LABELS=WINDOW_LABELS,
                                  ROLE_LABELS={r.value: label for r, label in ROLE_LABELS.items()})
     templates.env.filters["state"] = lambda s: STATE_LABELS.get(str(s), str(s))
-    templates.env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else "—"
+    templates.env.filters["dt"] = _local_time
     return templates
+
+
+def _local_time(d: datetime | None) -> str:
+    """Stored times are UTC; people read Beijing time."""
+    if d is None:
+        return "—"
+    return (d.astimezone(SHANGHAI) if d.tzinfo is not None else d).strftime("%Y-%m-%d %H:%M")
 
 
 def web(request: Request) -> WebContext:

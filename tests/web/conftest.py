@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -82,3 +83,16 @@ def sign_in(client: TestClient, name: str, password: str = PASSWORD) -> TestClie
     response = client.post("/login", data={"username": name, "password": password, "csrf_token": token, "next": "/"})
     assert response.status_code == 303, response.text
     return client
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A temporary Prefect API for the whole session (as tests/flows): `sanjin serve` registers its deployments there."""
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline: no telemetry errors in the log
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield str(PREFECT_API_URL.value())

@@ -1,68 +1,54 @@
-"""A person's path through the pages in a real browser: district reviewers, then the manager, then the overview.
+"""A person's path through the pages in a real browser, against `sanjin serve` with its flows running.
 
-Needs Debian's chromium (`apt-get install -y chromium fonts-wqy-microhei`) and Playwright for Python; it never
-downloads a browser. Screenshots go to the test's tmp_path and to var/test-screenshots/ (gitignored).
+District reviewers approve their gates in the inbox; the served enrollment run, woken by each decision,
+carries on by itself and opens the city gate; the manager approves the batch; the run finishes and the
+overview shows the institutions running. Nothing in the test reconciles: the flow does.
+
+Needs Debian's chromium (`make browser`: apt-get install chromium fonts-wqy-microhei) and Playwright for
+Python; it never downloads a browser. Without either it is skipped, and says why. Screenshots go to the
+test's own output folder (pytest's tmp_path, printed) and to var/test-screenshots/ (gitignored).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlmodel import Session, col
 
-from models.states import GateKind
-from tasks.enrollment import reconcile_enrollment
+from models.enrollment import Gate
+from models.states import GateKind, GateState
 from tests.web.conftest import PASSWORD, SLUG, World, build_world
-from web.app import create_app
-from web.settings import WebSettings
+from tests.web.serving import Served, flow_run_state, sanjin_serve, trigger, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("SANJIN_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]
+        "--disable-sync", "--disable-dev-shm-usage"]
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "test-screenshots"
 
+if not CHROMIUM.exists():
+    pytest.skip(f"浏览器测试已跳过：找不到 {CHROMIUM}（make browser 或 apt-get install -y chromium fonts-wqy-microhei）/ "
+                f"browser test skipped: {CHROMIUM} is missing (run `make browser`)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed "
                                "(pip install playwright; never `playwright install`: Debian's chromium is used)")
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium fonts-wqy-microhei", allow_module_level=True)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = pytest.mark.prefect
 
 
 @pytest.fixture
-def served(sqlite_engine: Engine) -> Iterator[tuple[str, World]]:
-    """The app under uvicorn in a thread on a free loopback port, over a SQLite test database."""
-    import uvicorn
-
+def served(sqlite_engine: Engine, prefect_api: str, tmp_path: Path) -> Iterator[tuple[Served, World]]:
     world = build_world(sqlite_engine)
-    app = create_app(sqlite_engine, settings=WebSettings(secret_key="browser-test-secret-0123456789"))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", world
-    server.should_exit = True
-    thread.join(timeout=10)
+    with sanjin_serve(sqlite_engine, prefect_api, tmp_path / "serve.log", "--program", SLUG) as server:
+        yield server, world
 
 
-def _shot(page: Any, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.png"
+def _shot(page: Any, out: Path, name: str) -> None:
+    path = out / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     SHOTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(path, SHOTS / path.name)
@@ -81,23 +67,26 @@ def _sign_out(page: Any) -> None:
     page.wait_for_url("**/login")
 
 
-def _approve_all_in_inbox(page: Any, base: str) -> str:
-    page.goto(f"{base}/inbox")
-    page.check("input[data-select-all=gate]")  # the page's script ticks every gate
-    page.click("#bulk-approve")
-    page.wait_for_url(f"{base}/inbox")
-    return str(page.inner_text(".flash"))
-
-
 def _running(page: Any, base: str) -> str:
     page.goto(f"{base}/programs/{SLUG}")
     cell = page.query_selector("figure[data-phase=enrollment] li[data-state=running] b")
     return "0" if cell is None else str(cell.inner_text())
 
 
-def test_reviewers_then_the_manager_approve_and_the_overview_counts_change(served: tuple[str, World],
-                                                                           tmp_path: Path) -> None:
-    base, world = served
+def _gates(world: World, kind: GateKind) -> list[Gate]:
+    with Session(world.engine) as session:
+        return list(session.execute(select(Gate).where(col(Gate.kind) == kind, col(Gate.state) == GateState.OPEN,
+                                                       Gate.flow_run_id.is_not(None))).scalars())  # type: ignore[union-attr]
+
+
+def test_reviewers_then_the_manager_approve_and_the_served_flow_carries_the_batch_to_running(
+        served: tuple[Served, World], tmp_path: Path) -> None:
+    server, world = served
+    base = server.base
+    run_id = trigger(f"institution-enrollment/{SLUG}-enrollment-gates")
+    wait_for(lambda: len(_gates(world, GateKind.DISTRICT_REVIEW)) == 2 and flow_run_state(run_id) == "PAUSED",
+             timeout=120, what="the served enrollment run to wait on the district gates")
+    print(f"\nscreenshots: {tmp_path} and {SHOTS}")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
@@ -110,24 +99,46 @@ def test_reviewers_then_the_manager_approve_and_the_overview_counts_change(serve
 
             for i, (district, name) in enumerate(sorted(world.reviewers.items())):
                 _sign_in(page, base, name)
-                page.goto(f"{base}/inbox")
+                page.click("nav >> text=待我审批")
                 assert page.locator("input[name=gate]").count() == 1  # only its own district's gate
                 _shot(page, tmp_path, f"2-inbox-{i}-{name}")
-                message = _approve_all_in_inbox(page, base)
-                assert "批准" in message, message
+                page.check("input[data-select-all=gate]")  # the page's script ticks every gate on the page
+                page.click("#bulk-approve")
+                page.wait_for_selector(".flash")
+                message = page.inner_text(".flash")
+                assert "批准 " in message and "已唤醒" in message, message
                 _shot(page, tmp_path, f"3-approved-{i}-{name}")
                 assert world.district_gate(district).decided_by == name
                 _sign_out(page)
 
-            reconcile_enrollment(world.engine, SLUG, clock=world.clock)  # the districts are done: the city gate opens
-            (city,) = world.gates(GateKind.CITY_REVIEW)
+            # The run was woken by the last district decision and opened the city gate by itself.
+            (city,) = wait_for(lambda: _gates(world, GateKind.CITY_REVIEW), timeout=120,
+                               what="the served run to open the city gate")
+            wait_for(lambda: flow_run_state(run_id) == "PAUSED", timeout=60, what="the run to wait on the city gate")
             _sign_in(page, base, "manager")
-            page.goto(f"{base}/gates/{city.id}")
+            page.click("nav >> text=待我审批")
+            page.click(f"a[href='/gates/{city.id}']")
+            assert page.locator("tr[id^=item-]").count() == len(world.apps)
+            assert "区县意见：批准" in page.inner_text("table.items")
             _shot(page, tmp_path, "4-city-gate")
-            assert "批准" in _approve_all_in_inbox(page, base)
-            reconcile_enrollment(world.engine, SLUG, clock=world.clock)  # the batch matures and runs
+            page.click("#approve-all")
+            page.wait_for_selector(".flash")
+            assert "已唤醒" in page.inner_text(".flash")
+            wait_for(lambda: flow_run_state(run_id) == "COMPLETED", timeout=120, what="the run to finish the batch")
             assert _running(page, base) == str(len(world.apps))
             _shot(page, tmp_path, "5-overview-after")
         finally:
             browser.close()
-    assert (SHOTS / "5-overview-after.png").exists()
+    assert (tmp_path / "5-overview-after.png").exists() and (SHOTS / "5-overview-after.png").exists()
+
+
+def test_the_browser_test_skips_and_says_why_without_chromium(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SANJIN_CHROMIUM": str(tmp_path / "no-chromium")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", __file__],
+                          env=env, capture_output=True, text=True, timeout=300,
+                          cwd=str(Path(__file__).resolve().parents[2]))
+    assert done.returncode in (0, 5), done.stdout[-2000:]  # 5: the only module was skipped at collection
+    assert "skipped" in done.stdout and "no-chromium is missing" in done.stdout, done.stdout[-2000:]

@@ -1,0 +1,95 @@
+"""The outbox and the audit trail are paged and filterable (program, entity, user, date; status, kind, recipient)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import insert
+from sqlmodel import Session
+from starlette.testclient import TestClient
+
+from models.audit import AuditEvent
+from models.outbox import Notice
+from models.states import NoticeStatus, Role
+from tests.factories import shanghai
+from tests.web.conftest import SLUG, World, sign_in
+
+
+def _notices(world: World, n: int) -> None:
+    start = shanghai(2025, 9, 1, 9)
+    with Session(world.engine) as session:
+        session.execute(insert(Notice), [
+            {"idempotency_key": f"records-{i}", "program_id": world.program.id,
+             "kind": "account_reminder" if i % 2 else "application_decision", "recipient_type": "institution",
+             "recipient_name": f"机构{i:03d}", "email": f"inst{i:03d}@example.cn" if i % 10 else None, "context": {},
+             "status": NoticeStatus.DEAD if i % 10 == 0 else NoticeStatus.SENT, "attempts": 1,
+             "created_at": start + timedelta(days=i // 10)} for i in range(120)])
+        session.commit()
+
+
+def test_the_outbox_is_paged_newest_first_and_counts_each_status(world: World, client: TestClient) -> None:
+    _notices(world, 120)
+    sign_in(client, "manager")
+    first = client.get("/notices").text
+    assert "第 1 页 / 共 3 页（120 条）" in first and first.count('name="notice"') == 5  # dead ones on this page
+    assert "机构119" in first and "机构069" not in first
+    third = client.get("/notices?page=3").text
+    assert "机构019" in third and "机构000" in third and "机构119" not in third
+    assert "发送失败</a>：<b>12</b>" in first and "已发送</a>：<b>108</b>" in first
+
+
+def test_the_outbox_filters_by_program_status_kind_recipient_and_date(world: World, client: TestClient) -> None:
+    _notices(world, 120)
+    sign_in(client, "observer")
+    dead = client.get("/notices?status=dead").text
+    assert "共 12 条" in dead or "（12 条）" in dead
+    kind = client.get("/notices?kind=account_reminder&per_page=200").text
+    assert kind.count("account_reminder</td>") == 60 and "application_decision</td>" not in kind
+    assert client.get("/notices?recipient=inst007@").text.count("<tr><td>") <= 1
+    assert "机构007" in client.get("/notices?recipient=inst007@").text
+    dated = client.get("/notices?since=2025-09-02&until=2025-09-02&per_page=200").text
+    assert "机构010" in dated and "机构019" in dated and "机构009" not in dated and "机构020" not in dated
+    assert "没有通知" in client.get("/notices?program=jiangxi-2025").text
+    assert client.get("/notices?since=2025-13-01").status_code == 400
+    assert 'name="notice"' not in dated  # an observer resends nothing
+
+
+def test_the_audit_trail_is_paged_and_filterable_by_program_entity_user_and_date(world: World,
+                                                                                 client: TestClient) -> None:
+    at = shanghai(2025, 9, 25, 9)
+    with Session(world.engine) as session:
+        session.execute(insert(AuditEvent), [
+            {"program_id": world.program.id, "entity": "application", "entity_id": str(i), "action": "note",
+             "actor": "alice" if i % 2 else "bob", "role": Role.PROGRAM_MANAGER, "data": {},
+             "at": at + timedelta(minutes=i)} for i in range(130)])
+        session.commit()
+    sign_in(client, "manager")
+    mine = f"/audit?program={SLUG}&entity=application&actor=alice&since=2025-09-25&until=2025-09-25"
+    first = client.get(mine).text
+    assert first.count("alice（") == 50 and "bob（" not in first and 'rel="next"' in first
+    assert "application #129" in first  # newest first
+    second = client.get(mine + "&page=2").text
+    assert second.count("alice（") == 15 and 'rel="next"' not in second and 'rel="prev"' in second
+    assert "没有符合条件的记录" in client.get(mine.replace("2025-09-25&until", "2025-09-26&until")).text
+    one = client.get("/audit?entity=application&entity_id=7").text
+    assert "application #7</td>" in one and one.count("<tr><td>") == 1
+    assert client.get("/audit?page=-1").status_code == 400
+
+
+def test_a_list_version_pages_its_entries_and_its_changes(world: World, client: TestClient) -> None:
+    from sqlalchemy import select
+
+    from models.catalog import ListVersion
+    from tests.web.test_pages import _run_to_published_list
+
+    _run_to_published_list(world, client)
+    with Session(world.engine) as session:
+        version = session.execute(select(ListVersion)).scalar_one()
+    first = client.get(f"/lists/{version.id}?per_page=3").text
+    second = client.get(f"/lists/{version.id}?per_page=3&page=2").text
+    assert first.count('<tr class="added">') == 3 and second.count('<tr class="added">') == 1
+    assert "第 1 页 / 共 2 页（4 条）" in first
+    added = client.get(f"/lists/{version.id}?show=added").text
+    assert added.count('<tr class="">') == 4 and "新增的条目" in added  # every entry of the first version is new
+    assert "没有条目" in client.get(f"/lists/{version.id}?show=removed").text
+    assert client.get(f"/lists/{version.id}?show=bogus").status_code == 400
