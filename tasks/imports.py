@@ -1061,6 +1061,20 @@ def _write_institutions(session: Session, apps: _Applications, todo: Sequence[in
         )
 
 
+def _by_district(apps: _Applications, todo: Sequence[int]) -> list[int]:
+    """The rows grouped by district (districts in order of first appearance, file order within each).
+
+    Inserted so, each district's institutions and applications sit on contiguous pages, and on SQLite
+    each district gate's decision rewrites its own pages instead of most of the table (the province's
+    forms arrive interleaved; measured at 100k: 13 district decisions 2.6-2.9 s -> 1.2 s; no change seen
+    on PostgreSQL). Nothing keys on id order: the audit row keeps the file row number.
+    """
+    first: dict[str | None, int] = {}
+    for i in todo:
+        first.setdefault(apps.district[i], len(first))
+    return sorted(todo, key=lambda i: first[apps.district[i]])
+
+
 def _write_applications(session: Session, apps: _Applications, todo: Sequence[int], program_id: int,
                         import_id: int, now: datetime) -> list[int]:
     """The new applications' ids, in the order of ``todo``."""
@@ -1166,7 +1180,7 @@ def _import_applications(engine: Engine, program_slug: str, path: Path, *, clock
 
         warnings = [w for i in sorted(apps.warnings) for w in apps.warnings[i]]
         skipped = [(apps.numbers[i], apps.skip_reason[i]) for i in sorted(apps.skip_reason)]
-        todo = [i for i in range(len(apps.numbers)) if i not in apps.skip_reason]
+        todo = _by_district(apps, [i for i in range(len(apps.numbers)) if i not in apps.skip_reason])
 
         import_id = _record_import(session, "applications", program.id, digest, filename, len(apps.numbers), actor, now)
         if import_id is None:

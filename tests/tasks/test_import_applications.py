@@ -425,6 +425,24 @@ def test_each_application_keeps_its_commitment_and_its_audit_row_names_the_file_
     assert {(a.program_id, a.at) for a in audits.values()} == {(apps[0].program_id, clock_in_windows.now())}
 
 
+def test_a_district_s_applications_are_stored_together_and_still_name_their_file_rows(
+    engine, shenyang, clock_in_windows, tmp_path
+):
+    # Interleaved forms are stored district by district so each district gate reads its own pages.
+    districts = ["和平区", "沈河区", "和平区", "皇姑区", "沈河区", "和平区"]
+    rows = [application_row(60 + n, district=d) for n, d in enumerate(districts)]
+    result = import_applications(engine, "shenyang-2025", write_xlsx(tmp_path / "a.xlsx", APPLICATION_HEADER, rows),
+                                 clock=clock_in_windows, actor="hp_reviewer")
+    with Session(engine) as session:
+        apps = session.execute(select(Application).order_by(Application.id)).scalars().all()
+        institutions = session.execute(select(Institution).order_by(Institution.id)).scalars().all()
+        audits = {int(a.entity_id): a.data for a in session.execute(select(AuditEvent)).scalars()}
+    assert [a.district for a in apps] == ["和平区"] * 3 + ["沈河区"] * 2 + ["皇姑区"]
+    assert [i.district for i in institutions] == ["和平区"] * 3 + ["沈河区"] * 2 + ["皇姑区"]
+    assert [audits[a.id]["row"] for a in apps] == [2, 4, 7, 3, 6, 5]  # file order within a district
+    assert result.created == 6
+
+
 def test_a_small_file_against_a_large_table_finds_what_is_already_there(
     engine, shenyang, clock_in_windows, tmp_path
 ):
