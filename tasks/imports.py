@@ -18,19 +18,18 @@ import gc
 import hashlib
 import json
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
-from itertools import repeat
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnDefault, Engine, Integer, String, Table, bindparam, func, literal, select, update
+from sqlalchemy import Engine, Integer, String, Table, bindparam, func, literal, select, update
 from sqlalchemy import cast as sql_cast
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from models.application_rules import (
     PriceOption,
@@ -87,7 +86,16 @@ from tasks.spreadsheets import (
     parse_upload,
     read_upload,
 )
-from tasks.store import insert_ignoring_conflicts, json_object, json_text, refresh_statistics, write_audit
+from tasks.store import (
+    chunked,
+    insert_columns,
+    insert_ignoring_conflicts,
+    json_object,
+    json_text,
+    refresh_statistics,
+    table_of,
+    write_audit,
+)
 
 __all__ = [
     "APPLICATION_COLUMNS",
@@ -119,7 +127,6 @@ APPLICATION_COLUMNS: tuple[str, ...] = (
 APPLICATION_OPTIONAL_COLUMNS: tuple[str, ...] = ("民营三级", "代采上级机构医保编码")
 
 _HEADER = "表头"
-_CHUNK = 5000  # IN-list size: below SQLite's (32,766 since 3.32) and PostgreSQL's (65,535) parameter limits
 
 
 # --------------------------------------------------------------------------- results and errors
@@ -151,67 +158,6 @@ class ImportResult:
 
 T = TypeVar("T")
 P = ParamSpec("P")
-
-
-def _table(model: type[SQLModel]) -> Table:
-    return SQLModel.metadata.tables[str(model.__tablename__)]
-
-
-def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _bulk_insert(session: Session, t: Table, columns: Mapping[str, Sequence[Any]],
-                 constants: Mapping[str, Any] | None = None, *, stored: Mapping[str, Sequence[Any]] | None = None
-                 ) -> None:
-    """Insert rows given column by column (plus values shared by every row), in the session's transaction.
-
-    SQLAlchemy's executemany processes every parameter of every row in Python: 1.7 s of CPU for
-    100,000 applications on SQLite against 0.6 s for the driver's own executemany, and on
-    PostgreSQL 2.6 s of client CPU against 0.3 s for COPY. Values still go through each column type's bind
-    processor (enums, aware times, JSON), once per column or once for a shared value; columns left
-    out get their scalar Python defaults, as SQLAlchemy's insert would have given them.
-    ``stored``: columns whose values are already what the database stores (an enum's value, the
-    text ``json.dumps`` gives for a JSON column), because the caller knows them cheaper: most rows
-    share one, or it has a fixed shape.
-    """
-    columns = {**columns, **(stored or {})}
-    raw = set(stored or ())
-    if not columns:
-        raise ValueError("no per-row column: the rows cannot be counted")
-    conn = session.connection()
-    dialect = conn.dialect
-    shared = dict(constants or {})
-    for c in t.columns:
-        default = c.default
-        if c.name not in columns and c.name not in shared and isinstance(default, ColumnDefault) and default.is_scalar:
-            shared[c.name] = default.arg
-
-    def processor(name: str) -> Callable[[Any], Any] | None:
-        return cast(Callable[[Any], Any] | None, t.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-
-    lists: list[Iterable[Any]] = []
-    for name, values in columns.items():
-        process = None if name in raw else processor(name)
-        lists.append(map(process, values) if process is not None else values)
-    for name, value in shared.items():
-        process = processor(name)
-        lists.append(repeat(process(value) if process is not None else value))
-    names = [*columns, *shared]
-    rows = zip(*lists, strict=False)  # the repeat()s are endless; the columns all have the same length
-    prep = dialect.identifier_preparer
-    into = f"{prep.format_table(t)} ({', '.join(prep.quote(n) for n in names)})"
-    if dialect.name == "postgresql":
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor, cursor.copy(f"COPY {into} FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    elif dialect.name == "sqlite":
-        if params := list(rows):
-            conn.exec_driver_sql(f"INSERT INTO {into} VALUES ({', '.join('?' * len(names))})", params)
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database {dialect.name}")
 
 
 def _fail(field_name: str, raw: str, rule: str, zh: str, en: str) -> FieldError:
@@ -293,7 +239,7 @@ class _ProgramRow:
 
 
 def _load_program(session: Session, slug: str) -> _ProgramRow:
-    t = _table(Program)
+    t = table_of(Program)
     row = session.execute(select(t.c.id, t.c.name, t.c.definition).where(t.c.slug == slug)).first()
     if row is None:
         raise ProgramNotFound(slug)
@@ -302,7 +248,7 @@ def _load_program(session: Session, slug: str) -> _ProgramRow:
 
 def _previous_import(session: Session, kind: str, program_id: int, digest: str) -> ImportResult | None:
     """The result to return when these exact bytes were imported into this program before."""
-    t = _table(ImportRecord)
+    t = table_of(ImportRecord)
     row = session.execute(
         select(t.c.id, t.c.rows).where(t.c.kind == kind, t.c.program_id == program_id, t.c.sha256 == digest)
     ).first()
@@ -315,7 +261,7 @@ def _record_import(
     session: Session, kind: str, program_id: int, digest: str, filename: str, rows: int, actor: str, now: datetime
 ) -> int | None:
     """The ImportRecord row, or None when a concurrent import of the same bytes committed first."""
-    t = _table(ImportRecord)
+    t = table_of(ImportRecord)
     inserted = insert_ignoring_conflicts(
         session, ImportRecord,
         [{"kind": kind, "program_id": program_id, "sha256": digest, "filename": filename[:300],
@@ -331,7 +277,7 @@ def _record_import(
 
 
 def _set_created(session: Session, import_id: int, created: int) -> None:
-    t = _table(ImportRecord)
+    t = table_of(ImportRecord)
     session.execute(update(t).where(t.c.id == import_id).values(created=created))
 
 
@@ -510,7 +456,7 @@ def import_declaration(
             errors.append(RowError(sheet.header_row, _HEADER, "", "文件中没有药品数据 / the file has no product rows",
                                    "file.no_rows"))
 
-        ent_t = _table(Enterprise)
+        ent_t = table_of(Enterprise)
         enterprise = session.execute(
             select(ent_t.c.id, ent_t.c.uscc, ent_t.c.email, ent_t.c.state, ent_t.c.barred_until)
             .where(ent_t.c.name == name)
@@ -549,7 +495,7 @@ def import_declaration(
             ).one()
         enterprise_id = int(enterprise.id)
 
-        prod_t = _table(Product)
+        prod_t = table_of(Product)
         existing = {
             r.drug_code: (int(r.id), r.winning_price)
             for r in session.execute(
@@ -583,7 +529,7 @@ def import_declaration(
             )
             product_ids.update({row["drug_code"]: int(row["_id"]) for row in changed})
 
-        decl_t = _table(EnterpriseDeclaration)
+        decl_t = table_of(EnterpriseDeclaration)
         declaration_id = int(session.execute(
             decl_t.insert().returning(decl_t.c.id),
             [{"program_id": program.id, "enterprise_id": enterprise_id, "state": DeclarationState.SUBMITTED,
@@ -591,7 +537,7 @@ def import_declaration(
               "submitted_at": now}],
         ).scalar_one())
         session.execute(
-            _table(DeclarationItem).insert(),
+            table_of(DeclarationItem).insert(),
             [{"declaration_id": declaration_id, "product_id": product_ids[p.drug_code], "recommended": False}
              for p in products],
         )
@@ -850,7 +796,7 @@ def _known_institutions(session: Session, usccs: Sequence[str], codes: Sequence[
     when it is not (a first upload of a whole province: 40 lists of 5,000), reading the whole
     table once is cheaper, and an empty table needs no query at all.
     """
-    t = _table(Institution)
+    t = table_of(Institution)
     cols = (t.c.id, t.c.uscc, t.c.insurance_code, t.c.name, t.c.kind, t.c.district, t.c.proxy_parent_id)
     wanted_usccs, wanted_codes = set(usccs), set(codes)
     in_table = int(session.execute(select(func.count()).select_from(t)).scalar_one())
@@ -868,7 +814,7 @@ def _known_institutions(session: Session, usccs: Sequence[str], codes: Sequence[
              if r.uscc in wanted_usccs or r.insurance_code in wanted_codes)
         return list(found.values())
     for column, values in ((t.c.uscc, wanted_usccs), (t.c.insurance_code, wanted_codes)):
-        for chunk in _chunks(sorted(values)):
+        for chunk in chunked(sorted(values)):
             keep(session.execute(select(*cols).where(column.in_(chunk))))
     return list(found.values())
 
@@ -877,9 +823,9 @@ def _latest_applications(
     session: Session, program_id: int, institution_ids: Sequence[int]
 ) -> dict[int, tuple[int, ApplicationState]]:
     """institution id → (highest attempt, its state) in this program."""
-    t = _table(Application)
+    t = table_of(Application)
     latest: dict[int, tuple[int, ApplicationState]] = {}
-    for chunk in _chunks(sorted(set(institution_ids))):
+    for chunk in chunked(sorted(set(institution_ids))):
         rows = session.execute(
             select(t.c.institution_id, t.c.attempt, t.c.state)
             .where(t.c.program_id == program_id, t.c.institution_id.in_(chunk))
@@ -893,9 +839,9 @@ def _latest_applications(
 
 def _proxy_children(session: Session, parent_ids: Sequence[int]) -> set[int]:
     """Which of these institutions already buy for others (and so cannot become proxy-procured)."""
-    t = _table(Institution)
+    t = table_of(Institution)
     parents: set[int] = set()
-    for chunk in _chunks(sorted(set(parent_ids))):
+    for chunk in chunked(sorted(set(parent_ids))):
         parents.update(
             int(r[0]) for r in session.execute(select(t.c.proxy_parent_id).where(t.c.proxy_parent_id.in_(chunk)))
         )
@@ -1016,7 +962,7 @@ def _write_institutions(session: Session, apps: _Applications, todo: Sequence[in
     USCCs: one query, where the USCCs in IN-lists took twenty, and RETURNING through psycopg's
     executemany costs seconds per 100,000 rows.
     """
-    t = _table(Institution)
+    t = table_of(Institution)
     ids_by_code = dict(known_ids)
     for i, institution_id in apps.institution_id.items():
         if (code := apps.code[i]) is not None:
@@ -1042,7 +988,7 @@ def _write_institutions(session: Session, apps: _Applications, todo: Sequence[in
         if not batch:
             continue
         above = _max_id(session, t)
-        _bulk_insert(session, t, values(batch), stored={"kind": [kind.value if (kind := apps.kind[i]) else None
+        insert_columns(session, t, values(batch), stored={"kind": [kind.value if (kind := apps.kind[i]) else None
                                                                  for i in batch]})
         new_ids: dict[str | None, int] = dict(session.execute(select(t.c.uscc, t.c.id).where(t.c.id > above)).all())
         for i in batch:
@@ -1078,12 +1024,12 @@ def _by_district(apps: _Applications, todo: Sequence[int]) -> list[int]:
 def _write_applications(session: Session, apps: _Applications, todo: Sequence[int], program_id: int,
                         import_id: int, now: datetime) -> list[int]:
     """The new applications' ids, in the order of ``todo``."""
-    t = _table(Application)
+    t = table_of(Application)
     if not todo:
         return []
     options = apps.price_option
     above = _max_id(session, t)
-    _bulk_insert(session, t, {
+    insert_columns(session, t, {
         "institution_id": [apps.institution_id[i] for i in todo],
         "attempt": [apps.attempt.get(i, 1) for i in todo],
         "district": [apps.district[i] for i in todo],
@@ -1110,7 +1056,7 @@ def _audit_submissions(session: Session, apps: _Applications, todo: Sequence[int
     if not app_ids:
         return
     numbers, attempt = apps.numbers, apps.attempt
-    _bulk_insert(session, _table(AuditEvent), {"entity_id": [str(app_id) for app_id in app_ids]}, {
+    insert_columns(session, table_of(AuditEvent), {"entity_id": [str(app_id) for app_id in app_ids]}, {
         "program_id": program_id, "entity": "application", "action": "submit", "from_state": None,
         "to_state": ApplicationState.SUBMITTED.value, "actor": actor, "role": Role.SYSTEM, "reason": None, "at": now,
     }, stored={"data": [  # json.dumps of {"import_id": …, "row": …, "attempt": …}: three integers
@@ -1121,7 +1067,7 @@ def _audit_submissions(session: Session, apps: _Applications, todo: Sequence[int
 def _enqueue_receipts(session: Session, program: _ProgramRow, import_id: int, first_id: int, today: str,
                       now: datetime) -> None:
     """A receipt per new application, written by the database from the rows just inserted."""
-    app_t, inst_t = _table(Application), _table(Institution)
+    app_t, inst_t = table_of(Application), table_of(Institution)
     enqueue_notices_from(session, select(
         (literal("application_receipt:", String) + sql_cast(app_t.c.id, String)).label("idempotency_key"),
         literal(program.id, Integer).label("program_id"), literal("application_receipt", String).label("kind"),

@@ -19,10 +19,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from itertools import repeat
+from typing import Any, TypeVar
+from typing import cast as typing_cast
 
 from sqlalchemy import (
     JSON,
+    ColumnDefault,
     Integer,
     String,
     Table,
@@ -51,6 +54,9 @@ from models.transitions import AuditRecord
 
 AUDIT_COLUMNS = ("program_id", "entity", "entity_id", "action", "from_state", "to_state", "actor", "role", "reason",
                  "data", "at")
+
+
+K = TypeVar("K")  # what an id list holds: ids, codes
 
 
 def table_of(model: type[SQLModel]) -> Table:
@@ -176,6 +182,59 @@ def insert_rows(session: Session, table: type[SQLModel] | Table, rows: Sequence[
     return len(session.connection().execute(stmt.returning(t.c.id), list(rows)).all())
 
 
+def insert_columns(session: Session, t: Table, columns: Mapping[str, Sequence[Any]],
+                 constants: Mapping[str, Any] | None = None, *, stored: Mapping[str, Sequence[Any]] | None = None
+                 ) -> None:
+    """Insert rows given column by column (plus values shared by every row), in the session's transaction.
+
+    SQLAlchemy's executemany processes every parameter of every row in Python: 1.7 s of CPU for
+    100,000 applications on SQLite against 0.6 s for the driver's own executemany, and on
+    PostgreSQL 2.6 s of client CPU against 0.3 s for COPY. Values still go through each column type's bind
+    processor (enums, aware times, JSON), once per column or once for a shared value; columns left
+    out get their scalar Python defaults, as SQLAlchemy's insert would have given them.
+    ``stored``: columns whose values are already what the database stores (an enum's value, the
+    text ``json.dumps`` gives for a JSON column), because the caller knows them cheaper: most rows
+    share one, or it has a fixed shape.
+    """
+    columns = {**columns, **(stored or {})}
+    raw = set(stored or ())
+    if not columns:
+        raise ValueError("no per-row column: the rows cannot be counted")
+    conn = session.connection()
+    dialect = conn.dialect
+    shared = dict(constants or {})
+    for c in t.columns:
+        default = c.default
+        if c.name not in columns and c.name not in shared and isinstance(default, ColumnDefault) and default.is_scalar:
+            shared[c.name] = default.arg
+
+    def processor(name: str) -> Callable[[Any], Any] | None:
+        return typing_cast(Callable[[Any], Any] | None,
+                           t.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+
+    lists: list[Iterable[Any]] = []
+    for name, values in columns.items():
+        process = None if name in raw else processor(name)
+        lists.append(map(process, values) if process is not None else values)
+    for name, value in shared.items():
+        process = processor(name)
+        lists.append(repeat(process(value) if process is not None else value))
+    names = [*columns, *shared]
+    rows = zip(*lists, strict=False)  # the repeat()s are endless; the columns all have the same length
+    prep = dialect.identifier_preparer
+    into = f"{prep.format_table(t)} ({', '.join(prep.quote(n) for n in names)})"
+    if dialect.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(f"COPY {into} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    elif dialect.name == "sqlite":
+        if params := list(rows):
+            conn.exec_driver_sql(f"INSERT INTO {into} VALUES ({', '.join('?' * len(names))})", params)
+    else:  # pragma: no cover - only the two supported databases
+        raise RuntimeError(f"unsupported database {dialect.name}")
+
+
 def insert_ignoring_conflicts(
     session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]], key: Sequence[str]
 ) -> int:
@@ -299,13 +358,25 @@ def refresh_statistics(session: Session, rows_written: int, *tables: type[SQLMod
         session.connection().exec_driver_sql(f'ANALYZE "{table_of(table).name}"')
 
 
-def chunked(ids: Sequence[int], size: int = ID_CHUNK) -> list[Sequence[int]]:
+def chunked(ids: Sequence[K], size: int = ID_CHUNK) -> list[Sequence[K]]:
     """Slices of `ids` small enough for one `IN (...)` each."""
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
 __all__ = [
-    "AUDIT_COLUMNS", "ID_CHUNK", "audit_from_select", "chunked", "dialect_name", "insert_from_select",
-    "insert_ignoring_conflicts", "insert_rows", "json_bool", "json_object", "json_rows", "json_text", "table_of",
+    "AUDIT_COLUMNS",
+    "ID_CHUNK",
+    "audit_from_select",
+    "chunked",
+    "dialect_name",
+    "insert_columns",
+    "insert_from_select",
+    "insert_ignoring_conflicts",
+    "insert_rows",
+    "json_bool",
+    "json_object",
+    "json_rows",
+    "json_text",
+    "table_of",
     "write_audit",
 ]

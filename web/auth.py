@@ -76,6 +76,15 @@ def require_role(user: User, *roles: Role) -> None:
         raise HTTPException(403, f"{ROLE_LABELS.get(user.role, user.role.value)}无权执行此操作")
 
 
+async def posted_form(request: Request, engine: Engine, *roles: Role) -> tuple[User, FormData]:
+    """Every state-changing POST: a signed-in user, a valid CSRF token, then one of `roles`."""
+    user = require_user(request, engine)
+    form = await request.form()
+    check_csrf(request, form)
+    require_role(user, *roles)
+    return user, form
+
+
 def may_view_gate(user: User, gate: Gate) -> bool:
     """A district reviewer sees only its districts' gates; managers and observers see every gate."""
     if user.role == Role.DISTRICT_REVIEWER:

@@ -30,7 +30,7 @@ from tasks.gates import (
     decide_gate,
 )
 from web import gate_details
-from web.auth import DECIDERS, check_csrf, may_view_gate, require_role, require_user
+from web.auth import DECIDERS, may_view_gate, posted_form, require_user
 from web.pagination import page_of
 from web.queries import ITEM_FILTERS, GateSummary, application_items, gate_summary, inbox_page
 from web.render import WebContext, flash, page, web
@@ -180,10 +180,7 @@ def _decide(ctx: WebContext, gate: Gate, user: User, form: FormData) -> str:
 
 async def decide(request: Request) -> Response:
     ctx = web(request)
-    user = require_user(request, ctx.engine)
-    form = await request.form()
-    check_csrf(request, form)
-    require_role(user, *DECIDERS)
+    user, form = await posted_form(request, ctx.engine, *DECIDERS)
     gate = await run_in_threadpool(_gate_or_404, ctx, int(request.path_params["gate_id"]))
     if not may_view_gate(user, gate):
         raise HTTPException(403, f"您无权决定审批事项 {gate.id}（{gate.district or '市级'}）")
@@ -199,10 +196,7 @@ async def decide(request: Request) -> Response:
 async def decide_many(request: Request) -> Response:
     """Bulk from the inbox: every undecided item of each chosen gate approved (or rejected with one reason)."""
     ctx = web(request)
-    user = require_user(request, ctx.engine)
-    form = await request.form()
-    check_csrf(request, form)
-    require_role(user, *DECIDERS)
+    user, form = await posted_form(request, ctx.engine, *DECIDERS)
     if form.get("bulk") not in ("approve", "reject"):
         raise HTTPException(400, "请选择“全部批准”或“全部驳回”")
     gates = [await run_in_threadpool(_gate_or_404, ctx, i) for i in _ids(form.getlist("gate"))]

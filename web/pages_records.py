@@ -22,7 +22,7 @@ from models.states import NoticeStatus, Role
 from notifications.render import KINDS as NOTICE_KINDS
 from tasks.programs import UnknownProgram, get_program
 from tasks.send_notices import resend
-from web.auth import check_csrf, require_role, require_user
+from web.auth import posted_form, require_user
 from web.pagination import page_of
 from web.render import flash, page, web
 
@@ -137,10 +137,7 @@ def notices(request: Request) -> Response:
 
 async def resend_notices(request: Request) -> Response:
     ctx = web(request)
-    user = require_user(request, ctx.engine)
-    form = await request.form()
-    check_csrf(request, form)
-    require_role(user, Role.PROGRAM_MANAGER)
+    user, form = await posted_form(request, ctx.engine, Role.PROGRAM_MANAGER)
     try:
         ids = [int(str(v)) for v in form.getlist("notice")]
     except ValueError as exc:
