@@ -105,8 +105,11 @@ def _product_run(db: Any, home: Path, xlsx: Path, n: int, profile_dir: Path | No
     failure: dict[str, Any] = {}
 
     async def pipeline() -> None:
+        from flows.clients import shared_api_clients
+
         try:
-            await stages()
+            async with shared_api_clients():  # as the demo and `sanjin run` do: one client pair per process
+                await stages()
         except Exception as exc:  # a product failure at this size: report the stage, keep what was measured
             failure.update(stage=list(watch.stages)[-1] if watch.stages else None,
                            error=f"{exc.__class__.__name__}: {str(exc)[:2000]}")

@@ -61,12 +61,12 @@ class Batch(SQLModel, table=True):
 class Application(SQLModel, table=True):
     """An institution's application with its commitment (承诺书, seed 001 att.2 / 002 att.1)."""
 
-    __table_args__ = (
-        UniqueConstraint("program_id", "institution_id", "attempt"),
-        Index("ix_application_program_state", "program_id", "state"),
-    )
+    # State is deliberately in no index: on PostgreSQL a state change is then an in-place (HOT) update
+    # that touches none of the indexes (migration 0005; the table keeps 30 % of each page free for it).
+    __table_args__ = (UniqueConstraint("program_id", "institution_id", "attempt"),
+                      {"postgresql_with": {"fillfactor": 70}})
     id: int | None = Field(default=None, primary_key=True)
-    # No index of its own: ix_application_program_state and the unique constraint both lead with it.
+    # No index of its own: the unique constraint leads with it.
     program_id: int = Field(foreign_key="program.id")
     institution_id: int = Field(foreign_key="institution.id", index=True)
     attempt: int = 1  # a rejected institution may apply again into a later batch

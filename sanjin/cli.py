@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -294,18 +295,26 @@ def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve"),
 def run(program: str, phase: str | None = typer.Option(None, "--phase"),
         wait: bool = typer.Option(False, "--wait", help="等待人工决定 / wait for decisions")) -> None:
     """运行项目流程（或某一阶段） / run the program flow, or one phase flow."""
+    from flows.clients import shared_api_clients
     from flows.program import PHASE_FLOWS, program_flow
     from models.program_definition import PhaseName
 
+    kwargs: dict[str, Any] = {}
+    flow: Callable[..., Coroutine[Any, Any, dict[str, Any]]]
     if phase is None:
-        result = asyncio.run(program_flow(program))
+        flow = program_flow
     else:
         flow = PHASE_FLOWS[PhaseName(phase)]
         import inspect
 
-        accepts_wait = "wait" in inspect.signature(flow.fn).parameters  # type: ignore[attr-defined]
-        kwargs: dict[str, Any] = {"wait": wait} if accepts_wait else {}
-        result = asyncio.run(flow(program, **kwargs))
+        if "wait" in inspect.signature(flow.fn).parameters:  # type: ignore[attr-defined]
+            kwargs["wait"] = wait
+
+    async def main() -> dict[str, Any]:
+        async with shared_api_clients():  # the program flow's phase subflows share them
+            return await flow(program, **kwargs)
+
+    result = asyncio.run(main())
     console.print_json(json.dumps(result, ensure_ascii=False, default=str))
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlmodel import Session
 
 from sanjin.config import get_settings
+from sanjin.wal_checkpointer import BACKSTOP_PAGES, WalCheckpointer
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -20,23 +22,40 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
-    # Checkpoint every 64 MB of WAL instead of every 4 MB: the 13 district decisions of a batch each
-    # rewrite most application pages (districts interleave), and a checkpoint after each copied them
-    # all back into the database file; less often, a page is copied once for several commits
-    # (13 district-sized transactions at 100,000: ~4.3 s instead of ~5.5 s, alternating runs).
-    cur.execute("PRAGMA wal_autocheckpoint=16384")
+    # The log is copied into the database file by a thread of its own (sanjin.wal_checkpointer), not
+    # inside whichever commit crosses SQLite's default 4 MB threshold; this is only the backstop.
+    cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+    # SQLite's default page cache is 2 MB per connection; a province's application, institution and
+    # audit tables with their indexes are hundreds of MB, and a bulk step (import, decisions, batch
+    # run) touching 100,000 rows re-read most index pages from the OS for every few rows. 64 MB is
+    # an upper bound filled only as pages are used; temporary B-trees (sorts, GROUP BY) stay in memory.
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
+
+
+_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
+
+
+def wal_checkpointer(engine: Engine) -> WalCheckpointer | None:
+    """The engine's log copier (a SQLite file), or None (PostgreSQL, an in-memory database)."""
+    return _CHECKPOINTERS.get(engine)
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine for `url` (default: the configured one); creates the SQLite file's folder."""
     url = url or get_settings().resolved_database_url
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = make_url(url).database or ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        if path and path != ":memory:":
+            checkpointer = _CHECKPOINTERS[engine] = WalCheckpointer(path)
+            # A connection back in the pool has ended its transaction: copy what it committed.
+            event.listen(engine, "checkin", lambda *_: checkpointer.notify())
+            event.listen(engine, "engine_disposed", lambda *_: checkpointer.stop())
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")

@@ -304,6 +304,7 @@ def run_demo(*, home: Path, days: int | None, console: Console) -> None:
     home.mkdir(parents=True)
     _prepare_environment(home)
 
+    from flows.clients import shared_api_clients
     from flows.program import program_flow
     from models.states import Role
     from sanjin.clock_store import DatabaseClock
@@ -333,7 +334,11 @@ def run_demo(*, home: Path, days: int | None, console: Console) -> None:
     timings = {"flows": 0.0}
 
     async def simulate() -> None:
-        """All simulated days in one event loop, so Prefect's client and its API connection are reused."""
+        """All simulated days in one event loop, so Prefect's clients and their API connection are reused."""
+        async with shared_api_clients():
+            await simulate_days()
+
+    async def simulate_days() -> None:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total} 个模拟日"), TimeElapsedColumn(), console=console,
                       transient=False) as progress:
