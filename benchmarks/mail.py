@@ -3,6 +3,7 @@
 """Figure 2: N reminders, from "due" to delivered to a local aiosmtpd, beside a baseline of the same run.
 
     .venv/bin/python -m benchmarks.mail --reminders 100000 [--db sqlite] [--connections 16] [--sample 1000]
+        [--sink-loop uvloop|asyncio]
 
 (`python -m benchmarks --only reminders` runs the same in a child process, beside the other figures.)
 
@@ -14,8 +15,9 @@ Timed, as the product runs it (the reminders deployment, then the sender):
 1. `tasks.reminders.send_reminders` — who is due, and N `account_reminder` rows into the outbox;
 2. `tasks.send_notices.send_pending` — claim, render (Jinja: subject, text, HTML), build the
    multipart message, deliver over the mailer's pool of SMTP connections, mark sent.
-The SMTP server (`benchmarks.smtp_sink`, aiosmtpd) runs in its own process and records every
-Message-ID and recipient it accepts; the run checks that each sent notice arrived exactly once, at its
+The SMTP server (`benchmarks.smtp_sink`: aiosmtpd on uvloop, `--sink-loop asyncio` for asyncio's own
+loop; the JSON's `receiver` says which) runs in its own process and records every Message-ID and
+recipient it accepts; the run checks that each sent notice arrived exactly once, at its
 address, under its stored Message-ID, and parses sample messages (Chinese subject, To, multipart).
 
 Baseline, same run, same database, an identical server process: the same send path on `--sample` further reminders,
@@ -65,12 +67,13 @@ def _free_port() -> int:
 class Sink:
     """benchmarks.smtp_sink in a subprocess; `stop()` returns what it received and its own CPU and RSS."""
 
-    def __init__(self, home: Path, name: str) -> None:
+    def __init__(self, home: Path, name: str, loop: str = "uvloop") -> None:
         self.port = _free_port()
         self.stats_path = home / f"sink-{name}.json"
         self.stats_path.unlink(missing_ok=True)
         self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.smtp_sink", str(self.port),
-                                      str(self.stats_path)], cwd=str(Path(__file__).resolve().parent.parent))
+                                      str(self.stats_path), "--loop", loop],
+                                     cwd=str(Path(__file__).resolve().parent.parent))
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -262,18 +265,21 @@ def _delivery_checks(stats: dict[str, Any], sent: dict[str, tuple[str, str, str]
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Figure 2 at cfg["reminders"] reminders on cfg["db"]; the runner's child and `main` call this."""
-    from notifications.smtp import SmtpMailer
+    from notifications.smtp import SmtpMailer, loop_factory
     from sanjin.config import Settings
     from tasks.reminders import send_reminders
     from tasks.send_notices import send_pending
 
     home = Path(cfg["home"])
+    sink_loop = str(cfg.get("sink_loop") or "uvloop")
     n = int(cfg["reminders"])
     sample = min(int(cfg["sample"]), n)
     connections = int(cfg.get("smtp_connections") or 16)
     profile_dir = Path(cfg["profile_dir"]) if cfg.get("profile_dir") else None
     profiles: dict[str, Any] = {}
-    out: dict[str, Any] = {"reminders_due": n, "db": cfg["db"], "smtp_connections": connections}
+    out: dict[str, Any] = {"reminders_due": n, "db": cfg["db"], "smtp_connections": connections,
+                           "receiver": f"aiosmtpd {_version('aiosmtpd')} on {sink_loop}, a process of its own",
+                           "sender_loop": "uvloop" if loop_factory() else "asyncio"}
     with fresh_database(cfg["db"], home, name="reminders") as db:
         engine = db.engine
         clock = setup_program(engine, home, shanghai(11, 24, 8))
@@ -284,7 +290,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         _reset_peak_rss()  # from here on the peak is the product's (generating 100,000 rows is not)
         settings = Settings(smtp_host="127.0.0.1", smtp_port=0, smtp_connections=connections,
                             smtp_sender="沈阳市医疗保障局 <sanjin@ybj.shenyang.example.gov.cn>")
-        sink = Sink(home, "product")
+        sink = Sink(home, "product", sink_loop)
         try:
             settings = settings.model_copy(update={"smtp_port": sink.port})
             stages: dict[str, dict[str, Any]] = {"reminders_to_outbox": {}, "outbox_to_delivered": {}}
@@ -294,6 +300,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                 report = send_pending(engine, SmtpMailer(settings), clock=clock)
         finally:
             stats = sink.stop()
+        out["receiver_loop"] = stats.get("loop", "asyncio")
         out["peak_rss_mb_product"] = round(peak_rss_mb(), 1)
         out["server_peak_rss_mb"] = stats["peak_rss_mb"]
         seconds = sum(s["seconds"] for s in stages.values())
@@ -322,10 +329,10 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                                == report.sent and report.dead == report.retried == 0 and delivered["ok"]
                                and out["checks"]["rerun_enqueued"] == out["checks"]["rerun_attempted"] == 0)
 
-        out["baseline"] = _baseline(engine, clock, home, sample, settings.smtp_sender)
+        out["baseline"] = _baseline(engine, clock, home, sample, settings.smtp_sender, sink_loop)
         out["checks"]["baseline_delivered_exactly_once"] = out["baseline"]["delivery_ok"]
         out["checks"]["ok"] = out["checks"]["ok"] and out["baseline"]["delivery_ok"]
-        out["smtp_floor"] = _smtp_floor(home, min(n, FLOOR_MESSAGES), settings)
+        out["smtp_floor"] = _smtp_floor(home, min(n, FLOOR_MESSAGES), settings, sink_loop)
         out["profiles"] = profiles
     return out
 
@@ -333,13 +340,20 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 FLOOR_MESSAGES = 10_000
 
 
-def _smtp_floor(home: Path, count: int, settings: Any) -> dict[str, Any]:
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
+def _smtp_floor(home: Path, count: int, settings: Any, sink_loop: str) -> dict[str, Any]:
     """What the SMTP leg alone reaches here and now: pre-built messages over the same pool, no database,
     no rendering (LIMITS.md's floor, measured in the same run so the machine's load is the same)."""
-    import asyncio
-
     from notifications.render import build_message, message_id_for, render_notice
-    from notifications.smtp import Delivery, OutgoingMessage, SmtpMailer
+    from notifications.smtp import Delivery, OutgoingMessage, SmtpMailer, run
 
     context = {"program_name": "沈阳市集采药品“三进”工作（2025年）", "recipient_name": "沈阳市和平区长青第1大药房",
                "institution_name": "沈阳市和平区长青第1大药房", "due_on": DUE_ON, "working_days_left": 5,
@@ -352,7 +366,7 @@ def _smtp_floor(home: Path, count: int, settings: Any) -> dict[str, Any]:
         data = build_message({"email": address, "recipient_name": context["recipient_name"]}, rendered,
                              settings.smtp_sender, mid)
         messages.append(OutgoingMessage(i, "sanjin@ybj.shenyang.example.gov.cn", address, data, mid))
-    sink = Sink(home, "floor")
+    sink = Sink(home, "floor", sink_loop)
     timing: dict[str, Any] = {}
     try:
         mailer = SmtpMailer(settings.model_copy(update={"smtp_port": sink.port}))
@@ -364,7 +378,7 @@ def _smtp_floor(home: Path, count: int, settings: Any) -> dict[str, Any]:
                 await mailer.aclose()
 
         with _timed(timing, sink):
-            outcomes = asyncio.run(send())
+            outcomes = run(send())  # on the loop the product's sender uses
     finally:
         stats = sink.stop()
     sent = sum(o.delivery is Delivery.SENT for o in outcomes)
@@ -373,11 +387,11 @@ def _smtp_floor(home: Path, count: int, settings: Any) -> dict[str, Any]:
             "messages_per_second": round(sent / timing["seconds"], 1) if timing["seconds"] else None}
 
 
-def _baseline(engine: Any, clock: Any, home: Path, sample: int, sender: str) -> dict[str, Any]:
+def _baseline(engine: Any, clock: Any, home: Path, sample: int, sender: str, sink_loop: str) -> dict[str, Any]:
     from tasks.send_notices import send_pending
 
     _enqueue_baseline(engine, clock, sample)
-    sink = Sink(home, "baseline")
+    sink = Sink(home, "baseline", sink_loop)
     timing: dict[str, Any] = {}
     try:
         with _timed(timing, sink):
@@ -403,6 +417,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sample", type=int, default=1000, help="reminders the baseline sends")
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--sink-loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the event loop the receiving aiosmtpd runs on")
     args = parser.parse_args(argv)
     import tempfile
 
@@ -411,7 +427,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     home = args.work_dir or Path(tempfile.mkdtemp(prefix="sanjin-bench-mail-"))
     prepare_process(home)
     result = run({"home": str(home), "db": args.db, "reminders": args.reminders, "sample": args.sample,
-                  "smtp_connections": args.connections, "profile_dir": str(args.profile) if args.profile else None})
+                  "smtp_connections": args.connections, "profile_dir": str(args.profile) if args.profile else None,
+                  "sink_loop": args.sink_loop})
     base = result["baseline"]["messages_per_second"]
     # The baseline replaces the sending stage only, so that is what it is compared with.
     result["ratio"] = round(result["send_messages_per_second"] / base, 2) if base else None

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import TemplateError
 from sqlalchemy import Engine, Integer, String, Table, and_, bindparam, or_, select, update
@@ -42,9 +42,11 @@ from models.states import NoticeStatus, Role
 from models.transitions import NOTICE, AuditRecord
 from notifications.render import build_message, message_id_for, render_notice, sender_domain
 from notifications.smtp import Delivery, Mailer, OutgoingMessage, SendOutcome
+from notifications.smtp import run as run_loop
 from tasks.store import chunked, json_rows, write_audit
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Far above a chunk's send time (500 messages at the slowest rate seen here: ~1 s). With a provider rate
 # limit, keep batch_size / rate well under it, or a slow chunk is reclaimed and sent twice.
@@ -145,13 +147,16 @@ def claim(engine: Engine, *, clock: Clock, batch_size: int, lease: timedelta = L
     due = (
         select(t.c.id)
         .where(t.c.status == N.PENDING, or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now))
-        .order_by(t.c.next_attempt_at, t.c.id)
         .limit(batch_size)
     )
     with engine.begin() as conn:
-        chosen: Any = due
+        chosen: Any = due.order_by(t.c.next_attempt_at, t.c.id)
         if conn.dialect.name == "postgresql":
-            chosen = list(conn.execute(due.with_for_update(skip_locked=True)).scalars())
+            # Ordered by next_attempt_at alone, which ix_notice_status_next holds in order: the scan stops
+            # after `batch_size` rows. With the id as tie-breaker PostgreSQL read and sorted every pending
+            # row for each chunk (10 ms a chunk with 20,000 due, quadratic in the queue's length).
+            # (SQLite keeps the id: its index carries the rowid after next_attempt_at.)
+            chosen = list(conn.execute(due.order_by(t.c.next_attempt_at).with_for_update(skip_locked=True)).scalars())
             if not chosen:
                 return []
         rows = conn.execute(
@@ -360,15 +365,36 @@ class _Policy:
     retry_cap: timedelta
 
 
-async def _claim_chunk(engine: Engine, sender: str, clock: Clock, policy: _Policy) -> _Chunk:
-    """Reclaim lost leases, claim a chunk and prepare its messages (an empty chunk: nothing was due)."""
+def _claim_rows(engine: Engine, clock: Clock, policy: _Policy) -> tuple[_Chunk, dict[int, str]]:
     reclaimed, dead = reclaim_expired(engine, clock=clock, max_attempts=policy.max_attempts)
     rows = claim(engine, clock=clock, batch_size=policy.batch_size, lease=policy.lease)
     chunk = _Chunk(rows, rows[0].lease if rows else None, reclaimed=reclaimed, dead=dead)
-    if rows:
-        names = _program_names(engine, (r.program_id for r in rows if "program_name" not in r.context))
+    names = _program_names(engine, (r.program_id for r in rows if "program_name" not in r.context)) if rows else {}
+    return chunk, names
+
+
+async def _claim_chunk(engine: Engine, sender: str, clock: Clock, policy: _Policy) -> _Chunk:
+    """Reclaim lost leases, claim a chunk and prepare its messages (an empty chunk: nothing was due)."""
+    chunk, names = await _off_loop(engine, _claim_rows, engine, clock, policy)
+    if chunk.rows:
         await _prepare(chunk, sender, names, clock.now())
     return chunk
+
+
+async def _off_loop(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a worker thread, so the loop keeps the previous chunk's SMTP connections busy
+    while the database works: claiming 500 rows on PostgreSQL is a ~15 ms UPDATE, during which the
+    loop used to stand still (+15 % messages/s at 20,000 with the claim moved off it). Recording a
+    chunk's outcomes stays on the loop: nothing is on the wire then.
+
+    Inline for an in-memory SQLite database, which exists only on the connection of the thread that
+    made it. The loop turns once first, so a chunk just handed to the mailer starts before the
+    database work competes with it.
+    """
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return fn(*args)
+    await asyncio.sleep(0)
+    return await asyncio.to_thread(fn, *args)
 
 
 async def _deliver(mailer: Mailer, chunk: _Chunk) -> _Chunk:
@@ -436,7 +462,7 @@ async def send_pending_async(
 
 
 def _run(coro_factory: Callable[[], Coroutine[Any, Any, SendReport]], mailer: Mailer) -> SendReport:
-    """Run on a fresh event loop and close the mailer's connections with it.
+    """Run on a fresh event loop (uvloop's when installed) and close the mailer's connections with it.
 
     Runs in a thread of its own when called from inside a running loop (an async Prefect task), since
     a loop cannot be nested.
@@ -451,9 +477,9 @@ def _run(coro_factory: Callable[[], Coroutine[Any, Any, SendReport]], mailer: Ma
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(run())
+        return run_loop(run())
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="send-notices") as pool:
-        return pool.submit(asyncio.run, run()).result()
+        return pool.submit(run_loop, run()).result()
 
 
 def send_pending(

@@ -29,6 +29,7 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     peer: Any  # (host, port) of the client: one value per connection
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM parameters (SIZE=…, BODY=…)
 
 
 @dataclass
@@ -38,6 +39,12 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     replies: dict[str, str] = field(default_factory=dict)
     stall: set[str] = field(default_factory=set)  # recipients whose DATA the server never answers in time
+    offer_8bitmime: bool = True  # False: EHLO leaves 8BITMIME out, as a 7-bit-only relay would
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        return responses if self.offer_8bitmime else [r for r in responses if r[4:] != "8BITMIME"]
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         reply = self.replies.get(address)
@@ -51,7 +58,8 @@ class RecordingHandler:
             await asyncio.sleep(2)
             return "451 4.3.0 Too late"
         data = envelope.original_content or envelope.content
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(data), session.peer))
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(data), session.peer,
+                                      list(envelope.mail_options)))
         return "250 Message accepted for delivery"
 
 

@@ -1,6 +1,7 @@
 import base64
 import email
 import email.policy
+import hashlib
 import logging
 import re
 from datetime import date, datetime
@@ -14,12 +15,15 @@ from notifications.render import (
     COMMON_KEYS,
     CONTEXT_KEYS,
     KINDS,
+    RenderedNotice,
     build_message,
     cn_date,
     environment,
     message_id_for,
+    pack_html,
     render_notice,
     sender_domain,
+    seven_bit,
     yuan,
 )
 from tests.notifications.samples import PROGRAM, SAMPLES, sample
@@ -210,7 +214,8 @@ def test_build_message_is_multipart_alternative_with_an_encoded_chinese_subject(
     assert msg["Date"].datetime == datetime.fromisoformat("2025-10-09T09:30:00+08:00")
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg.get_body(("plain",)).get_content() == rendered.text
-    assert msg.get_body(("html",)).get_content() == rendered.html
+    assert msg.get_body(("html",)).get_content() == pack_html(rendered.html)
+    assert [p["Content-Transfer-Encoding"] for p in msg.iter_parts()] == ["8bit", "8bit"]
 
 
 def test_a_line_break_in_a_name_cannot_inject_a_header():
@@ -249,24 +254,109 @@ def _legacy_message(recipient_name, email_address, rendered, sender, message_id,
 LONG_NAME = "沈阳老百姓大药房连锁有限公司铁西区兴华北街第二十三分店（医保结算与集采药品配备联系人）"
 
 
+@pytest.mark.parametrize("eight_bit", [True, False], ids=["8bit", "base64"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("recipient", ["周杰", LONG_NAME, "Zhang, Wei (财务)", "Li Na", ""])
-def test_a_built_message_reads_exactly_as_the_email_package_would_write_it(kind, recipient):
+def test_a_built_message_reads_as_the_email_package_would_write_it(kind, recipient, eight_bit):
     rendered = render_notice(kind, {**sample(kind), "institution_name": LONG_NAME} if "institution_name"
                              in sample(kind) else sample(kind), strict=True)
     when = datetime.fromisoformat("2025-10-09T09:30:00+08:00")
     mid = message_id_for(42, f"{kind}:42", "ybj.shenyang.example.gov.cn")
     ours = email.message_from_bytes(build_message({"email": "a.b-c@yl.example.cn", "recipient_name": recipient},
-                                                  rendered, SENDER, mid, when=when), policy=email.policy.default)
+                                                  rendered, SENDER, mid, when=when, eight_bit=eight_bit),
+                                    policy=email.policy.default)
     theirs = email.message_from_bytes(_legacy_message(recipient, "a.b-c@yl.example.cn", rendered, SENDER, mid, when),
                                       policy=email.policy.default)
+    assert not ours.defects and not any(p.defects for p in ours.iter_parts())
     for header in ("Subject", "From", "To", "Date", "Message-ID", "Auto-Submitted", "MIME-Version"):
         assert str(ours[header]) == str(theirs[header]), header
     assert ours["To"].addresses == theirs["To"].addresses
     assert ours.get_content_type() == theirs.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in ours.iter_parts()] == [p.get_content_type() for p in theirs.iter_parts()]
     for part in ("plain", "html"):
-        assert ours.get_body((part,)).get_content() == theirs.get_body((part,)).get_content()
         assert ours.get_body((part,)).get_content_charset() == "utf-8"
+    assert ours.get_body(("plain",)).get_content() == theirs.get_body(("plain",)).get_content()
+    # The HTML differs only where HTML cannot tell: line breaks and indentation became single spaces.
+    our_html, their_html = ours.get_body(("html",)).get_content(), theirs.get_body(("html",)).get_content()
+    assert our_html.split() == their_html.split()
+    assert our_html == pack_html(their_html)
+    assert our_html.count("\n") < their_html.count("\n")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_goes_as_8bit_in_a_few_lines_that_fit_smtp(kind):
+    rendered = render_notice(kind, {**sample(kind), "institution_name": LONG_NAME} if "institution_name"
+                             in sample(kind) else sample(kind), strict=True)
+    raw = build_message({"email": "a@example.cn", "recipient_name": LONG_NAME}, rendered, SENDER, "<x@y>")
+    assert raw.count(b"Content-Transfer-Encoding: 8bit\n") == 2
+    assert max(len(line) for line in raw.split(b"\n")) <= 998  # RFC 5322 §2.1.1
+    packed = pack_html(rendered.html).encode()
+    assert packed in raw
+    # Greedy packing: any two neighbouring lines hold more than 900 octets between them.
+    assert packed.count(b"\n") <= 1 + 2 * len(packed) // 900 < rendered.html.count("\n") // 3
+    assert raw.split(b"\n\n", 1)[0].isascii()  # headers stay 7-bit
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_for_a_7bit_server_a_message_becomes_exactly_what_base64_mode_writes(kind):
+    rendered = render_notice(kind, sample(kind), strict=True)
+    when = datetime(2025, 10, 9, 9, 30)
+    mid = message_id_for(7, f"{kind}:7", "ybj.shenyang.example.gov.cn")
+    eight = build_message({"email": "a@example.cn", "recipient_name": "周杰"}, rendered, SENDER, mid, when=when)
+    base = build_message({"email": "a@example.cn", "recipient_name": "周杰"}, rendered, SENDER, mid, when=when,
+                         eight_bit=False)
+    assert eight != base and not eight.isascii()
+    assert seven_bit(eight) == base
+    assert base.isascii() and max(len(line) for line in base.split(b"\n")) <= 76
+    assert seven_bit(base) == base  # nothing left to convert
+
+
+def test_seven_bit_leaves_data_it_did_not_build_alone():
+    data = "Subject: x\nContent-Transfer-Encoding: 8bit\n\n正文\n".encode()
+    assert seven_bit(data) == data
+
+
+def _parts(raw: bytes) -> list[tuple[str, str]]:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    return [(p["Content-Transfer-Encoding"], p.get_content()) for p in msg.iter_parts()]
+
+
+@pytest.mark.parametrize("text", [
+    "第一行\n" + "长" * 340 + "\n",  # 1,020 octets on one line: over SMTP's 998
+    "带回车\r符号的一行\n",  # a bare CR has no place in 8-bit data (RFC 2045 §2.8)
+    "带空\x00字符\n",
+])
+def test_a_part_that_cannot_go_as_8bit_goes_as_base64_and_the_other_stays_8bit(text):
+    rendered = RenderedNotice("主题", text, "<p>正文</p>\n")
+    raw = build_message({"email": "a@example.cn", "recipient_name": ""}, rendered, SENDER, "<x@y>")
+    assert _parts(raw) == [("base64", text), ("8bit", "<p>正文</p>\n")]
+    assert max(len(line) for line in raw.split(b"\n")) <= 998
+
+
+def test_a_part_holding_the_boundary_line_goes_as_base64_so_it_cannot_end_the_part_early():
+    mid = "<x@y>"
+    token = hashlib.sha1(mid.encode(), usedforsecurity=False).hexdigest()[:20]
+    text = f"前文\n------=_sanjin_{token}\n后文\n"
+    raw = build_message({"email": "a@example.cn", "recipient_name": ""}, RenderedNotice("主题", text, "<p>正文</p>"),
+                        SENDER, mid)
+    assert _parts(raw) == [("base64", text), ("8bit", "<p>正文</p>")]
+    assert raw.count(f"------=_sanjin_{token}".encode()) == 3  # two delimiters and the closing one
+
+
+def test_packing_joins_lines_with_one_space_but_keeps_pre_and_textarea_as_they_are():
+    html = ("<div>\n  <p>一</p>\n\n  <p>二</p>\n<PRE>代码\n  缩进\n</PRE>\n<p>三</p>\n"
+            "<textarea>第一行\n第二行</textarea>\n</div>\n")
+    assert pack_html(html) == ("<div> <p>一</p> <p>二</p>\n<PRE>代码\n  缩进\n</PRE>\n<p>三</p>\n"
+                               "<textarea>第一行\n第二行</textarea>\n</div>\n")
+
+
+def test_packing_cuts_lines_at_about_900_octets_and_only_where_a_line_break_was():
+    lines = [f"<p>第{i}段：{'内容' * 30}</p>" for i in range(40)]
+    packed = pack_html("\n".join(lines) + "\n").encode()
+    out = packed.split(b"\n")
+    assert out[-1] == b"" and all(0 < len(line) <= 900 for line in out[:-1])
+    assert len(out) - 1 < len(lines) // 3
+    assert b" ".join(out[:-1]).decode().split(" ") == lines  # every cut is at one of the old line breaks
 
 
 def test_a_long_chinese_subject_is_folded_into_encoded_words_that_never_split_a_character():
@@ -280,7 +370,7 @@ def test_a_long_chinese_subject_is_folded_into_encoded_words_that_never_split_a_
     words = re.findall(r"=\?utf-8\?b\?([^?]+)\?=", subject)
     assert all(len(f"=?utf-8?b?{w}?=") <= 75 for w in words)
     assert "".join(base64.b64decode(w).decode("utf-8") for w in words) == rendered.subject  # each word whole
-    assert max(len(line) for line in raw.decode("ascii").split("\n")) <= 998
+    assert max(len(line) for line in raw.split(b"\n")) <= 998
 
 
 @pytest.mark.parametrize("address", ["张伟@卫生院.example.cn", "a@example.cn\r\nBcc: evil@example.com"])

@@ -2,6 +2,7 @@ import asyncio
 import email
 import email.policy
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from models.audit import AuditEvent
 from models.outbox import Notice
 from models.program import Program
 from models.states import NoticeStatus
-from notifications.render import message_id_for, render_notice
+from notifications.render import message_id_for, pack_html, render_notice
 from notifications.smtp import Delivery, MaildirMailer, OutgoingMessage, SendOutcome, SmtpMailer
 from tasks.outbox import NoticeDraft, enqueue_notices
 from tasks.send_notices import (
@@ -117,8 +118,9 @@ def test_delivered_messages_arrive_intact_with_chinese_subject_body_and_stable_h
         expected = render_notice(kind, {**SAMPLES[kind], "program_name": PROGRAM, "today": "2025-10-09",
                                         **({"amount": "1234.50"} if kind == "payment_due" else {})}, strict=True)
         assert msg["Subject"] == expected.subject
-        assert msg.get_body(("plain",)).get_content() == expected.text
-        assert msg.get_body(("html",)).get_content() == expected.html
+        # 8-bit parts arrive with the CRLF line ends SMTP carries (text's canonical form, RFC 2046 §4.1.1).
+        assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == expected.text
+        assert msg.get_body(("html",)).get_content().replace("\r\n", "\n") == pack_html(expected.html)
         assert msg["From"].addresses[0].display_name == "沈阳市医疗保障局"
         assert msg["To"].addresses[0].addr_spec == f"inst{i}@example.cn"
         assert msg["To"].addresses[0].display_name == SAMPLES[kind]["recipient_name"]
@@ -402,14 +404,25 @@ def test_while_one_chunk_is_sent_the_next_is_ready_and_a_crash_hands_it_back_una
     ids = enqueue(engine, clock, [draft(i) for i in range(12)])
     claimed_while_sending: list[set[NoticeStatus]] = []
 
+    def statuses() -> set[NoticeStatus]:
+        stored = rows(engine)
+        return {stored[i].status for i in ids[5:10]}
+
+    class Watching(Scripted):
+        async def send_many(self, messages):
+            # The next chunk is claimed in a worker thread while this one is out; wait (bounded) to see it.
+            deadline = time.monotonic() + 10
+            while statuses() == {NoticeStatus.PENDING} and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            return await super().send_many(messages)
+
     def during(batch: int) -> None:
-        statuses = rows(engine)
-        claimed_while_sending.append({statuses[i].status for i in ids[5:10]})
+        claimed_while_sending.append(statuses())
         if batch == 1:
             raise RuntimeError("worker killed while sending")
 
     with pytest.raises(RuntimeError, match="worker killed"):
-        send_pending(engine, Scripted(during=during), clock=clock, batch_size=5)
+        send_pending(engine, Watching(during=during), clock=clock, batch_size=5)
     assert claimed_while_sending == [{NoticeStatus.SENDING}]  # the second chunk was claimed and rendered
     stored = rows(engine)
     assert {stored[i].status for i in ids[:5]} == {NoticeStatus.SENDING}  # the crashed chunk waits for its lease

@@ -4,7 +4,7 @@ import email.policy
 import mailbox
 import time
 
-from notifications.render import build_message, render_notice
+from notifications.render import RenderedNotice, build_message, pack_html, render_notice, seven_bit
 from notifications.smtp import (
     Delivery,
     MaildirMailer,
@@ -13,7 +13,9 @@ from notifications.smtp import (
     SendOutcome,
     SmtpMailer,
     classify_code,
+    loop_factory,
 )
+from notifications.smtp import run as smtp_run
 from tests.notifications.conftest import free_port
 from tests.notifications.samples import sample
 
@@ -196,3 +198,51 @@ def test_a_server_that_stops_answering_mid_message_is_temporary_and_the_connecti
     assert [o.delivery for o in outcomes] == [Delivery.TEMPORARY, Delivery.SENT]
     assert "Timeout" in (outcomes[0].detail or "")
     assert [r.rcpt_tos for r in smtp_server.handler.received] == [["inst1@example.cn"]]
+
+
+def _parts(raw):
+    """Each part's encoding and text; over SMTP an 8-bit part's lines end in CRLF, read here as "\\n"."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    return [(p["Content-Transfer-Encoding"], p.get_content().replace("\r\n", "\n")) for p in msg.iter_parts()]
+
+
+# Lines of both parts start with a dot, one is a lone dot: the sender must double them or DATA ends early.
+DOTTED = RenderedNotice("点号开头的行", ".\n.第二行以点开头\n..两个点\n正文。\n",
+                        "<p>一</p>\n.<b>点</b>\n" + "<i>填充</i>" * 70 + "\n.\n<p>尾</p>\n")
+
+
+def test_8bit_parts_arrive_byte_for_byte_through_aiosmtpd_even_with_lines_that_start_with_a_dot(smtp_server):
+    data = build_message({"email": "inst1@example.cn", "recipient_name": "刘洋"}, DOTTED, FROM, "<dots@example.cn>")
+    assert b"\n." in data and b"\n. <p>" in data and not data.isascii()  # a packed HTML line starts with "."
+    msg = OutgoingMessage(1, FROM, "inst1@example.cn", data, "<dots@example.cn>")
+    mailer = SmtpMailer(smtp_server.settings())
+    assert run(mailer.send_many([msg])) == [SendOutcome(1, Delivery.SENT)]
+    run(mailer.aclose())
+    got = smtp_server.handler.received[0]
+    assert "BODY=8BITMIME" in got.mail_options  # RFC 6152: announced, as the server offered it
+    assert got.data == data.replace(b"\n", b"\r\n")
+    assert _parts(got.data) == [("8bit", DOTTED.text), ("8bit", pack_html(DOTTED.html))]
+
+
+def test_a_server_without_8bitmime_gets_the_same_message_in_base64(smtp_server):
+    smtp_server.handler.offer_8bitmime = False
+    data = build_message({"email": "inst1@example.cn", "recipient_name": "刘洋"}, DOTTED, FROM, "<dots@example.cn>")
+    mailer = SmtpMailer(smtp_server.settings())
+    assert run(mailer.send_many([OutgoingMessage(1, FROM, "inst1@example.cn", data, "<dots@example.cn>")])) == [
+        SendOutcome(1, Delivery.SENT)]
+    run(mailer.aclose())
+    got = smtp_server.handler.received[0]
+    assert not any(o.startswith("BODY=") for o in got.mail_options)
+    assert got.data.isascii()
+    assert got.data == seven_bit(data).replace(b"\n", b"\r\n")
+    assert _parts(got.data) == [("base64", DOTTED.text), ("base64", pack_html(DOTTED.html))]
+
+
+def test_the_mail_loop_is_uvloop_when_installed():
+    import uvloop
+
+    async def loop_type():
+        return type(asyncio.get_running_loop())
+
+    assert loop_factory() is uvloop.new_event_loop
+    assert smtp_run(loop_type()) is uvloop.Loop
