@@ -37,7 +37,7 @@ from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import JSON, Engine, Integer, String, Table, bindparam, func, or_, select, type_coerce
+from sqlalchemy import JSON, Engine, Integer, String, Table, func, or_, select, type_coerce
 from sqlmodel import Session, SQLModel
 
 from models.clock import Clock
@@ -87,7 +87,6 @@ def _table(model: type[SQLModel]) -> Table:
 
 PAY, ORD, INST, QR, USR, NOTICE = (
     _table(m) for m in (Payment, PurchaseOrder, Institution, QuarterlyReport, User, Notice))
-_KEY_CHUNK = 900  # keys per IN list: far below both databases' bind-parameter limits
 
 
 # --------------------------------------------------------------------------- results
@@ -408,11 +407,13 @@ def _new_drafts(session: Session, due: _Due[Any]) -> list[NoticeDraft]:
     against a concurrent run); looking the keys up first keeps them cheap, since an index lookup
     per key costs far less than building and writing 100,000 conflicting rows, JSON and all.
     """
-    query = select(NOTICE.c.idempotency_key).where(NOTICE.c.idempotency_key.in_(bindparam("keys", expanding=True)))
-    keys = [key for key, _ in due.items]
-    present: set[str] = set()
-    for start in range(0, len(keys), _KEY_CHUNK):
-        present.update(session.execute(query, {"keys": keys[start : start + _KEY_CHUNK]}).scalars())
+    if not due.items:
+        return []
+    # All the keys as one JSON parameter joined to the outbox's unique index: one statement. IN lists
+    # of 900 took 112 round trips with 900 parameters bound each (1.0 s of 7 on PostgreSQL at 100,000).
+    keys = json_rows(session, "keys", [("key", String())], [(key,) for key, _ in due.items])
+    present = set(session.execute(select(NOTICE.c.idempotency_key)
+                                  .join_from(keys, NOTICE, NOTICE.c.idempotency_key == keys.c.key)).scalars())
     return [due.build(key, item) for key, item in due.items if key not in present]
 
 
