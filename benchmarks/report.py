@@ -270,8 +270,8 @@ def table_rows(document: dict[str, Any]) -> list[list[str]]:
                 add("2 reminders", db, "ERROR", str(r.get("error"))[:160])
                 continue
             st, b, cpu = r["stages"], r["baseline"], r["cpu_us_per_message"]
-            add("2 reminders", db, f"{r['reminders']:,} reminders due → delivered to aiosmtpd "
-                f"({r['smtp_connections']} connections)", _fmt(r["messages_per_second"], "msg/s"), "", "", "",
+            add("2 reminders", db, f"{r['reminders']:,} reminders due → delivered to aiosmtpd on "
+                f"{r.get('receiver_loop', 'asyncio')} ({r['smtp_connections']} connections)", _fmt(r["messages_per_second"], "msg/s"), "", "", "",
                 f"≥ {r['target_messages_per_second']:,.0f} msg/s", r["verdict"])
             add("", "", "  end to end / reminders → outbox / outbox → delivered",
                 f"{_fmt(r['seconds'])} / {_fmt(st['reminders_to_outbox']['seconds'])} / "
