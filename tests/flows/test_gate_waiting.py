@@ -205,3 +205,10 @@ def test_a_district_reviewer_giving_another_districts_decision_in_the_form_chang
     result = decide_gate(engine, district.id, approve=district.items, user_name=declared_batch["reviewer"],
                          clock=declared_batch["clock"])
     assert "resumed" in resume_waiting_run(result, declared_batch["reviewer"])
+    # Let the run finish rather than leave it paused in a thread past the end of the test.
+    city = _wait_for(lambda: _open_gate(engine, GateKind.CITY_REVIEW), what="the city gate")
+    _wait_for(lambda: _run_state(city.flow_run_id) == "PAUSED", what="the run to pause at the city gate")
+    result = decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=declared_batch["clock"])
+    resume_waiting_run(result, "manager")
+    thread.join(timeout=90)
+    assert not thread.is_alive()
