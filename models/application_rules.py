@@ -24,7 +24,7 @@ from models.states import (
     InstitutionKind,
     category_of,
 )
-from models.validators import FieldError
+from models.validators import field_error
 
 __all__ = [
     "ACTIVE_APPLICATION_STATES",
@@ -48,8 +48,6 @@ __all__ = [
 ]
 
 
-def _fail(field: str, raw: str, rule: str, zh: str, en: str) -> FieldError:
-    return FieldError(field, raw, rule, f"{zh} / {en}")
 
 
 def _clean(value: str) -> str:
@@ -68,25 +66,25 @@ def parse_yes_no(value: str, field: str, *, default: bool | None = None) -> bool
     if not text:
         if default is not None:
             return default
-        raise _fail(field, value, "yes_no.empty", f"{field}不能为空，请填“是”或“否”", f"{field} is required: 是 or 否")
+        raise field_error(field, value, "yes_no.empty", f"{field}不能为空，请填“是”或“否”", f"{field} is required: 是 or 否")
     if text in _YES:
         return True
     if text in _NO:
         return False
-    raise _fail(field, value, "yes_no.invalid", f"{field}只能填“是”或“否”", "must be 是 (yes) or 否 (no)")
+    raise field_error(field, value, "yes_no.invalid", f"{field}只能填“是”或“否”", "must be 是 (yes) or 否 (no)")
 
 
 def parse_positive_int(value: str, field: str) -> int:
     """Counts and years: whole numbers only; "50种" or "1年" are accepted because people write them."""
     text = _clean(value)
     if not text:
-        raise _fail(field, value, "int.empty", f"{field}不能为空", f"{field} is required")
+        raise field_error(field, value, "int.empty", f"{field}不能为空", f"{field} is required")
     match = re.fullmatch(r"(\d+)(?:\.0+)?(?:种|个|年|品种)?", text)
     if match is None:
-        raise _fail(field, value, "int.invalid", f"{field}应为正整数", "must be a whole number")
+        raise field_error(field, value, "int.invalid", f"{field}应为正整数", "must be a whole number")
     number = int(match[1])
     if number <= 0:
-        raise _fail(field, value, "int.not_positive", f"{field}应大于0", "must be greater than zero")
+        raise field_error(field, value, "int.not_positive", f"{field}应大于0", "must be greater than zero")
     return number
 
 
@@ -106,11 +104,11 @@ def parse_kind(value: str, field: str = "机构类别") -> InstitutionKind:
     """The Chinese kind label of the form (村卫生室, 连锁药店, ...); the kind decides every other rule."""
     text = _clean(value)
     if not text:
-        raise _fail(field, value, "kind.empty", f"{field}不能为空", f"{field} is required")
+        raise field_error(field, value, "kind.empty", f"{field}不能为空", f"{field} is required")
     kind = _KIND_BY_TEXT.get(text) or _KIND_BY_TEXT.get(text.lower())
     if kind is None:
         allowed = "、".join(KIND_LABELS.values())
-        raise _fail(
+        raise field_error(
             field, value, "kind.unknown", f"{field}“{text}”无效，应为：{allowed}",
             f"unknown institution kind; expected one of: {allowed}",
         )
@@ -148,10 +146,10 @@ def parse_price_option(value: str, field: str = "销售价格承诺") -> PriceOp
     """One of the two boxes of 002 att.1; the seed's own wordings are accepted as well."""
     text = _clean(value)
     if not text:
-        raise _fail(field, value, "price_option.empty", f"{field}不能为空", f"{field} is required")
+        raise field_error(field, value, "price_option.empty", f"{field}不能为空", f"{field} is required")
     option = _PRICE_OPTION_BY_TEXT.get(text) or _PRICE_OPTION_BY_TEXT.get(text.lower())
     if option is None:
-        raise _fail(
+        raise field_error(
             field, value, "price_option.unknown", f"{field}应为“按中选价”或“加价不超过15%”",
             "must be 按中选价 (at the winning price) or 加价不超过15% (markup up to 15 %)",
         )
@@ -182,11 +180,11 @@ def check_drug_count(
 ) -> None:
     """The commitment "所配备的集采药品种类达 N 种及以上" must reach the program's floor (002 §五)."""
     if count <= 0:
-        raise _fail(field, str(count), "drug_count.not_positive", f"{field}应大于0", "must be greater than zero")
+        raise field_error(field, str(count), "drug_count.not_positive", f"{field}应大于0", "must be greater than zero")
     floor = min_drug_count(rules, kind, private_tertiary)
     if floor is not None and count < floor:
         who = "民营三级医疗机构" if private_tertiary else KIND_LABELS[kind]
-        raise _fail(
+        raise field_error(
             field, str(count), "drug_count.below_minimum",
             f"{who}承诺配备药品数量不得少于{floor}种，实为{count}种",
             f"a {kind.value}{' (private tertiary)' if private_tertiary else ''} must commit to at least "
@@ -206,21 +204,21 @@ def check_price_option(
         return
     label = PRICE_OPTION_LABELS[option]
     if category_of(kind) is not InstitutionCategory.RETAIL_PHARMACY:
-        raise _fail(
+        raise field_error(
             field, label, "price_option.markup_not_pharmacy",
             f"只有定点零售药店可选择“{label}”，{KIND_LABELS[kind]}应按中选价销售",
             f"only retail pharmacies may mark up; a {kind.value} sells at the winning price",
         )
     cap = markup.pharmacy_max_with_index
     if cap is None:
-        raise _fail(
+        raise field_error(
             field, label, "price_option.markup_not_allowed",
             "本项目未设定药店加价上限，只能选择“按中选价”",
             "this program sets no pharmacy markup cap: only 按中选价 (at the winning price) is allowed",
         )
     if cap < _MARKUP_15:
         percent = f"{(cap * 100).normalize():f}%"
-        raise _fail(
+        raise field_error(
             field, label, "price_option.markup_above_cap",
             f"本项目药店加价上限为{percent}，不能承诺“{label}”",
             f"this program caps the pharmacy markup at {percent}, below the 15 % promised",
@@ -231,7 +229,7 @@ def check_participation_years(years: int, rules: Rules, field: str = "承诺参�
     """参加…的时间不少于一年 (001 att.2 五, 002 §二)."""
     least = rules.min_participation_years
     if years < least:
-        raise _fail(
+        raise field_error(
             field, str(years), "participation.too_short", f"{field}不得少于{least}年，实为{years}年",
             f"participation must be at least {least} year(s), got {years}",
         )
@@ -240,7 +238,7 @@ def check_participation_years(years: int, rules: Rules, field: str = "承诺参�
 def check_private_tertiary(kind: InstitutionKind, private_tertiary: bool, field: str = "民营三级") -> None:
     """民营三级 raises the floor to 80 (002); on a public clinic or a pharmacy it is a form mistake."""
     if private_tertiary and category_of(kind) is not InstitutionCategory.PRIVATE_MEDICAL:
-        raise _fail(
+        raise field_error(
             field, "是", "private_tertiary.not_private",
             f"只有民营医疗机构可填“民营三级”为“是”，{KIND_LABELS[kind]}不适用",
             f"only private medical institutions can be private tertiary, not a {kind.value}",
@@ -255,7 +253,7 @@ def check_code_matches_kind(code: str, kind: InstitutionKind, field: str = "机�
     is_pharmacy = category_of(kind) is InstitutionCategory.RETAIL_PHARMACY
     expected = "P" if is_pharmacy else "H"
     if code[:1].upper() != expected:
-        raise _fail(
+        raise field_error(
             field, code, "institution_code.kind_mismatch",
             f"{KIND_LABELS[kind]}的{field}应以{expected}开头",
             f"a {kind.value} has an insurance code starting with {expected}",
@@ -292,23 +290,23 @@ def check_proxy_parent(
     a parent that is itself proxy-procured has no account to buy with, so chains are refused.
     """
     if same_institution:
-        raise _fail(
+        raise field_error(
             field, parent_code, "proxy.self", "代采上级机构不能是本机构", "an institution cannot proxy-procure for itself"
         )
     if not can_be_proxy_procured(kind):
-        raise _fail(
+        raise field_error(
             field, parent_code, "proxy.kind_not_allowed",
             f"{KIND_LABELS[kind]}不能由上级机构代采，只有乡镇卫生院、社区卫生服务中心/站、村卫生室可以",
             f"a {kind.value} cannot be proxy-procured; only public grassroots institutions can",
         )
     if category_of(parent_kind) is not InstitutionCategory.PUBLIC_GRASSROOTS:
-        raise _fail(
+        raise field_error(
             field, parent_code, "proxy.parent_not_public",
             f"代采上级机构应为公立基层医疗机构，该机构为{KIND_LABELS[parent_kind]}",
             f"the proxy parent must be a public grassroots institution, not a {parent_kind.value}",
         )
     if parent_is_proxied:
-        raise _fail(
+        raise field_error(
             field, parent_code, "proxy.parent_is_proxied",
             "代采上级机构本身也由其他机构代采，不能再为下级代采",
             "the proxy parent is itself proxy-procured and cannot buy for others",

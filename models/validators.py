@@ -23,6 +23,7 @@ __all__ = [
     "FieldError",
     "check_uscc",
     "drug_code_is_full",
+    "field_error",
     "institution_code_is_pharmacy",
     "make_uscc",
     "org_code_check_char",
@@ -37,6 +38,7 @@ __all__ = [
     "validate_insurance_institution_code",
     "validate_phone",
     "validate_price",
+    "validate_required_text",
     "validate_uscc",
 ]
 
@@ -56,8 +58,27 @@ class FieldError(ValueError):
         return (type(self), (self.field, self.value, self.rule, self.message))
 
 
-def _fail(field: str, raw: str, rule: str, zh: str, en: str) -> FieldError:
+def field_error(field: str, raw: str, rule: str, zh: str, en: str) -> FieldError:
+    """The error every validator raises: Chinese for the people who read it, then English."""
     return FieldError(field, raw, rule, f"{zh} / {en}")
+
+
+_fail = field_error
+
+
+def validate_required_text(value: str, field: str, max_len: int) -> str:
+    """A free-text cell or form field: required, NFKC-normalised, and no longer than its column.
+
+    The length is counted in characters (a Chinese character is one), as the column holds them;
+    PostgreSQL refuses an overlong value, so it is caught here with the row and column it came from.
+    """
+    text = unicodedata.normalize("NFKC", value).strip()
+    if not text:
+        raise field_error(field, value, "text.empty", f"{field}不能为空", f"{field} is required")
+    if len(text) > max_len:
+        raise field_error(field, value, "text.too_long", f"{field}不能超过{max_len}个字符",
+                          f"at most {max_len} characters, got {len(text)}")
+    return text
 
 
 def _text(value: object, field: str, kind: str) -> tuple[str, str]:

@@ -59,7 +59,14 @@ from models.program import ImportRecord, Program
 from models.program_definition import PhaseName, ProgramDefinition
 from models.states import AccountState, ApplicationState, ContractState, EnterpriseState, ListKind, Role
 from models.transitions import ACCOUNT, CONTRACT, AuditRecord
-from models.validators import FieldError, validate_drug_code, validate_insurance_institution_code, validate_price
+from models.validators import (
+    FieldError,
+    field_error,
+    validate_drug_code,
+    validate_insurance_institution_code,
+    validate_price,
+    validate_required_text,
+)
 from models.workdays import WorkingDays
 from sanjin.db import transaction
 from tasks.calendar import working_days_for
@@ -668,10 +675,6 @@ class _Cells:
             return None
 
 
-def _fail(column: str, raw: str, rule: str, zh: str, en: str) -> FieldError:
-    return FieldError(column, raw, rule, f"{zh} / {en}")
-
-
 def _clean(value: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", value))
 
@@ -684,7 +687,7 @@ def _parse_date(raw: str, column: str) -> date:
     """YYYY-MM-DD as documented; also 2025/10/8 and 2025年10月8日, which Excel and people write."""
     text = _clean(raw)
     if not text:
-        raise _fail(column, raw, "date.empty", f"{column}不能为空", f"{column} is required")
+        raise field_error(column, raw, "date.empty", f"{column}不能为空", f"{column} is required")
     m = _DATE.fullmatch(text)
     try:
         if m is None:
@@ -692,7 +695,7 @@ def _parse_date(raw: str, column: str) -> date:
         y, mo, d = (m[1], m[2], m[3]) if m[1] else (m[4], m[5], m[6])
         return date(int(y), int(mo), int(d))
     except ValueError:
-        raise _fail(column, raw, "date.invalid", f"{column}应为日期，格式 YYYY-MM-DD（如 2025-10-15）",
+        raise field_error(column, raw, "date.invalid", f"{column}应为日期，格式 YYYY-MM-DD（如 2025-10-15）",
                     "must be a date YYYY-MM-DD, e.g. 2025-10-15") from None
 
 
@@ -701,31 +704,23 @@ def _parse_code(raw: str, column: str) -> str:
 
 
 def _parse_text(max_len: int) -> Callable[[str, str], str]:
-    def parse(raw: str, column: str) -> str:
-        text = unicodedata.normalize("NFKC", raw).strip()
-        if not text:
-            raise _fail(column, raw, "text.empty", f"{column}不能为空", f"{column} is required")
-        if len(text) > max_len:
-            raise _fail(column, raw, "text.too_long", f"{column}不能超过{max_len}个字符",
-                        f"at most {max_len} characters")
-        return text
-    return parse
+    return lambda raw, column: validate_required_text(raw, column, max_len)
 
 
 def _parse_year(raw: str, column: str) -> int:
     m = re.fullmatch(r"(\d{4})(?:\.0+)?年?(?:度)?", _clean(raw))
     if m is None or not 2000 <= int(m[1]) <= 2100:
-        raise _fail(column, raw, "year.invalid", f"{column}应为四位年份，如 2025", "must be a four-digit year, e.g. 2025")
+        raise field_error(column, raw, "year.invalid", f"{column}应为四位年份，如 2025", "must be a four-digit year, e.g. 2025")
     return int(m[1])
 
 
 def _parse_volume(raw: str, column: str) -> int:
     text = _clean(raw).replace(",", "")
     if not text:
-        raise _fail(column, raw, "int.empty", f"{column}不能为空", f"{column} is required")
+        raise field_error(column, raw, "int.empty", f"{column}不能为空", f"{column} is required")
     m = re.fullmatch(r"(\d+)(?:\.0+)?", text)
     if m is None:
-        raise _fail(column, raw, "int.invalid", f"{column}应为不小于0的整数", "must be a whole number ≥ 0")
+        raise field_error(column, raw, "int.invalid", f"{column}应为不小于0的整数", "must be a whole number ≥ 0")
     return int(m[1])
 
 

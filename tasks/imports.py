@@ -64,6 +64,7 @@ from models.validators import (
     FieldError,
     check_uscc,
     drug_code_is_full,
+    field_error,
     uscc_warnings,
     validate_approval_number,
     validate_district,
@@ -72,6 +73,7 @@ from models.validators import (
     validate_insurance_institution_code,
     validate_phone,
     validate_price,
+    validate_required_text,
 )
 from models.windows import require_open
 from sanjin.db import transaction
@@ -158,21 +160,6 @@ class ImportResult:
 
 T = TypeVar("T")
 P = ParamSpec("P")
-
-
-def _fail(field_name: str, raw: str, rule: str, zh: str, en: str) -> FieldError:
-    return FieldError(field_name, raw, rule, f"{zh} / {en}")
-
-
-def _required_text(value: str, column: str, max_len: int) -> str:
-    """Free-text form fields: required, and bounded by the column (PostgreSQL refuses overlong text)."""
-    text = unicodedata.normalize("NFKC", value).strip()
-    if not text:
-        raise _fail(column, value, "text.empty", f"{column}不能为空", f"{column} is required")
-    if len(text) > max_len:
-        raise _fail(column, value, "text.too_long", f"{column}不能超过{max_len}个字",
-                    f"at most {max_len} characters, got {len(text)}")
-    return text
 
 
 class _Row:
@@ -372,13 +359,13 @@ def _parse_product(row: _Row, focus: Sequence[str]) -> tuple[str | None, _Produc
         ("最小包装单位", "package_unit", 16), ("包装材质", "package_material", 64),
         ("生产企业", "manufacturer", 200), ("投标企业", "bidder", 200),
     ):
-        texts[key] = row.take(column, partial(_required_text, column=column, max_len=max_len))
+        texts[key] = row.take(column, partial(validate_required_text, field=column, max_len=max_len))
     price = row.take("中选价(元)", partial(validate_price, field="中选价(元)"))
     approval = row.take("批准文号", validate_approval_number)
     category_raw = row.raw("类别")
     category = unicodedata.normalize("NFKC", category_raw).strip() or None
     if category is not None and len(category) > 32:
-        row.fail("类别", category_raw, "category.too_long", "类别不能超过32个字", "at most 32 characters")
+        row.fail("类别", category_raw, "category.too_long", "类别不能超过32个字符", "at most 32 characters")
     is_special = row.take("特药", partial(parse_yes_no, field="特药", default=False))
     if code is not None:
         if not drug_code_is_full(code):
@@ -683,7 +670,7 @@ def _optional_email(value: str) -> str | None:
         return None
     email = validate_email(value)
     if len(email) > 200:
-        raise _fail("电子邮箱", value, "email.length", "电子邮箱过长", "longer than 200 characters")
+        raise field_error("电子邮箱", value, "email.length", "电子邮箱过长", "longer than 200 characters")
     return email
 
 
@@ -733,7 +720,7 @@ def _parse_applications(sheet: Sheet, columns: dict[str, int], defn: ProgramDefi
         return _parse_distinct(raw[column], parse, column, numbers, errors)
 
     def text(column: str, max_len: int) -> list[str | None]:
-        return each(column, partial(_required_text, column=column, max_len=max_len))
+        return each(column, partial(validate_required_text, field=column, max_len=max_len))
 
     name = text("单位名称", 200)
     address = text("单位地址", 300)

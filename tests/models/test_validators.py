@@ -25,6 +25,7 @@ from models.validators import (
     validate_insurance_institution_code,
     validate_phone,
     validate_price,
+    validate_required_text,
     validate_uscc,
 )
 
@@ -603,3 +604,22 @@ def test_insurance_code_verdict_does_not_depend_on_the_shortcut(value):
 @example("ybj@" + "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 60 + ".cn")
 def test_email_verdict_does_not_depend_on_the_shortcut(value):
     _same_verdict_both_ways(validate_email, value)
+
+
+def test_a_required_text_is_normalised_and_trimmed():
+    assert validate_required_text("  沈阳市和平区长青大药房（一店） ", "单位名称", 200) == "沈阳市和平区长青大药房(一店)"
+
+
+def test_an_empty_required_text_is_refused_in_both_languages():
+    with pytest.raises(FieldError) as err:
+        validate_required_text(" \u3000 ", "单位名称", 200)
+    assert err.value.rule == "text.empty"
+    assert err.value.message == "单位名称不能为空 / 单位名称 is required"
+
+
+def test_a_text_longer_than_its_column_is_refused_counting_chinese_characters_as_one_each():
+    assert validate_required_text("药" * 16, "最小制剂单位", 16) == "药" * 16
+    with pytest.raises(FieldError) as err:
+        validate_required_text("药" * 17, "最小制剂单位", 16)
+    assert err.value.rule == "text.too_long"
+    assert err.value.message == "最小制剂单位不能超过16个字符 / at most 16 characters, got 17"
