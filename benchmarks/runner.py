@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.mail import SMTP_CONNECTIONS
 from benchmarks.report import build_figures, render_table
 
 FIGURES = ("enrollment", "reminders", "publication", "web", "gate")
@@ -37,8 +38,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="requests timed per page for the overview and inbox (figure 4)")
     p.add_argument("--reminders", type=int, default=100_000,
                    help="reminders due, written to the outbox and delivered to a local aiosmtpd (figure 2)")
-    p.add_argument("--smtp-connections", type=int, default=16,
-                   help="the sender's pool of SMTP connections in figure 2 (LIMITS.md measured 4 and 16)")
+    p.add_argument("--smtp-connections", type=int, default=SMTP_CONNECTIONS,
+                   help="the sender's pool of SMTP connections in figure 2 (benchmarks/mail.py says why 32)")
     p.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     p.add_argument("--only", default=",".join(FIGURES),
                    help=f"comma-separated subset of {', '.join(FIGURES)} (figures 6 and 7 come with them)")

@@ -11,7 +11,7 @@ import binascii
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -135,9 +135,23 @@ def yuan(value: Any) -> Any:
     return f"{sign}¥{abs(amount):,.2f}"
 
 
+class _NoticeEnvironment(Environment):
+    """An environment whose templates see its globals as one flat dict instead of a ChainMap.
+
+    Every render copies the template's globals into the new context (twice: the variables and the set
+    of global names), and every `{% import %}` compares those names again; over a ChainMap each copy
+    walks both maps key by key. A reminder's three renders took ~55 µs with the ChainMap, ~33 flat.
+    What is given up: a change to the environment's globals after a template is loaded would not reach
+    that template — and `_environment` sets every global before any template is loaded.
+    """
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
 def _environment(strict: bool) -> Environment:
     undefined: type[Undefined] = StrictUndefined if strict else make_logging_undefined(log, Undefined)
-    env = Environment(
+    env = _NoticeEnvironment(
         # A package loader, not a file path, so templates are found inside an installed wheel too.
         loader=PackageLoader("notifications", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),

@@ -1,6 +1,7 @@
 import asyncio
 import email
 import email.policy
+import inspect
 import threading
 import time
 from datetime import timedelta
@@ -348,6 +349,13 @@ def test_two_concurrent_senders_deliver_every_notice_exactly_once(engine, clock,
         assert session.scalar(select(func.count()).where(Notice.status == NoticeStatus.SENT)) == 120
 
 
+async def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
 class Scripted:
     """An in-memory mailer: every message gets the outcome `verdict(recipient)` gives, nothing is sent."""
 
@@ -359,7 +367,9 @@ class Scripted:
     async def send_many(self, messages):
         self.batches.append([m.ref for m in messages])
         if self.during is not None:
-            self.during(len(self.batches))
+            effect = self.during(len(self.batches))
+            if inspect.isawaitable(effect):
+                await effect
         return [SendOutcome(m.ref, d, None if d is Delivery.SENT else f"{d.value} for test")
                 for m in messages for d in [self.verdict(m.recipient)]]
 
@@ -434,12 +444,22 @@ def test_while_one_chunk_is_sent_the_next_is_ready_and_a_crash_hands_it_back_una
 
 def test_a_chunk_claimed_ahead_gets_a_full_lease_when_it_goes_out(engine, clock, smtp_server):
     """Chunk 2 is claimed while chunk 1 is sent; it must not lose its lease to a sender that wakes later."""
-    enqueue(engine, clock, [draft(i) for i in range(10)])
+    ids = enqueue(engine, clock, [draft(i) for i in range(10)])
     rescuer = SmtpMailer(smtp_server.settings())
     rescues: list[SendReport] = []
 
-    def during(batch: int) -> None:
-        clock.advance(LEASE - timedelta(minutes=1))  # each chunk takes nearly a lease to send
+    def status_of(chunk: list[int], status: NoticeStatus) -> bool:
+        stored = rows(engine)
+        return all(stored[i].status == status for i in chunk)
+
+    async def during(batch: int) -> None:
+        # Each chunk takes nearly a lease to send; simulated time moves once the sender's other work of
+        # that moment is done: chunk 2 claimed (while chunk 1 is out), then chunk 1 recorded (while 2 is).
+        if batch == 1:
+            await wait_until(lambda: status_of(ids[5:], NoticeStatus.SENDING))
+        else:
+            await wait_until(lambda: status_of(ids[:5], NoticeStatus.SENT))
+        clock.advance(LEASE - timedelta(minutes=1))
         if batch == 2:  # another sender looks for lost leases while chunk 2 is out
             rescues.append(send_pending(engine, rescuer, clock=clock))
 
