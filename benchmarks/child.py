@@ -28,9 +28,12 @@ def main(argv: list[str]) -> int:
             import prefect  # noqa: F401
 
             import flows.program  # noqa: F401
-            import tasks.accounts_contracts
-            import tasks.imports
-            import tasks.list_files  # noqa: F401
+            import tasks.accounts
+            import tasks.application_import
+            import tasks.contracts
+            import tasks.declaration_import
+            import tasks.list_files
+            import tasks.selections  # noqa: F401
 
             result: dict[str, object] = {}
         elif figure == "enrollment":

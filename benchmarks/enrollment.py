@@ -2,7 +2,7 @@
 # (SQLModel types column attributes as plain values, so query expressions confuse mypy; as in sanjin/demo.py.)
 """Figure 1 (and the inputs of 6): enrollment of N institutions through the product's flows.
 
-import (XLSX, tasks.imports.import_applications, which validates every cell) → batching (the
+import (XLSX, tasks.application_import.import_applications, which validates every cell) → batching (the
 enrollment flow, tasks.enrollment.reconcile_enrollment) → district review (one decide_gate per
 district gate, approving every item) → city gate (flow) → city review (one decide_gate) → the
 batch runs and the institution list is published (flow) → accounts and contracts (their flows).
@@ -68,8 +68,8 @@ def _product_run(db: Any, home: Path, xlsx: Path, n: int, profile_dir: Path | No
     from flows.accounts import accounts_flow
     from flows.contracts import contracts_flow
     from flows.enrollment import enrollment_flow
+    from tasks.application_import import import_applications
     from tasks.gates import decide_gate, list_gates
-    from tasks.imports import import_applications
 
     engine = db.engine
     clock = setup_program(engine, home, shanghai(9, 15))

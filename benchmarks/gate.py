@@ -34,8 +34,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     import flows.waiting
     from benchmarks.data import make_institutions
     from sanjin.demo_data import APPLICATION_HEADER, write_xlsx
+    from tasks.application_import import import_applications
     from tasks.enrollment import reconcile_enrollment
-    from tasks.imports import import_applications
 
     home = Path(cfg["home"])
     g = int(cfg["gate_institutions"])

@@ -161,7 +161,7 @@ def _seed(engine: Any, count: int) -> None:
             for i, _ in ids])
     if engine.dialect.name == "postgresql":
         # As autovacuum would have by the next morning's run. Without statistics on tables just bulk-filled,
-        # PostgreSQL plans the laggards query (tasks.accounts_contracts) as a nested loop: 41 s for 20,000
+        # PostgreSQL plans the laggards query (tasks.laggards) as a nested loop: 41 s for 20,000
         # institutions instead of 0.4 s, ~17 min at 100,000.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in ("institution", "application", "batch", "platformaccount", "notice"):

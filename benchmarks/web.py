@@ -540,7 +540,7 @@ def _first_cut_overview(engine: Any, clock: Any) -> int:
 
     from models.enrollment import Application, Institution
     from models.states import ApplicationState
-    from tasks.accounts_contracts import laggards
+    from tasks.laggards import laggards
     from tasks.status import program_status
 
     status = program_status(engine, SLUG, clock=clock)

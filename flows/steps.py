@@ -60,7 +60,7 @@ async def progress_artifact(program: str, phase: str) -> None:
 def accounts_step(program: str) -> dict[str, object]:
     from dataclasses import asdict
 
-    from tasks.accounts_contracts import reconcile_accounts
+    from tasks.accounts import reconcile_accounts
 
     engine = shared_engine()
     return asdict(reconcile_accounts(engine, program, clock=DatabaseClock(engine)))
@@ -70,7 +70,7 @@ def accounts_step(program: str) -> dict[str, object]:
 def contracts_step(program: str) -> dict[str, object]:
     from dataclasses import asdict
 
-    from tasks.accounts_contracts import reconcile_contracts
+    from tasks.contracts import reconcile_contracts
 
     engine = shared_engine()
     return asdict(reconcile_contracts(engine, program, clock=DatabaseClock(engine)))

@@ -86,9 +86,12 @@ def _waves(institutions: list[data.InstitutionData]) -> list[list[data.Instituti
 
 def build_script(home: Path, engine: Engine, console: Console) -> Script:
     from sanjin.clock_store import DatabaseClock
-    from tasks.accounts_contracts import import_platform_accounts, import_platform_contracts, import_selections
+    from tasks.accounts import import_platform_accounts
     from tasks.alliance import respond_to_invitation
-    from tasks.imports import import_applications, import_declaration
+    from tasks.application_import import import_applications
+    from tasks.contracts import import_platform_contracts
+    from tasks.declaration_import import import_declaration
+    from tasks.selections import import_selections
 
     clock = DatabaseClock(engine)
     rng = random.Random(2025)
@@ -245,7 +248,7 @@ def _reapply(engine: Engine, script: Script, clock: DatabaseClock) -> str:
 
     from models.enrollment import Application, Institution
     from models.states import KIND_LABELS, ApplicationState
-    from tasks.imports import import_applications
+    from tasks.application_import import import_applications
 
     with Session(engine) as session:
         rejected = session.execute(select(Institution).join(Application, Application.institution_id == Institution.id)

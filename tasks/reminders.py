@@ -49,8 +49,8 @@ from models.program_definition import ProgramDefinition
 from models.states import InstitutionCategory, InstitutionKind, Role, category_of
 from models.workdays import WorkingDays, quarter_of
 from sanjin.db import transaction
-from tasks.accounts_contracts import Laggard, laggards
 from tasks.calendar import working_days_for
+from tasks.laggards import Laggard, laggards
 from tasks.outbox import NoticeDraft, enqueue_notices_from
 from tasks.programs import get_program
 from tasks.store import json_rows

@@ -240,8 +240,8 @@ def read_table(path: Path) -> Sheet:
 
 
 # --------------------------------------------------------------------------- reporting an upload's bad cells
-# Shared by every importer (tasks.imports, tasks.accounts_contracts): the same file problem gets the
-# same message and rule id whichever upload it is in.
+# Shared by every importer (tasks.declaration_import, tasks.application_import, tasks.platform_files): the
+# same file problem gets the same message and rule id whichever upload it is in.
 
 _MAX_LISTED_ERRORS = 30
 

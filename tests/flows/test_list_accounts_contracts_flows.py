@@ -18,8 +18,8 @@ from models.enrollment import Gate
 from models.operations import Contract, PlatformAccount, Selection
 from models.states import AccountState, GateKind, GateState, InstitutionKind, ListKind
 from sanjin.clock_store import DatabaseClock
+from tasks.declaration_import import DECLARATION_COLUMNS, import_declaration
 from tasks.gates import decide_gate
-from tasks.imports import DECLARATION_COLUMNS, import_declaration
 from tests.factories import (
     make_enterprise,
     make_institution,

@@ -17,9 +17,9 @@ from models.program import AllianceInvitation
 from models.states import ApplicationState, GateKind, GateState, InvitationState, ListKind
 from sanjin.clock_store import DatabaseClock
 from tasks.alliance import reconcile_alliance, respond_to_invitation
+from tasks.declaration_import import DECLARATION_COLUMNS, import_declaration
 from tasks.drug_list import reconcile_drug_list
 from tasks.gates import decide_gate
-from tasks.imports import DECLARATION_COLUMNS, import_declaration
 from tests.factories import make_program, make_reviewers, shanghai
 from tests.factories_files import product_row, write_xlsx
 from tests.web.conftest import PASSWORD, World, csrf_of, sign_in
