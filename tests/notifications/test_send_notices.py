@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from models.audit import AuditEvent
@@ -16,6 +17,7 @@ from models.program import Program
 from models.states import NoticeStatus
 from notifications.render import message_id_for, pack_html, render_notice
 from notifications.smtp import Delivery, MaildirMailer, OutgoingMessage, SendOutcome, SmtpMailer
+from tasks import send_notices
 from tasks.outbox import NoticeDraft, enqueue_notices
 from tasks.send_notices import (
     LEASE,
@@ -442,6 +444,51 @@ def test_while_one_chunk_is_sent_the_next_is_ready_and_a_crash_hands_it_back_una
     assert send_pending(engine, Scripted(), clock=clock, batch_size=5) == SendReport(sent=7)
 
 
+def test_a_delivered_chunk_is_recorded_when_the_next_ones_lease_cannot_be_restarted(engine, clock, monkeypatch):
+    """Chunk 1 was accepted by the server; a database error on chunk 2's way out must not lose that record
+    (chunk 1 would otherwise be sent again when its lease ran out), and chunk 2, never sent, goes back."""
+    ids = enqueue(engine, clock, [draft(i) for i in range(10)])
+    calls: list[int] = []
+    renew = send_notices._renew_lease
+
+    def failing_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("UPDATE notice", {}, Exception("connection lost"))
+        return renew(*args, **kwargs)
+
+    monkeypatch.setattr(send_notices, "_renew_lease", failing_second)
+    mailer = Scripted()
+    with pytest.raises(OperationalError):
+        send_pending(engine, mailer, clock=clock, batch_size=5)
+    stored = rows(engine)
+    assert mailer.batches == [ids[:5]]
+    assert {stored[i].status for i in ids[:5]} == {NoticeStatus.SENT}
+    assert all((stored[i].status, stored[i].attempts) == (NoticeStatus.PENDING, 0) for i in ids[5:])
+
+
+def test_a_chunk_whose_record_failed_is_recorded_before_the_sender_gives_up(engine, clock, monkeypatch):
+    """Recording chunk 1 fails once while chunk 2 is on the wire: both end recorded, neither waits for a lease."""
+    ids = enqueue(engine, clock, [draft(i) for i in range(10)])
+    record = send_notices._record
+    failures: list[int] = []
+
+    def failing_first(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("UPDATE notice", {}, Exception("connection lost"))
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(send_notices, "_record", failing_first)
+    mailer = Scripted()
+    with pytest.raises(OperationalError):
+        send_pending(engine, mailer, clock=clock, batch_size=5)
+    stored = rows(engine)
+    assert mailer.batches == [ids[:5], ids[5:]]
+    assert {stored[i].status for i in ids} == {NoticeStatus.SENT}
+    assert send_pending(engine, Scripted(), clock=clock, batch_size=5) == SendReport()
+
+
 def test_a_chunk_claimed_ahead_gets_a_full_lease_when_it_goes_out(engine, clock, smtp_server):
     """Chunk 2 is claimed while chunk 1 is sent; it must not lose its lease to a sender that wakes later."""
     ids = enqueue(engine, clock, [draft(i) for i in range(10)])
@@ -455,10 +502,11 @@ def test_a_chunk_claimed_ahead_gets_a_full_lease_when_it_goes_out(engine, clock,
     async def during(batch: int) -> None:
         # Each chunk takes nearly a lease to send; simulated time moves once the sender's other work of
         # that moment is done: chunk 2 claimed (while chunk 1 is out), then chunk 1 recorded (while 2 is).
+        first = mailer.batches[0]
         if batch == 1:
-            await wait_until(lambda: status_of(ids[5:], NoticeStatus.SENDING))
+            await wait_until(lambda: status_of([i for i in ids if i not in first], NoticeStatus.SENDING))
         else:
-            await wait_until(lambda: status_of(ids[:5], NoticeStatus.SENT))
+            await wait_until(lambda: status_of(first, NoticeStatus.SENT))
         clock.advance(LEASE - timedelta(minutes=1))
         if batch == 2:  # another sender looks for lost leases while chunk 2 is out
             rescues.append(send_pending(engine, rescuer, clock=clock))

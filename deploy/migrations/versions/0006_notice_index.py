@@ -7,8 +7,10 @@ Create Date: 2026-11-22 22:30:00
 Every notice row is written three times in figure 2 of issue #6 (enqueued, claimed, marked sent), and
 on PostgreSQL neither update can be in place (status is in the queue index), so each writes a new
 entry into every index of the table. ix_notice_kind and ix_notice_program_id become one
-(program_id, kind) index, which serves what they served: the outbox page's per-program status counts
-and its program + kind filter (a kind alone reads the smaller composite index instead of its own).
+(program_id, kind) index, which serves the outbox page's per-program status counts and its program
++ kind filter directly. A kind without a program can no longer seek: measured on 300,000 notices, the
+page's count and newest-50 for a rare kind (1 in 5,000) took ≤ 14 ms on SQLite and ≤ 15 ms on PostgreSQL
+(a common kind ≤ 15 ms), against 0.1-8 ms with the old index — well inside the pages' 100 ms.
 30,000 reminders on PostgreSQL, sending stage: 2,890-2,970 → 3,020-3,090 messages/s (three runs each).
 """
 from alembic import op
