@@ -81,8 +81,13 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
 
     gate = figures["5_gate_round_trip"]["sqlite"]
     assert gate["checks"]["ok"], gate["checks"]
-    assert [t["gate"] for t in gate["round_trips"]] == ["district_review", "city_review"]
-    assert all(t["flow_running_s"] >= t["decide_s"] > 0 for t in gate["round_trips"])
+    trips = gate["round_trips"]
+    assert [(t["gate"], t["via"]) for t in trips] == [("district_review", "in-process"), ("district_review", "cli"),
+                                                      ("city_review", "in-process")]
+    assert all(t["flow_running_s"] >= t["decide_s"] > 0 for t in trips if t["via"] == "in-process")
+    # The command-line decision really resumed the run: it printed the resume, and the run left PAUSED after it.
+    assert "resumed run" in trips[1]["resume_message"], trips[1]
+    assert trips[1]["left_paused_s"] >= trips[1]["process_s"] > 0
 
     overhead = figures["6_prefect_overhead"]["sqlite"]
     assert 0 < overhead["share"] < 1 and overhead["task_runs"] == 6
