@@ -96,7 +96,7 @@ def notices_retry(ids: list[int] = typer.Argument(..., help="通知编号 / noti
     """重新发送失败或无地址的通知 / requeue dead or no-address notices (exit 1 if any stays)."""
     from sanjin.clock_store import DatabaseClock
     from tasks.gates import find_user
-    from tasks.send_notices import resend
+    from tasks.outbox_followup import resend
 
     emails = _parse_emails(email)
     wanted = sorted(set(ids) | emails.keys())
@@ -126,7 +126,7 @@ def notices_no_address(program: str | None = typer.Option(None, "--program")) ->
     """无邮箱的通知：打印或电话通知 / notices nobody can e-mail, for print or phone follow-up."""
     from models.catalog import Enterprise
     from models.enrollment import Institution
-    from tasks.send_notices import list_no_address
+    from tasks.outbox_followup import list_no_address
 
     engine = _engine()
     notices = list_no_address(engine, program_id=_program_id(engine, program))

@@ -19,16 +19,9 @@ from notifications.render import message_id_for, pack_html, render_notice
 from notifications.smtp import Delivery, MaildirMailer, OutgoingMessage, SendOutcome, SmtpMailer
 from tasks import send_notices
 from tasks.outbox import NoticeDraft, enqueue_notices
-from tasks.send_notices import (
-    LEASE,
-    SendReport,
-    backoff,
-    list_no_address,
-    resend,
-    send_chunk,
-    send_pending,
-    send_pending_async,
-)
+from tasks.outbox_followup import list_no_address, resend
+from tasks.outbox_leases import LEASE, SendReport, backoff
+from tasks.send_notices import send_chunk, send_pending, send_pending_async
 from tests.notifications.conftest import free_port
 from tests.notifications.samples import PROGRAM, SAMPLES
 
@@ -449,7 +442,7 @@ def test_a_delivered_chunk_is_recorded_when_the_next_ones_lease_cannot_be_restar
     (chunk 1 would otherwise be sent again when its lease ran out), and chunk 2, never sent, goes back."""
     ids = enqueue(engine, clock, [draft(i) for i in range(10)])
     calls: list[int] = []
-    renew = send_notices._renew_lease
+    renew = send_notices.renew_lease
 
     def failing_second(*args, **kwargs):
         calls.append(1)
@@ -457,7 +450,7 @@ def test_a_delivered_chunk_is_recorded_when_the_next_ones_lease_cannot_be_restar
             raise OperationalError("UPDATE notice", {}, Exception("connection lost"))
         return renew(*args, **kwargs)
 
-    monkeypatch.setattr(send_notices, "_renew_lease", failing_second)
+    monkeypatch.setattr(send_notices, "renew_lease", failing_second)
     mailer = Scripted()
     with pytest.raises(OperationalError):
         send_pending(engine, mailer, clock=clock, batch_size=5)
@@ -470,7 +463,7 @@ def test_a_delivered_chunk_is_recorded_when_the_next_ones_lease_cannot_be_restar
 def test_a_chunk_whose_record_failed_is_recorded_before_the_sender_gives_up(engine, clock, monkeypatch):
     """Recording chunk 1 fails once while chunk 2 is on the wire: both end recorded, neither waits for a lease."""
     ids = enqueue(engine, clock, [draft(i) for i in range(10)])
-    record = send_notices._record
+    record = send_notices.record_outcomes
     failures: list[int] = []
 
     def failing_first(*args, **kwargs):
@@ -479,7 +472,7 @@ def test_a_chunk_whose_record_failed_is_recorded_before_the_sender_gives_up(engi
             raise OperationalError("UPDATE notice", {}, Exception("connection lost"))
         return record(*args, **kwargs)
 
-    monkeypatch.setattr(send_notices, "_record", failing_first)
+    monkeypatch.setattr(send_notices, "record_outcomes", failing_first)
     mailer = Scripted()
     with pytest.raises(OperationalError):
         send_pending(engine, mailer, clock=clock, batch_size=5)
