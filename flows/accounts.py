@@ -6,10 +6,11 @@ from typing import Any
 
 from prefect import flow
 
+from flows.results import PERSIST_RESULT, RESULT_STORAGE
 from flows.steps import accounts_step, progress_artifact
 
 
-@flow(name="account-registration")
+@flow(name="account-registration", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
 async def accounts_flow(program: str, artifact: bool = True) -> dict[str, Any]:
     """No gate: status arrives by import or CLI; laggards are listed and reminded."""
     report = accounts_step(program)

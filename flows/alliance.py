@@ -7,13 +7,14 @@ from typing import Any
 
 from prefect import flow
 
+from flows.results import PERSIST_RESULT, RESULT_STORAGE
 from flows.steps import alliance_step, progress_artifact
 from flows.waiting import reconcile_until_decided
 
 WEEK = 7 * 24 * 3600
 
 
-@flow(name="alliance-invitation")
+@flow(name="alliance-invitation", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
 async def alliance_flow(program: str, artifact: bool = True, wait: bool = False, rearm_seconds: int = WEEK) -> dict[str, Any]:
     report = await reconcile_until_decided(lambda: alliance_step(program), wait=wait, rearm_seconds=rearm_seconds)
     if artifact:  # the program flow draws one table for all phases instead

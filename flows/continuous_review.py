@@ -10,11 +10,12 @@ from typing import Any
 from prefect import flow
 
 from flows.drug_list import WEEK
+from flows.results import PERSIST_RESULT, RESULT_STORAGE
 from flows.steps import drug_list_step, enrollment_step, progress_artifact, republish_institutions_step
 from flows.waiting import reconcile_until_decided
 
 
-@flow(name="continuous-review")
+@flow(name="continuous-review", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
 async def continuous_review_flow(program: str, artifact: bool = True, wait: bool = False, rearm_seconds: int = WEEK) -> dict[str, Any]:
     enrollment = await reconcile_until_decided(lambda: enrollment_step(program), wait=wait,
                                                rearm_seconds=rearm_seconds)

@@ -6,10 +6,11 @@ from typing import Any
 
 from prefect import flow
 
+from flows.results import PERSIST_RESULT, RESULT_STORAGE
 from flows.steps import contracts_step, progress_artifact
 
 
-@flow(name="contract-signing")
+@flow(name="contract-signing", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
 async def contracts_flow(program: str, artifact: bool = True) -> dict[str, Any]:
     """No gate per contract: unsigned ones past due are laggards (reminded, then escalated)."""
     report = contracts_step(program)

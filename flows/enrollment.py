@@ -7,13 +7,14 @@ from typing import Any
 
 from prefect import flow
 
+from flows.results import PERSIST_RESULT, RESULT_STORAGE
 from flows.steps import enrollment_step, progress_artifact
 from flows.waiting import reconcile_until_decided
 
 WEEK = 7 * 24 * 3600
 
 
-@flow(name="institution-enrollment")
+@flow(name="institution-enrollment", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
 async def enrollment_flow(program: str, artifact: bool = True, wait: bool = False, rearm_seconds: int = WEEK,
                           poll_seconds: int = 2) -> dict[str, Any]:
     report = await reconcile_until_decided(lambda: enrollment_step(program), wait=wait,

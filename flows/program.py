@@ -19,6 +19,7 @@ from flows.continuous_review import continuous_review_flow
 from flows.contracts import contracts_flow
 from flows.drug_list import drug_list_flow
 from flows.enrollment import enrollment_flow
+from flows.results import PERSIST_RESULT, RESULT_STORAGE
 from flows.steps import progress_artifact, send_notices_step
 from models.enrollment import Batch, Gate
 from models.program_definition import PhaseName
@@ -63,7 +64,7 @@ def phases_due(program: str) -> list[str]:
     return due
 
 
-@flow(name="sanjin-program")
+@flow(name="sanjin-program", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
 async def program_flow(program: str, send_notices: bool = True, reminders: bool = False) -> dict[str, Any]:
     """Reconcile every due phase once; the schedule (or the demo's clock) brings the next day."""
     due = phases_due(program)

@@ -11,6 +11,7 @@ from typing import Any
 
 from prefect import flow, task
 
+from flows.results import PERSIST_RESULT, RESULT_STORAGE
 from sanjin.clock_store import DatabaseClock
 from sanjin.config import get_settings
 from sanjin.db import shared_engine
@@ -25,7 +26,7 @@ def publish_step(program: str) -> list[dict[str, Any]]:
     return [r.as_json() for r in results]
 
 
-@flow(name="publication")
+@flow(name="publication", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
 async def publication_flow(program: str) -> dict[str, Any]:
     """Load → publish what changed (drugs only if no approval is due) → files and index; one task."""
     results = publish_step(program)

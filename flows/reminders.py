@@ -11,6 +11,7 @@ from typing import Any
 
 from prefect import flow, task
 
+from flows.results import PERSIST_RESULT, RESULT_STORAGE
 from flows.steps import send_notices_step
 from sanjin.clock_store import DatabaseClock
 from sanjin.db import shared_engine
@@ -24,7 +25,7 @@ def reminders_step(program: str) -> dict[str, Any]:
     return asdict(send_reminders(engine, program, clock=DatabaseClock(engine)))
 
 
-@flow(name="reminders")
+@flow(name="reminders", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
 async def reminders_flow(program: str) -> dict[str, Any]:
     """Enqueue, then send: sending is its own retrying task, so a mail outage never re-runs the rules."""
     reminders = reminders_step(program)
