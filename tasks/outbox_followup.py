@@ -16,8 +16,7 @@ from models.clock import Clock, SystemClock
 from models.outbox import Notice
 from models.states import NoticeStatus, Role
 from models.transitions import NOTICE, AuditRecord
-from tasks.outbox_leases import notice_table
-from tasks.store import write_audit
+from tasks.store import table_of, write_audit
 
 N = NoticeStatus
 
@@ -41,7 +40,7 @@ def resend(
     if not ids:
         return 0
     now = (clock or SystemClock()).now()
-    t = notice_table()
+    t = table_of(Notice)
     found = emails or {}
     with Session(engine) as session, session.begin():
         rows = session.execute(

@@ -25,13 +25,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Integer, String, Table, and_, or_, select, update
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from models.clock import Clock
+from models.outbox import Notice
 from models.states import NoticeStatus
 from models.transitions import NOTICE
 from notifications.smtp import Delivery, OutgoingMessage, SendOutcome
-from tasks.store import chunked, json_rows
+from tasks.store import chunked, json_rows, table_of
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,6 @@ class Chunk:
     dead: int = 0  # reclaimed rows out of attempts
 
 
-def notice_table() -> Table:
-    return SQLModel.metadata.tables["notice"]
-
-
 def backoff(attempts: int, *, base: timedelta = RETRY_BASE, cap: timedelta = RETRY_CAP) -> timedelta:
     """Wait after the `attempts`-th failure: 1, 2, 4, 8 … minutes, capped, so an outage is not hammered."""
     wait: timedelta = base * 2 ** min(max(0, attempts - 1), 30)  # bounded: timedelta overflows past ~2**40 s
@@ -111,7 +108,7 @@ def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple
     A lease expiry counts as an attempt, so a notice that crashes its sender every time ends dead
     instead of looping forever.
     """
-    t = notice_table()
+    t = table_of(Notice)
     now = clock.now()
     expired = and_(t.c.status == N.SENDING, t.c.next_attempt_at <= now)
     with engine.begin() as conn:
@@ -142,7 +139,7 @@ def claim(engine: Engine, *, clock: Clock, batch_size: int, lease: timedelta = L
     its one write lock; `status = 'pending'` is re-checked by the UPDATE either way, so a row is never
     claimed twice.
     """
-    t = notice_table()
+    t = table_of(Notice)
     now = clock.now()
     lease_until = now + lease
     due = (
@@ -190,7 +187,7 @@ def renew_lease(engine: Engine, chunk: Chunk, *, clock: Clock, lease: timedelta)
     now = clock.now()
     if chunk.lease is not None and now + lease / 2 < chunk.lease:
         return
-    t = notice_table()
+    t = table_of(Notice)
     renewed = now + lease
     kept: set[int] = set()
     with engine.begin() as conn:
@@ -205,7 +202,7 @@ def renew_lease(engine: Engine, chunk: Chunk, *, clock: Clock, lease: timedelta)
 
 def release(engine: Engine, chunk: Chunk, *, clock: Clock) -> None:
     """Hand a claimed chunk that never reached the mailer back to the queue, its attempt not counted."""
-    t = notice_table()
+    t = table_of(Notice)
     with engine.begin() as conn:
         for ids in chunked([r.id for r in chunk.rows]):
             conn.execute(update(t).where(_owned(t, ids, chunk.lease)).values(status=RETRY, next_attempt_at=clock.now()))
@@ -229,7 +226,7 @@ def record_outcomes(
     index and re-reads the JSON once per row (12 s for 10,000 notices); a VALUES list instead cost
     SQLAlchemy ~140 µs a row to compile.
     """
-    t = notice_table()
+    t = table_of(Notice)
     now = clock.now()
     sent: list[tuple[int, str, str | None]] = []
     retry: dict[int, list[tuple[int, str, str | None]]] = defaultdict(list)  # by attempts: one backoff each
@@ -275,7 +272,7 @@ def _update_each(session: Session, rows: Sequence[tuple[int, str, str | None]], 
                  **values: Any) -> int:
     """Set `values` on the rows (id, Message-ID, text) still guarded, with each row's Message-ID and text
     (its subject or its error) in `text_column`; returns how many rows it changed."""
-    t = notice_table()
+    t = table_of(Notice)
     count = 0
     for start in range(0, len(rows), _RECORD_SLICE):
         part = json_rows(session, "outcome_rows", _OUTCOME_COLUMNS, rows[start : start + _RECORD_SLICE])
@@ -300,7 +297,6 @@ __all__ = [
     "SendReport",
     "backoff",
     "claim",
-    "notice_table",
     "reclaim_expired",
     "record_outcomes",
     "release",

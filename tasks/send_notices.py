@@ -154,8 +154,8 @@ async def _deliver(mailer: Mailer, chunk: Chunk) -> Chunk:
 
 
 def _settle(engine: Engine, chunk: Chunk, clock: Clock, policy: _Policy) -> SendReport:
-    report = record_outcomes(engine, chunk, clock=clock, max_attempts=policy.max_attempts, retry_base=policy.retry_base,
-                     retry_cap=policy.retry_cap) if chunk.rows else SendReport()
+    report = record_outcomes(engine, chunk, clock=clock, max_attempts=policy.max_attempts,
+                             retry_base=policy.retry_base, retry_cap=policy.retry_cap) if chunk.rows else SendReport()
     report.reclaimed, report.dead = chunk.reclaimed, report.dead + chunk.dead
     return report
 
@@ -195,20 +195,17 @@ async def send_pending_async(
     try:
         while True:
             chunk = await _claim_chunk(engine, mailer.sender, clock, policy)
-            if sending is not None:
-                task, sending = sending, None
-                try:
+            try:
+                if sending is not None:
+                    task, sending = sending, None
                     delivered = await task
-                except BaseException:
-                    if chunk.rows:
-                        release(engine, chunk, clock=clock)
-                    raise
-            if chunk.rows:
-                try:
+                if chunk.rows:
                     renew_lease(engine, chunk, clock=clock, lease=policy.lease)
-                except BaseException:
+            except BaseException:  # the prepared chunk never reaches the mailer: back to the queue
+                if chunk.rows:
                     release(engine, chunk, clock=clock)
-                    raise
+                raise
+            if chunk.rows:
                 sending = asyncio.ensure_future(_deliver(mailer, chunk))
             if delivered is not None:
                 # Recorded while the next chunk is on the wire: on the loop, the UPDATEs left every

@@ -437,20 +437,25 @@ def test_while_one_chunk_is_sent_the_next_is_ready_and_a_crash_hands_it_back_una
     assert send_pending(engine, Scripted(), clock=clock, batch_size=5) == SendReport(sent=7)
 
 
+def fail_on_call(monkeypatch, name: str, n: int) -> None:
+    """The `n`-th call of the sender's `name` fails as a lost database connection would; the others go through."""
+    real = getattr(send_notices, name)
+    calls: list[int] = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise OperationalError("UPDATE notice", {}, Exception("connection lost"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(send_notices, name, failing)
+
+
 def test_a_delivered_chunk_is_recorded_when_the_next_ones_lease_cannot_be_restarted(engine, clock, monkeypatch):
     """Chunk 1 was accepted by the server; a database error on chunk 2's way out must not lose that record
     (chunk 1 would otherwise be sent again when its lease ran out), and chunk 2, never sent, goes back."""
     ids = enqueue(engine, clock, [draft(i) for i in range(10)])
-    calls: list[int] = []
-    renew = send_notices.renew_lease
-
-    def failing_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise OperationalError("UPDATE notice", {}, Exception("connection lost"))
-        return renew(*args, **kwargs)
-
-    monkeypatch.setattr(send_notices, "renew_lease", failing_second)
+    fail_on_call(monkeypatch, "renew_lease", 2)
     mailer = Scripted()
     with pytest.raises(OperationalError):
         send_pending(engine, mailer, clock=clock, batch_size=5)
@@ -463,16 +468,7 @@ def test_a_delivered_chunk_is_recorded_when_the_next_ones_lease_cannot_be_restar
 def test_a_chunk_whose_record_failed_is_recorded_before_the_sender_gives_up(engine, clock, monkeypatch):
     """Recording chunk 1 fails once while chunk 2 is on the wire: both end recorded, neither waits for a lease."""
     ids = enqueue(engine, clock, [draft(i) for i in range(10)])
-    record = send_notices.record_outcomes
-    failures: list[int] = []
-
-    def failing_first(*args, **kwargs):
-        if not failures:
-            failures.append(1)
-            raise OperationalError("UPDATE notice", {}, Exception("connection lost"))
-        return record(*args, **kwargs)
-
-    monkeypatch.setattr(send_notices, "record_outcomes", failing_first)
+    fail_on_call(monkeypatch, "record_outcomes", 1)
     mailer = Scripted()
     with pytest.raises(OperationalError):
         send_pending(engine, mailer, clock=clock, batch_size=5)
