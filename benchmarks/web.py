@@ -362,13 +362,13 @@ def _seed(engine: Any, clock: Any, rows: list[Any]) -> dict[str, Any]:
         for app_id, district in conn.execute(select(Application.id, Application.district).order_by(Application.id)):
             by_district.setdefault(district, []).append(app_id)
     level = defn.approval_chain[0]
-    due = working_days_for(defn).add_working_days(clock.today(), level.due_working_days)
     with transaction(engine) as session:
+        due = working_days_for(session, defn).deadline(clock.today(), level.due_working_days)
         open_gates(session, [GateSpec(
             natural_key=f"{SLUG}:enrollment:district_review:b1:{district}:{min(items)}", program_id=pid,
             phase="enrollment", kind=GateKind.DISTRICT_REVIEW, title=f"第1批 {district} 医药机构申请初审",
             subject_type="batch", subject_id=batch, items=items, decider_role=Role.DISTRICT_REVIEWER,
-            district=district, due_on=due) for district, items in sorted(by_district.items())], clock)
+            district=district, due=due) for district, items in sorted(by_district.items())], clock)
     return {"institutions": len(rows), "applications": len(rows), "batch_id": batch,
             "districts": {d: len(v) for d, v in by_district.items()}}
 
@@ -401,8 +401,8 @@ def _open_city_gate(engine: Any, clock: Any) -> int:
     from tasks.gates import GateSpec, open_gates
 
     pid, defn = _program(engine)
-    due = working_days_for(defn).add_working_days(clock.today(), defn.approval_chain[-1].due_working_days)
     with transaction(engine) as session:
+        due = working_days_for(session, defn).deadline(clock.today(), defn.approval_chain[-1].due_working_days)
         batch = session.exec(select(Batch.id).where(Batch.program_id == pid)).one()
         items = [int(i or 0) for i in session.exec(select(Application.id).where(
             Application.batch_id == batch, Application.state == ApplicationState.DISTRICT_APPROVED)
@@ -410,7 +410,7 @@ def _open_city_gate(engine: Any, clock: Any) -> int:
         open_gates(session, [GateSpec(
             natural_key=f"{SLUG}:enrollment:city_review:b1:{min(items)}", program_id=pid, phase="enrollment",
             kind=GateKind.CITY_REVIEW, title=f"第1批 医药机构名单审定（{len(items)} 家）", subject_type="batch",
-            subject_id=batch, items=items, decider_role=Role.PROGRAM_MANAGER, due_on=due)], clock)
+            subject_id=batch, items=items, decider_role=Role.PROGRAM_MANAGER, due=due)], clock)
     return _open_gate_id(engine, district=None)
 
 
@@ -504,7 +504,9 @@ def _first_cut_inbox(engine: Any, user_name: str) -> int:
         mine.append(gate)
     defs = {pid: ProgramDefinition.model_validate(p.definition) for pid, p in programs.items()}
     today = date(2025, 9, 22)
-    return sum(working_days_for(defs[g.program_id]).working_days_between(today, g.due_on) + len(g.items) for g in mine)
+    with Session(engine) as session:
+        return sum(working_days_for(session, defs[g.program_id]).working_days_between(today, g.due_on) + len(g.items)
+                   for g in mine)
 
 
 def _first_cut_gate(engine: Any, gate_id: int) -> int:

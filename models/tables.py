@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from models.audit import AuditEvent
+from models.calendar import CalendarDay, CalendarYear
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
 from models.enrollment import Application, Batch, Gate, Institution, Review
 from models.operations import (
@@ -23,7 +24,8 @@ from models.program import AllianceInvitation, ClockSetting, ImportRecord, Phase
 metadata = SQLModel.metadata
 
 __all__ = [
-    "AllianceInvitation", "Application", "AuditEvent", "Batch", "ClockSetting", "Contract", "DeclarationItem",
+    "AllianceInvitation", "Application", "AuditEvent", "Batch", "CalendarDay", "CalendarYear", "ClockSetting",
+    "Contract", "DeclarationItem",
     "EnforcementAction", "Enterprise", "EnterpriseDeclaration", "Gate", "ImportRecord", "Institution",
     "ListEntry", "ListVersion", "Notice", "Payment", "PhaseWindow", "PlatformAccount", "Product",
     "Program", "PurchaseOrder", "QuarterlyReport", "Review", "Selection", "User", "Violation", "metadata",

@@ -230,7 +230,8 @@ def laggards_command(program: str, as_json: bool = typer.Option(False, "--json")
     table = Table("机构", "区县", "医保编码", "事项", "截止", "逾期(工作日)")
     for r in rows:
         what = "账户注册" if r.what == "account" else "协议签订：" + "、".join(getattr(r, "enterprises", []) or [])
-        table.add_row(r.name, r.district, r.insurance_code, what, r.due_on.isoformat(), str(r.days_late))
+        table.add_row(r.name, r.district, r.insurance_code, what,
+                      r.due_on.isoformat() + ("（暂定）" if r.due_provisional else ""), str(r.days_late))
     console.print(table)
     console.print(f"共 {len(rows)} 家 / {len(rows)} institutions")
 
@@ -255,12 +256,14 @@ def gate_list(program: str | None = typer.Option(None, "--program"),
     if as_json:
         typer.echo(json.dumps([{"id": g.id, "kind": g.kind.value, "title": g.title, "district": g.district,
                                 "decider_role": g.decider_role.value, "due_on": g.due_on.isoformat(),
+                                "due_on_provisional": g.due_on_provisional,
                                 "items": g.items, "decided_items": sorted(g.decision.get("items", {}))}
                                for g in gates], ensure_ascii=False, indent=2))
         return
     table = Table("编号", "事项", "区县", "决定人", "到期", "事项数")
     for g in gates:
-        table.add_row(str(g.id), g.title, g.district or "—", g.decider_role.value, g.due_on.isoformat(),
+        table.add_row(str(g.id), g.title, g.district or "—", g.decider_role.value,
+                      g.due_on.isoformat() + ("（暂定）" if g.due_on_provisional else ""),
                       f"{len(g.decision.get('items', {}))}/{len(g.items)}")
     console.print(table)
 
@@ -342,6 +345,7 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
 
 
 def _mount_subcommands() -> None:
+    from sanjin.cli_calendar import calendar_app
     from sanjin.cli_notices import notices_app, publish_command
     from sanjin.cli_web import serve, serve_all
 
@@ -349,6 +353,7 @@ def _mount_subcommands() -> None:
     app.command("serve", help="启动网页及定时流程（Ctrl-C 同时停止） / serve the web app with the flows and schedules")(
         serve_all)
     app.add_typer(notices_app, name="notices")
+    app.add_typer(calendar_app, name="calendar")
     app.command("publish")(publish_command)
 
 

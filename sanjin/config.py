@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     clock: Literal["system", "database"] = "system"
     calendar_overrides: Path | None = None
+    # From this day (MM-DD) on, staff are warned while next year's holiday schedule is not entered (issue 12).
+    calendar_warning_from: str = Field(default="10-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
 
     reminder_time: str = "08:30"  # Asia/Shanghai, daily reminder run (deploy/schedules.py validates it)
     mailer: Literal["smtp", "maildir"] = "smtp"
@@ -32,6 +34,11 @@ class Settings(BaseSettings):
     smtp_sender: str = "sanjin@ybj.example.gov.cn"
     smtp_connections: int = 4
     smtp_rate_per_second: float = 0.0  # 0 = unlimited
+
+    @property
+    def calendar_warning_from_day(self) -> tuple[int, int]:
+        month, _, day = self.calendar_warning_from.partition("-")
+        return int(month), int(day)
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from models.holiday_notice import HolidayNoticeError
 from models.program_definition import ProgramFileError
 from models.transitions import InvalidTransition
 from models.validators import FieldError
 from models.windows import PhaseNotInProgram, WindowClosed
 from models.workdays import CalendarYearUnknown
 from tasks.alliance import UnknownCity
+from tasks.calendar_schedules import CalendarEntryError
 from tasks.gates import GateError
 from tasks.import_files import ProgramNotFound
 from tasks.platform_files import RecordRejected
@@ -19,5 +21,5 @@ from tasks.users import BadUser
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ProgramFileError, InvalidTransition, FieldError, WindowClosed, PhaseNotInProgram, CalendarYearUnknown,
     UnknownCity, GateError, ImportRejected, UnknownProgram, BadUser, FileNotFoundError, RecordRejected,
-    ProgramNotFound, SpreadsheetError, UnknownList,
+    ProgramNotFound, SpreadsheetError, UnknownList, HolidayNoticeError, CalendarEntryError,
 )

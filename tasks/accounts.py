@@ -15,10 +15,12 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, select
 
+from models.calendar import NO_DUE, due_columns
 from models.clock import Clock, local_date
 from models.program_definition import PhaseName
 from models.states import AccountState, ApplicationState
 from models.transitions import ACCOUNT
+from models.workdays import Deadline, fixed_deadline
 from sanjin.db import transaction
 from tasks.enrollment import LATE_BATCH_ACCOUNT_WORKING_DAYS
 from tasks.laggards import Laggard, account_laggards, sorted_laggards
@@ -83,7 +85,7 @@ class AccountsReport:
 # --------------------------------------------------------------------------- reconciling
 
 
-def _account_due(ctx: Ctx, started: date) -> date:
+def _account_due(ctx: Ctx, started: date) -> Deadline:
     """The accounts window's close, or 20 working days for a batch that ran after it closed.
 
     Same rule as tasks/enrollment.py, but from the day the institution started running, so a
@@ -91,9 +93,9 @@ def _account_due(ctx: Ctx, started: date) -> date:
     """
     spec = ctx.defn.phase(PhaseName.ACCOUNTS)
     if spec is not None and spec.window.closes is not None and started <= spec.window.closes:
-        return spec.window.closes
+        return fixed_deadline(spec.window.closes)
     start = max(started, spec.window.opens) if spec is not None else started
-    return ctx.wdays.add_working_days(start, LATE_BATCH_ACCOUNT_WORKING_DAYS)
+    return ctx.wdays.deadline(start, LATE_BATCH_ACCOUNT_WORKING_DAYS)
 
 
 def _ensure_accounts(ctx: Ctx) -> int:
@@ -105,18 +107,17 @@ def _ensure_accounts(ctx: Ctx) -> int:
                      .outerjoin(ACC, and_(ACC.c.institution_id == INST.c.id, ACC.c.program_id == ctx.program_id)))
         .where(APP.c.program_id == ctx.program_id, APP.c.state == ApplicationState.RUNNING, ACC.c.id.is_(None))
     ).tuples()
-    due_by_run: dict[datetime | None, date] = {}  # a batch's institutions share one deadline
+    due_by_run: dict[datetime | None, Deadline] = {}  # a batch's institutions share one deadline
     rows: dict[int, dict[str, Any]] = {}
     for inst_id, parent_id, running_at in missing:
-        if parent_id is not None:
-            state, due = AccountState.EXEMPT, None
-        else:
+        due: dict[str, Any] = NO_DUE
+        if parent_id is None:
             if running_at not in due_by_run:
                 started = local_date(running_at) if running_at is not None else ctx.today
                 due_by_run[running_at] = _account_due(ctx, started)
-            state, due = AccountState.PENDING, due_by_run[running_at]
-        rows[int(inst_id)] = {"program_id": ctx.program_id, "institution_id": int(inst_id), "state": state,
-                              "due_on": due}
+            due = due_columns(due_by_run[running_at])
+        state = AccountState.EXEMPT if parent_id is not None else AccountState.PENDING
+        rows[int(inst_id)] = {"program_id": ctx.program_id, "institution_id": int(inst_id), "state": state, **due}
     return insert_audited(ctx, ACC, list(rows.values()), ["program_id", "institution_id"],
                           entity=ACCOUNT.entity, action="create", data=["institution_id", "due_on"])
 

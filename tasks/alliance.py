@@ -47,7 +47,7 @@ def reconcile_alliance(engine: Engine, slug: str, *, clock: Clock) -> AllianceRe
         state = phase.window.state_on(clock.today())
         if state == "not_yet_open":
             return report
-        wdays = working_days_for(defn)
+        wdays = working_days_for(session, defn)
         report.invited = insert_ignoring_conflicts(session, AllianceInvitation, [
             {"program_id": program.id, "city": inv.city, "bureau": inv.bureau, "email": inv.email,
              "state": InvitationState.INVITED, "invited_at": now} for inv in spec.invitees], ["program_id", "city"])
@@ -70,7 +70,7 @@ def reconcile_alliance(engine: Engine, slug: str, *, clock: Clock) -> AllianceRe
                 phase=PhaseName.ALLIANCE.value, kind=GateKind.ALLIANCE_CONFIRMATION,
                 title=f"确认联盟成员（{len(accepted)} 个城市同意加入）", subject_type="program",
                 subject_id=program.id, items=accepted, decider_role=Role.PROGRAM_MANAGER,
-                due_on=wdays.add_working_days(clock.today(), 2))], clock) > 0
+                due=wdays.deadline(clock.today(), 2))], clock) > 0
         report.open_gate_ids = [g for g in session.exec(select(Gate.id).where(
             Gate.program_id == program.id, Gate.phase == PhaseName.ALLIANCE.value,
             Gate.state == GateState.OPEN)).all() if g is not None]

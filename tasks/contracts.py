@@ -18,10 +18,12 @@ from typing import Any
 
 from sqlalchemy import Engine, String, Text, bindparam, cast, func, select, type_coerce
 
+from models.calendar import due_columns
 from models.clock import Clock
 from models.program_definition import PhaseName
 from models.states import ContractState, EnterpriseState, Role
 from models.transitions import CONTRACT, AuditRecord
+from models.workdays import Deadline, fixed_deadline
 from sanjin.db import transaction
 from tasks.laggards import Laggard, contract_laggards, sorted_laggards
 from tasks.platform_context import (
@@ -82,6 +84,7 @@ class ContractsReport:
 
     year: int
     due_on: date  # the deadline given to contracts created today
+    due_provisional: bool  # that deadline counts through a year with no official schedule yet (暂定)
     created: int
     volumes_updated: int
     counts: dict[ContractState, int]  # contracts of `year`
@@ -96,7 +99,7 @@ class ContractsReport:
 # --------------------------------------------------------------------------- reconciling
 
 
-def _contract_terms(ctx: Ctx) -> tuple[int, date]:
+def _contract_terms(ctx: Ctx) -> tuple[int, Deadline]:
     """(year, due date) of contracts created today.
 
     Inside (or before) the contracts window: the window's year and its close. After it closed, or
@@ -105,12 +108,12 @@ def _contract_terms(ctx: Ctx) -> tuple[int, date]:
     """
     spec = ctx.defn.phase(PhaseName.CONTRACTS)
     if spec is None:
-        return ctx.today.year, ctx.wdays.add_working_days(ctx.today, LATE_CONTRACT_WORKING_DAYS)
+        return ctx.today.year, ctx.wdays.deadline(ctx.today, LATE_CONTRACT_WORKING_DAYS)
     window = spec.window
     year = window.opens.year if ctx.today < window.opens else ctx.today.year
     if window.closes is not None and ctx.today <= window.closes:
-        return year, window.closes
-    return year, ctx.wdays.add_working_days(max(ctx.today, window.opens), LATE_CONTRACT_WORKING_DAYS)
+        return year, fixed_deadline(window.closes)
+    return year, ctx.wdays.deadline(max(ctx.today, window.opens), LATE_CONTRACT_WORKING_DAYS)
 
 
 def _desired_contracts(ctx: Ctx, year: int) -> tuple[dict[tuple[int, int], dict[str, int]], set[int]]:
@@ -154,7 +157,7 @@ def _desired_contracts(ctx: Ctx, year: int) -> tuple[dict[tuple[int, int], dict[
 @dataclass
 class _ContractSync:
     year: int
-    due_on: date
+    due: Deadline
     created: int
     updated: int
     orphans: set[int]
@@ -178,7 +181,7 @@ def _ensure_contracts(ctx: Ctx) -> _ContractSync:
                    cast(CON.c.agreed_volumes, Text))
             .where(CON.c.program_id == ctx.program_id, CON.c.year == year)).tuples()}
     new_rows = [{"program_id": ctx.program_id, "institution_id": inst, "enterprise_id": ent, "year": year,
-                 "state": ContractState.PENDING, "due_on": due, "agreed_volumes": volumes}
+                 "state": ContractState.PENDING, **due_columns(due), "agreed_volumes": volumes}
                 for (inst, ent), volumes in desired.items() if (inst, ent) not in existing]
     created = insert_audited(ctx, CON, new_rows, ["program_id", "institution_id", "enterprise_id", "year"],
                              entity=CONTRACT.entity, action="create",
@@ -220,7 +223,7 @@ def reconcile_contracts(engine: Engine, slug: str, *, clock: Clock) -> Contracts
                 CON.c.program_id == ctx.program_id, CON.c.year == sync.year).group_by(CON.c.state)):
             counts[ContractState(state)] = int(n)
         lag = sorted_laggards(contract_laggards(ctx))
-        return ContractsReport(year=sync.year, due_on=sync.due_on, created=sync.created,
+        return ContractsReport(year=sync.year, due_on=sync.due.day, due_provisional=sync.due.provisional, created=sync.created,
                                volumes_updated=sync.updated, counts=counts, overdue=sum(g.overdue for g in lag),
                                due_soon=sum(not g.overdue for g in lag), laggards=lag,
                                proxy_selections_without_buyer=sorted(sync.orphans))

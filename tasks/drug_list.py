@@ -61,7 +61,7 @@ def reconcile_drug_list(engine: Engine, slug: str, *, clock: Clock) -> DrugListR
         phase = defn.phase(PhaseName.DRUG_LIST)
         if phase is None or not phase.enabled or phase.window.state_on(clock.today()) == "not_yet_open":
             return report
-        wdays = working_days_for(defn)
+        wdays = working_days_for(session, defn)
         today = clock.today()
         declarations = session.exec(
             select(EnterpriseDeclaration, Enterprise).join(Enterprise, Enterprise.id == EnterpriseDeclaration.enterprise_id)  # type: ignore[arg-type]
@@ -75,7 +75,7 @@ def reconcile_drug_list(engine: Engine, slug: str, *, clock: Clock) -> DrugListR
                     phase=PhaseName.DRUG_LIST.value, kind=GateKind.DECLARATION_REVIEW,
                     title=f"{ent.name} 申报品种审核", subject_type="declaration", subject_id=decl.id,
                     items=[decl.id], decider_role=Role.PROGRAM_MANAGER,
-                    due_on=wdays.add_working_days(today, defn.gates.declaration_review_working_days)))
+                    due=wdays.deadline(today, defn.gates.declaration_review_working_days)))
         report.gates_opened = open_gates(session, specs, clock)
         ready = phase.window.state_on(today) == "closed" or defn.rules.enterprise_admission == "rolling"
         if ready:
@@ -89,7 +89,7 @@ def reconcile_drug_list(engine: Engine, slug: str, *, clock: Clock) -> DrugListR
                     phase=PhaseName.DRUG_LIST.value, kind=GateKind.LIST_APPROVAL,
                     title=f"“三进”集采药品清单发布审批（{len(entries)} 个品种）", subject_type="drug_list",
                     subject_id=None, items=[1], decider_role=Role.PROGRAM_MANAGER,
-                    due_on=wdays.add_working_days(today, defn.gates.list_approval_working_days))], clock) > 0
+                    due=wdays.deadline(today, defn.gates.list_approval_working_days))], clock) > 0
         report.open_gate_ids = [g for g in session.exec(select(Gate.id).where(
             Gate.program_id == program.id, Gate.phase == PhaseName.DRUG_LIST.value,
             Gate.state == GateState.OPEN)).all() if g is not None]

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import Date, Engine, Integer, String, case, cast, func, literal, null, update
+from sqlalchemy import Boolean, Date, Engine, Integer, String, case, cast, false, func, literal, null, update
 from sqlalchemy import select as core_select  # Core statements of many columns (sqlmodel's select takes 4)
 from sqlmodel import Session, select
 
+from models.calendar import due_columns
 from models.clock import Clock
 from models.enrollment import Application, Batch, Gate, Institution
 from models.operations import PlatformAccount
@@ -21,7 +22,7 @@ from models.program_definition import PhaseName, ProgramDefinition
 from models.states import AccountState, ApplicationState, BatchState, GateKind, GateState, Role
 from models.transitions import APPLICATION, BATCH, GATE, AuditRecord
 from models.windows import accepts_submissions
-from models.workdays import WorkingDays
+from models.workdays import Deadline, WorkingDays, fixed_deadline
 from sanjin.db import transaction
 from tasks.calendar import working_days_for
 from tasks.gates import GateSpec, open_gates
@@ -225,7 +226,7 @@ def open_review_gates(t: _Tick) -> None:
                     program_id=t.pid, phase=PhaseName.ENROLLMENT.value, kind=GateKind.DISTRICT_REVIEW,
                     title=f"第{batch.number}批 {district} 医药机构申请初审", subject_type="batch", subject_id=batch.id,
                     items=items, decider_role=Role.DISTRICT_REVIEWER, district=district,
-                    due_on=t.wdays.add_working_days(t.today, level.due_working_days)))
+                    due=t.wdays.deadline(t.today, level.due_working_days)))
             ready_state = ApplicationState.DISTRICT_APPROVED
             if by_district:
                 continue  # the city decides once every district has
@@ -239,7 +240,7 @@ def open_review_gates(t: _Tick) -> None:
                 program_id=t.pid, phase=PhaseName.ENROLLMENT.value, kind=GateKind.CITY_REVIEW,
                 title=f"第{batch.number}批 医药机构名单审定（{len(items)} 家）", subject_type="batch",
                 subject_id=batch.id, items=items, decider_role=Role.PROGRAM_MANAGER,
-                due_on=t.wdays.add_working_days(t.today, city.due_working_days)))
+                due=t.wdays.deadline(t.today, city.due_working_days)))
     t.report.gates_opened += open_gates(t.session, specs, t.clock)
 
 
@@ -259,11 +260,11 @@ def mature_batches(t: _Tick) -> None:
         t.report.matured.append(batch.number)
 
 
-def _account_due(t: _Tick) -> date:
+def _account_due(t: _Tick) -> Deadline:
     spec = t.defn.phase(PhaseName.ACCOUNTS)
     if spec is not None and spec.window.closes is not None and t.today <= spec.window.closes:
-        return spec.window.closes
-    return t.wdays.add_working_days(t.today, LATE_BATCH_ACCOUNT_WORKING_DAYS)
+        return fixed_deadline(spec.window.closes)
+    return t.wdays.deadline(t.today, LATE_BATCH_ACCOUNT_WORKING_DAYS)
 
 
 def run_matured_batches(t: _Tick) -> None:
@@ -288,10 +289,15 @@ def run_matured_batches(t: _Tick) -> None:
             data={"batch": batch.number})
         due = _account_due(t)
         proxied = INST.c.proxy_parent_id.is_not(None)
-        insert_from_select(s, ACCOUNT, ["program_id", "institution_id", "state", "due_on"], core_select(
+        due_cols = due_columns(due)
+        insert_from_select(s, ACCOUNT, ["program_id", "institution_id", "state", "due_on", "due_on_provisional",
+                                        "due_from", "due_working_days"], core_select(
             literal(t.pid, Integer), INST.c.id,
             case((proxied, AccountState.EXEMPT.value), else_=AccountState.PENDING.value),
-            case((proxied, None), else_=literal(due, Date())))
+            case((proxied, None), else_=literal(due.day, Date())),
+            case((proxied, false()), else_=literal(due.provisional, Boolean())),
+            case((proxied, None), else_=literal(due_cols["due_from"], Date())),
+            case((proxied, None), else_=literal(due_cols["due_working_days"], Integer())))
             .join(APP, APP.c.institution_id == INST.c.id).where(*starting),
             conflict_key=["program_id", "institution_id"])
         enqueue_notices_from(s, core_select(
@@ -320,7 +326,7 @@ def reconcile_enrollment(engine: Engine, slug: str, *, clock: Clock) -> Enrollme
     report = EnrollmentReport()
     with transaction(engine) as session:
         program, defn = get_program(session, slug)
-        t = _Tick(session, program, defn, clock, working_days_for(defn), report)
+        t = _Tick(session, program, defn, clock, working_days_for(session, defn), report)
         carry_over_overdue(t)
         assign_to_batches(t)
         declare_due_batches(t)

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from models.calendar import due_columns
 from models.clock import Clock
 from models.enrollment import Gate
 from models.program import User
 from models.states import GateKind, GateState, Role
 from models.transitions import GATE, AuditRecord
+from models.workdays import Deadline
 from sanjin.db import transaction
 from tasks.store import insert_ignoring_conflicts, write_audit
 
@@ -86,7 +87,7 @@ class GateSpec:
     subject_id: int | None
     items: list[int]
     decider_role: Role
-    due_on: date
+    due: Deadline
     district: str | None = None
 
 
@@ -98,7 +99,7 @@ def open_gates(session: Session, specs: Sequence[GateSpec], clock: Clock) -> int
             "natural_key": s.natural_key, "program_id": s.program_id, "phase": s.phase, "kind": s.kind,
             "title": s.title, "subject_type": s.subject_type, "subject_id": s.subject_id, "items": list(s.items),
             "district": s.district, "decider_role": s.decider_role, "state": GateState.OPEN, "opened_at": now,
-            "due_on": s.due_on, "decision": {"items": {}}, "version": 1,
+            **due_columns(s.due), "decision": {"items": {}}, "version": 1,
         }
         for s in specs
     ]

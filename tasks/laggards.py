@@ -53,6 +53,7 @@ class Laggard:
     overdue: bool = False
     working_days_left: int = 0
     enterprises: tuple[str, ...] = ()
+    due_provisional: bool = False  # the deadline lies in a year without an official schedule yet (暂定)
 
 
 def _horizon(ctx: Ctx, working_days: int) -> date:
@@ -96,7 +97,7 @@ def account_laggards(ctx: Ctx) -> list[Laggard]:
     for r in rows:
         overdue, days_late, left = late.of(r.due_on)
         out.append(Laggard(int(r.id), r.name, r.district, r.insurance_code, "account", r.due_on, days_late,
-                           r.email, overdue, left))
+                           r.email, overdue, left, due_provisional=not ctx.wdays.is_official(r.due_on.year)))
     return out
 
 
@@ -121,7 +122,8 @@ def contract_laggards(ctx: Ctx) -> list[Laggard]:
     for inst_id, name, district, code, email, due, enterprises in rows:
         overdue, days_late, left = late.of(due)
         out.append(Laggard(int(inst_id), name, district, code, "contract", due, days_late, email, overdue, left,
-                           tuple(sorted(set(enterprises.split(_SEP))))))
+                           tuple(sorted(set(enterprises.split(_SEP)))),
+                           due_provisional=not ctx.wdays.is_official(due.year)))
     return out
 
 

@@ -109,7 +109,7 @@ def program_context(session: Session, slug: str, clock: Clock, *, lock: bool = T
     assert program.id is not None
     if lock:
         session.execute(select(PROGRAM.c.id).where(PROGRAM.c.id == program.id).with_for_update())
-    return Ctx(session, program.id, slug, defn, working_days_for(defn), clock.today(), clock.now())
+    return Ctx(session, program.id, slug, defn, working_days_for(session, defn), clock.today(), clock.now())
 
 
 def insert_audited(ctx: Ctx, t: Table, rows: Sequence[dict[str, Any]], key: Sequence[str], *, entity: str,

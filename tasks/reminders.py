@@ -78,7 +78,9 @@ _WHAT = {"account": "招采子系统账号注册", "contract": "购销协议签�
 ACCOUNT_REMINDER, CONTRACT_REMINDER = "account_reminder", "contract_reminder"
 PAYMENT_DUE, PAYMENT_OVERDUE = "payment_due", "payment_overdue"
 QUARTERLY, ESCALATION = "quarterly_report_reminder", "escalation"
-KINDS: tuple[str, ...] = (ACCOUNT_REMINDER, CONTRACT_REMINDER, PAYMENT_DUE, PAYMENT_OVERDUE, QUARTERLY, ESCALATION)
+CALENDAR_UNPUBLISHED = "calendar_unpublished"
+KINDS: tuple[str, ...] = (ACCOUNT_REMINDER, CONTRACT_REMINDER, PAYMENT_DUE, PAYMENT_OVERDUE, QUARTERLY, ESCALATION,
+                          CALENDAR_UNPUBLISHED)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -214,7 +216,7 @@ def _deadline_reminders(run: _Run, lag: Sequence[Laggard]) -> tuple[_Due[Laggard
 
     def build(key: str, g: Laggard) -> NoticeDraft:
         context: dict[str, Any] = {"institution_name": g.name, "due_on": g.due_on.isoformat(),
-                                   "working_days_left": g.working_days_left}
+                                   "due_provisional": g.due_provisional, "working_days_left": g.working_days_left}
         if g.what == "contract":
             context["enterprise_names"] = list(g.enterprises)
         kind = ACCOUNT_REMINDER if g.what == "account" else CONTRACT_REMINDER
@@ -242,18 +244,19 @@ def _payments_due(run: _Run) -> _Due[Any]:
     """
     horizon = _horizon(run.wdays, run.today, PAYMENT_DUE_REMINDER_WORKING_DAYS)
     rows = run.session.execute(
-        select(INST.c.id, INST.c.name, INST.c.email, PAY.c.due_on, func.sum(PAY.c.amount), func.count())
+        select(INST.c.id, INST.c.name, INST.c.email, PAY.c.due_on, func.sum(PAY.c.amount), func.count(),
+               PAY.c.due_on_provisional)
         .select_from(PAY.join(ORD, ORD.c.id == PAY.c.order_id).join(INST, INST.c.id == PAY.c.institution_id))
         .where(ORD.c.program_id == run.program_id, _unpaid(run.today), PAY.c.due_on >= run.today,
                PAY.c.due_on <= horizon)
-        .group_by(INST.c.id, INST.c.name, INST.c.email, PAY.c.due_on)
+        .group_by(INST.c.id, INST.c.name, INST.c.email, PAY.c.due_on, PAY.c.due_on_provisional)
     ).all()
 
     def build(key: str, r: Any) -> NoticeDraft:
-        inst_id, name, email, due_on, amount, count = r
+        inst_id, name, email, due_on, amount, count, provisional = r
         return run.draft(key, PAYMENT_DUE, "institution", int(inst_id), name, email,
                          {"institution_name": name, "amount": str(Decimal(amount)), "due_on": due_on.isoformat(),
-                          "order_count": int(count)})
+                          "due_provisional": bool(provisional), "order_count": int(count)})
 
     return _Due(PAYMENT_DUE, [(f"reminder:payment_due:{run.program_id}:{r[0]}:{r[3]}", r) for r in rows], build)
 
@@ -299,6 +302,29 @@ class _Reviewer:
     name: str
     districts: frozenset[str]
     email: str | None = None
+
+
+def _calendar_unpublished(run: _Run) -> _Due[Any]:
+    """Once per year and manager: next year's holiday schedule is still not entered (issue 12's warning).
+
+    The key names the year and the person, not the program: a manager of several programs gets one letter.
+    """
+    from sanjin.config import get_settings
+    from tasks.calendar_schedules import unofficial_year_to_warn
+
+    year = unofficial_year_to_warn(run.session, run.today, get_settings().calendar_warning_from_day)
+    if year is None:
+        return _Due(CALENDAR_UNPUBLISHED, [], lambda key, r: run.draft(key, CALENDAR_UNPUBLISHED, "user", 0, "", None, {}))
+    managers = run.session.execute(
+        select(USR.c.id, USR.c.name, USR.c.display_name, USR.c.email, USR.c.program_slugs)
+        .where(USR.c.role == Role.PROGRAM_MANAGER.value, USR.c.active.is_(True)).order_by(USR.c.id)).tuples()
+    mine = [(int(i), display or name, email) for i, name, display, email, slugs in managers
+            if not slugs or run.program.slug in slugs]
+
+    def build(key: str, m: tuple[int, str, str | None]) -> NoticeDraft:
+        return run.draft(key, CALENDAR_UNPUBLISHED, "user", m[0], m[1], m[2], {"manager_name": m[1], "year": year})
+
+    return _Due(CALENDAR_UNPUBLISHED, [(f"calendar_unpublished:{year}:{m[0]}", m) for m in mine], build)
 
 
 def _reviewers(run: _Run) -> list[_Reviewer]:
@@ -453,7 +479,7 @@ def send_reminders(engine: Engine, slug: str, *, clock: Clock) -> ReminderReport
     with transaction(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
-        run = _Run(session, program, program.id, defn, working_days_for(defn), today)
+        run = _Run(session, program, program.id, defn, working_days_for(session, defn), today)
         reviewers = _reviewers(run)
         accounts, contracts = _deadline_reminders(run, lag)
         rules: list[_Due[Any]] = [
@@ -463,6 +489,7 @@ def send_reminders(engine: Engine, slug: str, *, clock: Clock) -> ReminderReport
             _payments_overdue(run, report),
             _quarterly(run, reviewers, report),
             _escalations(run, lag, reviewers, report),
+            _calendar_unpublished(run),
         ]
         for due in rules:
             report.due[due.kind] = len(due.items)
