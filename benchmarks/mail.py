@@ -211,8 +211,8 @@ def _enqueue_baseline(engine: Any, clock: Any, count: int) -> None:
     """`count` more account reminders, copies of sent ones under new keys, for the baseline to send."""
     from sqlalchemy import select
 
+    from core.db import transaction
     from models.outbox import Notice
-    from sanjin.db import transaction
     from tasks.outbox import NoticeDraft, enqueue_notices
 
     with transaction(engine) as session:
@@ -271,8 +271,8 @@ def _delivery_checks(stats: dict[str, Any], sent: dict[str, tuple[str, str, str]
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Figure 2 at cfg["reminders"] reminders on cfg["db"]; the runner's child and `main` call this."""
+    from core.settings import Settings
     from notifications.smtp import SmtpMailer, loop_factory
-    from sanjin.config import Settings
     from tasks.reminders import send_reminders
     from tasks.send_notices import send_pending
 

@@ -81,7 +81,7 @@ def _children_cpu() -> float:
 
 
 def _publish_v1(engine: Any, clock: Any, kind: str) -> int:
-    from sanjin.db import transaction
+    from core.db import transaction
     from tasks.lists import publish_list
     from tasks.programs import get_program
 
@@ -132,8 +132,8 @@ def _publish(engine: Any, clock: Any, kind: str, out_dir: Path) -> dict[str, Any
     import tasks.list_downloads
     import tasks.lists
     import tasks.publication
+    from core.db import transaction
     from models.catalog import ListVersion
-    from sanjin.db import transaction
     from tasks.lists import publish_list
     from tasks.programs import get_program
     from tasks.publication import Outcome, publish

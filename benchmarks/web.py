@@ -225,8 +225,8 @@ def _baseline(url: str, what: str, arg: Any, requests: int) -> dict[str, Any]:
 
 def _baseline_child(conn: Any, url: str, what: str, arg: Any, requests: int) -> None:
     try:
-        from sanjin.clock_store import DatabaseClock
-        from sanjin.db import make_engine
+        from core.clock_store import DatabaseClock
+        from core.db import make_engine
 
         engine = make_engine(url)
         clock = DatabaseClock(engine)
@@ -323,9 +323,9 @@ def _seed(engine: Any, clock: Any, rows: list[Any]) -> dict[str, Any]:
     """Institutions, their applications in one declared batch, one open district gate per district."""
     from sqlalchemy import insert, select
 
+    from core.db import transaction
     from models.enrollment import Application, Batch, Institution
     from models.states import KIND_LABELS, ApplicationState, BatchState, GateKind, Role
-    from sanjin.db import transaction
     from tasks.calendar import working_days_for
     from tasks.gates import GateSpec, open_gates
 
@@ -394,9 +394,9 @@ def _open_city_gate(engine: Any, clock: Any) -> int:
     """The city gate over every district-approved application, as the enrollment reconciler opens it."""
     from sqlmodel import select
 
+    from core.db import transaction
     from models.enrollment import Application, Batch
     from models.states import ApplicationState, GateKind, Role
-    from sanjin.db import transaction
     from tasks.calendar import working_days_for
     from tasks.gates import GateSpec, open_gates
 

@@ -13,6 +13,8 @@ from typing import Any
 from prefect import flow
 from sqlmodel import Session, select
 
+from core.clock_store import DatabaseClock
+from core.db import shared_engine
 from flows.accounts import accounts_flow
 from flows.alliance import alliance_flow
 from flows.continuous_review import continuous_review_flow
@@ -24,8 +26,6 @@ from flows.steps import progress_artifact, send_notices_step
 from models.enrollment import Batch, Gate
 from models.program_definition import PhaseName
 from models.states import BatchState, GateState
-from sanjin.clock_store import DatabaseClock
-from sanjin.db import shared_engine
 from tasks.programs import get_program
 
 PHASE_FLOWS: dict[PhaseName, Callable[..., Coroutine[Any, Any, dict[str, Any]]]] = {

@@ -11,10 +11,10 @@ from typing import Any
 
 from prefect import flow, task
 
+from core.clock_store import DatabaseClock
+from core.db import shared_engine
+from core.settings import get_settings
 from flows.results import PERSIST_RESULT, RESULT_STORAGE
-from sanjin.clock_store import DatabaseClock
-from sanjin.config import get_settings
-from sanjin.db import shared_engine
 from tasks.publication import publish
 
 

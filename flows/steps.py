@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.artifacts import acreate_table_artifact
 
-from sanjin.clock_store import DatabaseClock
-from sanjin.db import shared_engine, transaction
+from core.clock_store import DatabaseClock
+from core.db import shared_engine, transaction
 from tasks.alliance import AllianceReport, reconcile_alliance
 from tasks.drug_list import DrugListReport, reconcile_drug_list
 from tasks.enrollment import EnrollmentReport, reconcile_enrollment

@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
+from core.clock_store import DatabaseClock
+from core.db import shared_engine
 from models.clock import SHANGHAI
 from models.states import Role
-from sanjin.clock_store import DatabaseClock
-from sanjin.db import shared_engine
 
 app = typer.Typer(help="集采药品“三进”工作管理系统 / the 三进 program workflow system", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -50,7 +50,7 @@ def _clock() -> DatabaseClock:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """创建或升级数据库结构 / create or upgrade the schema."""
-    from sanjin.migrate import current_revision, upgrade
+    from core.migrate import current_revision, upgrade
 
     engine = _engine()
     upgrade(engine)

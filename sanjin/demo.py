@@ -25,9 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine
 
+from core.clock_store import DatabaseClock
 from models.clock import SHANGHAI
 from sanjin import demo_data as data
-from sanjin.clock_store import DatabaseClock
 
 START = date(2025, 8, 7)
 END = date(2026, 1, 16)
@@ -50,8 +50,8 @@ def _prepare_environment(home: Path) -> None:
     # makes each flow cost seconds (measured: 5.0 s → 0.9 s for a flow with two subflows). Flow runs,
     # their states and artifacts are still recorded; production runs a PostgreSQL-backed server.
     os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
-    from sanjin import db
-    from sanjin.config import get_settings
+    from core import db
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     db._ENGINES.clear()
@@ -85,7 +85,7 @@ def _waves(institutions: list[data.InstitutionData]) -> list[list[data.Instituti
 
 
 def build_script(home: Path, engine: Engine, console: Console) -> Script:
-    from sanjin.clock_store import DatabaseClock
+    from core.clock_store import DatabaseClock
     from tasks.accounts import import_platform_accounts
     from tasks.alliance import respond_to_invitation
     from tasks.application_import import import_applications
@@ -307,13 +307,13 @@ def run_demo(*, home: Path, days: int | None, console: Console) -> None:
     home.mkdir(parents=True)
     _prepare_environment(home)
 
+    from core.clock_store import DatabaseClock
+    from core.db import shared_engine
+    from core.migrate import upgrade
     from flows.clients import shared_api_clients
     from flows.program import program_flow
     from models.states import Role
-    from sanjin.clock_store import DatabaseClock
-    from sanjin.db import shared_engine
     from sanjin.errors import USER_ERRORS
-    from sanjin.migrate import upgrade
     from tasks.programs import load_program, shipped_program_files
     from tasks.users import add_user
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.settings import get_settings
 from notifications.smtp import MaildirMailer, Mailer, SmtpMailer
-from sanjin.config import get_settings
 
 
 def mailer_from_settings() -> Mailer:

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, select
 
+from core.db import transaction
 from models.clock import Clock, local_date
 from models.program_definition import PhaseName
 from models.states import AccountState, ApplicationState
 from models.transitions import ACCOUNT
-from sanjin.db import transaction
 from tasks.enrollment import LATE_BATCH_ACCOUNT_WORKING_DAYS
 from tasks.laggards import Laggard, account_laggards, sorted_laggards
 from tasks.platform_context import (

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from core.bulk import insert_ignoring_conflicts, write_audit
+from core.db import transaction
 from models.clock import Clock
 from models.enrollment import Gate
 from models.program import AllianceInvitation
@@ -14,12 +16,10 @@ from models.program_definition import PhaseName
 from models.states import GateKind, GateState, InvitationState, Role
 from models.transitions import INVITATION
 from models.windows import require_open
-from sanjin.db import transaction
 from tasks.calendar import working_days_for
 from tasks.gates import GateSpec, open_gates
 from tasks.outbox import NoticeDraft, enqueue_notices
 from tasks.programs import get_program
-from tasks.store import insert_ignoring_conflicts, write_audit
 
 
 @dataclass

@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from core.bulk import chunked, table_of
 from models.application_rules import Reapplication, check_proxy_parent, reapplication
 from models.enrollment import Application, Institution
 from models.states import ApplicationState, InstitutionKind
 from models.validators import FieldError
 from tasks.application_rows import Applications
 from tasks.spreadsheets import RowError
-from tasks.store import chunked, table_of
 
 __all__ = [
     "cross_checks",

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from core.bulk import refresh_statistics
+from core.db import transaction
 from models.clock import Clock
 from models.enrollment import Application, Institution
 from models.program_definition import PhaseName
 from models.windows import require_open
-from sanjin.db import transaction
 from tasks.application_checks import cross_checks
 from tasks.application_rows import application_columns, parse_applications
 from tasks.application_writes import (
@@ -43,7 +44,6 @@ from tasks.import_files import (
     without_shadowed,
 )
 from tasks.spreadsheets import ImportRejected, RowError, parse_upload, read_upload
-from tasks.store import refresh_statistics
 
 __all__ = [
     "import_applications",

@@ -16,6 +16,7 @@ from sqlalchemy import Integer, String, Table, bindparam, func, literal, select,
 from sqlalchemy import cast as sql_cast
 from sqlmodel import Session
 
+from core.bulk import insert_columns, json_object, json_text, table_of
 from models.application_rules import PriceOption
 from models.audit import AuditEvent
 from models.enrollment import Application, Institution
@@ -23,7 +24,6 @@ from models.states import ApplicationState, Role
 from tasks.application_rows import Applications
 from tasks.import_files import ProgramRow
 from tasks.outbox import enqueue_notices_from
-from tasks.store import insert_columns, json_object, json_text, table_of
 
 __all__ = [
     "audit_submissions",

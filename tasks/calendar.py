@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from core.settings import get_settings
 from models.program_definition import ProgramDefinition
 from models.workdays import WorkingDays, load_working_days
-from sanjin.config import get_settings
 
 
 @lru_cache(maxsize=8)

@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import Engine, String, Text, bindparam, cast, func, select, type_coerce
 
+from core.db import transaction
 from models.clock import Clock
 from models.program_definition import PhaseName
 from models.states import ContractState, EnterpriseState, Role
 from models.transitions import CONTRACT, AuditRecord
-from sanjin.db import transaction
 from tasks.laggards import Laggard, contract_laggards, sorted_laggards
 from tasks.platform_context import (
     CON,

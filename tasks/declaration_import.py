@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, bindparam, select, update
 
+from core.bulk import insert_ignoring_conflicts, table_of, write_audit
+from core.db import transaction
 from models.application_rules import parse_yes_no
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, Product
 from models.clock import Clock
@@ -34,7 +36,6 @@ from models.validators import (
     validate_required_text,
 )
 from models.windows import require_open
-from sanjin.db import transaction
 from tasks.import_files import (
     HEADER_COLUMN,
     ImportResult,
@@ -50,7 +51,6 @@ from tasks.import_files import (
 )
 from tasks.outbox import NoticeDraft, enqueue_notices
 from tasks.spreadsheets import ImportRejected, RowError, RowWarning, Sheet, normalize_header, parse_upload, read_upload
-from tasks.store import insert_ignoring_conflicts, table_of, write_audit
 
 __all__ = [
     "DECLARATION_COLUMNS",

@@ -7,18 +7,18 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from core.bulk import write_audit
+from core.db import transaction
 from models.catalog import Enterprise, EnterpriseDeclaration
 from models.clock import Clock
 from models.enrollment import Gate
 from models.program_definition import PhaseName
 from models.states import DeclarationState, GateKind, GateState, ListKind, Role
 from models.transitions import GATE
-from sanjin.db import transaction
 from tasks.calendar import working_days_for
 from tasks.gates import GateSpec, open_gates
 from tasks.lists import content_hash, drug_entries, latest_version
 from tasks.programs import get_program
-from tasks.store import write_audit
 
 
 @dataclass

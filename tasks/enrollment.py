@@ -13,22 +13,7 @@ from sqlalchemy import Date, Engine, Integer, String, case, cast, func, literal,
 from sqlalchemy import select as core_select  # Core statements of many columns (sqlmodel's select takes 4)
 from sqlmodel import Session, select
 
-from models.clock import Clock
-from models.enrollment import Application, Batch, Gate, Institution
-from models.operations import PlatformAccount
-from models.program import Program
-from models.program_definition import PhaseName, ProgramDefinition
-from models.states import AccountState, ApplicationState, BatchState, GateKind, GateState, Role
-from models.transitions import APPLICATION, BATCH, GATE, AuditRecord
-from models.windows import accepts_submissions
-from models.workdays import WorkingDays
-from sanjin.db import transaction
-from tasks.calendar import working_days_for
-from tasks.gates import GateSpec, open_gates
-from tasks.lists import publish_list
-from tasks.outbox import enqueue_notices_from
-from tasks.programs import get_program
-from tasks.store import (
+from core.bulk import (
     audit_from_select,
     insert_from_select,
     json_object,
@@ -38,6 +23,21 @@ from tasks.store import (
     table_of,
     write_audit,
 )
+from core.db import transaction
+from models.clock import Clock
+from models.enrollment import Application, Batch, Gate, Institution
+from models.operations import PlatformAccount
+from models.program import Program
+from models.program_definition import PhaseName, ProgramDefinition
+from models.states import AccountState, ApplicationState, BatchState, GateKind, GateState, Role
+from models.transitions import APPLICATION, BATCH, GATE, AuditRecord
+from models.windows import accepts_submissions
+from models.workdays import WorkingDays
+from tasks.calendar import working_days_for
+from tasks.gates import GateSpec, open_gates
+from tasks.lists import publish_list
+from tasks.outbox import enqueue_notices_from
+from tasks.programs import get_program
 
 APP, INST, ACCOUNT = table_of(Application), table_of(Institution), table_of(PlatformAccount)
 IN_REVIEW = (ApplicationState.SUBMITTED, ApplicationState.DISTRICT_APPROVED)

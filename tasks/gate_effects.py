@@ -10,6 +10,7 @@ from sqlalchemy import Integer, String, Text, case, cast, func, literal, select,
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
+from core.bulk import audit_from_select, insert_from_select, json_bool, json_object, json_rows, json_text, table_of
 from models.base import AwareDateTime
 from models.catalog import Enterprise, EnterpriseDeclaration
 from models.enrollment import Application, Institution, Review
@@ -19,7 +20,6 @@ from models.states import ApplicationState, Decision, GateKind, ReviewLevel
 from models.transitions import APPLICATION, APPLICATION_CITY_ONLY, DECLARATION, INVITATION, Machine
 from tasks.gates import DecisionContext, GateError
 from tasks.outbox import NoticeDraft, enqueue_notices, enqueue_notices_from
-from tasks.store import audit_from_select, insert_from_select, json_bool, json_object, json_rows, json_text, table_of
 
 APP, INST, REVIEW = table_of(Application), table_of(Institution), table_of(Review)
 

@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from core.bulk import insert_ignoring_conflicts, write_audit
+from core.db import transaction
 from models.clock import Clock
 from models.enrollment import Gate
 from models.program import User
 from models.states import GateKind, GateState, Role
 from models.transitions import GATE, AuditRecord
-from sanjin.db import transaction
-from tasks.store import insert_ignoring_conflicts, write_audit
 
 
 class GateError(Exception):

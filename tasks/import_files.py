@@ -17,10 +17,10 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlmodel import Session
 
+from core.bulk import insert_ignoring_conflicts, table_of
 from models.program import ImportRecord, Program
 from models.program_definition import ProgramDefinition
 from tasks.spreadsheets import ImportRejected, RowError, RowWarning, Sheet, lost_digits_error
-from tasks.store import insert_ignoring_conflicts, table_of
 
 __all__ = [
     "HEADER_COLUMN",

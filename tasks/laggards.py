@@ -14,9 +14,9 @@ from typing import Literal
 
 from sqlalchemy import Engine, func, select
 
+from core.db import transaction
 from models.clock import Clock
 from models.states import AccountState, ContractState
-from sanjin.db import transaction
 from tasks.platform_context import ACC, CON, ENT, INST, Ctx, program_context, running_filter
 
 __all__ = [

@@ -11,10 +11,10 @@ from sqlalchemy import Integer, String, and_, case, literal, true
 from sqlalchemy.sql.selectable import Select
 from sqlmodel import Session
 
+from core.bulk import insert_from_select, insert_ignoring_conflicts, table_of
 from models.base import AwareDateTime
 from models.outbox import Notice
 from models.states import NoticeStatus
-from tasks.store import insert_from_select, insert_ignoring_conflicts, table_of
 
 NOTICE_SOURCE_COLUMNS = ("idempotency_key", "program_id", "kind", "recipient_type", "recipient_id", "recipient_name",
                          "email", "context")
@@ -65,7 +65,7 @@ def enqueue_notices_from(session: Session, source: Select[Any], now: datetime) -
     """Add one notice per row of `source` whose key is not in the outbox yet; returns how many are new.
 
     `source` selects NOTICE_SOURCE_COLUMNS, in that order and so labelled (the context as a JSON object
-    built by the database, see tasks.store.json_object). The database writes the
+    built by the database, see core.bulk.json_object). The database writes the
     notices itself: at 100,000 institutions, building and binding the rows in Python cost seconds.
     Same rules as `enqueue_notices`.
     """

@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select, update
 from sqlmodel import Session, col
 
+from core.bulk import table_of, write_audit
 from models.clock import Clock, SystemClock
 from models.outbox import Notice
 from models.states import NoticeStatus, Role
 from models.transitions import NOTICE, AuditRecord
-from tasks.store import table_of, write_audit
 
 N = NoticeStatus
 

@@ -27,12 +27,12 @@ from typing import Any
 from sqlalchemy import Engine, Integer, String, Table, and_, or_, select, update
 from sqlmodel import Session
 
+from core.bulk import chunked, json_rows, table_of
 from models.clock import Clock
 from models.outbox import Notice
 from models.states import NoticeStatus
 from models.transitions import NOTICE
 from notifications.smtp import Delivery, OutgoingMessage, SendOutcome
-from tasks.store import chunked, json_rows, table_of
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def record_outcomes(
     """Every outcome of a chunk in one transaction, guarded by the lease this sender holds.
 
     One UPDATE per outcome and up to a thousand rows, not one per notice: the per-row values
-    (Message-ID, subject, error) come as one JSON parameter read as a table (tasks.store.json_rows).
+    (Message-ID, subject, error) come as one JSON parameter read as a table (core.bulk.json_rows).
     On PostgreSQL an executemany of per-row UPDATEs cost ~160 µs a notice here, more than rendering
     one. The table is a MATERIALIZED CTE because SQLite otherwise drives the join from the notice
     index and re-reads the JSON once per row (12 s for 10,000 notices); a VALUES list instead cost

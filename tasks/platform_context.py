@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import String, Table, cast, func, literal, literal_column, null, select
 from sqlmodel import Session
 
+from core.bulk import insert_rows, table_of, write_audit
 from models.audit import AuditEvent
 from models.base import AwareDateTime
 from models.catalog import Enterprise, Product
@@ -30,7 +31,6 @@ from models.transitions import AuditRecord
 from models.workdays import WorkingDays
 from tasks.calendar import working_days_for
 from tasks.programs import get_program
-from tasks.store import insert_rows, table_of, write_audit
 
 __all__ = [
     "ACC",
@@ -93,7 +93,7 @@ class Ctx:
 
 
 def flush_audit(ctx: Ctx) -> None:
-    """The collected audit rows, in one Core statement (tasks.store.write_audit)."""
+    """The collected audit rows, in one Core statement (core.bulk.write_audit)."""
     if ctx.audit:
         write_audit(ctx.session, ctx.audit)
         ctx.audit.clear()
@@ -125,7 +125,7 @@ def insert_audited(ctx: Ctx, t: Table, rows: Sequence[dict[str, Any]], key: Sequ
         return 0
     before = int(ctx.session.execute(select(func.max(t.c.id))).scalar() or 0)
     postgres = ctx.session.get_bind().dialect.name == "postgresql"
-    insert_rows(ctx.session, t, rows, conflict_key=key)  # one statement on PostgreSQL too (tasks.store)
+    insert_rows(ctx.session, t, rows, conflict_key=key)  # one statement on PostgreSQL too (core.bulk)
     new = (t.c.id > before, t.c.program_id == ctx.program_id)
     build = func.json_build_object if postgres else func.json_object
     pairs: list[Any] = []

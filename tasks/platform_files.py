@@ -19,10 +19,11 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, select
 
+from core.bulk import insert_ignoring_conflicts, table_of
+from core.db import transaction
 from models.clock import Clock
 from models.program import ImportRecord
 from models.validators import FieldError, field_error, validate_insurance_institution_code, validate_required_text
-from sanjin.db import transaction
 from tasks.platform_context import INST, Ctx, chunks, flush_audit, program_context
 from tasks.spreadsheets import (
     ImportRejected,
@@ -34,7 +35,6 @@ from tasks.spreadsheets import (
     parse_upload,
     read_upload,
 )
-from tasks.store import insert_ignoring_conflicts, table_of
 
 __all__ = [
     "Applied",

@@ -25,12 +25,12 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from core.db import transaction
 from models.catalog import ListVersion
 from models.clock import Clock, to_shanghai
 from models.enrollment import Gate
 from models.program import Program
 from models.states import GateKind, GateState, ListKind
-from sanjin.db import transaction
 from tasks.drug_list import list_gate_key
 from tasks.list_downloads import Downloads
 from tasks.list_files import TITLES, html_rows, render_version, start_version_downloads, stem_of

@@ -40,6 +40,8 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import JSON, Engine, Integer, String, Table, func, or_, select, type_coerce
 from sqlmodel import Session, SQLModel
 
+from core.bulk import json_rows
+from core.db import transaction
 from models.clock import Clock
 from models.enrollment import Institution
 from models.operations import Payment, PurchaseOrder, QuarterlyReport
@@ -48,12 +50,10 @@ from models.program import Program, User
 from models.program_definition import ProgramDefinition
 from models.states import InstitutionCategory, InstitutionKind, Role, category_of
 from models.workdays import WorkingDays, quarter_of
-from sanjin.db import transaction
 from tasks.calendar import working_days_for
 from tasks.laggards import Laggard, laggards
 from tasks.outbox import NoticeDraft, enqueue_notices_from
 from tasks.programs import get_program
-from tasks.store import json_rows
 
 __all__ = [
     "PAYMENT_DUE_REMINDER_WORKING_DAYS",

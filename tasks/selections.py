@@ -17,11 +17,11 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
 
+from core.db import transaction
 from models.clock import Clock
 from models.states import ListKind
 from models.transitions import AuditRecord
 from models.validators import validate_drug_code, validate_price
-from sanjin.db import transaction
 from tasks.lists import latest_version, version_entries
 from tasks.platform_context import (
     PROD,

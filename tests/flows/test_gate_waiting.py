@@ -18,13 +18,13 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
+from core.clock_store import DatabaseClock
 from flows.enrollment import enrollment_flow
 from models.audit import AuditEvent
 from models.enrollment import Batch, Gate, Review
 from models.outbox import Notice
 from models.states import ApplicationState, GateKind, GateState, InstitutionKind
 from models.tables import Application
-from sanjin.clock_store import DatabaseClock
 from tasks.enrollment import reconcile_enrollment
 from tasks.gates import decide_gate
 from tests.factories import make_applications, make_institution, make_program, make_reviewers, shanghai

@@ -11,11 +11,11 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 from starlette.testclient import TestClient
 
+from core.clock_store import DatabaseClock
 from models.catalog import ListVersion, Product
 from models.enrollment import Application, Gate
 from models.program import AllianceInvitation
 from models.states import ApplicationState, GateKind, GateState, InvitationState, ListKind
-from sanjin.clock_store import DatabaseClock
 from tasks.alliance import reconcile_alliance, respond_to_invitation
 from tasks.declaration_import import DECLARATION_COLUMNS, import_declaration
 from tasks.drug_list import reconcile_drug_list

@@ -8,13 +8,7 @@ import pytest
 from sqlalchemy import Engine, Integer, Text, cast, func, literal, select
 from sqlmodel import Session
 
-from models.audit import AuditEvent
-from models.enrollment import Application, Institution
-from models.outbox import Notice
-from models.states import InstitutionKind, NoticeStatus, Role
-from models.transitions import AuditRecord
-from tasks.outbox import NoticeDraft, enqueue_notices, enqueue_notices_from
-from tasks.store import (
+from core.bulk import (
     audit_from_select,
     insert_ignoring_conflicts,
     insert_rows,
@@ -25,6 +19,12 @@ from tasks.store import (
     table_of,
     write_audit,
 )
+from models.audit import AuditEvent
+from models.enrollment import Application, Institution
+from models.outbox import Notice
+from models.states import InstitutionKind, NoticeStatus, Role
+from models.transitions import AuditRecord
+from tasks.outbox import NoticeDraft, enqueue_notices, enqueue_notices_from
 from tests.factories import make_applications, make_institution, make_program, shanghai
 
 NOW = datetime(2025, 9, 12, 2, tzinfo=UTC)
@@ -139,7 +139,7 @@ def test_bulk_inserts_of_plain_rows_report_their_count(engine: Engine) -> None:
 
 def test_a_bulk_write_on_postgresql_leaves_the_planner_fresh_row_statistics(engine: Engine) -> None:
     """Stale statistics after 100,000 new rows made the planner pick nested loops that ran for minutes."""
-    from tasks.store import BULK_ANALYZE_ROWS, refresh_statistics
+    from core.bulk import BULK_ANALYZE_ROWS, refresh_statistics
 
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite plans without row statistics: nothing to refresh")

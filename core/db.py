@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlmodel import Session
 
-from sanjin.config import get_settings
-from sanjin.wal_checkpointer import BACKSTOP_PAGES, WalCheckpointer
+from core.settings import get_settings
+from core.wal_checkpointer import BACKSTOP_PAGES, WalCheckpointer
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -22,7 +22,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
-    # The log is copied into the database file by a thread of its own (sanjin.wal_checkpointer), not
+    # The log is copied into the database file by a thread of its own (core.wal_checkpointer), not
     # inside whichever commit crosses SQLite's default 4 MB threshold; this is only the backstop.
     cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
     # 16 MB of page cache per connection instead of 2 MB. Enrollment at 100,000 barely notices (13.0 s

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from sanjin.db import make_engine, wal_checkpointer
-from sanjin.wal_checkpointer import BACKSTOP_PAGES, WalCheckpointer
+from core.db import make_engine, wal_checkpointer
+from core.wal_checkpointer import BACKSTOP_PAGES, WalCheckpointer
 
 ROWS = 2_000
 ROW_BYTES = 4_000  # ~8 MB: twice SQLite's default 4 MB auto-checkpoint threshold
