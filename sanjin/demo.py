@@ -86,12 +86,12 @@ def _waves(institutions: list[data.InstitutionData]) -> list[list[data.Instituti
 
 def build_script(home: Path, engine: Engine, console: Console) -> Script:
     from core.clock_store import DatabaseClock
-    from tasks.accounts import import_platform_accounts
-    from tasks.alliance import respond_to_invitation
-    from tasks.application_import import import_applications
-    from tasks.contracts import import_platform_contracts
-    from tasks.declaration_import import import_declaration
-    from tasks.selections import import_selections
+    from tasks.intake.application_import import import_applications
+    from tasks.intake.declaration_import import import_declaration
+    from tasks.phases.alliance import respond_to_invitation
+    from tasks.platform.accounts import import_platform_accounts
+    from tasks.platform.contracts import import_platform_contracts
+    from tasks.platform.selections import import_selections
 
     clock = DatabaseClock(engine)
     rng = random.Random(2025)
@@ -163,7 +163,7 @@ def _select(engine: Engine, script: Script, clock: DatabaseClock, importer: Call
     from sqlmodel import Session
 
     from models.states import ListKind
-    from tasks.lists import latest_version, version_entries
+    from tasks.lists.versions import latest_version, version_entries
     from tasks.programs import get_program
 
     with Session(engine) as session:
@@ -248,7 +248,7 @@ def _reapply(engine: Engine, script: Script, clock: DatabaseClock) -> str:
 
     from models.enrollment import Application, Institution
     from models.states import KIND_LABELS, ApplicationState
-    from tasks.application_import import import_applications
+    from tasks.intake.application_import import import_applications
 
     with Session(engine) as session:
         rejected = session.execute(select(Institution).join(Application, Application.institution_id == Institution.id)
@@ -268,7 +268,8 @@ def _reapply(engine: Engine, script: Script, clock: DatabaseClock) -> str:
 def decide_open_gates(engine: Engine, rng: random.Random, clock: DatabaseClock) -> list[str]:
     """The scripted reviewers: prompt, mostly approving, some rejections with reasons; one district is slow."""
     from models.states import GateKind
-    from tasks.gates import GateError, decide_gate, list_gates
+    from tasks.gates.deciding import decide_gate
+    from tasks.gates.rows import GateError, list_gates
 
     done = []
     today = clock.today()
@@ -392,7 +393,7 @@ def _phase_label(engine: Engine, day: date) -> str:
 def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, console: Console, seconds: float) -> None:
 
     from sanjin.status_view import print_status
-    from tasks.publication import publish
+    from tasks.lists.publication import publish
     from tasks.status import program_status
 
     published = home / "published"

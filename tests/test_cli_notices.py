@@ -22,7 +22,7 @@ from models.audit import AuditEvent
 from models.outbox import Notice
 from models.states import NoticeStatus, Role
 from sanjin.cli_notices import notices_app, publish_command
-from tasks.outbox import NoticeDraft, enqueue_notices
+from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
 from tasks.programs import UnknownProgram
 from tasks.users import add_user
 from tests.factories import clock_at, make_institution, make_program, make_running_application, shanghai

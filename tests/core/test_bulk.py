@@ -24,7 +24,7 @@ from models.enrollment import Application, Institution
 from models.outbox import Notice
 from models.states import InstitutionKind, NoticeStatus, Role
 from models.transitions import AuditRecord
-from tasks.outbox import NoticeDraft, enqueue_notices, enqueue_notices_from
+from tasks.outbox.enqueue import NoticeDraft, enqueue_notices, enqueue_notices_from
 from tests.factories import make_applications, make_institution, make_program, shanghai
 
 NOW = datetime(2025, 9, 12, 2, tzinfo=UTC)

@@ -18,8 +18,8 @@ from models.catalog import ListVersion
 from models.enrollment import Gate
 from models.operations import Contract, PlatformAccount, Selection
 from models.states import AccountState, GateKind, GateState, InstitutionKind, ListKind
-from tasks.declaration_import import DECLARATION_COLUMNS, import_declaration
-from tasks.gates import decide_gate
+from tasks.gates.deciding import decide_gate
+from tasks.intake.declaration_import import DECLARATION_COLUMNS, import_declaration
 from tests.factories import (
     make_enterprise,
     make_institution,

@@ -15,7 +15,7 @@ from core.clock_store import DatabaseClock
 from models.enrollment import Gate
 from models.program import Program
 from models.states import GateKind, InstitutionKind, Role
-from tasks.enrollment import reconcile_enrollment
+from tasks.phases.enrollment import reconcile_enrollment
 from tasks.users import add_user
 from tests.factories import make_applications, make_institution, make_program, make_reviewers, shanghai
 from web.app import create_app

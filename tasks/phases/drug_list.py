@@ -9,15 +9,15 @@ from sqlmodel import Session, select
 
 from core.bulk import write_audit
 from core.db import transaction
-from models.catalog import Enterprise, EnterpriseDeclaration
+from models.catalog import Enterprise, EnterpriseDeclaration, list_gate_key
 from models.clock import Clock
 from models.enrollment import Gate
 from models.program_definition import PhaseName
 from models.states import DeclarationState, GateKind, GateState, ListKind, Role
 from models.transitions import GATE
 from tasks.calendar import working_days_for
-from tasks.gates import GateSpec, open_gates
-from tasks.lists import content_hash, drug_entries, latest_version
+from tasks.gates.rows import GateSpec, open_gates
+from tasks.lists.versions import content_hash, drug_entries, latest_version
 from tasks.programs import get_program
 
 
@@ -28,10 +28,6 @@ class DrugListReport:
     list_gate: bool = False
     published_versions: int = 0
     open_gate_ids: list[int] = field(default_factory=list)
-
-
-def list_gate_key(slug: str, digest: str) -> str:
-    return f"{slug}:drug_list:list_approval:{digest[:16]}"
 
 
 def _cancel_stale_list_gates(session: Session, program_id: int, current_key: str, clock: Clock) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from core.db import transaction
 from models.clock import Clock
 from models.states import AccountState, ContractState
-from tasks.platform_context import ACC, CON, ENT, INST, Ctx, program_context, running_filter
+from tasks.platform.context import ACC, CON, ENT, INST, Ctx, program_context, running_filter
 
 __all__ = [
     "Laggard",

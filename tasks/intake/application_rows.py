@@ -3,7 +3,7 @@
 Column-wise because that is how 100,000 rows are checked in about a second (LIMITS.md): each
 validator runs over a whole column, the texts that repeat once per distinct text, and the rules
 between a row's cells once per distinct combination. Checks that need other rows or the database
-are in tasks.application_checks.
+are in tasks.intake.application_checks.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from models.validators import (
     validate_phone,
     validate_required_text,
 )
-from tasks.import_files import HEADER_COLUMN, file_error, header_problem
-from tasks.spreadsheets import RowError, RowWarning, Sheet, normalize_header
+from tasks.intake.import_files import HEADER_COLUMN, file_error, header_problem
+from tasks.intake.spreadsheets import RowError, RowWarning, Sheet, normalize_header
 
 __all__ = [
     "APPLICATION_COLUMNS",

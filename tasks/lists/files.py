@@ -3,7 +3,7 @@
 The HTML is an entry page (the version's facts, the downloads, a table of contents) and pages of at
 most PAGE_ROWS rows, the institution list by district: a single page of 100,000 rows was 26 MB, too
 much for a browser, let alone a phone; the whole list is the XLSX and CSV download
-(tasks.list_downloads). Rows are built as strings, escaped only when a row holds a character that
+(tasks.lists.downloads). Rows are built as strings, escaped only when a row holds a character that
 needs it; a template loop paid a call per cell. Formula-like text cells are neutralised in the XLSX
 and CSV, and shown as text in the HTML.
 """
@@ -26,8 +26,8 @@ from models.catalog import ListVersion
 from models.clock import to_shanghai
 from models.program import Program
 from models.states import ListKind
-from tasks.list_downloads import FORMULA_STARTS, Downloads, neutralize, neutralized, start_downloads
-from tasks.lists import ListRows, columns_of, version_rows
+from tasks.lists.downloads import FORMULA_STARTS, Downloads, neutralize, neutralized, start_downloads
+from tasks.lists.versions import ListRows, columns_of, version_rows
 
 __all__ = ["FORMULA_STARTS", "PAGE_ROWS", "TITLES", "html_rows", "neutralize", "neutralized", "paginate",
            "render_version", "start_version_downloads", "write_html"]

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tasks.xlsx_text import write_text_xlsx
+from tasks.lists.xlsx_text import write_text_xlsx
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHILD_MIN_ROWS = 20_000  # below this a child's start-up (≈0.1 s) costs more than the files themselves
@@ -105,8 +105,8 @@ def start_downloads(csv_path: Path, xlsx_path: Path, sheet_name: str, columns: S
         return Downloads(csv_path, xlsx_path)
     rows_file = xlsx_path.with_name(f".{xlsx_path.name}.rows")
     rows_file.write_bytes(marshal.dumps((str(csv_path), str(xlsx_path), sheet_name, tuple(columns), list(rows))))
-    root = str(Path(__file__).resolve().parent.parent)
-    code = f"import sys; sys.path.insert(0, {root!r}); from tasks.list_downloads import _child; _child()"
+    root = str(Path(__file__).resolve().parents[2])
+    code = f"import sys; sys.path.insert(0, {root!r}); from tasks.lists.downloads import _child; _child()"
     try:
         process = subprocess.Popen([sys.executable, "-c", code, str(rows_file)], stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

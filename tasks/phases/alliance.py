@@ -17,8 +17,8 @@ from models.states import GateKind, GateState, InvitationState, Role
 from models.transitions import INVITATION
 from models.windows import require_open
 from tasks.calendar import working_days_for
-from tasks.gates import GateSpec, open_gates
-from tasks.outbox import NoticeDraft, enqueue_notices
+from tasks.gates.rows import GateSpec, open_gates
+from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
 from tasks.programs import get_program
 
 

@@ -1,6 +1,6 @@
 """The plumbing phases 4 and 5 share (accounts, contracts, selections), so every writer there works alike.
 
-Every function of tasks.accounts, tasks.contracts, tasks.selections and tasks.laggards runs in one
+Every function of tasks.platform.accounts, tasks.platform.contracts, tasks.platform.selections and tasks.platform.laggards runs in one
 transaction with bulk statements (one query per table, one executemany per write, audit rows of
 bulk creations written by the database itself), never an ORM round trip per row: 100,000
 institutions reconcile in seconds. Writers lock the program row (program_context), so a flow tick

@@ -1,7 +1,7 @@
 """Institutions' drug selections (选用药品): what each institution buys, and so what its contracts agree.
 
 Kept apart from the platform exports because selections are values, not forward-only states: a
-file may correct an earlier one, and tasks.contracts.reconcile_contracts turns them into agreed
+file may correct an earlier one, and tasks.platform.contracts.reconcile_contracts turns them into agreed
 volumes. Only drugs on the latest published list may be selected, special drugs (特药) only by
 designated institutions where the program requires it (seed 000 §三(三)).
 """
@@ -22,8 +22,9 @@ from models.clock import Clock
 from models.states import ListKind
 from models.transitions import AuditRecord
 from models.validators import validate_drug_code, validate_price
-from tasks.lists import latest_version, version_entries
-from tasks.platform_context import (
+from tasks.intake.spreadsheets import ImportRejected, RowError
+from tasks.lists.versions import latest_version, version_entries
+from tasks.platform.context import (
     PROD,
     SEL,
     SYSTEM,
@@ -35,7 +36,7 @@ from tasks.platform_context import (
     role_of,
     running_status,
 )
-from tasks.platform_files import (
+from tasks.platform.files import (
     Cells,
     Inst,
     column_positions,
@@ -47,7 +48,6 @@ from tasks.platform_files import (
     row_error,
     running_institution,
 )
-from tasks.spreadsheets import ImportRejected, RowError
 
 __all__ = [
     "SELECTION_COLUMNS",

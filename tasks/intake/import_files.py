@@ -1,6 +1,6 @@
 """What the two upload importers share: their result, refusals, the program lookup and the file's receipt.
 
-Both importers (tasks.declaration_import, tasks.application_import) are all-or-nothing per file.
+Both importers (tasks.intake.declaration_import, tasks.intake.application_import) are all-or-nothing per file.
 District staff fix a file and send it again, so one upload must report every bad cell at once
 (row, column, value, bilingual message) and write nothing while any is left; a file that was
 half imported could not simply be sent again. The same bytes sent twice are recognised by their
@@ -20,7 +20,7 @@ from sqlmodel import Session
 from core.bulk import insert_ignoring_conflicts, table_of
 from models.program import ImportRecord, Program
 from models.program_definition import ProgramDefinition
-from tasks.spreadsheets import ImportRejected, RowError, RowWarning, Sheet, lost_digits_error
+from tasks.intake.spreadsheets import ImportRejected, RowError, RowWarning, Sheet, lost_digits_error
 
 __all__ = [
     "HEADER_COLUMN",

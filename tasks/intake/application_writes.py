@@ -21,9 +21,9 @@ from models.application_rules import PriceOption
 from models.audit import AuditEvent
 from models.enrollment import Application, Institution
 from models.states import ApplicationState, Role
-from tasks.application_rows import Applications
-from tasks.import_files import ProgramRow
-from tasks.outbox import enqueue_notices_from
+from tasks.intake.application_rows import Applications
+from tasks.intake.import_files import ProgramRow
+from tasks.outbox.enqueue import enqueue_notices_from
 
 __all__ = [
     "audit_submissions",

@@ -19,8 +19,8 @@ from models.application_rules import Reapplication, check_proxy_parent, reapplic
 from models.enrollment import Application, Institution
 from models.states import ApplicationState, InstitutionKind
 from models.validators import FieldError
-from tasks.application_rows import Applications
-from tasks.spreadsheets import RowError
+from tasks.intake.application_rows import Applications
+from tasks.intake.spreadsheets import RowError
 
 __all__ = [
     "cross_checks",

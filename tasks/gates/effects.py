@@ -12,14 +12,15 @@ from sqlalchemy.sql.selectable import Subquery
 
 from core.bulk import audit_from_select, insert_from_select, json_bool, json_object, json_rows, json_text, table_of
 from models.base import AwareDateTime
-from models.catalog import Enterprise, EnterpriseDeclaration
+from models.catalog import Enterprise, EnterpriseDeclaration, list_gate_key
 from models.enrollment import Application, Institution, Review
 from models.program import AllianceInvitation, Program
 from models.program_definition import ProgramDefinition
 from models.states import ApplicationState, Decision, GateKind, ReviewLevel
 from models.transitions import APPLICATION, APPLICATION_CITY_ONLY, DECLARATION, INVITATION, Machine
-from tasks.gates import DecisionContext, GateError
-from tasks.outbox import NoticeDraft, enqueue_notices, enqueue_notices_from
+from tasks.gates.rows import DecisionContext, GateError
+from tasks.lists.versions import content_hash, drug_entries, publish_list
+from tasks.outbox.enqueue import NoticeDraft, enqueue_notices, enqueue_notices_from
 
 APP, INST, REVIEW = table_of(Application), table_of(Institution), table_of(Review)
 
@@ -150,13 +151,6 @@ def _review_declarations(ctx: DecisionContext) -> None:
 
 def _approve_list(ctx: DecisionContext) -> None:
     """The manager's approval publishes the list version the gate was opened for (seed 000 §三(二))."""
-    from tasks.drug_list import list_gate_key
-    from tasks.lists import (
-        content_hash,
-        drug_entries,
-        publish_list,  # lists import gates' neighbours; avoid a cycle at import time
-    )
-
     program, defn = _definition(ctx)
     assert program.id is not None
     if ctx.approved:

@@ -20,9 +20,9 @@ from models.clock import Clock, local_date
 from models.program_definition import PhaseName
 from models.states import AccountState, ApplicationState
 from models.transitions import ACCOUNT
-from tasks.enrollment import LATE_BATCH_ACCOUNT_WORKING_DAYS
-from tasks.laggards import Laggard, account_laggards, sorted_laggards
-from tasks.platform_context import (
+from tasks.intake.spreadsheets import RowError, RowWarning
+from tasks.phases.enrollment import LATE_BATCH_ACCOUNT_WORKING_DAYS
+from tasks.platform.context import (
     ACC,
     APP,
     BATCH,
@@ -37,7 +37,7 @@ from tasks.platform_context import (
     role_of,
     running_status,
 )
-from tasks.platform_files import (
+from tasks.platform.files import (
     Applied,
     Cells,
     PlatformImportResult,
@@ -52,7 +52,7 @@ from tasks.platform_files import (
     row_warning,
     running_institution,
 )
-from tasks.spreadsheets import RowError, RowWarning
+from tasks.platform.laggards import Laggard, account_laggards, sorted_laggards
 
 __all__ = [
     "ACCOUNT_COLUMNS",
@@ -86,7 +86,7 @@ class AccountsReport:
 def _account_due(ctx: Ctx, started: date) -> date:
     """The accounts window's close, or 20 working days for a batch that ran after it closed.
 
-    Same rule as tasks/enrollment.py, but from the day the institution started running, so a
+    Same rule as tasks/phases/enrollment.py, but from the day the institution started running, so a
     backfilled row gets the deadline it would have had.
     """
     spec = ctx.defn.phase(PhaseName.ACCOUNTS)

@@ -2,7 +2,7 @@
 
 Declarations are a few thousand products, so they keep plain row-by-row checks (every bad cell of
 a row reported, not only the first) and Core inserts, unlike the column-wise bulk path of
-tasks.application_import.
+tasks.intake.application_import.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from models.validators import (
     validate_required_text,
 )
 from models.windows import require_open
-from tasks.import_files import (
+from tasks.intake.import_files import (
     HEADER_COLUMN,
     ImportResult,
     file_error,
@@ -49,8 +49,16 @@ from tasks.import_files import (
     unnamed_cells,
     without_shadowed,
 )
-from tasks.outbox import NoticeDraft, enqueue_notices
-from tasks.spreadsheets import ImportRejected, RowError, RowWarning, Sheet, normalize_header, parse_upload, read_upload
+from tasks.intake.spreadsheets import (
+    ImportRejected,
+    RowError,
+    RowWarning,
+    Sheet,
+    normalize_header,
+    parse_upload,
+    read_upload,
+)
+from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
 
 __all__ = [
     "DECLARATION_COLUMNS",

@@ -1,8 +1,8 @@
 """The provincial platform's export files and the CLI's single records, read and applied through one set of checks.
 
 Imports are all-or-nothing per file and report every bad row at once, like the upload importers
-(tasks.declaration_import, tasks.application_import), with the RowError/RowWarning/ImportRejected
-of tasks.spreadsheets. A CLI record goes through the very checks of a file row, so the two can
+(tasks.intake.declaration_import, tasks.intake.application_import), with the RowError/RowWarning/ImportRejected
+of tasks.intake.spreadsheets. A CLI record goes through the very checks of a file row, so the two can
 never disagree. The accounts, contracts and selections modules supply what a row means.
 """
 
@@ -24,8 +24,7 @@ from core.db import transaction
 from models.clock import Clock
 from models.program import ImportRecord
 from models.validators import FieldError, field_error, validate_insurance_institution_code, validate_required_text
-from tasks.platform_context import INST, Ctx, chunks, flush_audit, program_context
-from tasks.spreadsheets import (
+from tasks.intake.spreadsheets import (
     ImportRejected,
     RowError,
     RowWarning,
@@ -35,6 +34,7 @@ from tasks.spreadsheets import (
     parse_upload,
     read_upload,
 )
+from tasks.platform.context import INST, Ctx, chunks, flush_audit, program_context
 
 __all__ = [
     "Applied",

@@ -34,9 +34,9 @@ from models.transitions import APPLICATION, BATCH, GATE, AuditRecord
 from models.windows import accepts_submissions
 from models.workdays import WorkingDays
 from tasks.calendar import working_days_for
-from tasks.gates import GateSpec, open_gates
-from tasks.lists import publish_list
-from tasks.outbox import enqueue_notices_from
+from tasks.gates.rows import GateSpec, open_gates
+from tasks.lists.versions import publish_list
+from tasks.outbox.enqueue import enqueue_notices_from
 from tasks.programs import get_program
 
 APP, INST, ACCOUNT = table_of(Application), table_of(Institution), table_of(PlatformAccount)

@@ -1,8 +1,8 @@
 """Importing the institution applications a district uploads: 100,000 rows in a few seconds.
 
 The target is 100,000 applications in a few seconds (LIMITS.md), so an application file is
-checked column by column (tasks.application_rows), against the database in bulk
-(tasks.application_checks) and written in bulk in one transaction (tasks.application_writes): rows
+checked column by column (tasks.intake.application_rows), against the database in bulk
+(tasks.intake.application_checks) and written in bulk in one transaction (tasks.intake.application_writes): rows
 by COPY on PostgreSQL and the driver's executemany on SQLite, new ids read back by range, receipts
 written by the database (INSERT … SELECT). This module is the entry point and the order of steps.
 """
@@ -23,16 +23,16 @@ from models.clock import Clock
 from models.enrollment import Application, Institution
 from models.program_definition import PhaseName
 from models.windows import require_open
-from tasks.application_checks import cross_checks
-from tasks.application_rows import application_columns, parse_applications
-from tasks.application_writes import (
+from tasks.intake.application_checks import cross_checks
+from tasks.intake.application_rows import application_columns, parse_applications
+from tasks.intake.application_writes import (
     audit_submissions,
     by_district,
     enqueue_receipts,
     write_applications,
     write_institutions,
 )
-from tasks.import_files import (
+from tasks.intake.import_files import (
     HEADER_COLUMN,
     ImportResult,
     load_program,
@@ -43,7 +43,7 @@ from tasks.import_files import (
     unnamed_cells,
     without_shadowed,
 )
-from tasks.spreadsheets import ImportRejected, RowError, parse_upload, read_upload
+from tasks.intake.spreadsheets import ImportRejected, RowError, parse_upload, read_upload
 
 __all__ = [
     "import_applications",

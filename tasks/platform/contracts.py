@@ -23,8 +23,8 @@ from models.clock import Clock
 from models.program_definition import PhaseName
 from models.states import ContractState, EnterpriseState, Role
 from models.transitions import CONTRACT, AuditRecord
-from tasks.laggards import Laggard, contract_laggards, sorted_laggards
-from tasks.platform_context import (
+from tasks.intake.spreadsheets import RowError, RowWarning
+from tasks.platform.context import (
     CON,
     ENT,
     INST,
@@ -40,7 +40,7 @@ from tasks.platform_context import (
     running_filter,
     running_status,
 )
-from tasks.platform_files import (
+from tasks.platform.files import (
     Applied,
     Cells,
     PlatformImportResult,
@@ -56,7 +56,7 @@ from tasks.platform_files import (
     row_warning,
     running_institution,
 )
-from tasks.spreadsheets import RowError, RowWarning
+from tasks.platform.laggards import Laggard, contract_laggards, sorted_laggards
 
 __all__ = [
     "CONTRACT_COLUMNS",
@@ -72,7 +72,7 @@ CONTRACT_COLUMNS: tuple[str, ...] = ("机构医保编码", "企业名称", "年�
 
 # A contract created after the contracts window closed (a late batch, a new year in continuous
 # review) gets this long to be signed. Assumed: no seed gives one; it matches the late-batch
-# account deadline of tasks/enrollment.py and 004's "20 working days".
+# account deadline of tasks/phases/enrollment.py and 004's "20 working days".
 LATE_CONTRACT_WORKING_DAYS = 20
 
 
@@ -334,7 +334,7 @@ def import_platform_contracts(engine: Engine, slug: str, path: Path, *, clock: C
                               actor: str = SYSTEM) -> PlatformImportResult:
     """Import the platform's contract export (机构医保编码, 企业名称, 年度, 签订日期): pending → signed.
 
-    Same rules as the account import (tasks.accounts). Missing contracts are created first (as
+    Same rules as the account import (tasks.platform.accounts). Missing contracts are created first (as
     reconcile_contracts would), so a file may arrive before the flow's next tick; a row naming a
     contract that cannot exist (no selection from that enterprise) is an error.
     """

@@ -2,7 +2,7 @@
 
 The flows run this every day (and a bureau may run it by hand as often as it likes), so every notice
 carries an idempotency key naming its rule, its subject and its period; the outbox's unique key turns
-a second run in the same period into a no-op. Sending is someone else's job (tasks/send_notices.py).
+a second run in the same period into a no-op. Sending is someone else's job (tasks/outbox/send_notices.py).
 
 Rules and where they come from:
 - account / contract reminder: ``rules.account_reminder_working_days_before_close`` /
@@ -51,8 +51,8 @@ from models.program_definition import ProgramDefinition
 from models.states import InstitutionCategory, InstitutionKind, Role, category_of
 from models.workdays import WorkingDays, quarter_of
 from tasks.calendar import working_days_for
-from tasks.laggards import Laggard, laggards
-from tasks.outbox import NoticeDraft, enqueue_notices_from
+from tasks.outbox.enqueue import NoticeDraft, enqueue_notices_from
+from tasks.platform.laggards import Laggard, laggards
 from tasks.programs import get_program
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Publishing the public lists: a new version on change, its files, a diff page per version, an index.
 
 The drug list is the one list a person approves (seed 000 §三(二)): a candidate that adds or changes a
-drug waits for the manager's list-approval gate (opened by `tasks.drug_list`), and its approval
+drug waits for the manager's list-approval gate (opened by `tasks.phases.drug_list`), and its approval
 publishes it. What needs nobody is taking drugs *off* the list — an enterprise disqualified, exited or
 barred (seeds 000, 001, 004) must leave the public list at once — and going back to content the manager
 already approved. The institution list follows the batches a person already approved, so it has no gate.
@@ -26,15 +26,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.db import transaction
-from models.catalog import ListVersion
+from models.catalog import ListVersion, list_gate_key
 from models.clock import Clock, to_shanghai
 from models.enrollment import Gate
 from models.program import Program
 from models.states import GateKind, GateState, ListKind
-from tasks.drug_list import list_gate_key
-from tasks.list_downloads import Downloads
-from tasks.list_files import TITLES, html_rows, render_version, start_version_downloads, stem_of
-from tasks.lists import (
+from tasks.lists.downloads import Downloads
+from tasks.lists.files import TITLES, html_rows, render_version, start_version_downloads, stem_of
+from tasks.lists.versions import (
     ListRows,
     PublishedVersion,
     columns_of,

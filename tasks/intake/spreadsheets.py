@@ -240,7 +240,7 @@ def read_table(path: Path) -> Sheet:
 
 
 # --------------------------------------------------------------------------- reporting an upload's bad cells
-# Shared by every importer (tasks.declaration_import, tasks.application_import, tasks.platform_files): the
+# Shared by every importer (tasks.intake.declaration_import, tasks.intake.application_import, tasks.platform.files): the
 # same file problem gets the same message and rule id whichever upload it is in.
 
 _MAX_LISTED_ERRORS = 30

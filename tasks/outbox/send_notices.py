@@ -9,7 +9,7 @@ the next one is — and they are marked with one UPDATE per outcome and up to a 
 statement per notice. At most two chunks are claimed and unrecorded at any moment: the one in flight
 and either the one being prepared, which has not been sent and goes back to the queue if sending fails
 (or if its lease cannot be restarted), or the one just delivered, being recorded. The price of
-recording off the critical path is the second chunk in the at-least-once bound (tasks/outbox_leases.py).
+recording off the critical path is the second chunk in the at-least-once bound (tasks/outbox/leases.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from models.outbox import Notice
 from notifications.render import build_message, message_id_for, render_notice, sender_domain
 from notifications.smtp import Delivery, Mailer, OutgoingMessage, SendOutcome
 from notifications.smtp import run as run_loop
-from tasks.outbox_leases import (
+from tasks.outbox.leases import (
     LEASE,
     RETRY_BASE,
     RETRY_CAP,
