@@ -6,7 +6,7 @@
 
 Set-up (untimed): N institutions and their applications in one declared batch (Shenyang's program
 with `max_applications: null`, as figure 1), written with bulk Core inserts, and the 13 district
-gates opened with tasks.gates.open_gates. Then three states of the program, each page requested
+gates opened with tasks.gates.rows.open_gates. Then three states of the program, each page requested
 R times in process through Starlette's TestClient, signed in as the person who uses it:
 
 1. district review — a district reviewer's inbox and gate (its largest district, ~8,700 items),
@@ -225,8 +225,8 @@ def _baseline(url: str, what: str, arg: Any, requests: int) -> dict[str, Any]:
 
 def _baseline_child(conn: Any, url: str, what: str, arg: Any, requests: int) -> None:
     try:
-        from sanjin.clock_store import DatabaseClock
-        from sanjin.db import make_engine
+        from core.clock_store import DatabaseClock
+        from core.db import make_engine
 
         engine = make_engine(url)
         clock = DatabaseClock(engine)
@@ -323,11 +323,11 @@ def _seed(engine: Any, clock: Any, rows: list[Any]) -> dict[str, Any]:
     """Institutions, their applications in one declared batch, one open district gate per district."""
     from sqlalchemy import insert, select
 
+    from core.db import transaction
     from models.enrollment import Application, Batch, Institution
     from models.states import KIND_LABELS, ApplicationState, BatchState, GateKind, Role
-    from sanjin.db import transaction
     from tasks.calendar import working_days_for
-    from tasks.gates import GateSpec, open_gates
+    from tasks.gates.rows import GateSpec, open_gates
 
     pid, defn = _program(engine)
     kinds = {label: kind for kind, label in KIND_LABELS.items()}
@@ -394,11 +394,11 @@ def _open_city_gate(engine: Any, clock: Any) -> int:
     """The city gate over every district-approved application, as the enrollment reconciler opens it."""
     from sqlmodel import select
 
+    from core.db import transaction
     from models.enrollment import Application, Batch
     from models.states import ApplicationState, GateKind, Role
-    from sanjin.db import transaction
     from tasks.calendar import working_days_for
-    from tasks.gates import GateSpec, open_gates
+    from tasks.gates.rows import GateSpec, open_gates
 
     pid, defn = _program(engine)
     with transaction(engine) as session:
@@ -490,7 +490,7 @@ def _first_cut_inbox(engine: Any, user_name: str) -> int:
     from models.program import Program, User
     from models.program_definition import ProgramDefinition
     from tasks.calendar import working_days_for
-    from tasks.gates import GateError, check_decider, list_gates
+    from tasks.gates.rows import GateError, check_decider, list_gates
 
     with Session(engine) as session:
         user = session.exec(select(User).where(User.name == user_name)).one()
@@ -542,7 +542,7 @@ def _first_cut_overview(engine: Any, clock: Any) -> int:
 
     from models.enrollment import Application, Institution
     from models.states import ApplicationState
-    from tasks.laggards import laggards
+    from tasks.platform.laggards import laggards
     from tasks.status import program_status
 
     status = program_status(engine, SLUG, clock=clock)

@@ -13,6 +13,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from sqlmodel import Session, select
 
+from core.clock_store import DatabaseClock
+from core.db import shared_engine
 from flows.accounts import accounts_flow
 from flows.alliance import alliance_flow
 from flows.continuous_review import continuous_review_flow
@@ -25,8 +27,6 @@ from models.enrollment import Batch, Gate
 from models.program_definition import PhaseName
 from models.states import BatchState, GateState
 from models.workdays import CalendarYearUnknown
-from sanjin.clock_store import DatabaseClock
-from sanjin.db import shared_engine
 from tasks.programs import get_program
 
 PHASE_FLOWS: dict[PhaseName, Callable[..., Coroutine[Any, Any, dict[str, Any]]]] = {

@@ -17,7 +17,7 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _engine() -> Engine:
-    from sanjin.db import shared_engine
+    from core.db import shared_engine
 
     return shared_engine()
 
@@ -25,7 +25,7 @@ def _engine() -> Engine:
 @calendar_app.command("status")
 def calendar_status_command() -> None:
     """每年的节假日安排来源：软件包、本局录入或暂定 / where each year's schedule comes from."""
-    from sanjin.clock_store import DatabaseClock
+    from core.clock_store import DatabaseClock
     from tasks.calendar_schedules import STANDING_LABELS, calendar_status, calendar_warning
 
     engine = _engine()
@@ -38,7 +38,7 @@ def calendar_status_command() -> None:
     console.print(table)
     from sqlmodel import Session
 
-    from sanjin.config import get_settings
+    from core.settings import get_settings
 
     with Session(engine) as session:
         warning = calendar_warning(session, today, get_settings().calendar_warning_from_day)
@@ -54,8 +54,8 @@ def calendar_import_command(
     yes: bool = typer.Option(False, "--yes", help="不再询问，直接录入 / enter without asking"),
 ) -> None:
     """读取通知全文，显示识别结果，确认后录入并重算暂定期限 / enter a year's schedule from the notice's text."""
+    from core.clock_store import DatabaseClock
     from models.holiday_notice import parse_holiday_notice
-    from sanjin.clock_store import DatabaseClock
     from tasks.calendar_schedules import enter_schedule
 
     text = notice.read_text(encoding="utf-8-sig")

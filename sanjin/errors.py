@@ -8,14 +8,14 @@ from models.transitions import InvalidTransition
 from models.validators import FieldError
 from models.windows import PhaseNotInProgram, WindowClosed
 from models.workdays import CalendarYearUnknown
-from tasks.alliance import UnknownCity
 from tasks.calendar_schedules import CalendarEntryError
-from tasks.gates import GateError
-from tasks.import_files import ProgramNotFound
-from tasks.platform_files import RecordRejected
+from tasks.gates.rows import GateError
+from tasks.intake.import_files import ProgramNotFound
+from tasks.intake.spreadsheets import ImportRejected, SpreadsheetError
+from tasks.lists.publication import UnknownList
+from tasks.phases.alliance import UnknownCity
+from tasks.platform.files import RecordRejected
 from tasks.programs import UnknownProgram
-from tasks.publication import UnknownList
-from tasks.spreadsheets import ImportRejected, SpreadsheetError
 from tasks.users import BadUser
 
 USER_ERRORS: tuple[type[BaseException], ...] = (

@@ -11,10 +11,10 @@ from functools import lru_cache
 from sqlalchemy import Connection, select
 from sqlmodel import Session
 
+from core.settings import get_settings
 from models.calendar import CalendarDay, CalendarYear
 from models.program_definition import ProgramDefinition
 from models.workdays import CalendarOverrides, WorkingDays, load_working_days, overrides_from_days
-from sanjin.config import get_settings
 
 Fingerprint = tuple[tuple[int, str], ...]
 

@@ -17,6 +17,8 @@ from sqlalchemy import Table as CoreTable
 from sqlmodel import Session
 from sqlmodel import select as sqlmodel_select
 
+from core.bulk import table_of, write_audit
+from core.db import transaction
 from models.calendar import CalendarDay, CalendarYear
 from models.clock import Clock
 from models.enrollment import Gate
@@ -27,9 +29,7 @@ from models.program_definition import ProgramDefinition
 from models.states import Role
 from models.transitions import AuditRecord
 from models.workdays import WorkingDays, package_years
-from sanjin.db import transaction
 from tasks.calendar import entered_overrides, working_days_for
-from tasks.store import table_of, write_audit
 
 # Every stored deadline that may be provisional, with the audit trail's name for its row.
 DUE_TABLES: tuple[tuple[type[Any], str], ...] = (

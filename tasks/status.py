@@ -99,7 +99,7 @@ def program_status(engine: Engine, slug: str, *, clock: Clock, simulated: bool =
             select(ListVersion.kind, func.max(ListVersion.number)).where(ListVersion.program_id == program.id)
             .group_by(ListVersion.kind)).all()
         notices = _grouped(session, Notice.status, Notice.program_id == program.id) if outbox else {}
-        from sanjin.config import get_settings
+        from core.settings import get_settings
         from tasks.calendar_schedules import calendar_warning
 
         warning = calendar_warning(session, today, get_settings().calendar_warning_from_day)
@@ -192,7 +192,7 @@ class LaggardPage:
 
 
 def _reminder_horizon(wdays: WorkingDays, today: date, working_days: int) -> date:
-    """The last date with at most `working_days` working days after today (as tasks/laggards.py)."""
+    """The last date with at most `working_days` working days after today (as tasks/platform/laggards.py)."""
     day = today
     for _ in range(working_days + 1):
         day = wdays.next_working_day(day)
@@ -207,7 +207,7 @@ def _laggard_queries(program_id: int, defn: ProgramDefinition, wdays: WorkingDay
                      district: str | None) -> dict[str, Any]:
     """Per kind, a query of (id, name, district, insurance_code, due_on, n, amount), one row per institution.
 
-    The rules are those of tasks.laggards.laggards (pending, not proxy-procured, running, due by
+    The rules are those of tasks.platform.laggards.laggards (pending, not proxy-procured, running, due by
     the reminder horizon) and of the overdue-payment reminders (unpaid on the clock's day, past due).
     """
     acc, con, pay, order = _table(PlatformAccount), _table(Contract), _table(Payment), _table(PurchaseOrder)
@@ -244,7 +244,7 @@ def laggard_page(session: Session, program_id: int, defn: ProgramDefinition, tod
                  limit: int = 20, counts: dict[str, dict[str, int]] | None = None) -> LaggardPage:
     """Who is behind, counted in the database, and one page of them: 100,000 laggards never become objects.
 
-    Order as tasks.laggards.laggards: earliest deadline (= most working days late) first, then
+    Order as tasks.platform.laggards.laggards: earliest deadline (= most working days late) first, then
     kind, district and code. Each kind's query stops after offset + limit rows; the page is their merge.
     `counts` already known for the same filter (the overview's, for the unfiltered list) are not counted again.
     """

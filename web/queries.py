@@ -185,7 +185,7 @@ def _elements(session: Session, gate_id: int) -> Any:
 
 
 class GateItemCache:
-    """A few gates' item lists, parsed once: a gate's items never change after it opens (tasks.gates).
+    """A few gates' item lists, parsed once: a gate's items never change after it opens (tasks.gates.rows).
 
     The default page of a gate is a slice of this list. PostgreSQL's json_array_elements_text builds
     all 100,000 elements before the first one is returned (15 ms a view, measured), so slicing a list

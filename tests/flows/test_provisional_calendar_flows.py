@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
+from core.clock_store import DatabaseClock
 from flows.program import program_flow
 from models.audit import AuditEvent
 from models.clock import SHANGHAI
@@ -17,10 +18,9 @@ from models.enrollment import Gate
 from models.holiday_notice import parse_holiday_notice
 from models.operations import PlatformAccount
 from models.states import GateKind, GateState, InstitutionKind
-from sanjin.clock_store import DatabaseClock
 from tasks.calendar import working_days_for
 from tasks.calendar_schedules import enter_schedule
-from tasks.gates import decide_gate
+from tasks.gates.deciding import decide_gate
 from tasks.programs import get_program, load_program
 from tests.factories import PROGRAM_FILES, make_applications, make_institution, make_program, make_reviewers, shanghai
 from tests.fixtures_notice_2027 import NOTICE_2027
@@ -115,7 +115,7 @@ def test_a_strict_program_fails_only_the_step_that_needs_2027(
     blocked = [r["calendar_blocked"] for r in result.values() if isinstance(r, dict) and "calendar_blocked" in r]
     assert blocked, result
     assert all("2027年" in str(b) and "sanjin calendar import" in str(b) for b in blocked)
-    from tasks.drug_list import reconcile_drug_list
+    from tasks.phases.drug_list import reconcile_drug_list
 
     reconcile_drug_list(engine, SLUG, clock=clock)  # a step that needs no 2027 deadline still runs that day
     with Session(engine) as session:

@@ -18,8 +18,8 @@ from models.outbox import Notice
 from models.program import Program
 from models.states import AccountState, ContractState, InstitutionKind, NoticeStatus, Role
 from notifications.render import render_notice
-from tasks.reminders import months_overdue, previous_quarter, send_reminders
-from tasks.send_notices import render_context
+from tasks.outbox.reminders import months_overdue, previous_quarter, send_reminders
+from tasks.outbox.send_notices import render_context
 from tasks.users import add_user
 from tests.factories import (
     clock_at,
@@ -147,7 +147,7 @@ def test_a_reminder_run_twice_on_the_same_day_enqueues_once(engine: Engine, worl
 
 def test_reminders_written_in_several_slices_are_each_written_once_with_their_context(
         engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tasks.reminders._ENQUEUE_SLICE", 2)  # 5 reminders: slices of 2, 2 and 1
+    monkeypatch.setattr("tasks.outbox.reminders._ENQUEUE_SLICE", 2)  # 5 reminders: slices of 2, 2 and 1
     others = [_running(engine, world.program, district="和平区", kind=InstitutionKind.SINGLE_PHARMACY,
                        email=None if i == 3 else f"p{i}@example.cn") for i in range(4)]
     for inst in [world.pharmacy, *others]:
