@@ -160,7 +160,7 @@ def test_reminders_written_in_several_slices_are_each_written_once_with_their_co
     for inst in [world.pharmacy, *others]:
         notice = notices[inst.id]
         assert notice.context == {"program_name": world.program.name, "institution_name": inst.name,
-                                  "due_on": "2025-11-30", "working_days_left": 4}
+                                  "due_on": "2025-11-30", "due_provisional": False, "working_days_left": 4}
         assert (notice.email, notice.status) == ((inst.email, NoticeStatus.PENDING) if inst.email
                                                  else (None, NoticeStatus.NO_ADDRESS))
 
@@ -358,7 +358,7 @@ def test_every_notice_renders_with_its_templates_keys(engine: Engine, world: Wor
     _payment(engine, world.program, other, "12.50", date(2025, 10, 31))
     clock = FixedClock(shanghai(2026, 1, 5, 8))
     report = send_reminders(engine, SLUG, clock=clock)
-    assert all(report.due[kind] >= 1 for kind in report.due), report.due
+    assert all(report.due[kind] >= 1 for kind in report.due if kind != "calendar_unpublished"), report.due
     names = {world.program.id or 0: world.program.name}
     for notice in _notices(engine):
         rendered = render_notice(notice.kind, render_context(notice, names), strict=True)
