@@ -362,7 +362,7 @@ def _smtp_floor(home: Path, count: int, settings: Any, sink_loop: str) -> dict[s
     from notifications.smtp import Delivery, OutgoingMessage, SmtpMailer, run
 
     context = {"program_name": "沈阳市集采药品“三进”工作（2025年）", "recipient_name": "沈阳市和平区长青第1大药房",
-               "institution_name": "沈阳市和平区长青第1大药房", "due_on": DUE_ON, "working_days_left": 5,
+               "institution_name": "沈阳市和平区长青第1大药房", "due_on": DUE_ON, "due_provisional": False, "working_days_left": 5,
                "today": "2025-11-24"}
     rendered = render_notice("account_reminder", context, strict=True)
     messages = []
