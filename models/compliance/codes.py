@@ -97,3 +97,24 @@ SUBJECT_LABELS: dict[SubjectType, str] = {
 def rule_label(rule: ViolationRule | str) -> str:
     """The Chinese name of a rule, for every place a person reads it."""
     return RULE_LABELS[ViolationRule(rule)]
+
+
+# Why a violation closed by itself: shown with its closing date (obligation rules close when it is met, late).
+CLOSE_REASONS: dict[ViolationRule, str] = {
+    ViolationRule.LATE_DELIVERY: "订单已足量送达（超时） / the order was delivered in full, late",
+    ViolationRule.DELIVERY_PATTERN: "统计期内超时配送次数已低于阈值 / fewer late deliveries in the period than the threshold",
+    ViolationRule.LATE_PAYMENT: "货款已结清（逾期） / paid in full, late",
+    ViolationRule.OVERDUE_INTERVIEW: "超期货款已结清 / the long-overdue payments were made",
+    ViolationRule.SALE_PRICE: "销售价格已纠正 / the sale price was corrected",
+    ViolationRule.ONLINE_OFFLINE_PRICE: "线上线下价格已一致 / online and offline prices agree",
+    ViolationRule.TOO_FEW_DRUGS: "配备品种数量已达标 / enough drugs are carried",
+    ViolationRule.RECOMMENDED_SHARE: "推荐品种占比已达标 / the recommended share is met",
+    ViolationRule.SPECIAL_DRUG: "已取得特药定点或不再配备该特药 / designated, or the special drug is no longer carried",
+    ViolationRule.EARLY_EXIT: "退出记录已更正 / the exit record was corrected",
+    ViolationRule.LATE_PRICE_REPORT: "企业已申报（逾期） / the enterprise reported, late",
+    ViolationRule.NO_SALES: "产品已有采购 / the product was ordered again",
+    ViolationRule.PRICE_ALERT_RED: "采购价已回落 / the purchase price came down",
+    ViolationRule.PRICE_ALERT_YELLOW: "采购价已变动 / the purchase price moved out of the band",
+    ViolationRule.PRICE_ALERT_BLUE: "采购价已变动 / the purchase price moved out of the band",
+    ViolationRule.LATE_QUARTERLY_REPORT: "季度统计已上报 / the quarterly statistics were submitted",
+}
