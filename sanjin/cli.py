@@ -342,6 +342,7 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
 
 
 def _mount_subcommands() -> None:
+    from sanjin.cli_compliance import operations_app, violations_app
     from sanjin.cli_notices import notices_app, publish_command
     from sanjin.cli_web import serve, serve_all
 
@@ -349,6 +350,8 @@ def _mount_subcommands() -> None:
     app.command("serve", help="启动网页及定时流程（Ctrl-C 同时停止） / serve the web app with the flows and schedules")(
         serve_all)
     app.add_typer(notices_app, name="notices")
+    app.add_typer(operations_app, name="operations")
+    app.add_typer(violations_app, name="violations")
     app.command("publish")(publish_command)
 
 
