@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy models tasks flows notifications sanjin deploy web
+	$(BIN)/mypy models core tasks flows notifications sanjin deploy web
 
 # Browser tests drive Debian's Chromium (never a downloaded browser); a CJK font makes Chinese legible
 # in screenshots. Best effort here: without root or apt the browser test skips and says why.

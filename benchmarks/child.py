@@ -28,12 +28,12 @@ def main(argv: list[str]) -> int:
             import prefect  # noqa: F401
 
             import flows.program  # noqa: F401
-            import tasks.accounts
-            import tasks.application_import
-            import tasks.contracts
-            import tasks.declaration_import
-            import tasks.list_files
-            import tasks.selections  # noqa: F401
+            import tasks.intake.application_import
+            import tasks.intake.declaration_import
+            import tasks.lists.files
+            import tasks.platform.accounts
+            import tasks.platform.contracts
+            import tasks.platform.selections  # noqa: F401
 
             result: dict[str, object] = {}
         elif figure == "enrollment":

@@ -2,8 +2,8 @@
 # (SQLModel types column attributes as plain values, so query expressions confuse mypy; as in sanjin/demo.py.)
 """Figure 1 (and the inputs of 6): enrollment of N institutions through the product's flows.
 
-import (XLSX, tasks.application_import.import_applications, which validates every cell) → batching (the
-enrollment flow, tasks.enrollment.reconcile_enrollment) → district review (one decide_gate per
+import (XLSX, tasks.intake.application_import.import_applications, which validates every cell) → batching (the
+enrollment flow, tasks.phases.enrollment.reconcile_enrollment) → district review (one decide_gate per
 district gate, approving every item) → city gate (flow) → city review (one decide_gate) → the
 batch runs and the institution list is published (flow) → accounts and contracts (their flows).
 
@@ -63,13 +63,14 @@ def _product_run(db: Any, home: Path, xlsx: Path, n: int, profile_dir: Path | No
                  profiles: dict[str, Any]) -> dict[str, Any]:
     import flows.steps
     import flows.waiting
-    import tasks.enrollment
+    import tasks.phases.enrollment
     from benchmarks.env import quiet_heartbeat
     from flows.accounts import accounts_flow
     from flows.contracts import contracts_flow
     from flows.enrollment import enrollment_flow
-    from tasks.application_import import import_applications
-    from tasks.gates import decide_gate, list_gates
+    from tasks.gates.deciding import decide_gate
+    from tasks.gates.rows import list_gates
+    from tasks.intake.application_import import import_applications
 
     engine = db.engine
     clock = setup_program(engine, home, shanghai(9, 15))
@@ -78,7 +79,7 @@ def _product_run(db: Any, home: Path, xlsx: Path, n: int, profile_dir: Path | No
     # Product code the flows run outside any task (progress_artifact's status query), and the
     # list publication inside the enrollment reconciler: timed, not counted as task runs.
     probe.time_function(flows.steps, "program_status", "flow body: program_status")
-    probe.time_function(tasks.enrollment, "publish_list", "publish_list (inside reconcile)")
+    probe.time_function(tasks.phases.enrollment, "publish_list", "publish_list (inside reconcile)")
     tag = f"bench-enrollment-{db.kind}-{uuid.uuid4().hex[:8]}"
     watch = Stopwatch()
     calls: list[FlowCall] = []

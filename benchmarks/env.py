@@ -63,8 +63,8 @@ class Database:
 
 def _use_url(url: str) -> None:
     """Make the product's settings and shared engines point at `url` (as tests' database_url fixture does)."""
-    from sanjin import db
-    from sanjin.config import get_settings
+    from core import db
+    from core.settings import get_settings
 
     os.environ["SANJIN_DATABASE_URL"] = url
     get_settings.cache_clear()
@@ -80,7 +80,7 @@ def fresh_database(kind: str, home: Path, *, name: str = "sanjin", pg_url: str =
     schema reached through `?options=-csearch_path%3D<schema>` and dropped on exit."""
     from sqlalchemy import create_engine, text
 
-    from sanjin.db import make_engine, shared_engine
+    from core.db import make_engine, shared_engine
 
     schema = None
     admin = None
@@ -105,7 +105,7 @@ def fresh_database(kind: str, home: Path, *, name: str = "sanjin", pg_url: str =
         else:
             engine = make_engine(url)
         if migrate:
-            from sanjin.migrate import upgrade
+            from core.migrate import upgrade
 
             upgrade(engine)
         yield Database(kind, url, engine, schema)
@@ -142,8 +142,8 @@ def shanghai(month: int, day: int, hour: int = 9) -> datetime:
 
 def setup_program(engine: Any, home: Path, when: datetime) -> Any:
     """Load the benchmark program, the manager and one reviewer per district; the database clock at `when`."""
+    from core.clock_store import DatabaseClock
     from models.states import Role
-    from sanjin.clock_store import DatabaseClock
     from sanjin.demo_data import DISTRICTS
     from tasks.programs import load_program
     from tasks.users import add_user

@@ -3,7 +3,7 @@
 """Figure 5: a gate's round trip, decision recorded → the waiting flow run resumed.
 
 The enrollment flow runs with wait=True (poll_seconds=1) in a thread and pauses on its open gate.
-Then, as the CLI's `sanjin gate decide` does: tasks.gates.decide_gate records the decision and
+Then, as the CLI's `sanjin gate decide` does: tasks.gates.deciding.decide_gate records the decision and
 sanjin.resume.resume_waiting_run wakes the run. Measured from the start of decide_gate until
 - the flow run leaves PAUSED in Prefect's API (polled every 20 ms), and
 - the flow's own code runs again (the `record-gate-decision` task function is entered).
@@ -41,8 +41,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     import flows.waiting
     from benchmarks.data import make_institutions
     from sanjin.demo_data import APPLICATION_HEADER, write_xlsx
-    from tasks.application_import import import_applications
-    from tasks.enrollment import reconcile_enrollment
+    from tasks.intake.application_import import import_applications
+    from tasks.phases.enrollment import reconcile_enrollment
 
     home = Path(cfg["home"])
     g = int(cfg["gate_institutions"])
@@ -97,7 +97,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _decide_all_but(engine: Any, clock: Any, *, keep: int) -> None:
     """Decide every open district gate but the last `keep`, so the waiting run has those to wait on."""
-    from tasks.gates import decide_gate, list_gates
+    from tasks.gates.deciding import decide_gate
+    from tasks.gates.rows import list_gates
 
     gates = list_gates(engine)
     assert len(gates) >= keep, f"fewer than {keep} gates are open"
@@ -136,7 +137,7 @@ def _round_trips(engine: Any, clock: Any, probe: TaskProbe, *, poll_seconds: int
     from models.enrollment import Gate
     from models.states import GateState
     from sanjin.resume import resume_waiting_run
-    from tasks.gates import decide_gate
+    from tasks.gates.deciding import decide_gate
 
     tag = f"bench-gate-{uuid.uuid4().hex[:8]}"
     outcome: dict[str, Any] = {}

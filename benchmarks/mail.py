@@ -12,8 +12,8 @@ account is still pending, due 2025-11-30 — within the program's 5-working-day 
 each is owed one 招采子系统账号注册提醒.
 
 Timed, as the product runs it (the reminders deployment, then the sender):
-1. `tasks.reminders.send_reminders` — who is due, and N `account_reminder` rows into the outbox;
-2. `tasks.send_notices.send_pending` — claim, render (Jinja: subject, text, HTML), build the
+1. `tasks.outbox.reminders.send_reminders` — who is due, and N `account_reminder` rows into the outbox;
+2. `tasks.outbox.send_notices.send_pending` — claim, render (Jinja: subject, text, HTML), build the
    multipart message, deliver over the mailer's pool of SMTP connections, mark sent.
 The SMTP server (`benchmarks.smtp_sink`: aiosmtpd on uvloop, `--sink-loop asyncio` for asyncio's own
 loop; the JSON's `receiver` says which) runs in its own process and records every Message-ID and
@@ -161,7 +161,7 @@ def _seed(engine: Any, count: int) -> None:
             for i, _ in ids])
     if engine.dialect.name == "postgresql":
         # As autovacuum would have by the next morning's run. Without statistics on tables just bulk-filled,
-        # PostgreSQL plans the laggards query (tasks.laggards) as a nested loop: 41 s for 20,000
+        # PostgreSQL plans the laggards query (tasks.platform.laggards) as a nested loop: 41 s for 20,000
         # institutions instead of 0.4 s, ~17 min at 100,000.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in ("institution", "application", "batch", "platformaccount", "notice"):
@@ -211,9 +211,9 @@ def _enqueue_baseline(engine: Any, clock: Any, count: int) -> None:
     """`count` more account reminders, copies of sent ones under new keys, for the baseline to send."""
     from sqlalchemy import select
 
+    from core.db import transaction
     from models.outbox import Notice
-    from sanjin.db import transaction
-    from tasks.outbox import NoticeDraft, enqueue_notices
+    from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
 
     with transaction(engine) as session:
         rows = session.execute(select(Notice).order_by(Notice.id).limit(count)).scalars().all()
@@ -271,10 +271,10 @@ def _delivery_checks(stats: dict[str, Any], sent: dict[str, tuple[str, str, str]
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Figure 2 at cfg["reminders"] reminders on cfg["db"]; the runner's child and `main` call this."""
+    from core.settings import Settings
     from notifications.smtp import SmtpMailer, loop_factory
-    from sanjin.config import Settings
-    from tasks.reminders import send_reminders
-    from tasks.send_notices import send_pending
+    from tasks.outbox.reminders import send_reminders
+    from tasks.outbox.send_notices import send_pending
 
     home = Path(cfg["home"])
     sink_loop = str(cfg.get("sink_loop") or "uvloop")
@@ -394,7 +394,7 @@ def _smtp_floor(home: Path, count: int, settings: Any, sink_loop: str) -> dict[s
 
 
 def _baseline(engine: Any, clock: Any, home: Path, sample: int, sender: str, sink_loop: str) -> dict[str, Any]:
-    from tasks.send_notices import send_pending
+    from tasks.outbox.send_notices import send_pending
 
     _enqueue_baseline(engine, clock, sample)
     sink = Sink(home, "baseline", sink_loop)

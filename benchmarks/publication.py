@@ -8,15 +8,15 @@ as a week of the program changes it (drugs: +2 % products, 2 % new prices, 1 % d
 institutions: +1 % in a new batch, 0.5 % new addresses, 0.2 % suspended).
 
 Timed, per list, what the product does to put version 2 and its files out:
-- institutions: tasks.publication.publish (entries computed, hashed, diffed against version 1,
+- institutions: tasks.lists.publication.publish (entries computed, hashed, diffed against version 1,
   version 2 and its entries written and committed; then the entry page, the HTML pages, XLSX, CSV,
   the diff page, moved into place; the index);
 - drugs: the new drugs wait for the manager's list-approval gate, whose approval calls
-  tasks.lists.publish_list in its transaction; then tasks.publication.publish writes the files.
+  tasks.lists.versions.publish_list in its transaction; then tasks.lists.publication.publish writes the files.
 
 Baselines on the same version, same process (each replaces one part of the product's time):
 - the XLSX written by xlsxwriter (constant_memory, write_row: the library writer the product used
-  before) or by openpyxl's write-only workbook, in place of tasks.xlsx_text (measured at full size);
+  before) or by openpyxl's write-only workbook, in place of tasks.lists.xlsx_text (measured at full size);
 - row-by-row ORM reads: the previous version's entries read with one `session.get(ListEntry, id)`
   each instead of one query (measured on a sample, extrapolated to the list's size).
 """
@@ -81,8 +81,8 @@ def _children_cpu() -> float:
 
 
 def _publish_v1(engine: Any, clock: Any, kind: str) -> int:
-    from sanjin.db import transaction
-    from tasks.lists import publish_list
+    from core.db import transaction
+    from tasks.lists.versions import publish_list
     from tasks.programs import get_program
 
     with transaction(engine) as session:
@@ -94,7 +94,7 @@ def _publish_v1(engine: Any, clock: Any, kind: str) -> int:
 
 def _render_v1(engine: Any, clock: Any, out_dir: Path) -> None:
     """Version 1's files, so the timed run renders version 2's only."""
-    from tasks.publication import publish
+    from tasks.lists.publication import publish
 
     publish(engine, SLUG, ["drugs", "institutions"], clock=clock, actor="benchmark", out_dir=out_dir)
 
@@ -129,27 +129,27 @@ class _Timer:
 
 
 def _publish(engine: Any, clock: Any, kind: str, out_dir: Path) -> dict[str, Any]:
-    import tasks.list_downloads
-    import tasks.lists
-    import tasks.publication
+    import tasks.lists.downloads
+    import tasks.lists.publication
+    import tasks.lists.versions
+    from core.db import transaction
     from models.catalog import ListVersion
-    from sanjin.db import transaction
-    from tasks.lists import publish_list
+    from tasks.lists.publication import Outcome, publish
+    from tasks.lists.versions import publish_list
     from tasks.programs import get_program
-    from tasks.publication import Outcome, publish
 
     timer = _Timer()
-    timer.wrap(tasks.publication, "_publish_checked", "version")
-    timer.wrap(tasks.publication, "_render", "files")
+    timer.wrap(tasks.lists.publication, "_publish_checked", "version")
+    timer.wrap(tasks.lists.publication, "_render", "files")
     # The downloads' (CSV + XLSX) share of the wall time: starting them (a child process for a big list;
     # written here for a small one), then waiting for them after the HTML.
-    timer.wrap(tasks.publication, "start_version_downloads", "downloads")
-    timer.wrap(tasks.list_downloads.Downloads, "wait", "downloads")
-    timer.wrap(tasks.lists, "stored_texts", "read_entries")  # the previous version, as publish_rows reads it
-    timer.wrap(tasks.publication, "stored_texts", "read_entries")
+    timer.wrap(tasks.lists.publication, "start_version_downloads", "downloads")
+    timer.wrap(tasks.lists.downloads.Downloads, "wait", "downloads")
+    timer.wrap(tasks.lists.versions, "stored_texts", "read_entries")  # the previous version, as publish_rows reads it
+    timer.wrap(tasks.lists.publication, "stored_texts", "read_entries")
     try:
         start, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
-        if kind == "drugs":  # the list-approval gate's effect (tasks.gate_effects._approve_list), then the files
+        if kind == "drugs":  # the list-approval gate's effect (tasks.gates.effects._approve_list), then the files
             with transaction(engine) as session:
                 program, defn = get_program(session, SLUG)
                 version = publish_list(session, program, defn, kind, clock=clock, actor="benchmark",
@@ -343,15 +343,15 @@ def _openpyxl_rows(path: Path, sheet: str, header: Any, rows: Any) -> None:
 
 
 def _xlsx_baseline(engine: Any, timed: dict[str, Any], out_dir: Path, writer: Any) -> dict[str, Any]:
-    """The same version's XLSX written by `writer` and by tasks.xlsx_text, both here on the same rows:
+    """The same version's XLSX written by `writer` and by tasks.lists.xlsx_text, both here on the same rows:
     the product's time plus the difference (the product writes it in a child, in parallel, so this
     understates what the product gains)."""
     from sqlmodel import Session
 
     from models.catalog import ListVersion
-    from tasks.list_files import TITLES, neutralized
-    from tasks.lists import columns_of, version_rows
-    from tasks.xlsx_text import write_text_xlsx
+    from tasks.lists.files import TITLES, neutralized
+    from tasks.lists.versions import columns_of, version_rows
+    from tasks.lists.xlsx_text import write_text_xlsx
 
     with Session(engine) as session:
         version = session.get(ListVersion, timed["version_id"])
@@ -371,7 +371,7 @@ def _xlsx_baseline(engine: Any, timed: dict[str, Any], out_dir: Path, writer: An
     name = getattr(writer, "__name__", "")
     what = ("xlsxwriter constant_memory + write_row (the library writer used before)" if "xlsxwriter" in name
             else "openpyxl write-only workbook")
-    return {"what": f"the XLSX by {what} in place of tasks.xlsx_text (both timed here, in-process, on the same "
+    return {"what": f"the XLSX by {what} in place of tasks.lists.xlsx_text (both timed here, in-process, on the same "
                     "rows): the product's time + the difference", "what_short": what.split(" (")[0],
             "xlsx_seconds": round(seconds, 3), "product_xlsx_seconds_in_process": round(ours, 3),
             "seconds": round(timed["seconds"] + seconds - ours, 3),

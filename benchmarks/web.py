@@ -6,7 +6,7 @@
 
 Set-up (untimed): N institutions and their applications in one declared batch (Shenyang's program
 with `max_applications: null`, as figure 1), written with bulk Core inserts, and the 13 district
-gates opened with tasks.gates.open_gates. Then three states of the program, each page requested
+gates opened with tasks.gates.rows.open_gates. Then three states of the program, each page requested
 R times in process through Starlette's TestClient, signed in as the person who uses it:
 
 1. district review — a district reviewer's inbox and gate (its largest district, ~8,700 items),
@@ -225,8 +225,8 @@ def _baseline(url: str, what: str, arg: Any, requests: int) -> dict[str, Any]:
 
 def _baseline_child(conn: Any, url: str, what: str, arg: Any, requests: int) -> None:
     try:
-        from sanjin.clock_store import DatabaseClock
-        from sanjin.db import make_engine
+        from core.clock_store import DatabaseClock
+        from core.db import make_engine
 
         engine = make_engine(url)
         clock = DatabaseClock(engine)
@@ -323,11 +323,11 @@ def _seed(engine: Any, clock: Any, rows: list[Any]) -> dict[str, Any]:
     """Institutions, their applications in one declared batch, one open district gate per district."""
     from sqlalchemy import insert, select
 
+    from core.db import transaction
     from models.enrollment import Application, Batch, Institution
     from models.states import KIND_LABELS, ApplicationState, BatchState, GateKind, Role
-    from sanjin.db import transaction
     from tasks.calendar import working_days_for
-    from tasks.gates import GateSpec, open_gates
+    from tasks.gates.rows import GateSpec, open_gates
 
     pid, defn = _program(engine)
     kinds = {label: kind for kind, label in KIND_LABELS.items()}
@@ -362,13 +362,13 @@ def _seed(engine: Any, clock: Any, rows: list[Any]) -> dict[str, Any]:
         for app_id, district in conn.execute(select(Application.id, Application.district).order_by(Application.id)):
             by_district.setdefault(district, []).append(app_id)
     level = defn.approval_chain[0]
-    due = working_days_for(defn).add_working_days(clock.today(), level.due_working_days)
     with transaction(engine) as session:
+        due = working_days_for(session, defn).deadline(clock.today(), level.due_working_days)
         open_gates(session, [GateSpec(
             natural_key=f"{SLUG}:enrollment:district_review:b1:{district}:{min(items)}", program_id=pid,
             phase="enrollment", kind=GateKind.DISTRICT_REVIEW, title=f"第1批 {district} 医药机构申请初审",
             subject_type="batch", subject_id=batch, items=items, decider_role=Role.DISTRICT_REVIEWER,
-            district=district, due_on=due) for district, items in sorted(by_district.items())], clock)
+            district=district, due=due) for district, items in sorted(by_district.items())], clock)
     return {"institutions": len(rows), "applications": len(rows), "batch_id": batch,
             "districts": {d: len(v) for d, v in by_district.items()}}
 
@@ -394,15 +394,15 @@ def _open_city_gate(engine: Any, clock: Any) -> int:
     """The city gate over every district-approved application, as the enrollment reconciler opens it."""
     from sqlmodel import select
 
+    from core.db import transaction
     from models.enrollment import Application, Batch
     from models.states import ApplicationState, GateKind, Role
-    from sanjin.db import transaction
     from tasks.calendar import working_days_for
-    from tasks.gates import GateSpec, open_gates
+    from tasks.gates.rows import GateSpec, open_gates
 
     pid, defn = _program(engine)
-    due = working_days_for(defn).add_working_days(clock.today(), defn.approval_chain[-1].due_working_days)
     with transaction(engine) as session:
+        due = working_days_for(session, defn).deadline(clock.today(), defn.approval_chain[-1].due_working_days)
         batch = session.exec(select(Batch.id).where(Batch.program_id == pid)).one()
         items = [int(i or 0) for i in session.exec(select(Application.id).where(
             Application.batch_id == batch, Application.state == ApplicationState.DISTRICT_APPROVED)
@@ -410,7 +410,7 @@ def _open_city_gate(engine: Any, clock: Any) -> int:
         open_gates(session, [GateSpec(
             natural_key=f"{SLUG}:enrollment:city_review:b1:{min(items)}", program_id=pid, phase="enrollment",
             kind=GateKind.CITY_REVIEW, title=f"第1批 医药机构名单审定（{len(items)} 家）", subject_type="batch",
-            subject_id=batch, items=items, decider_role=Role.PROGRAM_MANAGER, due_on=due)], clock)
+            subject_id=batch, items=items, decider_role=Role.PROGRAM_MANAGER, due=due)], clock)
     return _open_gate_id(engine, district=None)
 
 
@@ -490,7 +490,7 @@ def _first_cut_inbox(engine: Any, user_name: str) -> int:
     from models.program import Program, User
     from models.program_definition import ProgramDefinition
     from tasks.calendar import working_days_for
-    from tasks.gates import GateError, check_decider, list_gates
+    from tasks.gates.rows import GateError, check_decider, list_gates
 
     with Session(engine) as session:
         user = session.exec(select(User).where(User.name == user_name)).one()
@@ -504,7 +504,9 @@ def _first_cut_inbox(engine: Any, user_name: str) -> int:
         mine.append(gate)
     defs = {pid: ProgramDefinition.model_validate(p.definition) for pid, p in programs.items()}
     today = date(2025, 9, 22)
-    return sum(working_days_for(defs[g.program_id]).working_days_between(today, g.due_on) + len(g.items) for g in mine)
+    with Session(engine) as session:
+        return sum(working_days_for(session, defs[g.program_id]).working_days_between(today, g.due_on) + len(g.items)
+                   for g in mine)
 
 
 def _first_cut_gate(engine: Any, gate_id: int) -> int:
@@ -540,7 +542,7 @@ def _first_cut_overview(engine: Any, clock: Any) -> int:
 
     from models.enrollment import Application, Institution
     from models.states import ApplicationState
-    from tasks.laggards import laggards
+    from tasks.platform.laggards import laggards
     from tasks.status import program_status
 
     status = program_status(engine, SLUG, clock=clock)

@@ -36,8 +36,8 @@ DEPLOYMENT_SPECS: tuple[tuple[Any, str, dict[str, Any], str], ...] = (
 
 def build_deployments(programs: Sequence[str], reminder_time: str | None = None) -> list[Any]:
     """RunnerDeployments for every program slug; nothing touches the API until they are served."""
+    from core.settings import get_settings
     from deploy.schedules import reminder_schedule
-    from sanjin.config import get_settings
 
     reminders = reminder_schedule(reminder_time or get_settings().reminder_time)
     deployments = []

@@ -29,7 +29,7 @@ def reminder_schedule(time_hhmm: str = DEFAULT_REMINDER_TIME) -> dict[str, str]:
     return {"cron": f"{int(match['minute'])} {int(match['hour'])} * * *", "timezone": TIMEZONE}
 
 
-# The default schedule's cron. Settings have no reminder-time field yet (sanjin/config.py is owned
+# The default schedule's cron. Settings have no reminder-time field yet (core/settings.py is owned
 # elsewhere); once `reminder_time` exists the builder should call reminder_schedule(settings.reminder_time).
 REMINDER_CRON: str = reminder_schedule()["cron"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows.drug_list import WEEK
 from flows.results import PERSIST_RESULT, RESULT_STORAGE
@@ -18,16 +18,27 @@ from flows.steps import (
     republish_institutions_step,
 )
 from flows.waiting import reconcile_until_decided
+from models.workdays import CalendarYearUnknown
 
 
 @flow(name="continuous-review", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
 async def continuous_review_flow(program: str, artifact: bool = True, wait: bool = False, rearm_seconds: int = WEEK) -> dict[str, Any]:
-    enrollment = await reconcile_until_decided(lambda: enrollment_step(program), wait=wait,
-                                               rearm_seconds=rearm_seconds)
+    blocked: list[str] = []
+    enrollment_gates: list[int] = []
+    try:
+        enrollment = await reconcile_until_decided(lambda: enrollment_step(program), wait=wait,
+                                                   rearm_seconds=rearm_seconds)
+        enrollment_gates = enrollment.open_gate_ids
+    except CalendarYearUnknown as exc:  # a strict program: this step fails alone, the review goes on
+        get_run_logger().error("%s", exc)
+        blocked.append(str(exc))
     drug_list = drug_list_step(program)
     republished = republish_institutions_step(program)
     compliance = compliance_step(program)
     if artifact:  # the program flow draws one table for all phases instead
         await progress_artifact(program, "continuous_review")
-    return {"enrollment_open_gates": enrollment.open_gate_ids, "drug_list_open_gates": drug_list.open_gate_ids,
-            "republished_institution_list": republished, "compliance": compliance}
+    result: dict[str, Any] = {"enrollment_open_gates": enrollment_gates, "drug_list_open_gates": drug_list.open_gate_ids,
+                              "republished_institution_list": republished, "compliance": compliance}
+    if blocked:
+        result["calendar_blocked"] = blocked
+    return result

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from sqlmodel import Session, select
 
+from core.clock_store import DatabaseClock
+from core.db import shared_engine
 from flows.accounts import accounts_flow
 from flows.alliance import alliance_flow
 from flows.continuous_review import continuous_review_flow
@@ -24,8 +26,7 @@ from flows.steps import progress_artifact, send_notices_step
 from models.enrollment import Batch, Gate
 from models.program_definition import PhaseName
 from models.states import BatchState, GateState
-from sanjin.clock_store import DatabaseClock
-from sanjin.db import shared_engine
+from models.workdays import CalendarYearUnknown
 from tasks.programs import get_program
 
 PHASE_FLOWS: dict[PhaseName, Callable[..., Coroutine[Any, Any, dict[str, Any]]]] = {
@@ -70,11 +71,21 @@ async def program_flow(program: str, send_notices: bool = True, reminders: bool 
     due = phases_due(program)
     results: dict[str, Any] = {}
     for name in due:  # one after another: concurrent subflows in one loop cost seconds each in Prefect 3.8
-        results[name] = await PHASE_FLOWS[PhaseName(name)](program, artifact=False)
+        try:
+            results[name] = await PHASE_FLOWS[PhaseName(name)](program, artifact=False)
+        except CalendarYearUnknown as exc:
+            # A strict program refuses a deadline in a year without an official schedule: that phase's step
+            # fails (its run shows the message), the program's other phases still run today.
+            get_run_logger().error("%s", exc)
+            results[name] = {"calendar_blocked": str(exc)}
     if reminders:  # production runs reminders as their own deployment at the bureau's chosen time
         from flows.reminders import reminders_step
 
-        results["reminders"] = reminders_step(program)
+        try:
+            results["reminders"] = reminders_step(program)
+        except CalendarYearUnknown as exc:
+            get_run_logger().error("%s", exc)
+            results["reminders"] = {"calendar_blocked": str(exc)}
     if send_notices:
         results["notices"] = send_notices_step()
     await progress_artifact(program, "program")

@@ -11,11 +11,11 @@ from typing import Any
 
 from prefect import flow, task
 
+from core.clock_store import DatabaseClock
+from core.db import shared_engine
+from core.settings import get_settings
 from flows.results import PERSIST_RESULT, RESULT_STORAGE
-from sanjin.clock_store import DatabaseClock
-from sanjin.config import get_settings
-from sanjin.db import shared_engine
-from tasks.publication import publish
+from tasks.lists.publication import publish
 
 
 @task(name="publish-lists", retries=2, retry_delay_seconds=30)

@@ -11,11 +11,11 @@ from typing import Any
 
 from prefect import flow, task
 
+from core.clock_store import DatabaseClock
+from core.db import shared_engine
 from flows.results import PERSIST_RESULT, RESULT_STORAGE
 from flows.steps import send_notices_step
-from sanjin.clock_store import DatabaseClock
-from sanjin.db import shared_engine
-from tasks.reminders import send_reminders
+from tasks.outbox.reminders import send_reminders
 
 
 @task(name="send-reminders")

@@ -6,12 +6,12 @@ from prefect import task
 from prefect.artifacts import acreate_table_artifact
 from sqlalchemy import Engine
 
-from sanjin.clock_store import DatabaseClock
-from sanjin.db import shared_engine, transaction
-from tasks.alliance import AllianceReport, reconcile_alliance
-from tasks.drug_list import DrugListReport, reconcile_drug_list
-from tasks.enrollment import EnrollmentReport, reconcile_enrollment
-from tasks.lists import publish_list
+from core.clock_store import DatabaseClock
+from core.db import shared_engine, transaction
+from tasks.lists.versions import publish_list
+from tasks.phases.alliance import AllianceReport, reconcile_alliance
+from tasks.phases.drug_list import DrugListReport, reconcile_drug_list
+from tasks.phases.enrollment import EnrollmentReport, reconcile_enrollment
 from tasks.programs import get_program
 from tasks.status import program_status
 
@@ -63,7 +63,7 @@ async def progress_artifact(program: str, phase: str) -> None:
 def accounts_step(program: str) -> dict[str, object]:
     from dataclasses import asdict
 
-    from tasks.accounts import reconcile_accounts
+    from tasks.platform.accounts import reconcile_accounts
 
     engine = shared_engine()
     return asdict(reconcile_accounts(engine, program, clock=DatabaseClock(engine)))
@@ -73,7 +73,7 @@ def accounts_step(program: str) -> dict[str, object]:
 def contracts_step(program: str) -> dict[str, object]:
     from dataclasses import asdict
 
-    from tasks.contracts import reconcile_contracts
+    from tasks.platform.contracts import reconcile_contracts
 
     engine = shared_engine()
     return asdict(reconcile_contracts(engine, program, clock=DatabaseClock(engine)))
@@ -84,8 +84,8 @@ def send_notices_step() -> dict[str, int]:
     """Deliver what the outbox holds; safe to retry: each notice is claimed and marked in the database."""
     from dataclasses import asdict
 
-    from sanjin.mailers import mailer_from_settings
-    from tasks.send_notices import send_pending
+    from tasks.outbox.mailers import mailer_from_settings
+    from tasks.outbox.send_notices import send_pending
 
     engine = shared_engine()
     return asdict(send_pending(engine, mailer_from_settings(), clock=DatabaseClock(engine)))

@@ -14,10 +14,11 @@ from prefect import get_run_logger, task
 from prefect.context import FlowRunContext
 from prefect.flow_runs import apause_flow_run
 
+from core.clock_store import DatabaseClock
+from core.db import shared_engine
 from flows.gate_input import GateDecisionInput
-from sanjin.clock_store import DatabaseClock
-from sanjin.db import shared_engine
-from tasks.gates import GateError, attach_flow_run, decide_gate
+from tasks.gates.deciding import decide_gate
+from tasks.gates.rows import GateError, attach_flow_run
 
 
 class HasOpenGates(Protocol):

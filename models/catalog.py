@@ -105,3 +105,8 @@ class ListEntry(SQLModel, table=True):
     version_id: int = Field(foreign_key="listversion.id")  # indexed by the unique (version_id, key)
     key: str = Field(max_length=64)
     data: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+
+
+def list_gate_key(slug: str, digest: str) -> str:
+    """The natural key of the drug list's approval gate for a candidate with content hash `digest`."""
+    return f"{slug}:drug_list:list_approval:{digest[:16]}"

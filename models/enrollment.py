@@ -9,6 +9,7 @@ from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.base import AwareDateTime, EnumString, JSONType
+from models.calendar import ProvisionalDue
 from models.states import (
     ApplicationState,
     BatchState,
@@ -112,7 +113,7 @@ class Review(SQLModel, table=True):
     decided_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
 
 
-class Gate(SQLModel, table=True):
+class Gate(ProvisionalDue, table=True):
     """A human decision a flow waits for; the row, not Prefect, is the truth of the decision."""
 
     id: int | None = Field(default=None, primary_key=True)

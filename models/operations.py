@@ -10,6 +10,7 @@ from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.base import MONEY, AwareDateTime, EnumString, JSONType
+from models.calendar import ProvisionalDue
 from models.compliance.codes import SubjectType, ViolationRule, ViolationState
 from models.states import (
     AccountState,
@@ -19,7 +20,7 @@ from models.states import (
 )
 
 
-class PlatformAccount(SQLModel, table=True):
+class PlatformAccount(ProvisionalDue, table=True):
     """The institution's account on the provincial procurement subsystem (省招采子系统)."""
 
     # Laggards (dashboard, reminders): pending accounts of a program by deadline.
@@ -49,7 +50,7 @@ class Selection(SQLModel, table=True):
     annual_volume: int = 0
 
 
-class Contract(SQLModel, table=True):
+class Contract(ProvisionalDue, table=True):
     """The annual purchase agreement (购销协议, 每年一签) between an institution and an enterprise."""
 
     __table_args__ = (UniqueConstraint("program_id", "institution_id", "enterprise_id", "year"),
@@ -116,7 +117,7 @@ class Settlement(SQLModel, table=True):
     import_id: int | None = Field(default=None, foreign_key="importrecord.id")
 
 
-class Payment(SQLModel, table=True):
+class Payment(ProvisionalDue, table=True):
     """What is owed for one accepted delivery: due at the end of the following month (次月底).
 
     Written by the compliance pass from deliveries and settlements; `paid_on` is the day the order's payments

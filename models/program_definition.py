@@ -510,9 +510,9 @@ class ProgramDefinition(_Strict):
     region_code: RegionCode
     year_label: Annotated[str, BeforeValidator(_int_to_str), StringConstraints(min_length=1)]
     timezone: Literal["Asia/Shanghai"]
-    # chinese-calendar raises for years it does not know; "warn" lets the program go on guessing
-    # weekends only, visibly.  Which one is a bureau's choice, not a library default (SPEC).
-    calendar_unknown_year: Literal["fail", "warn"]
+    # A year without an official schedule: "provisional" dates (weekends and statutory holidays, marked 暂定,
+    # recomputed when the schedule is entered) or "strict" (the computation needing it fails alone). SPEC.
+    calendar_unknown_year: Literal["provisional", "strict"] = "provisional"
     phases: list[PhaseSpec] = Field(min_length=1)
     alliance: AllianceSpec | None = None
     districts: list[District] = Field(min_length=1)

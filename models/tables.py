@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from models.audit import AuditEvent
+from models.calendar import CalendarDay, CalendarYear
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
 from models.enrollment import Application, Batch, Gate, Institution, Review
 from models.operations import (
@@ -28,9 +29,9 @@ from models.program import AllianceInvitation, ClockSetting, ImportRecord, Phase
 metadata = SQLModel.metadata
 
 __all__ = [
-    "AllianceInvitation", "Application", "AuditEvent", "Batch", "ClockSetting", "Contract", "DeclarationItem",
-    "Delivery", "EnforcementAction", "Enterprise", "EnterpriseDeclaration", "Gate", "ImportRecord", "Institution",
-    "ListEntry", "ListVersion", "LowestPrice", "Notice", "Payment", "PhaseWindow", "PlatformAccount", "PriceReport",
-    "Product", "Program", "PurchaseOrder", "QuarterlyReport", "Review", "SalePrice", "Selection", "Settlement", "User",
-    "Violation", "metadata",
+    "AllianceInvitation", "Application", "AuditEvent", "Batch", "CalendarDay", "CalendarYear", "ClockSetting",
+    "Contract", "DeclarationItem", "Delivery", "EnforcementAction", "Enterprise", "EnterpriseDeclaration", "Gate",
+    "ImportRecord", "Institution", "ListEntry", "ListVersion", "LowestPrice", "Notice", "Payment", "PhaseWindow",
+    "PlatformAccount", "PriceReport", "Product", "Program", "PurchaseOrder", "QuarterlyReport", "Review", "SalePrice",
+    "Selection", "Settlement", "User", "Violation", "metadata",
 ]

@@ -1,27 +1,29 @@
-"""The Chinese working-day calendar (调休 included) behind one interface, failing loudly on unknown years.
+"""The Chinese working-day calendar (调休 included) behind one interface; an unpublished year is provisional.
 
 The State Council publishes next year's schedule each November; `chinesecalendar` only knows the years of its
-release and raises afterwards, while a weekday rule would silently miss 调休 weekends and holiday weeks. So
-data comes from the package, corrected/extended by a YAML table the bureau maintains
-(`deploy/calendar/overrides.yaml`), and a year known to neither is either an error or an explicit, recorded
-guess — never a silent one.
+release, and the bureau enters a newer year from the notice's text (`sanjin calendar import`, stored in the
+database) or the shipped YAML table. For a year known to none of them the program chooses: "provisional" (the
+default) counts weekends and the statutory holidays the law fixes (`models.statutory_holidays`) and marks every
+date so computed as provisional (暂定), to be recomputed when the schedule arrives; "strict" refuses the one
+computation that needs the unknown year. Never a silent Monday–Friday guess.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import chinese_calendar
 import yaml
 from dateutil.relativedelta import relativedelta
 
-UnknownYearPolicy = Literal["fail", "warn"]
+from models.statutory_holidays import statutory_holidays
+
+UnknownYearPolicy = Literal["provisional", "strict"]
 
 DEFAULT_OVERRIDES_PATH = Path(__file__).resolve().parents[1] / "deploy" / "calendar" / "overrides.yaml"
 
@@ -31,27 +33,30 @@ _MAX_REST_RUN = 60
 
 
 class CalendarYearUnknown(LookupError):
-    """Raised rather than guessing when the official schedule of a year is not available."""
+    """Raised under the strict policy by the one computation that needs a year without an official schedule."""
 
-    def __init__(self, year: int, overrides_path: str) -> None:
+    def __init__(self, year: int, overrides_path: str = "") -> None:
         self.year = year
         super().__init__(
-            f"{year}年的法定节假日安排（含调休上班日）未知：请将国务院办公厅公布的{year}年节假日安排录入 "
-            f"{overrides_path}。 / The official holiday schedule for {year} (holidays and 调休 make-up "
-            f"working days) is unknown: add it to {overrides_path}."
+            f"{year}年的法定节假日安排（含调休上班日）尚未录入，本项期限无法计算：请在国务院办公厅公布后用 "
+            f"`sanjin calendar import 通知.txt` 录入{year}年安排（或在项目文件中改用 calendar_unknown_year: "
+            f"provisional 先按暂定日期计算）。 / The official holiday schedule for {year} has not been entered, so "
+            f"this deadline cannot be computed: enter it with `sanjin calendar import NOTICE.txt` once the State "
+            f"Council publishes it (or set calendar_unknown_year: provisional to compute provisional dates)."
         )
 
+    def __reduce__(self) -> tuple[type[CalendarYearUnknown], tuple[int]]:
+        return (type(self), (self.year,))
 
-class CalendarGuessWarning(UserWarning):
-    """Emitted when a year's working days are guessed as Monday–Friday, so deadlines there may be wrong."""
 
-    def __init__(self, year: int, overrides_path: str) -> None:
-        self.year = year
-        super().__init__(
-            f"{year}年节假日安排未知，暂按周一至周五计算工作日，期限可能有误；请录入 {overrides_path}。 / "
-            f"Holiday schedule for {year} unknown: GUESSING Monday–Friday working days, deadlines may be "
-            f"wrong; add the official schedule to {overrides_path}."
-        )
+class Deadline(NamedTuple):
+    """A computed date, whether it rests on a year with no official schedule yet (暂定), and its basis:
+    `working_days` working days after `start` (a rolled month end is 0 working days after the month end)."""
+
+    day: date
+    provisional: bool
+    start: date
+    working_days: int
 
 
 class CalendarOverridesError(ValueError):
@@ -75,6 +80,27 @@ class CalendarOverrides:
     workdays: frozenset[date] = frozenset()
     years: frozenset[int] = frozenset()
     source: str = "deploy/calendar/overrides.yaml"
+
+    def merged(self, other: CalendarOverrides) -> CalendarOverrides:
+        """This table with `other`'s years laid over it (a year entered in `other` replaces this one's days)."""
+        keep_h = {d for d in self.holidays if _schedule_year(d) not in other.years}
+        keep_w = {d for d in self.workdays if _schedule_year(d) not in other.years}
+        return CalendarOverrides(frozenset(keep_h | other.holidays), frozenset(keep_w | other.workdays),
+                                 self.years | other.years, self.source)
+
+
+def _schedule_year(d: date) -> int:
+    # A notice for year Y may reach back into late December of Y-1 (元旦 bridges); such days belong to Y.
+    return d.year + 1 if d.month == 12 and d.day >= 25 else d.year
+
+
+def overrides_from_days(days: Iterable[tuple[date, bool]], years: Iterable[int], source: str) -> CalendarOverrides:
+    """Override data from (day, is_working_day) pairs, as the database's calendar table keeps them."""
+    holidays: set[date] = set()
+    workdays: set[date] = set()
+    for day, working in days:
+        (workdays if working else holidays).add(day)
+    return CalendarOverrides(frozenset(holidays), frozenset(workdays), frozenset(years), source)
 
 
 @cache
@@ -196,6 +222,11 @@ def load_overrides(path: Path) -> CalendarOverrides:
     return parse_overrides(data, str(path))
 
 
+def fixed_deadline(day: date) -> Deadline:
+    """A date set by the program file (a window's close): a calendar fact, never provisional."""
+    return Deadline(day, False, day, 0)
+
+
 def quarter_of(d: date) -> int:
     """Quarter 1–4 of a date; reporting cycles in the seeds are quarterly."""
     return (d.month - 1) // 3 + 1
@@ -209,30 +240,33 @@ def _as_date(d: date) -> date:
 
 
 class WorkingDays:
-    """Working-day arithmetic for deadlines, over the package data plus the bureau's overrides.
+    """Working-day arithmetic for deadlines, over the package data plus the bureau's entered schedules.
 
-    `unknown_year` is the program's choice for a year known to neither source: "fail" raises
-    `CalendarYearUnknown`; "warn" treats Monday–Friday as working days, emits `CalendarGuessWarning` the first
-    time each year is guessed and records it in `guessed_years` so the UI can flag affected deadlines.
+    `unknown_year` is the program's choice for a year known to no source: "provisional" counts weekends and the
+    statutory holidays as rest days and reports such dates as provisional (`deadline`, `provisional_years_used`);
+    "strict" raises `CalendarYearUnknown` from the computation that needs the year.
     """
 
     def __init__(
-        self, overrides: CalendarOverrides | None = None, *, unknown_year: UnknownYearPolicy = "fail"
+        self, overrides: CalendarOverrides | None = None, *, unknown_year: UnknownYearPolicy = "provisional"
     ) -> None:
         if unknown_year not in get_args(UnknownYearPolicy):
-            raise ValueError(f"unknown_year must be 'fail' or 'warn', not {unknown_year!r}")
+            raise ValueError(f"unknown_year must be 'provisional' or 'strict', not {unknown_year!r}")
         self.overrides = overrides if overrides is not None else CalendarOverrides()
         self.unknown_year: UnknownYearPolicy = unknown_year
-        self._guessed: set[int] = set()
+        self._provisional_used: set[int] = set()
 
     @property
-    def guessed_years(self) -> frozenset[int]:
-        """Years answered by the Monday–Friday guess so far (only ever non-empty under "warn")."""
-        return frozenset(self._guessed)
+    def provisional_years_used(self) -> frozenset[int]:
+        """Years answered provisionally so far by this calendar (never under "strict")."""
+        return frozenset(self._provisional_used)
 
     def known_years(self) -> frozenset[int]:
-        """Years answered from official data: the package's range plus every year in the override table."""
+        """Years answered from official data: the package's range plus every year entered by the bureau."""
         return frozenset(package_years()) | self.overrides.years
+
+    def is_official(self, year: int) -> bool:
+        return year in package_years() or year in self.overrides.years
 
     def is_working_day(self, d: date) -> bool:
         """Whether offices work on `d` (调休 weekends included); an explicitly listed override always wins."""
@@ -245,6 +279,7 @@ class WorkingDays:
             return bool(chinese_calendar.is_workday(d))
         if d.year not in self.overrides.years:
             self._unknown(d.year)
+            return d.weekday() < 5 and d not in statutory_holidays(d.year)
         return d.weekday() < 5
 
     def is_holiday(self, d: date) -> bool:
@@ -277,6 +312,11 @@ class WorkingDays:
             day = self.next_working_day(day)
         return day
 
+    def deadline(self, start: date, n: int) -> Deadline:
+        """`add_working_days` with its standing: provisional when any year it counted through is not official."""
+        day = self.add_working_days(start, n)
+        return Deadline(day, self._spans_unofficial(start, day), start, n)
+
     def working_days_between(self, a: date, b: date) -> int:
         """Working days in (a, b] — elapsed working days for "how late/how long"; negative when b < a."""
         a, b = _as_date(a), _as_date(b)
@@ -293,6 +333,13 @@ class WorkingDays:
         end = _as_date(d) + relativedelta(months=+1, day=31)
         return self.next_working_day(end, include_self=True) if roll_forward else end
 
+    def month_end_deadline(self, d: date, *, roll_forward: bool) -> Deadline:
+        """`next_month_end` with its standing; a plain month end is a calendar fact, never provisional."""
+        month_end = _as_date(d) + relativedelta(months=+1, day=31)
+        if not roll_forward:
+            return Deadline(month_end, False, month_end, 0)
+        return self.deadline(month_end, 0)
+
     def first_month_of_quarter_deadline(self, d: date, *, roll_forward: bool = False) -> date:
         """Last day of the first month of `d`'s quarter: when the previous quarter's statistics are due."""
         d = _as_date(d)
@@ -301,12 +348,13 @@ class WorkingDays:
 
     quarter_of = staticmethod(quarter_of)
 
+    def _spans_unofficial(self, a: date, b: date) -> bool:
+        return any(not self.is_official(y) for y in range(min(a, b).year, max(a, b).year + 1))
+
     def _unknown(self, year: int) -> None:
-        if self.unknown_year == "fail":
+        if self.unknown_year == "strict":
             raise CalendarYearUnknown(year, self.overrides.source)
-        if year not in self._guessed:
-            self._guessed.add(year)
-            warnings.warn(CalendarGuessWarning(year, self.overrides.source), stacklevel=3)
+        self._provisional_used.add(year)
 
     def __repr__(self) -> str:
         years = sorted(self.known_years())
@@ -314,12 +362,12 @@ class WorkingDays:
 
 
 def load_working_days(
-    overrides_path: Path | None = None, unknown_year: UnknownYearPolicy = "fail"
+    overrides_path: Path | None = None, unknown_year: UnknownYearPolicy = "provisional"
 ) -> WorkingDays:
     """Build the calendar from the override file (default: the shipped deploy/calendar/overrides.yaml).
 
     An explicitly given path must exist; a missing default file just means "no overrides", which is safe
-    because unknown years then fail or are visibly guessed.
+    because unknown years are then provisional (visibly) or refused.
     """
     if overrides_path is not None:
         overrides = load_overrides(overrides_path)
@@ -332,14 +380,16 @@ def load_working_days(
 
 __all__ = [
     "DEFAULT_OVERRIDES_PATH",
-    "CalendarGuessWarning",
     "CalendarOverrides",
     "CalendarOverridesError",
     "CalendarYearUnknown",
+    "Deadline",
     "UnknownYearPolicy",
     "WorkingDays",
+    "fixed_deadline",
     "load_overrides",
     "load_working_days",
+    "overrides_from_days",
     "package_years",
     "parse_overrides",
     "quarter_of",

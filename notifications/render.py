@@ -51,6 +51,7 @@ KINDS: tuple[str, ...] = (
     "enforcement_notice",
     "escalation",
     "gate_waiting",
+    "calendar_unpublished",
 )
 
 COMMON_KEYS: frozenset[str] = frozenset({"program_name", "recipient_name", "today"})
@@ -68,14 +69,16 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
             "institution_name", "application_id", "decision", "level", "reason", "can_reapply",
         ),
         "batch_published": ("batch_number", "institution_name", "published_on", "list_url"),
-        "account_reminder": ("institution_name", "due_on", "working_days_left"),
-        "contract_reminder": ("institution_name", "enterprise_names", "due_on", "working_days_left"),
-        "payment_due": ("institution_name", "amount", "due_on", "order_count"),
+        "account_reminder": ("institution_name", "due_on", "due_provisional", "working_days_left"),
+        "contract_reminder": ("institution_name", "enterprise_names", "due_on", "due_provisional",
+                              "working_days_left"),
+        "payment_due": ("institution_name", "amount", "due_on", "due_provisional", "order_count"),
         "payment_overdue": ("institution_name", "amount", "due_on", "months_overdue"),
         "quarterly_report_reminder": ("year", "quarter", "due_on"),
         "enforcement_notice": ("subject_name", "action", "reason", "effective_on"),
         "escalation": ("reviewer_name", "district", "items"),
         "gate_waiting": ("reviewer_name", "gate_title", "item_count", "due_on"),
+        "calendar_unpublished": ("manager_name", "year"),
     }.items()
 }
 

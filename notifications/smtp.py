@@ -72,7 +72,7 @@ class Mailer(Protocol):
 
 
 class SmtpSettings(Protocol):
-    """The slice of `sanjin.config.Settings` the SMTP mailer reads (kept structural: no import upward)."""
+    """The slice of `core.settings.Settings` the SMTP mailer reads (kept structural: no import upward)."""
 
     @property
     def smtp_host(self) -> str: ...

@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
+from core.clock_store import DatabaseClock
+from core.db import shared_engine
 from models.clock import SHANGHAI
 from models.states import Role
-from sanjin.clock_store import DatabaseClock
-from sanjin.db import shared_engine
 
 app = typer.Typer(help="集采药品“三进”工作管理系统 / the 三进 program workflow system", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -50,7 +50,7 @@ def _clock() -> DatabaseClock:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """创建或升级数据库结构 / create or upgrade the schema."""
-    from sanjin.migrate import current_revision, upgrade
+    from core.migrate import current_revision, upgrade
 
     engine = _engine()
     upgrade(engine)
@@ -123,7 +123,7 @@ def clock_clear() -> None:
 def enterprise_declare(program: str, file: Path, enterprise: str = typer.Option(..., "--enterprise"),
                        actor: str = typer.Option("system", "--as")) -> None:
     """导入企业申报品种明细表 / import an enterprise's product table (XLSX, 12 headers of 002 att.2)."""
-    from tasks.declaration_import import import_declaration
+    from tasks.intake.declaration_import import import_declaration
 
     _print_import(import_declaration(_engine(), program, file, enterprise, clock=_clock(), actor=actor))
 
@@ -131,7 +131,7 @@ def enterprise_declare(program: str, file: Path, enterprise: str = typer.Option(
 @institution_app.command("apply")
 def institution_apply(program: str, file: Path, actor: str = typer.Option("system", "--as")) -> None:
     """导入医药机构申请 / import institution applications (XLSX or CSV)."""
-    from tasks.application_import import import_applications
+    from tasks.intake.application_import import import_applications
 
     _print_import(import_applications(_engine(), program, file, clock=_clock(), actor=actor))
 
@@ -151,7 +151,7 @@ def _print_import(result: Any) -> None:
 def alliance_respond(program: str, city: str, accept: bool = typer.Option(..., "--accept/--decline"),
                      actor: str = typer.Option("system", "--as")) -> None:
     """记录城市对联盟邀请的答复 / record a city's answer."""
-    from tasks.alliance import respond_to_invitation
+    from tasks.phases.alliance import respond_to_invitation
 
     state = respond_to_invitation(_engine(), program, city, accept=accept, clock=_clock(), actor=actor)
     console.print(f"{city}: {state.value}")
@@ -160,7 +160,7 @@ def alliance_respond(program: str, city: str, accept: bool = typer.Option(..., "
 @institution_app.command("select")
 def institution_select(program: str, file: Path, actor: str = typer.Option("system", "--as")) -> None:
     """导入机构选定的药品（机构医保编码, 药品统一编码, 销售价格(元), 年采购量） / import drug selections."""
-    from tasks.selections import import_selections
+    from tasks.platform.selections import import_selections
 
     result = import_selections(_engine(), program, file, clock=_clock(), actor=actor)
     console.print(f"选定 / selections: {result.rows} 行, 新增 {result.created}, 更新 {result.updated}, 未变 {result.unchanged}")
@@ -178,7 +178,7 @@ def _print_platform(result: Any) -> None:
 @accounts_app.command("import")
 def accounts_import(program: str, file: Path, actor: str = typer.Option("platform", "--as")) -> None:
     """导入省招采子系统账户注册情况（机构医保编码, 平台账号, 注册日期） / import the platform's account export."""
-    from tasks.accounts import import_platform_accounts
+    from tasks.platform.accounts import import_platform_accounts
 
     _print_platform(import_platform_accounts(_engine(), program, file, clock=_clock(), actor=actor))
 
@@ -188,7 +188,7 @@ def accounts_register(program: str, insurance_code: str, account_no: str,
                       registered_on: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"]),
                       actor: str = typer.Option("system", "--as")) -> None:
     """登记单个机构的平台账户 / record one institution's platform account."""
-    from tasks.accounts import register_account
+    from tasks.platform.accounts import register_account
 
     _print_platform(register_account(_engine(), program, insurance_code, account_no, registered_on.date(),
                                      clock=_clock(), actor=actor))
@@ -197,7 +197,7 @@ def accounts_register(program: str, insurance_code: str, account_no: str,
 @contracts_app.command("import")
 def contracts_import(program: str, file: Path, actor: str = typer.Option("platform", "--as")) -> None:
     """导入购销协议签订情况（机构医保编码, 企业名称, 年度, 签订日期） / import the platform's contract export."""
-    from tasks.contracts import import_platform_contracts
+    from tasks.platform.contracts import import_platform_contracts
 
     _print_platform(import_platform_contracts(_engine(), program, file, clock=_clock(), actor=actor))
 
@@ -208,7 +208,7 @@ def contracts_sign(program: str, insurance_code: str, enterprise: str = typer.Op
                    signed_on: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"]),
                    actor: str = typer.Option("system", "--as")) -> None:
     """登记单份购销协议已签订 / record one signed contract."""
-    from tasks.contracts import sign_contract
+    from tasks.platform.contracts import sign_contract
 
     _print_platform(sign_contract(_engine(), program, insurance_code, enterprise, year, signed_on.date(),
                                   clock=_clock(), actor=actor))
@@ -221,7 +221,7 @@ def laggards_command(program: str, as_json: bool = typer.Option(False, "--json")
 
     from rich.table import Table
 
-    from tasks.laggards import laggards
+    from tasks.platform.laggards import laggards
 
     rows = laggards(_engine(), program, clock=_clock())
     if as_json:
@@ -230,7 +230,8 @@ def laggards_command(program: str, as_json: bool = typer.Option(False, "--json")
     table = Table("机构", "区县", "医保编码", "事项", "截止", "逾期(工作日)")
     for r in rows:
         what = "账户注册" if r.what == "account" else "协议签订：" + "、".join(getattr(r, "enterprises", []) or [])
-        table.add_row(r.name, r.district, r.insurance_code, what, r.due_on.isoformat(), str(r.days_late))
+        table.add_row(r.name, r.district, r.insurance_code, what,
+                      r.due_on.isoformat() + ("（暂定）" if r.due_provisional else ""), str(r.days_late))
     console.print(table)
     console.print(f"共 {len(rows)} 家 / {len(rows)} institutions")
 
@@ -243,7 +244,7 @@ def gate_list(program: str | None = typer.Option(None, "--program"),
     from rich.table import Table
     from sqlmodel import Session
 
-    from tasks.gates import list_gates
+    from tasks.gates.rows import list_gates
     from tasks.programs import get_program
 
     engine = _engine()
@@ -255,12 +256,14 @@ def gate_list(program: str | None = typer.Option(None, "--program"),
     if as_json:
         typer.echo(json.dumps([{"id": g.id, "kind": g.kind.value, "title": g.title, "district": g.district,
                                 "decider_role": g.decider_role.value, "due_on": g.due_on.isoformat(),
+                                "due_on_provisional": g.due_on_provisional,
                                 "items": g.items, "decided_items": sorted(g.decision.get("items", {}))}
                                for g in gates], ensure_ascii=False, indent=2))
         return
     table = Table("编号", "事项", "区县", "决定人", "到期", "事项数")
     for g in gates:
-        table.add_row(str(g.id), g.title, g.district or "—", g.decider_role.value, g.due_on.isoformat(),
+        table.add_row(str(g.id), g.title, g.district or "—", g.decider_role.value,
+                      g.due_on.isoformat() + ("（暂定）" if g.due_on_provisional else ""),
                       f"{len(g.decision.get('items', {}))}/{len(g.items)}")
     console.print(table)
 
@@ -275,7 +278,8 @@ def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve"),
 
     from models.enrollment import Gate
     from sanjin.resume import resume_waiting_run
-    from tasks.gates import UnknownGate, decide_gate
+    from tasks.gates.deciding import decide_gate
+    from tasks.gates.rows import UnknownGate
 
     engine = _engine()
     if approve_rest:
@@ -342,6 +346,7 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
 
 
 def _mount_subcommands() -> None:
+    from sanjin.cli_calendar import calendar_app
     from sanjin.cli_compliance import operations_app, violations_app
     from sanjin.cli_notices import notices_app, publish_command
     from sanjin.cli_web import serve, serve_all
@@ -350,6 +355,7 @@ def _mount_subcommands() -> None:
     app.command("serve", help="启动网页及定时流程（Ctrl-C 同时停止） / serve the web app with the flows and schedules")(
         serve_all)
     app.add_typer(notices_app, name="notices")
+    app.add_typer(calendar_app, name="calendar")
     app.add_typer(operations_app, name="operations")
     app.add_typer(violations_app, name="violations")
     app.command("publish")(publish_command)

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
+from core.clock_store import DatabaseClock
 from models.compliance.codes import RULE_LABELS, SUBJECT_LABELS, VIOLATION_STATE_LABELS, ViolationRule
-from sanjin.clock_store import DatabaseClock
 
 operations_app = typer.Typer(help="运营数据 / the provincial platform's operational exports", no_args_is_help=True)
 violations_app = typer.Typer(help="违规 / violations found by continuous review", no_args_is_help=True)
@@ -24,7 +24,7 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _engine() -> Engine:
-    from sanjin.db import shared_engine
+    from core.db import shared_engine
 
     return shared_engine()
 
@@ -39,7 +39,7 @@ def operations_import(program: str, kind: str = typer.Argument(..., help="orders
                       file: Path = typer.Argument(..., exists=True, dir_okay=False),
                       actor: str = typer.Option("system", "--as")) -> None:
     """导入省招采子系统导出文件 / import a platform export (all-or-nothing)."""
-    from tasks.operations_import import OPERATIONS_KIND_LABELS, OperationsKind, import_operations
+    from tasks.intake.operations_import import OPERATIONS_KIND_LABELS, OperationsKind, import_operations
 
     try:
         which = OperationsKind(kind)

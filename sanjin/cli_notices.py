@@ -24,7 +24,7 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _engine() -> Engine:
-    from sanjin.db import shared_engine
+    from core.db import shared_engine
 
     return shared_engine()
 
@@ -68,9 +68,9 @@ def notices_list(program: str | None = typer.Option(None, "--program"),
 @notices_app.command("send")
 def notices_send() -> None:
     """发送所有到期的通知 / send every due notice (SMTP or maildir, per SANJIN_MAILER)."""
-    from sanjin.clock_store import DatabaseClock
-    from sanjin.mailers import mailer_from_settings
-    from tasks.send_notices import send_pending
+    from core.clock_store import DatabaseClock
+    from tasks.outbox.mailers import mailer_from_settings
+    from tasks.outbox.send_notices import send_pending
 
     engine = _engine()
     report = send_pending(engine, mailer_from_settings(), clock=DatabaseClock(engine))
@@ -94,9 +94,9 @@ def notices_retry(ids: list[int] = typer.Argument(..., help="通知编号 / noti
                   email: list[str] = typer.Option([], "--email", help="编号=邮箱 / ID=address for a no-address notice"),
                   actor: str = typer.Option("system", "--as")) -> None:
     """重新发送失败或无地址的通知 / requeue dead or no-address notices (exit 1 if any stays)."""
-    from sanjin.clock_store import DatabaseClock
-    from tasks.gates import find_user
-    from tasks.outbox_followup import resend
+    from core.clock_store import DatabaseClock
+    from tasks.gates.rows import find_user
+    from tasks.outbox.followup import resend
 
     emails = _parse_emails(email)
     wanted = sorted(set(ids) | emails.keys())
@@ -126,7 +126,7 @@ def notices_no_address(program: str | None = typer.Option(None, "--program")) ->
     """无邮箱的通知：打印或电话通知 / notices nobody can e-mail, for print or phone follow-up."""
     from models.catalog import Enterprise
     from models.enrollment import Institution
-    from tasks.outbox_followup import list_no_address
+    from tasks.outbox.followup import list_no_address
 
     engine = _engine()
     notices = list_no_address(engine, program_id=_program_id(engine, program))
@@ -156,9 +156,9 @@ def publish_command(program: str,
                     out: Path | None = typer.Option(None, "--out", help="输出目录 / output folder (default: SANJIN_HOME/out)"),
                     actor: str = typer.Option("system", "--as")) -> None:
     """发布公开名单（有变化时出新版本）并生成文件 / publish the public lists and write their files."""
-    from sanjin.clock_store import DatabaseClock
-    from sanjin.config import get_settings
-    from tasks.publication import PUBLISHABLE, Outcome, publish
+    from core.clock_store import DatabaseClock
+    from core.settings import get_settings
+    from tasks.lists.publication import PUBLISHABLE, Outcome, publish
 
     names = [k.value for k in PUBLISHABLE]
     if list_ is not None and list_ not in names:

@@ -25,9 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine
 
+from core.clock_store import DatabaseClock
 from models.clock import SHANGHAI
 from sanjin import demo_data as data
-from sanjin.clock_store import DatabaseClock
 
 START = date(2025, 8, 7)
 END = date(2026, 1, 16)
@@ -50,8 +50,8 @@ def _prepare_environment(home: Path) -> None:
     # makes each flow cost seconds (measured: 5.0 s → 0.9 s for a flow with two subflows). Flow runs,
     # their states and artifacts are still recorded; production runs a PostgreSQL-backed server.
     os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
-    from sanjin import db
-    from sanjin.config import get_settings
+    from core import db
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     db._ENGINES.clear()
@@ -85,13 +85,13 @@ def _waves(institutions: list[data.InstitutionData]) -> list[list[data.Instituti
 
 
 def build_script(home: Path, engine: Engine, console: Console) -> Script:
-    from sanjin.clock_store import DatabaseClock
-    from tasks.accounts import import_platform_accounts
-    from tasks.alliance import respond_to_invitation
-    from tasks.application_import import import_applications
-    from tasks.contracts import import_platform_contracts
-    from tasks.declaration_import import import_declaration
-    from tasks.selections import import_selections
+    from core.clock_store import DatabaseClock
+    from tasks.intake.application_import import import_applications
+    from tasks.intake.declaration_import import import_declaration
+    from tasks.phases.alliance import respond_to_invitation
+    from tasks.platform.accounts import import_platform_accounts
+    from tasks.platform.contracts import import_platform_contracts
+    from tasks.platform.selections import import_selections
 
     clock = DatabaseClock(engine)
     rng = random.Random(2025)
@@ -163,7 +163,7 @@ def _select(engine: Engine, script: Script, clock: DatabaseClock, importer: Call
     from sqlmodel import Session
 
     from models.states import ListKind
-    from tasks.lists import latest_version, version_entries
+    from tasks.lists.versions import latest_version, version_entries
     from tasks.programs import get_program
 
     with Session(engine) as session:
@@ -248,7 +248,7 @@ def _reapply(engine: Engine, script: Script, clock: DatabaseClock) -> str:
 
     from models.enrollment import Application, Institution
     from models.states import KIND_LABELS, ApplicationState
-    from tasks.application_import import import_applications
+    from tasks.intake.application_import import import_applications
 
     with Session(engine) as session:
         rejected = session.execute(select(Institution).join(Application, Application.institution_id == Institution.id)
@@ -268,7 +268,8 @@ def _reapply(engine: Engine, script: Script, clock: DatabaseClock) -> str:
 def decide_open_gates(engine: Engine, rng: random.Random, clock: DatabaseClock) -> list[str]:
     """The scripted reviewers: prompt, mostly approving, some rejections with reasons; one district is slow."""
     from models.states import GateKind
-    from tasks.gates import GateError, decide_gate, list_gates
+    from tasks.gates.deciding import decide_gate
+    from tasks.gates.rows import GateError, list_gates
 
     done = []
     today = clock.today()
@@ -307,13 +308,13 @@ def run_demo(*, home: Path, days: int | None, console: Console) -> None:
     home.mkdir(parents=True)
     _prepare_environment(home)
 
+    from core.clock_store import DatabaseClock
+    from core.db import shared_engine
+    from core.migrate import upgrade
     from flows.clients import shared_api_clients
     from flows.program import program_flow
     from models.states import Role
-    from sanjin.clock_store import DatabaseClock
-    from sanjin.db import shared_engine
     from sanjin.errors import USER_ERRORS
-    from sanjin.migrate import upgrade
     from tasks.programs import load_program, shipped_program_files
     from tasks.users import add_user
 
@@ -392,7 +393,7 @@ def _phase_label(engine: Engine, day: date) -> str:
 def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, console: Console, seconds: float) -> None:
 
     from sanjin.status_view import print_status
-    from tasks.publication import publish
+    from tasks.lists.publication import publish
     from tasks.status import program_status
 
     published = home / "published"

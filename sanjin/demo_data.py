@@ -17,8 +17,8 @@ import xlsxwriter
 
 from models.states import KIND_LABELS, InstitutionKind
 from models.validators import make_uscc, org_code_check_char
-from tasks.application_rows import APPLICATION_COLUMNS, APPLICATION_OPTIONAL_COLUMNS
-from tasks.declaration_import import DECLARATION_COLUMNS
+from tasks.intake.application_rows import APPLICATION_COLUMNS, APPLICATION_OPTIONAL_COLUMNS
+from tasks.intake.declaration_import import DECLARATION_COLUMNS
 
 DISTRICTS: dict[str, str] = {
     "和平区": "210102", "沈河区": "210103", "大东区": "210104", "皇姑区": "210105", "铁西区": "210106",

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from models.holiday_notice import HolidayNoticeError
 from models.program_definition import ProgramFileError
 from models.transitions import InvalidTransition
 from models.validators import FieldError
 from models.windows import PhaseNotInProgram, WindowClosed
 from models.workdays import CalendarYearUnknown
-from tasks.alliance import UnknownCity
-from tasks.gates import GateError
-from tasks.import_files import ProgramNotFound
-from tasks.platform_files import RecordRejected
+from tasks.calendar_schedules import CalendarEntryError
+from tasks.gates.rows import GateError
+from tasks.intake.import_files import ProgramNotFound
+from tasks.intake.spreadsheets import ImportRejected, SpreadsheetError
+from tasks.lists.publication import UnknownList
+from tasks.phases.alliance import UnknownCity
+from tasks.platform.files import RecordRejected
 from tasks.programs import UnknownProgram
-from tasks.publication import UnknownList
-from tasks.spreadsheets import ImportRejected, SpreadsheetError
 from tasks.users import BadUser
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ProgramFileError, InvalidTransition, FieldError, WindowClosed, PhaseNotInProgram, CalendarYearUnknown,
     UnknownCity, GateError, ImportRejected, UnknownProgram, BadUser, FileNotFoundError, RecordRejected,
-    ProgramNotFound, SpreadsheetError, UnknownList,
+    ProgramNotFound, SpreadsheetError, UnknownList, HolidayNoticeError, CalendarEntryError,
 )

@@ -6,7 +6,7 @@ import time
 from uuid import UUID
 
 from flows.gate_input import GateDecisionInput
-from tasks.gates import DecisionResult
+from tasks.gates.rows import DecisionResult
 
 
 def resume_waiting_run(result: DecisionResult, user: str, *, patience_seconds: float = 5.0) -> str:

@@ -60,8 +60,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 def plan(host: str, port: int, programs: Sequence[str] | None, reminder_time: str | None = None) -> ServePlan:
     """The deployments of the named programs, or of every loaded program."""
+    from core.db import shared_engine
     from deploy.deployments import build_deployments
-    from sanjin.db import shared_engine
     from tasks.programs import list_programs
 
     loaded = [p.slug for p in list_programs(shared_engine())]

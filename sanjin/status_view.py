@@ -39,6 +39,8 @@ def _bar(start: date, end: date, opens: date, closes: date | None, today: date, 
 def print_status(console: Console, status: ProgramStatus) -> None:
     clock = "模拟时钟" if status.simulated else "系统时间"
     console.print(f"[bold]{status.name}[/]  今天 / today: {status.today}（{clock}）")
+    if status.calendar_warning:
+        console.print(f"[yellow]节假日安排 / calendar:[/] {status.calendar_warning}", highlight=False)
     start = min(p.opens for p in status.phases)
     end = max([p.closes or p.opens for p in status.phases] + [status.today])
     timeline = Table("阶段", "窗口", f"{start} → {end}（红线=今天）", "状态", "待审批", "各状态数量", expand=False)

@@ -9,13 +9,13 @@ from typing import Literal
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, select
 
+from core.bulk import write_audit
+from core.db import transaction
 from models.clock import Clock
 from models.program import PhaseWindow, Program
 from models.program_definition import ProgramDefinition, load_program_file, program_content_hash
 from models.states import Role
 from models.transitions import AuditRecord
-from sanjin.db import transaction
-from tasks.store import write_audit
 
 
 class UnknownProgram(LookupError):

@@ -46,6 +46,7 @@ class ProgramStatus:
     phases: list[PhaseStatus]
     lists: dict[str, int]
     outbox: dict[str, int]
+    calendar_warning: str | None = None  # next year's (or this year's) holiday schedule is not official yet
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -54,7 +55,7 @@ class ProgramStatus:
             "phases": [{"phase": p.phase, "label": p.label, "opens": p.opens.isoformat(),
                         "closes": p.closes.isoformat() if p.closes else None, "window": p.window,
                         "counts": p.counts, "open_gates": p.open_gates} for p in self.phases],
-            "lists": self.lists, "outbox": self.outbox,
+            "lists": self.lists, "outbox": self.outbox, "calendar_warning": self.calendar_warning,
         }
 
 
@@ -98,8 +99,12 @@ def program_status(engine: Engine, slug: str, *, clock: Clock, simulated: bool =
             select(ListVersion.kind, func.max(ListVersion.number)).where(ListVersion.program_id == program.id)
             .group_by(ListVersion.kind)).all()
         notices = _grouped(session, Notice.status, Notice.program_id == program.id) if outbox else {}
+        from core.settings import get_settings
+        from tasks.calendar_schedules import calendar_warning
+
+        warning = calendar_warning(session, today, get_settings().calendar_warning_from_day)
         return ProgramStatus(slug, program.name, today, simulated, phases,
-                             {str(getattr(k, "value", k)): int(n) for k, n in versions}, notices)
+                             {str(getattr(k, "value", k)): int(n) for k, n in versions}, notices, warning)
 
 
 # --------------------------------------------------------------------------- coverage
@@ -172,6 +177,7 @@ class LaggardRow:
     working_days_late: int
     working_days_left: int
     detail: str  # contracts: the enterprises still unsigned; payments: how many and how much
+    due_provisional: bool = False  # in a year without an official schedule yet (暂定)
 
 
 @dataclass
@@ -186,7 +192,7 @@ class LaggardPage:
 
 
 def _reminder_horizon(wdays: WorkingDays, today: date, working_days: int) -> date:
-    """The last date with at most `working_days` working days after today (as tasks/laggards.py)."""
+    """The last date with at most `working_days` working days after today (as tasks/platform/laggards.py)."""
     day = today
     for _ in range(working_days + 1):
         day = wdays.next_working_day(day)
@@ -201,7 +207,7 @@ def _laggard_queries(program_id: int, defn: ProgramDefinition, wdays: WorkingDay
                      district: str | None) -> dict[str, Any]:
     """Per kind, a query of (id, name, district, insurance_code, due_on, n, amount), one row per institution.
 
-    The rules are those of tasks.laggards.laggards (pending, not proxy-procured, running, due by
+    The rules are those of tasks.platform.laggards.laggards (pending, not proxy-procured, running, due by
     the reminder horizon) and of the overdue-payment reminders (unpaid on the clock's day, past due).
     """
     acc, con, pay, order = _table(PlatformAccount), _table(Contract), _table(Payment), _table(PurchaseOrder)
@@ -238,13 +244,13 @@ def laggard_page(session: Session, program_id: int, defn: ProgramDefinition, tod
                  limit: int = 20, counts: dict[str, dict[str, int]] | None = None) -> LaggardPage:
     """Who is behind, counted in the database, and one page of them: 100,000 laggards never become objects.
 
-    Order as tasks.laggards.laggards: earliest deadline (= most working days late) first, then
+    Order as tasks.platform.laggards.laggards: earliest deadline (= most working days late) first, then
     kind, district and code. Each kind's query stops after offset + limit rows; the page is their merge.
     `counts` already known for the same filter (the overview's, for the unfiltered list) are not counted again.
     """
     from tasks.calendar import working_days_for
 
-    wdays = working_days_for(defn)
+    wdays = working_days_for(session, defn)
     queries = _laggard_queries(program_id, defn, wdays, today, district)
     kinds = [what] if what in queries else list(queries)
     known = counts
@@ -275,7 +281,8 @@ def laggard_page(session: Session, program_id: int, defn: ProgramDefinition, tod
         overdue, late, left = lateness[due]
         detail = ("、".join(enterprises.get(int(r.id), [])) if kind == "contract"
                   else f"{int(r.n)} 笔，共 {Decimal(r.amount or 0):,.2f} 元" if kind == "payment" else "")
-        rows.append(LaggardRow(kind, int(r.id), r.name, r.district, r.insurance_code, due, overdue, late, left, detail))
+        rows.append(LaggardRow(kind, int(r.id), r.name, r.district, r.insurance_code, due, overdue, late, left, detail,
+                               kind != "payment" and not wdays.is_official(due.year)))
     total = sum(sum(counts[k].values()) for k in kinds)
     return LaggardPage(counts, rows, total, offset, limit)
 

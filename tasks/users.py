@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from core.db import transaction
 from models.program import User
 from models.states import Role
 from models.validators import validate_email
-from sanjin.db import transaction
 
 
 class BadUser(ValueError):

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from core.db import make_engine
 from models.tables import metadata
-from sanjin.db import make_engine
 
 PG_URL = os.environ.get("SANJIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("SANJIN_REQUIRE_POSTGRES") == "1"
@@ -107,8 +107,8 @@ def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 @pytest.fixture
 def database_url(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Point the product's settings (flows, CLI subprocesses) at the test database."""
-    from sanjin import db
-    from sanjin.config import get_settings
+    from core import db
+    from core.settings import get_settings
 
     url = engine.url.render_as_string(hide_password=False)
     monkeypatch.setenv("SANJIN_DATABASE_URL", url)

@@ -19,7 +19,7 @@ from models.enrollment import Application, Batch, Institution
 from models.program import Program
 from models.states import ApplicationState, BatchState, DeclarationState, InstitutionKind, Role
 from models.validators import make_uscc
-from tasks.lists import publish_list
+from tasks.lists.versions import publish_list
 from tasks.programs import get_program, load_program
 from tasks.users import add_user
 

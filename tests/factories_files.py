@@ -16,8 +16,8 @@ from typing import Any
 import xlsxwriter
 
 from models.validators import make_uscc, org_code_check_char
-from tasks.application_rows import APPLICATION_COLUMNS, APPLICATION_OPTIONAL_COLUMNS
-from tasks.declaration_import import DECLARATION_COLUMNS
+from tasks.intake.application_rows import APPLICATION_COLUMNS, APPLICATION_OPTIONAL_COLUMNS
+from tasks.intake.declaration_import import DECLARATION_COLUMNS
 
 SHENYANG_DISTRICTS: dict[str, str] = {
     "和平区": "210102", "沈河区": "210103", "大东区": "210104", "皇姑区": "210105", "铁西区": "210106",

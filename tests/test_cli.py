@@ -17,10 +17,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 from models.program import User
 from models.program_definition import PHASE_LABELS, PhaseName, ProgramFileError
 from sanjin.cli import app
-from sanjin.config import get_settings
 from sanjin.errors import USER_ERRORS
 from tasks.users import BadUser
 

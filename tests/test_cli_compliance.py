@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 from models.states import InstitutionKind
 from sanjin.cli import app
-from sanjin.config import get_settings
 from tasks.compliance.compliance_pass import run_compliance_pass
-from tasks.operations_import import COLUMNS, OperationsKind
-from tasks.spreadsheets import ImportRejected
+from tasks.intake.operations_import import COLUMNS, OperationsKind
+from tasks.intake.spreadsheets import ImportRejected
 from tests.factories import clock_at, make_enterprise, make_institution, make_product, make_program, shanghai
 from tests.factories_files import write_xlsx
 

@@ -17,12 +17,12 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 from models.audit import AuditEvent
 from models.outbox import Notice
 from models.states import NoticeStatus, Role
 from sanjin.cli_notices import notices_app, publish_command
-from sanjin.config import get_settings
-from tasks.outbox import NoticeDraft, enqueue_notices
+from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
 from tasks.programs import UnknownProgram
 from tasks.users import add_user
 from tests.factories import clock_at, make_institution, make_program, make_running_application, shanghai

@@ -15,9 +15,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Engine, Integer, MetaData, inspect, text
 
+from core.db import make_engine
+from core.migrate import alembic_config, current_revision, upgrade
 from models.tables import metadata
-from sanjin.db import make_engine
-from sanjin.migrate import alembic_config, current_revision, upgrade
 from tests.conftest import fresh_pg_schema
 
 

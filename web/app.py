@@ -16,9 +16,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from core.clock_store import DatabaseClock
+from core.db import shared_engine
 from models.clock import Clock
-from sanjin.clock_store import DatabaseClock
-from sanjin.db import shared_engine
 from web import pages_auth, pages_gates, pages_overview, pages_records
 from web.auth import LoginRequired, current_user
 from web.headers import SecurityHeaders

@@ -4,7 +4,7 @@
   enterprise's record says (barred, not active, no commitment letter);
 - list approval: the difference between the last published drug list and the one this gate would
   publish, entry by entry, and whether the list changed since the gate opened (then it cannot be
-  approved: tasks.gate_effects refuses it);
+  approved: tasks.gates.effects refuses it);
 - alliance confirmation: every invitation and its answer; the items are the cities that accepted.
 
 Findings are dicts shaped like the importer's (`column`, `value`, `message`), so one template shows them.
@@ -86,8 +86,8 @@ class ListApprovalDetail:
 
 
 def list_approval_detail(session: Session, program: Program, natural_key: str) -> ListApprovalDetail:
-    from tasks.drug_list import list_gate_key
-    from tasks.lists import content_hash, diff_entries, drug_entries, latest_version, version_entries
+    from models.catalog import list_gate_key
+    from tasks.lists.versions import content_hash, diff_entries, drug_entries, latest_version, version_entries
 
     assert program.id is not None
     entries = drug_entries(session, program.id)

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from core.db import transaction
 from models.program import User
-from sanjin.db import transaction
 from web import passwords
 from web.auth import check_csrf, current_user, sign_in, sign_out
 from web.render import page, web

@@ -20,15 +20,8 @@ from models.enrollment import Gate
 from models.program import Program, User
 from models.states import KIND_LABELS, GateKind, GateState, Role
 from sanjin.resume import resume_waiting_run
-from tasks.gates import (
-    GateConflict,
-    GateError,
-    NotAllowedToDecide,
-    NotYourDistrict,
-    UnknownGate,
-    check_decider,
-    decide_gate,
-)
+from tasks.gates.deciding import decide_gate
+from tasks.gates.rows import GateConflict, GateError, NotAllowedToDecide, NotYourDistrict, UnknownGate, check_decider
 from web import gate_details
 from web.auth import DECIDERS, may_view_gate, posted_form, require_user
 from web.pagination import page_of
@@ -44,7 +37,7 @@ GATE_STATE_LABELS = {"open": "待决定", "decided": "已决定", "expired": "�
 
 
 def may_decide(user: User, gate: GateSummary) -> bool:
-    """tasks.gates.check_decider's rule, on a summary: the gate's role, and for district gates its district."""
+    """tasks.gates.rows.check_decider's rule, on a summary: the gate's role, and for district gates its district."""
     return (gate.state == GateState.OPEN and user.role == gate.decider_role
             and (gate.district is None or gate.district in user.districts))
 

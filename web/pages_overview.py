@@ -14,9 +14,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.clock_store import DatabaseClock
 from models.program_definition import ProgramDefinition
 from models.states import KIND_LABELS, InstitutionKind
-from sanjin.clock_store import DatabaseClock
 from sanjin.status_view import SHORT_PHASES, STATE_LABELS
 from tasks.programs import UnknownProgram, get_program, list_programs
 from tasks.status import LAGGARD_KINDS, laggard_page

@@ -20,7 +20,7 @@ from models.outbox import Notice
 from models.program import Program
 from models.states import NoticeStatus, Role
 from notifications.render import KINDS as NOTICE_KINDS
-from tasks.outbox_followup import resend
+from tasks.outbox.followup import resend
 from tasks.programs import UnknownProgram, get_program
 from web.auth import posted_form, require_user
 from web.pagination import page_of

@@ -59,6 +59,7 @@ class GateSummary:
     approved: int
     rejected: int
     due_in: int  # working days from today to the due date; negative when overdue
+    due_on_provisional: bool = False  # counted through a year without an official schedule (暂定)
 
     @property
     def decided(self) -> int:
@@ -100,7 +101,7 @@ def _columns() -> tuple[Any, ...]:
     g, p = GATE.c, PROGRAM.c
     return (g.id, g.title, g.kind, g.state, g.program_id, p.slug, p.name, g.district, g.decider_role, g.due_on,
             g.opened_at, g.decided_by, g.decided_at, g.flow_run_id, g.natural_key, g.subject_type, g.subject_id,
-            func.json_array_length(g["items"]).label("n_items"), p.definition)
+            func.json_array_length(g["items"]).label("n_items"), p.definition, g.due_on_provisional)
 
 
 def _visible_to(user: User) -> list[Any]:
@@ -132,13 +133,14 @@ def _summaries(session: Session, rows: Sequence[Any], today: date) -> list[GateS
     out = []
     for r in rows:
         if r.program_id not in calendars:
-            calendars[r.program_id] = working_days_for(ProgramDefinition.model_validate(r.definition))
+            calendars[r.program_id] = working_days_for(session, ProgramDefinition.model_validate(r.definition))
         tally = counts.get(r.id, {})
         out.append(GateSummary(
             r.id, r.title, GateKind(r.kind), GateState(r.state), r.program_id, r.slug, r.name, r.district,
             Role(r.decider_role), r.due_on, r.opened_at, r.decided_by, r.decided_at, r.flow_run_id, r.natural_key,
             r.subject_type, r.subject_id, int(r.n_items or 0), tally.get(Decision.APPROVE.value, 0),
-            tally.get(Decision.REJECT.value, 0), calendars[r.program_id].working_days_between(today, r.due_on)))
+            tally.get(Decision.REJECT.value, 0), calendars[r.program_id].working_days_between(today, r.due_on),
+            bool(r.due_on_provisional)))
     return out
 
 
@@ -183,7 +185,7 @@ def _elements(session: Session, gate_id: int) -> Any:
 
 
 class GateItemCache:
-    """A few gates' item lists, parsed once: a gate's items never change after it opens (tasks.gates).
+    """A few gates' item lists, parsed once: a gate's items never change after it opens (tasks.gates.rows).
 
     The default page of a gate is a slice of this list. PostgreSQL's json_array_elements_text builds
     all 100,000 elements before the first one is returned (15 ms a view, measured), so slicing a list

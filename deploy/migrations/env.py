@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.types import TypeDecorator
 
+from core.db import make_engine
 from models.tables import metadata
-from sanjin.db import make_engine
 
 config = context.config
 

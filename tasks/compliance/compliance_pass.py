@@ -81,7 +81,7 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
         program_id = program.id or 0
     result = PassResult(slug)
     with engine.begin() as conn:
-        ctx = PassContext(program_id, defn.rules, clock.today(), clock.now(), working_days_for(defn))
+        ctx = PassContext(program_id, defn.rules, clock.today(), clock.now(), working_days_for(conn, defn))
         refresh_order_completion(conn, program_id)
         result.payables_created = refresh_payables(
             conn, program_id, ctx.calendar, roll_forward=defn.rules.payment_due_roll_forward_to_working_day)

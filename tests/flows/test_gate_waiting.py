@@ -18,15 +18,15 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
+from core.clock_store import DatabaseClock
 from flows.enrollment import enrollment_flow
 from models.audit import AuditEvent
 from models.enrollment import Batch, Gate, Review
 from models.outbox import Notice
 from models.states import ApplicationState, GateKind, GateState, InstitutionKind
 from models.tables import Application
-from sanjin.clock_store import DatabaseClock
-from tasks.enrollment import reconcile_enrollment
-from tasks.gates import decide_gate
+from tasks.gates.deciding import decide_gate
+from tasks.phases.enrollment import reconcile_enrollment
 from tests.factories import make_applications, make_institution, make_program, make_reviewers, shanghai
 
 pytestmark = pytest.mark.prefect
@@ -172,7 +172,7 @@ def test_a_decision_given_in_prefects_form_is_recorded_by_the_flow_with_its_deci
     _wait_for(lambda: _run_state(city.flow_run_id) == "PAUSED", what="the run to pause again")
     decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=declared_batch["clock"])
     from sanjin.resume import resume_waiting_run
-    from tasks.gates import DecisionResult
+    from tasks.gates.rows import DecisionResult
 
     resume_waiting_run(DecisionResult(city.id, GateState.DECIDED, city.items, [], [], city.flow_run_id), "manager")
     thread.join(timeout=90)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from core.clock_store import DatabaseClock
 from flows.accounts import accounts_flow
 from flows.continuous_review import continuous_review_flow
 from flows.contracts import contracts_flow
@@ -17,9 +18,8 @@ from models.catalog import ListVersion
 from models.enrollment import Gate
 from models.operations import Contract, PlatformAccount, Selection
 from models.states import AccountState, GateKind, GateState, InstitutionKind, ListKind
-from sanjin.clock_store import DatabaseClock
-from tasks.declaration_import import DECLARATION_COLUMNS, import_declaration
-from tasks.gates import decide_gate
+from tasks.gates.deciding import decide_gate
+from tasks.intake.declaration_import import DECLARATION_COLUMNS, import_declaration
 from tests.factories import (
     make_enterprise,
     make_institution,

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from core.clock_store import DatabaseClock
 from flows.alliance import alliance_flow
 from flows.enrollment import enrollment_flow
 from flows.program import program_flow
@@ -15,9 +16,8 @@ from models.enrollment import Gate
 from models.program import AllianceInvitation
 from models.states import ApplicationState, GateKind, InstitutionKind, InvitationState
 from models.tables import Application
-from sanjin.clock_store import DatabaseClock
-from tasks.alliance import respond_to_invitation
-from tasks.gates import decide_gate
+from tasks.gates.deciding import decide_gate
+from tasks.phases.alliance import respond_to_invitation
 from tests.factories import make_applications, make_institution, make_program, make_reviewers, shanghai, table_counts
 
 pytestmark = pytest.mark.prefect

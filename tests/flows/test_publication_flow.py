@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from core.clock_store import DatabaseClock
+from core.settings import get_settings
 from flows.publication import publication_flow, publish_step
-from sanjin.clock_store import DatabaseClock
-from sanjin.config import get_settings
 from tests.factories import make_institution, make_program, make_running_application, shanghai
 
 pytestmark = pytest.mark.prefect

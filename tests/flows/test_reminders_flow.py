@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from core.clock_store import DatabaseClock
+from core.settings import get_settings
 from deploy.schedules import REMINDER_CRON, reminder_schedule
 from flows.reminders import reminders_flow
 from models.operations import PlatformAccount
 from models.states import AccountState, InstitutionKind
-from sanjin.clock_store import DatabaseClock
-from sanjin.config import get_settings
 from tests.factories import make_institution, make_program, make_running_application, shanghai
 
 SLUG = "shenyang-2025"

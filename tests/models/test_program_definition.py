@@ -270,7 +270,7 @@ _VALID = textwrap.dedent(
     region_code: "210100"
     year_label: "2025"
     timezone: Asia/Shanghai
-    calendar_unknown_year: fail
+    calendar_unknown_year: strict
     phases:
       - name: drug_list
         window: {opens: 2025-08-10, closes: 2025-09-15}
@@ -314,7 +314,7 @@ def test_broken_file_reports_every_error_with_its_path(tmp_path: Path) -> None:
         region_code: "210100"
         year_label: "2025"
         timezone: Asia/Shanghai
-        calendar_unknown_year: fail
+        calendar_unknown_year: strict
         phases:
           - name: alliance                # enabled, but no alliance section below
             window: {opens: 2025-08-07, closes: 2025-08-15}

@@ -19,6 +19,7 @@ from sqlalchemy.exc import StatementError
 from sqlmodel import Session, SQLModel, select
 
 from models.audit import AuditEvent, audit_row
+from models.calendar import CalendarDay, CalendarYear
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
 from models.clock import SHANGHAI
 from models.compliance.codes import SubjectType, ViolationRule
@@ -134,7 +135,8 @@ def build_graph(session: Session) -> list[SQLModel]:
                     subject_id=batch.id, items=[application.id], district="和平区",
                     decider_role=Role.DISTRICT_REVIEWER, state=GateState.DECIDED, opened_at=T_SHANGHAI,
                     due_on=date(2025, 9, 24), decision={"items": {str(application.id): "approve"}, "理由": "材料齐全"},
-                    decided_by="reviewer0", decided_at=T_UTC, flow_run_id="0f8c2b8e-run", version=2))
+                    decided_by="reviewer0", decided_at=T_UTC, flow_run_id="0f8c2b8e-run", version=2,
+                    due_on_provisional=True, due_from=date(2025, 9, 17), due_working_days=5))
     add(Review(application_id=application.id, level=ReviewLevel.DISTRICT, decision=Decision.APPROVE, reason="材料齐全",
                reviewer="reviewer0", gate_id=gate.id, decided_at=T_UTC))
     add(PlatformAccount(program_id=program.id, institution_id=parent.id, state=AccountState.REGISTERED,
@@ -157,6 +159,9 @@ def build_graph(session: Session) -> list[SQLModel]:
     add(LowestPrice(program_id=program.id, drug_code=product.drug_code, price=Decimal("0.01"),
                     effective_on=date(2025, 9, 22)))
     add(PriceReport(program_id=program.id, drug_code=product.drug_code, reported_on=date(2025, 10, 24)))
+    add(CalendarYear(year=2027, title="国务院办公厅关于2027年部分节假日安排的通知", text_sha256="ab" * 32,
+                     entered_at=T_SHANGHAI, entered_by="manager"))
+    add(CalendarDay(day=date(2027, 1, 1), year=2027, working=False, festival="元旦"))
     add(QuarterlyReport(program_id=program.id, year=2025, quarter=4, due_on=date(2026, 1, 31),
                         figures={"定点药店": {"参加集采药品医药机构数量": {"新增": 3, "累计": 10}}, "汇总": "12.34"},
                         submitted_at=T_MINUS5))
@@ -212,7 +217,8 @@ def test_the_round_trip_graph_has_a_row_in_every_table(stored):
 def test_every_column_of_every_table_reads_back_as_written(engine, stored):
     with Session(engine) as session:
         for model, sent in stored:
-            got = session.get(model, sent["id"])
+            key_column = model.__table__.primary_key.columns.keys()[0]
+            got = session.get(model, sent[key_column])
             assert got is not None, model.__name__
             for key, value in sent.items():
                 assert_same_value(f"{model.__name__}.{key}", value, getattr(got, key))

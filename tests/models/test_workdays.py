@@ -1,5 +1,4 @@
 import textwrap
-import warnings
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +9,6 @@ from hypothesis import strategies as st
 
 from models.workdays import (
     DEFAULT_OVERRIDES_PATH,
-    CalendarGuessWarning,
     CalendarOverridesError,
     CalendarYearUnknown,
     WorkingDays,
@@ -248,16 +246,18 @@ def test_first_month_of_quarter_deadline(cal, day, quarter, deadline, rolled):
 # --- years the package does not know -----------------------------------------------------------------------
 
 
-def test_2027_fails_loudly_by_default_in_both_languages(cal):
+def test_2027_under_the_strict_policy_fails_loudly_in_both_languages():
+    cal = WorkingDays(unknown_year="strict")
     with pytest.raises(CalendarYearUnknown) as info:
         cal.is_working_day(d("2027-01-04"))
     message = str(info.value)
     assert info.value.year == 2027
-    assert "2027年" in message and "overrides.yaml" in message and "unknown" in message
-    assert cal.guessed_years == frozenset()
+    assert "2027年" in message and "sanjin calendar import" in message and "not been entered" in message
+    assert cal.provisional_years_used == frozenset()
 
 
-def test_a_deadline_running_into_2027_fails_instead_of_guessing(cal):
+def test_a_strict_deadline_running_into_2027_fails_instead_of_guessing():
+    cal = WorkingDays(unknown_year="strict")
     with pytest.raises(CalendarYearUnknown):
         cal.add_working_days(d("2026-12-28"), 5)
     assert cal.next_month_end(d("2026-12-15"), roll_forward=False) == d("2027-01-31")
@@ -265,24 +265,13 @@ def test_a_deadline_running_into_2027_fails_instead_of_guessing(cal):
         cal.next_month_end(d("2026-12-15"), roll_forward=True)
 
 
-def test_warn_mode_guesses_weekdays_visibly_and_records_the_year():
-    cal = WorkingDays(unknown_year="warn")
-    with pytest.warns(CalendarGuessWarning, match="2027") as record:
-        assert cal.is_working_day(d("2027-01-01")) is True  # a Friday; surely 元旦 really — hence the warning
-    assert record[0].message.year == 2027  # type: ignore[union-attr]
-    assert cal.guessed_years == frozenset({2027})
+def test_the_default_is_provisional_and_records_the_year():
+    cal = WorkingDays()
+    assert cal.is_working_day(d("2027-01-01")) is False  # 元旦, by the regulation
     assert cal.is_working_day(d("2027-01-02")) is False
-    assert cal.add_working_days(d("2026-12-31"), 1) == d("2027-01-01")
+    assert cal.add_working_days(d("2026-12-31"), 1) == d("2027-01-04")
+    assert cal.provisional_years_used == frozenset({2027})
     assert 2027 not in cal.known_years()
-
-
-def test_warn_mode_warns_once_per_year_not_per_call():
-    cal = WorkingDays(unknown_year="warn")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        cal.working_days_between(d("2027-01-01"), d("2028-12-31"))
-    assert sorted(w.message.year for w in caught) == [2027, 2028]  # type: ignore[union-attr]
-    assert cal.guessed_years == frozenset({2027, 2028})
 
 
 def test_unknown_policy_value_is_rejected():
@@ -302,7 +291,7 @@ def test_a_2027_override_makes_the_year_known(write_yaml):
             - 2027-02-20
         """
     )
-    cal = load_working_days(path, unknown_year="fail")
+    cal = load_working_days(path, unknown_year="strict")
     assert 2027 in cal.known_years()
     assert cal.is_working_day(d("2027-01-01")) is False
     assert cal.is_working_day(d("2027-02-08")) is False  # inside the range
@@ -327,7 +316,7 @@ def test_shipped_override_file_is_valid_and_invents_no_2027_schedule():
     assert 2027 not in overrides.years
     assert not any(x.year >= 2027 for x in overrides.holidays | overrides.workdays)
     with pytest.raises(CalendarYearUnknown):
-        load_working_days().is_working_day(d("2027-06-01"))
+        load_working_days(unknown_year="strict").is_working_day(d("2027-06-01"))
 
 
 def test_shipped_example_block_is_the_real_2026_schedule():

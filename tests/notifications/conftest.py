@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from core.settings import Settings
 from models.clock import FixedClock
-from sanjin.config import Settings
 
 
 def free_port() -> int:

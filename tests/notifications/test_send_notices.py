@@ -17,11 +17,11 @@ from models.program import Program
 from models.states import NoticeStatus
 from notifications.render import message_id_for, pack_html, render_notice
 from notifications.smtp import Delivery, MaildirMailer, OutgoingMessage, SendOutcome, SmtpMailer
-from tasks import send_notices
-from tasks.outbox import NoticeDraft, enqueue_notices
-from tasks.outbox_followup import list_no_address, resend
-from tasks.outbox_leases import LEASE, SendReport, backoff
-from tasks.send_notices import send_chunk, send_pending, send_pending_async
+from tasks.outbox import send_notices
+from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
+from tasks.outbox.followup import list_no_address, resend
+from tasks.outbox.leases import LEASE, SendReport, backoff
+from tasks.outbox.send_notices import send_chunk, send_pending, send_pending_async
 from tests.notifications.conftest import free_port
 from tests.notifications.samples import PROGRAM, SAMPLES
 

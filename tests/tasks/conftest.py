@@ -55,7 +55,7 @@ if not _root_conftest_has_engine():
 
     @pytest.fixture
     def engine(tmp_path: Path) -> Iterator[Engine]:
-        from sanjin.db import make_engine
+        from core.db import make_engine
 
         eng = make_engine(f"sqlite:///{tmp_path / 'imports.db'}")
         metadata.create_all(eng)

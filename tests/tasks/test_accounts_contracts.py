@@ -18,14 +18,14 @@ from models.enrollment import Institution
 from models.operations import Contract, PlatformAccount, Selection
 from models.program import Program
 from models.states import AccountState, ContractState, InstitutionKind
-from tasks.accounts import ACCOUNT_COLUMNS, import_platform_accounts, reconcile_accounts, register_account
 from tasks.calendar import working_days_for
-from tasks.contracts import CONTRACT_COLUMNS, import_platform_contracts, reconcile_contracts, sign_contract
-from tasks.laggards import laggards
-from tasks.platform_files import RecordRejected
+from tasks.intake.spreadsheets import ImportRejected
+from tasks.platform.accounts import ACCOUNT_COLUMNS, import_platform_accounts, reconcile_accounts, register_account
+from tasks.platform.contracts import CONTRACT_COLUMNS, import_platform_contracts, reconcile_contracts, sign_contract
+from tasks.platform.files import RecordRejected
+from tasks.platform.laggards import laggards
+from tasks.platform.selections import SELECTION_COLUMNS, SelectionRow, import_selections, record_selections
 from tasks.programs import get_program
-from tasks.selections import SELECTION_COLUMNS, SelectionRow, import_selections, record_selections
-from tasks.spreadsheets import ImportRejected
 from tests.factories import (
     clock_at,
     make_enterprise,

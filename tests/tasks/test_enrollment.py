@@ -11,8 +11,9 @@ from models.enrollment import Application, Batch, Gate
 from models.operations import PlatformAccount
 from models.outbox import Notice
 from models.states import AccountState, ApplicationState, BatchState, GateKind, GateState, InstitutionKind
-from tasks.enrollment import reconcile_enrollment
-from tasks.gates import BadItems, NotAllowedToDecide, NotYourDistrict, decide_gate
+from tasks.gates.deciding import decide_gate
+from tasks.gates.rows import BadItems, NotAllowedToDecide, NotYourDistrict
+from tasks.phases.enrollment import reconcile_enrollment
 from tests.factories import (
     clock_at,
     make_applications,

@@ -24,8 +24,8 @@ from models.states import (
     Role,
 )
 from models.transitions import InvalidTransition
-from tasks.enrollment import reconcile_enrollment
-from tasks.gates import decide_gate
+from tasks.gates.deciding import decide_gate
+from tasks.phases.enrollment import reconcile_enrollment
 from tests.factories import (
     clock_at,
     make_applications,

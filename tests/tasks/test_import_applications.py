@@ -10,9 +10,9 @@ from models.clock import SHANGHAI, FixedClock
 from models.states import ApplicationState, InstitutionKind, NoticeStatus, Role
 from models.tables import Application, AuditEvent, ImportRecord, Institution, Notice
 from models.windows import WindowClosed
-from tasks.application_import import import_applications
-from tasks.import_files import ProgramNotFound
-from tasks.spreadsheets import ImportRejected, RowError
+from tasks.intake.application_import import import_applications
+from tasks.intake.import_files import ProgramNotFound
+from tasks.intake.spreadsheets import ImportRejected, RowError
 from tests.factories_files import (
     APPLICATION_HEADER,
     application_row,

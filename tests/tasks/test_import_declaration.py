@@ -11,8 +11,8 @@ from models.clock import SHANGHAI, FixedClock
 from models.states import DeclarationState, EnterpriseState, NoticeStatus
 from models.tables import AuditEvent, DeclarationItem, Enterprise, EnterpriseDeclaration, Notice, Product
 from models.windows import WindowClosed
-from tasks.declaration_import import DECLARATION_COLUMNS, import_declaration
-from tasks.spreadsheets import ImportRejected
+from tasks.intake.declaration_import import DECLARATION_COLUMNS, import_declaration
+from tasks.intake.spreadsheets import ImportRejected
 from tests.factories_files import DECLARATION_HEADER, product_row, write_csv, write_xlsx
 
 COMPANY = "测试制药有限公司"

@@ -9,8 +9,8 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from models.operations import Delivery, LowestPrice, PriceReport, PurchaseOrder, SalePrice, Settlement
-from tasks.operations_import import COLUMNS, OperationsKind, import_operations
-from tasks.spreadsheets import ImportRejected
+from tasks.intake.operations_import import COLUMNS, OperationsKind, import_operations
+from tasks.intake.spreadsheets import ImportRejected
 from tests.factories import (
     clock_at,
     make_enterprise,

@@ -17,15 +17,15 @@ from python_calamine import CalamineWorkbook
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-import tasks.list_downloads
-import tasks.list_files
-import tasks.publication
+import tasks.lists.downloads
+import tasks.lists.files
+import tasks.lists.publication
 from models.catalog import ListVersion
 from models.states import ListKind
-from tasks.list_downloads import DownloadsFailed, start_downloads, write_downloads
-from tasks.list_files import html_rows, neutralize, neutralized, paginate
-from tasks.publication import Outcome, publish
-from tasks.xlsx_text import write_text_xlsx
+from tasks.lists.downloads import DownloadsFailed, start_downloads, write_downloads
+from tasks.lists.files import html_rows, neutralize, neutralized, paginate
+from tasks.lists.publication import Outcome, publish
+from tasks.lists.xlsx_text import write_text_xlsx
 from tests.factories import clock_at, make_institution, make_program, make_running_application, shanghai
 
 SLUG = "shenyang-2025"
@@ -96,7 +96,7 @@ def test_the_xlsx_reads_back_exactly_as_the_file_xlsxwriter_writes(tmp_path: Pat
 
 def test_big_downloads_written_by_a_child_process_are_the_same_files(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tasks.list_downloads, "CHILD_MIN_ROWS", 2)
+    monkeypatch.setattr(tasks.lists.downloads, "CHILD_MIN_ROWS", 2)
     rows = [(f"K{i}", value) for i, value in enumerate(TRICKY)]
     write_downloads(tmp_path / "here.csv", tmp_path / "here.xlsx", "名单", ("编码", "名称"), rows)
     job = start_downloads(tmp_path / "child.csv", tmp_path / "child.xlsx", "名单", ("编码", "名称"), rows)
@@ -108,7 +108,7 @@ def test_big_downloads_written_by_a_child_process_are_the_same_files(tmp_path: P
 
 def test_a_failing_child_fails_the_downloads_and_leaves_no_file(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tasks.list_downloads, "CHILD_MIN_ROWS", 1)
+    monkeypatch.setattr(tasks.lists.downloads, "CHILD_MIN_ROWS", 1)
     job = start_downloads(tmp_path / "a.csv", tmp_path / "a.xlsx", "名单", ("编码",), [("K1",), (3,)])  # type: ignore[list-item]
     with pytest.raises(DownloadsFailed):
         job.wait()
@@ -125,8 +125,8 @@ def running(engine: Engine, names_by_district: dict[str, int]) -> None:
 
 def test_the_published_html_is_an_entry_page_and_pages_of_bounded_size(engine: Engine, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tasks.list_files, "PAGE_ROWS", 2)
-    monkeypatch.setattr(tasks.list_downloads, "CHILD_MIN_ROWS", 1)  # the big-list path: downloads by a child
+    monkeypatch.setattr(tasks.lists.files, "PAGE_ROWS", 2)
+    monkeypatch.setattr(tasks.lists.downloads, "CHILD_MIN_ROWS", 1)  # the big-list path: downloads by a child
     running(engine, {"和平区": 3, "沈河区": 2})
     [result] = publish(engine, SLUG, ["institutions"], clock=CLOCK, out_dir=tmp_path)
     assert (result.outcome, result.version) == (Outcome.PUBLISHED, 1)
@@ -160,17 +160,17 @@ def test_a_version_rendered_again_from_the_database_gives_the_same_files(engine:
 def test_a_failure_while_rendering_publishes_no_file_of_the_version(engine: Engine, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     running(engine, {"和平区": 3})
-    real = tasks.list_files._write_pages
+    real = tasks.lists.files._write_pages
 
     def pages_then_disk_full(*args, **kwargs):  # type: ignore[no-untyped-def]
         real(*args, **kwargs)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tasks.list_files, "_write_pages", pages_then_disk_full)
+    monkeypatch.setattr(tasks.lists.files, "_write_pages", pages_then_disk_full)
     with pytest.raises(OSError):
         publish(engine, SLUG, ["institutions"], clock=CLOCK, out_dir=tmp_path)
     assert list((tmp_path / SLUG).iterdir()) == []  # no page, no CSV/XLSX, no index pointing at them
-    monkeypatch.setattr(tasks.list_files, "_write_pages", real)
+    monkeypatch.setattr(tasks.lists.files, "_write_pages", real)
     [result] = publish(engine, SLUG, ["institutions"], clock=CLOCK, out_dir=tmp_path)
     assert (result.outcome, result.rendered) == (Outcome.UNCHANGED, (1,))  # the version was kept: files now
     assert all(p.exists() for p in result.files.values())
@@ -178,7 +178,7 @@ def test_a_failure_while_rendering_publishes_no_file_of_the_version(engine: Engi
 
 def test_a_long_diff_section_lists_its_first_rows_and_says_so(engine: Engine, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tasks.publication, "DIFF_ROWS", 2)
+    monkeypatch.setattr(tasks.lists.publication, "DIFF_ROWS", 2)
     running(engine, {"和平区": 3})
     [result] = publish(engine, SLUG, ["institutions"], clock=CLOCK, out_dir=tmp_path)
     page = result.files["diff"].read_text(encoding="utf-8")
@@ -189,13 +189,13 @@ def test_a_long_diff_section_lists_its_first_rows_and_says_so(engine: Engine, tm
 def test_a_version_that_fails_to_be_stored_leaves_no_downloads_behind(engine: Engine, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The downloads start before the version's commit (in a child process): a failed commit discards them."""
-    monkeypatch.setattr(tasks.list_downloads, "CHILD_MIN_ROWS", 1)
+    monkeypatch.setattr(tasks.lists.downloads, "CHILD_MIN_ROWS", 1)
     running(engine, {"和平区": 3})
 
     def storage_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(tasks.publication, "publish_rows", storage_fails)
+    monkeypatch.setattr(tasks.lists.publication, "publish_rows", storage_fails)
     with pytest.raises(OSError):
         publish(engine, SLUG, ["institutions"], clock=CLOCK, out_dir=tmp_path)
     assert list((tmp_path / SLUG).iterdir()) == []

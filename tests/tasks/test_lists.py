@@ -13,7 +13,7 @@ from sqlmodel import Session, col
 from models.catalog import ListEntry, ListVersion
 from models.enrollment import Institution
 from models.states import ListKind
-from tasks.lists import (
+from tasks.lists.versions import (
     INSTITUTION_COLUMNS,
     ListRows,
     content_hash,

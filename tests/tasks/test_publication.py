@@ -13,15 +13,16 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from sqlmodel import Session, col
 
-import tasks.lists
-import tasks.publication
+import tasks.lists.publication
+import tasks.lists.versions
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListVersion, Product
 from models.enrollment import Application, Institution
 from models.program import Program
 from models.states import ApplicationState, DeclarationState, EnterpriseState, GateKind, GateState, ListKind
-from tasks.drug_list import reconcile_drug_list
-from tasks.gates import decide_gate, list_gates
-from tasks.publication import Outcome, UnknownList, gate_free_reason, publish
+from tasks.gates.deciding import decide_gate
+from tasks.gates.rows import list_gates
+from tasks.lists.publication import Outcome, UnknownList, gate_free_reason, publish
+from tasks.phases.drug_list import reconcile_drug_list
 from tests.factories import (
     clock_at,
     make_enterprise,
@@ -292,7 +293,7 @@ def test_two_publishers_at_once_make_one_version(engine: Engine, tmp_path: Path,
     program = make_program(engine, SLUG)
     running(engine, program, "南湖社区卫生服务中心")
     a_checking, b_checked, a_done = threading.Event(), threading.Event(), threading.Event()
-    real = tasks.lists.latest_version
+    real = tasks.lists.versions.latest_version
 
     def interleaved(*args, **kwargs):
         version = real(*args, **kwargs)
@@ -304,7 +305,7 @@ def test_two_publishers_at_once_make_one_version(engine: Engine, tmp_path: Path,
             a_done.wait(timeout=20)
         return version
 
-    monkeypatch.setattr(tasks.lists, "latest_version", interleaved)  # as publish_list reads it
+    monkeypatch.setattr(tasks.lists.versions, "latest_version", interleaved)  # as publish_list reads it
     results: dict[str, Outcome | BaseException] = {}
 
     def run() -> None:

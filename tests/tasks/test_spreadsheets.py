@@ -5,7 +5,7 @@ from datetime import date, datetime, time
 import pytest
 import xlsxwriter
 
-from tasks.spreadsheets import (
+from tasks.intake.spreadsheets import (
     ImportRejected,
     SpreadsheetError,
     cell_text,

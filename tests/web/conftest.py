@@ -11,11 +11,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
+from core.clock_store import DatabaseClock
 from models.enrollment import Gate
 from models.program import Program
 from models.states import GateKind, InstitutionKind, Role
-from sanjin.clock_store import DatabaseClock
-from tasks.enrollment import reconcile_enrollment
+from tasks.phases.enrollment import reconcile_enrollment
 from tasks.users import add_user
 from tests.factories import make_applications, make_institution, make_program, make_reviewers, shanghai
 from web.app import create_app

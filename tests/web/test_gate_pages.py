@@ -11,15 +11,15 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 from starlette.testclient import TestClient
 
+from core.clock_store import DatabaseClock
 from models.catalog import ListVersion, Product
 from models.enrollment import Application, Gate
 from models.program import AllianceInvitation
 from models.states import ApplicationState, GateKind, GateState, InvitationState, ListKind
-from sanjin.clock_store import DatabaseClock
-from tasks.alliance import reconcile_alliance, respond_to_invitation
-from tasks.declaration_import import DECLARATION_COLUMNS, import_declaration
-from tasks.drug_list import reconcile_drug_list
-from tasks.gates import decide_gate
+from tasks.gates.deciding import decide_gate
+from tasks.intake.declaration_import import DECLARATION_COLUMNS, import_declaration
+from tasks.phases.alliance import reconcile_alliance, respond_to_invitation
+from tasks.phases.drug_list import reconcile_drug_list
 from tests.factories import make_program, make_reviewers, shanghai
 from tests.factories_files import product_row, write_xlsx
 from tests.web.conftest import PASSWORD, World, csrf_of, sign_in

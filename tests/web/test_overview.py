@@ -18,7 +18,7 @@ from models.operations import Contract
 from models.program import Program
 from models.program_definition import ProgramDefinition
 from models.states import ContractState
-from tasks.laggards import laggards
+from tasks.platform.laggards import laggards
 from tasks.programs import get_program
 from tasks.status import laggard_page
 from tests.factories import make_enterprise, shanghai

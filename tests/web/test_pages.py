@@ -16,8 +16,8 @@ from models.enrollment import Application, Gate, Review
 from models.outbox import Notice
 from models.program import User
 from models.states import ApplicationState, GateKind, GateState, NoticeStatus
-from tasks.enrollment import reconcile_enrollment
-from tasks.gates import DecisionResult, attach_flow_run
+from tasks.gates.rows import DecisionResult, attach_flow_run
+from tasks.phases.enrollment import reconcile_enrollment
 from tests.web.conftest import PASSWORD, SLUG, World, csrf_of, sign_in
 
 PAGES = ["/", f"/programs/{SLUG}", f"/programs/{SLUG}/lists", "/inbox", "/notices", "/audit",

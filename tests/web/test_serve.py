@@ -78,8 +78,8 @@ def test_serve_answers_registers_every_deployment_and_stops_as_one(world: World,
 
 def test_ctrl_c_while_a_run_waits_on_a_gate_stops_the_run_too_and_the_decision_still_counts(
         world: World, prefect_api: str, tmp_path: Path) -> None:
-    from tasks.enrollment import reconcile_enrollment
-    from tasks.gates import decide_gate
+    from tasks.gates.deciding import decide_gate
+    from tasks.phases.enrollment import reconcile_enrollment
 
     with sanjin_serve(world.engine, prefect_api, tmp_path / "serve.log", "--program", SLUG) as served:
         run_id = trigger(f"institution-enrollment/{SLUG}-enrollment-gates")

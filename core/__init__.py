@@ -1,0 +1,1 @@
+"""The ground floor of I/O under tasks/: settings, engines and transactions, bulk writers, the database clock."""

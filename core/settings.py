@@ -1,0 +1,56 @@
+"""One settings object, read from the environment (`SANJIN_*`) once, failing fast on bad values."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable; the embedded default is a SQLite file under ./var."""
+
+    model_config = SettingsConfigDict(env_prefix="SANJIN_", extra="ignore")
+
+    home: Path = Field(default=Path("var"), description="where the embedded database and outputs live")
+    database_url: str | None = None
+    clock: Literal["system", "database"] = "system"
+    calendar_overrides: Path | None = None
+    # From this day (MM-DD) on, staff are warned while next year's holiday schedule is not entered (issue 12).
+    calendar_warning_from: str = Field(default="10-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+
+    reminder_time: str = "08:30"  # Asia/Shanghai, daily reminder run (deploy/schedules.py validates it)
+    mailer: Literal["smtp", "maildir"] = "smtp"
+    maildir: Path = Field(default=Path("var/maildir"), description="where the maildir mailer writes")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_sender: str = "sanjin@ybj.example.gov.cn"
+    smtp_connections: int = 4
+    smtp_rate_per_second: float = 0.0  # 0 = unlimited
+
+    @property
+    def calendar_warning_from_day(self) -> tuple[int, int]:
+        month, _, day = self.calendar_warning_from.partition("-")
+        return int(month), int(day)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'sanjin.db').resolve()}"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.home / "out"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

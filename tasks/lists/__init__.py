@@ -1,0 +1,1 @@
+"""The public lists: computing and versioning them, and rendering their files (HTML, XLSX, CSV) and downloads."""

@@ -1,0 +1,299 @@
+"""Sending the outbox: claim due notices in chunks, render, deliver, record each outcome.
+
+The delivery guarantee (at-least-once over SMTP, each notice recorded exactly once) and the lease that
+proves a sender still owns a row are tasks/outbox_leases.py's; this module drives them as a pipeline.
+
+Throughput (issue #6: 100,000 reminders at ≥ 2,000 messages/s). Chunks are pipelined — the next is
+claimed and rendered while the current one is on the wire, and a chunk's outcomes are recorded while
+the next one is — and they are marked with one UPDATE per outcome and up to a thousand rows, not one
+statement per notice. At most two chunks are claimed and unrecorded at any moment: the one in flight
+and either the one being prepared, which has not been sent and goes back to the queue if sending fails
+(or if its lease cannot be restarted), or the one just delivered, being recorded. The price of
+recording off the critical path is the second chunk in the at-least-once bound (tasks/outbox/leases.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import Any, TypeVar
+
+from jinja2 import TemplateError
+from sqlalchemy import Engine, select
+from sqlmodel import SQLModel
+
+from models.clock import Clock, FixedClock, local_date
+from models.outbox import Notice
+from notifications.render import build_message, message_id_for, render_notice, sender_domain
+from notifications.smtp import Delivery, Mailer, OutgoingMessage, SendOutcome
+from notifications.smtp import run as run_loop
+from tasks.outbox.leases import (
+    LEASE,
+    RETRY_BASE,
+    RETRY_CAP,
+    Chunk,
+    ClaimedNotice,
+    SendReport,
+    claim,
+    reclaim_expired,
+    record_outcomes,
+    release,
+    renew_lease,
+)
+
+T = TypeVar("T")
+
+
+def _program_names(engine: Engine, ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    program = SQLModel.metadata.tables["program"]
+    with engine.connect() as conn:
+        return {r.id: r.name for r in conn.execute(select(program.c.id, program.c.name)
+                                                   .where(program.c.id.in_(wanted)))}
+
+
+def render_context(row: ClaimedNotice | Notice, program_names: Mapping[int, str]) -> dict[str, Any]:
+    """The stored context plus what every template gets; stored values win.
+
+    `today` is the day the notice was written, not the day it is sent, so a letter resent after an
+    outage carries its original date (as a re-sent paper letter would).
+    """
+    ctx = dict(row.context or {})
+    ctx.setdefault("recipient_name", row.recipient_name)
+    ctx.setdefault("today", local_date(row.created_at).isoformat())
+    if "program_name" not in ctx:
+        ctx["program_name"] = program_names.get(row.program_id, "") if row.program_id is not None else ""
+    return ctx
+
+
+async def _prepare(chunk: Chunk, sender: str, program_names: Mapping[int, str], when: datetime) -> None:
+    """Render and build the chunk's messages; a notice that cannot be rendered is a permanent failure.
+
+    Yields to the event loop before every row: while this chunk is prepared, the previous one is being
+    sent from the same loop (see send_pending_async), and each yield lets its connections send their
+    next command. A reminder takes ~85 µs to render and build. Yielding every 32 rows instead (~3 ms)
+    left the 16 connections, and the receiving server, waiting: 1,650-1,850 messages/s end to end at
+    30,000 (SQLite) against ~2,320 yielding every row (every 2: 2,210-2,370; every 8: 1,830-2,140; the
+    same run's SMTP leg alone, with no rendering: 2,400-2,700).
+    """
+    envelope_from = parseaddr(sender)[1] or sender
+    domain = sender_domain(sender)
+    for row in chunk.rows:
+        await asyncio.sleep(0)
+        mid = message_id_for(row.id, row.key, domain)
+        chunk.message_ids[row.id] = mid
+        if not row.email:
+            chunk.outcomes[row.id] = SendOutcome(row.id, Delivery.PERMANENT, "no e-mail address")
+            continue
+        try:
+            rendered = render_notice(row.kind, render_context(row, program_names))
+            data = build_message({"email": row.email, "recipient_name": row.recipient_name}, rendered,
+                                 sender, mid, when=when)
+        except (TemplateError, ValueError, TypeError, LookupError) as exc:
+            chunk.outcomes[row.id] = SendOutcome(row.id, Delivery.PERMANENT, f"render: {type(exc).__name__}: {exc}")
+            continue
+        chunk.subjects[row.id] = rendered.subject[:300]
+        chunk.messages.append(OutgoingMessage(row.id, envelope_from, row.email.strip(), data, mid))
+
+
+@dataclass(frozen=True)
+class _Policy:
+    batch_size: int
+    max_attempts: int
+    lease: timedelta
+    retry_base: timedelta
+    retry_cap: timedelta
+
+
+def _claim_rows(engine: Engine, clock: Clock, policy: _Policy) -> tuple[Chunk, dict[int, str], datetime]:
+    # One reading of the clock for the whole step (the installation's clock is a database read).
+    now = clock.now()
+    at = FixedClock(now)
+    reclaimed, dead = reclaim_expired(engine, clock=at, max_attempts=policy.max_attempts)
+    rows = claim(engine, clock=at, batch_size=policy.batch_size, lease=policy.lease)
+    chunk = Chunk(rows, rows[0].lease if rows else None, reclaimed=reclaimed, dead=dead)
+    names = _program_names(engine, (r.program_id for r in rows if "program_name" not in r.context)) if rows else {}
+    return chunk, names, now
+
+
+async def _claim_chunk(engine: Engine, sender: str, clock: Clock, policy: _Policy) -> Chunk:
+    """Reclaim lost leases, claim a chunk and prepare its messages (an empty chunk: nothing was due)."""
+    chunk, names, now = await _off_loop(engine, _claim_rows, engine, clock, policy)
+    if chunk.rows:
+        await _prepare(chunk, sender, names, now)
+    return chunk
+
+
+async def _off_loop(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a worker thread, so the loop keeps the SMTP connections busy while the database
+    works: claiming 500 rows on PostgreSQL is a ~15 ms UPDATE, during which the loop used to stand still
+    (+15 % messages/s at 20,000 with the claim moved off it); recording a chunk's outcomes is another
+    ~13 ms (at 30,000 on PostgreSQL: 0.84 s of 10.8 with every connection idle, when it ran on the loop).
+
+    Inline for an in-memory SQLite database, which exists only on the connection of the thread that
+    made it. The loop turns once first, so a chunk just handed to the mailer starts before the
+    database work competes with it.
+    """
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return fn(*args)
+    await asyncio.sleep(0)
+    return await asyncio.to_thread(fn, *args)
+
+
+async def _deliver(mailer: Mailer, chunk: Chunk) -> Chunk:
+    # An exception here is treated like a crash: the chunk stays `sending` until its lease expires.
+    for outcome in await mailer.send_many(chunk.messages):
+        chunk.outcomes[outcome.ref] = outcome
+    return chunk
+
+
+def _settle(engine: Engine, chunk: Chunk, clock: Clock, policy: _Policy) -> SendReport:
+    report = record_outcomes(engine, chunk, clock=clock, max_attempts=policy.max_attempts,
+                             retry_base=policy.retry_base, retry_cap=policy.retry_cap) if chunk.rows else SendReport()
+    report.reclaimed, report.dead = chunk.reclaimed, report.dead + chunk.dead
+    return report
+
+
+def _add(total: SendReport, part: SendReport) -> None:
+    total.sent += part.sent
+    total.retried += part.retried
+    total.dead += part.dead
+    total.skipped += part.skipped
+    total.reclaimed += part.reclaimed
+
+
+async def send_pending_async(
+    engine: Engine,
+    mailer: Mailer,
+    *,
+    clock: Clock,
+    batch_size: int = 500,
+    max_attempts: int = 6,
+    lease: timedelta = LEASE,
+    retry_base: timedelta = RETRY_BASE,
+    retry_cap: timedelta = RETRY_CAP,
+) -> SendReport:
+    """`send_pending` for callers already inside an event loop; leaves the mailer's connections open.
+
+    Pipelined: while one chunk is on the wire, the next is claimed and rendered on the same loop, so
+    the SMTP connections never wait for Jinja, nor Jinja for the SMTP server; as soon as a chunk is
+    delivered the next one goes out, and the delivered one is recorded meanwhile. At most two chunks
+    are claimed and unrecorded at a time: the one being sent (its lease restarted as it goes out, if
+    half of it is gone) and the one being prepared or recorded; if sending fails, a prepared one goes
+    back to the queue unattempted.
+    """
+    policy = _Policy(batch_size, max_attempts, lease, retry_base, retry_cap)
+    total = SendReport()
+    sending: asyncio.Task[Chunk] | None = None
+    delivered: Chunk | None = None  # sent and not yet recorded; the `finally` records it if the loop could not
+    try:
+        while True:
+            chunk = await _claim_chunk(engine, mailer.sender, clock, policy)
+            try:
+                if sending is not None:
+                    task, sending = sending, None
+                    delivered = await task
+                if chunk.rows:
+                    renew_lease(engine, chunk, clock=clock, lease=policy.lease)
+            except BaseException:  # the prepared chunk never reaches the mailer: back to the queue
+                if chunk.rows:
+                    release(engine, chunk, clock=clock)
+                raise
+            if chunk.rows:
+                sending = asyncio.ensure_future(_deliver(mailer, chunk))
+            if delivered is not None:
+                # Recorded while the next chunk is on the wire: on the loop, the UPDATEs left every
+                # connection idle (on PostgreSQL ~8 % of the sending time at 30,000).
+                _add(total, await _off_loop(engine, _settle, engine, delivered, clock, policy))
+                delivered = None
+            if not chunk.rows:
+                _add(total, _settle(engine, chunk, clock, policy))
+                return total
+    finally:
+        # Whatever stopped the loop (a database error, a cancellation), what was delivered is still recorded.
+        # A second attempt at a record that did commit changes nothing: the lease no longer matches.
+        try:
+            if delivered is not None:
+                _add(total, _settle(engine, delivered, clock, policy))
+        finally:
+            if sending is not None:
+                _add(total, _settle(engine, await sending, clock, policy))
+
+
+def _run(coro_factory: Callable[[], Coroutine[Any, Any, SendReport]], mailer: Mailer) -> SendReport:
+    """Run on a fresh event loop (uvloop's when installed) and close the mailer's connections with it.
+
+    Runs in a thread of its own when called from inside a running loop (an async Prefect task), since
+    a loop cannot be nested.
+    """
+
+    async def run() -> SendReport:
+        try:
+            return await coro_factory()
+        finally:
+            await mailer.aclose()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run_loop(run())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="send-notices") as pool:
+        return pool.submit(run_loop, run()).result()
+
+
+def send_pending(
+    engine: Engine,
+    mailer: Mailer,
+    *,
+    clock: Clock,
+    batch_size: int = 500,
+    max_attempts: int = 6,
+    lease: timedelta = LEASE,
+    retry_base: timedelta = RETRY_BASE,
+    retry_cap: timedelta = RETRY_CAP,
+) -> SendReport:
+    """Send every due notice, chunk by chunk, over one event loop so pooled connections are reused."""
+    return _run(lambda: send_pending_async(engine, mailer, clock=clock, batch_size=batch_size,
+                                           max_attempts=max_attempts, lease=lease, retry_base=retry_base,
+                                           retry_cap=retry_cap), mailer)
+
+
+def send_chunk(
+    engine: Engine,
+    mailer: Mailer,
+    *,
+    clock: Clock,
+    batch_size: int = 500,
+    max_attempts: int = 6,
+    lease: timedelta = LEASE,
+    retry_base: timedelta = RETRY_BASE,
+    retry_cap: timedelta = RETRY_CAP,
+) -> SendReport:
+    """At most one chunk, for a flow that makes each chunk its own task run (and its own retry unit).
+
+    Call it until it reports nothing attempted; each call opens and closes its own connections
+    (a handful per 500 messages, negligible next to sending them).
+    """
+    policy = _Policy(batch_size, max_attempts, lease, retry_base, retry_cap)
+
+    async def one() -> SendReport:
+        chunk = await _claim_chunk(engine, mailer.sender, clock, policy)
+        if chunk.rows:
+            await _deliver(mailer, chunk)
+        return _settle(engine, chunk, clock, policy)
+
+    return _run(one, mailer)
+
+
+__all__ = [
+    "render_context",
+    "send_chunk",
+    "send_pending",
+    "send_pending_async",
+]

@@ -1,0 +1,1 @@
+"""The provincial platform: accounts, contracts, drug selections, its exported files, and the laggards."""
