@@ -1,6 +1,5 @@
-"""Phase 6, continuous review (skeleton): new applications keep forming batches; lists are republished.
-
-The compliance rules (prices, delivery, payment, drug counts, enforcement) are a separate issue.
+"""Phase 6, continuous review: new applications keep forming batches, lists are republished, and the daily
+compliance pass finds (and closes) violations of every rule. Enforcement is a separate issue.
 """
 
 from __future__ import annotations
@@ -11,7 +10,13 @@ from prefect import flow, get_run_logger
 
 from flows.drug_list import WEEK
 from flows.results import PERSIST_RESULT, RESULT_STORAGE
-from flows.steps import drug_list_step, enrollment_step, progress_artifact, republish_institutions_step
+from flows.steps import (
+    compliance_step,
+    drug_list_step,
+    enrollment_step,
+    progress_artifact,
+    republish_institutions_step,
+)
 from flows.waiting import reconcile_until_decided
 from models.workdays import CalendarYearUnknown
 
@@ -29,10 +34,11 @@ async def continuous_review_flow(program: str, artifact: bool = True, wait: bool
         blocked.append(str(exc))
     drug_list = drug_list_step(program)
     republished = republish_institutions_step(program)
+    compliance = compliance_step(program)
     if artifact:  # the program flow draws one table for all phases instead
         await progress_artifact(program, "continuous_review")
     result: dict[str, Any] = {"enrollment_open_gates": enrollment_gates, "drug_list_open_gates": drug_list.open_gate_ids,
-                              "republished_institution_list": republished}
+                              "republished_institution_list": republished, "compliance": compliance}
     if blocked:
         result["calendar_blocked"] = blocked
     return result

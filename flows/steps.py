@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.artifacts import acreate_table_artifact
+from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
 from core.db import shared_engine, transaction
@@ -52,6 +53,8 @@ async def progress_artifact(program: str, phase: str) -> None:
     rows = [{"阶段": p.label, "窗口": f"{p.opens} ~ {p.closes or '长期'}", "状态": p.window,
              "待审批": p.open_gates, "计数": ", ".join(f"{k}={v}" for k, v in sorted(p.counts.items()))}
             for p in status.phases if phase in ("program", p.phase)]
+    if phase in ("program", "continuous_review"):
+        rows.append(_violations_row(engine, program))
     await acreate_table_artifact(key=f"{program}-{phase}".replace("_", "-").lower(), table=rows,
                           description=f"{status.name} · {status.today.isoformat()}")
 
@@ -86,3 +89,30 @@ def send_notices_step() -> dict[str, int]:
 
     engine = shared_engine()
     return asdict(send_pending(engine, mailer_from_settings(), clock=DatabaseClock(engine)))
+
+
+@task(name="compliance-pass")
+def compliance_step(program: str) -> dict[str, object]:
+    """Run every compliance rule over the program (set-based; a re-run writes nothing)."""
+    from tasks.compliance.compliance_pass import run_compliance_pass
+
+    engine = shared_engine()
+    result = run_compliance_pass(engine, program, clock=DatabaseClock(engine))
+    return {"opened": result.opened, "closed": result.closed, "payables_created": result.payables_created,
+            "by_rule": {o.rule.value: {"found": o.found, "opened": o.opened, "closed": o.closed}
+                        for o in result.outcomes}}
+
+
+def _violations_row(engine: Engine, program: str) -> dict[str, object]:
+    """The artifact's row for continuous review's compliance: open violations per rule, in Chinese."""
+    from sqlmodel import Session
+
+    from models.compliance.codes import RULE_LABELS
+    from tasks.compliance.views import counts_by_rule
+
+    with Session(engine) as session:
+        program_id = get_program(session, program)[0].id or 0
+    counts = counts_by_rule(engine, program_id)
+    return {"阶段": "合规检查", "窗口": "每日", "状态": "",
+            "待审批": sum(o for o, _ in counts.values()),
+            "计数": ", ".join(f"{RULE_LABELS[r]}={o}" for r, (o, _) in sorted(counts.items()) if o)}

@@ -40,6 +40,8 @@ class Institution(SQLModel, table=True):
     kind: InstitutionKind = Field(sa_column=Column(EnumString(InstitutionKind), nullable=False, index=True))
     private_tertiary: bool = False  # 民营三级: ≥ 80 drugs in Jiangxi (seed 002)
     special_designated: bool = False  # 特药定点
+    # A pharmacy whose overall price level is within the 量价比较指数 may mark up (002 §七: 顺加不超15%).
+    price_index_ok: bool = False
     proxy_parent_id: int | None = Field(default=None, foreign_key="institution.id")  # 代采 upper institution
 
 
@@ -88,6 +90,7 @@ class Application(SQLModel, table=True):
     import_id: int | None = Field(default=None, foreign_key="importrecord.id")
     submitted_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
     decided_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    left_on: date | None = None  # the day a running institution withdrew or exited (minimum participation, 001)
 
 
 class Review(SQLModel, table=True):

@@ -1,4 +1,4 @@
-"""What running institutions do: accounts, contracts, selections, orders, payments, and violations."""
+"""What running institutions do: accounts, contracts, selections, orders, deliveries, payments, prices, violations."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from sqlmodel import Field, SQLModel
 
 from models.base import MONEY, AwareDateTime, EnumString, JSONType
 from models.calendar import ProvisionalDue
+from models.compliance.codes import SubjectType, ViolationRule, ViolationState
 from models.states import (
     AccountState,
     ContractState,
     EnforcementKind,
     EnforcementState,
-    ViolationKind,
 )
 
 
@@ -69,28 +69,105 @@ class Contract(ProvisionalDue, table=True):
 
 
 class PurchaseOrder(SQLModel, table=True):
-    """An order on the platform; delivery within the program's SLA (72 h in Shenyang)."""
+    """An order line on the platform (采购订单); complete within the program's SLA (72 h in Shenyang, seed 000)."""
 
+    # The compliance pass reads a program's orders by product (no sales, price alerts) and by enterprise (pattern).
+    __table_args__ = (UniqueConstraint("program_id", "order_no"),
+                      Index("ix_purchaseorder_product_ordered", "product_id", "ordered_at"))
     id: int | None = Field(default=None, primary_key=True)
-    program_id: int = Field(foreign_key="program.id", index=True)
+    program_id: int = Field(foreign_key="program.id")  # the unique (program_id, order_no) leads with it
+    order_no: str = Field(max_length=64)  # 订单编号
     institution_id: int = Field(foreign_key="institution.id", index=True)
-    product_id: int = Field(foreign_key="product.id")
-    quantity: int
-    amount: Decimal = Field(sa_column=Column(MONEY, nullable=False))
-    ordered_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    product_id: int = Field(foreign_key="product.id")  # indexed by ix_purchaseorder_product_ordered
+    enterprise_id: int = Field(foreign_key="enterprise.id", index=True)  # the product's enterprise, who must deliver
+    distributor: str = Field(max_length=200)  # 配送企业
+    quantity: int  # 采购数量
+    unit_price: Decimal = Field(sa_column=Column(MONEY, nullable=False))  # 采购单价(元)
+    amount: Decimal = Field(sa_column=Column(MONEY, nullable=False))  # quantity × unit price
+    ordered_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))  # 下单时间
+    # Derived by the compliance pass from the deliveries: when the accepted quantity first reached the order's
+    # (None while short), and the latest acceptance date.
     delivered_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
-    accepted_on: date | None = None  # delivery acceptance starts the payment clock
+    accepted_on: date | None = None
+    import_id: int | None = Field(default=None, foreign_key="importrecord.id")
+
+
+class Delivery(SQLModel, table=True):
+    """One delivery of an order and its acceptance (配送验收); an order may arrive in several."""
+
+    __table_args__ = (UniqueConstraint("order_id", "arrived_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="purchaseorder.id")  # the unique (order_id, arrived_at) leads with it
+    arrived_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))  # 送达时间
+    accepted_on: date  # 验收日期: starts the payment clock (次月底)
+    quantity: int  # 验收数量
+    import_id: int | None = Field(default=None, foreign_key="importrecord.id")
+
+
+class Settlement(SQLModel, table=True):
+    """A payment made for an order (货款结算); partial payments add up."""
+
+    # Platform exports carry no payment serial: the same amount paid for the same order on the same day is
+    # taken to be one payment, so overlapping exports do not count it twice.
+    __table_args__ = (UniqueConstraint("order_id", "paid_on", "amount"),)
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="purchaseorder.id")
+    paid_on: date  # 付款日期
+    amount: Decimal = Field(sa_column=Column(MONEY, nullable=False))  # 付款金额(元)
+    import_id: int | None = Field(default=None, foreign_key="importrecord.id")
 
 
 class Payment(ProvisionalDue, table=True):
-    """What is owed for an accepted delivery: due at the end of the following month (次月底)."""
+    """What is owed for one accepted delivery: due at the end of the following month (次月底).
+
+    Written by the compliance pass from deliveries and settlements; `paid_on` is the day the order's payments
+    covered it (oldest payable first). Rows without a delivery are payables recorded by hand.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
-    order_id: int = Field(foreign_key="purchaseorder.id", unique=True)
+    order_id: int = Field(foreign_key="purchaseorder.id", index=True)
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id", unique=True)
     institution_id: int = Field(foreign_key="institution.id", index=True)
     amount: Decimal = Field(sa_column=Column(MONEY, nullable=False))
     due_on: date
     paid_on: date | None = None
+
+
+class SalePrice(SQLModel, table=True):
+    """An institution's sale price of a product from a date (销售价格); the latest by date is in force."""
+
+    __table_args__ = (UniqueConstraint("program_id", "institution_id", "product_id", "effective_on"),)
+    id: int | None = Field(default=None, primary_key=True)
+    program_id: int = Field(foreign_key="program.id")  # the unique constraint leads with it
+    institution_id: int = Field(foreign_key="institution.id", index=True)
+    product_id: int = Field(foreign_key="product.id")
+    offline_price: Decimal = Field(sa_column=Column(MONEY, nullable=False))  # 线下销售价(元)
+    online_price: Decimal | None = Field(default=None, sa_column=Column(MONEY))  # 线上销售价(元)
+    effective_on: date  # 执行日期
+    import_id: int | None = Field(default=None, foreign_key="importrecord.id")
+
+
+class LowestPrice(SQLModel, table=True):
+    """A new national lowest price of a drug (全国最低价, seed 004): its enterprise must report within N working days."""
+
+    __table_args__ = (UniqueConstraint("program_id", "drug_code", "effective_on"),)
+    id: int | None = Field(default=None, primary_key=True)
+    program_id: int = Field(foreign_key="program.id")
+    drug_code: str = Field(max_length=32)  # 药品统一编码
+    price: Decimal = Field(sa_column=Column(MONEY, nullable=False))  # 全国最低价(元)
+    effective_on: date  # 执行日期
+    import_id: int | None = Field(default=None, foreign_key="importrecord.id")
+
+
+class PriceReport(SQLModel, table=True):
+    """An enterprise's price report to the provincial platform (企业价格申报, seed 004)."""
+
+    __table_args__ = (UniqueConstraint("program_id", "drug_code", "reported_on"),)
+    id: int | None = Field(default=None, primary_key=True)
+    program_id: int = Field(foreign_key="program.id")
+    drug_code: str = Field(max_length=32)  # 药品统一编码
+    reported_on: date  # 申报日期
+    import_id: int | None = Field(default=None, foreign_key="importrecord.id")
 
 
 class QuarterlyReport(SQLModel, table=True):
@@ -107,16 +184,34 @@ class QuarterlyReport(SQLModel, table=True):
 
 
 class Violation(SQLModel, table=True):
-    """A rule broken by an institution or an enterprise, found by continuous review."""
+    """A rule broken by an institution, an enterprise or a listed product, found by the compliance pass.
 
+    Its natural key is (program, rule, subject, object, occurrence): `object_key` names what it is about (an
+    order number, a drug code, a period, or '' for the subject as a whole), so a re-run finds the same row. It
+    stays open while its cause lasts and is closed by the pass with the date and reason; if the cause comes
+    back later it is a new occurrence.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("program_id", "rule", "subject_type", "subject_id", "object_key", "occurrence"),
+        Index("ix_violation_program_state_rule", "program_id", "state", "rule"),
+    )
     id: int | None = Field(default=None, primary_key=True)
-    program_id: int = Field(foreign_key="program.id", index=True)
-    kind: ViolationKind = Field(sa_column=Column(EnumString(ViolationKind), nullable=False))
-    subject_type: str = Field(max_length=32)  # institution / enterprise
+    program_id: int = Field(foreign_key="program.id")  # both indexes lead with it
+    rule: ViolationRule = Field(sa_column=Column(EnumString(ViolationRule), nullable=False))
+    subject_type: SubjectType = Field(sa_column=Column(EnumString(SubjectType), nullable=False))
     subject_id: int
+    object_key: str = Field(default="", max_length=64)
+    occurrence: int = 1
+    district: str | None = Field(default=None, max_length=32)  # the institution's (or the order's) district
+    state: ViolationState = Field(
+        default=ViolationState.OPEN, sa_column=Column(EnumString(ViolationState), nullable=False)
+    )
+    evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    detected_on: date
     detected_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
-    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
-    resolved_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    closed_on: date | None = None
+    closed_reason: str | None = Field(default=None, max_length=200)
 
 
 class EnforcementAction(SQLModel, table=True):

@@ -150,16 +150,6 @@ class ListKind(StrEnum):
     INSTITUTIONS = "institutions"
 
 
-class ViolationKind(StrEnum):
-    PRICE_ABOVE_CAP = "price_above_cap"
-    ONLINE_OFFLINE_PRICE = "online_offline_price"
-    LATE_DELIVERY = "late_delivery"
-    OVERDUE_PAYMENT = "overdue_payment"
-    TOO_FEW_DRUGS = "too_few_drugs"
-    RECOMMENDED_SHARE = "recommended_share"
-    LATE_QUARTERLY_REPORT = "late_quarterly_report"
-
-
 class EnforcementKind(StrEnum):
     INTERVIEW = "interview"  # 约谈
     RECTIFICATION = "rectification"  # 限期整改

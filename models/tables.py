@@ -10,12 +10,17 @@ from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, L
 from models.enrollment import Application, Batch, Gate, Institution, Review
 from models.operations import (
     Contract,
+    Delivery,
     EnforcementAction,
+    LowestPrice,
     Payment,
     PlatformAccount,
+    PriceReport,
     PurchaseOrder,
     QuarterlyReport,
+    SalePrice,
     Selection,
+    Settlement,
     Violation,
 )
 from models.outbox import Notice
@@ -25,8 +30,8 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "AllianceInvitation", "Application", "AuditEvent", "Batch", "CalendarDay", "CalendarYear", "ClockSetting",
-    "Contract", "DeclarationItem",
-    "EnforcementAction", "Enterprise", "EnterpriseDeclaration", "Gate", "ImportRecord", "Institution",
-    "ListEntry", "ListVersion", "Notice", "Payment", "PhaseWindow", "PlatformAccount", "Product",
-    "Program", "PurchaseOrder", "QuarterlyReport", "Review", "Selection", "User", "Violation", "metadata",
+    "Contract", "DeclarationItem", "Delivery", "EnforcementAction", "Enterprise", "EnterpriseDeclaration", "Gate",
+    "ImportRecord", "Institution", "ListEntry", "ListVersion", "LowestPrice", "Notice", "Payment", "PhaseWindow",
+    "PlatformAccount", "PriceReport", "Product", "Program", "PurchaseOrder", "QuarterlyReport", "Review", "SalePrice",
+    "Selection", "Settlement", "User", "Violation", "metadata",
 ]

@@ -347,6 +347,7 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
 
 def _mount_subcommands() -> None:
     from sanjin.cli_calendar import calendar_app
+    from sanjin.cli_compliance import operations_app, violations_app
     from sanjin.cli_notices import notices_app, publish_command
     from sanjin.cli_web import serve, serve_all
 
@@ -355,6 +356,8 @@ def _mount_subcommands() -> None:
         serve_all)
     app.add_typer(notices_app, name="notices")
     app.add_typer(calendar_app, name="calendar")
+    app.add_typer(operations_app, name="operations")
+    app.add_typer(violations_app, name="violations")
     app.command("publish")(publish_command)
 
 

@@ -158,3 +158,50 @@ def table_counts(engine: Engine) -> dict[str, int]:
     with Session(engine) as session:
         return {t.name: session.execute(select(sql_func.count()).select_from(t)).scalar_one()
                 for t in metadata.sorted_tables}
+
+
+def make_order(engine: Engine, program: Program, institution: Institution, product: Product, *,
+               ordered_at: datetime, quantity: int = 10, unit_price: str | None = None,
+               order_no: str | None = None) -> int:
+    """An order line as the platform import leaves it; returns its id."""
+    from models.operations import PurchaseOrder
+
+    price = Decimal(unit_price) if unit_price is not None else product.winning_price
+    order = PurchaseOrder(program_id=program.id or 0, order_no=order_no or f"PO{next(_serial):08d}",
+                          institution_id=institution.id or 0, product_id=product.id or 0,
+                          enterprise_id=product.enterprise_id, distributor="国药控股沈阳有限公司", quantity=quantity,
+                          unit_price=price, amount=price * quantity, ordered_at=ordered_at)
+    with Session(engine, expire_on_commit=False) as session:
+        session.add(order)
+        session.commit()
+        return order.id or 0
+
+
+def make_delivery(engine: Engine, order_id: int, *, arrived_at: datetime, quantity: int = 10,
+                  accepted_on: object = None) -> None:
+    from models.operations import Delivery
+
+    with Session(engine) as session:
+        session.add(Delivery(order_id=order_id, arrived_at=arrived_at, quantity=quantity,
+                             accepted_on=accepted_on or arrived_at.astimezone(SHANGHAI).date()))
+        session.commit()
+
+
+def make_settlement(engine: Engine, order_id: int, *, paid_on: object, amount: str) -> None:
+    from models.operations import Settlement
+
+    with Session(engine) as session:
+        session.add(Settlement(order_id=order_id, paid_on=paid_on, amount=Decimal(amount)))
+        session.commit()
+
+
+def make_sale_price(engine: Engine, program: Program, institution: Institution, product: Product, *,
+                    offline: str, online: str | None = None, effective_on: object) -> None:
+    from models.operations import SalePrice
+
+    with Session(engine) as session:
+        session.add(SalePrice(program_id=program.id or 0, institution_id=institution.id or 0,
+                              product_id=product.id or 0, offline_price=Decimal(offline),
+                              online_price=Decimal(online) if online is not None else None,
+                              effective_on=effective_on))
+        session.commit()

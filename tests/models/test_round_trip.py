@@ -22,15 +22,21 @@ from models.audit import AuditEvent, audit_row
 from models.calendar import CalendarDay, CalendarYear
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
 from models.clock import SHANGHAI
+from models.compliance.codes import SubjectType, ViolationRule
 from models.enrollment import Application, Batch, Gate, Institution, Review
 from models.operations import (
     Contract,
+    Delivery,
     EnforcementAction,
+    LowestPrice,
     Payment,
     PlatformAccount,
+    PriceReport,
     PurchaseOrder,
     QuarterlyReport,
+    SalePrice,
     Selection,
+    Settlement,
     Violation,
 )
 from models.outbox import Notice
@@ -53,7 +59,6 @@ from models.states import (
     NoticeStatus,
     ReviewLevel,
     Role,
-    ViolationKind,
 )
 from models.tables import metadata
 from models.transitions import APPLICATION
@@ -141,20 +146,29 @@ def build_graph(session: Session) -> list[SQLModel]:
     add(Contract(program_id=program.id, institution_id=parent.id, enterprise_id=enterprise.id, year=2025,
                  state=ContractState.SIGNED, signed_on=date(2025, 10, 20), due_on=date(2025, 11, 30),
                  agreed_volumes={"XC10AAA052A001010100483": 1200}))
-    order = add(PurchaseOrder(program_id=program.id, institution_id=parent.id, product_id=product.id, quantity=100,
-                              amount=Decimal("1234.00"), ordered_at=T_SHANGHAI, delivered_at=T_UTC,
-                              accepted_on=date(2025, 10, 1)))
-    add(Payment(order_id=order.id, institution_id=parent.id, amount=Decimal("999999999999.99"),
-                due_on=date(2025, 11, 30), paid_on=None))
+    order = add(PurchaseOrder(program_id=program.id, order_no="PO-2025-000001", institution_id=parent.id,
+                              product_id=product.id, enterprise_id=enterprise.id, distributor="国药控股沈阳有限公司",
+                              quantity=100, unit_price=Decimal("12.34"), amount=Decimal("1234.00"),
+                              ordered_at=T_SHANGHAI, delivered_at=T_UTC, accepted_on=date(2025, 10, 1)))
+    delivery = add(Delivery(order_id=order.id, arrived_at=T_UTC, accepted_on=date(2025, 10, 1), quantity=100))
+    add(Settlement(order_id=order.id, paid_on=date(2025, 11, 3), amount=Decimal("1234.00")))
+    add(Payment(order_id=order.id, delivery_id=delivery.id, institution_id=parent.id,
+                amount=Decimal("999999999999.99"), due_on=date(2025, 11, 30), paid_on=None))
+    add(SalePrice(program_id=program.id, institution_id=parent.id, product_id=product.id,
+                  offline_price=Decimal("12.34"), online_price=None, effective_on=date(2025, 10, 1)))
+    add(LowestPrice(program_id=program.id, drug_code=product.drug_code, price=Decimal("0.01"),
+                    effective_on=date(2025, 9, 22)))
+    add(PriceReport(program_id=program.id, drug_code=product.drug_code, reported_on=date(2025, 10, 24)))
     add(CalendarYear(year=2027, title="国务院办公厅关于2027年部分节假日安排的通知", text_sha256="ab" * 32,
                      entered_at=T_SHANGHAI, entered_by="manager"))
     add(CalendarDay(day=date(2027, 1, 1), year=2027, working=False, festival="元旦"))
     add(QuarterlyReport(program_id=program.id, year=2025, quarter=4, due_on=date(2026, 1, 31),
                         figures={"定点药店": {"参加集采药品医药机构数量": {"新增": 3, "累计": 10}}, "汇总": "12.34"},
                         submitted_at=T_MINUS5))
-    violation = add(Violation(program_id=program.id, kind=ViolationKind.LATE_DELIVERY, subject_type="enterprise",
-                              subject_id=enterprise.id, detected_at=T_UTC,
-                              details={"说明": "超过72小时未配送", "hours": 80}, resolved_at=None))
+    violation = add(Violation(program_id=program.id, rule=ViolationRule.LATE_DELIVERY,
+                              subject_type=SubjectType.ENTERPRISE, subject_id=enterprise.id, object_key="PO-1",
+                              detected_on=date(2025, 10, 1), detected_at=T_UTC,
+                              evidence={"说明": "超过72小时未配送", "hours": 80}))
     add(EnforcementAction(violation_id=violation.id, kind=EnforcementKind.INTERVIEW, state=EnforcementState.EXECUTED,
                           decided_by="manager", decided_at=T_SHANGHAI, reason="约谈企业负责人"))
     add(Notice(idempotency_key=f"application_decision:{application.id}", program_id=program.id,

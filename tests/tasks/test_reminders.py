@@ -66,9 +66,10 @@ def _payment(engine: Engine, program: Program, inst: Institution, amount: str, d
     enterprise = make_enterprise(engine)
     product = make_product(engine, enterprise)
     with Session(engine) as session:
-        order = PurchaseOrder(program_id=program.id or 0, institution_id=inst.id or 0, product_id=product.id or 0,
-                              quantity=10, amount=Decimal(amount), ordered_at=shanghai(2025, 10, 1, 9),
-                              accepted_on=date(2025, 10, 3))
+        order = PurchaseOrder(program_id=program.id or 0, order_no=f"PO-{product.id}", institution_id=inst.id or 0,
+                              product_id=product.id or 0, enterprise_id=enterprise.id or 0, distributor="配送企业",
+                              quantity=10, unit_price=Decimal(amount) / 10, amount=Decimal(amount),
+                              ordered_at=shanghai(2025, 10, 1, 9), accepted_on=date(2025, 10, 3))
         session.add(order)
         session.flush()
         payment = Payment(order_id=order.id or 0, institution_id=inst.id or 0, amount=Decimal(amount),

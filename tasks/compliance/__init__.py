@@ -1,0 +1,1 @@
+"""The compliance pass of continuous review: derive payables, find each rule's violations set-based, reconcile them."""

@@ -1,0 +1,99 @@
+"""Facts the rules read, derived from the imported rows in bulk: when each order was complete, and the payables.
+
+Re-running changes nothing: each statement writes only rows whose derived value differs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, case, exists, func, insert, select, update
+
+from models.compliance.payment import payment_due_on
+from models.operations import Delivery, Payment, PurchaseOrder, Settlement
+from models.workdays import WorkingDays
+from tasks.compliance.sql import by_date, cents
+
+ORDER = PurchaseOrder.__table__  # type: ignore[attr-defined]
+DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+PAYMENT = Payment.__table__  # type: ignore[attr-defined]
+SETTLEMENT = Settlement.__table__  # type: ignore[attr-defined]
+
+
+def refresh_order_completion(conn: Connection, program_id: int) -> int:
+    """Set each order's `delivered_at` (when accepted quantity reached the ordered one) and `accepted_on`."""
+    running = (
+        select(DELIVERY.c.order_id, DELIVERY.c.arrived_at, DELIVERY.c.accepted_on, ORDER.c.quantity,
+               func.sum(DELIVERY.c.quantity).over(partition_by=DELIVERY.c.order_id,
+                                                  order_by=(DELIVERY.c.arrived_at, DELIVERY.c.id)).label("cum"))
+        .join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
+        .where(ORDER.c.program_id == program_id)
+        .subquery("running")
+    )
+    done = (
+        select(running.c.order_id,
+               func.min(case((running.c.cum >= running.c.quantity, running.c.arrived_at))).label("done_at"),
+               func.max(running.c.accepted_on).label("last_accepted"))
+        .group_by(running.c.order_id)
+        .subquery("done")
+    )
+    stmt = (
+        update(ORDER)
+        .values(delivered_at=done.c.done_at, accepted_on=done.c.last_accepted)
+        .where(ORDER.c.id == done.c.order_id,
+               ORDER.c.delivered_at.is_distinct_from(done.c.done_at)
+               | ORDER.c.accepted_on.is_distinct_from(done.c.last_accepted))
+    )
+    return int(conn.execute(stmt).rowcount)
+
+
+def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *, roll_forward: bool) -> int:
+    """One payable per accepted delivery, due at 次月底 of its acceptance; then the day payments covered each.
+
+    Due dates need the calendar: Python maps each distinct acceptance date (a few hundred at most) to its due
+    date with the pure rule, and one INSERT … SELECT writes the new payables.
+    """
+    program_deliveries = (select(DELIVERY.c.accepted_on).join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
+                          .where(ORDER.c.program_id == program_id).distinct())
+    accepted = [r[0] for r in conn.execute(program_deliveries)]
+    dues = {d: payment_due_on(d, calendar, roll_forward=roll_forward) for d in accepted}
+    new = (
+        select(ORDER.c.id, DELIVERY.c.id, ORDER.c.institution_id,
+               func.round(DELIVERY.c.quantity * ORDER.c.unit_price, 2), by_date(DELIVERY.c.accepted_on, dues))
+        .join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
+        .where(ORDER.c.program_id == program_id,
+               ~exists().where(PAYMENT.c.delivery_id == DELIVERY.c.id))
+    )
+    created = conn.execute(insert(PAYMENT).from_select(
+        ["order_id", "delivery_id", "institution_id", "amount", "due_on"], new)).rowcount
+    _refresh_paid_on(conn, program_id)
+    return int(created)
+
+
+def _refresh_paid_on(conn: Connection, program_id: int) -> None:
+    """`paid_on` = the first payment date at which the order's cumulative payments cover its cumulative payables."""
+    owed = (
+        select(PAYMENT.c.id, PAYMENT.c.order_id,
+               func.sum(cents(PAYMENT.c.amount)).over(partition_by=PAYMENT.c.order_id,
+                                                     order_by=(PAYMENT.c.due_on, PAYMENT.c.id)).label("cum_owed"))
+        .join(ORDER, ORDER.c.id == PAYMENT.c.order_id)
+        .where(ORDER.c.program_id == program_id)
+        .subquery("owed")
+    )
+    paid = (
+        select(SETTLEMENT.c.order_id, SETTLEMENT.c.paid_on,
+               func.sum(cents(SETTLEMENT.c.amount)).over(
+                   partition_by=SETTLEMENT.c.order_id, order_by=(SETTLEMENT.c.paid_on, SETTLEMENT.c.id)).label("cum_paid"))
+        .join(ORDER, ORDER.c.id == SETTLEMENT.c.order_id)
+        .where(ORDER.c.program_id == program_id)
+        .subquery("paid")
+    )
+    covered = (
+        select(owed.c.id, func.min(paid.c.paid_on).label("paid_on"))
+        .select_from(owed.outerjoin(paid, (paid.c.order_id == owed.c.order_id) & (paid.c.cum_paid >= owed.c.cum_owed)))
+        .group_by(owed.c.id)
+        .subquery("covered")
+    )
+    conn.execute(
+        update(PAYMENT)
+        .values(paid_on=covered.c.paid_on)
+        .where(PAYMENT.c.id == covered.c.id, PAYMENT.c.paid_on.is_distinct_from(covered.c.paid_on))
+    )

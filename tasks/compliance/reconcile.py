@@ -1,0 +1,136 @@
+"""The reconciler every rule shares: today's findings against the stored violations, in a few set-based statements.
+
+Per rule: the findings go into a temporary table once; open violations no longer found close (with the day and
+the reason, audit first); findings with no open violation open one (a finding already cured when first seen —
+a late delivery that has since arrived — is recorded closed); audit rows for what opened. A re-run finds the
+same rows and writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Select
+
+from models.audit import AuditEvent
+from models.compliance.codes import ViolationRule, ViolationState
+from models.operations import Violation
+from models.states import Role
+
+VIOLATION = Violation.__table__  # type: ignore[attr-defined]
+AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+
+FINDING = Table(
+    "compliance_finding", MetaData(),
+    Column("subject_type", String(40), nullable=False),
+    Column("subject_id", Integer, nullable=False),
+    Column("object_key", String(64), nullable=False),
+    Column("district", String(32)),
+    Column("evidence", JSON),
+    Column("cured_on", Date),  # set: the obligation was met late; the violation is history, not open
+    prefixes=["TEMPORARY"],
+)
+FINDING_COLUMNS = [c.name for c in FINDING.columns]
+OPENED, CLOSED = "violation_opened", "violation_closed"
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """What one rule's reconciliation did."""
+
+    rule: ViolationRule
+    found: int
+    opened: int
+    closed: int
+
+
+def create_finding_table(conn: Connection) -> None:
+    """The per-connection scratch table the findings of one rule at a time go through."""
+    FINDING.create(conn, checkfirst=True)
+
+
+def drop_finding_table(conn: Connection) -> None:
+    FINDING.drop(conn, checkfirst=True)
+
+
+def _same_key(program_id: int, rule: ViolationRule, v: Any = VIOLATION) -> ColumnElement[bool]:
+    return and_(v.c.program_id == program_id, v.c.rule == rule.value,
+                v.c.subject_type == FINDING.c.subject_type, v.c.subject_id == FINDING.c.subject_id,
+                v.c.object_key == FINDING.c.object_key)
+
+
+def _audit(conn: Connection, program_id: int, action: str, reason: str | None, now: datetime,
+           where: ColumnElement[bool], from_state: str | None, to_state: ColumnElement[Any] | str) -> None:
+    rows = select(
+        literal(program_id), literal("violation"), cast(VIOLATION.c.id, String), literal(action),
+        literal(from_state, String), to_state if not isinstance(to_state, str) else literal(to_state),
+        literal("system"), literal(Role.SYSTEM.value), literal(reason, String), VIOLATION.c.evidence,
+        literal(now, AuditEvent.__table__.c.at.type),  # type: ignore[attr-defined]
+    ).where(where)
+    conn.execute(insert(AUDIT).from_select(
+        ["program_id", "entity", "entity_id", "action", "from_state", "to_state", "actor", "role", "reason", "data",
+         "at"], rows))
+
+
+def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findings: Select[Any], *,
+                   today: date, now: datetime, close_reason: str) -> RuleOutcome:
+    """Bring the stored violations of one rule in line with today's findings (columns as FINDING_COLUMNS)."""
+    conn.execute(delete(FINDING))
+    found = int(conn.execute(insert(FINDING).from_select(FINDING_COLUMNS, findings)).rowcount)
+
+    still_found = exists().where(_same_key(program_id, rule), FINDING.c.cured_on.is_(None))
+    gone = and_(VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value,
+                VIOLATION.c.state == ViolationState.OPEN.value, ~still_found)
+    _audit(conn, program_id, CLOSED, close_reason, now, gone, ViolationState.OPEN.value, ViolationState.CLOSED.value)
+    cured_on = select(func.min(FINDING.c.cured_on)).where(_same_key(program_id, rule)).scalar_subquery()
+    closed = int(conn.execute(
+        update(VIOLATION).where(gone).values(state=ViolationState.CLOSED.value,
+                                             closed_on=func.coalesce(cured_on, literal(today)),
+                                             closed_reason=close_reason)
+    ).rowcount)
+
+    before = conn.execute(select(func.coalesce(func.max(VIOLATION.c.id), 0))).scalar_one()
+    v2 = VIOLATION.alias("v2")
+    open_exists = exists().where(_same_key(program_id, rule, v2), v2.c.state == ViolationState.OPEN.value)
+    any_exists = exists().where(_same_key(program_id, rule, v2))
+    occurrence = select(func.coalesce(func.max(v2.c.occurrence), 0) + 1).where(
+        _same_key(program_id, rule, v2)).scalar_subquery()
+    is_cured = FINDING.c.cured_on.is_not(None)
+    rows = select(
+        literal(program_id), literal(rule.value), FINDING.c.subject_type, FINDING.c.subject_id, FINDING.c.object_key,
+        occurrence, FINDING.c.district,
+        case((is_cured, literal(ViolationState.CLOSED.value)), else_=literal(ViolationState.OPEN.value)),
+        FINDING.c.evidence, literal(today), literal(now, VIOLATION.c.detected_at.type),
+        FINDING.c.cured_on, case((is_cured, literal(close_reason)), else_=literal(None, String)),
+    ).where(((~is_cured) & ~open_exists) | (is_cured & ~any_exists))
+    opened = int(conn.execute(insert(VIOLATION).from_select(
+        ["program_id", "rule", "subject_type", "subject_id", "object_key", "occurrence", "district", "state",
+         "evidence", "detected_on", "detected_at", "closed_on", "closed_reason"], rows)).rowcount)
+    if opened:
+        _audit(conn, program_id, OPENED, None, now,
+               and_(VIOLATION.c.id > before, VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value),
+               None, VIOLATION.c.state)
+    return RuleOutcome(rule, found, opened, closed)

@@ -1,0 +1,98 @@
+"""Portable SQL pieces for the compliance pass: JSON evidence, exact money, elapsed seconds, kind categories.
+
+SQLite stores NUMERIC as floating point, so money is compared in integer cents (`ROUND(x * 100)`) and shares in
+basis points; elapsed time is whole seconds on SQLite (`strftime('%s')`) and exact on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Integer, String, case, cast, func, literal
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from models.states import InstitutionCategory, InstitutionKind, category_of
+
+
+class JsonObject(FunctionElement[Any]):
+    """`json_object(k, v, …)` on SQLite, `json_build_object(k, v, …)` on PostgreSQL."""
+
+    type = JSON()
+    inherit_cache = True
+    name = "json_obj"
+
+
+@compiles(JsonObject, "sqlite")
+def _json_obj_sqlite(element: JsonObject, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_object({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(JsonObject, "postgresql")
+def _json_obj_pg(element: JsonObject, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_build_object({compiler.process(element.clauses, **kw)})"
+
+
+def evidence(fields: Mapping[str, ColumnElement[Any] | Any]) -> JsonObject:
+    """A JSON object of named SQL values (dates and times as text, so both databases show them alike)."""
+    args: list[Any] = []
+    for key, value in fields.items():
+        args.append(literal(key))
+        args.append(value)
+    return JsonObject(*args)
+
+
+class SecondsBetween(FunctionElement[int]):
+    """Seconds from `a` to `b` (timestamps)."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(SecondsBetween, "sqlite")
+def _secs_sqlite(element: SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = list(element.clauses)
+    return (f"(CAST(strftime('%s', {compiler.process(b, **kw)}) AS INTEGER) - "
+            f"CAST(strftime('%s', {compiler.process(a, **kw)}) AS INTEGER))")
+
+
+@compiles(SecondsBetween, "postgresql")
+def _secs_pg(element: SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = list(element.clauses)
+    return f"EXTRACT(EPOCH FROM ({compiler.process(b, **kw)} - {compiler.process(a, **kw)}))"
+
+
+def cents(value: ColumnElement[Any]) -> ColumnElement[int]:
+    """Exact money in integer cents on both databases."""
+    return cast(func.round(value * 100), BigInteger)
+
+
+def basis_points(share: Decimal) -> int:
+    """A share as integer basis points (0.15 → 1500); finer shares than 0.01 % are refused."""
+    bp = share * 10000
+    if bp != bp.to_integral_value():
+        raise ValueError(f"share {share} is finer than 0.01 %")
+    return int(bp)
+
+
+def kinds_of(category: InstitutionCategory) -> list[str]:
+    """The institution kinds of a policy category, as stored."""
+    return [k.value for k in InstitutionKind if category_of(k) is category]
+
+
+def by_date(column: ColumnElement[Any], mapping: Mapping[date, date]) -> ColumnElement[Any]:
+    """`CASE column WHEN d1 THEN v1 … END`: a Python-computed date per distinct date (calendar-dependent dues)."""
+    if not mapping:
+        return literal(None)
+    return case(*((column == k, literal(v)) for k, v in mapping.items()), else_=literal(None))
+
+
+def text_of(value: ColumnElement[Any]) -> ColumnElement[str]:
+    """A value as text for evidence and keys."""
+    return cast(value, String)

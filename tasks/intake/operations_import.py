@@ -1,0 +1,324 @@
+"""The provincial platform's operational exports (orders, deliveries, payments, prices, lowest prices, price reports).
+
+All-or-nothing per file: every bad row is reported with row, column, value and reason (Chinese and English) and
+nothing is written; the same bytes imported again are recognised and create nothing; a row already stored from
+an overlapping export (same natural key) is skipped. References (institutions, products, orders) are resolved
+in bulk, rows are written with one bulk insert per file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlmodel import SQLModel
+
+from core.bulk import insert_ignoring_conflicts, table_of
+from core.db import transaction
+from models.catalog import Product
+from models.clock import SHANGHAI, Clock
+from models.enrollment import Institution
+from models.operations import Delivery, LowestPrice, PriceReport, PurchaseOrder, SalePrice, Settlement
+from models.program import ImportRecord
+from models.validators import FieldError, field_error, validate_drug_code, validate_price
+from tasks.intake.spreadsheets import ImportRejected, RowError
+from tasks.platform.context import Ctx, chunks, program_context
+from tasks.platform.files import (
+    Cells,
+    column_positions,
+    parse_code,
+    parse_date,
+    parse_text,
+    parse_volume,
+    read_sheet,
+    record_import,
+    row_error,
+)
+
+
+class OperationsKind(StrEnum):
+    """The kinds of export `sanjin operations import` takes (the CLI's KIND argument)."""
+
+    ORDERS = "orders"
+    DELIVERIES = "deliveries"
+    PAYMENTS = "payments"
+    PRICES = "prices"
+    LOWEST_PRICES = "lowest-prices"
+    PRICE_REPORTS = "price-reports"
+
+
+OPERATIONS_KIND_LABELS: dict[OperationsKind, str] = {
+    OperationsKind.ORDERS: "采购订单", OperationsKind.DELIVERIES: "配送验收", OperationsKind.PAYMENTS: "货款结算",
+    OperationsKind.PRICES: "销售价格", OperationsKind.LOWEST_PRICES: "全国最低价", OperationsKind.PRICE_REPORTS: "企业价格申报",
+}
+
+COLUMNS: dict[OperationsKind, tuple[str, ...]] = {
+    OperationsKind.ORDERS: ("订单编号", "机构医保编码", "药品统一编码", "配送企业", "采购数量", "采购单价(元)", "下单时间"),
+    OperationsKind.DELIVERIES: ("订单编号", "送达时间", "验收日期", "验收数量"),
+    OperationsKind.PAYMENTS: ("订单编号", "付款日期", "付款金额(元)"),
+    OperationsKind.PRICES: ("机构医保编码", "药品统一编码", "线下销售价(元)", "线上销售价(元)", "执行日期"),
+    OperationsKind.LOWEST_PRICES: ("药品统一编码", "全国最低价(元)", "执行日期"),
+    OperationsKind.PRICE_REPORTS: ("药品统一编码", "申报日期"),
+}
+
+
+@dataclass
+class OperationsImportResult:
+    kind: OperationsKind
+    rows: int
+    created: int
+    already_imported: bool = False
+
+
+_DATETIME = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})[T ]?(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?")
+
+
+def parse_datetime(raw: str, column: str) -> datetime:
+    """Platform times are Shanghai local: YYYY-MM-DD HH:MM[:SS] (2025/10/8 14:30 also)."""
+    text = unicodedata.normalize("NFKC", raw).strip()
+    m = _DATETIME.fullmatch(text)
+    try:
+        if m is None:
+            raise ValueError
+        return datetime(int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), int(m[6] or 0), tzinfo=SHANGHAI)
+    except ValueError:
+        raise field_error(column, raw, "datetime.invalid", f"{column}应为日期时间，格式 YYYY-MM-DD HH:MM（如 2025-10-15 14:30）",
+                          "must be a date and time YYYY-MM-DD HH:MM, e.g. 2025-10-15 14:30") from None
+
+
+def parse_positive(raw: str, column: str) -> int:
+    n = parse_volume(raw, column)
+    if n <= 0:
+        raise field_error(column, raw, "int.not_positive", f"{column}应为大于0的整数", "must be a whole number > 0")
+    return n
+
+
+def parse_money(raw: str, column: str) -> Decimal:
+    return validate_price(raw, column)
+
+
+def parse_optional_money(raw: str, column: str) -> Decimal | None:
+    return None if not raw.strip() else validate_price(raw, column)
+
+
+def _order_no(raw: str, column: str) -> str:
+    return parse_text(64)(raw, column)
+
+
+def _drug(raw: str, column: str) -> str:
+    return validate_drug_code(raw, column)
+
+
+class _Refs:
+    """Codes of the file resolved to ids in bulk (chunked IN lists), with the errors of unknown ones."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+
+    def lookup(self, column: Any, values: Sequence[str], *extra: Any, where: Any = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        table = column.table
+        for chunk in chunks(sorted(set(values))):
+            query = select(column, table.c.id, *extra).where(column.in_(chunk))
+            if where is not None:
+                query = query.where(where)
+            for r in self.ctx.session.execute(query):
+                out[r[0]] = r[1:] if extra else r[1]
+        return out
+
+
+def _unknown(row: int, column: str, value: str, what_zh: str, what_en: str) -> RowError:
+    return row_error(row, column, value, f"{what_en.replace(' ', '_')}.unknown", f"系统中没有该{what_zh}",
+                     f"no {what_en} with this code")
+
+
+def _future(ctx: Ctx, row: int, column: str, day: date) -> RowError | None:
+    if day <= ctx.today:
+        return None
+    return row_error(row, column, day.isoformat(), "date.future", f"{column}晚于今天（{ctx.today.isoformat()}）",
+                     f"is after today ({ctx.today.isoformat()})")
+
+
+Parsed = list[tuple[int, dict[str, Any]]]
+
+
+def _parse_rows(sheet: Any, where: dict[str, int], parsers: dict[str, Callable[[str, str], Any]],
+                errors: list[RowError]) -> Parsed:
+    out: Parsed = []
+    for r in sheet.rows:
+        cells = Cells(sheet, r.number, r.cells, where)
+        values = {c: cells.take(c, p) for c, p in parsers.items()}
+        errors.extend(cells.errors)
+        if not cells.errors:
+            out.append((r.number, values))
+    return out
+
+
+def _orders(ctx: Ctx, rows: Parsed, errors: list[RowError], import_id_hint: None = None) -> list[dict[str, Any]]:
+    refs = _Refs(ctx)
+    insts = refs.lookup(table_of(Institution).c.insurance_code, [v["机构医保编码"] for _, v in rows])
+    prods = refs.lookup(table_of(Product).c.drug_code, [v["药品统一编码"] for _, v in rows],
+                        table_of(Product).c.enterprise_id)
+    seen: dict[str, int] = {}
+    out = []
+    for number, v in rows:
+        inst, prod = insts.get(v["机构医保编码"]), prods.get(v["药品统一编码"])
+        if inst is None:
+            errors.append(_unknown(number, "机构医保编码", v["机构医保编码"], "医保编码的机构", "institution"))
+        if prod is None:
+            errors.append(_unknown(number, "药品统一编码", v["药品统一编码"], "药品统一编码的产品", "product"))
+        if (first := seen.setdefault(v["订单编号"], number)) != number:
+            errors.append(row_error(number, "订单编号", v["订单编号"], "order.duplicate",
+                                    f"订单编号与第{first}行重复", f"the same order number as row {first}"))
+        if v["下单时间"].date() > ctx.today:
+            errors.append(row_error(number, "下单时间", str(v["下单时间"]), "date.future", "下单时间晚于今天",
+                                    "is after today"))
+        if inst is None or prod is None:
+            continue
+        out.append({"program_id": ctx.program_id, "order_no": v["订单编号"], "institution_id": inst,
+                    "product_id": prod[0], "enterprise_id": prod[1], "distributor": v["配送企业"],
+                    "quantity": v["采购数量"], "unit_price": v["采购单价(元)"],
+                    "amount": v["采购单价(元)"] * v["采购数量"], "ordered_at": v["下单时间"]})
+    return out
+
+
+def _by_order(ctx: Ctx, rows: Parsed, errors: list[RowError]) -> dict[str, Any]:
+    orders = _Refs(ctx).lookup(table_of(PurchaseOrder).c.order_no, [v["订单编号"] for _, v in rows],
+                               table_of(PurchaseOrder).c.ordered_at,
+                               where=table_of(PurchaseOrder).c.program_id == ctx.program_id)
+    for number, v in rows:
+        if v["订单编号"] not in orders:
+            errors.append(row_error(number, "订单编号", v["订单编号"], "order.unknown", "本项目中没有该订单编号（请先导入采购订单）",
+                                    "no order with this number in the program (import the orders first)"))
+    return orders
+
+
+def _deliveries(ctx: Ctx, rows: Parsed, errors: list[RowError]) -> list[dict[str, Any]]:
+    orders = _by_order(ctx, rows, errors)
+    out = []
+    for number, v in rows:
+        if (order := orders.get(v["订单编号"])) is None:
+            continue
+        arrived, accepted = v["送达时间"], v["验收日期"]
+        if arrived < order[1]:
+            errors.append(row_error(number, "送达时间", str(arrived), "delivery.before_order", "送达时间早于下单时间",
+                                    "arrives before the order was placed"))
+        if accepted < arrived.astimezone(SHANGHAI).date():
+            errors.append(row_error(number, "验收日期", accepted.isoformat(), "delivery.accepted_before_arrival",
+                                    "验收日期早于送达日期", "accepted before it arrived"))
+        if (e := _future(ctx, number, "验收日期", accepted)) is not None:
+            errors.append(e)
+        out.append({"order_id": order[0], "arrived_at": arrived, "accepted_on": accepted, "quantity": v["验收数量"]})
+    return out
+
+
+def _payments(ctx: Ctx, rows: Parsed, errors: list[RowError]) -> list[dict[str, Any]]:
+    orders = _by_order(ctx, rows, errors)
+    out = []
+    for number, v in rows:
+        if (e := _future(ctx, number, "付款日期", v["付款日期"])) is not None:
+            errors.append(e)
+        if (order := orders.get(v["订单编号"])) is not None:
+            out.append({"order_id": order[0], "paid_on": v["付款日期"], "amount": v["付款金额(元)"]})
+    return out
+
+
+def _prices(ctx: Ctx, rows: Parsed, errors: list[RowError]) -> list[dict[str, Any]]:
+    refs = _Refs(ctx)
+    insts = refs.lookup(table_of(Institution).c.insurance_code, [v["机构医保编码"] for _, v in rows])
+    prods = refs.lookup(table_of(Product).c.drug_code, [v["药品统一编码"] for _, v in rows])
+    out = []
+    for number, v in rows:
+        inst, prod = insts.get(v["机构医保编码"]), prods.get(v["药品统一编码"])
+        if inst is None:
+            errors.append(_unknown(number, "机构医保编码", v["机构医保编码"], "医保编码的机构", "institution"))
+        if prod is None:
+            errors.append(_unknown(number, "药品统一编码", v["药品统一编码"], "药品统一编码的产品", "product"))
+        if inst is not None and prod is not None:
+            out.append({"program_id": ctx.program_id, "institution_id": inst, "product_id": prod,
+                        "offline_price": v["线下销售价(元)"], "online_price": v["线上销售价(元)"],
+                        "effective_on": v["执行日期"]})
+    return out
+
+
+def _drug_rows(ctx: Ctx, rows: Parsed, errors: list[RowError], fields: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"program_id": ctx.program_id, **{k: v[c] for k, c in fields.items()}} for _, v in rows]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    model: type[SQLModel]
+    parsers: dict[str, Callable[[str, str], Any]]
+    key: tuple[str, ...]
+    build: Callable[[Ctx, Parsed, list[RowError]], list[dict[str, Any]]]
+
+
+KINDS: dict[OperationsKind, _Kind] = {
+    OperationsKind.ORDERS: _Kind(PurchaseOrder, {
+        "订单编号": _order_no, "机构医保编码": parse_code, "药品统一编码": _drug, "配送企业": parse_text(200),
+        "采购数量": parse_positive, "采购单价(元)": parse_money, "下单时间": parse_datetime},
+        ("program_id", "order_no"), _orders),
+    OperationsKind.DELIVERIES: _Kind(Delivery, {
+        "订单编号": _order_no, "送达时间": parse_datetime, "验收日期": parse_date, "验收数量": parse_positive},
+        ("order_id", "arrived_at"), _deliveries),
+    OperationsKind.PAYMENTS: _Kind(Settlement, {
+        "订单编号": _order_no, "付款日期": parse_date, "付款金额(元)": parse_money},
+        ("order_id", "paid_on", "amount"), _payments),
+    OperationsKind.PRICES: _Kind(SalePrice, {
+        "机构医保编码": parse_code, "药品统一编码": _drug, "线下销售价(元)": parse_money,
+        "线上销售价(元)": parse_optional_money, "执行日期": parse_date},
+        ("program_id", "institution_id", "product_id", "effective_on"), _prices),
+    OperationsKind.LOWEST_PRICES: _Kind(LowestPrice, {
+        "药品统一编码": _drug, "全国最低价(元)": parse_money, "执行日期": parse_date},
+        ("program_id", "drug_code", "effective_on"),
+        lambda ctx, rows, errors: _drug_rows(ctx, rows, errors, {"drug_code": "药品统一编码", "price": "全国最低价(元)",
+                                                                 "effective_on": "执行日期"})),
+    OperationsKind.PRICE_REPORTS: _Kind(PriceReport, {"药品统一编码": _drug, "申报日期": parse_date},
+                                        ("program_id", "drug_code", "reported_on"),
+                                        lambda ctx, rows, errors: _drug_rows(ctx, rows, errors, {
+                                            "drug_code": "药品统一编码", "reported_on": "申报日期"})),
+}
+
+
+def import_operations(engine: Engine, slug: str, kind: OperationsKind | str, path: Path, *, clock: Clock,
+                      actor: str = "system") -> OperationsImportResult:
+    """Import one platform export of `kind`; ImportRejected (every bad row) and nothing written if any row is bad."""
+    kind = OperationsKind(kind)
+    spec = KINDS[kind]
+    data, sheet = read_sheet(path)
+    digest = hashlib.sha256(data).hexdigest()
+    record_kind = f"operations:{kind.value}"
+    with transaction(engine) as session:
+        ctx = program_context(session, slug, clock)
+        t = table_of(ImportRecord)
+        previous = session.execute(select(t.c.rows).where(t.c.kind == record_kind, t.c.program_id == ctx.program_id,
+                                                          t.c.sha256 == digest)).scalar()
+        if previous is not None:
+            return OperationsImportResult(kind, int(previous), 0, already_imported=True)
+        where = column_positions(sheet, path.name, COLUMNS[kind])
+        errors: list[RowError] = []
+        if not sheet.rows:
+            errors.append(row_error(sheet.header_row, "表头", "", "file.no_rows", "文件中没有数据行", "the file has no rows"))
+        parsed = _parse_rows(sheet, where, spec.parsers, errors)
+        values = spec.build(ctx, parsed, errors)
+        if errors:
+            raise ImportRejected(path.name, errors)
+        import_id = record_import(ctx, record_kind, digest, path.name, len(sheet.rows), 0, actor)
+        for v in values:
+            v["import_id"] = import_id
+        created = insert_ignoring_conflicts(session, spec.model, values, list(spec.key))
+        session.execute(update(t).where(t.c.id == import_id).values(created=created))
+        return OperationsImportResult(kind, len(sheet.rows), created)
+
+
+__all__ = ["COLUMNS", "OPERATIONS_KIND_LABELS", "FieldError", "OperationsImportResult", "OperationsKind",
+           "import_operations", "parse_datetime"]

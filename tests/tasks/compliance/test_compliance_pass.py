@@ -1,0 +1,333 @@
+"""The compliance pass over a program, on SQLite and PostgreSQL: each rule's boundary through SQL, re-runs, cures."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import Engine, insert, select, update
+from sqlmodel import Session
+
+from models.audit import AuditEvent
+from models.catalog import DeclarationItem, Product
+from models.clock import FixedClock
+from models.compliance.codes import ViolationRule, ViolationState
+from models.enrollment import Application, Institution
+from models.operations import LowestPrice, Payment, PriceReport, Selection, Violation
+from models.program import Program
+from models.states import ApplicationState, InstitutionKind
+from tasks.compliance.compliance_pass import run_compliance_pass
+from tests.factories import (
+    clock_at,
+    make_delivery,
+    make_enterprise,
+    make_institution,
+    make_order,
+    make_product,
+    make_program,
+    make_running_application,
+    make_sale_price,
+    make_settlement,
+    publish_drug_list,
+    shanghai,
+    table_counts,
+)
+
+
+def violations(engine: Engine, rule: ViolationRule) -> list[Violation]:
+    with Session(engine) as session:
+        return list(session.execute(select(Violation).where(Violation.rule == rule)  # type: ignore[arg-type]
+                                    .order_by(Violation.id)).scalars())  # type: ignore[arg-type]
+
+
+def run(engine: Engine, program: Program, clock: FixedClock, *rules: ViolationRule) -> None:
+    run_compliance_pass(engine, program.slug, clock=clock, rules=list(rules) or None)
+
+
+def _setup(engine: Engine, slug: str = "shenyang-2025", kind: InstitutionKind = InstitutionKind.CHAIN_PHARMACY,
+           ) -> tuple[Program, Institution, Product]:
+    program = make_program(engine, slug)
+    inst = make_institution(engine, kind=kind)
+    product = make_product(engine, make_enterprise(engine))
+    return program, inst, product
+
+
+def test_a_delivery_at_exactly_72_hours_is_on_time_and_at_72_hours_1_minute_is_a_violation(engine: Engine) -> None:
+    program, inst, product = _setup(engine)
+    ordered = shanghai(2025, 12, 1, 9, 0)
+    on_time = make_order(engine, program, inst, product, ordered_at=ordered, order_no="PO-ON-TIME")
+    late = make_order(engine, program, inst, product, ordered_at=ordered, order_no="PO-LATE")
+    make_delivery(engine, on_time, arrived_at=ordered + timedelta(hours=72))
+    make_delivery(engine, late, arrived_at=ordered + timedelta(hours=72, minutes=1))
+    run(engine, program, clock_at(2025, 12, 10, 8), ViolationRule.LATE_DELIVERY)
+    found = violations(engine, ViolationRule.LATE_DELIVERY)
+    assert [(v.object_key, v.subject_id, v.state) for v in found] == [
+        ("PO-LATE", product.enterprise_id, ViolationState.CLOSED)]  # delivered since: recorded as history
+    assert found[0].district == inst.district
+
+
+def test_an_undelivered_order_opens_a_violation_that_closes_when_the_goods_arrive(engine: Engine) -> None:
+    program, inst, product = _setup(engine)
+    ordered = shanghai(2025, 12, 1, 9, 0)
+    order = make_order(engine, program, inst, product, ordered_at=ordered, quantity=10)
+    make_delivery(engine, order, arrived_at=ordered + timedelta(hours=5), quantity=4)  # short: not 足量
+    run(engine, program, clock_at(2025, 12, 4, 9, 0), ViolationRule.LATE_DELIVERY)
+    assert violations(engine, ViolationRule.LATE_DELIVERY) == []  # exactly 72 h: not yet late
+    run(engine, program, clock_at(2025, 12, 4, 9, 1), ViolationRule.LATE_DELIVERY)
+    [open_one] = violations(engine, ViolationRule.LATE_DELIVERY)
+    assert open_one.state is ViolationState.OPEN
+    make_delivery(engine, order, arrived_at=shanghai(2025, 12, 6, 15, 0), quantity=6)
+    run(engine, program, clock_at(2025, 12, 7, 8), ViolationRule.LATE_DELIVERY)
+    [closed] = violations(engine, ViolationRule.LATE_DELIVERY)
+    assert (closed.id, closed.state, closed.closed_on) == (open_one.id, ViolationState.CLOSED, date(2025, 12, 6))
+    assert closed.closed_reason and "送达" in closed.closed_reason
+
+
+def test_rerunning_the_pass_changes_nothing(engine: Engine) -> None:
+    program, inst, product = _setup(engine)
+    ordered = shanghai(2025, 12, 1, 9, 0)
+    make_order(engine, program, inst, product, ordered_at=ordered)
+    late = make_order(engine, program, inst, product, ordered_at=ordered)
+    make_delivery(engine, late, arrived_at=ordered + timedelta(hours=80), accepted_on=date(2025, 12, 4))
+    make_sale_price(engine, program, inst, product, offline="13.00", effective_on=date(2025, 12, 1))
+    clock = clock_at(2026, 2, 2, 8)
+    run(engine, program, clock)
+    counts = table_counts(engine)
+    with Session(engine) as session:
+        before = [(v.id, v.state, v.evidence) for v in session.execute(select(Violation)).scalars()]
+    assert counts["violation"] >= 3 and counts["auditevent"] > 0
+    run(engine, program, clock)
+    assert table_counts(engine) == counts
+    with Session(engine) as session:
+        assert [(v.id, v.state, v.evidence) for v in session.execute(select(Violation)).scalars()] == before
+
+
+def test_paid_on_the_last_day_of_the_next_month_is_on_time_and_the_day_after_is_a_violation(engine: Engine) -> None:
+    program, inst, product = _setup(engine)
+    on_time = make_order(engine, program, inst, product, ordered_at=shanghai(2025, 10, 14, 9), order_no="A")
+    late = make_order(engine, program, inst, product, ordered_at=shanghai(2025, 10, 14, 9), order_no="B")
+    for order in (on_time, late):
+        make_delivery(engine, order, arrived_at=shanghai(2025, 10, 15, 9), accepted_on=date(2025, 10, 15))
+    make_settlement(engine, on_time, paid_on=date(2025, 11, 30), amount="125.00")  # 次月底 = 11-30 (a Sunday)
+    make_settlement(engine, late, paid_on=date(2025, 12, 1), amount="125.00")
+    run(engine, program, clock_at(2025, 12, 5, 8), ViolationRule.LATE_PAYMENT)
+    [found] = violations(engine, ViolationRule.LATE_PAYMENT)
+    assert found.object_key.startswith("B#") and found.state is ViolationState.CLOSED
+    assert found.closed_on == date(2025, 12, 1)
+
+
+def test_partial_payments_add_up_and_an_unpaid_payable_closes_when_the_rest_arrives(engine: Engine) -> None:
+    program, inst, product = _setup(engine)
+    order = make_order(engine, program, inst, product, ordered_at=shanghai(2025, 10, 14, 9))
+    make_delivery(engine, order, arrived_at=shanghai(2025, 10, 15, 9), accepted_on=date(2025, 10, 15))
+    make_settlement(engine, order, paid_on=date(2025, 11, 10), amount="100.00")
+    run(engine, program, clock_at(2025, 12, 1, 8), ViolationRule.LATE_PAYMENT)
+    [open_one] = violations(engine, ViolationRule.LATE_PAYMENT)
+    assert open_one.state is ViolationState.OPEN
+    with Session(engine) as session:
+        payable = session.execute(select(Payment)).scalar_one()
+        assert (payable.amount, payable.due_on, payable.paid_on) == (Decimal("125.00"), date(2025, 11, 30), None)
+    make_settlement(engine, order, paid_on=date(2025, 12, 3), amount="25.00")
+    run(engine, program, clock_at(2025, 12, 4, 8), ViolationRule.LATE_PAYMENT)
+    [closed] = violations(engine, ViolationRule.LATE_PAYMENT)
+    assert (closed.state, closed.closed_on) == (ViolationState.CLOSED, date(2025, 12, 3))
+    with Session(engine) as session:
+        actions = [a.action for a in session.execute(select(AuditEvent).where(
+            AuditEvent.entity == "violation")).scalars()]  # type: ignore[arg-type]
+    assert actions == ["violation_opened", "violation_closed"]
+
+
+def test_a_pharmacy_unpaid_more_than_two_months_after_the_due_date_is_an_interview_candidate(engine: Engine) -> None:
+    program, inst, product = _setup(engine)
+    public = make_institution(engine, kind=InstitutionKind.TOWNSHIP_HEALTH_CENTER)
+    for who in (inst, public):
+        order = make_order(engine, program, who, product, ordered_at=shanghai(2025, 10, 14, 9))
+        make_delivery(engine, order, arrived_at=shanghai(2025, 10, 15, 9), accepted_on=date(2025, 10, 15))
+    run(engine, program, clock_at(2026, 1, 30, 8), ViolationRule.OVERDUE_INTERVIEW)  # due 11-30 + 2 months
+    assert violations(engine, ViolationRule.OVERDUE_INTERVIEW) == []
+    run(engine, program, clock_at(2026, 1, 31, 8), ViolationRule.OVERDUE_INTERVIEW)
+    assert [v.subject_id for v in violations(engine, ViolationRule.OVERDUE_INTERVIEW)] == [inst.id]
+
+
+def test_pharmacy_markup_of_15_00_percent_with_the_index_is_allowed_and_15_01_percent_is_not(engine: Engine) -> None:
+    program = make_program(engine, "jiangxi-2025")
+    product = make_product(engine, make_enterprise(engine))
+    with Session(engine) as session:
+        session.execute(update(Product).where(Product.id == product.id).values(winning_price=Decimal("100.00")))
+        session.commit()
+    ok, over, no_index = (make_institution(engine, district="南昌市") for _ in range(3))
+    with Session(engine) as session:
+        session.execute(update(Institution).where(Institution.id.in_([ok.id, over.id]))  # type: ignore[union-attr]
+                        .values(price_index_ok=True))
+        session.commit()
+    make_sale_price(engine, program, ok, product, offline="115.00", online="115.00", effective_on=date(2025, 12, 1))
+    make_sale_price(engine, program, over, product, offline="115.01", effective_on=date(2025, 12, 1))
+    make_sale_price(engine, program, no_index, product, offline="115.00", online="114.00",
+                    effective_on=date(2025, 12, 1))
+    clock = clock_at(2025, 12, 2, 8)
+    run(engine, program, clock, ViolationRule.SALE_PRICE, ViolationRule.ONLINE_OFFLINE_PRICE)
+    assert {v.subject_id for v in violations(engine, ViolationRule.SALE_PRICE)} == {over.id, no_index.id}
+    assert [v.subject_id for v in violations(engine, ViolationRule.ONLINE_OFFLINE_PRICE)] == [no_index.id]
+    # The price in force is the latest by date: a corrected price closes the violation.
+    make_sale_price(engine, program, over, product, offline="115.00", effective_on=date(2025, 12, 3))
+    run(engine, program, clock_at(2025, 12, 3, 8), ViolationRule.SALE_PRICE)
+    states = {v.subject_id: v.state for v in violations(engine, ViolationRule.SALE_PRICE)}
+    assert states == {over.id: ViolationState.CLOSED, no_index.id: ViolationState.OPEN}
+
+
+def test_public_institution_selling_below_or_above_the_winning_price_is_a_violation(engine: Engine) -> None:
+    program, _, product = _setup(engine)
+    at, below = (make_institution(engine, kind=InstitutionKind.TOWNSHIP_HEALTH_CENTER) for _ in range(2))
+    make_sale_price(engine, program, at, product, offline="12.50", effective_on=date(2025, 12, 1))
+    make_sale_price(engine, program, below, product, offline="12.49", effective_on=date(2025, 12, 1))
+    run(engine, program, clock_at(2025, 12, 2, 8), ViolationRule.SALE_PRICE)
+    assert [v.subject_id for v in violations(engine, ViolationRule.SALE_PRICE)] == [below.id]
+
+
+def _carry(engine: Engine, program: Program, inst: Institution, products: list[Product], *,
+           recommended: int = 0) -> None:
+    with Session(engine) as session:
+        session.execute(insert(Selection), [{"program_id": program.id, "institution_id": inst.id,
+                                              "product_id": p.id, "annual_volume": 1} for p in products])
+        if recommended:
+            ids = [p.id for p in products[:recommended]]
+            session.execute(update(DeclarationItem).where(DeclarationItem.product_id.in_(ids))  # type: ignore[attr-defined]
+                            .values(recommended=True))
+        session.commit()
+
+
+def test_a_private_tertiary_hospital_with_79_drugs_is_a_violation_and_with_80_is_not(engine: Engine) -> None:
+    program = make_program(engine, "jiangxi-2025")
+    enterprise = make_enterprise(engine)
+    products = [make_product(engine, enterprise) for _ in range(80)]
+    publish_drug_list(engine, program, products, clock=clock_at(2025, 9, 1, 9))
+    hospitals = [make_institution(engine, kind=InstitutionKind.PRIVATE_HOSPITAL, district="南昌市") for _ in range(2)]
+    with Session(engine) as session:
+        session.execute(update(Institution).where(Institution.id.in_([h.id for h in hospitals]))  # type: ignore[union-attr]
+                        .values(private_tertiary=True))
+        session.commit()
+    for hospital, n in zip(hospitals, (79, 80), strict=True):
+        make_running_application(engine, program, hospital, running_at=shanghai(2025, 10, 1, 9))
+        _carry(engine, program, hospital, products[:n], recommended=60 if n == 80 else 0)
+    run(engine, program, clock_at(2025, 12, 1, 8), ViolationRule.TOO_FEW_DRUGS, ViolationRule.RECOMMENDED_SHARE)
+    [short] = violations(engine, ViolationRule.TOO_FEW_DRUGS)
+    assert (short.subject_id, short.evidence["配备品种数"], short.evidence["应配备品种数"]) == (hospitals[0].id, 79, 80)
+    # 48 of 80 = 60 % recommended is enough; the first hospital's items became recommended too (48/79 = 60.8 %).
+    assert violations(engine, ViolationRule.RECOMMENDED_SHARE) == []
+
+
+def test_a_recommended_share_below_60_percent_is_a_violation(engine: Engine) -> None:
+    program = make_program(engine, "jiangxi-2025")
+    enterprise = make_enterprise(engine)
+    products = [make_product(engine, enterprise) for _ in range(50)]
+    publish_drug_list(engine, program, products, clock=clock_at(2025, 9, 1, 9))
+    pharmacy = make_institution(engine, district="南昌市")
+    make_running_application(engine, program, pharmacy, running_at=shanghai(2025, 10, 1, 9))
+    _carry(engine, program, pharmacy, products, recommended=29)
+    clock = clock_at(2025, 12, 1, 8)
+    run(engine, program, clock, ViolationRule.RECOMMENDED_SHARE)
+    [low] = violations(engine, ViolationRule.RECOMMENDED_SHARE)
+    assert (low.evidence["推荐品种数"], low.evidence["配备品种数"]) == (29, 50)
+    with Session(engine) as session:  # one more recommended drug: 30 of 50 = 60 %
+        session.execute(update(DeclarationItem).where(DeclarationItem.product_id == products[29].id)
+                        .values(recommended=True))
+        session.commit()
+    run(engine, program, clock, ViolationRule.RECOMMENDED_SHARE)
+    assert [v.state for v in violations(engine, ViolationRule.RECOMMENDED_SHARE)] == [ViolationState.CLOSED]
+
+
+def test_a_special_drug_carried_by_a_non_designated_institution_is_a_violation(engine: Engine) -> None:
+    program = make_program(engine)
+    special = make_product(engine, make_enterprise(engine), special=True)
+    plain, designated = make_institution(engine), make_institution(engine, special=True)
+    for inst in (plain, designated):
+        _carry(engine, program, inst, [special])
+    run(engine, program, clock_at(2025, 12, 1, 8), ViolationRule.SPECIAL_DRUG)
+    assert [v.subject_id for v in violations(engine, ViolationRule.SPECIAL_DRUG)] == [plain.id]
+
+
+def test_leaving_before_one_year_is_a_violation(engine: Engine) -> None:
+    program = make_program(engine)
+    early, after = make_institution(engine), make_institution(engine)
+    for inst, left in ((early, date(2026, 9, 30)), (after, date(2026, 10, 1))):
+        app_id = make_running_application(engine, program, inst, running_at=shanghai(2025, 10, 1, 9))
+        with Session(engine) as session:
+            session.execute(update(Application).where(Application.id == app_id)
+                            .values(state=ApplicationState.EXITED, left_on=left))
+            session.commit()
+    run(engine, program, clock_at(2026, 10, 2, 8), ViolationRule.EARLY_EXIT)
+    assert [v.subject_id for v in violations(engine, ViolationRule.EARLY_EXIT)] == [early.id]
+
+
+def test_a_price_report_on_working_day_20_across_national_day_is_in_time_and_on_day_21_late(engine: Engine) -> None:
+    program = make_program(engine)
+    in_time, late = (make_product(engine, make_enterprise(engine)) for _ in range(2))
+    with Session(engine) as session:
+        for p, reported in ((in_time, date(2025, 10, 24)), (late, date(2025, 10, 27))):
+            session.add(LowestPrice(program_id=program.id or 0, drug_code=p.drug_code, price=Decimal("1.00"),
+                                    effective_on=date(2025, 9, 22)))
+            session.add(PriceReport(program_id=program.id or 0, drug_code=p.drug_code, reported_on=reported))
+        session.commit()
+    run(engine, program, clock_at(2025, 11, 3, 8), ViolationRule.LATE_PRICE_REPORT)
+    [found] = violations(engine, ViolationRule.LATE_PRICE_REPORT)
+    assert (found.subject_id, found.state, found.closed_on) == (late.enterprise_id, ViolationState.CLOSED,
+                                                                date(2025, 10, 27))
+
+
+def test_an_unreported_lowest_price_is_open_from_working_day_21(engine: Engine) -> None:
+    program = make_program(engine)
+    product = make_product(engine, make_enterprise(engine))
+    with Session(engine) as session:
+        session.add(LowestPrice(program_id=program.id or 0, drug_code=product.drug_code, price=Decimal("1.00"),
+                                effective_on=date(2025, 9, 22)))
+        session.commit()
+    run(engine, program, clock_at(2025, 10, 24, 18), ViolationRule.LATE_PRICE_REPORT)
+    assert violations(engine, ViolationRule.LATE_PRICE_REPORT) == []
+    run(engine, program, clock_at(2025, 10, 25, 8), ViolationRule.LATE_PRICE_REPORT)
+    assert [v.state for v in violations(engine, ViolationRule.LATE_PRICE_REPORT)] == [ViolationState.OPEN]
+
+
+def test_a_listed_product_without_orders_for_a_year_is_proposed_for_closing(engine: Engine) -> None:
+    program, inst, product = _setup(engine)
+    sold = make_product(engine, make_enterprise(engine))
+    publish_drug_list(engine, program, [product, sold], clock=clock_at(2025, 9, 1, 9))
+    make_order(engine, program, inst, sold, ordered_at=shanghai(2025, 12, 1, 9))
+    run(engine, program, clock_at(2026, 9, 1, 8), ViolationRule.NO_SALES)
+    assert violations(engine, ViolationRule.NO_SALES) == []
+    run(engine, program, clock_at(2026, 9, 2, 8), ViolationRule.NO_SALES)
+    assert [v.subject_id for v in violations(engine, ViolationRule.NO_SALES)] == [product.id]
+
+
+def test_purchase_prices_above_the_median_raise_red_yellow_and_blue_alerts(engine: Engine) -> None:
+    program, _, product = _setup(engine)
+    prices = ["100.00", "100.00", "100.00", "110.00", "120.00", "130.00", "109.99"]
+    insts = [make_institution(engine) for _ in prices]
+    for inst, price in zip(insts, prices, strict=True):
+        make_order(engine, program, inst, product, ordered_at=shanghai(2025, 12, 1, 9), unit_price=price)
+    rules = (ViolationRule.PRICE_ALERT_RED, ViolationRule.PRICE_ALERT_YELLOW, ViolationRule.PRICE_ALERT_BLUE)
+    run(engine, program, clock_at(2025, 12, 2, 8), *rules)
+    # Median of the seven prices is 109.99; bands from 120.989 (+10 %), 131.988 (+20 %), 142.987 (+30 %).
+    assert [v.subject_id for v in violations(engine, ViolationRule.PRICE_ALERT_BLUE)] == [insts[5].id]  # 130.00
+    assert [v.subject_id for v in violations(engine, ViolationRule.PRICE_ALERT_YELLOW)] == []
+    assert [v.subject_id for v in violations(engine, ViolationRule.PRICE_ALERT_RED)] == []
+    make_order(engine, program, insts[5], product, ordered_at=shanghai(2025, 12, 3, 9), unit_price="143.00")
+    make_order(engine, program, insts[4], product, ordered_at=shanghai(2025, 12, 3, 9), unit_price="131.99")
+    make_order(engine, program, insts[3], product, ordered_at=shanghai(2025, 12, 3, 9), unit_price="120.99")
+    run(engine, program, clock_at(2025, 12, 4, 8), *rules)
+    assert [v.subject_id for v in violations(engine, ViolationRule.PRICE_ALERT_RED)] == [insts[5].id]
+    assert [v.subject_id for v in violations(engine, ViolationRule.PRICE_ALERT_YELLOW)] == [insts[4].id]
+    blue = {v.subject_id: v.state for v in violations(engine, ViolationRule.PRICE_ALERT_BLUE)}
+    assert blue == {insts[5].id: ViolationState.CLOSED, insts[3].id: ViolationState.OPEN}
+
+
+def test_an_enterprise_with_three_late_orders_in_90_days_is_flagged(engine: Engine) -> None:
+    program, inst, product = _setup(engine)
+    for day in (1, 2, 3):
+        make_order(engine, program, inst, product, ordered_at=shanghai(2025, 12, day, 9))
+    run(engine, program, clock_at(2025, 12, 5, 8), ViolationRule.DELIVERY_PATTERN)
+    assert violations(engine, ViolationRule.DELIVERY_PATTERN) == []  # the third is not late yet
+    run(engine, program, clock_at(2025, 12, 6, 10), ViolationRule.DELIVERY_PATTERN)
+    [flag] = violations(engine, ViolationRule.DELIVERY_PATTERN)
+    assert (flag.subject_id, flag.evidence["超时订单数"]) == (product.enterprise_id, 3)
+    run(engine, program, clock_at(2026, 3, 1, 10), ViolationRule.DELIVERY_PATTERN)
+    assert [v.state for v in violations(engine, ViolationRule.DELIVERY_PATTERN)] == [ViolationState.CLOSED]
