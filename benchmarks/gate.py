@@ -4,7 +4,7 @@
 
 The enrollment flow runs with wait=True (poll_seconds=1) in a thread and pauses on its open gate.
 Then, as the CLI's `sanjin gate decide` does: tasks.gates.deciding.decide_gate records the decision and
-sanjin.resume.resume_waiting_run wakes the run. Measured from the start of decide_gate until
+flows.resume.resume_waiting_run wakes the run. Measured from the start of decide_gate until
 - the flow run leaves PAUSED in Prefect's API (polled every 20 ms), and
 - the flow's own code runs again (the `record-gate-decision` task function is entered).
 Three round trips in the product's run: the batch's last two district gates, then the city gate they
@@ -134,9 +134,9 @@ def _round_trips(engine: Any, clock: Any, probe: TaskProbe, *, poll_seconds: int
     from sqlmodel import Session, select
 
     from flows.enrollment import enrollment_flow
+    from flows.resume import resume_waiting_run
     from models.enrollment import Gate
     from models.states import GateState
-    from sanjin.resume import resume_waiting_run
     from tasks.gates.deciding import decide_gate
 
     tag = f"bench-gate-{uuid.uuid4().hex[:8]}"

@@ -276,8 +276,8 @@ def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve"),
     """决定审批事项并唤醒等待的流程 / decide a gate and resume the waiting flow."""
     from sqlmodel import Session
 
+    from flows.resume import resume_waiting_run
     from models.enrollment import Gate
-    from sanjin.resume import resume_waiting_run
     from tasks.gates.deciding import decide_gate
     from tasks.gates.rows import UnknownGate
 

@@ -7,19 +7,8 @@ from datetime import date
 from rich.console import Console
 from rich.table import Table
 
+from models.labels import SHORT_PHASES, STATE_LABELS, WINDOW_LABELS
 from tasks.status import ProgramStatus
-
-WINDOW_LABELS = {"not_yet_open": "未开始", "open": "进行中", "closed": "已结束"}
-SHORT_PHASES = {"alliance": "联盟邀请", "drug_list": "药品清单征集", "enrollment": "机构申报", "accounts": "账户注册",
-                "contracts": "协议签订", "continuous_review": "持续推进"}
-STATE_LABELS = {
-    "invited": "已邀请", "accepted": "已同意", "declined": "已谢绝", "confirmed": "已确认", "excluded": "未确认",
-    "submitted": "待审", "district_approved": "区县已审", "approved": "已批准", "rejected": "已驳回",
-    "withdrawn": "已撤回", "running": "运行中", "suspended": "已暂停", "disqualified": "已取消", "exited": "已退出",
-    "pending": "待办", "registered": "已注册", "exempt": "免于注册(代采)", "signed": "已签订", "terminated": "已终止",
-    "batch_open": "批次-收集中", "batch_declared": "批次-审核中", "batch_matured": "批次-已成熟",
-    "batch_running": "批次-运行中",
-}
 
 
 def _bar(start: date, end: date, opens: date, closes: date | None, today: date, width: int = 30) -> str:

@@ -16,10 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from flows.resume import resume_waiting_run
 from models.enrollment import Gate
 from models.program import Program, User
 from models.states import KIND_LABELS, GateKind, GateState, Role
-from sanjin.resume import resume_waiting_run
 from tasks.gates.deciding import decide_gate
 from tasks.gates.rows import GateConflict, GateError, NotAllowedToDecide, NotYourDistrict, UnknownGate, check_decider
 from web import gate_details

@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.clock_store import DatabaseClock
+from models.labels import SHORT_PHASES, STATE_LABELS
 from models.program_definition import ProgramDefinition
 from models.states import KIND_LABELS, InstitutionKind
-from sanjin.status_view import SHORT_PHASES, STATE_LABELS
 from tasks.programs import UnknownProgram, get_program, list_programs
 from tasks.status import LAGGARD_KINDS, laggard_page
 from web.auth import require_user

@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from models.clock import SHANGHAI, Clock
+from models.labels import SHORT_PHASES, STATE_LABELS, WINDOW_LABELS
 from models.program import User
-from sanjin.status_view import SHORT_PHASES, STATE_LABELS, WINDOW_LABELS
 from web.auth import ROLE_LABELS, csrf_token
 from web.queries import GateItemCache
 from web.snapshots import OverviewCache

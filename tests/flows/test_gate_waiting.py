@@ -171,7 +171,7 @@ def test_a_decision_given_in_prefects_form_is_recorded_by_the_flow_with_its_deci
     assert city.items == district.items[1:]
     _wait_for(lambda: _run_state(city.flow_run_id) == "PAUSED", what="the run to pause again")
     decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=declared_batch["clock"])
-    from sanjin.resume import resume_waiting_run
+    from flows.resume import resume_waiting_run
     from tasks.gates.rows import DecisionResult
 
     resume_waiting_run(DecisionResult(city.id, GateState.DECIDED, city.items, [], [], city.flow_run_id), "manager")
@@ -200,7 +200,7 @@ def test_a_district_reviewer_giving_another_districts_decision_in_the_form_chang
     with Session(engine) as session:
         gate = session.get(Gate, district.id)
         assert gate is not None and gate.state == GateState.OPEN and gate.decision["items"] == {}
-    from sanjin.resume import resume_waiting_run
+    from flows.resume import resume_waiting_run
 
     result = decide_gate(engine, district.id, approve=district.items, user_name=declared_batch["reviewer"],
                          clock=declared_batch["clock"])
