@@ -1,13 +1,27 @@
-"""The Chinese labels people see for the codes the system keeps (states, phases, windows).
+"""The one catalog of Chinese labels people see for the codes the system keeps.
 
-Keyed by the codes' string values, so this module imports nothing and every room may use it.
+Every state, action, kind, role and phase shown by the CLI, the web pages, the exports and the notices
+takes its words from here. Keyed by the codes' string values (a StrEnum member is its value), so this
+module imports nothing and every room, models/ included, may use it; tests/models/test_labels.py
+fails on a code without a label.
 """
 
 from __future__ import annotations
 
-WINDOW_LABELS = {"not_yet_open": "未开始", "open": "进行中", "closed": "已结束"}
+# The phases, as the program files and letters name them, and short for tables and timelines.
+PHASE_LABELS: dict[str, str] = {
+    "alliance": "联盟邀请（牵头省内各市联盟）",
+    "drug_list": "征集“三进”集采药品清单",
+    "enrollment": "组织医药机构参加",
+    "accounts": "平台账户注册",
+    "contracts": "购销协议签订",
+    "continuous_review": "持续推进",
+}
 SHORT_PHASES = {"alliance": "联盟邀请", "drug_list": "药品清单征集", "enrollment": "机构申报", "accounts": "账户注册",
                 "contracts": "协议签订", "continuous_review": "持续推进"}
+WINDOW_LABELS = {"not_yet_open": "未开始", "open": "进行中", "closed": "已结束"}
+
+# The counts per state of `sanjin status` and the overview (batches prefixed, as tasks/status.py counts them).
 STATE_LABELS = {
     "invited": "已邀请", "accepted": "已同意", "declined": "已谢绝", "confirmed": "已确认", "excluded": "未确认",
     "submitted": "待审", "district_approved": "区县已审", "approved": "已批准", "rejected": "已驳回",
@@ -16,3 +30,78 @@ STATE_LABELS = {
     "batch_open": "批次-收集中", "batch_declared": "批次-审核中", "batch_matured": "批次-已成熟",
     "batch_running": "批次-运行中",
 }
+
+# One dict per state machine: the same code means different things in different machines.
+INVITATION_STATE_LABELS = {"invited": "已邀请", "accepted": "已同意", "declined": "已谢绝", "confirmed": "已确认",
+                           "excluded": "未确认"}
+ENTERPRISE_STATE_LABELS = {"active": "正常", "barred": "限制参与", "exited": "已退出", "disqualified": "已取消资格"}
+DECLARATION_STATE_LABELS = {"submitted": "待审", "accepted": "已通过", "rejected": "未通过", "withdrawn": "已撤回"}
+APPLICATION_STATE_LABELS = {
+    "submitted": "待审", "district_approved": "区县已审", "approved": "已批准", "rejected": "已驳回",
+    "withdrawn": "已撤回", "running": "运行中", "suspended": "已暂停", "disqualified": "已取消", "exited": "已退出",
+}
+BATCH_STATE_LABELS = {"open": "收集中", "declared": "审核中", "matured": "已成熟", "running": "运行中"}
+GATE_STATE_LABELS = {"open": "待决定", "decided": "已决定", "expired": "已过期", "cancelled": "已取消"}
+ACCOUNT_STATE_LABELS = {"pending": "待注册", "registered": "已注册", "exempt": "免于注册(代采)"}
+CONTRACT_STATE_LABELS = {"pending": "待签订", "signed": "已签订", "terminated": "已终止"}
+NOTICE_STATUS_LABELS = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "dead": "发送失败",
+                        "no_address": "无邮箱"}
+ENFORCEMENT_STATE_LABELS = {"proposed": "已提出", "approved": "已批准", "rejected": "已驳回", "executed": "已执行"}
+
+GATE_KIND_LABELS = {
+    "alliance_confirmation": "联盟成员确认", "declaration_review": "企业申报审核", "list_approval": "药品清单发布审批",
+    "district_review": "区县初审", "city_review": "市级审定", "batch_approval": "批次审批", "enforcement": "处理措施",
+}
+DECISION_LABELS = {"approve": "通过", "reject": "未通过"}
+REVIEW_LEVEL_LABELS = {"district": "区（县）医保局初审", "city": "市医保局审核"}
+ROLE_LABELS = {"program_manager": "项目管理员", "district_reviewer": "区县审核员", "observer": "观察员",
+               "system": "系统"}
+LIST_KIND_LABELS = {"drugs": "药品清单", "recommended": "推荐药品清单", "institutions": "定点机构名单"}
+VIOLATION_LABELS = {
+    "price_above_cap": "销售价格超过限价", "online_offline_price": "线上线下价格不一致", "late_delivery": "配送不及时",
+    "overdue_payment": "货款逾期未付", "too_few_drugs": "配备药品数量不足", "recommended_share": "推荐药品占比不足",
+    "late_quarterly_report": "季度报表逾期未报",
+}
+ENFORCEMENT_KIND_LABELS = {"interview": "约谈", "rectification": "限期整改", "suspension": "暂停医保结算",
+                           "disqualification": "取消集采药品“三进”资格", "sign_removal": "摘牌"}
+LAGGARD_LABELS = {"account": "平台账户未注册", "contract": "购销协议未签订", "payment": "货款逾期未付"}
+
+# The audit trail: what was acted on (models/transitions.py's machines and the tasks' own records) and how.
+AUDIT_ENTITY_LABELS = {
+    "program": "项目", "alliance_invitation": "联盟邀请", "enterprise": "生产企业", "declaration": "企业申报",
+    "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
+    "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施",
+}
+AUDIT_ACTION_LABELS = {
+    "accept": "同意", "approve": "批准", "bar": "限制参与", "cancel": "取消", "city_approve": "市级审定通过",
+    "city_reject": "市级审定驳回", "claim": "领取发送", "confirm": "确认", "dead": "发送失败", "decide": "决定",
+    "declare": "截止申报", "decline": "谢绝", "disqualify": "取消资格", "district_approve": "区县初审通过",
+    "district_reject": "区县初审驳回", "exclude": "不予确认", "execute": "执行", "exit": "退出", "expire": "过期",
+    "lift_bar": "解除限制", "mature": "批次成熟", "register": "注册", "reinstate": "恢复", "reject": "驳回",
+    "resend": "重新发送", "retry": "稍后重试", "run": "开始运行", "sent": "已发送", "sign": "签订",
+    "start_running": "开始运行", "suspend": "暂停", "terminate": "终止", "withdraw": "撤回",
+    "submit": "提交", "create": "创建", "ignore": "忽略", "open": "开启", "select": "遴选", "update": "更新",
+    "update_volumes": "更新采购量",
+}
+
+# The outbox: one kind per letter (notifications/templates/<kind>.subject.txt).
+NOTICE_KIND_LABELS = {
+    "alliance_invitation": "联盟邀请函", "declaration_receipt": "企业申报回执", "declaration_decision": "企业申报审核结果",
+    "application_receipt": "机构申请回执", "application_decision": "机构申请审核结果", "batch_published": "批次公布",
+    "account_reminder": "账户注册提醒", "contract_reminder": "协议签订提醒", "payment_due": "货款支付提醒",
+    "payment_overdue": "货款逾期通知", "quarterly_report_reminder": "季度报表提醒", "escalation": "逾期督办",
+    "gate_waiting": "待审批提醒", "enforcement_notice": "处理措施通知",
+}
+
+# The states of each audited entity (the audit page shows from → to in the entity's own words).
+ENTITY_STATE_LABELS: dict[str, dict[str, str]] = {
+    "alliance_invitation": INVITATION_STATE_LABELS, "enterprise": ENTERPRISE_STATE_LABELS,
+    "declaration": DECLARATION_STATE_LABELS, "application": APPLICATION_STATE_LABELS, "batch": BATCH_STATE_LABELS,
+    "gate": GATE_STATE_LABELS, "platform_account": ACCOUNT_STATE_LABELS, "contract": CONTRACT_STATE_LABELS,
+    "notice": NOTICE_STATUS_LABELS, "enforcement_action": ENFORCEMENT_STATE_LABELS,
+}
+
+
+def entity_state_label(entity: str, state: str) -> str:
+    """A state in its entity's words; the mixed STATE_LABELS, then the code itself, for anything else."""
+    return ENTITY_STATE_LABELS.get(entity, {}).get(state) or STATE_LABELS.get(state, state)

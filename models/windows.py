@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from models.clock import local_date
-from models.program_definition import PHASE_LABELS, PhaseName, ProgramDefinition
+from models.labels import PHASE_LABELS
+from models.program_definition import PhaseName, ProgramDefinition
 
 
 class WindowClosed(Exception):

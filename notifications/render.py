@@ -32,6 +32,7 @@ from jinja2 import (
 from jinja2.runtime import make_logging_undefined
 
 from models.clock import SHANGHAI, to_shanghai
+from models.labels import DECISION_LABELS, ENFORCEMENT_KIND_LABELS, REVIEW_LEVEL_LABELS
 from models.outbox import Notice
 
 log = logging.getLogger(__name__)
@@ -84,14 +85,9 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
 
 # Code values → the words a letter uses; a global so subject, text and HTML say the same thing.
 LABELS: dict[str, dict[str, str]] = {
-    "decision": {"approve": "通过", "reject": "未通过"},
-    "level": {"district": "区（县）医保局初审", "city": "市医保局审核"},
-    "enforcement": {
-        "interview": "约谈",
-        "rectification": "限期整改",
-        "suspension": "暂停医保结算",
-        "disqualification": "取消集采药品“三进”资格",
-    },
+    "decision": DECISION_LABELS,
+    "level": REVIEW_LEVEL_LABELS,
+    "enforcement": ENFORCEMENT_KIND_LABELS,
 }
 
 _CENT = Decimal("0.01")

@@ -18,8 +18,9 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from core.settings import get_settings
+from models.labels import PHASE_LABELS
 from models.program import User
-from models.program_definition import PHASE_LABELS, PhaseName, ProgramFileError
+from models.program_definition import PhaseName, ProgramFileError
 from sanjin.cli import app
 from sanjin.errors import USER_ERRORS
 from tasks.users import BadUser

@@ -16,11 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from models.enrollment import Gate
+from models.labels import ROLE_LABELS
 from models.program import User
 from models.states import Role
 
-ROLE_LABELS = {Role.PROGRAM_MANAGER: "项目管理员", Role.DISTRICT_REVIEWER: "区县审核员", Role.OBSERVER: "观察员",
-               Role.SYSTEM: "系统"}
 DECIDERS = (Role.PROGRAM_MANAGER, Role.DISTRICT_REVIEWER)
 
 

@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from flows.resume import resume_waiting_run
 from models.enrollment import Gate
+from models.labels import GATE_KIND_LABELS, GATE_STATE_LABELS
 from models.program import Program, User
 from models.states import KIND_LABELS, GateKind, GateState, Role
 from tasks.gates.deciding import decide_gate
@@ -27,13 +28,6 @@ from web.auth import DECIDERS, may_view_gate, posted_form, require_user
 from web.pagination import page_of
 from web.queries import ITEM_FILTERS, GateSummary, application_items, gate_summary, inbox_page
 from web.render import WebContext, flash, page, web
-
-GATE_KIND_LABELS = {
-    GateKind.ALLIANCE_CONFIRMATION: "联盟成员确认", GateKind.DECLARATION_REVIEW: "企业申报审核",
-    GateKind.LIST_APPROVAL: "药品清单发布审批", GateKind.DISTRICT_REVIEW: "区县初审", GateKind.CITY_REVIEW: "市级审定",
-    GateKind.BATCH_APPROVAL: "批次审批", GateKind.ENFORCEMENT: "处理措施",
-}
-GATE_STATE_LABELS = {"open": "待决定", "decided": "已决定", "expired": "已过期", "cancelled": "已取消"}
 
 
 def may_decide(user: User, gate: GateSummary) -> bool:

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.clock_store import DatabaseClock
-from models.labels import SHORT_PHASES, STATE_LABELS
+from models.labels import LAGGARD_LABELS, SHORT_PHASES, STATE_LABELS
 from models.program_definition import ProgramDefinition
 from models.states import KIND_LABELS, InstitutionKind
 from tasks.programs import UnknownProgram, get_program, list_programs
@@ -26,7 +26,6 @@ from web.pagination import page_of
 from web.render import page, web
 
 _ORDER = {state: i for i, state in enumerate(STATE_LABELS)}
-LAGGARD_LABELS = {"account": "平台账户未注册", "contract": "购销协议未签订", "payment": "货款逾期未付"}
 
 
 def home(request: Request) -> Response:

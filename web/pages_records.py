@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from models.audit import AuditEvent
 from models.catalog import ListEntry, ListVersion
 from models.clock import SHANGHAI
+from models.labels import AUDIT_ENTITY_LABELS, LIST_KIND_LABELS, NOTICE_STATUS_LABELS
 from models.outbox import Notice
 from models.program import Program
 from models.states import NoticeStatus, Role
@@ -27,12 +28,6 @@ from web.pagination import page_of
 from web.render import flash, page, web
 
 DIFF_SHOWN = 100  # keys listed per kind of change in the summary; the rest through show=added|changed|removed
-KIND_NAMES = {"drugs": "药品清单", "recommended": "推荐药品清单", "institutions": "定点机构名单"}
-NOTICE_LABELS = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "dead": "发送失败", "no_address": "无邮箱"}
-# What the audit trail records (models/transitions.py machines, and the tasks' own records).
-AUDIT_ENTITIES = {"program": "项目", "alliance_invitation": "联盟邀请", "enterprise": "生产企业", "declaration": "企业申报",
-                  "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
-                  "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施"}
 
 
 def lists(request: Request) -> Response:
@@ -45,7 +40,7 @@ def lists(request: Request) -> Response:
             raise HTTPException(404, f"没有项目 {request.path_params['slug']}") from exc
         versions = session.exec(select(ListVersion).where(ListVersion.program_id == program.id)
                                 .order_by(col(ListVersion.kind), col(ListVersion.number).desc())).all()
-    return page(request, "lists.html", user, program=program, versions=versions, kind_names=KIND_NAMES)
+    return page(request, "lists.html", user, program=program, versions=versions, kind_names=LIST_KIND_LABELS)
 
 
 def list_version(request: Request) -> Response:
@@ -79,7 +74,7 @@ def list_version(request: Request) -> Response:
                 query.order_by(col(ListEntry.key)).offset(pager.offset).limit(pager.per_page)).all()]
             total = version.entry_count
     return page(request, "list_version.html", user, version=version, program=program, entries=entries,
-                kind_names=KIND_NAMES, diff=diff, diff_shown=DIFF_SHOWN, show=show,
+                kind_names=LIST_KIND_LABELS, diff=diff, diff_shown=DIFF_SHOWN, show=show,
                 pager=pager.counted(total), added=set(diff["added"]) if show != "added" else set(),
                 changed=set(diff["changed"]))
 
@@ -130,7 +125,7 @@ def notices(request: Request) -> Response:
         rows = session.exec(select(Notice).where(*where).order_by(col(Notice.id).desc())
                             .offset(pager.offset).limit(pager.per_page)).all()
         kinds = sorted(set(NOTICE_KINDS) | ({q["kind"]} if q["kind"] else set()))  # no DISTINCT scan of the outbox
-    return page(request, "notices.html", user, notices=rows, q=q, labels=NOTICE_LABELS, programs=programs,
+    return page(request, "notices.html", user, notices=rows, q=q, labels=NOTICE_STATUS_LABELS, programs=programs,
                 by_status=by_status, kinds=kinds, pager=pager.counted(total),
                 can_resend=user.role == Role.PROGRAM_MANAGER)
 
@@ -195,7 +190,7 @@ def audit(request: Request) -> Response:
         for condition in _since_until(q, col(AuditEvent.at)):
             query = query.where(condition)
         events = session.exec(query.offset(pager.offset).limit(pager.per_page + 1)).all()
-    entities = dict(AUDIT_ENTITIES)
+    entities = dict(AUDIT_ENTITY_LABELS)
     if q["entity"] and q["entity"] not in entities:
         entities[q["entity"]] = q["entity"]
     return page(request, "audit.html", user, events=events[:pager.per_page], q=q, programs=programs,

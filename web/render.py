@@ -13,9 +13,18 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from models.clock import SHANGHAI, Clock
-from models.labels import SHORT_PHASES, STATE_LABELS, WINDOW_LABELS
+from models.labels import (
+    AUDIT_ACTION_LABELS,
+    AUDIT_ENTITY_LABELS,
+    NOTICE_KIND_LABELS,
+    ROLE_LABELS,
+    SHORT_PHASES,
+    STATE_LABELS,
+    WINDOW_LABELS,
+    entity_state_label,
+)
 from models.program import User
-from web.auth import ROLE_LABELS, csrf_token
+from web.auth import csrf_token
 from web.queries import GateItemCache
 from web.snapshots import OverviewCache
 
@@ -34,8 +43,13 @@ class WebContext:
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.globals.update(STATE_LABELS=STATE_LABELS, SHORT_PHASES=SHORT_PHASES, WINDOW_LABELS=WINDOW_LABELS,
-                                 ROLE_LABELS={r.value: label for r, label in ROLE_LABELS.items()})
+                                 ROLE_LABELS=ROLE_LABELS,
+                                 AUDIT_ACTION_LABELS=AUDIT_ACTION_LABELS, AUDIT_ENTITY_LABELS=AUDIT_ENTITY_LABELS,
+                                 NOTICE_KIND_LABELS=NOTICE_KIND_LABELS)
     templates.env.filters["state"] = lambda s: STATE_LABELS.get(str(s), str(s))
+    templates.env.filters["entity_state"] = lambda s, entity: entity_state_label(str(entity), str(s))
+    # The flows act under the name "system" (Role.SYSTEM's value); people read 系统.
+    templates.env.filters["actor"] = lambda name: ROLE_LABELS["system"] if name == "system" else name
     templates.env.filters["dt"] = _local_time
     return templates
 

@@ -24,12 +24,11 @@ from models.program_definition.loading import (
     program_content_hash,
     validate_program,
 )
-from models.program_definition.phases import PHASE_LABELS, PhaseName, PhaseSpec, Window
+from models.program_definition.phases import PhaseName, PhaseSpec, Window
 from models.program_definition.program import ProgramDefinition
 from models.program_definition.rules import CoverageTarget, MarkupRules, MinDrugCount, Rules
 
 __all__ = [
-    "PHASE_LABELS",
     "SHANGHAI",
     "AllianceSpec",
     "ApprovalLevel",

@@ -8,6 +8,7 @@ from typing import Self
 
 from pydantic import model_validator
 
+from models.labels import PHASE_LABELS
 from models.program_definition.base import SHANGHAI, RuleViolations, WindowState, _Strict
 
 
@@ -21,15 +22,6 @@ class PhaseName(StrEnum):
     CONTRACTS = "contracts"
     CONTINUOUS_REVIEW = "continuous_review"
 
-
-PHASE_LABELS: dict[PhaseName, str] = {
-    PhaseName.ALLIANCE: "联盟邀请（牵头省内各市联盟）",
-    PhaseName.DRUG_LIST: "征集“三进”集采药品清单",
-    PhaseName.ENROLLMENT: "组织医药机构参加",
-    PhaseName.ACCOUNTS: "平台账户注册",
-    PhaseName.CONTRACTS: "购销协议签订",
-    PhaseName.CONTINUOUS_REVIEW: "持续推进",
-}
 
 _PHASE_ORDER = {name: i for i, name in enumerate(PhaseName)}
 

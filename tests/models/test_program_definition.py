@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from models.labels import PHASE_LABELS
 from models.program_definition import (
-    PHASE_LABELS,
     SHANGHAI,
     ApprovalLevel,
     PhaseName,

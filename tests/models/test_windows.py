@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from models.clock import SHANGHAI
-from models.program_definition import PHASE_LABELS, PhaseName, ProgramDefinition, load_program_file
+from models.labels import PHASE_LABELS
+from models.program_definition import PhaseName, ProgramDefinition, load_program_file
 from models.windows import PhaseNotInProgram, WindowClosed, require_open
 
 SHENYANG = Path(__file__).resolve().parents[2] / "deploy" / "programs" / "shenyang-2025.yaml"

@@ -134,7 +134,7 @@ def test_a_bulk_decision_in_the_inbox_records_the_reviewer_and_moves_the_applica
     assert reviewers == {name}
     assert _states(world, gate.items) == [ApplicationState.DISTRICT_APPROVED] * len(gate.items)
     audit = client.get(f"/audit?actor={name}").text
-    assert f"gate #{gate.id}" in audit
+    assert f"审批事项 #{gate.id}" in audit
 
 
 def test_items_are_decided_one_by_one_and_a_rejection_needs_a_reason(world: World, client: TestClient) -> None:

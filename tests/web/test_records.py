@@ -44,7 +44,7 @@ def test_the_outbox_filters_by_program_status_kind_recipient_and_date(world: Wor
     dead = client.get("/notices?status=dead").text
     assert "共 12 条" in dead or "（12 条）" in dead
     kind = client.get("/notices?kind=account_reminder&per_page=200").text
-    assert kind.count("account_reminder</td>") == 60 and "application_decision</td>" not in kind
+    assert kind.count("<td>账户注册提醒</td>") == 60 and "<td>机构申请审核结果</td>" not in kind
     assert client.get("/notices?recipient=inst007@").text.count("<tr><td>") <= 1
     assert "机构007" in client.get("/notices?recipient=inst007@").text
     dated = client.get("/notices?since=2025-09-02&until=2025-09-02&per_page=200").text
@@ -67,12 +67,12 @@ def test_the_audit_trail_is_paged_and_filterable_by_program_entity_user_and_date
     mine = f"/audit?program={SLUG}&entity=application&actor=alice&since=2025-09-25&until=2025-09-25"
     first = client.get(mine).text
     assert first.count("alice（") == 50 and "bob（" not in first and 'rel="next"' in first
-    assert "application #129" in first  # newest first
+    assert "机构申请 #129" in first  # newest first
     second = client.get(mine + "&page=2").text
     assert second.count("alice（") == 15 and 'rel="next"' not in second and 'rel="prev"' in second
     assert "没有符合条件的记录" in client.get(mine.replace("2025-09-25&until", "2025-09-26&until")).text
     one = client.get("/audit?entity=application&entity_id=7").text
-    assert "application #7</td>" in one and one.count("<tr><td>") == 1
+    assert "机构申请 #7</td>" in one and one.count("<tr><td>") == 1
     assert client.get("/audit?page=-1").status_code == 400
 
 
