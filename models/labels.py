@@ -57,11 +57,18 @@ REVIEW_LEVEL_LABELS = {"district": "区（县）医保局初审", "city": "市�
 ROLE_LABELS = {"program_manager": "项目管理员", "district_reviewer": "区县审核员", "observer": "观察员",
                "system": "系统"}
 LIST_KIND_LABELS = {"drugs": "药品清单", "recommended": "推荐药品清单", "institutions": "定点机构名单"}
+# The compliance rules (models/compliance/codes.py ViolationRule), their states and subjects.
 VIOLATION_LABELS = {
-    "price_above_cap": "销售价格超过限价", "online_offline_price": "线上线下价格不一致", "late_delivery": "配送不及时",
-    "overdue_payment": "货款逾期未付", "too_few_drugs": "配备药品数量不足", "recommended_share": "推荐药品占比不足",
-    "late_quarterly_report": "季度报表逾期未报",
+    "late_delivery": "超时配送", "delivery_pattern": "企业多次超时或拒绝配送", "late_payment": "货款逾期未结清",
+    "overdue_interview": "逾期结算超过期限（约谈对象）", "sale_price": "销售价格不符合价格政策",
+    "online_offline_price": "线上线下价格不一致", "too_few_drugs": "配备品种数量不足",
+    "recommended_share": "推荐配备品种占比不足", "special_drug": "非特药定点机构配备特药",
+    "early_exit": "参加时间未满最短年限", "late_price_report": "未按期申报全国最低价",
+    "no_sales": "挂网产品一年无销售（建议关闭）", "price_alert_red": "红色价格预警", "price_alert_yellow": "黄色价格预警",
+    "price_alert_blue": "蓝色价格预警", "late_quarterly_report": "季度统计逾期未报",
 }
+VIOLATION_STATE_LABELS = {"open": "未整改", "closed": "已消除"}
+VIOLATION_SUBJECT_LABELS = {"institution": "医药机构", "enterprise": "生产企业", "product": "挂网产品"}
 ENFORCEMENT_KIND_LABELS = {"interview": "约谈", "rectification": "限期整改", "suspension": "暂停医保结算",
                            "disqualification": "取消集采药品“三进”资格", "sign_removal": "摘牌"}
 LAGGARD_LABELS = {"account": "平台账户未注册", "contract": "购销协议未签订", "payment": "货款逾期未付"}
@@ -71,6 +78,7 @@ AUDIT_ENTITY_LABELS = {
     "program": "项目", "alliance_invitation": "联盟邀请", "enterprise": "生产企业", "declaration": "企业申报",
     "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
     "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施",
+    "calendar": "节假日安排", "violation": "违规记录", "payment": "应付货款",
 }
 AUDIT_ACTION_LABELS = {
     "accept": "同意", "approve": "批准", "bar": "限制参与", "cancel": "取消", "city_approve": "市级审定通过",
@@ -81,12 +89,14 @@ AUDIT_ACTION_LABELS = {
     "resend": "重新发送", "retry": "稍后重试", "run": "开始运行", "sent": "已发送", "sign": "签订",
     "start_running": "开始运行", "suspend": "暂停", "terminate": "终止", "withdraw": "撤回",
     "submit": "提交", "create": "创建", "ignore": "忽略", "open": "开启", "select": "遴选", "update": "更新",
-    "update_volumes": "更新采购量",
+    "update_volumes": "更新采购量", "enter_schedule": "录入节假日安排", "deadline_recomputed": "重新计算期限",
+    "violation_opened": "发现违规", "violation_closed": "违规已消除",
 }
 
 # The outbox: one kind per letter (notifications/templates/<kind>.subject.txt).
 NOTICE_KIND_LABELS = {
     "alliance_invitation": "联盟邀请函", "declaration_receipt": "企业申报回执", "declaration_decision": "企业申报审核结果",
+    "calendar_unpublished": "节假日安排录入提醒",
     "application_receipt": "机构申请回执", "application_decision": "机构申请审核结果", "batch_published": "批次公布",
     "account_reminder": "账户注册提醒", "contract_reminder": "协议签订提醒", "payment_due": "货款支付提醒",
     "payment_overdue": "货款逾期通知", "quarterly_report_reminder": "季度报表提醒", "escalation": "逾期督办",

@@ -26,7 +26,7 @@ def _engine() -> Engine:
 def calendar_status_command() -> None:
     """每年的节假日安排来源：软件包、本局录入或暂定 / where each year's schedule comes from."""
     from core.clock_store import DatabaseClock
-    from tasks.calendar_schedules import STANDING_LABELS, calendar_status, calendar_warning
+    from tasks.calendar.schedules import STANDING_LABELS, calendar_status, calendar_warning
 
     engine = _engine()
     today = DatabaseClock(engine).today()
@@ -56,7 +56,7 @@ def calendar_import_command(
     """读取通知全文，显示识别结果，确认后录入并重算暂定期限 / enter a year's schedule from the notice's text."""
     from core.clock_store import DatabaseClock
     from models.holiday_notice import parse_holiday_notice
-    from tasks.calendar_schedules import enter_schedule
+    from tasks.calendar.schedules import enter_schedule
 
     text = notice.read_text(encoding="utf-8-sig")
     parsed = parse_holiday_notice(text, year)

@@ -8,7 +8,7 @@ from models.transitions import InvalidTransition
 from models.validators import FieldError
 from models.windows import PhaseNotInProgram, WindowClosed
 from models.workdays import CalendarYearUnknown
-from tasks.calendar_schedules import CalendarEntryError
+from tasks.calendar.schedules import CalendarEntryError
 from tasks.gates.rows import GateError
 from tasks.intake.import_files import ProgramNotFound
 from tasks.intake.spreadsheets import ImportRejected, SpreadsheetError

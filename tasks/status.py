@@ -100,7 +100,7 @@ def program_status(engine: Engine, slug: str, *, clock: Clock, simulated: bool =
             .group_by(ListVersion.kind)).all()
         notices = _grouped(session, Notice.status, Notice.program_id == program.id) if outbox else {}
         from core.settings import get_settings
-        from tasks.calendar_schedules import calendar_warning
+        from tasks.calendar.schedules import calendar_warning
 
         warning = calendar_warning(session, today, get_settings().calendar_warning_from_day)
         return ProgramStatus(slug, program.name, today, simulated, phases,

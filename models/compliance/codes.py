@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from models import labels
+
 
 class ViolationRule(StrEnum):
     """One code per rule of SPEC's rules table that continuous review checks."""
@@ -26,24 +28,7 @@ class ViolationRule(StrEnum):
     LATE_QUARTERLY_REPORT = "late_quarterly_report"
 
 
-RULE_LABELS: dict[ViolationRule, str] = {
-    ViolationRule.LATE_DELIVERY: "超时配送",
-    ViolationRule.DELIVERY_PATTERN: "企业多次超时或拒绝配送",
-    ViolationRule.LATE_PAYMENT: "货款逾期未结清",
-    ViolationRule.OVERDUE_INTERVIEW: "逾期结算超过期限（约谈对象）",
-    ViolationRule.SALE_PRICE: "销售价格不符合价格政策",
-    ViolationRule.ONLINE_OFFLINE_PRICE: "线上线下价格不一致",
-    ViolationRule.TOO_FEW_DRUGS: "配备品种数量不足",
-    ViolationRule.RECOMMENDED_SHARE: "推荐配备品种占比不足",
-    ViolationRule.SPECIAL_DRUG: "非特药定点机构配备特药",
-    ViolationRule.EARLY_EXIT: "参加时间未满最短年限",
-    ViolationRule.LATE_PRICE_REPORT: "未按期申报全国最低价",
-    ViolationRule.NO_SALES: "挂网产品一年无销售（建议关闭）",
-    ViolationRule.PRICE_ALERT_RED: "红色价格预警",
-    ViolationRule.PRICE_ALERT_YELLOW: "黄色价格预警",
-    ViolationRule.PRICE_ALERT_BLUE: "蓝色价格预警",
-    ViolationRule.LATE_QUARTERLY_REPORT: "季度统计逾期未报",
-}
+RULE_LABELS: dict[ViolationRule, str] = {r: labels.VIOLATION_LABELS[r.value] for r in ViolationRule}
 
 # The seed (SPEC's seed table) each rule cites; shown beside the rule in lists and exports.
 RULE_SEEDS: dict[ViolationRule, tuple[str, ...]] = {
@@ -73,10 +58,7 @@ class ViolationState(StrEnum):
     CLOSED = "closed"
 
 
-VIOLATION_STATE_LABELS: dict[ViolationState, str] = {
-    ViolationState.OPEN: "未整改",
-    ViolationState.CLOSED: "已消除",
-}
+VIOLATION_STATE_LABELS: dict[ViolationState, str] = {v: labels.VIOLATION_STATE_LABELS[v.value] for v in ViolationState}
 
 
 class SubjectType(StrEnum):
@@ -87,11 +69,7 @@ class SubjectType(StrEnum):
     PRODUCT = "product"
 
 
-SUBJECT_LABELS: dict[SubjectType, str] = {
-    SubjectType.INSTITUTION: "医药机构",
-    SubjectType.ENTERPRISE: "生产企业",
-    SubjectType.PRODUCT: "挂网产品",
-}
+SUBJECT_LABELS: dict[SubjectType, str] = {t: labels.VIOLATION_SUBJECT_LABELS[t.value] for t in SubjectType}
 
 
 def rule_label(rule: ViolationRule | str) -> str:

@@ -310,7 +310,7 @@ def _calendar_unpublished(run: _Run) -> _Due[Any]:
     The key names the year and the person, not the program: a manager of several programs gets one letter.
     """
     from core.settings import get_settings
-    from tasks.calendar_schedules import unofficial_year_to_warn
+    from tasks.calendar.schedules import unofficial_year_to_warn
 
     year = unofficial_year_to_warn(run.session, run.today, get_settings().calendar_warning_from_day)
     if year is None:

@@ -19,7 +19,7 @@ from models.holiday_notice import parse_holiday_notice
 from models.operations import PlatformAccount
 from models.states import GateKind, GateState, InstitutionKind
 from tasks.calendar import working_days_for
-from tasks.calendar_schedules import enter_schedule
+from tasks.calendar.schedules import enter_schedule
 from tasks.gates.deciding import decide_gate
 from tasks.programs import get_program, load_program
 from tests.factories import PROGRAM_FILES, make_applications, make_institution, make_program, make_reviewers, shanghai

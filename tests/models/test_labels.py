@@ -11,6 +11,7 @@ from pathlib import Path
 import models
 from models import labels, transitions
 from models.application_rules import PRICE_OPTION_LABELS, PriceOption
+from models.compliance.codes import SubjectType, ViolationRule, ViolationState
 from models.program_definition import PhaseName
 from models.states import (
     CATEGORY_LABELS,
@@ -34,7 +35,6 @@ from models.states import (
     PhaseRunState,
     ReviewLevel,
     Role,
-    ViolationKind,
 )
 
 # Each enum people see, and the catalog entry that names its values.
@@ -54,7 +54,9 @@ LABELLED: dict[type[StrEnum], dict[str, str]] = {
     ContractState: labels.CONTRACT_STATE_LABELS,
     NoticeStatus: labels.NOTICE_STATUS_LABELS,
     ListKind: labels.LIST_KIND_LABELS,
-    ViolationKind: labels.VIOLATION_LABELS,
+    ViolationRule: labels.VIOLATION_LABELS,
+    ViolationState: labels.VIOLATION_STATE_LABELS,
+    SubjectType: labels.VIOLATION_SUBJECT_LABELS,
     EnforcementKind: labels.ENFORCEMENT_KIND_LABELS,
     EnforcementState: labels.ENFORCEMENT_STATE_LABELS,
     Role: labels.ROLE_LABELS,
@@ -65,6 +67,7 @@ LABELLED: dict[type[StrEnum], dict[str, str]] = {
 }
 # Enums no person sees, and why.
 UNSHOWN = {
+    "AlertBand",  # the band behind a price alert; people see the rule's label (红色价格预警 …)
     "Reapplication",  # how an upload treats a repeat row; people see the row's message, not the code
 }
 NOTICE_TEMPLATES = Path(models.__file__).resolve().parents[1] / "notifications" / "templates"

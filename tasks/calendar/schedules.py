@@ -29,7 +29,7 @@ from models.program_definition import ProgramDefinition
 from models.states import Role
 from models.transitions import AuditRecord
 from models.workdays import WorkingDays, package_years
-from tasks.calendar import entered_overrides, working_days_for
+from tasks.calendar.working_days import entered_overrides, working_days_for
 
 # Every stored deadline that may be provisional, with the audit trail's name for its row.
 DUE_TABLES: tuple[tuple[type[Any], str], ...] = (
