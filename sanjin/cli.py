@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
 from core.db import shared_engine
+from models import labels
 from models.clock import SHANGHAI
 from models.states import Role
 
@@ -97,7 +98,7 @@ def user_add(name: str, role: Role = typer.Option(..., "--role"),
 
     user = add_user(_engine(), name, role, districts=district, display_name=display_name, password=password,
                     email=email)
-    console.print(f"{user.name}: {user.role.value} {'、'.join(user.districts)}")
+    console.print(f"{user.display_name or user.name}: {labels.ROLE_LABELS[user.role.value]} {'、'.join(user.districts)}")
 
 
 @clock_app.command("show")
@@ -154,7 +155,7 @@ def alliance_respond(program: str, city: str, accept: bool = typer.Option(..., "
     from tasks.phases.alliance import respond_to_invitation
 
     state = respond_to_invitation(_engine(), program, city, accept=accept, clock=_clock(), actor=actor)
-    console.print(f"{city}: {state.value}")
+    console.print(f"{city}: {labels.INVITATION_STATE_LABELS[state.value]}")
 
 
 @institution_app.command("select")
@@ -262,7 +263,7 @@ def gate_list(program: str | None = typer.Option(None, "--program"),
         return
     table = Table("编号", "事项", "区县", "决定人", "到期", "事项数")
     for g in gates:
-        table.add_row(str(g.id), g.title, g.district or "—", g.decider_role.value,
+        table.add_row(str(g.id), g.title, g.district or "—", labels.ROLE_LABELS[g.decider_role.value],
                       g.due_on.isoformat() + ("（暂定）" if g.due_on_provisional else ""),
                       f"{len(g.decision.get('items', {}))}/{len(g.items)}")
     console.print(table)
@@ -291,7 +292,7 @@ def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve"),
             approve = [i for i in row.items if str(i) not in done and i not in reject]
     result = decide_gate(engine, gate, approve=approve, reject=reject, reason=reason, user_name=user, clock=_clock())
     console.print(f"审批事项 {gate}: 批准 {len(result.approved)}, 驳回 {len(result.rejected)}, "
-                  f"待定 {len(result.undecided)} → {result.state.value}")
+                  f"待定 {len(result.undecided)} → {labels.GATE_STATE_LABELS[result.state.value]}")
     console.print(resume_waiting_run(result, user))
 
 

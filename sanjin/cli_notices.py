@@ -15,7 +15,9 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from models import labels
 from models.clock import to_shanghai
+from models.labels import LIST_KIND_LABELS
 from models.outbox import Notice
 from models.states import NoticeStatus, Role
 
@@ -59,7 +61,8 @@ def notices_list(program: str | None = typer.Option(None, "--program"),
         notices = session.exec(query).all()
     table = Table("编号", "状态", "类型", "收件人", "邮箱", "次数", "时间", "说明")
     for n in notices:
-        table.add_row(str(n.id), n.status.value, n.kind, n.recipient_name, n.email or "—", str(n.attempts),
+        table.add_row(str(n.id), labels.NOTICE_STATUS_LABELS[n.status.value], labels.NOTICE_KIND_LABELS.get(n.kind, n.kind),
+                      n.recipient_name, n.email or "—", str(n.attempts),
                       _when(n), (n.last_error or n.subject or "")[:60])
     console.print(table)
     console.print(f"共 {len(notices)} 条 / {len(notices)} notices" + ("（可能还有更多，可加大 --limit / there may be more: raise --limit）" if len(notices) == limit else ""))
@@ -115,7 +118,8 @@ def notices_retry(ids: list[int] = typer.Argument(..., help="通知编号 / noti
         why = ("不存在 / no such notice" if notice is None
                else "仍无邮箱，请用 --email 提供 / still no address: give one with --email"
                if notice.status == NoticeStatus.NO_ADDRESS
-               else f"状态为 {notice.status.value}，无需重发 / is {notice.status.value}: nothing to resend")
+               else f"状态为“{labels.NOTICE_STATUS_LABELS[notice.status.value]}”，无需重发 / is {notice.status.value}: "
+                    "nothing to resend")
         console.print(f"  [yellow]{i}[/]: {why}")
     if left:
         raise typer.Exit(1)
@@ -170,7 +174,7 @@ def publish_command(program: str,
               Outcome.AWAITING_APPROVAL: "待审批 / awaiting approval", Outcome.EMPTY: "暂无内容 / nothing to publish",
               Outcome.FILES_ONLY: "补写文件 / files written"}
     for r in results:
-        line = f"{r.kind.value}: {labels[r.outcome]}" + (f"，当前第{r.version}版 / v{r.version}" if r.version else "")
+        line = f"{LIST_KIND_LABELS[r.kind.value]}: {labels[r.outcome]}" + (f"，当前第{r.version}版 / v{r.version}" if r.version else "")
         if r.outcome == Outcome.AWAITING_APPROVAL:
             counts = ", ".join(f"{k} {v}" for k, v in r.pending.items())
             line += (f"（{counts}；审批事项 / gate {r.gate_id}）" if r.gate_id is not None

@@ -139,7 +139,7 @@ def test_a_district_reviewer_without_a_district_is_refused(cli, engine: Engine):
 
 def test_a_district_reviewer_with_a_district_is_added(cli, engine: Engine):
     assert ok(cli("user", "add", "reviewer9", "--role", "district_reviewer", "--district", "和平区")).strip() == (
-        "reviewer9: district_reviewer 和平区")
+        "reviewer9: 区县审核员 和平区")
     with Session(engine) as session:
         assert session.exec(select(User.districts)).one() == ["和平区"]
 

@@ -89,7 +89,7 @@ def test_notices_list_filters_by_program_and_status_and_limits(cli, engine: Engi
     assert out.index(f"│ {third} ") < out.index(f"│ {second} ") < out.index(f"│ {first} ")  # newest first
     assert "共 3 条" in out
     out = ok(cli("notices", "list", "--status", "no_address"))
-    assert "no_address" in out and "收件人2" in out and "收件人1" not in out and "共 1 条" in out
+    assert "无邮箱" in out and "收件人2" in out and "收件人1" not in out and "共 1 条" in out
     out = ok(cli("notices", "list", "--program", SLUG))
     assert "收件人3" not in out and "共 2 条" in out
     assert "共 1 条" in ok(cli("notices", "list", "--limit", "1"))
@@ -141,7 +141,7 @@ def test_publish_writes_the_lists_files_and_index(cli, engine: Engine, tmp_path:
     make_running_application(engine, program, make_institution(engine, name="南湖社区卫生服务中心"),
                              running_at=shanghai(2025, 9, 30, 9))
     out = ok(cli("publish", SLUG, "--out", tmp_path / "site"))
-    assert "drugs: 暂无内容 / nothing to publish" in out
+    assert "药品清单: 暂无内容 / nothing to publish" in out
     assert "institutions: 已发布新版本 / published，当前第1版 / v1；生成文件 / rendered v1" in out
     assert (tmp_path / "site" / SLUG / "index.html").exists()
     again = ok(cli("publish", SLUG, "--list", "institutions", "--out", tmp_path / "site"))
