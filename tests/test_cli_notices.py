@@ -142,7 +142,7 @@ def test_publish_writes_the_lists_files_and_index(cli, engine: Engine, tmp_path:
                              running_at=shanghai(2025, 9, 30, 9))
     out = ok(cli("publish", SLUG, "--out", tmp_path / "site"))
     assert "药品清单: 暂无内容 / nothing to publish" in out
-    assert "institutions: 已发布新版本 / published，当前第1版 / v1；生成文件 / rendered v1" in out
+    assert "定点机构名单: 已发布新版本 / published，当前第1版 / v1；生成文件 / rendered v1" in out
     assert (tmp_path / "site" / SLUG / "index.html").exists()
     again = ok(cli("publish", SLUG, "--list", "institutions", "--out", tmp_path / "site"))
     assert again.splitlines()[0] == "institutions: 无变化 / unchanged，当前第1版 / v1"
