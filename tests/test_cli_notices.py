@@ -145,7 +145,7 @@ def test_publish_writes_the_lists_files_and_index(cli, engine: Engine, tmp_path:
     assert "定点机构名单: 已发布新版本 / published，当前第1版 / v1；生成文件 / rendered v1" in out
     assert (tmp_path / "site" / SLUG / "index.html").exists()
     again = ok(cli("publish", SLUG, "--list", "institutions", "--out", tmp_path / "site"))
-    assert again.splitlines()[0] == "institutions: 无变化 / unchanged，当前第1版 / v1"
+    assert again.splitlines()[0] == "定点机构名单: 无变化 / unchanged，当前第1版 / v1"
     ok(cli("publish", SLUG, "--list", "institutions"))  # default folder: SANJIN_HOME/out
     assert (tmp_path / "home" / "out" / SLUG / f"{SLUG}-institutions-v1.xlsx").exists()
     assert cli("publish", SLUG, "--list", "recommended").exit_code == 2
