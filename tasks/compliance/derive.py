@@ -5,9 +5,9 @@ Re-running changes nothing: each statement writes only rows whose derived value 
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, case, exists, func, insert, select, update
+from sqlalchemy import Boolean, Connection, Date, SmallInteger, case, exists, func, insert, select, update
 
-from models.compliance.payment import payment_due_on
+from models.calendar import due_columns
 from models.operations import Delivery, Payment, PurchaseOrder, Settlement
 from models.workdays import WorkingDays
 from tasks.compliance.sql import by_date, cents
@@ -54,16 +54,23 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
     program_deliveries = (select(DELIVERY.c.accepted_on).join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
                           .where(ORDER.c.program_id == program_id).distinct())
     accepted = [r[0] for r in conn.execute(program_deliveries)]
-    dues = {d: payment_due_on(d, calendar, roll_forward=roll_forward) for d in accepted}
+    # 次月底 rolled forward into a year without an official schedule is provisional (暂定): stored with its basis
+    # so entering the schedule recomputes it (tasks/calendar/schedules.py).
+    deadlines = {d: calendar.month_end_deadline(d, roll_forward=roll_forward) for d in accepted}
+    columns = {d: due_columns(dl) for d, dl in deadlines.items()}
     new = (
         select(ORDER.c.id, DELIVERY.c.id, ORDER.c.institution_id,
-               func.round(DELIVERY.c.quantity * ORDER.c.unit_price, 2), by_date(DELIVERY.c.accepted_on, dues))
+               func.round(DELIVERY.c.quantity * ORDER.c.unit_price, 2),
+               *(by_date(DELIVERY.c.accepted_on, {d: c[name] for d, c in columns.items()}, type_)
+                 for name, type_ in (("due_on", Date()), ("due_on_provisional", Boolean()), ("due_from", Date()),
+                                     ("due_working_days", SmallInteger()))))
         .join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
         .where(ORDER.c.program_id == program_id,
                ~exists().where(PAYMENT.c.delivery_id == DELIVERY.c.id))
     )
     created = conn.execute(insert(PAYMENT).from_select(
-        ["order_id", "delivery_id", "institution_id", "amount", "due_on"], new)).rowcount
+        ["order_id", "delivery_id", "institution_id", "amount", "due_on", "due_on_provisional", "due_from",
+         "due_working_days"], new)).rowcount
     _refresh_paid_on(conn, program_id)
     return int(created)
 

@@ -86,11 +86,11 @@ def kinds_of(category: InstitutionCategory) -> list[str]:
     return [k.value for k in InstitutionKind if category_of(k) is category]
 
 
-def by_date(column: ColumnElement[Any], mapping: Mapping[date, date]) -> ColumnElement[Any]:
-    """`CASE column WHEN d1 THEN v1 … END`: a Python-computed date per distinct date (calendar-dependent dues)."""
+def by_date(column: ColumnElement[Any], mapping: Mapping[date, Any], type_: Any = None) -> ColumnElement[Any]:
+    """`CASE column WHEN d1 THEN v1 … END`: a Python-computed value per distinct date (calendar-dependent dues)."""
     if not mapping:
-        return literal(None)
-    return case(*((column == k, literal(v)) for k, v in mapping.items()), else_=literal(None))
+        return literal(None, type_)
+    return case(*((column == k, literal(v, type_)) for k, v in mapping.items()), else_=literal(None, type_))
 
 
 def text_of(value: ColumnElement[Any]) -> ColumnElement[str]:

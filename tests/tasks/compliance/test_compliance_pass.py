@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import Engine, insert, select, update
 from sqlmodel import Session
@@ -331,3 +332,34 @@ def test_an_enterprise_with_three_late_orders_in_90_days_is_flagged(engine: Engi
     assert (flag.subject_id, flag.evidence["超时订单数"]) == (product.enterprise_id, 3)
     run(engine, program, clock_at(2026, 3, 1, 10), ViolationRule.DELIVERY_PATTERN)
     assert [v.state for v in violations(engine, ViolationRule.DELIVERY_PATTERN)] == [ViolationState.CLOSED]
+
+
+def test_a_rolled_forward_payment_due_date_in_2027_is_provisional_until_the_schedule_is_entered(
+        engine: Engine, tmp_path: Path) -> None:
+    from models.holiday_notice import parse_holiday_notice
+    from tasks.calendar.schedules import enter_schedule
+    from tasks.programs import load_program
+    from tests.factories import PROGRAM_FILES, make_reviewers
+    from tests.fixtures_notice_2027 import NOTICE_2027
+
+    program, inst, product = _setup(engine)
+    rolling = tmp_path / "shenyang-2025.yaml"
+    rolling.write_text(PROGRAM_FILES["shenyang-2025"].read_text(encoding="utf-8").replace(
+        "payment_due_roll_forward_to_working_day: false", "payment_due_roll_forward_to_working_day: true"),
+        encoding="utf-8")
+    load_program(engine, rolling, clock=clock_at(2026, 12, 1, 9))
+    order = make_order(engine, program, inst, product, ordered_at=shanghai(2027, 1, 4, 9))
+    make_delivery(engine, order, arrived_at=shanghai(2027, 1, 5, 9), accepted_on=date(2027, 1, 5))
+    run(engine, program, clock_at(2027, 1, 20, 8), ViolationRule.LATE_PAYMENT)
+    with Session(engine) as session:
+        [payable] = session.execute(select(Payment)).scalars()
+    # 次月底 is Sunday 2027-02-28; rolled to the next working day of a year with no official schedule yet.
+    assert (payable.due_on, payable.due_on_provisional) == (date(2027, 3, 1), True)
+    make_reviewers(engine, [])
+    enter_schedule(engine, parse_holiday_notice(NOTICE_2027), NOTICE_2027, user_name="manager",
+                   clock=clock_at(2027, 1, 20, 9))
+    with Session(engine) as session:
+        [payable] = session.execute(select(Payment)).scalars()
+        audited = session.execute(select(AuditEvent).where(AuditEvent.entity == "payment")).scalars().all()
+    assert (payable.due_on, payable.due_on_provisional, payable.due_from) == (date(2027, 3, 1), False, None)
+    assert [a.action for a in audited] == ["deadline_recomputed"]
