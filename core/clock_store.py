@@ -9,9 +9,20 @@ from sqlmodel import Session, SQLModel
 
 from models.clock import SHANGHAI, SystemClock, to_shanghai
 from models.program import ClockSetting
+from models.states import Role
+from models.transitions import AuditRecord
 
 _CLOCK = SQLModel.metadata.tables["clocksetting"]
 _SIMULATED_NOW = select(_CLOCK.c.now).where(_CLOCK.c.id == 1)
+
+
+class SimulatedClockRefused(PermissionError):
+    """This installation runs on real time; only demo, test and rehearsal databases may simulate it."""
+
+    def __init__(self) -> None:
+        super().__init__("本系统按真实时间运行，不能设定模拟时钟（仅演示、测试或演练数据库可设 SANJIN_CLOCK=database） / "
+                         "this installation runs on real time: the simulated clock is only for demo, test or "
+                         "rehearsal databases (SANJIN_CLOCK=database)")
 
 
 class DatabaseClock:
@@ -47,6 +58,36 @@ class DatabaseClock:
                 session.add(ClockSetting(id=1, now=when))
             else:
                 row.now = when
+            session.commit()
+        return when
+
+    def change_audited(self, when: datetime | None, *, actor: str) -> datetime | None:
+        """A person moves (or clears) the simulated clock: refused unless this installation simulates time.
+
+        Backdating is how a refused late submission would pass as on time, so outside a demo, test or rehearsal
+        database (`SANJIN_CLOCK=database`) it is refused; where allowed, the move is in the audit trail, stamped
+        with the real time.
+        """
+        from core.bulk import write_audit
+        from core.settings import get_settings
+
+        if get_settings().clock != "database":
+            raise SimulatedClockRefused()
+        before = self.simulated()
+        when = None if when is None else to_shanghai(when)
+        with Session(self.engine) as session:
+            row = session.get(ClockSetting, 1)
+            if when is None and row is not None:
+                session.delete(row)
+            elif when is not None and row is None:
+                session.add(ClockSetting(id=1, now=when))
+            elif when is not None and row is not None:
+                row.now = when
+            session.flush()
+            write_audit(session, [AuditRecord(
+                entity="clock", entity_id=1, action="set" if when else "clear", from_state=None, to_state=None,
+                actor=actor, role=Role.SYSTEM, at=self._system.now(), reason=None, program_id=None,
+                data={"from": before.isoformat() if before else None, "to": when.isoformat() if when else None})])
             session.commit()
         return when
 

@@ -78,7 +78,7 @@ AUDIT_ENTITY_LABELS = {
     "program": "项目", "alliance_invitation": "联盟邀请", "enterprise": "生产企业", "declaration": "企业申报",
     "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
     "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施",
-    "calendar": "节假日安排", "violation": "违规记录", "payment": "应付货款",
+    "calendar": "节假日安排", "clock": "模拟时钟", "violation": "违规记录", "payment": "应付货款",
 }
 AUDIT_ACTION_LABELS = {
     "accept": "同意", "approve": "批准", "bar": "限制参与", "cancel": "取消", "city_approve": "市级审定通过",
@@ -89,7 +89,7 @@ AUDIT_ACTION_LABELS = {
     "resend": "重新发送", "retry": "稍后重试", "run": "开始运行", "sent": "已发送", "sign": "签订",
     "start_running": "开始运行", "suspend": "暂停", "terminate": "终止", "withdraw": "撤回",
     "submit": "提交", "create": "创建", "ignore": "忽略", "open": "开启", "select": "遴选", "update": "更新",
-    "update_volumes": "更新采购量", "enter_schedule": "录入节假日安排", "deadline_recomputed": "重新计算期限",
+    "update_volumes": "更新采购量", "enter_schedule": "录入节假日安排", "set": "设定", "clear": "清除", "deadline_recomputed": "重新计算期限",
     "violation_opened": "发现违规", "violation_closed": "违规已消除",
 }
 

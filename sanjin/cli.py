@@ -108,15 +108,25 @@ def clock_show() -> None:
     console.print(f"{clock.now():%Y-%m-%d %H:%M} {'(模拟时钟 / simulated)' if simulated else '(系统时间 / system)'}")
 
 
+def _operator() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
 @clock_app.command("set")
-def clock_set(when: datetime) -> None:
-    """设定模拟时间（上海时间） / set the simulated time (Asia/Shanghai)."""
-    console.print(f"{_clock().set(when.replace(tzinfo=when.tzinfo or SHANGHAI)):%Y-%m-%d %H:%M}")
+def clock_set(when: datetime,
+              actor: str | None = typer.Option(None, "--as", help="操作人（默认为系统登录名） / who moves it")) -> None:
+    """设定模拟时间（上海时间；仅 SANJIN_CLOCK=database 的演示/测试库，记入审计日志） / set the simulated time."""
+    moved = _clock().change_audited(when.replace(tzinfo=when.tzinfo or SHANGHAI), actor=actor or _operator())
+    assert moved is not None
+    console.print(f"{moved:%Y-%m-%d %H:%M}")
 
 
 @clock_app.command("clear")
-def clock_clear() -> None:
-    _clock().clear()
+def clock_clear(actor: str | None = typer.Option(None, "--as", help="操作人 / who clears it")) -> None:
+    """恢复系统时间（记入审计日志） / back to system time."""
+    _clock().change_audited(None, actor=actor or _operator())
     console.print("已恢复系统时间 / back to system time")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.clock_store import SimulatedClockRefused
 from models.holiday_notice import HolidayNoticeError
 from models.program_definition import ProgramFileError
 from models.transitions import InvalidTransition
@@ -22,4 +23,5 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ProgramFileError, InvalidTransition, FieldError, WindowClosed, PhaseNotInProgram, CalendarYearUnknown,
     UnknownCity, GateError, ImportRejected, UnknownProgram, BadUser, FileNotFoundError, RecordRejected,
     ProgramNotFound, SpreadsheetError, UnknownList, HolidayNoticeError, CalendarEntryError,
+    SimulatedClockRefused,
 )

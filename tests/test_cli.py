@@ -144,9 +144,22 @@ def test_a_district_reviewer_with_a_district_is_added(cli, engine: Engine):
         assert session.exec(select(User.districts)).one() == ["和平区"]
 
 
-def test_the_simulated_clock_is_set_and_shown_in_shanghai_time(cli):
-    assert ok(cli("clock", "set", "2025-09-12T10:00")).strip() == "2025-09-12 10:00"
+def test_the_simulated_clock_is_set_and_shown_in_shanghai_time(cli, monkeypatch, engine: Engine):
+    monkeypatch.setenv("SANJIN_CLOCK", "database")
+    assert ok(cli("clock", "set", "2025-09-12T10:00", "--as", "演示员")).strip() == "2025-09-12 10:00"
     assert ok(cli("clock", "show")).strip() == "2025-09-12 10:00 (模拟时钟 / simulated)"
+    from models.audit import AuditEvent
+
+    with Session(engine) as session:
+        moved = session.exec(select(AuditEvent).where(AuditEvent.entity == "clock")).one()
+    assert (moved.actor, moved.action, moved.data["to"]) == ("演示员", "set", "2025-09-12T10:00:00+08:00")
+
+
+def test_an_installation_on_real_time_refuses_to_move_the_clock_back(cli, monkeypatch, engine: Engine):
+    monkeypatch.delenv("SANJIN_CLOCK", raising=False)
+    result = cli("clock", "set", "2025-09-12T10:00")
+    assert isinstance(result.exception, PermissionError) and "真实时间" in str(result.exception)
+    assert ok(cli("clock", "show")).strip().endswith("(系统时间 / system)")
 
 
 def test_gate_list_of_a_program_without_gates_prints_an_empty_table(cli):
@@ -158,7 +171,8 @@ def test_gate_list_of_a_program_without_gates_prints_an_empty_table(cli):
     assert json.loads(ok(cli("gate", "list", "--program", "shenyang-2025", "--json"))) == []
 
 
-def test_status_as_json_shows_the_six_phases_and_the_windows_open_today(cli):
+def test_status_as_json_shows_the_six_phases_and_the_windows_open_today(cli, monkeypatch):
+    monkeypatch.setenv("SANJIN_CLOCK", "database")
     ok(cli("program", "load", SHENYANG))
     ok(cli("clock", "set", "2025-09-12T10:00"))
     report = json.loads(ok(cli("status", "shenyang-2025", "--json")))

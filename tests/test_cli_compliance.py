@@ -32,7 +32,8 @@ def cli(database_url: str):  # type: ignore[no-untyped-def]
 
 
 def test_orders_imported_by_the_cli_are_found_late_and_listed_by_rule_district_and_state(
-        cli, engine: Engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        cli, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SANJIN_CLOCK", "database")
     make_program(engine)
     heping = make_institution(engine, district="和平区")
     shenhe = make_institution(engine, district="沈河区", kind=InstitutionKind.SINGLE_PHARMACY)
