@@ -119,9 +119,10 @@ def _period(year: int, match: re.Match[str], sentence: str, problems: list[str])
 
 
 def _workdays(year: int, text: str, sentence: str, problems: list[str]) -> list[date]:
-    days = []
+    days: list[date] = []
     for y, m, d, note in _ONE_DAY.findall(text):
-        day = _day(year, y or None, m or None, d, None, sentence, problems)
+        # "2月4日（星期日）、18日（星期日）上班": a day without its month continues the previous one's.
+        day = _day(year, y or None, m or None, d, days[-1].month if days else None, sentence, problems)
         if day is not None:
             problem = _weekday_problem(day, note, sentence)
             if problem:

@@ -248,9 +248,9 @@ def laggard_page(session: Session, program_id: int, defn: ProgramDefinition, tod
     kind, district and code. Each kind's query stops after offset + limit rows; the page is their merge.
     `counts` already known for the same filter (the overview's, for the unfiltered list) are not counted again.
     """
-    from tasks.calendar import working_days_for
+    from tasks.calendar import display_days
 
-    wdays = working_days_for(session, defn)
+    wdays = display_days(session)  # showing who is late never refuses a year without an official schedule
     queries = _laggard_queries(program_id, defn, wdays, today, district)
     kinds = [what] if what in queries else list(queries)
     known = counts

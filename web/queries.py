@@ -24,9 +24,8 @@ from sqlmodel import Session, SQLModel, col, select
 
 from models.enrollment import Application, Gate, Institution, Review
 from models.program import Program, User
-from models.program_definition import ProgramDefinition
 from models.states import Decision, GateKind, GateState, Role
-from tasks.calendar import working_days_for
+from tasks.calendar import display_days
 
 APPLICATION_GATES = (GateKind.DISTRICT_REVIEW, GateKind.CITY_REVIEW)
 ItemFilter = Literal["all", "undecided", "approved", "rejected", "findings"]
@@ -133,7 +132,7 @@ def _summaries(session: Session, rows: Sequence[Any], today: date) -> list[GateS
     out = []
     for r in rows:
         if r.program_id not in calendars:
-            calendars[r.program_id] = working_days_for(session, ProgramDefinition.model_validate(r.definition))
+            calendars[r.program_id] = display_days(session)
         tally = counts.get(r.id, {})
         out.append(GateSummary(
             r.id, r.title, GateKind(r.kind), GateState(r.state), r.program_id, r.slug, r.name, r.district,

@@ -109,6 +109,12 @@ def _program_level_problems(
     return problems
 
 
+
+def _legacy_calendar_policy(value: object) -> object:
+    # Definitions stored before issue 12 said "fail" (now "strict") or "warn" (a Monday–Friday guess, now the
+    # provisional calendar): a program loaded then must keep loading after the upgrade.
+    return {"fail": "strict", "warn": "provisional"}.get(value, value) if isinstance(value, str) else value
+
 class ProgramDefinition(_Strict):
     """One region's 三进 program, as read from ``deploy/programs/<slug>.yaml``."""
 
@@ -120,7 +126,8 @@ class ProgramDefinition(_Strict):
     timezone: Literal["Asia/Shanghai"]
     # A year without an official schedule: "provisional" dates (weekends and statutory holidays, marked 暂定,
     # recomputed when the schedule is entered) or "strict" (the computation needing it fails alone). SPEC.
-    calendar_unknown_year: Literal["provisional", "strict"] = "provisional"
+    calendar_unknown_year: Annotated[Literal["provisional", "strict"],
+                                     BeforeValidator(_legacy_calendar_policy)] = "provisional"
     phases: list[PhaseSpec] = Field(min_length=1)
     alliance: AllianceSpec | None = None
     districts: list[District] = Field(min_length=1)

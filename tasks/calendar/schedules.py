@@ -29,7 +29,7 @@ from models.program_definition import ProgramDefinition
 from models.states import Role
 from models.transitions import AuditRecord
 from models.workdays import WorkingDays, package_years
-from tasks.calendar.working_days import entered_overrides, working_days_for
+from tasks.calendar.working_days import entered_overrides
 
 # Every stored deadline that may be provisional, with the audit trail's name for its row.
 DUE_TABLES: tuple[tuple[type[Any], str], ...] = (
@@ -60,7 +60,10 @@ def recompute_provisional(session: Session, *, actor: str, role: Role, at: datet
     done: dict[str, int] = {}
     programs = {int(pid): ProgramDefinition.model_validate(d)
                 for pid, d in session.execute(select(Program.id, Program.definition)).all()}  # type: ignore[call-overload]
-    calendars: dict[int, WorkingDays] = {pid: working_days_for(session, defn) for pid, defn in programs.items()}
+    # Recomputed provisionally whatever each program's policy: a date still spanning another unknown year stays
+    # 暂定 rather than failing the whole entry (a strict program never stored one; one that became strict may).
+    overrides = entered_overrides(session)
+    calendars: dict[int, WorkingDays] = {pid: WorkingDays(overrides, unknown_year="provisional") for pid in programs}
     audit = table_of_audit()
     for model, entity in DUE_TABLES:
         table = table_of(model)
@@ -70,6 +73,8 @@ def recompute_provisional(session: Session, *, actor: str, role: Role, at: datet
                 .where(table.c.due_on_provisional, _program_rows(table, pid))).all()
             for start, n, old in bases:
                 new = wdays.deadline(start, int(n))
+                if new.day == old and new.provisional:
+                    continue  # still waiting for another year's schedule, and the same date: nothing to record
                 rows = and_(table.c.due_on_provisional, _program_rows(table, pid), table.c.due_from == start,
                             table.c.due_working_days == n, table.c.due_on == old)
                 data = {"from": old.isoformat(), "to": new.day.isoformat(), "provisional": new.provisional}

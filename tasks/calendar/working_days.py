@@ -45,6 +45,15 @@ def entered_overrides(db: Session | Connection) -> CalendarOverrides:
     return merged
 
 
+def display_days(db: Session | Connection) -> WorkingDays:
+    """For showing how late or how near something is, and reminder horizons: never refuses an unknown year.
+
+    A strict program refuses to *set* a deadline in such a year; showing one already set, or looking a few days
+    ahead for reminders, must keep working (pages, laggards, the calendar letter itself).
+    """
+    return WorkingDays(entered_overrides(db), unknown_year="provisional")
+
+
 def working_days_for(db: Session | Connection, defn: ProgramDefinition) -> WorkingDays:
     """A fresh calendar for one pass (it records which provisional years the pass used)."""
     return WorkingDays(entered_overrides(db), unknown_year=defn.calendar_unknown_year)

@@ -50,7 +50,7 @@ from models.program import Program, User
 from models.program_definition import ProgramDefinition
 from models.states import InstitutionCategory, InstitutionKind, Role, category_of
 from models.workdays import WorkingDays, quarter_of
-from tasks.calendar import working_days_for
+from tasks.calendar import display_days
 from tasks.outbox.enqueue import NoticeDraft, enqueue_notices_from
 from tasks.platform.laggards import Laggard, laggards
 from tasks.programs import get_program
@@ -479,7 +479,7 @@ def send_reminders(engine: Engine, slug: str, *, clock: Clock) -> ReminderReport
     with transaction(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
-        run = _Run(session, program, program.id, defn, working_days_for(session, defn), today)
+        run = _Run(session, program, program.id, defn, display_days(session), today)  # horizons only: never refuses
         reviewers = _reviewers(run)
         accounts, contracts = _deadline_reminders(run, lag)
         rules: list[_Due[Any]] = [

@@ -215,14 +215,21 @@ def open_review_gates(t: _Tick) -> None:
     slug = t.program.slug
     specs: list[GateSpec] = []
     chain = t.defn.approval_chain
+    # Gates already open are not asked for again, so their deadline is not computed again: under the strict
+    # calendar policy only a gate that is really new may need next year's schedule.
+    known = set(t.session.exec(select(Gate.natural_key).where(Gate.program_id == t.pid,
+                                                             Gate.phase == PhaseName.ENROLLMENT.value)).all())
     for batch in t.session.exec(select(Batch).where(Batch.program_id == t.pid, Batch.state == BatchState.DECLARED)):
         assert batch.id is not None
         if chain[0].level == "district":
             level = chain[0]
             by_district = _ids_by_district(t, batch.id, ApplicationState.SUBMITTED)
             for district, items in sorted(by_district.items()):
+                key = f"{slug}:enrollment:district_review:b{batch.number}:{district}:{min(items)}"
+                if key in known:
+                    continue
                 specs.append(GateSpec(
-                    natural_key=f"{slug}:enrollment:district_review:b{batch.number}:{district}:{min(items)}",
+                    natural_key=key,
                     program_id=t.pid, phase=PhaseName.ENROLLMENT.value, kind=GateKind.DISTRICT_REVIEW,
                     title=f"第{batch.number}批 {district} 医药机构申请初审", subject_type="batch", subject_id=batch.id,
                     items=items, decider_role=Role.DISTRICT_REVIEWER, district=district,
@@ -234,9 +241,10 @@ def open_review_gates(t: _Tick) -> None:
             ready_state = ApplicationState.SUBMITTED
         city = chain[-1]
         items = _ids(t, batch.id, ready_state)
-        if items:
+        city_key = f"{slug}:enrollment:city_review:b{batch.number}:{min(items)}" if items else ""
+        if items and city_key not in known:
             specs.append(GateSpec(
-                natural_key=f"{slug}:enrollment:city_review:b{batch.number}:{min(items)}",
+                natural_key=city_key,
                 program_id=t.pid, phase=PhaseName.ENROLLMENT.value, kind=GateKind.CITY_REVIEW,
                 title=f"第{batch.number}批 医药机构名单审定（{len(items)} 家）", subject_type="batch",
                 subject_id=batch.id, items=items, decider_role=Role.PROGRAM_MANAGER,

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Integer, cast, func, select
 
 from core.db import transaction
 from models.clock import Clock
 from models.states import AccountState, ContractState
+from models.workdays import WorkingDays
 from tasks.platform.context import ACC, CON, ENT, INST, Ctx, program_context, running_filter
 
 __all__ = [
@@ -59,8 +60,9 @@ class Laggard:
 def _horizon(ctx: Ctx, working_days: int) -> date:
     """The last date with at most `working_days` working days after today: the reminder horizon."""
     day = ctx.today
+    display = WorkingDays(ctx.wdays.overrides)  # provisional, whatever the policy: a horizon sets no deadline
     for _ in range(working_days + 1):
-        day = ctx.wdays.next_working_day(day)
+        day = display.next_working_day(day)
     return day - timedelta(days=1)
 
 
@@ -71,14 +73,18 @@ class _Lateness:
     ctx: Ctx
     cache: dict[date, tuple[bool, int, int]] = field(default_factory=dict)
 
+    @property
+    def display(self) -> WorkingDays:
+        return WorkingDays(self.ctx.wdays.overrides)  # showing lateness never refuses an unknown year
+
     def of(self, due: date) -> tuple[bool, int, int]:
         """(overdue, working days late, working days left)."""
         if due not in self.cache:
             today = self.ctx.today
             if today > due:
-                self.cache[due] = (True, self.ctx.wdays.working_days_between(due, today), 0)
+                self.cache[due] = (True, self.display.working_days_between(due, today), 0)
             else:
-                self.cache[due] = (False, 0, self.ctx.wdays.working_days_between(today, due))
+                self.cache[due] = (False, 0, self.display.working_days_between(today, due))
         return self.cache[due]
 
 
@@ -86,7 +92,8 @@ def account_laggards(ctx: Ctx) -> list[Laggard]:
     """Pending accounts of running, non-proxy institutions, late or within the reminder horizon."""
     horizon = _horizon(ctx, ctx.defn.rules.account_reminder_working_days_before_close)
     rows = ctx.session.execute(
-        select(ACC.c.due_on, INST.c.id, INST.c.name, INST.c.district, INST.c.insurance_code, INST.c.email)
+        select(ACC.c.due_on, INST.c.id, INST.c.name, INST.c.district, INST.c.insurance_code, INST.c.email,
+               ACC.c.due_on_provisional)
         .join(INST, INST.c.id == ACC.c.institution_id)
         .where(ACC.c.program_id == ctx.program_id, ACC.c.state == AccountState.PENDING,
                INST.c.proxy_parent_id.is_(None), ACC.c.due_on.is_not(None), ACC.c.due_on <= horizon,
@@ -97,7 +104,7 @@ def account_laggards(ctx: Ctx) -> list[Laggard]:
     for r in rows:
         overdue, days_late, left = late.of(r.due_on)
         out.append(Laggard(int(r.id), r.name, r.district, r.insurance_code, "account", r.due_on, days_late,
-                           r.email, overdue, left, due_provisional=not ctx.wdays.is_official(r.due_on.year)))
+                           r.email, overdue, left, due_provisional=bool(r.due_on_provisional)))
     return out
 
 
@@ -109,7 +116,8 @@ def contract_laggards(ctx: Ctx) -> list[Laggard]:
     names = (func.string_agg(ENT.c.name, _SEP) if dialect == "postgresql" else func.group_concat(ENT.c.name, _SEP))
     rows = ctx.session.execute(
         select(INST.c.id, INST.c.name, INST.c.district, INST.c.insurance_code, INST.c.email,
-               func.min(CON.c.due_on).label("due_on"), names.label("enterprises"))
+               func.min(CON.c.due_on).label("due_on"), names.label("enterprises"),
+               func.max(cast(CON.c.due_on_provisional, Integer)).label("provisional"))
         .join(INST, INST.c.id == CON.c.institution_id)
         .join(ENT, ENT.c.id == CON.c.enterprise_id)
         .where(CON.c.program_id == ctx.program_id, CON.c.state == ContractState.PENDING,
@@ -119,11 +127,11 @@ def contract_laggards(ctx: Ctx) -> list[Laggard]:
     ).tuples()
     late = _Lateness(ctx)
     out: list[Laggard] = []
-    for inst_id, name, district, code, email, due, enterprises in rows:
+    for inst_id, name, district, code, email, due, enterprises, provisional in rows:
         overdue, days_late, left = late.of(due)
         out.append(Laggard(int(inst_id), name, district, code, "contract", due, days_late, email, overdue, left,
                            tuple(sorted(set(enterprises.split(_SEP)))),
-                           due_provisional=not ctx.wdays.is_official(due.year)))
+                           due_provisional=bool(provisional)))
     return out
 
 

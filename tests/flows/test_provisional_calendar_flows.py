@@ -121,3 +121,27 @@ def test_a_strict_program_fails_only_the_step_that_needs_2027(
     with Session(engine) as session:
         assert session.execute(select(func.count()).select_from(PlatformAccount)).scalar_one() == 0
         assert session.execute(select(func.count()).where(Gate.state == GateState.DECIDED)).scalar_one() == 2
+
+
+def test_entering_a_later_year_leaves_dates_still_waiting_for_an_earlier_one_unrecorded(engine: Engine) -> None:
+    from tests.factories import clock_at
+
+    make_program(engine, SLUG)
+    make_reviewers(engine, [])
+    notice_2028 = NOTICE_2027.replace("2027年", "2028年")
+    # Not a real 2028 schedule (its weekdays would not match): a 2028 entry needs only to parse as one.
+    from models.holiday_notice import FestivalArrangement, HolidayNotice
+
+    fake = HolidayNotice(2028, (FestivalArrangement("元旦", (date(2028, 1, 1),), ()),))
+    with Session(engine) as session:
+        session.add(Gate(natural_key="k", program_id=1, phase="enrollment", kind=GateKind.CITY_REVIEW, title="t",
+                         subject_type="batch", subject_id=None, items=[], decider_role="program_manager",
+                         opened_at=shanghai(2026, 12, 20, 9), due_on=date(2027, 1, 4), due_on_provisional=True,
+                         due_from=date(2026, 12, 4), due_working_days=20))
+        session.commit()
+    report = enter_schedule(engine, fake, notice_2028, user_name="manager", clock=clock_at(2026, 12, 21, 9))
+    assert report.recomputed == {}
+    with Session(engine) as session:
+        gate = session.execute(select(Gate)).scalar_one()
+        audited = session.execute(select(func.count()).where(AuditEvent.action == "deadline_recomputed")).scalar_one()
+    assert (gate.due_on, gate.due_on_provisional, audited) == (date(2027, 1, 4), True, 0)

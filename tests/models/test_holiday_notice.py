@@ -70,3 +70,13 @@ def test_text_without_a_title_needs_the_year_and_an_unknown_festival_is_refused(
         date(2027, 1, 1): "元旦"}
     with pytest.raises(HolidayNoticeError, match="不是法定节日"):
         parse_holiday_notice("一、植树节：3月12日（周五）放假1天。", 2027)
+
+
+def test_a_make_up_day_without_its_month_continues_the_previous_one() -> None:
+    notice = parse_holiday_notice("二、春节：2月10日至17日放假调休，共8天。2月4日（星期日）、18日（星期日）上班。", 2024)
+    assert notice.workdays == {date(2024, 2, 4): "春节", date(2024, 2, 18): "春节"}
+
+
+def test_a_new_years_bridge_written_with_its_years_reaches_back_into_december() -> None:
+    notice = parse_holiday_notice("一、元旦：2022年12月31日至2023年1月2日放假调休，共3天。", 2023)
+    assert sorted(notice.rest_days) == [date(2022, 12, 31), date(2023, 1, 1), date(2023, 1, 2)]

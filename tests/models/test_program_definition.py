@@ -480,3 +480,11 @@ def test_region_hashes_differ(
 ) -> None:
     hashes = {program_content_hash(d) for d in (shenyang, ningxia, jiangxi)}
     assert len(hashes) == 3
+
+
+def test_a_definition_stored_before_the_provisional_calendar_keeps_loading() -> None:
+    from models.program_definition import ProgramDefinition
+
+    data = load_program_file(SHENYANG).model_dump(mode="json")
+    for old, new in (("fail", "strict"), ("warn", "provisional")):
+        assert ProgramDefinition.model_validate({**data, "calendar_unknown_year": old}).calendar_unknown_year == new
