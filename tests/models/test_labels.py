@@ -13,6 +13,7 @@ from models import labels, transitions
 from models.application_rules import PRICE_OPTION_LABELS, PriceOption
 from models.compliance.codes import SubjectType, ViolationRule, ViolationState
 from models.program_definition import PhaseName
+from models.register import DESIGNATION_STATUS_LABELS, DesignationStatus
 from models.states import (
     CATEGORY_LABELS,
     KIND_LABELS,
@@ -64,6 +65,7 @@ LABELLED: dict[type[StrEnum], dict[str, str]] = {
     InstitutionKind: {k.value: v for k, v in KIND_LABELS.items()},
     InstitutionCategory: {k.value: v for k, v in CATEGORY_LABELS.items()},
     PriceOption: {k.value: v for k, v in PRICE_OPTION_LABELS.items()},
+    DesignationStatus: {k.value: v for k, v in DESIGNATION_STATUS_LABELS.items()},
 }
 # Enums no person sees, and why.
 UNSHOWN = {
