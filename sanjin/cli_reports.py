@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from core.clock_store import DatabaseClock
 
 register_app = typer.Typer(help="定点医药机构名册 / the register of designated institutions", no_args_is_help=True)
+report_app = typer.Typer(help="统计报表 / reports: coverage, quarterly statistics", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
@@ -43,3 +44,37 @@ def register_import(program: str, file: Path = typer.Argument(..., exists=True, 
                 if result.replaced else "")
     console.print(f"定点医药机构名册（{result.as_of.isoformat()} 版）：{result.rows} 行，导入 {result.created} 家{replaced} / "
                   f"register of {result.as_of.isoformat()}: {result.rows} rows, {result.created} institutions")
+
+
+@report_app.command("coverage")
+def report_coverage(program: str, weeks: int = typer.Option(4, "--weeks", min=1, help="按最近 N 周的速度预测 / rate of the last N weeks"),
+                    as_json: bool = typer.Option(False, "--json")) -> None:
+    """覆盖率及目标达成预测 / coverage by district and kind against each dated target, with its projection."""
+    import json
+
+    from rich.table import Table
+
+    from tasks.reports.coverage_report import coverage_report
+
+    report = coverage_report(_engine(), program, clock=_clock(), weeks=weeks)
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        return
+    basis = (f"定点医药机构名册 {report.register_as_of.isoformat()} 版 / register of {report.register_as_of.isoformat()}"
+             if report.register_as_of else "尚未导入定点医药机构名册，以本项目全部申报机构为分母 / no register yet: "
+             "divided by this program's applicants")
+    console.print(f"{report.name}（{report.today.isoformat()}）覆盖率 / coverage — {basis}；按最近 {report.weeks} 周速度预测")
+    targets = report.total.projections
+    if not targets:
+        console.print("本项目未设定有时限的覆盖率目标 / the program sets no dated coverage target")
+    for title, lines in (("区县 / district", report.by_district), ("机构类别 / kind", report.by_kind),
+                         ("合计 / total", [report.total])):
+        table = Table(title, "参加 / 定点", "覆盖率", *(f"{p.by.isoformat()} 目标 {p.share:.0%}" for p in targets))
+        for line in lines:
+            share = f"{line.covered / line.total:.1%}" if line.total else "—"
+            table.add_row(line.label, f"{line.covered} / {line.total}", share,
+                          *(p.describe().split(" / ")[0] for p in line.projections))
+        console.print(table)
+    if report.unregistered:
+        console.print(f"另有 {report.unregistered} 家参加机构不在名册中，未计入 / {report.unregistered} participants "
+                      "are not on the register and are not counted")
