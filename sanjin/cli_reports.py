@@ -78,3 +78,18 @@ def report_coverage(program: str, weeks: int = typer.Option(4, "--weeks", min=1,
     if report.unregistered:
         console.print(f"另有 {report.unregistered} 家参加机构不在名册中，未计入 / {report.unregistered} participants "
                       "are not on the register and are not counted")
+
+
+@report_app.command("quarterly")
+def report_quarterly(program: str, quarter: str = typer.Argument(..., help="如 2026Q1 / e.g. 2026Q1"),
+                     out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False)) -> None:
+    """季度统计表（宁夏方案附件3格式） / the quarterly statistics table (seed 001 att. 3) as XLSX and HTML."""
+    from models.quarterly import Quarter
+    from tasks.reports.quarterly import quarterly_statistics
+    from tasks.reports.quarterly_files import write_quarterly
+
+    stats = quarterly_statistics(_engine(), program, Quarter.parse(quarter))
+    files = write_quarterly(stats, out)
+    console.print(f"{stats.name} {stats.quarter.label}：{len(stats.tables)} 张表 / tables")
+    for kind, path in files.items():
+        console.print(f"  {kind}: {path}")
