@@ -25,6 +25,7 @@ from models.operations import (
 )
 from models.outbox import Notice
 from models.program import AllianceInvitation, ClockSetting, ImportRecord, PhaseWindow, Program, User
+from models.register import RegisterEntry
 
 metadata = SQLModel.metadata
 
@@ -32,6 +33,6 @@ __all__ = [
     "AllianceInvitation", "Application", "AuditEvent", "Batch", "CalendarDay", "CalendarYear", "ClockSetting",
     "Contract", "DeclarationItem", "Delivery", "EnforcementAction", "Enterprise", "EnterpriseDeclaration", "Gate",
     "ImportRecord", "Institution", "ListEntry", "ListVersion", "LowestPrice", "Notice", "Payment", "PhaseWindow",
-    "PlatformAccount", "PriceReport", "Product", "Program", "PurchaseOrder", "QuarterlyReport", "Review", "SalePrice",
+    "PlatformAccount", "PriceReport", "Product", "Program", "PurchaseOrder", "QuarterlyReport", "RegisterEntry", "Review", "SalePrice",
     "Selection", "Settlement", "User", "Violation", "metadata",
 ]

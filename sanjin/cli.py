@@ -360,6 +360,7 @@ def _mount_subcommands() -> None:
     from sanjin.cli_calendar import calendar_app
     from sanjin.cli_compliance import operations_app, violations_app
     from sanjin.cli_notices import notices_app, publish_command
+    from sanjin.cli_reports import register_app, report_app
     from sanjin.cli_web import serve, serve_all
 
     app.command("web", help="启动管理与审批网页 / start the web app for managers and reviewers")(serve)
@@ -369,6 +370,8 @@ def _mount_subcommands() -> None:
     app.add_typer(calendar_app, name="calendar")
     app.add_typer(operations_app, name="operations")
     app.add_typer(violations_app, name="violations")
+    app.add_typer(register_app, name="register")
+    app.add_typer(report_app, name="report")
     app.command("publish")(publish_command)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.clock_store import SimulatedClockRefused
 from models.holiday_notice import HolidayNoticeError
 from models.program_definition import ProgramFileError
+from models.quarterly import QuarterError
 from models.transitions import InvalidTransition
 from models.validators import FieldError
 from models.windows import PhaseNotInProgram, WindowClosed
@@ -23,5 +24,5 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ProgramFileError, InvalidTransition, FieldError, WindowClosed, PhaseNotInProgram, CalendarYearUnknown,
     UnknownCity, GateError, ImportRejected, UnknownProgram, BadUser, FileNotFoundError, RecordRejected,
     ProgramNotFound, SpreadsheetError, UnknownList, HolidayNoticeError, CalendarEntryError,
-    SimulatedClockRefused,
+    SimulatedClockRefused, QuarterError,
 )

@@ -21,9 +21,13 @@ from models.enrollment import Application, Batch, Gate, Institution
 from models.operations import Contract, Payment, PlatformAccount, PurchaseOrder
 from models.program import AllianceInvitation
 from models.program_definition import PhaseName, ProgramDefinition
-from models.states import AccountState, ApplicationState, ContractState, GateState, InstitutionKind
+from models.states import AccountState, ApplicationState, ContractState, GateState
 from models.workdays import WorkingDays
 from tasks.programs import get_program
+from tasks.reports.coverage import COVERED as COVERED
+from tasks.reports.coverage import Coverage as Coverage
+from tasks.reports.coverage import CoverageRow as CoverageRow
+from tasks.reports.coverage import coverage as coverage
 
 
 @dataclass
@@ -109,54 +113,7 @@ def program_status(engine: Engine, slug: str, *, clock: Clock, simulated: bool =
 
 # --------------------------------------------------------------------------- coverage
 
-COVERED = (ApplicationState.APPROVED, ApplicationState.RUNNING)
-
-
-@dataclass(frozen=True)
-class CoverageRow:
-    key: str  # a district's name, or an institution kind's value
-    covered: int
-    total: int
-
-    @property
-    def share(self) -> float:
-        return self.covered / self.total if self.total else 0.0
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """Designated institutions with an approved or running application, of all known, by district and kind."""
-
-    by_district: list[CoverageRow]
-    by_kind: list[CoverageRow]
-    covered: int
-    total: int
-
-
-def coverage(session: Session, program_id: int) -> Coverage:
-    """Two GROUP BY queries (≤ districts × kinds rows each): no institution row ever reaches Python."""
-    totals = session.execute(select(Institution.district, Institution.kind, func.count())
-                             .group_by(Institution.district, Institution.kind)).all()
-    covered_rows = session.execute(
-        select(Institution.district, Institution.kind, func.count(func.distinct(Application.institution_id)))
-        .join(Institution, Institution.id == Application.institution_id)  # type: ignore[arg-type]
-        .where(Application.program_id == program_id, col(Application.state).in_(COVERED))
-        .group_by(Institution.district, Institution.kind)).all()
-    covered = {(d, str(getattr(k, "value", k))): int(n) for d, k, n in covered_rows}
-    by_district: dict[str, list[int]] = {}
-    by_kind: dict[str, list[int]] = {}
-    for district, kind, n in totals:
-        kind = str(getattr(kind, "value", kind))
-        c = covered.get((district, kind), 0)
-        for bucket, key in ((by_district, district), (by_kind, kind)):
-            cell = bucket.setdefault(key, [0, 0])
-            cell[0] += c
-            cell[1] += int(n)
-    order = {k.value: i for i, k in enumerate(InstitutionKind)}
-    return Coverage([CoverageRow(k, c, t) for k, (c, t) in sorted(by_district.items())],
-                    [CoverageRow(k, c, t) for k, (c, t) in sorted(by_kind.items(), key=lambda kv: order.get(kv[0], 99))],
-                    sum(c for c, _ in by_district.values()), sum(t for _, t in by_district.values()))
-
+# Counted against the program's register of designated institutions: tasks/reports/coverage.py (imported above).
 
 # --------------------------------------------------------------------------- laggards, summarised
 

@@ -31,12 +31,13 @@ from models.clock import Clock
 from models.enrollment import Application, Batch, Gate, Institution
 from models.operations import Contract, Payment, PlatformAccount, PurchaseOrder
 from models.program import AllianceInvitation
+from models.register import RegisterEntry
 from tasks.programs import get_program
 from tasks.status import Coverage, LaggardPage, ProgramStatus, coverage, laggard_page, program_status
 
 # Tables whose new rows change the overview; their updates write audit rows (AuditEvent is first).
 WATCHED: tuple[Any, ...] = (AuditEvent, Application, Institution, Batch, Gate, ListVersion, PlatformAccount, Contract,
-                            Payment, PurchaseOrder, AllianceInvitation)
+                            Payment, PurchaseOrder, AllianceInvitation, RegisterEntry)
 TTL_SECONDS = 60.0
 OVERVIEW_LAGGARDS = 20
 

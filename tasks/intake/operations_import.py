@@ -151,8 +151,9 @@ def _future(ctx: Ctx, row: int, column: str, day: date) -> RowError | None:
 Parsed = list[tuple[int, dict[str, Any]]]
 
 
-def _parse_rows(sheet: Any, where: dict[str, int], parsers: dict[str, Callable[[str, str], Any]],
+def parse_rows(sheet: Any, where: dict[str, int], parsers: dict[str, Callable[[str, str], Any]],
                 errors: list[RowError]) -> Parsed:
+    """The rows whose documented cells all parse; every other row's errors go into `errors`."""
     out: Parsed = []
     for r in sheet.rows:
         cells = Cells(sheet, r.number, r.cells, where)
@@ -308,7 +309,7 @@ def import_operations(engine: Engine, slug: str, kind: OperationsKind | str, pat
         errors: list[RowError] = []
         if not sheet.rows:
             errors.append(row_error(sheet.header_row, "表头", "", "file.no_rows", "文件中没有数据行", "the file has no rows"))
-        parsed = _parse_rows(sheet, where, spec.parsers, errors)
+        parsed = parse_rows(sheet, where, spec.parsers, errors)
         values = spec.build(ctx, parsed, errors)
         if errors:
             raise ImportRejected(path.name, errors)
@@ -320,5 +321,5 @@ def import_operations(engine: Engine, slug: str, kind: OperationsKind | str, pat
         return OperationsImportResult(kind, len(sheet.rows), created)
 
 
-__all__ = ["COLUMNS", "OPERATIONS_KIND_LABELS", "FieldError", "OperationsImportResult", "OperationsKind",
-           "import_operations", "parse_datetime"]
+__all__ = ["COLUMNS", "OPERATIONS_KIND_LABELS", "FieldError", "OperationsImportResult", "OperationsKind", "Parsed",
+           "import_operations", "parse_datetime", "parse_rows"]

@@ -42,14 +42,14 @@ def neutralized(rows: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
 
 
 def write_downloads(csv_path: Path, xlsx_path: Path, sheet_name: str, columns: Sequence[str],
-                    rows: Sequence[tuple[str, ...]]) -> None:
-    """Both files of `rows` (in the order given), every text cell neutralised."""
+                    rows: Sequence[tuple[str, ...]], title: str = "", number_columns: Sequence[int] = ()) -> None:
+    """Both files of `rows` (in the order given), every text cell neutralised; the XLSX under `title`."""
     cells = neutralized(rows)
     with csv_path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         writer.writerows(cells)
-    write_text_xlsx(xlsx_path, sheet_name, columns, cells)
+    write_text_xlsx(xlsx_path, sheet_name, columns, cells, title=title, number_columns=number_columns)
 
 
 class DownloadsFailed(RuntimeError):
@@ -98,13 +98,14 @@ class Downloads:
 
 
 def start_downloads(csv_path: Path, xlsx_path: Path, sheet_name: str, columns: Sequence[str],
-                    rows: Sequence[tuple[str, ...]]) -> Downloads:
+                    rows: Sequence[tuple[str, ...]], title: str = "", number_columns: Sequence[int] = ()) -> Downloads:
     """write_downloads, by a child process when `rows` are many: wait() on the result for the files."""
     if len(rows) < CHILD_MIN_ROWS:
-        write_downloads(csv_path, xlsx_path, sheet_name, columns, rows)
+        write_downloads(csv_path, xlsx_path, sheet_name, columns, rows, title, number_columns)
         return Downloads(csv_path, xlsx_path)
     rows_file = xlsx_path.with_name(f".{xlsx_path.name}.rows")
-    rows_file.write_bytes(marshal.dumps((str(csv_path), str(xlsx_path), sheet_name, tuple(columns), list(rows))))
+    rows_file.write_bytes(marshal.dumps((str(csv_path), str(xlsx_path), sheet_name, tuple(columns), list(rows), title,
+                                          tuple(number_columns))))
     root = str(Path(__file__).resolve().parents[2])
     code = f"import sys; sys.path.insert(0, {root!r}); from tasks.lists.downloads import _child; _child()"
     try:
@@ -112,11 +113,11 @@ def start_downloads(csv_path: Path, xlsx_path: Path, sheet_name: str, columns: S
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError:  # no child can be started here: write them in this process
         rows_file.unlink(missing_ok=True)
-        write_downloads(csv_path, xlsx_path, sheet_name, columns, rows)
+        write_downloads(csv_path, xlsx_path, sheet_name, columns, rows, title, number_columns)
         return Downloads(csv_path, xlsx_path)
     return Downloads(csv_path, xlsx_path, process, rows_file)
 
 
 def _child() -> None:
-    csv_path, xlsx_path, sheet_name, columns, rows = marshal.loads(Path(sys.argv[1]).read_bytes())
-    write_downloads(Path(csv_path), Path(xlsx_path), sheet_name, columns, rows)
+    csv_path, xlsx_path, sheet_name, columns, rows, title, number_columns = marshal.loads(Path(sys.argv[1]).read_bytes())
+    write_downloads(Path(csv_path), Path(xlsx_path), sheet_name, columns, rows, title, number_columns)

@@ -101,7 +101,9 @@ def _env() -> Environment:
 def start_version_downloads(kind: ListKind, rows: ListRows, folder: Path, stem: str = "list") -> Downloads:
     """The CSV and XLSX of a version's rows, started (a child process writes a big list's) into `folder`."""
     sheet = TITLES[kind][:31].replace("“", "").replace("”", "")  # Excel: at most 31 characters
-    return start_downloads(folder / f"{stem}.csv", folder / f"{stem}.xlsx", sheet, rows.columns, rows.ordered())
+    prices = [i for i, column in enumerate(rows.columns) if column.endswith("(元)")]  # numbers, 2 decimals
+    return start_downloads(folder / f"{stem}.csv", folder / f"{stem}.xlsx", sheet, rows.columns, rows.ordered(),
+                           TITLES[kind], prices)
 
 
 def render_version(session: Session, program: Program, version: ListVersion, out_dir: Path,

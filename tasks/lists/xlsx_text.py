@@ -1,4 +1,4 @@
-"""An all-text XLSX sheet streamed as XML rows: the public lists' spreadsheet at 100,000 rows in well under a second.
+"""An XLSX sheet streamed as XML rows (text cells; prices as numbers): the public lists' spreadsheet at 100,000 rows.
 
 xlsxwriter spends several microseconds of Python on each cell (type dispatch, bounds checks, escaping
 each string on its own): the 900,000 cells of the institution list take it about 4 s on an idle
@@ -7,15 +7,17 @@ writer takes about 0.7 s. Every cell of a list is text, so a row can be one form
 string, escaped only when something in it needs escaping. The package around the sheet (content
 types, workbook, styles, theme, properties) is still xlsxwriter's own, written for the header row and
 kept as is; only the rows of the sheet are streamed in, in the form xlsxwriter's constant_memory mode
-writes them (inline strings), so Excel sees the file it knows.
+writes them (inline strings), so Excel sees the file it knows. The layout (title, frozen bold header, widths,
+autofilter, print setup) is xlsxwriter's too, set on that skeleton.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import xlsxwriter
@@ -28,17 +30,30 @@ MAX_CHARS = 32_767  # Excel's limit of one cell, in UTF-16 units
 _NEEDS_CARE = re.compile(r"[&<>\x00-\x1f\ufffe\uffff]|_x[0-9a-fA-F]{4}_")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
 _LITERAL_ESCAPE = re.compile(r"(_x[0-9a-fA-F]{4}_)")
+_NUMBER = re.compile(r"-?\d{1,15}(?:\.\d+)?")  # a price as the lists write it; anything else stays text
+_MONEY_STYLE = "<money style>"  # not a part name: the skeleton's way to say the style index
 
 
-def write_text_xlsx(path: Path, sheet_name: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """One sheet: `header`, then `rows`, every cell a string (as xlsxwriter's write_string writes each)."""
-    parts = _skeleton(sheet_name, header)
-    last = xl_col_to_name(max(len(header), 1) - 1) + str(len(rows) + 1)
+def write_text_xlsx(path: Path, sheet_name: str, header: Sequence[str], rows: Sequence[Sequence[str]], *,
+                    title: str = "", number_columns: Sequence[int] = ()) -> None:
+    """One sheet: a `title` row (when given), `header`, then `rows`, every cell a string but `number_columns`.
+
+    Fit to publish and print: a bold header frozen below the title, column widths from the content, an
+    autofilter over the data, landscape A4 fitted to the page width with the header repeated on every page.
+    Cells of `number_columns` holding a plain decimal are numbers shown with 2 decimals (prices); any other
+    value there stays text.
+    """
+    top = 2 if title else 1  # the header's row number
+    parts = _skeleton(sheet_name, header, rows, title, number_columns)
+    money = parts.pop(_MONEY_STYLE).decode()
+    last = xl_col_to_name(max(len(header), 1) - 1) + str(len(rows) + top)
     letters = [xl_col_to_name(c) for c in range(len(header))]
+    numbers = set(number_columns)
     # One template per row, every cell an inline string as xlsxwriter writes it; whitespace is always
     # preserved (harmless where there is none, and it spares looking at each cell's edges).
     template = "<row r=\"{0}\">" + "".join(
-        f"<c r=\"{letter}{{0}}\" t=\"inlineStr\"><is><t xml:space=\"preserve\">{{{i + 1}}}</t></is></c>"
+        (f"<c r=\"{letter}{{0}}\" s=\"{money}\"><v>{{{i + 1}}}</v></c>" if i in numbers else
+         f"<c r=\"{letter}{{0}}\" t=\"inlineStr\"><is><t xml:space=\"preserve\">{{{i + 1}}}</t></is></c>")
         for i, letter in enumerate(letters)) + "</row>"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name, data in parts.items():  # in xlsxwriter's order, [Content_Types].xml first
@@ -50,10 +65,11 @@ def write_text_xlsx(path: Path, sheet_name: str, header: Sequence[str], rows: Se
             with archive.open(SHEET, "w", force_zip64=True) as sheet:
                 sheet.write(head.encode())
                 chunk: list[str] = []
-                for number, row in enumerate(rows, start=2):
+                for number, row in enumerate(rows, start=top + 1):
                     if (len(row) != len(letters) or _NEEDS_CARE.search(joined := "".join(row))
-                            or len(joined) > MAX_CHARS // 2):
-                        chunk.append(_careful_row(number, letters, row))
+                            or len(joined) > MAX_CHARS // 2
+                            or (numbers and not all(_NUMBER.fullmatch(row[i]) for i in numbers))):
+                        chunk.append(_careful_row(number, letters, row, numbers, money))
                     else:
                         chunk.append(template.format(number, *row))
                     if len(chunk) == 2_000:
@@ -62,9 +78,13 @@ def write_text_xlsx(path: Path, sheet_name: str, header: Sequence[str], rows: Se
                 sheet.write(("".join(chunk) + "</sheetData>" + tail).encode())
 
 
-def _careful_row(number: int, letters: Sequence[str], row: Sequence[str]) -> str:
+def _careful_row(number: int, letters: Sequence[str], row: Sequence[str], numbers: Collection[int] = (),
+                 money: str = "0") -> str:
     cells = []
-    for letter, value in zip(letters, row, strict=False):
+    for i, (letter, value) in enumerate(zip(letters, row, strict=False)):
+        if i in numbers and _NUMBER.fullmatch(value):
+            cells.append(f"<c r=\"{letter}{number}\" s=\"{money}\"><v>{value}</v></c>")
+            continue
         cells.append(f"<c r=\"{letter}{number}\" t=\"inlineStr\"><is><t xml:space=\"preserve\">"
                      f"{escape_cell(value)}</t></is></c>")
     return f"<row r=\"{number}\">{''.join(cells)}</row>"
@@ -80,14 +100,46 @@ def escape_cell(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _skeleton(sheet_name: str, header: Sequence[str]) -> dict[str, bytes]:
-    """xlsxwriter's own package for a sheet holding only the header row."""
+def column_width(text: str) -> int:
+    """About how many characters wide `text` shows: a CJK or full-width character is two."""
+    return len(text) + sum(1 for ch in text if ch >= "\u2e80")
+
+
+def _widths(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    """Each column as wide as its header or its longest cell (by characters), within 8 and 50."""
+    columns = list(itertools.zip_longest(*rows, fillvalue="")) if rows else [() for _ in header]
+    return [min(max(column_width(name), column_width(str(max(column, key=len, default=""))), 6) + 2, 50)
+            for name, column in zip(header, columns, strict=False)] + [8] * (len(header) - len(columns))
+
+
+def _skeleton(sheet_name: str, header: Sequence[str], rows: Sequence[Sequence[str]], title: str,
+              number_columns: Sequence[int]) -> dict[str, bytes]:
+    """xlsxwriter's own package for a sheet holding the title and header rows, with its layout and print setup.
+
+    The money style's index (the cells of number columns refer to it) is returned under _MONEY_STYLE.
+    """
     buffer = io.BytesIO()
     workbook = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False,
                                             "strings_to_urls": False, "constant_memory": True})
     sheet = workbook.add_worksheet(sheet_name)
-    sheet.write_row(0, 0, list(header))
+    bold = workbook.add_format({"bold": True, "border": 1, "bg_color": "#EEEEEE", "text_wrap": True,
+                                "valign": "vcenter"})
+    money = workbook.add_format({"num_format": "0.00"})
+    top = 1 if title else 0  # the header's row index
+    for i, width in enumerate(_widths(header, rows)):
+        sheet.set_column(i, i, width, money if i in number_columns else None)
+    if title:
+        sheet.write_string(0, 0, title, workbook.add_format({"bold": True, "font_size": 14}))
+    sheet.write_row(top, 0, list(header), bold)
+    sheet.freeze_panes(top + 1, 0)
+    if header:
+        sheet.autofilter(top, 0, top + len(rows), len(header) - 1)
+    sheet.set_landscape()
+    sheet.set_paper(9)  # A4
+    sheet.fit_to_pages(1, 0)  # one page wide, as many long as it takes
+    sheet.repeat_rows(top)
     workbook.close()
     with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        return {info.filename: archive.read(info) for info in archive.infolist()}
-
+        parts = {info.filename: archive.read(info) for info in archive.infolist()}
+    parts[_MONEY_STYLE] = str(money.xf_index or 0).encode()
+    return parts

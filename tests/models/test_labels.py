@@ -13,6 +13,8 @@ from models import labels, transitions
 from models.application_rules import PRICE_OPTION_LABELS, PriceOption
 from models.compliance.codes import SubjectType, ViolationRule, ViolationState
 from models.program_definition import PhaseName
+from models.quarterly import QUARTER_COLUMN_LABELS, QUARTER_ROW_LABELS, QuarterColumn, QuarterRow
+from models.register import DESIGNATION_STATUS_LABELS, DesignationStatus
 from models.states import (
     CATEGORY_LABELS,
     KIND_LABELS,
@@ -60,10 +62,13 @@ LABELLED: dict[type[StrEnum], dict[str, str]] = {
     EnforcementKind: labels.ENFORCEMENT_KIND_LABELS,
     EnforcementState: labels.ENFORCEMENT_STATE_LABELS,
     Role: labels.ROLE_LABELS,
+    QuarterColumn: {k.value: v for k, v in QUARTER_COLUMN_LABELS.items()},
+    QuarterRow: {k.value: v for k, v in QUARTER_ROW_LABELS.items()},
     # Input vocabularies: these tables also parse the Chinese words of people's files back into codes.
     InstitutionKind: {k.value: v for k, v in KIND_LABELS.items()},
     InstitutionCategory: {k.value: v for k, v in CATEGORY_LABELS.items()},
     PriceOption: {k.value: v for k, v in PRICE_OPTION_LABELS.items()},
+    DesignationStatus: {k.value: v for k, v in DESIGNATION_STATUS_LABELS.items()},
 }
 # Enums no person sees, and why.
 UNSHOWN = {

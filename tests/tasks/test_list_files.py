@@ -76,12 +76,13 @@ def test_the_xlsx_reads_back_exactly_as_the_file_xlsxwriter_writes(tmp_path: Pat
     header = ("编码", "名称", "备注")
     rows = [(f"K{i}", value, neutralize(value)) for i, value in enumerate(TRICKY)]
     ours, theirs = tmp_path / "ours.xlsx", tmp_path / "theirs.xlsx"
-    write_text_xlsx(ours, "机构名单", header, rows)
+    write_text_xlsx(ours, "机构名单", header, rows, title="定点机构名单")
     workbook = xlsxwriter.Workbook(str(theirs), {"constant_memory": True, "strings_to_formulas": False,
                                                  "strings_to_urls": False})
     sheet = workbook.add_worksheet("机构名单")
-    sheet.write_row(0, 0, header)
-    for r, row in enumerate(rows, start=1):
+    sheet.write_string(0, 0, "定点机构名单")
+    sheet.write_row(1, 0, header)
+    for r, row in enumerate(rows, start=2):
         for c, value in enumerate(row):  # write_row would stop at the first cell it truncates
             sheet.write_string(r, c, value)
     workbook.close()
@@ -89,8 +90,8 @@ def test_the_xlsx_reads_back_exactly_as_the_file_xlsxwriter_writes(tmp_path: Pat
     assert (CalamineWorkbook.from_path(str(ours)).get_sheet_by_index(0).to_python()
             == CalamineWorkbook.from_path(str(theirs)).get_sheet_by_index(0).to_python())
     book = openpyxl.load_workbook(ours)
-    assert book.sheetnames == ["机构名单"] and book.worksheets[0].max_row == len(rows) + 1
-    assert all(c.data_type == "s" for row in book.worksheets[0].iter_rows() for c in row)  # never a formula
+    assert book.sheetnames == ["机构名单"] and book.worksheets[0].max_row == len(rows) + 2
+    assert all(c.data_type == "s" for row in book.worksheets[0].iter_rows(min_row=2) for c in row)  # never a formula
     book.close()
 
 
@@ -140,7 +141,7 @@ def test_the_published_html_is_an_entry_page_and_pages_of_bounded_size(engine: E
     assert all("&lt;&amp;&gt;" in page and "<&>" not in page for page in pages)
     assert 'href="shenyang-2025-institutions-v1-p2.html">下一页' in pages[0]
     rows = list(csv.reader(io.StringIO(result.files["csv"].read_bytes().decode("utf-8-sig"), newline="")))
-    assert len(rows) == 6 and len(read_openpyxl(result.files["xlsx"])) == 6
+    assert len(rows) == 6 and len(read_openpyxl(result.files["xlsx"])) == 7  # the title row, the header, 5 rows
     assert not [p for p in (tmp_path / SLUG).iterdir() if p.name.startswith(".")]  # no scratch left
 
 
@@ -154,7 +155,7 @@ def test_a_version_rendered_again_from_the_database_gives_the_same_files(engine:
     [again] = publish(engine, SLUG, ["institutions"], clock=CLOCK, out_dir=tmp_path)
     assert (again.outcome, again.rendered) == (Outcome.UNCHANGED, (1,))
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in (".html", ".csv")} == before
-    assert read_openpyxl(first.files["xlsx"])[1:] == read_openpyxl(again.files["xlsx"])[1:]
+    assert read_openpyxl(first.files["xlsx"])[2:] == read_openpyxl(again.files["xlsx"])[2:]
 
 
 def test_a_failure_while_rendering_publishes_no_file_of_the_version(engine: Engine, tmp_path: Path,
@@ -201,3 +202,24 @@ def test_a_version_that_fails_to_be_stored_leaves_no_downloads_behind(engine: En
     assert list((tmp_path / SLUG).iterdir()) == []
     with Session(engine) as session:
         assert session.execute(select(func.count()).select_from(ListVersion)).scalar_one() == 0
+
+
+def test_a_published_sheet_is_laid_out_to_read_filter_and_print(tmp_path: Path) -> None:
+    header = ("药品统一编码", "产品名称", "中选价(元)")
+    rows = [("XC10AA0001A001010100483", "苯磺酸氨氯地平片（长名称的产品）", "12.50"), ("XC10AA0002", "<&>", "待定"),
+            ("XC10AA0003", "片", "-0.5")]
+    path = tmp_path / "drugs.xlsx"
+    write_text_xlsx(path, "药品清单", header, rows, title="“三进”集采药品清单", number_columns=[2])
+    book = openpyxl.load_workbook(path)
+    sheet = book.worksheets[0]
+    assert sheet["A1"].value == "“三进”集采药品清单" and sheet["A1"].font.b
+    assert [c.value for c in sheet[2]] == list(header) and all(c.font.b for c in sheet[2])
+    assert sheet.freeze_panes == "A3" and sheet.auto_filter.ref == "A2:C5"
+    assert (sheet["C3"].value, sheet["C3"].number_format) == (12.5, "0.00")  # a number shown with 2 decimals
+    assert (sheet["C4"].value, sheet["C4"].data_type) == ("待定", "s") and sheet["C5"].value == -0.5
+    assert sheet["B4"].value == "<&>"
+    widths = {c: sheet.column_dimensions[c].width for c in "ABC"}
+    assert widths["A"] >= 23 and widths["B"] >= 30 and widths["C"] >= 10  # as wide as the longest cell
+    assert sheet.page_setup.orientation == "landscape" and sheet.sheet_properties.pageSetUpPr.fitToPage
+    assert (sheet.page_setup.fitToHeight, sheet.print_title_rows) in (("0", "$2:$2"), (0, "$2:$2"))
+    book.close()

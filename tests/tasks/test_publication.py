@@ -173,9 +173,10 @@ def test_xlsx_headers_are_the_seed_tables(engine: Engine, tmp_path: Path) -> Non
         return rows
 
     drugs = sheet_rows(results[ListKind.DRUGS].files["xlsx"])
-    assert list(drugs[0]) == SEED_DRUG_HEADERS
-    assert drugs[1][1] == "苯磺酸氨氯地平片" and drugs[1][10] == "12.50"
-    assert list(sheet_rows(results[ListKind.INSTITUTIONS].files["xlsx"])[0]) == INSTITUTION_HEADERS
+    assert drugs[0][0] == "“三进”集采药品清单"  # the title row, then the seed's headers
+    assert list(drugs[1]) == SEED_DRUG_HEADERS
+    assert drugs[2][1] == "苯磺酸氨氯地平片" and drugs[2][10] == 12.5  # a price is a number (shown 12.50)
+    assert list(sheet_rows(results[ListKind.INSTITUTIONS].files["xlsx"])[1]) == INSTITUTION_HEADERS
 
 
 def test_formula_like_cells_are_neutralized_in_csv_and_xlsx_and_escaped_in_html(engine: Engine, tmp_path: Path) -> None:
@@ -188,11 +189,11 @@ def test_formula_like_cells_are_neutralized_in_csv_and_xlsx_and_escaped_in_html(
 
     workbook = openpyxl.load_workbook(result.files["xlsx"])
     sheet = workbook.worksheets[0]
-    cells = [row[1] for row in sheet.iter_rows(min_row=2)]
+    cells = [row[1] for row in sheet.iter_rows(min_row=3)]  # below the title and the header
     # OOXML stores a control character such as \r as _x000D_; Excel decodes it, openpyxl leaves it.
     values = [re.sub(r"_x([0-9A-F]{4})_", lambda m: chr(int(m.group(1), 16)), c.value) for c in cells]
     assert sorted(values) == sorted("'" + f for f in FORMULAS)
-    assert all(c.data_type == "s" for row in sheet.iter_rows() for c in row)  # text, never a formula
+    assert all(c.data_type == "s" for row in sheet.iter_rows(min_row=2) for c in row)  # text, never a formula
     workbook.close()
 
     for page in (result.files["html"].with_name(f"{SLUG}-institutions-v1-p1.html"), result.files["diff"]):
