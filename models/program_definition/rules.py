@@ -86,8 +86,9 @@ class Rules(_Strict):
     quarterly_report_due: Literal["first_month_of_quarter"] | None = None  # 001: 每季度第一个月
     enterprise_exit_allowed: bool = True  # 001: 协议期满可申请退出
     contract_period: Literal["annual"] = "annual"  # 000, 003: 每年一签
-    # 003: agreed volume = share of the base by number of winners; next year ≥ first year.
-    agreed_volume_share_by_winners: dict[PositiveInt, Annotated[Decimal, Field(gt=0, le=1)]] = Field(
+    # 003: agreed volume = share of the base by number of winners; next year ≥ first year. null: not used
+    # (agreed volumes are the institutions' own selections).
+    agreed_volume_share_by_winners: dict[PositiveInt, Annotated[Decimal, Field(gt=0, le=1)]] | None = Field(
         default_factory=_default_agreed_volume
     )
     price_report_working_days: PositiveInt = 20  # 004: report a new national lowest price in 20 wd

@@ -71,8 +71,9 @@ DECLARATION_COLUMNS: tuple[str, ...] = (
     "药品统一编码", "产品名称", "剂型", "规格", "转换比", "最小制剂单位",
     "最小包装单位", "包装材质", "生产企业", "投标企业", "中选价(元)", "批准文号",
 )
-# Added by the bureau after the 12 columns: focus category and the special-drug flag (000 §三(三)).
-DECLARATION_OPTIONAL_COLUMNS: tuple[str, ...] = ("类别", "特药")
+# Added by the bureau after the 12 columns: focus category, the special-drug flag (000 §三(三)) and the
+# number of winning enterprises of the drug (003 §四(一)1: it sets the agreed-volume share).
+DECLARATION_OPTIONAL_COLUMNS: tuple[str, ...] = ("类别", "特药", "中选企业数")
 
 T = TypeVar("T")
 
@@ -134,7 +135,7 @@ def _declaration_columns(sheet: Sheet, filename: str) -> dict[str, int]:
     if problems:
         raise file_error(
             filename,
-            header_problem([*expected, "[类别]", "[特药]"], list(sheet.header), "；".join(problems)),
+            header_problem([*expected, *(f"[{c}]" for c in DECLARATION_OPTIONAL_COLUMNS)], list(sheet.header), "；".join(problems)),
             row=sheet.header_row, column=HEADER_COLUMN, value="、".join(sheet.header), rule="header.mismatch",
         )
     return {name: i for i, name in enumerate(found)}
@@ -172,6 +173,14 @@ def _parse_product(row: _Row, focus: Sequence[str]) -> tuple[str | None, _Produc
     if category is not None and len(category) > 32:
         row.fail("类别", category_raw, "category.too_long", "类别不能超过32个字符", "at most 32 characters")
     is_special = row.take("特药", partial(parse_yes_no, field="特药", default=False))
+    winners_raw = unicodedata.normalize("NFKC", row.raw("中选企业数")).strip()
+    winner_count: int | None = None
+    if winners_raw:
+        if winners_raw.isdigit() and 1 <= int(winners_raw) <= 99:
+            winner_count = int(winners_raw)
+        else:
+            row.fail("中选企业数", winners_raw, "winner_count.invalid", "中选企业数应为1至99的整数",
+                     "the number of winning enterprises is a whole number from 1 to 99")
     if code is not None:
         if not drug_code_is_full(code):
             row.warn("药品统一编码", code, "drug_code.truncated",
@@ -189,7 +198,7 @@ def _parse_product(row: _Row, focus: Sequence[str]) -> tuple[str | None, _Produc
         return code, None
     values: dict[str, Any] = {k: v for k, v in texts.items()}
     values.update(drug_code=code, winning_price=price, approval_number=approval, category=category,
-                  is_special=is_special)
+                  is_special=is_special, winner_count=winner_count)
     return code, _ProductRow(row.number, code, values, price)
 
 
