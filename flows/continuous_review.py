@@ -1,6 +1,7 @@
 """Phase 6, continuous review: new applications keep forming batches, lists are republished, and the daily
 compliance pass finds (and closes) violations of every rule; accounts and contracts are reconciled every day
-for every running institution (a late batch's contracts, a new year's on 1 January).
+for every running institution (a late batch's contracts, a new year's on 1 January); the enforcement ladders
+move (a person decides each rung at its gate; a passed deadline opens the next gate by itself).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flows.steps import (
     compliance_step,
     contracts_step,
     drug_list_step,
+    enforcement_step,
     enrollment_step,
     progress_artifact,
     republish_institutions_step,
@@ -46,11 +48,17 @@ async def continuous_review_flow(program: str, artifact: bool = True, wait: bool
     drug_list = drug_list_step(program)
     republished = republish_institutions_step(program)
     compliance = compliance_step(program)
+    enforcement: dict[str, Any] | None = None
+    try:  # after the compliance pass: a violation found (or cured) today moves its ladder today
+        enforcement = enforcement_step(program)
+    except CalendarYearUnknown as exc:
+        get_run_logger().error("%s", exc)
+        blocked.append(str(exc))
     if artifact:  # the program flow draws one table for all phases instead
         await progress_artifact(program, "continuous_review")
     result: dict[str, Any] = {"enrollment_open_gates": enrollment_gates, "drug_list_open_gates": drug_list.open_gate_ids,
                               "republished_institution_list": republished, "compliance": compliance,
-                              "accounts": accounts, "contracts": contracts}
+                              "accounts": accounts, "contracts": contracts, "enforcement": enforcement}
     if blocked:
         result["calendar_blocked"] = blocked
     return result

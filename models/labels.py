@@ -15,4 +15,7 @@ STATE_LABELS = {
     "pending": "待办", "registered": "已注册", "exempt": "免于注册(代采)", "signed": "已签订", "terminated": "已终止",
     "batch_open": "批次-收集中", "batch_declared": "批次-审核中", "batch_matured": "批次-已成熟",
     "batch_running": "批次-运行中",
+    # the enforcement ladder (models/enforcement.py LADDER_LABELS has the long forms)
+    "proposed": "待约谈", "interviewed": "已约谈", "rectifying": "限期整改中", "suspension_due": "待决定暂停",
+    "disqualification_due": "待决定取消资格", "cured": "已整改到位", "dropped": "不再处理", "barred": "禁止申报",
 }

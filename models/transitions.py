@@ -224,6 +224,9 @@ ENTERPRISE = Machine[EnterpriseState](
         (E.BARRED, "lift_bar"): E.ACTIVE,
         (E.ACTIVE, "exit"): E.EXITED,
         (E.ACTIVE, "disqualify"): E.DISQUALIFIED,
+        # 004 §六(十五): a bad record bars the enterprise for two years, also after its disqualification.
+        (E.DISQUALIFIED, "bar"): E.BARRED,
+        (E.EXITED, "bar"): E.BARRED,
     },
 )
 

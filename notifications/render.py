@@ -91,6 +91,7 @@ LABELS: dict[str, dict[str, str]] = {
         "rectification": "限期整改",
         "suspension": "暂停医保结算",
         "disqualification": "取消集采药品“三进”资格",
+        "products_removed": "产品移出“三进”药品清单",
     },
 }
 

@@ -348,6 +348,7 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
 def _mount_subcommands() -> None:
     from sanjin.cli_calendar import calendar_app
     from sanjin.cli_compliance import operations_app, violations_app
+    from sanjin.cli_enforcement import enforcement_app, enterprise_app
     from sanjin.cli_notices import notices_app, publish_command
     from sanjin.cli_web import serve, serve_all
 
@@ -358,6 +359,8 @@ def _mount_subcommands() -> None:
     app.add_typer(calendar_app, name="calendar")
     app.add_typer(operations_app, name="operations")
     app.add_typer(violations_app, name="violations")
+    app.add_typer(enforcement_app, name="enforcement")
+    app.add_typer(enterprise_app, name="enterprise")
     app.command("publish")(publish_command)
 
 

@@ -32,7 +32,8 @@ NOTICE_LABELS = {"pending": "待发送", "sending": "发送中", "sent": "已发
 # What the audit trail records (models/transitions.py machines, and the tasks' own records).
 AUDIT_ENTITIES = {"program": "项目", "alliance_invitation": "联盟邀请", "enterprise": "生产企业", "declaration": "企业申报",
                   "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
-                  "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施"}
+                  "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施",
+                  "enforcement_case": "处理程序"}
 
 
 def lists(request: Request) -> Response:

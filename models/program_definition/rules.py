@@ -93,6 +93,8 @@ class Rules(_Strict):
     )
     price_report_working_days: PositiveInt = 20  # 004: report a new national lowest price in 20 wd
     bad_record_ban_years: PositiveInt = 2  # 004: 不良记录 → barred for two years
+    rectification_working_days: PositiveInt = 10  # assumed: 限期整改 (000 names no period)
+    suspension_working_days: PositiveInt = 20  # assumed: suspended this long, still not cured → disqualification gate
     account_reminder_working_days_before_close: PositiveInt = 5  # assumed (no seed gives one)
     contract_reminder_working_days_before_close: PositiveInt = 5  # assumed (no seed gives one)
     special_drugs_need_designation: bool = False  # 000: special drugs only for 特药定点 institutions

@@ -25,6 +25,7 @@ from models.transitions import (
     INVITATION,
     Machine,
 )
+from tasks.enforcement.effects import decide_enforcement
 from tasks.gates.rows import DecisionContext, GateError
 from tasks.lists.versions import content_hash, drug_entries, publish_list
 from tasks.outbox.enqueue import NoticeDraft, enqueue_notices, enqueue_notices_from
@@ -191,6 +192,7 @@ EFFECTS: dict[GateKind, Callable[[DecisionContext], None]] = {
     GateKind.DECLARATION_REVIEW: _review_declarations,
     GateKind.LIST_APPROVAL: _approve_list,
     GateKind.ALLIANCE_CONFIRMATION: _confirm_alliance,
+    GateKind.ENFORCEMENT: decide_enforcement,
 }
 
 

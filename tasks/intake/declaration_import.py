@@ -11,6 +11,7 @@ import hashlib
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -25,7 +26,7 @@ from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, P
 from models.clock import Clock
 from models.program_definition import PhaseName
 from models.states import DeclarationState, EnterpriseState, Role
-from models.transitions import AuditRecord
+from models.transitions import ENTERPRISE, AuditRecord
 from models.validators import (
     FieldError,
     drug_code_is_full,
@@ -268,7 +269,8 @@ def import_declaration(
                 enterprise.barred_until is None or enterprise.barred_until >= clock.today()
             )
             if barred or state is EnterpriseState.DISQUALIFIED:
-                until = f"（至{enterprise.barred_until}）" if enterprise.barred_until else ""
+                until = (f"（至{enterprise.barred_until}，{enterprise.barred_until + timedelta(days=1)}起可再申报）"
+                         if enterprise.barred_until else "")
                 errors.append(RowError(0, "企业名称", name,
                                        f"该企业已被{'禁止参加' if barred else '取消资格'}{until}，不能申报 / "
                                        f"the enterprise is {state.value}{' until ' + str(enterprise.barred_until) if until else ''}"
@@ -342,11 +344,18 @@ def import_declaration(
             [{"declaration_id": declaration_id, "product_id": product_ids[p.drug_code], "recommended": False}
              for p in products],
         )
-        write_audit(session, [AuditRecord(
+        trail = [AuditRecord(
             entity="declaration", entity_id=declaration_id, action="submit", from_state=None,
             to_state=DeclarationState.SUBMITTED.value, actor=actor, role=Role.SYSTEM, at=now,
             program_id=program.id, data={"import_id": import_id, "file": filename, "products": len(products)},
-        )])
+        )]
+        if EnterpriseState(enterprise.state) is EnterpriseState.BARRED:  # the bar is over (checked above): lift it
+            new, lifted = ENTERPRISE.apply(enterprise_id, EnterpriseState.BARRED, "lift_bar", actor="system",
+                                           role=Role.SYSTEM, at=now, program_id=program.id,
+                                           data={"barred_until": str(enterprise.barred_until)})
+            session.execute(ent_t.update().where(ent_t.c.id == enterprise_id).values(state=new.value))
+            trail.insert(0, lifted)
+        write_audit(session, trail)
         enqueue_notices(session, [NoticeDraft(
             key=f"declaration_receipt:{declaration_id}", kind="declaration_receipt", recipient_type="enterprise",
             recipient_name=name, email=enterprise.email or None, recipient_id=enterprise_id, program_id=program.id,
