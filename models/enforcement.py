@@ -147,3 +147,36 @@ def last_barred_day(starts_on: date, years: int) -> date:
     except ValueError:
         anniversary = date(starts_on.year + years, 3, 1)
     return anniversary - timedelta(days=1)
+
+
+class ExitState(StrEnum):
+    REQUESTED = "requested"  # the manager's gate is open
+    APPROVED = "approved"  # takes effect on `exits_on`
+    REJECTED = "rejected"
+    DONE = "done"  # the products left the list on `exits_on`
+
+
+EXIT_LABELS: dict[ExitState, str] = {
+    ExitState.REQUESTED: "待审批", ExitState.APPROVED: "已批准，待生效", ExitState.REJECTED: "未批准",
+    ExitState.DONE: "已退出",
+}
+
+EXIT = Machine[ExitState]("enterprise_exit", {
+    (ExitState.REQUESTED, "approve"): ExitState.APPROVED,
+    (ExitState.REQUESTED, "reject"): ExitState.REJECTED,
+    (ExitState.APPROVED, "take_effect"): ExitState.DONE,
+})
+
+
+class EnterpriseExit(SQLModel, table=True):
+    """An enterprise's application to leave the list (001 §五: 协议期满可申请退出), effective on `exits_on`."""
+
+    __table_args__ = (UniqueConstraint("program_id", "enterprise_id", "exits_on"),)
+    id: int | None = Field(default=None, primary_key=True)
+    program_id: int = Field(foreign_key="program.id", index=True)
+    enterprise_id: int = Field(foreign_key="enterprise.id")
+    exits_on: date
+    reason: str = Field(max_length=500)
+    state: ExitState = Field(default=ExitState.REQUESTED, sa_column=Column(EnumString(ExitState), nullable=False))
+    requested_by: str = Field(max_length=64)
+    requested_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))

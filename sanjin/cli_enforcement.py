@@ -1,6 +1,6 @@
 """`sanjin enforcement list|decide` and `sanjin enterprise exit|bad-record`: the ladder and what ends an enterprise.
 
-Mounted by `sanjin/cli.py`. Domain errors propagate so `sanjin.cli.main()` shows them in Chinese and English.
+Mounted by `sanjin/cli.py` (the two enterprise commands join its `sanjin enterprise` group). Domain errors propagate so `sanjin.cli.main()` shows them in Chinese and English.
 """
 
 from __future__ import annotations
@@ -77,9 +77,6 @@ def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve
                   f"{'approved' if result.approved else 'dropped'}")
 
 
-enterprise_app = typer.Typer(help="企业 / enterprises: exit (001) and bad records (004)", no_args_is_help=True)
-
-
 def _day(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -87,7 +84,6 @@ def _day(value: str) -> date:
         raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD / a date is YYYY-MM-DD: {value!r}") from None
 
 
-@enterprise_app.command("bad-record")
 def enterprise_bad_record(program: str, enterprise: str, starts: str = typer.Option(..., "--from"),
                           reason: str = typer.Option(..., "--reason"), user: str = typer.Option(..., "--as")) -> None:
     """记录不良记录：企业自该日起按项目规定年限内不得申报 / record a bad record: barred for the program's years."""
@@ -98,3 +94,15 @@ def enterprise_bad_record(program: str, enterprise: str, starts: str = typer.Opt
                          clock=DatabaseClock(engine))
     console.print(f"{enterprise}：自 {bad.starts_on} 起禁止申报至 {bad.barred_until}（含） / "
                   f"barred from {bad.starts_on} through {bad.barred_until}")
+
+
+def enterprise_exit(program: str, enterprise: str, exits_from: str = typer.Option(..., "--from"),
+                    reason: str = typer.Option(..., "--reason"), user: str = typer.Option(..., "--as")) -> None:
+    """企业申请退出：开启项目负责人的审批事项，批准后自该日起产品移出清单 / an enterprise applies to leave (001)."""
+    from tasks.enforcement.exit import request_exit
+
+    engine = _engine()
+    gate = request_exit(engine, program, enterprise, exits_on=_day(exits_from), reason=reason, user_name=user,
+                        clock=DatabaseClock(engine))
+    console.print(f"已开启审批事项 {gate}：{enterprise} 自 {exits_from} 起退出（待项目负责人批准） / "
+                  f"gate {gate} opened for the manager")

@@ -55,3 +55,18 @@ def test_the_cli_lists_a_ladder_in_chinese_and_decides_its_gate(cli, engine: Eng
     barred = cli("enterprise", "bad-record", "shenyang-2025", "迟送制药有限公司", "--from", "2025-12-01",
                  "--reason", "拒绝配送", "--as", "manager")
     assert barred.exit_code == 0 and "2027-11-30" in barred.output
+
+
+def test_the_cli_opens_an_exit_gate_for_the_manager_and_refuses_a_bad_date(cli, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    make_program(engine)
+    make_reviewers(engine, [])
+    make_enterprise(engine, "期满制药有限公司")
+    assert cli("clock", "set", "2025-12-01T09:00").exit_code == 0
+    bad = cli("enterprise", "exit", "shenyang-2025", "期满制药有限公司", "--from", "2025-13-01", "--reason", "协议期满",
+              "--as", "manager")
+    assert bad.exit_code != 0 and "YYYY-MM-DD" in bad.output
+    done = cli("enterprise", "exit", "shenyang-2025", "期满制药有限公司", "--from", "2026-01-01", "--reason", "协议期满",
+               "--as", "manager")
+    assert done.exit_code == 0, done.output
+    gates = json.loads(cli("gate", "list", "--json").output)
+    assert [g["kind"] for g in gates] == ["enterprise_exit"] and "2026-01-01" in gates[0]["title"]

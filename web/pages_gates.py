@@ -32,6 +32,7 @@ GATE_KIND_LABELS = {
     GateKind.ALLIANCE_CONFIRMATION: "联盟成员确认", GateKind.DECLARATION_REVIEW: "企业申报审核",
     GateKind.LIST_APPROVAL: "药品清单发布审批", GateKind.DISTRICT_REVIEW: "区县初审", GateKind.CITY_REVIEW: "市级审定",
     GateKind.BATCH_APPROVAL: "批次审批", GateKind.ENFORCEMENT: "处理措施",
+    GateKind.ENTERPRISE_EXIT: "企业退出审批",
 }
 GATE_STATE_LABELS = {"open": "待决定", "decided": "已决定", "expired": "已过期", "cancelled": "已取消"}
 

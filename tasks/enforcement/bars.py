@@ -4,37 +4,18 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Engine, select
-from sqlmodel import Session, col
+from sqlalchemy import Engine
 
 from core.bulk import write_audit
 from core.db import transaction
-from models.catalog import Enterprise
 from models.clock import Clock
 from models.enforcement import BadRecord
 from models.states import Role
 from models.transitions import AuditRecord
 from tasks.enforcement.effects import record_bad_record
-from tasks.gates.rows import GateError, find_user
+from tasks.enforcement.lookup import ManagersOnly, find_enterprise
+from tasks.gates.rows import find_user
 from tasks.programs import get_program
-
-
-class UnknownEnterprise(GateError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"系统中没有名为“{name}”的企业 / no enterprise named {name!r}")
-
-
-class ManagersOnly(GateError):
-    def __init__(self, user: str) -> None:
-        super().__init__(f"{user} 不是项目负责人，不能记录不良记录或企业退出 / {user} is not a program manager")
-
-
-def find_enterprise(session: Session, name: str) -> Enterprise:
-    enterprise: Enterprise | None = session.execute(
-        select(Enterprise).where(col(Enterprise.name) == name)).scalars().first()
-    if enterprise is None:
-        raise UnknownEnterprise(name)
-    return enterprise
 
 
 def bar_enterprise(engine: Engine, slug: str, enterprise_name: str, *, starts_on: date, reason: str,

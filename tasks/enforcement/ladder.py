@@ -34,6 +34,7 @@ from models.states import ApplicationState, GateKind, GateState, Role
 from models.transitions import APPLICATION, GATE, AuditRecord
 from models.workdays import WorkingDays
 from tasks.calendar import working_days_for
+from tasks.enforcement.exit import apply_due_exits
 from tasks.gates.rows import GateSpec, open_gates
 from tasks.programs import get_program
 
@@ -47,6 +48,7 @@ class EnforcementReport:
     cured: int = 0
     escalated: int = 0
     gates_opened: int = 0
+    exits: int = 0  # approved enterprise exits that took effect today
     open_gate_ids: list[int] = field(default_factory=list)
 
 
@@ -180,6 +182,7 @@ def reconcile_enforcement(engine: Engine, slug: str, *, clock: Clock) -> Enforce
         report.opened = _open_ladders(session, program.id, clock.now())
         report.cured = _end_cured(session, program, clock, audit)
         report.escalated = _escalate_overdue(session, program, today, clock, audit)
+        report.exits = apply_due_exits(session, program, defn, clock, audit)
         session.flush()
         waiting = list(session.execute(select(EnforcementCase).where(
             col(EnforcementCase.program_id) == program.id,
@@ -187,6 +190,7 @@ def reconcile_enforcement(engine: Engine, slug: str, *, clock: Clock) -> Enforce
         report.gates_opened = open_gates(session, gate_specs(session, program, defn, wdays, today, waiting), clock)
         write_audit(session, audit)
         report.open_gate_ids = [int(g) for g in session.execute(select(GATE_T.c.id).where(
-            GATE_T.c.program_id == program.id, GATE_T.c.kind == GateKind.ENFORCEMENT.value,
+            GATE_T.c.program_id == program.id,
+            GATE_T.c.kind.in_([GateKind.ENFORCEMENT.value, GateKind.ENTERPRISE_EXIT.value]),
             GATE_T.c.state == GateState.OPEN.value)).scalars()]
     return report

@@ -26,6 +26,7 @@ from models.transitions import (
     Machine,
 )
 from tasks.enforcement.effects import decide_enforcement
+from tasks.enforcement.exit import decide_exit
 from tasks.gates.rows import DecisionContext, GateError
 from tasks.lists.versions import content_hash, drug_entries, publish_list
 from tasks.outbox.enqueue import NoticeDraft, enqueue_notices, enqueue_notices_from
@@ -193,6 +194,7 @@ EFFECTS: dict[GateKind, Callable[[DecisionContext], None]] = {
     GateKind.LIST_APPROVAL: _approve_list,
     GateKind.ALLIANCE_CONFIRMATION: _confirm_alliance,
     GateKind.ENFORCEMENT: decide_enforcement,
+    GateKind.ENTERPRISE_EXIT: decide_exit,
 }
 
 

@@ -23,7 +23,7 @@ from models.calendar import CalendarDay, CalendarYear
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
 from models.clock import SHANGHAI
 from models.compliance.codes import SubjectType, ViolationRule
-from models.enforcement import BadRecord, EnforcementCase, LadderState
+from models.enforcement import BadRecord, EnforcementCase, EnterpriseExit, ExitState, LadderState
 from models.enrollment import Application, Batch, Gate, Institution, Review
 from models.operations import (
     Contract,
@@ -179,6 +179,9 @@ def build_graph(session: Session) -> list[SQLModel]:
     add(BadRecord(program_id=program.id, enterprise_id=enterprise.id, starts_on=date(2025, 10, 1),
                   barred_until=date(2027, 9, 30), reason="拒绝配送（不良记录）", recorded_by="manager",
                   recorded_at=T_UTC))
+    add(EnterpriseExit(program_id=program.id, enterprise_id=enterprise.id, exits_on=date(2026, 1, 1),
+                       reason="协议期满申请退出", state=ExitState.APPROVED, requested_by="manager",
+                       requested_at=T_SHANGHAI))
     add(Notice(idempotency_key=f"application_decision:{application.id}", program_id=program.id,
                kind="application_decision", recipient_type="institution", recipient_id=parent.id,
                recipient_name="和平区浑河站乡镇卫生院", email="wsy@example.cn",

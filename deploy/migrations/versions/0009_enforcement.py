@@ -6,7 +6,7 @@ Create Date: 2026-12-06 04:00:00
 
 product gains winner_count (中选企业数, seed 003 §四(一)1: the agreed-volume share); selection gains ended_on
 (its enterprise left the list). New tables: enforcementcase (the ladder of one violation) and badrecord
-(不良记录, the bar of seed 004).
+(不良记录, the bar of seed 004), enterpriseexit (001's exit, effective on its date).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -53,6 +53,21 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_badrecord_enterprise_id'), 'badrecord', ['enterprise_id'], unique=False)
     op.create_index(op.f('ix_badrecord_program_id'), 'badrecord', ['program_id'], unique=False)
+    op.create_table('enterpriseexit',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('enterprise_id', sa.Integer(), nullable=False),
+    sa.Column('exits_on', sa.Date(), nullable=False),
+    sa.Column('reason', sa.String(length=500), nullable=False),
+    sa.Column('state', sa.String(length=40), nullable=False),
+    sa.Column('requested_by', sa.String(length=64), nullable=False),
+    sa.Column('requested_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['enterprise_id'], ['enterprise.id'], ),
+    sa.ForeignKeyConstraint(['program_id'], ['program.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('program_id', 'enterprise_id', 'exits_on')
+    )
+    op.create_index(op.f('ix_enterpriseexit_program_id'), 'enterpriseexit', ['program_id'], unique=False)
     with op.batch_alter_table('product', schema=None) as batch_op:
         batch_op.add_column(sa.Column('winner_count', sa.Integer(), nullable=True))
     with op.batch_alter_table('selection', schema=None) as batch_op:
@@ -60,6 +75,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_enterpriseexit_program_id'), table_name='enterpriseexit')
+    op.drop_table('enterpriseexit')
     op.drop_index(op.f('ix_badrecord_program_id'), table_name='badrecord')
     op.drop_index(op.f('ix_badrecord_enterprise_id'), table_name='badrecord')
     op.drop_table('badrecord')

@@ -12,7 +12,8 @@ from sqlmodel import Session
 from models.audit import AuditEvent
 from models.catalog import Enterprise
 from models.states import EnterpriseState
-from tasks.enforcement.bars import ManagersOnly, bar_enterprise
+from tasks.enforcement.bars import bar_enterprise
+from tasks.enforcement.lookup import ManagersOnly
 from tasks.intake.declaration_import import import_declaration
 from tasks.intake.spreadsheets import ImportRejected
 from tests.factories import clock_at, make_enterprise, make_program, make_reviewers
