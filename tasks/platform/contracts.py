@@ -85,7 +85,7 @@ class ContractsReport:
     """Contracts of one program: the contract year, what was created or refreshed, counts, laggards."""
 
     year: int
-    due_on: date  # the deadline given to contracts created today
+    due_on: date | None  # the deadline given to contracts created today (None: none was created)
     due_provisional: bool  # that deadline counts through a year with no official schedule yet (暂定)
     created: int
     volumes_updated: int
@@ -101,21 +101,28 @@ class ContractsReport:
 # --------------------------------------------------------------------------- reconciling
 
 
-def _contract_terms(ctx: Ctx) -> tuple[int, Deadline]:
-    """(year, due date) of contracts created today.
+def _contract_year(ctx: Ctx) -> int:
+    """The year of contracts created today: the window's year before it opens, else the calendar year (每年一签)."""
+    spec = ctx.defn.phase(PhaseName.CONTRACTS)
+    if spec is None:
+        return ctx.today.year
+    return spec.window.opens.year if ctx.today < spec.window.opens else ctx.today.year
 
-    Inside (or before) the contracts window: the window's year and its close. After it closed, or
-    in an open-ended window, contracts are for the current calendar year (每年一签) and due
+
+def _contract_due(ctx: Ctx) -> Deadline:
+    """The due date of contracts created today.
+
+    Inside (or before) the contracts window: its close. After it closed, or in an open-ended window,
     LATE_CONTRACT_WORKING_DAYS after today — a deadline already past at creation would help nobody.
+    Computed only when a contract is created: a strict program's unknown year then stops nothing else.
     """
     spec = ctx.defn.phase(PhaseName.CONTRACTS)
     if spec is None:
-        return ctx.today.year, ctx.wdays.deadline(ctx.today, LATE_CONTRACT_WORKING_DAYS)
+        return ctx.wdays.deadline(ctx.today, LATE_CONTRACT_WORKING_DAYS)
     window = spec.window
-    year = window.opens.year if ctx.today < window.opens else ctx.today.year
     if window.closes is not None and ctx.today <= window.closes:
-        return year, fixed_deadline(window.closes)
-    return year, ctx.wdays.deadline(max(ctx.today, window.opens), LATE_CONTRACT_WORKING_DAYS)
+        return fixed_deadline(window.closes)
+    return ctx.wdays.deadline(max(ctx.today, window.opens), LATE_CONTRACT_WORKING_DAYS)
 
 
 def _purchase_base(ctx: Ctx, year: int, parents: dict[int, int | None]) -> dict[tuple[int, int], int]:
@@ -204,7 +211,7 @@ def _desired_contracts(ctx: Ctx, year: int) -> tuple[dict[tuple[int, int], dict[
 @dataclass
 class _ContractSync:
     year: int
-    due: Deadline
+    due: Deadline | None  # None when no contract was created
     created: int
     updated: int
     orphans: set[int]
@@ -216,7 +223,7 @@ def _ensure_contracts(ctx: Ctx) -> _ContractSync:
     A signed contract is never touched; a pending one follows the selections until it is signed.
     A pending contract whose selections disappeared is left alone: terminating it is a decision.
     """
-    year, due = _contract_terms(ctx)
+    year = _contract_year(ctx)
     desired, orphans = _desired_contracts(ctx, year)
     # Volumes are compared as the JSON text they were stored as (json.dumps, as SQLAlchemy writes
     # them): parsing 200,000 documents on every tick would cost seconds. Any other spelling falls
@@ -227,9 +234,11 @@ def _ensure_contracts(ctx: Ctx) -> _ContractSync:
             select(CON.c.id, CON.c.institution_id, CON.c.enterprise_id, type_coerce(CON.c.state, String),
                    cast(CON.c.agreed_volumes, Text))
             .where(CON.c.program_id == ctx.program_id, CON.c.year == year)).tuples()}
+    missing = [(key, volumes) for key, volumes in desired.items() if key not in existing]
+    due = _contract_due(ctx) if missing else None
     new_rows = [{"program_id": ctx.program_id, "institution_id": inst, "enterprise_id": ent, "year": year,
                  "state": ContractState.PENDING, **due_columns(due), "agreed_volumes": volumes}
-                for (inst, ent), volumes in desired.items() if (inst, ent) not in existing]
+                for (inst, ent), volumes in missing if due is not None]
     created = insert_audited(ctx, CON, new_rows, ["program_id", "institution_id", "enterprise_id", "year"],
                              entity=CONTRACT.entity, action="create",
                              data=["institution_id", "enterprise_id", "year", "due_on"])
@@ -270,7 +279,8 @@ def reconcile_contracts(engine: Engine, slug: str, *, clock: Clock) -> Contracts
                 CON.c.program_id == ctx.program_id, CON.c.year == sync.year).group_by(CON.c.state)):
             counts[ContractState(state)] = int(n)
         lag = sorted_laggards(contract_laggards(ctx))
-        return ContractsReport(year=sync.year, due_on=sync.due.day, due_provisional=sync.due.provisional, created=sync.created,
+        return ContractsReport(year=sync.year, due_on=sync.due.day if sync.due else None,
+                               due_provisional=bool(sync.due and sync.due.provisional), created=sync.created,
                                volumes_updated=sync.updated, counts=counts, overdue=sum(g.overdue for g in lag),
                                due_soon=sum(not g.overdue for g in lag), laggards=lag,
                                proxy_selections_without_buyer=sorted(sync.orphans))
