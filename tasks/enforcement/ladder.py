@@ -115,14 +115,15 @@ def _end_cured(session: Session, program: Program, clock: Clock, audit: list[Aud
         for k, v in NO_DUE.items():
             setattr(case, k, v)
         session.add(case)
-        gate = session.execute(select(Gate).where(col(Gate.natural_key).like(f"{program.slug}:enforcement:{case.id}:%"),
-                                                  col(Gate.state) == GateState.OPEN)).scalars().first()
-        if gate is not None:
-            state, record = GATE.apply(gate.id or 0, gate.state, "cancel", actor="system", role=Role.SYSTEM, at=now,
-                                       reason="违规情形已消除 / the violation was cured", program_id=program.id)
-            audit.append(record)
-            session.execute(update(Gate).where(Gate.id == gate.id, Gate.version == gate.version)  # type: ignore[arg-type]
-                            .values(state=state, version=gate.version + 1))
+    open_gates_of_cured = list(session.execute(select(Gate).where(
+        col(Gate.program_id) == program.id, col(Gate.kind) == GateKind.ENFORCEMENT, col(Gate.state) == GateState.OPEN,
+        col(Gate.subject_id).in_([c.id for c in cured]))).scalars()) if cured else []
+    for gate in open_gates_of_cured:  # the rung's gate has nothing left to decide
+        state, record = GATE.apply(gate.id or 0, gate.state, "cancel", actor="system", role=Role.SYSTEM, at=now,
+                                   reason="违规情形已消除 / the violation was cured", program_id=program.id)
+        audit.append(record)
+        session.execute(update(Gate).where(col(Gate.id) == gate.id, col(Gate.version) == gate.version)
+                        .values(state=state, version=gate.version + 1))
     lift_suspension(session, program.id, suspended, actor="system", role=Role.SYSTEM, clock=clock, audit=audit,
                     why="整改到位，恢复医保结算 / cured: settlement resumes")
     return len(cured)

@@ -210,3 +210,15 @@ def test_an_enterprise_disqualified_for_late_deliveries_leaves_the_list_and_each
     reconcile_enforcement(engine, SLUG, clock=clock)
     reconcile_contracts(engine, SLUG, clock=clock)
     assert table_counts(engine) == before
+
+
+def test_a_cure_while_a_rung_waits_cancels_its_gate(engine: Engine, overdue) -> None:
+    gate = _open_gate(engine)
+    assert gate is not None
+    make_settlement(engine, overdue["order"], paid_on=date(2026, 2, 2), amount="125.00")
+    clock = overdue["clock"]
+    clock.set(shanghai(2026, 2, 3, 9))
+    _tick(engine, clock)
+    assert _case(engine).state == LadderState.CURED and _open_gate(engine) is None
+    with Session(engine) as session:
+        assert session.get(Gate, gate.id).state == GateState.CANCELLED  # type: ignore[union-attr]
