@@ -265,8 +265,9 @@ def _seed_institutions(engine: Any, rows: list[Any], count: int) -> dict[str, in
     """The first `count` institutions of `rows`, their applications running in batch 1."""
     extra = len(rows) - count
     _insert_running(engine, rows[:count], batch_number=1)
-    removed = max(1, count // 500)
-    return {"entries": count + extra - removed, "added": extra, "removed": removed, "changed": max(1, count // 200)}
+    # A suspended institution stays on the list with its mark changed (issue #15): a change, not a removal.
+    suspended = max(1, count // 500)
+    return {"entries": count + extra, "added": extra, "removed": 0, "changed": max(1, count // 200) + suspended}
 
 
 def _insert_running(engine: Any, rows: list[Any], *, batch_number: int) -> None:

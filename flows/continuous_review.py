@@ -1,5 +1,7 @@
 """Phase 6, continuous review: new applications keep forming batches, lists are republished, and the daily
-compliance pass finds (and closes) violations of every rule. Enforcement is a separate issue.
+compliance pass finds (and closes) violations of every rule; accounts and contracts are reconciled every day
+for every running institution (a late batch's contracts, a new year's on 1 January); the enforcement ladders
+move (a person decides each rung at its gate; a passed deadline opens the next gate by itself).
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from prefect import flow, get_run_logger
 from flows.drug_list import WEEK
 from flows.results import PERSIST_RESULT, RESULT_STORAGE
 from flows.steps import (
+    accounts_step,
     compliance_step,
+    contracts_step,
     drug_list_step,
+    enforcement_step,
     enrollment_step,
     progress_artifact,
     republish_institutions_step,
@@ -32,13 +37,28 @@ async def continuous_review_flow(program: str, artifact: bool = True, wait: bool
     except CalendarYearUnknown as exc:  # a strict program: this step fails alone, the review goes on
         get_run_logger().error("%s", exc)
         blocked.append(str(exc))
+    accounts: dict[str, Any] | None = None
+    contracts: dict[str, Any] | None = None
+    try:  # every day, for every running institution: late batches, and 1 January's new contracts (每年一签)
+        accounts = accounts_step(program)
+        contracts = contracts_step(program)
+    except CalendarYearUnknown as exc:
+        get_run_logger().error("%s", exc)
+        blocked.append(str(exc))
     drug_list = drug_list_step(program)
     republished = republish_institutions_step(program)
     compliance = compliance_step(program)
+    enforcement: dict[str, Any] | None = None
+    try:  # after the compliance pass: a violation found (or cured) today moves its ladder today
+        enforcement = enforcement_step(program)
+    except CalendarYearUnknown as exc:
+        get_run_logger().error("%s", exc)
+        blocked.append(str(exc))
     if artifact:  # the program flow draws one table for all phases instead
         await progress_artifact(program, "continuous_review")
     result: dict[str, Any] = {"enrollment_open_gates": enrollment_gates, "drug_list_open_gates": drug_list.open_gate_ids,
-                              "republished_institution_list": republished, "compliance": compliance}
+                              "republished_institution_list": republished, "compliance": compliance,
+                              "accounts": accounts, "contracts": contracts, "enforcement": enforcement}
     if blocked:
         result["calendar_blocked"] = blocked
     return result

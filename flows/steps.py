@@ -103,6 +103,17 @@ def compliance_step(program: str) -> dict[str, object]:
                         for o in result.outcomes}}
 
 
+@task(name="enforcement-ladders")
+def enforcement_step(program: str) -> dict[str, object]:
+    """Open, climb and end the enforcement ladders (set-based; a re-run writes nothing)."""
+    from dataclasses import asdict
+
+    from tasks.enforcement.ladder import reconcile_enforcement
+
+    engine = shared_engine()
+    return asdict(reconcile_enforcement(engine, program, clock=DatabaseClock(engine)))
+
+
 def _violations_row(engine: Engine, program: str) -> dict[str, object]:
     """The artifact's row for continuous review's compliance: open violations per rule, in Chinese."""
     from sqlmodel import Session

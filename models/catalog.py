@@ -48,6 +48,8 @@ class Product(SQLModel, table=True):
     approval_number: str = Field(max_length=32)  # 批准文号
     category: str | None = Field(default=None, max_length=32)  # 心脑血管, 消化系统, ...
     is_special: bool = False  # 特药: only special-designated institutions may select it (seed 000)
+    # 中选企业数: how many enterprises won this drug's procurement; sets the agreed-volume share (seed 003 §四(一)1).
+    winner_count: int | None = None
 
 
 class EnterpriseDeclaration(SQLModel, table=True):

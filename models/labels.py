@@ -29,6 +29,9 @@ STATE_LABELS = {
     "pending": "待办", "registered": "已注册", "exempt": "免于注册(代采)", "signed": "已签订", "terminated": "已终止",
     "batch_open": "批次-收集中", "batch_declared": "批次-审核中", "batch_matured": "批次-已成熟",
     "batch_running": "批次-运行中",
+    # the enforcement ladder (models/enforcement.py LADDER_LABELS has the long forms)
+    "proposed": "待约谈", "interviewed": "已约谈", "rectifying": "限期整改中", "suspension_due": "待决定暂停",
+    "disqualification_due": "待决定取消资格", "cured": "已整改到位", "dropped": "不再处理", "barred": "禁止申报",
 }
 
 # One dict per state machine: the same code means different things in different machines.
@@ -51,6 +54,7 @@ ENFORCEMENT_STATE_LABELS = {"proposed": "已提出", "approved": "已批准", "r
 GATE_KIND_LABELS = {
     "alliance_confirmation": "联盟成员确认", "declaration_review": "企业申报审核", "list_approval": "药品清单发布审批",
     "district_review": "区县初审", "city_review": "市级审定", "batch_approval": "批次审批", "enforcement": "处理措施",
+    "enterprise_exit": "企业退出审批",
 }
 DECISION_LABELS = {"approve": "通过", "reject": "未通过"}
 REVIEW_LEVEL_LABELS = {"district": "区（县）医保局初审", "city": "市医保局审核"}
@@ -70,14 +74,15 @@ VIOLATION_LABELS = {
 VIOLATION_STATE_LABELS = {"open": "未整改", "closed": "已消除"}
 VIOLATION_SUBJECT_LABELS = {"institution": "医药机构", "enterprise": "生产企业", "product": "挂网产品"}
 ENFORCEMENT_KIND_LABELS = {"interview": "约谈", "rectification": "限期整改", "suspension": "暂停医保结算",
-                           "disqualification": "取消集采药品“三进”资格", "sign_removal": "摘牌"}
+                           "disqualification": "取消集采药品“三进”资格", "sign_removal": "摘牌",
+                           "products_removed": "产品移出“三进”药品清单"}
 LAGGARD_LABELS = {"account": "平台账户未注册", "contract": "购销协议未签订", "payment": "货款逾期未付"}
 
 # The audit trail: what was acted on (models/transitions.py's machines and the tasks' own records) and how.
 AUDIT_ENTITY_LABELS = {
     "program": "项目", "alliance_invitation": "联盟邀请", "enterprise": "生产企业", "declaration": "企业申报",
     "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
-    "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施",
+    "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施", "enforcement_case": "处理程序",
     "calendar": "节假日安排", "clock": "模拟时钟", "violation": "违规记录", "payment": "应付货款",
 }
 AUDIT_ACTION_LABELS = {

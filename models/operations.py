@@ -48,6 +48,8 @@ class Selection(SQLModel, table=True):
     sale_price: Decimal | None = Field(default=None, sa_column=Column(MONEY))
     online_price: Decimal | None = Field(default=None, sa_column=Column(MONEY))
     annual_volume: int = 0
+    # The day the selection ended (its enterprise left the list or lost its qualification); None while it holds.
+    ended_on: date | None = None
 
 
 class Contract(ProvisionalDue, table=True):

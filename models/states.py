@@ -105,6 +105,7 @@ class GateKind(StrEnum):
     CITY_REVIEW = "city_review"
     BATCH_APPROVAL = "batch_approval"
     ENFORCEMENT = "enforcement"
+    ENTERPRISE_EXIT = "enterprise_exit"  # 001 §五: the manager approves an enterprise leaving the list
 
 
 class GateState(StrEnum):

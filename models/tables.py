@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 from models.audit import AuditEvent
 from models.calendar import CalendarDay, CalendarYear
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
+from models.enforcement import BadRecord, EnforcementCase, EnterpriseExit
 from models.enrollment import Application, Batch, Gate, Institution, Review
 from models.operations import (
     Contract,
@@ -30,8 +31,9 @@ from models.register import RegisterEntry
 metadata = SQLModel.metadata
 
 __all__ = [
-    "AllianceInvitation", "Application", "AuditEvent", "Batch", "CalendarDay", "CalendarYear", "ClockSetting",
-    "Contract", "DeclarationItem", "Delivery", "EnforcementAction", "Enterprise", "EnterpriseDeclaration", "Gate",
+    "AllianceInvitation", "Application", "AuditEvent", "BadRecord", "Batch", "CalendarDay", "CalendarYear",
+    "ClockSetting", "Contract", "DeclarationItem", "Delivery", "EnforcementAction", "EnforcementCase", "Enterprise",
+    "EnterpriseDeclaration", "EnterpriseExit", "Gate",
     "ImportRecord", "Institution", "ListEntry", "ListVersion", "LowestPrice", "Notice", "Payment", "PhaseWindow",
     "PlatformAccount", "PriceReport", "Product", "Program", "PurchaseOrder", "QuarterlyReport", "RegisterEntry", "Review", "SalePrice",
     "Selection", "Settlement", "User", "Violation", "metadata",

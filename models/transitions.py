@@ -142,6 +142,15 @@ APPLICATION = Machine[ApplicationState](
     },
 )
 
+# A program whose chain has a single (district) level approves alone (Jiangxi, 002: 设区市医保部门确认).
+APPLICATION_DISTRICT_ONLY = Machine[ApplicationState](
+    "application",
+    {
+        **{k: v for k, v in APPLICATION.table.items() if k[1] != "district_approve"},
+        (A.SUBMITTED, "district_approve"): A.APPROVED,
+    },
+)
+
 # A program whose chain has a single (city) level approves straight from `submitted`.
 APPLICATION_CITY_ONLY = Machine[ApplicationState](
     "application",
@@ -215,6 +224,9 @@ ENTERPRISE = Machine[EnterpriseState](
         (E.BARRED, "lift_bar"): E.ACTIVE,
         (E.ACTIVE, "exit"): E.EXITED,
         (E.ACTIVE, "disqualify"): E.DISQUALIFIED,
+        # 004 §六(十五): a bad record bars the enterprise for two years, also after its disqualification.
+        (E.DISQUALIFIED, "bar"): E.BARRED,
+        (E.EXITED, "bar"): E.BARRED,
     },
 )
 

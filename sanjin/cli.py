@@ -359,6 +359,7 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
 def _mount_subcommands() -> None:
     from sanjin.cli_calendar import calendar_app
     from sanjin.cli_compliance import operations_app, violations_app
+    from sanjin.cli_enforcement import enforcement_app, enterprise_bad_record, enterprise_exit
     from sanjin.cli_notices import notices_app, publish_command
     from sanjin.cli_reports import register_app, report_app
     from sanjin.cli_web import serve, serve_all
@@ -372,6 +373,9 @@ def _mount_subcommands() -> None:
     app.add_typer(violations_app, name="violations")
     app.add_typer(register_app, name="register")
     app.add_typer(report_app, name="report")
+    app.add_typer(enforcement_app, name="enforcement")
+    enterprise_app.command("exit")(enterprise_exit)
+    enterprise_app.command("bad-record")(enterprise_bad_record)
     app.command("publish")(publish_command)
 
 

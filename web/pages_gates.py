@@ -97,6 +97,10 @@ def gate_detail(request: Request) -> Response:
                 detail = gate_details.list_approval_detail(session, program, gate.natural_key)
                 pager = pager.counted(len(detail.changes))
                 context.update(listing=detail, changes=detail.changes[pager.offset:pager.offset + pager.per_page])
+            elif gate.kind == GateKind.ENFORCEMENT:
+                from tasks.enforcement.views import ladder_rows
+
+                context["ladders"] = ladder_rows(session, gate.program_id, "", case_ids=list(full.items))
             elif gate.kind == GateKind.ALLIANCE_CONFIRMATION:
                 context["invitations"] = gate_details.alliance_detail(session, gate.program_id, list(full.items),
                                                                       outcomes)

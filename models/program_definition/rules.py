@@ -86,12 +86,15 @@ class Rules(_Strict):
     quarterly_report_due: Literal["first_month_of_quarter"] | None = None  # 001: 每季度第一个月
     enterprise_exit_allowed: bool = True  # 001: 协议期满可申请退出
     contract_period: Literal["annual"] = "annual"  # 000, 003: 每年一签
-    # 003: agreed volume = share of the base by number of winners; next year ≥ first year.
-    agreed_volume_share_by_winners: dict[PositiveInt, Annotated[Decimal, Field(gt=0, le=1)]] = Field(
+    # 003: agreed volume = share of the base by number of winners; next year ≥ first year. null: not used
+    # (agreed volumes are the institutions' own selections).
+    agreed_volume_share_by_winners: dict[PositiveInt, Annotated[Decimal, Field(gt=0, le=1)]] | None = Field(
         default_factory=_default_agreed_volume
     )
     price_report_working_days: PositiveInt = 20  # 004: report a new national lowest price in 20 wd
     bad_record_ban_years: PositiveInt = 2  # 004: 不良记录 → barred for two years
+    rectification_working_days: PositiveInt = 10  # assumed: 限期整改 (000 names no period)
+    suspension_working_days: PositiveInt = 20  # assumed: suspended this long, still not cured → disqualification gate
     account_reminder_working_days_before_close: PositiveInt = 5  # assumed (no seed gives one)
     contract_reminder_working_days_before_close: PositiveInt = 5  # assumed (no seed gives one)
     special_drugs_need_designation: bool = False  # 000: special drugs only for 特药定点 institutions

@@ -62,6 +62,7 @@ def decide_gate(
     reasons: dict[int, str] | None = None,
     user_name: str,
     clock: Clock,
+    options: dict[str, Any] | None = None,
 ) -> DecisionResult:
     """Record a decision on some or all of a gate's items and apply it, in one transaction."""
     approve, reject = sorted(set(approve)), sorted(set(reject))
@@ -102,7 +103,7 @@ def decide_gate(
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise GateConflict(gate_id)
         write_audit(session, audit)  # the gate's own row first, then its items'
-        ctx = DecisionContext(session, gate, approve, reject, per_item, user, clock)
+        ctx = DecisionContext(session, gate, approve, reject, per_item, user, clock, options=dict(options or {}))
         apply_effects(ctx)
         write_audit(session, ctx.audit)
         return DecisionResult(gate_id, new_state, approve, reject, undecided, gate.flow_run_id)

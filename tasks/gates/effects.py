@@ -17,7 +17,16 @@ from models.enrollment import Application, Institution, Review
 from models.program import AllianceInvitation, Program
 from models.program_definition import ProgramDefinition
 from models.states import ApplicationState, Decision, GateKind, ReviewLevel
-from models.transitions import APPLICATION, APPLICATION_CITY_ONLY, DECLARATION, INVITATION, Machine
+from models.transitions import (
+    APPLICATION,
+    APPLICATION_CITY_ONLY,
+    APPLICATION_DISTRICT_ONLY,
+    DECLARATION,
+    INVITATION,
+    Machine,
+)
+from tasks.enforcement.effects import decide_enforcement
+from tasks.enforcement.exit import decide_exit
 from tasks.gates.rows import DecisionContext, GateError
 from tasks.lists.versions import content_hash, drug_entries, publish_list
 from tasks.outbox.enqueue import NoticeDraft, enqueue_notices, enqueue_notices_from
@@ -32,7 +41,10 @@ def _definition(ctx: DecisionContext) -> tuple[Program, ProgramDefinition]:
 
 
 def _application_machine(defn: ProgramDefinition) -> Machine[ApplicationState]:
+    """The machine of the program file's chain: each level it names, in its order, and no other."""
     levels = [lvl.level for lvl in defn.approval_chain]
+    if levels == ["district"]:
+        return APPLICATION_DISTRICT_ONLY
     return APPLICATION if "district" in levels else APPLICATION_CITY_ONLY
 
 
@@ -181,6 +193,8 @@ EFFECTS: dict[GateKind, Callable[[DecisionContext], None]] = {
     GateKind.DECLARATION_REVIEW: _review_declarations,
     GateKind.LIST_APPROVAL: _approve_list,
     GateKind.ALLIANCE_CONFIRMATION: _confirm_alliance,
+    GateKind.ENFORCEMENT: decide_enforcement,
+    GateKind.ENTERPRISE_EXIT: decide_exit,
 }
 
 

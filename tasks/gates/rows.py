@@ -115,6 +115,7 @@ class DecisionContext:
     user: User
     clock: Clock
     audit: list[AuditRecord] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)  # per gate kind, e.g. enforcement's bad_record
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import hashlib
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -25,7 +26,7 @@ from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, P
 from models.clock import Clock
 from models.program_definition import PhaseName
 from models.states import DeclarationState, EnterpriseState, Role
-from models.transitions import AuditRecord
+from models.transitions import ENTERPRISE, AuditRecord
 from models.validators import (
     FieldError,
     drug_code_is_full,
@@ -71,8 +72,9 @@ DECLARATION_COLUMNS: tuple[str, ...] = (
     "药品统一编码", "产品名称", "剂型", "规格", "转换比", "最小制剂单位",
     "最小包装单位", "包装材质", "生产企业", "投标企业", "中选价(元)", "批准文号",
 )
-# Added by the bureau after the 12 columns: focus category and the special-drug flag (000 §三(三)).
-DECLARATION_OPTIONAL_COLUMNS: tuple[str, ...] = ("类别", "特药")
+# Added by the bureau after the 12 columns: focus category, the special-drug flag (000 §三(三)) and the
+# number of winning enterprises of the drug (003 §四(一)1: it sets the agreed-volume share).
+DECLARATION_OPTIONAL_COLUMNS: tuple[str, ...] = ("类别", "特药", "中选企业数")
 
 T = TypeVar("T")
 
@@ -134,7 +136,7 @@ def _declaration_columns(sheet: Sheet, filename: str) -> dict[str, int]:
     if problems:
         raise file_error(
             filename,
-            header_problem([*expected, "[类别]", "[特药]"], list(sheet.header), "；".join(problems)),
+            header_problem([*expected, *(f"[{c}]" for c in DECLARATION_OPTIONAL_COLUMNS)], list(sheet.header), "；".join(problems)),
             row=sheet.header_row, column=HEADER_COLUMN, value="、".join(sheet.header), rule="header.mismatch",
         )
     return {name: i for i, name in enumerate(found)}
@@ -172,6 +174,14 @@ def _parse_product(row: _Row, focus: Sequence[str]) -> tuple[str | None, _Produc
     if category is not None and len(category) > 32:
         row.fail("类别", category_raw, "category.too_long", "类别不能超过32个字符", "at most 32 characters")
     is_special = row.take("特药", partial(parse_yes_no, field="特药", default=False))
+    winners_raw = unicodedata.normalize("NFKC", row.raw("中选企业数")).strip()
+    winner_count: int | None = None
+    if winners_raw:
+        if winners_raw.isdigit() and 1 <= int(winners_raw) <= 99:
+            winner_count = int(winners_raw)
+        else:
+            row.fail("中选企业数", winners_raw, "winner_count.invalid", "中选企业数应为1至99的整数",
+                     "the number of winning enterprises is a whole number from 1 to 99")
     if code is not None:
         if not drug_code_is_full(code):
             row.warn("药品统一编码", code, "drug_code.truncated",
@@ -189,7 +199,7 @@ def _parse_product(row: _Row, focus: Sequence[str]) -> tuple[str | None, _Produc
         return code, None
     values: dict[str, Any] = {k: v for k, v in texts.items()}
     values.update(drug_code=code, winning_price=price, approval_number=approval, category=category,
-                  is_special=is_special)
+                  is_special=is_special, winner_count=winner_count)
     return code, _ProductRow(row.number, code, values, price)
 
 
@@ -259,7 +269,8 @@ def import_declaration(
                 enterprise.barred_until is None or enterprise.barred_until >= clock.today()
             )
             if barred or state is EnterpriseState.DISQUALIFIED:
-                until = f"（至{enterprise.barred_until}）" if enterprise.barred_until else ""
+                until = (f"（至{enterprise.barred_until}，{enterprise.barred_until + timedelta(days=1)}起可再申报）"
+                         if enterprise.barred_until else "")
                 errors.append(RowError(0, "企业名称", name,
                                        f"该企业已被{'禁止参加' if barred else '取消资格'}{until}，不能申报 / "
                                        f"the enterprise is {state.value}{' until ' + str(enterprise.barred_until) if until else ''}"
@@ -333,11 +344,18 @@ def import_declaration(
             [{"declaration_id": declaration_id, "product_id": product_ids[p.drug_code], "recommended": False}
              for p in products],
         )
-        write_audit(session, [AuditRecord(
+        trail = [AuditRecord(
             entity="declaration", entity_id=declaration_id, action="submit", from_state=None,
             to_state=DeclarationState.SUBMITTED.value, actor=actor, role=Role.SYSTEM, at=now,
             program_id=program.id, data={"import_id": import_id, "file": filename, "products": len(products)},
-        )])
+        )]
+        if EnterpriseState(enterprise.state) is EnterpriseState.BARRED:  # the bar is over (checked above): lift it
+            new, lifted = ENTERPRISE.apply(enterprise_id, EnterpriseState.BARRED, "lift_bar", actor="system",
+                                           role=Role.SYSTEM, at=now, program_id=program.id,
+                                           data={"barred_until": str(enterprise.barred_until)})
+            session.execute(ent_t.update().where(ent_t.c.id == enterprise_id).values(state=new.value))
+            trail.insert(0, lifted)
+        write_audit(session, trail)
         enqueue_notices(session, [NoticeDraft(
             key=f"declaration_receipt:{declaration_id}", kind="declaration_receipt", recipient_type="enterprise",
             recipient_name=name, email=enterprise.email or None, recipient_id=enterprise_id, program_id=program.id,

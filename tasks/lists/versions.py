@@ -57,6 +57,8 @@ DRUG_COLUMNS = ("药品统一编码", "产品名称", "剂型", "规格", "转�
                 "生产企业", "投标企业", "中选价(元)", "批准文号", "类别", "特药")
 INSTITUTION_COLUMNS = ("机构医保编码", "单位名称", "所属区县", "机构类别", "机构性质", "单位地址", "联系电话",
                        "批次", "三进标识")
+# A suspended institution stays on the list with this mark until it is reinstated or disqualified (000 §四(三)).
+SUSPENDED_MARK = "三进（暂停医保结算）"
 _SLICE = 5_000  # keys per IN list: PostgreSQL caps a statement's parameters at 65,535
 _encode: Callable[[str], str] = encode_basestring
 
@@ -176,15 +178,17 @@ _KIND_CELLS = {kind.value: (KIND_LABELS[kind], CATEGORY_LABELS[category_of(kind)
 
 
 def institution_list_query(program_id: int) -> Executable:
-    """The running institutions of the program with their batch: the institution list's source."""
+    """The running (and suspended) institutions of the program with their batch: the institution list's source."""
     return (
         select(col(Institution.insurance_code), col(Institution.name), col(Institution.district),
                type_coerce(col(Institution.kind), String),  # the stored value: no enum per row
-               col(Institution.address), col(Institution.phone), col(Batch.number))
+               col(Institution.address), col(Institution.phone), col(Batch.number),
+               type_coerce(col(Application.state), String))
         .select_from(Application)
         .join(Institution, col(Institution.id) == Application.institution_id)
         .join(Batch, col(Batch.id) == Application.batch_id)
-        .where(col(Application.program_id) == program_id, col(Application.state) == ApplicationState.RUNNING))
+        .where(col(Application.program_id) == program_id,
+               col(Application.state).in_([ApplicationState.RUNNING, ApplicationState.SUSPENDED])))
 
 
 def institution_rows(session: Session, program_id: int) -> ListRows:
@@ -192,9 +196,10 @@ def institution_rows(session: Session, program_id: int) -> ListRows:
     result = read_whole_list(session.connection(), institution_list_query(program_id))
     rows: dict[str, tuple[str, ...]] = {}
     cells = _KIND_CELLS
-    for code, name, district, kind, address, phone, batch_no in result:
+    for code, name, district, kind, address, phone, batch_no, state in result:
         kind_label, category = cells[kind]
-        rows[code] = (code, name, district, kind_label, category, address, phone, f"第{batch_no}批", "三进")
+        mark = SUSPENDED_MARK if state == ApplicationState.SUSPENDED.value else "三进"
+        rows[code] = (code, name, district, kind_label, category, address, phone, f"第{batch_no}批", mark)
     return ListRows(INSTITUTION_COLUMNS, rows)
 
 

@@ -211,7 +211,8 @@ def _ids_by_district(t: _Tick, batch_id: int, state: ApplicationState) -> dict[s
 
 
 def open_review_gates(t: _Tick) -> None:
-    """Open each declared batch's gates level by level: one per district, then one for the city."""
+    """Open each declared batch's gates level by level as the program file's chain says: one per district,
+    then (if the chain has a second level) one for the city."""
     slug = t.program.slug
     specs: list[GateSpec] = []
     chain = t.defn.approval_chain
@@ -235,8 +236,9 @@ def open_review_gates(t: _Tick) -> None:
                     items=items, decider_role=Role.DISTRICT_REVIEWER, district=district,
                     due=t.wdays.deadline(t.today, level.due_working_days)))
             ready_state = ApplicationState.DISTRICT_APPROVED
-            if by_district:
-                continue  # the city decides once every district has
+            if by_district or len(chain) == 1:
+                continue  # the city decides once every district has; a chain of one level has no city
+
         else:
             ready_state = ApplicationState.SUBMITTED
         city = chain[-1]

@@ -23,7 +23,7 @@ from models.base import AwareDateTime
 from models.catalog import Enterprise, Product
 from models.clock import Clock
 from models.enrollment import Application, Batch, Institution
-from models.operations import Contract, PlatformAccount, Selection
+from models.operations import Contract, PlatformAccount, PurchaseOrder, Selection
 from models.program import Program
 from models.program_definition import ProgramDefinition
 from models.states import ApplicationState, Role
@@ -64,7 +64,7 @@ T = TypeVar("T")
 
 ACC, CON, SEL = table_of(PlatformAccount), table_of(Contract), table_of(Selection)
 INST, APP, BATCH = table_of(Institution), table_of(Application), table_of(Batch)
-ENT, PROD = table_of(Enterprise), table_of(Product)
+ENT, PROD, ORD = table_of(Enterprise), table_of(Product), table_of(PurchaseOrder)
 AUD, PROGRAM = table_of(AuditEvent), table_of(Program)
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy import Engine, String, Text, bindparam, cast, func, select, type
 
 from core.db import transaction
 from models.calendar import due_columns
-from models.clock import Clock
+from models.clock import SHANGHAI, Clock
 from models.program_definition import PhaseName
 from models.states import ContractState, EnterpriseState, Role
 from models.transitions import CONTRACT, AuditRecord
@@ -30,6 +31,7 @@ from tasks.platform.context import (
     CON,
     ENT,
     INST,
+    ORD,
     PROD,
     SEL,
     SYSTEM,
@@ -83,7 +85,7 @@ class ContractsReport:
     """Contracts of one program: the contract year, what was created or refreshed, counts, laggards."""
 
     year: int
-    due_on: date  # the deadline given to contracts created today
+    due_on: date | None  # the deadline given to contracts created today (None: none was created)
     due_provisional: bool  # that deadline counts through a year with no official schedule yet (暂定)
     created: int
     volumes_updated: int
@@ -99,40 +101,84 @@ class ContractsReport:
 # --------------------------------------------------------------------------- reconciling
 
 
-def _contract_terms(ctx: Ctx) -> tuple[int, Deadline]:
-    """(year, due date) of contracts created today.
+def _contract_year(ctx: Ctx) -> int:
+    """The year of contracts created today: the window's year before it opens, else the calendar year (每年一签)."""
+    spec = ctx.defn.phase(PhaseName.CONTRACTS)
+    if spec is None:
+        return ctx.today.year
+    return spec.window.opens.year if ctx.today < spec.window.opens else ctx.today.year
 
-    Inside (or before) the contracts window: the window's year and its close. After it closed, or
-    in an open-ended window, contracts are for the current calendar year (每年一签) and due
+
+def _contract_due(ctx: Ctx) -> Deadline:
+    """The due date of contracts created today.
+
+    Inside (or before) the contracts window: its close. After it closed, or in an open-ended window,
     LATE_CONTRACT_WORKING_DAYS after today — a deadline already past at creation would help nobody.
+    Computed only when a contract is created: a strict program's unknown year then stops nothing else.
     """
     spec = ctx.defn.phase(PhaseName.CONTRACTS)
     if spec is None:
-        return ctx.today.year, ctx.wdays.deadline(ctx.today, LATE_CONTRACT_WORKING_DAYS)
+        return ctx.wdays.deadline(ctx.today, LATE_CONTRACT_WORKING_DAYS)
     window = spec.window
-    year = window.opens.year if ctx.today < window.opens else ctx.today.year
     if window.closes is not None and ctx.today <= window.closes:
-        return year, fixed_deadline(window.closes)
-    return year, ctx.wdays.deadline(max(ctx.today, window.opens), LATE_CONTRACT_WORKING_DAYS)
+        return fixed_deadline(window.closes)
+    return ctx.wdays.deadline(max(ctx.today, window.opens), LATE_CONTRACT_WORKING_DAYS)
+
+
+def _purchase_base(ctx: Ctx, year: int, parents: dict[int, int | None]) -> dict[tuple[int, int], int]:
+    """(buyer, product) → quantity ordered in `year - 1`: the base of seed 003's agreed volume.
+
+    One aggregate query; a proxy-procured clinic's orders count for its upper institution.
+    """
+    start = datetime(year - 1, 1, 1, tzinfo=SHANGHAI)
+    end = datetime(year, 1, 1, tzinfo=SHANGHAI)
+    base: dict[tuple[int, int], int] = {}
+    for inst_id, product_id, quantity in ctx.session.execute(
+            select(ORD.c.institution_id, ORD.c.product_id, func.sum(ORD.c.quantity))
+            .where(ORD.c.program_id == ctx.program_id, ORD.c.ordered_at >= start, ORD.c.ordered_at < end)
+            .group_by(ORD.c.institution_id, ORD.c.product_id)).tuples():
+        if int(inst_id) not in parents:
+            continue
+        parent = parents[int(inst_id)]
+        key = (int(inst_id) if parent is None else int(parent), int(product_id))
+        base[key] = base.get(key, 0) + int(quantity or 0)
+    return base
+
+
+def agreed_volume(base: int, winners: int | None, shares: dict[int, Decimal] | None) -> int | None:
+    """Seed 003 §四(一)1: the base × the share for the drug's number of winners (1 → 50 %, 2 → 60 %, 3 → 70 %).
+
+    None when the rule does not apply (no rule, no winner count, no share for it, or no purchases last year).
+    """
+    if not shares or winners is None or base <= 0:
+        return None
+    share = shares.get(winners)
+    if share is None:  # 003 names 1, 2 and 3 winners only; other counts keep the selections' volume
+        return None
+    return int((Decimal(base) * share).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def _desired_contracts(ctx: Ctx, year: int) -> tuple[dict[tuple[int, int], dict[str, int]], set[int]]:
     """(buyer, enterprise) → {drug code: agreed annual volume}, and proxy institutions nobody buys for.
 
     A proxy-procured institution's selections are bought by its upper institution (000 §三(四)), so
-    they add to the upper institution's volumes. Seed 003: next year's agreed volume is not below
-    the previous year's, so a drug still selected keeps at least last year's signed volume.
+    they add to the upper institution's volumes. Where the program uses seed 003's rule, a drug with a
+    winner count and purchases last year has base × share as its volume instead of the selections'.
+    Seed 003: next year's agreed volume is not below the previous year's, so a drug still selected
+    keeps at least last year's signed volume.
     """
     parents: dict[int, int | None] = {
         int(r.id): r.proxy_parent_id for r in ctx.session.execute(
             select(INST.c.id, INST.c.proxy_parent_id).where(INST.c.id.in_(running_filter(ctx.program_id))))}
     selected = ctx.session.execute(
-        select(SEL.c.institution_id, PROD.c.enterprise_id, PROD.c.drug_code, SEL.c.annual_volume)
+        select(SEL.c.institution_id, PROD.c.enterprise_id, PROD.c.drug_code, SEL.c.annual_volume, PROD.c.id,
+               PROD.c.winner_count)
         .join(PROD, PROD.c.id == SEL.c.product_id).join(ENT, ENT.c.id == PROD.c.enterprise_id)
-        .where(SEL.c.program_id == ctx.program_id, ENT.c.state == EnterpriseState.ACTIVE))
+        .where(SEL.c.program_id == ctx.program_id, ENT.c.state == EnterpriseState.ACTIVE, SEL.c.ended_on.is_(None)))
     desired: dict[tuple[int, int], dict[str, int]] = {}
+    products: dict[tuple[int, int, str], tuple[int, int | None]] = {}
     orphans: set[int] = set()
-    for inst_id, enterprise_id, drug_code, volume in selected:
+    for inst_id, enterprise_id, drug_code, volume, product_id, winners in selected:
         if inst_id not in parents:
             continue  # not running: suspended, exited or never approved
         parent = parents[inst_id]
@@ -142,6 +188,14 @@ def _desired_contracts(ctx: Ctx, year: int) -> tuple[dict[tuple[int, int], dict[
         buyer = int(inst_id) if parent is None else int(parent)
         volumes = desired.setdefault((buyer, int(enterprise_id)), {})
         volumes[drug_code] = volumes.get(drug_code, 0) + int(volume)
+        products[(buyer, int(enterprise_id), drug_code)] = (int(product_id), winners)
+    shares = ctx.defn.rules.agreed_volume_share_by_winners
+    if shares:
+        base = _purchase_base(ctx, year, parents)
+        for (buyer, enterprise_id, code), (product_id, winners) in products.items():
+            volume = agreed_volume(base.get((buyer, product_id), 0), winners, dict(shares))
+            if volume is not None:
+                desired[(buyer, enterprise_id)][code] = volume
     previous = ctx.session.execute(
         select(CON.c.institution_id, CON.c.enterprise_id, CON.c.agreed_volumes)
         .where(CON.c.program_id == ctx.program_id, CON.c.year == year - 1, CON.c.state == ContractState.SIGNED))
@@ -157,7 +211,7 @@ def _desired_contracts(ctx: Ctx, year: int) -> tuple[dict[tuple[int, int], dict[
 @dataclass
 class _ContractSync:
     year: int
-    due: Deadline
+    due: Deadline | None  # None when no contract was created
     created: int
     updated: int
     orphans: set[int]
@@ -169,7 +223,7 @@ def _ensure_contracts(ctx: Ctx) -> _ContractSync:
     A signed contract is never touched; a pending one follows the selections until it is signed.
     A pending contract whose selections disappeared is left alone: terminating it is a decision.
     """
-    year, due = _contract_terms(ctx)
+    year = _contract_year(ctx)
     desired, orphans = _desired_contracts(ctx, year)
     # Volumes are compared as the JSON text they were stored as (json.dumps, as SQLAlchemy writes
     # them): parsing 200,000 documents on every tick would cost seconds. Any other spelling falls
@@ -180,9 +234,11 @@ def _ensure_contracts(ctx: Ctx) -> _ContractSync:
             select(CON.c.id, CON.c.institution_id, CON.c.enterprise_id, type_coerce(CON.c.state, String),
                    cast(CON.c.agreed_volumes, Text))
             .where(CON.c.program_id == ctx.program_id, CON.c.year == year)).tuples()}
+    missing = [(key, volumes) for key, volumes in desired.items() if key not in existing]
+    due = _contract_due(ctx) if missing else None
     new_rows = [{"program_id": ctx.program_id, "institution_id": inst, "enterprise_id": ent, "year": year,
                  "state": ContractState.PENDING, **due_columns(due), "agreed_volumes": volumes}
-                for (inst, ent), volumes in desired.items() if (inst, ent) not in existing]
+                for (inst, ent), volumes in missing if due is not None]
     created = insert_audited(ctx, CON, new_rows, ["program_id", "institution_id", "enterprise_id", "year"],
                              entity=CONTRACT.entity, action="create",
                              data=["institution_id", "enterprise_id", "year", "due_on"])
@@ -223,7 +279,8 @@ def reconcile_contracts(engine: Engine, slug: str, *, clock: Clock) -> Contracts
                 CON.c.program_id == ctx.program_id, CON.c.year == sync.year).group_by(CON.c.state)):
             counts[ContractState(state)] = int(n)
         lag = sorted_laggards(contract_laggards(ctx))
-        return ContractsReport(year=sync.year, due_on=sync.due.day, due_provisional=sync.due.provisional, created=sync.created,
+        return ContractsReport(year=sync.year, due_on=sync.due.day if sync.due else None,
+                               due_provisional=bool(sync.due and sync.due.provisional), created=sync.created,
                                volumes_updated=sync.updated, counts=counts, overdue=sum(g.overdue for g in lag),
                                due_soon=sum(not g.overdue for g in lag), laggards=lag,
                                proxy_selections_without_buyer=sorted(sync.orphans))

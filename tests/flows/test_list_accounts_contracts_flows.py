@@ -154,3 +154,29 @@ def test_a_list_gate_for_content_that_changed_is_cancelled_and_a_new_one_opens(
     assert new_list.id != old_list.id
     with Session(engine) as session:
         assert session.get(Gate, old_list.id).state == GateState.CANCELLED  # type: ignore[union-attr]
+
+
+def test_continuous_review_gives_contracts_to_a_batch_that_runs_after_the_signing_window(
+        engine: Engine, database_url: str, prefect_api: str) -> None:
+    program = make_program(engine, SLUG)
+    clock = DatabaseClock(engine)
+    clock.set(shanghai(2025, 12, 15, 9))  # Shenyang's contracts window closed on 2025-11-30
+    enterprise = make_enterprise(engine)
+    product = make_product(engine, enterprise)
+    publish_drug_list(engine, program, [product], clock=clock)  # type: ignore[arg-type]
+    pharmacy = make_institution(engine)
+    make_running_application(engine, program, pharmacy, running_at=shanghai(2025, 12, 12, 9))
+    with Session(engine) as session:
+        session.add(Selection(program_id=program.id or 0, institution_id=pharmacy.id or 0,
+                              product_id=product.id or 0, annual_volume=40))
+        session.commit()
+    result = asyncio.run(continuous_review_flow(SLUG))
+    assert result["contracts"]["created"] == 1 and result["accounts"] is not None
+    with Session(engine) as session:
+        (contract,) = session.execute(select(Contract)).scalars().all()
+        account = session.execute(select(PlatformAccount)).scalar_one()
+    assert (contract.institution_id, contract.year, contract.agreed_volumes) == (pharmacy.id, 2025, {product.drug_code: 40})
+    assert account.institution_id == pharmacy.id
+    before = table_counts(engine)
+    asyncio.run(continuous_review_flow(SLUG))
+    assert table_counts(engine) == before

@@ -23,6 +23,7 @@ from models.calendar import CalendarDay, CalendarYear
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
 from models.clock import SHANGHAI
 from models.compliance.codes import SubjectType, ViolationRule
+from models.enforcement import BadRecord, EnforcementCase, EnterpriseExit, ExitState, LadderState
 from models.enrollment import Application, Batch, Gate, Institution, Review
 from models.operations import (
     Contract,
@@ -171,6 +172,16 @@ def build_graph(session: Session) -> list[SQLModel]:
                               evidence={"说明": "超过72小时未配送", "hours": 80}))
     add(EnforcementAction(violation_id=violation.id, kind=EnforcementKind.INTERVIEW, state=EnforcementState.EXECUTED,
                           decided_by="manager", decided_at=T_SHANGHAI, reason="约谈企业负责人"))
+    add(EnforcementCase(program_id=program.id, violation_id=violation.id, subject_type=SubjectType.ENTERPRISE,
+                        subject_id=enterprise.id, state=LadderState.RECTIFYING, due_on=date(2027, 1, 15),
+                        due_on_provisional=True, due_from=date(2026, 12, 31), due_working_days=10,
+                        opened_at=T_SHANGHAI))
+    add(BadRecord(program_id=program.id, enterprise_id=enterprise.id, starts_on=date(2025, 10, 1),
+                  barred_until=date(2027, 9, 30), reason="拒绝配送（不良记录）", recorded_by="manager",
+                  recorded_at=T_UTC))
+    add(EnterpriseExit(program_id=program.id, enterprise_id=enterprise.id, exits_on=date(2026, 1, 1),
+                       reason="协议期满申请退出", state=ExitState.APPROVED, requested_by="manager",
+                       requested_at=T_SHANGHAI))
     add(Notice(idempotency_key=f"application_decision:{application.id}", program_id=program.id,
                kind="application_decision", recipient_type="institution", recipient_id=parent.id,
                recipient_name="和平区浑河站乡镇卫生院", email="wsy@example.cn",

@@ -30,6 +30,7 @@ from tests.factories import (
     clock_at,
     make_enterprise,
     make_institution,
+    make_order,
     make_product,
     make_program,
     make_running_application,
@@ -432,3 +433,37 @@ def test_a_selections_file_is_all_or_nothing_with_every_bad_row_reported(
     assert (ok.created, ok.updated) == (1, 0)
     again = import_selections(engine, SLUG, write_xlsx(tmp_path / "ok2.xlsx", SELECTION_COLUMNS, rows[:1]), clock=clock)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 1)
+
+
+# --------------------------------------------------------------------------- seed 003's agreed volume
+
+
+def test_two_winners_and_a_base_of_1000_agree_600_the_first_year_and_at_least_600_the_next(
+        engine: Engine, world: World) -> None:
+    w = world
+    with Session(engine) as session:
+        product = session.get(Product, w.a2.id)
+        assert product is not None
+        product.winner_count = 2
+        session.add(product)
+        session.commit()
+    autumn = clock_at(2025, 10, 9, 10)
+    _select(engine, w, autumn, [(w.pharmacy, w.a2, 30)])
+    for month in (3, 6, 9, 12):  # last year's purchases, the base: 4 × 250 = 1,000
+        make_order(engine, w.program, w.pharmacy, w.a2, ordered_at=shanghai(2025, month, 10, 9), quantity=250)
+    make_order(engine, w.program, w.pharmacy, w.a2, ordered_at=shanghai(2026, 1, 2, 9), quantity=999)  # this year's
+    reconcile_contracts(engine, SLUG, clock=clock_at(2026, 1, 5, 9))
+    key = (w.pharmacy.id or 0, w.ent_a.id or 0)
+    assert _contracts(engine)[(*key, 2026)].agreed_volumes == {w.a2.drug_code: 600}  # 1,000 × 60 %
+    sign_contract(engine, SLUG, w.pharmacy.insurance_code, w.ent_a.name, 2026, date(2026, 1, 6),
+                  clock=clock_at(2026, 1, 6, 9))
+    reconcile_contracts(engine, SLUG, clock=clock_at(2027, 1, 4, 9))  # 2026 bought 999: 599 < 600
+    assert _contracts(engine)[(*key, 2027)].agreed_volumes == {w.a2.drug_code: 600}
+
+
+def test_without_a_winner_count_the_agreed_volume_is_the_institutions_selection(engine: Engine, world: World) -> None:
+    w = world
+    _select(engine, w, clock_at(2025, 10, 9, 10), [(w.pharmacy, w.a2, 30)])
+    make_order(engine, w.program, w.pharmacy, w.a2, ordered_at=shanghai(2025, 10, 10, 9), quantity=1000)
+    reconcile_contracts(engine, SLUG, clock=clock_at(2026, 1, 5, 9))
+    assert _contracts(engine)[(w.pharmacy.id or 0, w.ent_a.id or 0, 2026)].agreed_volumes == {w.a2.drug_code: 30}

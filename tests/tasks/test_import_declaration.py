@@ -226,3 +226,18 @@ def test_data_right_of_the_last_header_is_an_error(engine, shenyang, clock_in_wi
     with pytest.raises(ImportRejected) as caught:
         import_declaration(engine, "shenyang-2025", path, COMPANY, clock=clock_in_windows)
     assert _errors(caught.value) == {(2, "第14列", "cell.no_header")}
+
+
+def test_the_number_of_winning_enterprises_is_imported_with_the_product_and_a_bad_one_is_refused(
+    engine, shenyang, clock_in_windows, tmp_path
+):
+    header = (*DECLARATION_HEADER, "中选企业数")
+    bad = write_xlsx(tmp_path / "bad.xlsx", header, [product_row(1, 中选企业数="两家")])
+    with pytest.raises(ImportRejected) as caught:
+        import_declaration(engine, "shenyang-2025", bad, COMPANY, clock=clock_in_windows)
+    assert _errors(caught.value) == {(2, "中选企业数", "winner_count.invalid")}
+    good = write_xlsx(tmp_path / "good.xlsx", header, [product_row(1, 中选企业数=2), product_row(2, 中选企业数="")])
+    import_declaration(engine, "shenyang-2025", good, COMPANY, clock=clock_in_windows)
+    with Session(engine) as session:
+        winners = dict(session.execute(select(Product.drug_code, Product.winner_count)).tuples().all())
+    assert winners == {"XC10AA0001A001010100483": 2, "XC10AA0002A001010100483": None}

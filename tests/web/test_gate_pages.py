@@ -212,3 +212,29 @@ def test_an_alliance_gate_shows_every_invitation_and_its_answer(engine: Engine, 
     with Session(engine) as session:
         dalian = session.execute(select(AllianceInvitation).where(col(AllianceInvitation.city) == "大连市")).scalar_one()
     assert dalian.state == InvitationState.CONFIRMED
+
+
+def test_an_enforcement_gate_is_in_the_inbox_and_shows_the_violations_evidence(
+        engine: Engine, manager_client: TestClient) -> None:
+    from datetime import date
+
+    from models.compliance.codes import SubjectType, ViolationRule
+    from models.operations import Violation
+    from tasks.enforcement.ladder import reconcile_enforcement
+    from tests.factories import make_enterprise
+
+    program = make_program(engine)
+    clock = DatabaseClock(engine)
+    clock.set(shanghai(2025, 12, 1, 9))
+    late = make_enterprise(engine, "迟送制药有限公司")
+    with Session(engine) as session:
+        session.add(Violation(program_id=program.id or 0, rule=ViolationRule.DELIVERY_PATTERN,
+                              subject_type=SubjectType.ENTERPRISE, subject_id=late.id or 0, object_key="2025Q4",
+                              evidence={"超时配送次数": 5}, detected_on=date(2025, 12, 1), detected_at=clock.now()))
+        session.commit()
+    reconcile_enforcement(engine, "shenyang-2025", clock=clock)
+    (gate,) = _open(engine, GateKind.ENFORCEMENT)
+    assert "约谈" in manager_client.get("/inbox").text
+    page = manager_client.get(f"/gates/{gate.id}").text
+    assert "迟送制药有限公司" in page and "超时配送次数：5" in page and "待约谈" in page
+    assert "delivery_pattern" not in page  # staff read Chinese, never codes

@@ -1,7 +1,7 @@
 """the register of designated institutions, versioned by import date (issue #16)
 
 Revision ID: 0010_register
-Revises: 0008_operations_compliance (0009_enforcement when it lands)
+Revises: 0009_enforcement
 Create Date: 2026-12-06 04:00:00
 
 registerentry holds every imported version of a program's 定点医药机构名册 (one version per import date); coverage
@@ -12,7 +12,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0010_register'
-down_revision = '0008_operations_compliance'
+down_revision = '0009_enforcement'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,108 @@
+"""`sanjin enforcement list|decide` and `sanjin enterprise exit|bad-record`: the ladder and what ends an enterprise.
+
+Mounted by `sanjin/cli.py` (the two enterprise commands join its `sanjin enterprise` group). Domain errors propagate so `sanjin.cli.main()` shows them in Chinese and English.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+
+from core.clock_store import DatabaseClock
+
+enforcement_app = typer.Typer(help="处理措施 / the enforcement ladder (约谈 → 整改 → 暂停 → 取消资格)",
+                              no_args_is_help=True)
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _engine() -> Engine:
+    from core.db import shared_engine
+
+    return shared_engine()
+
+
+@enforcement_app.command("list")
+def enforcement_list(program: str, district: str | None = typer.Option(None, "--district"),
+                     as_json: bool = typer.Option(False, "--json")) -> None:
+    """列出处理程序及其证据、待决定事项 / list the ladders with their evidence and open gates."""
+    from tasks.enforcement.views import list_ladders
+
+    rows = list_ladders(_engine(), program, district=district)
+    if as_json:
+        typer.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
+        return
+    table = Table("编号", "对象", "区县", "违规", "进度", "整改期限", "待决定事项", "证据")
+    for r in rows:
+        due = "—" if r.due_on is None else r.due_on.isoformat() + ("（暂定）" if r.due_provisional else "")
+        table.add_row(str(r.id), r.subject, r.district or "—", r.rule, r.state, due,
+                      str(r.open_gate_id) if r.open_gate_id else "—",
+                      "；".join(f"{k}:{v}" for k, v in r.evidence.items() if v is not None))
+    console.print(table)
+    console.print(f"共 {len(rows)} 件 / {len(rows)} ladders")
+
+
+@enforcement_app.command("decide")
+def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve"),
+                       reject: bool = typer.Option(False, "--reject"),
+                       reason: str | None = typer.Option(None, "--reason"),
+                       bad_record: bool = typer.Option(False, "--bad-record",
+                                                       help="取消企业资格时记入不良记录 / record a bad record (004)"),
+                       user: str = typer.Option(..., "--as")) -> None:
+    """决定处理措施（批准则进入该步骤，驳回则不再处理） / decide an enforcement gate."""
+    from sqlmodel import Session
+
+    from models.enrollment import Gate
+    from models.states import GateKind
+    from tasks.gates.deciding import decide_gate
+    from tasks.gates.rows import BadItems, UnknownGate
+
+    if approve == reject:
+        raise BadItems("请选择 --approve 或 --reject 之一 / choose one of --approve or --reject")
+    engine = _engine()
+    with Session(engine) as session:
+        row = session.get(Gate, gate)
+        if row is None or row.kind != GateKind.ENFORCEMENT:
+            raise UnknownGate(gate)
+        items = list(row.items)
+    result = decide_gate(engine, gate, approve=items if approve else [], reject=items if reject else [],
+                         reason=reason, user_name=user, clock=DatabaseClock(engine),
+                         options={"bad_record": bad_record})
+    console.print(f"处理措施 {gate}：{'已批准' if result.approved else '不再处理'} / "
+                  f"{'approved' if result.approved else 'dropped'}")
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD / a date is YYYY-MM-DD: {value!r}") from None
+
+
+def enterprise_bad_record(program: str, enterprise: str, starts: str = typer.Option(..., "--from"),
+                          reason: str = typer.Option(..., "--reason"), user: str = typer.Option(..., "--as")) -> None:
+    """记录不良记录：企业自该日起按项目规定年限内不得申报 / record a bad record: barred for the program's years."""
+    from tasks.enforcement.bars import bar_enterprise
+
+    engine = _engine()
+    bad = bar_enterprise(engine, program, enterprise, starts_on=_day(starts), reason=reason, user_name=user,
+                         clock=DatabaseClock(engine))
+    console.print(f"{enterprise}：自 {bad.starts_on} 起禁止申报至 {bad.barred_until}（含） / "
+                  f"barred from {bad.starts_on} through {bad.barred_until}")
+
+
+def enterprise_exit(program: str, enterprise: str, exits_from: str = typer.Option(..., "--from"),
+                    reason: str = typer.Option(..., "--reason"), user: str = typer.Option(..., "--as")) -> None:
+    """企业申请退出：开启项目负责人的审批事项，批准后自该日起产品移出清单 / an enterprise applies to leave (001)."""
+    from tasks.enforcement.exit import request_exit
+
+    engine = _engine()
+    gate = request_exit(engine, program, enterprise, exits_on=_day(exits_from), reason=reason, user_name=user,
+                        clock=DatabaseClock(engine))
+    console.print(f"已开启审批事项 {gate}：{enterprise} 自 {exits_from} 起退出（待项目负责人批准） / "
+                  f"gate {gate} opened for the manager")
