@@ -15,6 +15,7 @@ from enum import StrEnum
 from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from models import labels
 from models.base import AwareDateTime, EnumString
 from models.calendar import ProvisionalDue
 from models.compliance.codes import SubjectType, ViolationRule
@@ -36,17 +37,7 @@ class LadderState(StrEnum):
 
 FINAL: frozenset[LadderState] = frozenset({LadderState.DISQUALIFIED, LadderState.CURED, LadderState.DROPPED})
 
-LADDER_LABELS: dict[LadderState, str] = {
-    LadderState.PROPOSED: "待约谈",
-    LadderState.INTERVIEWED: "已约谈，待下达整改",
-    LadderState.RECTIFYING: "限期整改中",
-    LadderState.SUSPENSION_DUE: "逾期未整改，待决定暂停医保结算",
-    LadderState.SUSPENDED: "已暂停医保结算",
-    LadderState.DISQUALIFICATION_DUE: "待决定取消资格",
-    LadderState.DISQUALIFIED: "已取消资格",
-    LadderState.CURED: "已整改到位",
-    LadderState.DROPPED: "不再处理",
-}
+LADDER_LABELS: dict[LadderState, str] = {v: labels.LADDER_STATE_LABELS[v.value] for v in LadderState}
 
 # The rung whose gate a state waits on.
 GATE_STEP: dict[LadderState, EnforcementKind] = {
@@ -156,10 +147,7 @@ class ExitState(StrEnum):
     DONE = "done"  # the products left the list on `exits_on`
 
 
-EXIT_LABELS: dict[ExitState, str] = {
-    ExitState.REQUESTED: "待审批", ExitState.APPROVED: "已批准，待生效", ExitState.REJECTED: "未批准",
-    ExitState.DONE: "已退出",
-}
+EXIT_LABELS: dict[ExitState, str] = {v: labels.EXIT_STATE_LABELS[v.value] for v in ExitState}
 
 EXIT = Machine[ExitState]("enterprise_exit", {
     (ExitState.REQUESTED, "approve"): ExitState.APPROVED,

@@ -49,6 +49,8 @@ ACCOUNT_STATE_LABELS = {"pending": "待注册", "registered": "已注册", "exem
 CONTRACT_STATE_LABELS = {"pending": "待签订", "signed": "已签订", "terminated": "已终止"}
 NOTICE_STATUS_LABELS = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "dead": "发送失败",
                         "no_address": "无邮箱"}
+LADDER_STATE_LABELS = {"proposed": "待约谈", "interviewed": "已约谈，待下达整改", "rectifying": "限期整改中", "suspension_due": "逾期未整改，待决定暂停医保结算", "suspended": "已暂停医保结算", "disqualification_due": "待决定取消资格", "disqualified": "已取消资格", "cured": "已整改到位", "dropped": "不再处理"}
+EXIT_STATE_LABELS = {"requested": "待审批", "approved": "已批准，待生效", "rejected": "未批准", "done": "已退出"}
 ENFORCEMENT_STATE_LABELS = {"proposed": "已提出", "approved": "已批准", "rejected": "已驳回", "executed": "已执行"}
 
 GATE_KIND_LABELS = {
