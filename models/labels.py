@@ -16,3 +16,27 @@ STATE_LABELS = {
     "batch_open": "批次-收集中", "batch_declared": "批次-审核中", "batch_matured": "批次-已成熟",
     "batch_running": "批次-运行中",
 }
+
+# Continuous review (issue #14): the compliance rules, a violation's states, and the audit actions of the pass.
+# `models.compliance.codes` builds its enum-keyed maps from these; a test checks every code has its label.
+VIOLATION_RULE_LABELS = {
+    "supply_above_winning_price": "供货价高于中选价",
+    "late_delivery": "超时配送",
+    "delivery_pattern": "企业多次超时或拒绝配送",
+    "late_payment": "货款逾期未结清",
+    "overdue_interview": "逾期结算超过期限（约谈对象）",
+    "sale_price": "销售价格不符合价格政策",
+    "online_offline_price": "线上线下价格不一致",
+    "too_few_drugs": "配备品种数量不足",
+    "recommended_share": "推荐配备品种占比不足",
+    "special_drug": "非特药定点机构配备特药",
+    "early_exit": "参加时间未满最短年限",
+    "late_price_report": "未按期申报全国最低价",
+    "no_sales": "挂网产品一年无销售（建议关闭）",
+    "price_alert_red": "红色价格预警",
+    "price_alert_yellow": "黄色价格预警",
+    "price_alert_blue": "蓝色价格预警",
+    "late_quarterly_report": "季度统计逾期未报",
+}
+VIOLATION_STATE_LABELS = {"open": "未整改", "closed": "已消除"}
+AUDIT_ACTION_LABELS = {"violation_opened": "发现违规", "violation_closed": "违规已消除"}

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from models.clock import SHANGHAI, Clock
-from models.labels import SHORT_PHASES, STATE_LABELS, WINDOW_LABELS
+from models.labels import AUDIT_ACTION_LABELS, SHORT_PHASES, STATE_LABELS, WINDOW_LABELS
 from models.program import User
 from web.auth import ROLE_LABELS, csrf_token
 from web.queries import GateItemCache
@@ -36,6 +36,7 @@ def make_templates() -> Jinja2Templates:
     templates.env.globals.update(STATE_LABELS=STATE_LABELS, SHORT_PHASES=SHORT_PHASES, WINDOW_LABELS=WINDOW_LABELS,
                                  ROLE_LABELS={r.value: label for r, label in ROLE_LABELS.items()})
     templates.env.filters["state"] = lambda s: STATE_LABELS.get(str(s), str(s))
+    templates.env.filters["action"] = lambda a: AUDIT_ACTION_LABELS.get(str(a), str(a))
     templates.env.filters["dt"] = _local_time
     return templates
 

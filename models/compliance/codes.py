@@ -1,13 +1,17 @@
-"""The compliance rules as codes with the Chinese words staff see, the violation states and subjects."""
+"""The compliance rules as codes, the violation states and subjects; the Chinese words are `models/labels.py`'s."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+from models.labels import VIOLATION_RULE_LABELS
+from models.labels import VIOLATION_STATE_LABELS as _STATE_WORDS
+
 
 class ViolationRule(StrEnum):
     """One code per rule of SPEC's rules table that continuous review checks."""
 
+    SUPPLY_ABOVE_WINNING_PRICE = "supply_above_winning_price"
     LATE_DELIVERY = "late_delivery"
     DELIVERY_PATTERN = "delivery_pattern"
     LATE_PAYMENT = "late_payment"
@@ -26,27 +30,11 @@ class ViolationRule(StrEnum):
     LATE_QUARTERLY_REPORT = "late_quarterly_report"
 
 
-RULE_LABELS: dict[ViolationRule, str] = {
-    ViolationRule.LATE_DELIVERY: "超时配送",
-    ViolationRule.DELIVERY_PATTERN: "企业多次超时或拒绝配送",
-    ViolationRule.LATE_PAYMENT: "货款逾期未结清",
-    ViolationRule.OVERDUE_INTERVIEW: "逾期结算超过期限（约谈对象）",
-    ViolationRule.SALE_PRICE: "销售价格不符合价格政策",
-    ViolationRule.ONLINE_OFFLINE_PRICE: "线上线下价格不一致",
-    ViolationRule.TOO_FEW_DRUGS: "配备品种数量不足",
-    ViolationRule.RECOMMENDED_SHARE: "推荐配备品种占比不足",
-    ViolationRule.SPECIAL_DRUG: "非特药定点机构配备特药",
-    ViolationRule.EARLY_EXIT: "参加时间未满最短年限",
-    ViolationRule.LATE_PRICE_REPORT: "未按期申报全国最低价",
-    ViolationRule.NO_SALES: "挂网产品一年无销售（建议关闭）",
-    ViolationRule.PRICE_ALERT_RED: "红色价格预警",
-    ViolationRule.PRICE_ALERT_YELLOW: "黄色价格预警",
-    ViolationRule.PRICE_ALERT_BLUE: "蓝色价格预警",
-    ViolationRule.LATE_QUARTERLY_REPORT: "季度统计逾期未报",
-}
+RULE_LABELS: dict[ViolationRule, str] = {r: VIOLATION_RULE_LABELS[r.value] for r in ViolationRule}
 
 # The seed (SPEC's seed table) each rule cites; shown beside the rule in lists and exports.
 RULE_SEEDS: dict[ViolationRule, tuple[str, ...]] = {
+    ViolationRule.SUPPLY_ABOVE_WINNING_PRICE: ("001", "002"),
     ViolationRule.LATE_DELIVERY: ("000",),
     ViolationRule.DELIVERY_PATTERN: ("000", "001", "002"),
     ViolationRule.LATE_PAYMENT: ("000", "001", "002"),
@@ -73,10 +61,7 @@ class ViolationState(StrEnum):
     CLOSED = "closed"
 
 
-VIOLATION_STATE_LABELS: dict[ViolationState, str] = {
-    ViolationState.OPEN: "未整改",
-    ViolationState.CLOSED: "已消除",
-}
+VIOLATION_STATE_LABELS: dict[ViolationState, str] = {v: _STATE_WORDS[v.value] for v in ViolationState}
 
 
 class SubjectType(StrEnum):
@@ -101,6 +86,7 @@ def rule_label(rule: ViolationRule | str) -> str:
 
 # Why a violation closed by itself: shown with its closing date (obligation rules close when it is met, late).
 CLOSE_REASONS: dict[ViolationRule, str] = {
+    ViolationRule.SUPPLY_ABOVE_WINNING_PRICE: "订单价格已更正 / the order's price was corrected",
     ViolationRule.LATE_DELIVERY: "订单已足量送达（超时） / the order was delivered in full, late",
     ViolationRule.DELIVERY_PATTERN: "统计期内超时配送次数已低于阈值 / fewer late deliveries in the period than the threshold",
     ViolationRule.LATE_PAYMENT: "货款已结清（逾期） / paid in full, late",

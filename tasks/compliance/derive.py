@@ -45,7 +45,8 @@ def refresh_order_completion(conn: Connection, program_id: int) -> int:
     return int(conn.execute(stmt).rowcount)
 
 
-def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *, roll_forward: bool) -> int:
+def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *, roll_forward: bool,
+                     due: str = "next_month_end") -> int:
     """One payable per accepted delivery, due at 次月底 of its acceptance; then the day payments covered each.
 
     Due dates need the calendar: Python maps each distinct acceptance date (a few hundred at most) to its due
@@ -54,7 +55,7 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
     program_deliveries = (select(DELIVERY.c.accepted_on).join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
                           .where(ORDER.c.program_id == program_id).distinct())
     accepted = [r[0] for r in conn.execute(program_deliveries)]
-    dues = {d: payment_due_on(d, calendar, roll_forward=roll_forward) for d in accepted}
+    dues = {d: payment_due_on(d, calendar, roll_forward=roll_forward, due=due) for d in accepted}
     new = (
         select(ORDER.c.id, DELIVERY.c.id, ORDER.c.institution_id,
                func.round(DELIVERY.c.quantity * ORDER.c.unit_price, 2), by_date(DELIVERY.c.accepted_on, dues))

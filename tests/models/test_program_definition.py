@@ -480,3 +480,14 @@ def test_region_hashes_differ(
 ) -> None:
     hashes = {program_content_hash(d) for d in (shenyang, ningxia, jiangxi)}
     assert len(hashes) == 3
+
+
+def test_price_alert_bands_must_rise_from_blue_to_red() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from models.program_definition import PriceAlertBands
+
+    assert PriceAlertBands().red == Decimal("0.30")
+    with pytest.raises(ValidationError):
+        PriceAlertBands(blue=Decimal("0.2"), yellow=Decimal("0.1"), red=Decimal("0.3"))
