@@ -5,7 +5,22 @@ Re-running changes nothing: each statement writes only rows whose derived value 
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, case, exists, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    case,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from models.compliance.payment import payment_due_on
 from models.operations import Delivery, Payment, PurchaseOrder, Settlement
@@ -70,14 +85,17 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
 
 
 def _refresh_paid_on(conn: Connection, program_id: int) -> None:
-    """`paid_on` = the first payment date at which the order's cumulative payments cover its cumulative payables."""
+    """`paid_on` = the first payment date at which the order's cumulative payments cover its cumulative payables.
+
+    The running sums go into two indexed temporary tables first: joining the two window subqueries directly
+    left SQLite a nested loop over every payable × settlement (a million of each did not finish in 10 minutes).
+    """
     owed = (
         select(PAYMENT.c.id, PAYMENT.c.order_id,
                func.sum(cents(PAYMENT.c.amount)).over(partition_by=PAYMENT.c.order_id,
                                                      order_by=(PAYMENT.c.due_on, PAYMENT.c.id)).label("cum_owed"))
         .join(ORDER, ORDER.c.id == PAYMENT.c.order_id)
         .where(ORDER.c.program_id == program_id)
-        .subquery("owed")
     )
     paid = (
         select(SETTLEMENT.c.order_id, SETTLEMENT.c.paid_on,
@@ -85,12 +103,21 @@ def _refresh_paid_on(conn: Connection, program_id: int) -> None:
                    partition_by=SETTLEMENT.c.order_id, order_by=(SETTLEMENT.c.paid_on, SETTLEMENT.c.id)).label("cum_paid"))
         .join(ORDER, ORDER.c.id == SETTLEMENT.c.order_id)
         .where(ORDER.c.program_id == program_id)
-        .subquery("paid")
     )
+    meta = MetaData()
+    owed_t = Table("compliance_owed", meta, Column("id", Integer), Column("order_id", Integer),
+                   Column("cum_owed", BigInteger), prefixes=["TEMPORARY"])
+    paid_t = Table("compliance_paid", meta, Column("order_id", Integer), Column("paid_on", Date),
+                   Column("cum_paid", BigInteger), prefixes=["TEMPORARY"])
+    Index("ix_compliance_paid_order", paid_t.c.order_id, paid_t.c.cum_paid)
+    meta.create_all(conn)
+    conn.execute(insert(owed_t).from_select(["id", "order_id", "cum_owed"], owed))
+    conn.execute(insert(paid_t).from_select(["order_id", "paid_on", "cum_paid"], paid))
     covered = (
-        select(owed.c.id, func.min(paid.c.paid_on).label("paid_on"))
-        .select_from(owed.outerjoin(paid, (paid.c.order_id == owed.c.order_id) & (paid.c.cum_paid >= owed.c.cum_owed)))
-        .group_by(owed.c.id)
+        select(owed_t.c.id, func.min(paid_t.c.paid_on).label("paid_on"))
+        .select_from(owed_t.outerjoin(paid_t, (paid_t.c.order_id == owed_t.c.order_id)
+                                      & (paid_t.c.cum_paid >= owed_t.c.cum_owed)))
+        .group_by(owed_t.c.id)
         .subquery("covered")
     )
     conn.execute(
@@ -98,3 +125,4 @@ def _refresh_paid_on(conn: Connection, program_id: int) -> None:
         .values(paid_on=covered.c.paid_on)
         .where(PAYMENT.c.id == covered.c.id, PAYMENT.c.paid_on.is_distinct_from(covered.c.paid_on))
     )
+    meta.drop_all(conn)
