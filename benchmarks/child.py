@@ -52,6 +52,10 @@ def main(argv: list[str]) -> int:
             from benchmarks import publication as module  # type: ignore[no-redef]
 
             result = module.run(cfg)
+        elif figure == "compliance":
+            from benchmarks import compliance as module  # type: ignore[no-redef]
+
+            result = module.run(cfg)
         elif figure == "gate":
             from benchmarks import gate as module  # type: ignore[no-redef]
 

@@ -36,6 +36,7 @@ def build_figures(runs: dict[str, dict[str, Any]], args: Any, api_rss: float | N
     figures["5_gate_round_trip"] = _per_db(runs, "gate", args, _gate)
     figures["6_prefect_overhead"] = _per_db(runs, "enrollment", args, _overhead)
     figures["7_peak_rss"] = _rss(runs, api_rss)
+    figures["8_compliance"] = _per_db(runs, "compliance", args, _compliance)
     return figures
 
 
@@ -48,6 +49,26 @@ def _per_db(runs: dict[str, dict[str, Any]], figure: str, args: Any, fn: Any) ->
         out[db] = fn(run, db) if _ok(run) else {"status": "error", "error": (run or {}).get("error", "not run"),
                                                  "log_tail": (run or {}).get("log_tail")}
     return out
+
+
+COMPLIANCE_RATIO_TARGET = 2.0  # the pass at most 2× the plain-SQL script doing the same joins
+COMPLIANCE_RSS_TARGET_MB = 1024.0
+
+
+def _compliance(run: dict[str, Any], db: str) -> dict[str, Any]:
+    """Figure 8: the compliance pass beside plain SQL, the order import beside the calamine read floor."""
+    ratio, rss = run["ratio"], run["peak_rss_mb_product"]
+    return {
+        "status": "ok", "orders": run["orders"], "price_institutions": run["price_institutions"],
+        "pass_seconds": run["pass"]["seconds"], "plain_sql_seconds": run["plain_sql"]["seconds"],
+        "ratio": ratio, "target_ratio": COMPLIANCE_RATIO_TARGET,
+        "verdict": None if ratio is None else ("met" if ratio <= COMPLIANCE_RATIO_TARGET else "MISSED"),
+        "peak_rss_mb": rss, "rss_verdict": "met" if rss <= COMPLIANCE_RSS_TARGET_MB else "MISSED",
+        "import_rows_per_second": run["import"]["rows_per_second"],
+        "calamine_rows_per_second": run["import"]["calamine_rows_per_second"],
+        "pass": run["pass"], "import": run["import"], "plain_sql": run["plain_sql"], "rows": run["rows"],
+        "checks": run["checks"],
+    }
 
 
 def _enrollment(run: dict[str, Any], db: str) -> dict[str, Any]:
@@ -356,6 +377,18 @@ def table_rows(document: dict[str, Any]) -> list[list[str]]:
         base = r.get("baseline") or {}
         add("7 peak RSS" if key == next(iter(f["7_peak_rss"])) else "", "", key, _fmt(r.get("peak_rss_mb"), "MB"),
             base.get("what", "")[:40], _fmt(base.get("peak_rss_mb"), "MB"), _ratio_text(base.get("ratio")))
+    c = f.get("8_compliance", {"status": "not run", "why": ""})
+    if not not_run("8 compliance", c):
+        for db, r in c.items():
+            if r.get("status") != "ok":
+                add("8 compliance", db, "ERROR", str(r.get("error"))[:160])
+                continue
+            add("8 compliance", db, f"pass over {r['orders']:,} order lines, {r['price_institutions']:,} prices",
+                _fmt(r["pass_seconds"]), "plain SQL, same joins", _fmt(r["plain_sql_seconds"]), f"{r['ratio']}×",
+                f"≤ {r['target_ratio']:g}×", r["verdict"])
+            add("", "", "  peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", "", "≤ 1024 MB", r["rss_verdict"])
+            add("", "", f"  import of {r['orders']:,} order lines (XLSX)", f"{r['import_rows_per_second']:,} rows/s",
+                "calamine read alone", f"{r['calamine_rows_per_second']:,} rows/s")
     return rows
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from benchmarks.mail import SMTP_CONNECTIONS
 from benchmarks.report import build_figures, render_table
 
-FIGURES = ("enrollment", "reminders", "publication", "web", "gate")
+FIGURES = ("enrollment", "reminders", "publication", "web", "gate", "compliance")
 DBS = ("sqlite", "postgres")
 
 
@@ -40,6 +40,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="reminders due, written to the outbox and delivered to a local aiosmtpd (figure 2)")
     p.add_argument("--smtp-connections", type=int, default=SMTP_CONNECTIONS,
                    help="the sender's pool of SMTP connections in figure 2 (benchmarks/mail.py says why 32)")
+    p.add_argument("--orders", type=int, default=None,
+                   help="order lines imported and checked by the compliance pass (figure 8; default 10 × institutions)")
     p.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     p.add_argument("--only", default=",".join(FIGURES),
                    help=f"comma-separated subset of {', '.join(FIGURES)} (figures 6 and 7 come with them)")
@@ -202,6 +204,8 @@ def run_child(figure: str, db: str, args: argparse.Namespace, work: Path, api: d
            "sample": args.sample, "gate_institutions": args.gate_institutions,
            "gate_baseline_poll": args.gate_baseline_poll, "reminders": args.reminders,
            "web_requests": args.web_requests,
+           "orders": args.orders if args.orders is not None else 10 * args.institutions,
+           "price_institutions": args.institutions,
            "smtp_connections": args.smtp_connections,
            "profile_dir": str(args.profile / f"{figure}-{db}") if args.profile else None}
     config_path, result_path, log_path = home / "config.json", home / "result.json", home / "child.log"

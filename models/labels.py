@@ -65,6 +65,7 @@ ROLE_LABELS = {"program_manager": "项目管理员", "district_reviewer": "区�
 LIST_KIND_LABELS = {"drugs": "药品清单", "recommended": "推荐药品清单", "institutions": "定点机构名单"}
 # The compliance rules (models/compliance/codes.py ViolationRule), their states and subjects.
 VIOLATION_LABELS = {
+    "supply_above_winning_price": "供货价高于中选价",
     "late_delivery": "超时配送", "delivery_pattern": "企业多次超时或拒绝配送", "late_payment": "货款逾期未结清",
     "overdue_interview": "逾期结算超过期限（约谈对象）", "sale_price": "销售价格不符合价格政策",
     "online_offline_price": "线上线下价格不一致", "too_few_drugs": "配备品种数量不足",

@@ -140,11 +140,18 @@ def build_script(home: Path, engine: Engine, console: Console) -> Script:
         script.on(day, "平台账户注册情况导入", lambda s=share: _accounts(engine, script, clock, s, import_platform_accounts))
     for day, share in ((date(2025, 10, 28), 0.5), (date(2025, 11, 20), 0.85)):
         script.on(day, "购销协议签订情况导入", lambda s=share: _contracts(engine, script, clock, s, import_platform_contracts))
+    script.on(date(2025, 12, 22), "平台运行数据导入（订单、配送、结算、价格）", lambda: _operations(engine, script, clock))
     _ = console
     return script
 
 
-def _running_codes(engine: Engine) -> list[tuple[str, int, bool]]:
+def _operations(engine: Engine, script: Script, clock: DatabaseClock) -> str:
+    from sanjin.demo_operations import import_operations_exports
+
+    return import_operations_exports(engine, SLUG, script.files, script.rng, clock)
+
+
+def _running_codes(engine: Engine) -> list[tuple[str, int, bool, int]]:
     from sqlalchemy import select
     from sqlmodel import Session
 
@@ -153,10 +160,10 @@ def _running_codes(engine: Engine) -> list[tuple[str, int, bool]]:
 
     with Session(engine) as session:
         rows = session.execute(select(Institution.insurance_code, Institution.id, Institution.special_designated,
-                                      Institution.proxy_parent_id)
+                                      Institution.proxy_parent_id, Application.committed_drug_count)
                                .join(Application, Application.institution_id == Institution.id)
                                .where(Application.state == ApplicationState.RUNNING)).all()
-    return [(code, iid, special) for code, iid, special, parent in rows if parent is None]
+    return [(code, iid, special, committed) for code, iid, special, parent, committed in rows if parent is None]
 
 
 def _select(engine: Engine, script: Script, clock: DatabaseClock, importer: Callable[..., object]) -> str:
@@ -180,10 +187,19 @@ def _select(engine: Engine, script: Script, clock: DatabaseClock, importer: Call
     with Session(engine) as session:
         done = set(session.execute(select(Selection.institution_id)).scalars())
     rows = []
-    for code, iid, designated in _running_codes(engine):
+    names = {k: e.get("产品名称", k) for k, e in entries.items()}
+    for code, iid, designated, committed in _running_codes(engine):
         if iid in done:
             continue
-        picks = script.rng.sample(normal, min(len(normal), script.rng.randint(12, 30)))
+        # Most select at least the generic names they committed to; about one in thirty falls short.
+        wanted = committed - 3 if script.rng.random() < 0.033 else committed
+        picks: list[str] = []
+        chosen: set[str] = set()
+        for drug in script.rng.sample(normal, len(normal)):
+            if len(chosen) >= wanted:
+                break
+            picks.append(drug)
+            chosen.add(names[drug])
         if designated and special:
             picks.append(script.rng.choice(special))
         for drug in picks:
@@ -256,7 +272,7 @@ def _reapply(engine: Engine, script: Script, clock: DatabaseClock) -> str:
     rows = [{"单位名称": i.name, "单位地址": i.address, "统一社会信用代码": i.uscc, "法人代表": i.legal_rep,
              "机构医保编码": i.insurance_code, "联系人": i.contact_name, "联系电话": i.phone, "电子邮箱": i.email or "",
              "所属区县": i.district, "机构类别": KIND_LABELS[i.kind], "特药定点": "是" if i.special_designated else "否",
-             "承诺配备药品数量": "80", "销售价格承诺": "按中选价", "承诺参加年限": "1",
+             "承诺配备药品数量": "12", "销售价格承诺": "按中选价", "承诺参加年限": "1",
              "民营三级": "是" if i.private_tertiary else "否", "代采上级机构医保编码": ""}
             for i in rejected[:40] if i.proxy_parent_id is None]
     if not rows:
@@ -406,6 +422,7 @@ def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, c
     refused = [line for line in script.log if "被拒绝" in line]
     console.print(f"\n[bold]演示完成 / demo finished[/] in {seconds:.0f} s")
     console.print(f"  被拒绝的提交 / refused submissions: {len(refused)}")
+    _violations_summary(engine, console)
     for line in refused[:5]:
         console.print(f"    {line}")
     index = next((r.index for r in results if r.index), None)
@@ -415,3 +432,20 @@ def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, c
     console.print(f"  通知 / notices (maildir): {home / 'maildir'}")
     console.print(f"  状态 / status: {home / 'status.json'}  日志 / log: {home / 'demo-log.txt'}")
     console.print(f"  数据库 / database: {home / 'sanjin.db'}  （可用 SANJIN_DATABASE_URL=sqlite:///{home / 'sanjin.db'} sanjin status {SLUG} 查看）")
+
+
+def _violations_summary(engine: Engine, console: Console) -> None:
+    """Violations the compliance pass found, by rule in Chinese: open / all."""
+    from sqlmodel import Session
+
+    from models.compliance.codes import RULE_LABELS
+    from tasks.compliance.views import counts_by_rule
+    from tasks.programs import get_program
+
+    with Session(engine) as session:
+        program, _ = get_program(session, SLUG)
+    counts = counts_by_rule(engine, program.id or 0)
+    opened = sum(o for o, _ in counts.values())
+    console.print(f"  合规检查 / violations: 未整改 {opened}，累计 {sum(t for _, t in counts.values())}")
+    for rule, (o, t) in sorted(counts.items(), key=lambda kv: -kv[1][1]):
+        console.print(f"    {RULE_LABELS[rule]}：未整改 {o}，累计 {t}")

@@ -156,7 +156,9 @@ def make_institutions(rng: random.Random, count: int = 2000) -> list[Institution
             parent = rng.choice(townships[district])
         if kind == InstitutionKind.TOWNSHIP_HEALTH_CENTER:
             townships.setdefault(district, []).append(code)
-        minimum = 80 if kind == InstitutionKind.PRIVATE_HOSPITAL else 50
+        # Shenyang enforces the count each institution commits to (no per-kind floor); the demo's list has ~34
+        # generic names, so commitments stay below that.
+        minimum = 16 if kind == InstitutionKind.PRIVATE_HOSPITAL else 10
         email = "" if kind == InstitutionKind.VILLAGE_CLINIC and serial % 3 else f"sj{serial:05d}@{'yd' if pharmacy else 'yl'}.example.cn"
         row = {
             "单位名称": name, "单位地址": f"沈阳市{district}{place(rng)}路{rng.randint(1, 399)}号",
@@ -165,7 +167,7 @@ def make_institutions(rng: random.Random, count: int = 2000) -> list[Institution
             "联系电话": f"1{rng.choice('3578')}{rng.randint(0, 999_999_999):09d}", "电子邮箱": email,
             "所属区县": district, "机构类别": KIND_LABELS[kind],
             "特药定点": "是" if kind == InstitutionKind.CHAIN_PHARMACY and serial % 9 == 0 else "否",
-            "承诺配备药品数量": str(rng.randint(minimum, minimum + 40)), "销售价格承诺": "按中选价",
+            "承诺配备药品数量": str(rng.randint(minimum, minimum + 10)), "销售价格承诺": "按中选价",
             "承诺参加年限": str(rng.choice((1, 1, 2, 3))),
             "民营三级": "是" if kind == InstitutionKind.PRIVATE_HOSPITAL and serial % 5 == 0 else "否",
             "代采上级机构医保编码": parent,

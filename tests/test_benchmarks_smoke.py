@@ -18,7 +18,7 @@ from benchmarks.runner import main
 pytestmark = [pytest.mark.prefect, pytest.mark.xdist_group("benchmarks-smoke")]
 
 FIGURES = {"1_enrollment", "2_reminders", "3_publication", "4_web", "5_gate_round_trip",
-           "6_prefect_overhead", "7_peak_rss"}
+           "6_prefect_overhead", "7_peak_rss", "8_compliance"}
 
 
 def _run(tmp_path: Path, name: str, *args: str) -> tuple[int, dict[str, Any]]:
@@ -95,6 +95,17 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
     rss = figures["7_peak_rss"]
     assert {"enrollment.sqlite", "reminders.sqlite", "publication.sqlite", "web.sqlite", "gate.sqlite"} <= set(rss)
     assert all(rss[k]["peak_rss_mb"] > 0 for k in ("enrollment.sqlite", "publication.sqlite", "gate.sqlite"))
+
+    compliance = figures["8_compliance"]["sqlite"]  # 10 order lines per institution: 2,000 here
+    assert compliance["status"] == "ok", compliance
+    assert compliance["checks"]["ok"], compliance
+    assert compliance["rows"]["orders"] == compliance["import"]["created"] == 2_000
+    assert compliance["rows"]["prices"] == 200 and compliance["rows"]["payables"] == compliance["rows"]["deliveries"]
+    assert compliance["pass"]["rerun_opened"] == compliance["pass"]["rerun_closed"] == 0  # a reconciler
+    for rule in ("late_delivery", "late_payment", "sale_price", "supply_above_winning_price", "price_alert_yellow"):
+        assert compliance["pass"]["by_rule"][rule] > 0, compliance["pass"]["by_rule"]
+    assert compliance["ratio"] is not None and compliance["verdict"] in ("met", "MISSED")  # judged, not asserted
+    assert compliance["calamine_rows_per_second"] > 0 and "8 compliance" in printed
 
     code, large = _run(tmp_path, "large", "--institutions", "400", "--only", "enrollment", "--sample", "10")
     assert code == 0

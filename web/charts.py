@@ -112,3 +112,21 @@ def coverage_svg(rows: Sequence[tuple[str, int, int]], *, targets: Sequence[Targ
                     f'y2="{bottom}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="4 3"/>')
         body.append(f'<text x="{x + 3:.1f}" y="{12 + k * 16}" fill="{colour}">{escape(t.label)} {t.share:.0%}</text>')
     return _svg(width, bottom + 4, body, "定点机构覆盖率（虚线为目标）")
+
+
+def violations_svg(rows: Sequence[tuple[str, int]], *, title: str, width: int = 460, label_width: int = 200) -> str:
+    """Open violations per row (a rule in Chinese, or a district), bars relative to the largest count."""
+    row = 22
+    if not rows:
+        return _svg(width, 24, ['<text x="4" y="16" fill="#777">没有未整改的违规</text>'], title)
+    top = max(n for _, n in rows) or 1
+    plot = width - label_width - 50
+    body: list[str] = []
+    for i, (label, n) in enumerate(rows):
+        y = i * row
+        w = n / top * plot
+        body.append(f'<text x="4" y="{y + 15}">{escape(label)}</text>')
+        body.append(f'<rect class="violations" data-label="{escape(label)}" data-count="{n}" x="{label_width}" '
+                    f'y="{y + 3}" width="{w:.1f}" height="16" fill="#b03a2e"/>')
+        body.append(f'<text x="{label_width + w + 4:.1f}" y="{y + 15}">{n}</text>')
+    return _svg(width, row * len(rows) + 4, body, title)

@@ -1,4 +1,4 @@
-"""The program list and one program's overview: timeline, funnels, coverage against targets, laggards.
+"""The program list and one program's overview: timeline, funnels, coverage, laggards, open violations.
 
 Every figure on the overview is counted by the database (tasks/status.py) and kept until the data
 changes (web/snapshots.py); only the most late laggards are listed there, the rest page by page on
@@ -7,6 +7,7 @@ the laggards page.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from sqlmodel import Session
@@ -15,13 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.clock_store import DatabaseClock
-from models.labels import LAGGARD_LABELS, SHORT_PHASES, STATE_LABELS
+from models.labels import LAGGARD_LABELS, SHORT_PHASES, STATE_LABELS, VIOLATION_LABELS
+from models.program import User
 from models.program_definition import ProgramDefinition
-from models.states import KIND_LABELS, InstitutionKind
+from models.states import KIND_LABELS, InstitutionKind, Role
 from tasks.programs import UnknownProgram, get_program, list_programs
 from tasks.status import LAGGARD_KINDS, laggard_page
 from web.auth import require_user
-from web.charts import Span, Target, coverage_svg, funnel_svg, timeline_svg
+from web.charts import Span, Target, coverage_svg, funnel_svg, timeline_svg, violations_svg
 from web.pagination import page_of
 from web.render import page, web
 
@@ -42,6 +44,38 @@ def targets_of(defn: ProgramDefinition, today: date) -> list[Target]:
     targets = sorted(defn.rules.coverage_targets, key=lambda t: t.by)
     current = next((t for t in targets if t.by >= today), targets[-1] if targets else None)
     return [Target(f"{t.by:%Y-%m-%d} 目标", float(t.share), t is current) for t in targets]
+
+
+NO_DISTRICT = "（企业、产品，不属区县）"
+
+
+@dataclass(frozen=True)
+class CompliancePanel:
+    """Open violations by rule and by district, as the viewer may see them (a reviewer: its districts only)."""
+
+    by_rule: list[tuple[str, int]]
+    by_district: list[tuple[str, int]]
+    total: int
+    scoped: bool
+    rule_chart: str
+    district_chart: str
+
+
+def compliance_panel(counts: dict[tuple[str, str | None], int], user: User) -> CompliancePanel:
+    """The overview's 合规检查 panel from the cached counts; a district reviewer sees only its districts' rows."""
+    scoped = user.role == Role.DISTRICT_REVIEWER
+    mine = {k: n for k, n in counts.items() if not scoped or (k[1] is not None and k[1] in user.districts)}
+    by_rule: dict[str, int] = {}
+    by_district: dict[str, int] = {}
+    for (rule, district), n in mine.items():
+        label = VIOLATION_LABELS.get(rule, rule)
+        by_rule[label] = by_rule.get(label, 0) + n
+        by_district[district or NO_DISTRICT] = by_district.get(district or NO_DISTRICT, 0) + n
+    rules = sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0]))
+    districts = sorted(by_district.items(), key=lambda kv: (kv[0] == NO_DISTRICT, -kv[1], kv[0]))
+    return CompliancePanel(rules, districts, sum(mine.values()), scoped,
+                           violations_svg(rules, title="未整改违规（按规则）"),
+                           violations_svg(districts, title="未整改违规（按区县）", label_width=170))
 
 
 def overview(request: Request) -> Response:
@@ -69,7 +103,8 @@ def overview(request: Request) -> Response:
     return page(request, "overview.html", user, status=status, timeline=timeline, funnels=funnels,
                 district_chart=coverage_svg([(r.key, r.covered, r.total) for r in cover.by_district], targets=targets),
                 kind_chart=coverage_svg(kinds, targets=targets), cover=cover, targets=targets,
-                late=data.laggards, laggard_labels=LAGGARD_LABELS, computed=data)
+                late=data.laggards, laggard_labels=LAGGARD_LABELS, computed=data,
+                compliance=compliance_panel(data.violations, user))
 
 
 def laggards(request: Request) -> Response:

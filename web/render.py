@@ -50,6 +50,7 @@ def make_templates() -> Jinja2Templates:
     templates.env.filters["entity_state"] = lambda s, entity: entity_state_label(str(entity), str(s))
     # The flows act under the name "system" (Role.SYSTEM's value); people read 系统.
     templates.env.filters["actor"] = lambda name: ROLE_LABELS["system"] if name == "system" else name
+    templates.env.filters["action"] = lambda a: AUDIT_ACTION_LABELS.get(str(a), str(a))
     templates.env.filters["dt"] = _local_time
     return templates
 

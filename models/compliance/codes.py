@@ -1,4 +1,4 @@
-"""The compliance rules as codes with the Chinese words staff see, the violation states and subjects."""
+"""The compliance rules as codes, the violation states and subjects; the Chinese words are `models/labels.py`'s."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from models import labels
 class ViolationRule(StrEnum):
     """One code per rule of SPEC's rules table that continuous review checks."""
 
+    SUPPLY_ABOVE_WINNING_PRICE = "supply_above_winning_price"
     LATE_DELIVERY = "late_delivery"
     DELIVERY_PATTERN = "delivery_pattern"
     LATE_PAYMENT = "late_payment"
@@ -32,6 +33,7 @@ RULE_LABELS: dict[ViolationRule, str] = {r: labels.VIOLATION_LABELS[r.value] for
 
 # The seed (SPEC's seed table) each rule cites; shown beside the rule in lists and exports.
 RULE_SEEDS: dict[ViolationRule, tuple[str, ...]] = {
+    ViolationRule.SUPPLY_ABOVE_WINNING_PRICE: ("001", "002"),
     ViolationRule.LATE_DELIVERY: ("000",),
     ViolationRule.DELIVERY_PATTERN: ("000", "001", "002"),
     ViolationRule.LATE_PAYMENT: ("000", "001", "002"),
@@ -79,6 +81,7 @@ def rule_label(rule: ViolationRule | str) -> str:
 
 # Why a violation closed by itself: shown with its closing date (obligation rules close when it is met, late).
 CLOSE_REASONS: dict[ViolationRule, str] = {
+    ViolationRule.SUPPLY_ABOVE_WINNING_PRICE: "订单价格已更正 / the order's price was corrected",
     ViolationRule.LATE_DELIVERY: "订单已足量送达（超时） / the order was delivered in full, late",
     ViolationRule.DELIVERY_PATTERN: "统计期内超时配送次数已低于阈值 / fewer late deliveries in the period than the threshold",
     ViolationRule.LATE_PAYMENT: "货款已结清（逾期） / paid in full, late",

@@ -36,8 +36,11 @@ from models.workdays import WorkingDays
 INTERVIEW_CATEGORIES = frozenset({InstitutionCategory.PRIVATE_MEDICAL, InstitutionCategory.RETAIL_PHARMACY})
 
 
-def payment_due_on(accepted_on: date, calendar: WorkingDays, *, roll_forward: bool) -> date:
-    """次月底 of the acceptance date, moved to the next working day only if the program says so."""
+def payment_due_on(accepted_on: date, calendar: WorkingDays, *, roll_forward: bool,
+                   due: str = "next_month_end") -> date:
+    """次月底 of the acceptance date (`rules.payment_due`), moved to the next working day only if the program says so."""
+    if due != "next_month_end":  # the schema admits no other basis today; a new one needs its rule here
+        raise ValueError(f"未知的付款期限规则 / unknown payment due rule: {due}")
     return calendar.next_month_end(accepted_on, roll_forward=roll_forward)
 
 

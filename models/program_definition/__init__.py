@@ -26,7 +26,7 @@ from models.program_definition.loading import (
 )
 from models.program_definition.phases import PhaseName, PhaseSpec, Window
 from models.program_definition.program import ProgramDefinition
-from models.program_definition.rules import CoverageTarget, MarkupRules, MinDrugCount, Rules
+from models.program_definition.rules import CoverageTarget, MarkupRules, MinDrugCount, PriceAlertBands, Rules
 
 __all__ = [
     "SHANGHAI",
@@ -41,6 +41,7 @@ __all__ = [
     "MinDrugCount",
     "PhaseName",
     "PhaseSpec",
+    "PriceAlertBands",
     "ProgramDefinition",
     "ProgramFileError",
     "RuleViolations",

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from models.program_definition.base import Loc, NonEmptyStr, PositiveInt, RuleViolations, Share, _Strict
+from models.program_definition.base import Loc, NonEmptyStr, NonNegativeInt, PositiveInt, RuleViolations, Share, _Strict
 
 
 class MinDrugCount(_Strict):
@@ -48,6 +48,24 @@ class MarkupRules(_Strict):
         return self
 
 
+class PriceAlertBands(_Strict):
+    """Red / yellow / blue price alerts (004 §二(四)2 对议价结果进行"红、黄、蓝"价格提醒): how far above the reference.
+
+    The seed names the three colours but no figure: the defaults are assumed, each a fraction over the
+    program's reference price (the median of the region's latest purchase prices), blue < yellow < red.
+    """
+
+    blue: Share = Decimal("0.10")  # assumed
+    yellow: Share = Decimal("0.20")  # assumed
+    red: Share = Decimal("0.30")  # assumed
+
+    @model_validator(mode="after")
+    def _increasing(self) -> Self:
+        if not self.blue < self.yellow < self.red:
+            raise RuleViolations([((), "the bands must rise: blue < yellow < red")])
+        return self
+
+
 class CoverageTarget(_Strict):
     by: date
     share: Annotated[Decimal, Field(gt=0, le=1)]
@@ -72,6 +90,9 @@ class Rules(_Strict):
     commit_at_or_below_winning_price: bool = True  # enterprise supplies at ≤ 中选价 (001, 002)
     delivery_sla_hours: PositiveInt = 72  # 000: within 72 h of the order (003: 24 h distributor capability)
     delivery_refusal_removes_enterprise: bool = True  # 000; 001/002 after an interview first
+    # 000 §四(二) 拒绝或拖延配送 / 001 §三(一) give no count: assumed 3 late or refused orders in 90 days.
+    delivery_pattern_count: PositiveInt = 3
+    delivery_pattern_days: PositiveInt = 90
     payment_due: Literal["next_month_end"] = "next_month_end"  # 次月底 after acceptance (000, 001, 002)
     # Seeds say payment "不应超过…次月底"; rolling a non-working month end forward would exceed it.
     payment_due_roll_forward_to_working_day: bool = False
@@ -98,6 +119,11 @@ class Rules(_Strict):
     account_reminder_working_days_before_close: PositiveInt = 5  # assumed (no seed gives one)
     contract_reminder_working_days_before_close: PositiveInt = 5  # assumed (no seed gives one)
     special_drugs_need_designation: bool = False  # 000: special drugs only for 特药定点 institutions
+    # assumed (no seed gives one): days after an institution's batch starts running before its drug count and
+    # recommended share (002) are checked — it needs time to select and buy.
+    selection_grace_days: NonNegativeInt = 30
+    no_sales_close_months: PositiveInt = 12  # 004 §二(三) 挂网产品一年无销售的…关闭采购状态
+    price_alerts: PriceAlertBands = Field(default_factory=PriceAlertBands)  # 004 §二(四)2; bands assumed
     enterprise_admission: Literal["window", "rolling"] = "window"  # 002: 即申即纳 = rolling
 
     @model_validator(mode="after")

@@ -39,7 +39,7 @@ def _running(ctx: PassContext, grace: bool) -> Any:
     """Running applications of the program (past the grace period after their batch started, if asked)."""
     where = [APP.c.program_id == ctx.program_id, APP.c.state == ApplicationState.RUNNING.value]
     if grace:
-        where.append(BATCH.c.running_at <= ctx.now - timedelta(days=ctx.selection_grace_days))
+        where.append(BATCH.c.running_at <= ctx.now - timedelta(days=ctx.rules.selection_grace_days))
     return APP.join(BATCH, BATCH.c.id == APP.c.batch_id).join(INST, INST.c.id == APP.c.institution_id), where
 
 

@@ -52,6 +52,7 @@ def _finders(ctx: PassContext, conn: Connection) -> list[tuple[ViolationRule, Ca
         return [r[0] for r in conn.execute(select(column).where(where).distinct())]
 
     return [
+        (ViolationRule.SUPPLY_ABOVE_WINNING_PRICE, lambda: supply.supply_above_winning_price(ctx)),
         (ViolationRule.LATE_DELIVERY, lambda: supply.late_deliveries(ctx)),
         (ViolationRule.DELIVERY_PATTERN, lambda: supply.delivery_patterns(ctx)),
         (ViolationRule.LATE_PAYMENT, lambda: supply.late_payments(ctx)),
@@ -84,7 +85,8 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
         ctx = PassContext(program_id, defn.rules, clock.today(), clock.now(), working_days_for(conn, defn))
         refresh_order_completion(conn, program_id)
         result.payables_created = refresh_payables(
-            conn, program_id, ctx.calendar, roll_forward=defn.rules.payment_due_roll_forward_to_working_day)
+            conn, program_id, ctx.calendar, due=defn.rules.payment_due,
+            roll_forward=defn.rules.payment_due_roll_forward_to_working_day)
         create_finding_table(conn)  # temporary: a failed pass rolls it back with everything else
         for rule, finder in _finders(ctx, conn):
             if rules is not None and rule not in rules:

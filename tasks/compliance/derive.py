@@ -5,11 +5,29 @@ Re-running changes nothing: each statement writes only rows whose derived value 
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Connection, Date, SmallInteger, case, exists, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    case,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from models.calendar import due_columns
+from models.compliance.payment import payment_due_on
 from models.operations import Delivery, Payment, PurchaseOrder, Settlement
-from models.workdays import WorkingDays
+from models.workdays import WorkingDays, fixed_deadline
 from tasks.compliance.sql import by_date, cents
 
 ORDER = PurchaseOrder.__table__  # type: ignore[attr-defined]
@@ -45,7 +63,8 @@ def refresh_order_completion(conn: Connection, program_id: int) -> int:
     return int(conn.execute(stmt).rowcount)
 
 
-def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *, roll_forward: bool) -> int:
+def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *, roll_forward: bool,
+                     due: str = "next_month_end") -> int:
     """One payable per accepted delivery, due at 次月底 of its acceptance; then the day payments covered each.
 
     Due dates need the calendar: Python maps each distinct acceptance date (a few hundred at most) to its due
@@ -56,7 +75,8 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
     accepted = [r[0] for r in conn.execute(program_deliveries)]
     # 次月底 rolled forward into a year without an official schedule is provisional (暂定): stored with its basis
     # so entering the schedule recomputes it (tasks/calendar/schedules.py).
-    deadlines = {d: calendar.month_end_deadline(d, roll_forward=roll_forward) for d in accepted}
+    plain = {d: payment_due_on(d, calendar, roll_forward=False, due=due) for d in accepted}
+    deadlines = {d: calendar.deadline(end, 0) if roll_forward else fixed_deadline(end) for d, end in plain.items()}
     columns = {d: due_columns(dl) for d, dl in deadlines.items()}
     new = (
         select(ORDER.c.id, DELIVERY.c.id, ORDER.c.institution_id,
@@ -76,14 +96,17 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
 
 
 def _refresh_paid_on(conn: Connection, program_id: int) -> None:
-    """`paid_on` = the first payment date at which the order's cumulative payments cover its cumulative payables."""
+    """`paid_on` = the first payment date at which the order's cumulative payments cover its cumulative payables.
+
+    The running sums go into two indexed temporary tables first: joining the two window subqueries directly
+    left SQLite a nested loop over every payable × settlement (a million of each did not finish in 10 minutes).
+    """
     owed = (
         select(PAYMENT.c.id, PAYMENT.c.order_id,
                func.sum(cents(PAYMENT.c.amount)).over(partition_by=PAYMENT.c.order_id,
                                                      order_by=(PAYMENT.c.due_on, PAYMENT.c.id)).label("cum_owed"))
         .join(ORDER, ORDER.c.id == PAYMENT.c.order_id)
         .where(ORDER.c.program_id == program_id)
-        .subquery("owed")
     )
     paid = (
         select(SETTLEMENT.c.order_id, SETTLEMENT.c.paid_on,
@@ -91,12 +114,21 @@ def _refresh_paid_on(conn: Connection, program_id: int) -> None:
                    partition_by=SETTLEMENT.c.order_id, order_by=(SETTLEMENT.c.paid_on, SETTLEMENT.c.id)).label("cum_paid"))
         .join(ORDER, ORDER.c.id == SETTLEMENT.c.order_id)
         .where(ORDER.c.program_id == program_id)
-        .subquery("paid")
     )
+    meta = MetaData()
+    owed_t = Table("compliance_owed", meta, Column("id", Integer), Column("order_id", Integer),
+                   Column("cum_owed", BigInteger), prefixes=["TEMPORARY"])
+    paid_t = Table("compliance_paid", meta, Column("order_id", Integer), Column("paid_on", Date),
+                   Column("cum_paid", BigInteger), prefixes=["TEMPORARY"])
+    Index("ix_compliance_paid_order", paid_t.c.order_id, paid_t.c.cum_paid)
+    meta.create_all(conn)
+    conn.execute(insert(owed_t).from_select(["id", "order_id", "cum_owed"], owed))
+    conn.execute(insert(paid_t).from_select(["order_id", "paid_on", "cum_paid"], paid))
     covered = (
-        select(owed.c.id, func.min(paid.c.paid_on).label("paid_on"))
-        .select_from(owed.outerjoin(paid, (paid.c.order_id == owed.c.order_id) & (paid.c.cum_paid >= owed.c.cum_owed)))
-        .group_by(owed.c.id)
+        select(owed_t.c.id, func.min(paid_t.c.paid_on).label("paid_on"))
+        .select_from(owed_t.outerjoin(paid_t, (paid_t.c.order_id == owed_t.c.order_id)
+                                      & (paid_t.c.cum_paid >= owed_t.c.cum_owed)))
+        .group_by(owed_t.c.id)
         .subquery("covered")
     )
     conn.execute(
@@ -104,3 +136,4 @@ def _refresh_paid_on(conn: Connection, program_id: int) -> None:
         .values(paid_on=covered.c.paid_on)
         .where(PAYMENT.c.id == covered.c.id, PAYMENT.c.paid_on.is_distinct_from(covered.c.paid_on))
     )
+    meta.drop_all(conn)

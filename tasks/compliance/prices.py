@@ -92,9 +92,8 @@ def online_prices(ctx: PassContext) -> Select[Any]:
 
 def price_alerts(ctx: PassContext, band: AlertBand) -> Select[Any]:
     """Institutions whose latest purchase price of a product is in `band` above the program's median of it."""
-    bands = ctx.alert_bands
-    assert bands is not None
-    blue, yellow, red = (basis_points(b) for b in bands)
+    bands = ctx.rules.price_alerts
+    blue, yellow, red = (basis_points(b) for b in (bands.blue, bands.yellow, bands.red))
     latest_ids = (select(func.max(ORDER.c.id)).where(ORDER.c.program_id == ctx.program_id)
                   .group_by(ORDER.c.institution_id, ORDER.c.product_id))
     priced = (select(ORDER.c.institution_id, ORDER.c.product_id, cents(ORDER.c.unit_price).label("c"),
@@ -150,7 +149,7 @@ def late_price_reports(ctx: PassContext, effective_dates: list[Any]) -> Select[A
 
 def no_sales(ctx: PassContext) -> Select[Any]:
     """Listed products with no order for N months (from the last order, or the listing if none)."""
-    cutoff = datetime.combine(ctx.today - relativedelta(months=ctx.no_sales_months), time(0), SHANGHAI)
+    cutoff = datetime.combine(ctx.today - relativedelta(months=ctx.rules.no_sales_close_months), time(0), SHANGHAI)
     listed = (select(DI.c.product_id, func.min(DECL.c.decided_at).label("listed"))
               .join(DECL, DECL.c.id == DI.c.declaration_id)
               .where(DECL.c.program_id == ctx.program_id, DECL.c.state == DeclarationState.ACCEPTED.value,
@@ -163,7 +162,7 @@ def no_sales(ctx: PassContext) -> Select[Any]:
         select(literal(SubjectType.PRODUCT.value), listed.c.product_id, literal(""), literal(None, String),
                evidence({"药品统一编码": PROD.c.drug_code, "产品名称": PROD.c.name,
                          "最近采购": text_of(last.c.last), "挂网时间": text_of(listed.c.listed),
-                         "月数": ctx.no_sales_months}),
+                         "月数": ctx.rules.no_sales_close_months}),
                literal(None))
         .select_from(listed.outerjoin(last, last.c.product_id == listed.c.product_id)
                      .join(PROD, PROD.c.id == listed.c.product_id))

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Date,
+    Index,
     Integer,
     MetaData,
     String,
@@ -53,6 +54,9 @@ FINDING = Table(
     Column("cured_on", Date),  # set: the obligation was met late; the violation is history, not open
     prefixes=["TEMPORARY"],
 )
+# Closing and opening look up each violation's finding by its key: without this index that lookup scanned the
+# whole finding table per violation (seconds at 25,000 violations, no end in sight at 250,000 on SQLite).
+Index("ix_compliance_finding_key", FINDING.c.subject_id, FINDING.c.object_key, FINDING.c.subject_type)
 FINDING_COLUMNS = [c.name for c in FINDING.columns]
 OPENED, CLOSED = "violation_opened", "violation_closed"
 

@@ -1,4 +1,4 @@
-"""Finding queries for supply and settlement: late deliveries, an enterprise's pattern, late payments, interviews.
+"""Finding queries for supply and settlement: supply price, late deliveries, an enterprise's pattern, payments.
 
 The rules themselves are `models.compliance.delivery` and `models.compliance.payment`; these are their
 set-based forms over a whole program (one SELECT each), tested against the same boundaries.
@@ -9,19 +9,39 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, func, literal, or_, select
+from sqlalchemy import String, and_, case, false, func, literal, or_, select, true
 from sqlalchemy.sql.selectable import Select
 
+from models.catalog import Product
 from models.compliance.codes import SubjectType
 from models.compliance.payment import INTERVIEW_CATEGORIES, interview_threshold
 from models.enrollment import Institution
 from models.operations import Payment, PurchaseOrder
 from tasks.compliance.context import PassContext
-from tasks.compliance.sql import SecondsBetween, evidence, kinds_of, text_of
+from tasks.compliance.sql import SecondsBetween, cents, evidence, kinds_of, text_of
 
 ORDER = PurchaseOrder.__table__  # type: ignore[attr-defined]
 PAYMENT = Payment.__table__  # type: ignore[attr-defined]
 INST = Institution.__table__  # type: ignore[attr-defined]
+PROD = Product.__table__  # type: ignore[attr-defined]
+
+
+def supply_above_winning_price(ctx: PassContext) -> Select[Any]:
+    """Orders supplied above the product's winning price, against its enterprise (its commitment, 001/002).
+
+    Only where the program asks for the commitment (`rules.commit_at_or_below_winning_price`); otherwise the
+    query finds nothing, so violations from an earlier setting close.
+    """
+    return (
+        select(literal(SubjectType.ENTERPRISE.value), ORDER.c.enterprise_id, ORDER.c.order_no, INST.c.district,
+               evidence({"订单编号": ORDER.c.order_no, "机构": INST.c.name, "药品统一编码": PROD.c.drug_code,
+                         "采购单价": text_of(ORDER.c.unit_price), "中选价": text_of(PROD.c.winning_price)}),
+               literal(None))
+        .join(INST, INST.c.id == ORDER.c.institution_id)
+        .join(PROD, PROD.c.id == ORDER.c.product_id)
+        .where(ORDER.c.program_id == ctx.program_id, cents(ORDER.c.unit_price) > cents(PROD.c.winning_price),
+               true() if ctx.rules.commit_at_or_below_winning_price else false())
+    )
 
 
 def _late_orders(ctx: PassContext) -> Any:
@@ -48,15 +68,15 @@ def late_deliveries(ctx: PassContext) -> Select[Any]:
 
 def delivery_patterns(ctx: PassContext) -> Select[Any]:
     """Enterprises with at least N late or refused orders placed in the period."""
-    since = ctx.now - timedelta(days=ctx.pattern_days)
+    since = ctx.now - timedelta(days=ctx.rules.delivery_pattern_days)
     n = func.count()
     return (
         select(literal(SubjectType.ENTERPRISE.value), ORDER.c.enterprise_id, literal(""), literal(None, String),
-               evidence({"超时订单数": n, "统计起点": since.isoformat(), "阈值": ctx.pattern_count}),
+               evidence({"超时订单数": n, "统计起点": since.isoformat(), "阈值": ctx.rules.delivery_pattern_count}),
                literal(None))
         .where(_late_orders(ctx), ORDER.c.ordered_at > since, ORDER.c.ordered_at <= ctx.now)
         .group_by(ORDER.c.enterprise_id)
-        .having(n >= ctx.pattern_count)
+        .having(n >= ctx.rules.delivery_pattern_count)
     )
 
 

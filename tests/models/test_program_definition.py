@@ -488,3 +488,14 @@ def test_a_definition_stored_before_the_provisional_calendar_keeps_loading() -> 
     data = load_program_file(SHENYANG).model_dump(mode="json")
     for old, new in (("fail", "strict"), ("warn", "provisional")):
         assert ProgramDefinition.model_validate({**data, "calendar_unknown_year": old}).calendar_unknown_year == new
+
+
+def test_price_alert_bands_must_rise_from_blue_to_red() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from models.program_definition import PriceAlertBands
+
+    assert PriceAlertBands().red == Decimal("0.30")
+    with pytest.raises(ValidationError):
+        PriceAlertBands(blue=Decimal("0.2"), yellow=Decimal("0.1"), red=Decimal("0.3"))

@@ -363,3 +363,54 @@ def test_a_rolled_forward_payment_due_date_in_2027_is_provisional_until_the_sche
         audited = session.execute(select(AuditEvent).where(AuditEvent.entity == "payment")).scalars().all()
     assert (payable.due_on, payable.due_on_provisional, payable.due_from) == (date(2027, 3, 1), False, None)
     assert [a.action for a in audited] == ["deadline_recomputed"]
+
+
+def _set_rules(engine: Engine, program: Program, **changes: object) -> None:
+    """Edit the program's stored rules as a changed program file would."""
+    with Session(engine) as session:
+        row = session.get(Program, program.id)
+        assert row is not None
+        definition = dict(row.definition)
+        definition["rules"] = {**definition["rules"], **changes}
+        row.definition = definition
+        session.add(row)
+        session.commit()
+
+
+def test_an_order_above_the_winning_price_breaks_the_enterprise_s_commitment(engine: Engine) -> None:
+    program, inst, product = _setup(engine)
+    at_price = make_order(engine, program, inst, product, ordered_at=shanghai(2025, 12, 1, 9), order_no="PO-AT")
+    above = str(product.winning_price + Decimal("0.01"))
+    make_order(engine, program, inst, product, ordered_at=shanghai(2025, 12, 1, 9), unit_price=above,
+               order_no="PO-ABOVE")
+    assert at_price
+    run(engine, program, clock_at(2025, 12, 2, 8), ViolationRule.SUPPLY_ABOVE_WINNING_PRICE)
+    [found] = violations(engine, ViolationRule.SUPPLY_ABOVE_WINNING_PRICE)
+    assert (found.object_key, found.subject_id, found.state) == ("PO-ABOVE", product.enterprise_id,
+                                                                ViolationState.OPEN)
+    _set_rules(engine, program, commit_at_or_below_winning_price=False)
+    run(engine, program, clock_at(2025, 12, 3, 8), ViolationRule.SUPPLY_ABOVE_WINNING_PRICE)
+    assert [v.state for v in violations(engine, ViolationRule.SUPPLY_ABOVE_WINNING_PRICE)] == [
+        ViolationState.CLOSED]
+
+
+def test_the_late_delivery_pattern_counts_what_the_program_file_says(engine: Engine) -> None:
+    program, inst, product = _setup(engine)
+    _set_rules(engine, program, delivery_pattern_count=2, delivery_pattern_days=30)
+    for day in (1, 2):
+        make_order(engine, program, inst, product, ordered_at=shanghai(2025, 12, day, 9))
+    run(engine, program, clock_at(2025, 12, 6, 10), ViolationRule.DELIVERY_PATTERN)
+    [flag] = violations(engine, ViolationRule.DELIVERY_PATTERN)
+    assert (flag.evidence["超时订单数"], flag.evidence["阈值"]) == (2, 2)
+    run(engine, program, clock_at(2026, 1, 2, 10), ViolationRule.DELIVERY_PATTERN)  # both older than 30 days
+    assert [v.state for v in violations(engine, ViolationRule.DELIVERY_PATTERN)] == [ViolationState.CLOSED]
+
+
+def test_price_alert_bands_come_from_the_program_file(engine: Engine) -> None:
+    program, _, product = _setup(engine)
+    _set_rules(engine, program, price_alerts={"blue": "0.04", "yellow": "0.08", "red": "0.12"})
+    insts = [make_institution(engine) for _ in range(3)]
+    for inst, price in zip(insts, ["100.00", "100.00", "105.00"], strict=True):
+        make_order(engine, program, inst, product, ordered_at=shanghai(2025, 12, 1, 9), unit_price=price)
+    run(engine, program, clock_at(2025, 12, 2, 8), ViolationRule.PRICE_ALERT_BLUE)
+    assert [v.subject_id for v in violations(engine, ViolationRule.PRICE_ALERT_BLUE)] == [insts[2].id]
