@@ -23,7 +23,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def cli(database_url: str):  # type: ignore[no-untyped-def]
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SANJIN_CLOCK", "database")  # these tests move the simulated clock
     get_settings.cache_clear()
 
     def invoke(*args: object):  # type: ignore[no-untyped-def]

@@ -42,6 +42,7 @@ from models.operations import (
 )
 from models.outbox import Notice
 from models.program import AllianceInvitation, ClockSetting, ImportRecord, PhaseWindow, Program, User
+from models.register import DesignationStatus, RegisterEntry
 from models.states import (
     AccountState,
     ApplicationState,
@@ -163,6 +164,9 @@ def build_graph(session: Session) -> list[SQLModel]:
     add(CalendarYear(year=2027, title="国务院办公厅关于2027年部分节假日安排的通知", text_sha256="ab" * 32,
                      entered_at=T_SHANGHAI, entered_by="manager"))
     add(CalendarDay(day=date(2027, 1, 1), year=2027, working=False, festival="元旦"))
+    add(RegisterEntry(program_id=program.id, as_of=date(2026, 3, 31), insurance_code="H21010200001",
+                      name="和平区浑河站乡镇卫生院", district="和平区", kind=InstitutionKind.TOWNSHIP_HEALTH_CENTER,
+                      status=DesignationStatus.ACTIVE, designated_on=date(2020, 1, 1), import_id=imported.id))
     add(QuarterlyReport(program_id=program.id, year=2025, quarter=4, due_on=date(2026, 1, 31),
                         figures={"定点药店": {"参加集采药品医药机构数量": {"新增": 3, "累计": 10}}, "汇总": "12.34"},
                         submitted_at=T_MINUS5))
