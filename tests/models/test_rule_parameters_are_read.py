@@ -17,10 +17,7 @@ PRODUCT_PACKAGES = ("models", "core", "notifications", "tasks", "flows", "deploy
 # the test below also fails when one of them starts being read (then it leaves this list).
 LEFT_FOR_LATER: dict[str, str] = {
     "delivery_refusal_removes_enterprise": "issue 15: the enforcement ladder removes the enterprise's products",
-    "bad_record_ban_years": "issue 15: a bad record bars an enterprise; nothing records one before enforcement",
-    "enterprise_exit_allowed": "issue 15: an enterprise's exit application is part of enforcement and exit",
     "contract_period": "only 'annual' is admitted; contracts are keyed by year already (tasks/contracts)",
-    "agreed_volume_share_by_winners": "agreed volumes are imported as the contract states them; no check yet",
 }
 
 
