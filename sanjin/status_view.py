@@ -7,7 +7,7 @@ from datetime import date
 from rich.console import Console
 from rich.table import Table
 
-from models.labels import SHORT_PHASES, STATE_LABELS, WINDOW_LABELS
+from models.labels import LIST_KIND_LABELS, NOTICE_STATUS_LABELS, SHORT_PHASES, STATE_LABELS, WINDOW_LABELS
 from tasks.status import ProgramStatus
 
 
@@ -42,6 +42,8 @@ def print_status(console: Console, status: ProgramStatus) -> None:
     open_windows = [p.label for p in status.phases if p.window == "open"]
     console.print(f"开放中的窗口 / open windows: {'、'.join(open_windows) or '无'}")
     if status.lists:
-        console.print("已发布清单版本 / list versions: " + "  ".join(f"{k} v{v}" for k, v in sorted(status.lists.items())))
+        console.print("已发布清单版本 / list versions: " + "  ".join(
+            f"{LIST_KIND_LABELS.get(k, k)} 第{v}版" for k, v in sorted(status.lists.items())))
     if status.outbox:
-        console.print("通知 / outbox: " + "  ".join(f"{k}:{v}" for k, v in sorted(status.outbox.items())))
+        console.print("通知 / outbox: " + "  ".join(
+            f"{NOTICE_STATUS_LABELS.get(k, k)} {v}" for k, v in sorted(status.outbox.items())))
