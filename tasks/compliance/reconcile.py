@@ -103,7 +103,9 @@ def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findi
                    today: date, now: datetime, close_reason: str) -> RuleOutcome:
     """Bring the stored violations of one rule in line with today's findings (columns as FINDING_COLUMNS)."""
     conn.execute(delete(FINDING))
-    found = int(conn.execute(insert(FINDING).from_select(FINDING_COLUMNS, findings)).rowcount)
+    conn.execute(insert(FINDING).from_select(FINDING_COLUMNS, findings))
+    # Counted, not taken from rowcount: psycopg reports -1 for some INSERT … SELECT statements.
+    found = int(conn.execute(select(func.count()).select_from(FINDING)).scalar_one())
 
     still_found = exists().where(_same_key(program_id, rule), FINDING.c.cured_on.is_(None))
     gone = and_(VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value,
@@ -130,11 +132,11 @@ def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findi
         FINDING.c.evidence, literal(today), literal(now, VIOLATION.c.detected_at.type),
         FINDING.c.cured_on, case((is_cured, literal(close_reason)), else_=literal(None, String)),
     ).where(((~is_cured) & ~open_exists) | (is_cured & ~any_exists))
-    opened = int(conn.execute(insert(VIOLATION).from_select(
+    conn.execute(insert(VIOLATION).from_select(
         ["program_id", "rule", "subject_type", "subject_id", "object_key", "occurrence", "district", "state",
-         "evidence", "detected_on", "detected_at", "closed_on", "closed_reason"], rows)).rowcount)
+         "evidence", "detected_on", "detected_at", "closed_on", "closed_reason"], rows))
+    new_rows = and_(VIOLATION.c.id > before, VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value)
+    opened = int(conn.execute(select(func.count()).where(new_rows)).scalar_one())
     if opened:
-        _audit(conn, program_id, OPENED, None, now,
-               and_(VIOLATION.c.id > before, VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value),
-               None, VIOLATION.c.state)
+        _audit(conn, program_id, OPENED, None, now, new_rows, None, VIOLATION.c.state)
     return RuleOutcome(rule, found, opened, closed)
