@@ -27,13 +27,21 @@ def _run(tmp_path: Path, name: str, *args: str) -> tuple[int, dict[str, Any]]:
     return code, json.loads(out.read_text(encoding="utf-8"))
 
 
+def _failed(report: dict[str, Any]) -> str:
+    """The figures that did not come out, so a red CI says which one and why."""
+    bad = {name: {db: {k: fig.get(k) for k in ("status", "failure", "error", "checks")}
+                  for db, fig in by_db.items() if isinstance(fig, dict) and fig.get("status") != "ok"}
+           for name, by_db in report["figures"].items()}
+    return json.dumps({k: v for k, v in bad.items() if v}, ensure_ascii=False, default=str)[:4000]
+
+
 def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, small = _run(tmp_path, "small", "--institutions", "200", "--products", "50", "--sample", "20",
                        "--gate-institutions", "20", "--gate-baseline-poll", "2", "--task-run-recorder", "on",
                        "--reminders", "50", "--smtp-connections", "4", "--web-requests", "3")
     printed = capsys.readouterr().out
-    assert code == 0, json.dumps(small["figures"], ensure_ascii=False)[:3000]
+    assert code == 0, _failed(small)
     assert "1 enrollment" in printed and '"figures"' in printed  # the table, then the JSON
     figures = small["figures"]
     assert set(figures) == FIGURES

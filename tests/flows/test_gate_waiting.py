@@ -212,3 +212,42 @@ def test_a_district_reviewer_giving_another_districts_decision_in_the_form_chang
     resume_waiting_run(result, "manager")
     thread.join(timeout=90)
     assert not thread.is_alive()
+
+
+def test_a_decision_given_the_moment_the_run_pauses_still_wakes_it(
+        engine: Engine, database_url: str, prefect_api: str, declared_batch: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prefect marks the run PAUSED before it saves the form it waits for; a resume in between is refused
+    ("Run input schema not found") and the run used to sleep until its re-arm interval."""
+    from flows.gate_input import GateDecisionInput
+    from flows.resume import resume_waiting_run
+
+    saving_started = threading.Event()
+    original_asave = GateDecisionInput.asave.__func__  # type: ignore[attr-defined]
+
+    async def slow_asave(cls: type[GateDecisionInput], keyset: Any, *args: Any, **kwargs: Any) -> None:
+        saving_started.set()
+        await asyncio.sleep(1.5)  # widen the real window so the decision lands inside it every time
+        await original_asave(cls, keyset, *args, **kwargs)
+
+    monkeypatch.setattr(GateDecisionInput, "asave", classmethod(slow_asave))
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=contextvars.copy_context().run, daemon=True, args=(
+        lambda: outcome.update(result=asyncio.run(enrollment_flow(SLUG, wait=True, poll_seconds=1,
+                                                                  rearm_seconds=600))),))
+    thread.start()
+    assert saving_started.wait(timeout=60), "the run never paused"
+    district = _open_gate(engine, GateKind.DISTRICT_REVIEW)
+    assert district is not None and _run_state(district.flow_run_id) == "PAUSED"
+    result = decide_gate(engine, district.id, approve=district.items, user_name=declared_batch["reviewer"],
+                         clock=declared_batch["clock"])
+    assert "resumed" in resume_waiting_run(result, declared_batch["reviewer"])
+    _wait_for(lambda: _open_gate(engine, GateKind.CITY_REVIEW), timeout=20, what="the woken run to open the city gate")
+    monkeypatch.undo()
+    city = _open_gate(engine, GateKind.CITY_REVIEW)
+    assert city is not None
+    _wait_for(lambda: _run_state(city.flow_run_id) == "PAUSED", what="the run to pause at the city gate")
+    result = decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=declared_batch["clock"])
+    resume_waiting_run(result, "manager")
+    thread.join(timeout=90)
+    assert outcome["result"]["running"] == [1]
