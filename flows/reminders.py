@@ -15,6 +15,7 @@ from core.clock_store import DatabaseClock
 from core.db import shared_engine
 from flows.results import PERSIST_RESULT, RESULT_STORAGE
 from flows.steps import send_notices_step
+from tasks.calendar.schedules import settle_provisional
 from tasks.outbox.reminders import send_reminders
 
 
@@ -22,7 +23,9 @@ from tasks.outbox.reminders import send_reminders
 def reminders_step(program: str) -> dict[str, Any]:
     """One task run for the whole program (never one per institution); re-running it enqueues nothing twice."""
     engine = shared_engine()
-    return asdict(send_reminders(engine, program, clock=DatabaseClock(engine)))
+    clock = DatabaseClock(engine)
+    settled = settle_provisional(engine, program, clock=clock)  # letters carry official dates where known
+    return {**asdict(send_reminders(engine, program, clock=clock)), "provisional_dates_settled": settled}
 
 
 @flow(name="reminders", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)

@@ -55,11 +55,18 @@ def _program_rows(table: CoreTable, program_id: int) -> Any:
     return table.c.order_id.in_(select(orders.c.id).where(orders.c.program_id == program_id))
 
 
-def recompute_provisional(session: Session, *, actor: str, role: Role, at: datetime) -> dict[str, int]:
+ENTRY_REASON = "录入法定节假日安排后重新计算期限"
+SETTLE_REASON = "日历已有该年安排，暂定期限改为正式期限"
+
+
+def recompute_provisional(session: Session, *, actor: str, role: Role, at: datetime,
+                          program_id: int | None = None, reason: str = ENTRY_REASON) -> dict[str, int]:
     """Recompute every provisional deadline with the calendar as it now stands; audit each changed row."""
     done: dict[str, int] = {}
-    programs = {int(pid): ProgramDefinition.model_validate(d)
-                for pid, d in session.execute(select(Program.id, Program.definition)).all()}  # type: ignore[call-overload]
+    query = select(Program.id, Program.definition)  # type: ignore[call-overload]
+    if program_id is not None:
+        query = query.where(Program.id == program_id)
+    programs = {int(pid): ProgramDefinition.model_validate(d) for pid, d in session.execute(query).all()}
     # Recomputed provisionally whatever each program's policy: a date still spanning another unknown year stays
     # 暂定 rather than failing the whole entry (a strict program never stored one; one that became strict may).
     overrides = entered_overrides(session)
@@ -82,7 +89,7 @@ def recompute_provisional(session: Session, *, actor: str, role: Role, at: datet
                     ["program_id", "entity", "entity_id", "action", "actor", "role", "reason", "data", "at"],
                     select(literal(pid, Integer), literal(entity, String), func.cast(table.c.id, String),
                            literal("deadline_recomputed", String), literal(actor[:64], String),
-                           literal(role.value, String), literal("录入法定节假日安排后重新计算期限", String),
+                           literal(role.value, String), literal(reason, String),
                            literal(data, audit.c.data.type), literal(at, audit.c.at.type)).where(rows)))
                 changed = session.execute(update(table).where(rows).values(
                     due_on=new.day, due_on_provisional=new.provisional,
@@ -90,6 +97,23 @@ def recompute_provisional(session: Session, *, actor: str, role: Role, at: datet
                     due_working_days=n if new.provisional else None))
                 done[entity] = done.get(entity, 0) + int(getattr(changed, "rowcount", 0) or 0)
     return done
+
+
+def settle_provisional(engine: Engine, program: str, *, clock: Clock) -> dict[str, int]:
+    """The daily pass's safety net: settle provisional dates whose year is now known without an entry.
+
+    Two ways a year becomes known behind the entry's back: an upgraded calendar package that ships it, and a
+    pass that computed a date before an entry committed and wrote it after (its row missed the entry's
+    recomputation). Either way the row says 暂定 for a date that is no longer provisional; this recomputes it,
+    audited as the system's, and does nothing (one cheap query per table) when every such row still waits.
+    """
+    with transaction(engine) as session:
+        query = select(Program.id).where(Program.slug == program)  # type: ignore[call-overload]
+        program_id = session.execute(query).scalar_one_or_none()
+        if program_id is None:
+            return {}
+        return recompute_provisional(session, actor="system", role=Role.SYSTEM, at=clock.now(),
+                                     program_id=int(program_id), reason=SETTLE_REASON)
 
 
 def table_of_audit() -> CoreTable:
@@ -197,4 +221,4 @@ def calendar_warning(db: Session | Connection, today: date, warn_from: tuple[int
 
 
 __all__ = ["DUE_TABLES", "STANDING_LABELS", "CalendarEntryError", "EntryReport", "YearStatus", "calendar_status",
-           "calendar_warning", "enter_schedule", "recompute_provisional", "unofficial_year_to_warn"]
+           "calendar_warning", "enter_schedule", "recompute_provisional", "settle_provisional", "unofficial_year_to_warn"]
