@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,15 @@ from models.enrollment import Institution
 from models.operations import Delivery, LowestPrice, PriceReport, PurchaseOrder, SalePrice, Settlement
 from models.program import ImportRecord
 from models.validators import FieldError, field_error, validate_drug_code, validate_price
-from tasks.intake.spreadsheets import ImportRejected, RowError
+from tasks.intake.spreadsheets import (
+    DataRow,
+    ImportRejected,
+    RowError,
+    SheetStream,
+    SpreadsheetError,
+    read_upload,
+    stream_table_bytes,
+)
 from tasks.platform.context import Ctx, chunks, program_context
 from tasks.platform.files import (
     Cells,
@@ -39,7 +48,6 @@ from tasks.platform.files import (
     parse_date,
     parse_text,
     parse_volume,
-    read_sheet,
     record_import,
     row_error,
 )
@@ -152,10 +160,10 @@ Parsed = list[tuple[int, dict[str, Any]]]
 
 
 def parse_rows(sheet: Any, where: dict[str, int], parsers: dict[str, Callable[[str, str], Any]],
-                errors: list[RowError]) -> Parsed:
-    """The rows whose documented cells all parse; every other row's errors go into `errors`."""
+               errors: list[RowError], rows: Iterable[DataRow] | None = None) -> Parsed:
+    """The rows (all of the sheet's, or those given) whose documented cells all parse; other rows' errors in `errors`."""
     out: Parsed = []
-    for r in sheet.rows:
+    for r in (sheet.rows if rows is None else rows):
         cells = Cells(sheet, r.number, r.cells, where)
         values = {c: cells.take(c, p) for c, p in parsers.items()}
         errors.extend(cells.errors)
@@ -164,12 +172,12 @@ def parse_rows(sheet: Any, where: dict[str, int], parsers: dict[str, Callable[[s
     return out
 
 
-def _orders(ctx: Ctx, rows: Parsed, errors: list[RowError], import_id_hint: None = None) -> list[dict[str, Any]]:
+def _orders(ctx: Ctx, rows: Parsed, errors: list[RowError], memo: dict[str, Any]) -> list[dict[str, Any]]:
     refs = _Refs(ctx)
     insts = refs.lookup(table_of(Institution).c.insurance_code, [v["机构医保编码"] for _, v in rows])
     prods = refs.lookup(table_of(Product).c.drug_code, [v["药品统一编码"] for _, v in rows],
                         table_of(Product).c.enterprise_id)
-    seen: dict[str, int] = {}
+    seen: dict[str, int] = memo.setdefault("order_rows", {})  # across the file's chunks
     out = []
     for number, v in rows:
         inst, prod = insts.get(v["机构医保编码"]), prods.get(v["药品统一编码"])
@@ -203,7 +211,7 @@ def _by_order(ctx: Ctx, rows: Parsed, errors: list[RowError]) -> dict[str, Any]:
     return orders
 
 
-def _deliveries(ctx: Ctx, rows: Parsed, errors: list[RowError]) -> list[dict[str, Any]]:
+def _deliveries(ctx: Ctx, rows: Parsed, errors: list[RowError], memo: dict[str, Any]) -> list[dict[str, Any]]:
     orders = _by_order(ctx, rows, errors)
     out = []
     for number, v in rows:
@@ -222,7 +230,7 @@ def _deliveries(ctx: Ctx, rows: Parsed, errors: list[RowError]) -> list[dict[str
     return out
 
 
-def _payments(ctx: Ctx, rows: Parsed, errors: list[RowError]) -> list[dict[str, Any]]:
+def _payments(ctx: Ctx, rows: Parsed, errors: list[RowError], memo: dict[str, Any]) -> list[dict[str, Any]]:
     orders = _by_order(ctx, rows, errors)
     out = []
     for number, v in rows:
@@ -233,7 +241,7 @@ def _payments(ctx: Ctx, rows: Parsed, errors: list[RowError]) -> list[dict[str, 
     return out
 
 
-def _prices(ctx: Ctx, rows: Parsed, errors: list[RowError]) -> list[dict[str, Any]]:
+def _prices(ctx: Ctx, rows: Parsed, errors: list[RowError], memo: dict[str, Any]) -> list[dict[str, Any]]:
     refs = _Refs(ctx)
     insts = refs.lookup(table_of(Institution).c.insurance_code, [v["机构医保编码"] for _, v in rows])
     prods = refs.lookup(table_of(Product).c.drug_code, [v["药品统一编码"] for _, v in rows])
@@ -260,7 +268,7 @@ class _Kind:
     model: type[SQLModel]
     parsers: dict[str, Callable[[str, str], Any]]
     key: tuple[str, ...]
-    build: Callable[[Ctx, Parsed, list[RowError]], list[dict[str, Any]]]
+    build: Callable[[Ctx, Parsed, list[RowError], dict[str, Any]], list[dict[str, Any]]]
 
 
 KINDS: dict[OperationsKind, _Kind] = {
@@ -281,21 +289,49 @@ KINDS: dict[OperationsKind, _Kind] = {
     OperationsKind.LOWEST_PRICES: _Kind(LowestPrice, {
         "药品统一编码": _drug, "全国最低价(元)": parse_money, "执行日期": parse_date},
         ("program_id", "drug_code", "effective_on"),
-        lambda ctx, rows, errors: _drug_rows(ctx, rows, errors, {"drug_code": "药品统一编码", "price": "全国最低价(元)",
+        lambda ctx, rows, errors, memo: _drug_rows(ctx, rows, errors, {"drug_code": "药品统一编码", "price": "全国最低价(元)",
                                                                  "effective_on": "执行日期"})),
     OperationsKind.PRICE_REPORTS: _Kind(PriceReport, {"药品统一编码": _drug, "申报日期": parse_date},
                                         ("program_id", "drug_code", "reported_on"),
-                                        lambda ctx, rows, errors: _drug_rows(ctx, rows, errors, {
+                                        lambda ctx, rows, errors, memo: _drug_rows(ctx, rows, errors, {
                                             "drug_code": "药品统一编码", "reported_on": "申报日期"})),
 }
 
 
+# Rows parsed, resolved and written at a time. The file is read row by row: a 1,000,000-line export held whole
+# (the reader's cells, their text, the parsed values and the rows to insert) peaked at ~1.3 GB.
+CHUNK_ROWS = 50_000
+
+
+def _stream(data: bytes, filename: str) -> SheetStream:
+    try:
+        return stream_table_bytes(data, filename)
+    except SpreadsheetError as exc:
+        raise ImportRejected(filename, [RowError(0, "", "", str(exc), "file.unreadable")]) from exc
+
+
+def _chunks(sheet: SheetStream, filename: str) -> Iterator[list[DataRow]]:
+    rows = iter(sheet.rows)
+    while True:
+        try:
+            chunk = list(islice(rows, CHUNK_ROWS))
+        except SpreadsheetError as exc:  # damaged past the header (a CSV's broken quoting)
+            raise ImportRejected(filename, [RowError(0, "", "", str(exc), "file.unreadable")]) from exc
+        if not chunk:
+            return
+        yield chunk
+
+
 def import_operations(engine: Engine, slug: str, kind: OperationsKind | str, path: Path, *, clock: Clock,
                       actor: str = "system") -> OperationsImportResult:
-    """Import one platform export of `kind`; ImportRejected (every bad row) and nothing written if any row is bad."""
+    """Import one platform export of `kind`; ImportRejected (every bad row) and nothing written if any row is bad.
+
+    Chunk by chunk in one transaction: each chunk's rows are written while no bad row has been seen, and a bad
+    row anywhere rolls back what was written (the whole file is still read, so every bad row is reported).
+    """
     kind = OperationsKind(kind)
     spec = KINDS[kind]
-    data, sheet = read_sheet(path)
+    data = read_upload(path)
     digest = hashlib.sha256(data).hexdigest()
     record_kind = f"operations:{kind.value}"
     with transaction(engine) as session:
@@ -305,20 +341,27 @@ def import_operations(engine: Engine, slug: str, kind: OperationsKind | str, pat
                                                           t.c.sha256 == digest)).scalar()
         if previous is not None:
             return OperationsImportResult(kind, int(previous), 0, already_imported=True)
+        sheet = _stream(data, path.name)
+        del data  # hashed; the reader holds what it needs
         where = column_positions(sheet, path.name, COLUMNS[kind])
         errors: list[RowError] = []
-        if not sheet.rows:
+        import_id = record_import(ctx, record_kind, digest, path.name, 0, 0, actor)
+        memo: dict[str, Any] = {}
+        rows = created = 0
+        for chunk in _chunks(sheet, path.name):
+            rows += len(chunk)
+            values = spec.build(ctx, parse_rows(sheet, where, spec.parsers, errors, chunk), errors, memo)
+            if errors:
+                continue  # nothing more is written; the rest is read for its errors
+            for v in values:
+                v["import_id"] = import_id
+            created += insert_ignoring_conflicts(session, spec.model, values, list(spec.key))
+        if not rows:
             errors.append(row_error(sheet.header_row, "表头", "", "file.no_rows", "文件中没有数据行", "the file has no rows"))
-        parsed = parse_rows(sheet, where, spec.parsers, errors)
-        values = spec.build(ctx, parsed, errors)
         if errors:
-            raise ImportRejected(path.name, errors)
-        import_id = record_import(ctx, record_kind, digest, path.name, len(sheet.rows), 0, actor)
-        for v in values:
-            v["import_id"] = import_id
-        created = insert_ignoring_conflicts(session, spec.model, values, list(spec.key))
-        session.execute(update(t).where(t.c.id == import_id).values(created=created))
-        return OperationsImportResult(kind, len(sheet.rows), created)
+            raise ImportRejected(path.name, errors)  # the transaction rolls back the chunks written
+        session.execute(update(t).where(t.c.id == import_id).values(rows=rows, created=created))
+        return OperationsImportResult(kind, rows, created)
 
 
 __all__ = ["COLUMNS", "OPERATIONS_KIND_LABELS", "FieldError", "OperationsImportResult", "OperationsKind", "Parsed",

@@ -142,3 +142,21 @@ def test_a_file_with_a_missing_column_is_refused(engine: Engine, world: dict[str
     with pytest.raises(ImportRejected) as caught:
         import_operations(engine, "shenyang-2025", "orders", path, clock=CLOCK)
     assert "下单时间" in caught.value.errors[0].message
+
+
+def test_a_bad_row_in_a_later_chunk_of_a_large_export_leaves_nothing_written(
+        engine: Engine, world: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large export is read and written a chunk at a time, yet still all or nothing: a bad row after rows
+    already written rolls them back, and an order number repeated in another chunk is still a duplicate."""
+    monkeypatch.setattr("tasks.intake.operations_import.CHUNK_ROWS", 2)
+    rows = [[f"PO-{k}", world["inst"], world["drug"], "国药控股沈阳有限公司", 1, "12.50", "2025-12-01 09:30"]
+            for k in range(3, 7)]
+    bad = _orders(tmp_path, world, *rows, ["PO-1", world["inst"], world["drug"], "国药控股沈阳有限公司", 1, "12.50",
+                                           "2025-12-01 09:30"], name="bad.xlsx")
+    with pytest.raises(ImportRejected) as refused:
+        import_operations(engine, "shenyang-2025", "orders", bad, clock=CLOCK)
+    assert [(e.row, e.column) for e in refused.value.errors] == [(8, "订单编号")]  # row 8: PO-1 again, chunk 4
+    assert count(engine, PurchaseOrder) == 0
+    good = _orders(tmp_path, world, *rows, name="good.xlsx")
+    result = import_operations(engine, "shenyang-2025", "orders", good, clock=CLOCK)
+    assert (result.rows, result.created, count(engine, PurchaseOrder)) == (6, 6, 6)
