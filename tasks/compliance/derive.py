@@ -47,8 +47,9 @@ def refresh_order_completion(conn: Connection, program_id: int) -> int:
     changed = select(DELIVERY.c.order_id).where(~exists().where(PAYMENT.c.delivery_id == DELIVERY.c.id))
     running = (
         select(DELIVERY.c.order_id, DELIVERY.c.arrived_at, DELIVERY.c.accepted_on, ORDER.c.quantity,
+               # (order_id, arrived_at) is unique: no tiebreak needed, and SQLite can follow that index
                func.sum(DELIVERY.c.quantity).over(partition_by=DELIVERY.c.order_id,
-                                                  order_by=(DELIVERY.c.arrived_at, DELIVERY.c.id)).label("cum"))
+                                                  order_by=DELIVERY.c.arrived_at).label("cum"))
         .join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
         .where(ORDER.c.program_id == program_id, DELIVERY.c.order_id.in_(changed))
         .subquery("running")
