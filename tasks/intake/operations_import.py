@@ -20,16 +20,18 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlmodel import SQLModel
 
 from core.bulk import insert_ignoring_conflicts, table_of
 from core.db import transaction
+from models.application_rules import parse_yes_no
 from models.catalog import Product
 from models.clock import SHANGHAI, Clock
 from models.enrollment import Institution
 from models.operations import Delivery, LowestPrice, PriceReport, PurchaseOrder, SalePrice, Settlement
 from models.program import ImportRecord
+from models.transitions import AuditRecord
 from models.validators import FieldError, field_error, validate_drug_code, validate_price
 from tasks.intake.spreadsheets import (
     DataRow,
@@ -40,7 +42,7 @@ from tasks.intake.spreadsheets import (
     read_upload,
     stream_table_bytes,
 )
-from tasks.platform.context import Ctx, chunks, program_context
+from tasks.platform.context import Ctx, chunks, flush_audit, program_context, role_of
 from tasks.platform.files import (
     Cells,
     column_positions,
@@ -62,11 +64,13 @@ class OperationsKind(StrEnum):
     PRICES = "prices"
     LOWEST_PRICES = "lowest-prices"
     PRICE_REPORTS = "price-reports"
+    PRICE_INDEX = "price-index"
 
 
 OPERATIONS_KIND_LABELS: dict[OperationsKind, str] = {
     OperationsKind.ORDERS: "采购订单", OperationsKind.DELIVERIES: "配送验收", OperationsKind.PAYMENTS: "货款结算",
     OperationsKind.PRICES: "销售价格", OperationsKind.LOWEST_PRICES: "全国最低价", OperationsKind.PRICE_REPORTS: "企业价格申报",
+    OperationsKind.PRICE_INDEX: "药店量价比较指数",
 }
 
 COLUMNS: dict[OperationsKind, tuple[str, ...]] = {
@@ -76,6 +80,7 @@ COLUMNS: dict[OperationsKind, tuple[str, ...]] = {
     OperationsKind.PRICES: ("机构医保编码", "药品统一编码", "线下销售价(元)", "线上销售价(元)", "执行日期"),
     OperationsKind.LOWEST_PRICES: ("药品统一编码", "全国最低价(元)", "执行日期"),
     OperationsKind.PRICE_REPORTS: ("药品统一编码", "申报日期"),
+    OperationsKind.PRICE_INDEX: ("机构医保编码", "量价比较指数达标"),
 }
 
 
@@ -259,6 +264,39 @@ def _prices(ctx: Ctx, rows: Parsed, errors: list[RowError], memo: dict[str, Any]
     return out
 
 
+def _price_index(ctx: Ctx, rows: Parsed, errors: list[RowError], memo: dict[str, Any]) -> list[dict[str, Any]]:
+    """Seed 002 §七: a pharmacy whose overall prices are not above the region's 量价比较指数 may add up to 15 %."""
+    insts = _Refs(ctx).lookup(table_of(Institution).c.insurance_code, [v["机构医保编码"] for _, v in rows])
+    seen: dict[str, int] = memo.setdefault("institution_rows", {})
+    out = []
+    for number, v in rows:
+        code = v["机构医保编码"]
+        if (first := seen.setdefault(code, number)) != number:
+            errors.append(row_error(number, "机构医保编码", code, "institution.duplicate",
+                                    f"机构医保编码与第{first}行重复", f"the same institution as row {first}"))
+        if (inst := insts.get(code)) is None:
+            errors.append(_unknown(number, "机构医保编码", code, "医保编码的机构", "institution"))
+            continue
+        out.append({"institution_id": inst, "price_index_ok": v["量价比较指数达标"]})
+    return out
+
+
+def _write_price_index(ctx: Ctx, rows: list[dict[str, Any]], actor: str) -> int:
+    """Set each institution's index flag where it changes, with an audit row per change; how many changed."""
+    t = table_of(Institution)
+    wanted = {r["institution_id"]: r["price_index_ok"] for r in rows}
+    current = dict(_Refs(ctx).lookup(t.c.id, list(wanted), t.c.price_index_ok)) if wanted else {}
+    changed = [(i, ok) for i, ok in wanted.items() if i in current and bool(current[i][-1]) != ok]  # (id, flag)
+    if changed:
+        ctx.session.execute(update(t).where(t.c.id == bindparam("iid")).values(price_index_ok=bindparam("ok")),
+                            [{"iid": i, "ok": ok} for i, ok in changed])
+        ctx.audit.extend(AuditRecord("institution", i, "price_index_set", "是" if not ok else "否",
+                                     "是" if ok else "否", actor, role_of(actor),
+                                     ctx.now, program_id=ctx.program_id) for i, ok in changed)
+        flush_audit(ctx)
+    return len(changed)
+
+
 def _drug_rows(ctx: Ctx, rows: Parsed, errors: list[RowError], fields: dict[str, str]) -> list[dict[str, Any]]:
     return [{"program_id": ctx.program_id, **{k: v[c] for k, c in fields.items()}} for _, v in rows]
 
@@ -269,6 +307,8 @@ class _Kind:
     parsers: dict[str, Callable[[str, str], Any]]
     key: tuple[str, ...]
     build: Callable[[Ctx, Parsed, list[RowError], dict[str, Any]], list[dict[str, Any]]]
+    # Rows are inserted by their natural key unless the kind writes otherwise (the price index sets a flag).
+    write: Callable[[Ctx, list[dict[str, Any]], str], int] | None = None
 
 
 KINDS: dict[OperationsKind, _Kind] = {
@@ -295,6 +335,8 @@ KINDS: dict[OperationsKind, _Kind] = {
                                         ("program_id", "drug_code", "reported_on"),
                                         lambda ctx, rows, errors, memo: _drug_rows(ctx, rows, errors, {
                                             "drug_code": "药品统一编码", "reported_on": "申报日期"})),
+    OperationsKind.PRICE_INDEX: _Kind(Institution, {"机构医保编码": parse_code, "量价比较指数达标": parse_yes_no},
+                                      ("id",), _price_index, _write_price_index),
 }
 
 
@@ -353,6 +395,9 @@ def import_operations(engine: Engine, slug: str, kind: OperationsKind | str, pat
             values = spec.build(ctx, parse_rows(sheet, where, spec.parsers, errors, chunk), errors, memo)
             if errors:
                 continue  # nothing more is written; the rest is read for its errors
+            if spec.write is not None:
+                created += spec.write(ctx, values, actor)
+                continue
             for v in values:
                 v["import_id"] = import_id
             created += insert_ignoring_conflicts(session, spec.model, values, list(spec.key))
