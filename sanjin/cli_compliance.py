@@ -35,7 +35,7 @@ def _clock() -> DatabaseClock:
 
 @operations_app.command("import")
 def operations_import(program: str, kind: str = typer.Argument(..., help="orders|deliveries|payments|prices|"
-                                                                        "lowest-prices|price-reports"),
+                                                                        "lowest-prices|price-reports|price-index"),
                       file: Path = typer.Argument(..., exists=True, dir_okay=False),
                       actor: str = typer.Option("system", "--as")) -> None:
     """导入省招采子系统导出文件 / import a platform export (all-or-nothing)."""

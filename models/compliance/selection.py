@@ -4,6 +4,9 @@ Seed 002 §五: "原则上集采药品配备数量民营综合型三级医疗机
 《“三进”推荐配备药品品种》药品选择占比原则上不低于60%。" (counted "按药品通用名统计").
 Seed 001 att.2 二: "所配备的集采药品种类达    种及以上" (the count the institution committed to).
 Seed 000 §三(三): "具有特药管理属性的集采药品，仅限参加“三进”工作的医药机构中具有特药定点属性的医药机构选择。"
+Seed 001 §二(二)1: "实现一体化管理的村卫生室和社区卫生服务站，由乡镇卫生院或社区卫生服务中心统一负责集采药品的报量、采购、配送和
+管理" — a proxy-procured (代采) clinic carries what its upper institution buys for it as well as its own selections, and a
+selection that has ended (its enterprise left, its product was removed) is not carried from its end date on.
 
 Parameters: `rules.min_drug_count.private_tertiary|private_other|pharmacy` (80/50/50 in Jiangxi),
 `.use_committed_count` (Ningxia, Shenyang), `rules.recommended_share_min` (0.60 in Jiangxi),

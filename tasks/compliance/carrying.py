@@ -1,7 +1,8 @@
 """Finding queries for what running institutions carry: drug count, recommended share, special drugs, early exit.
 
 The rules themselves are `models.compliance.selection` and `.participation`; drugs are counted by generic name
-(产品名称, "按药品通用名统计", seed 002 §五) over the institution's selections.
+(产品名称, "按药品通用名统计", seed 002 §五) over the selections the institution still holds — its own and, for a
+proxy-procured (代采) clinic, its upper institution's; a selection that has ended is no longer carried.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, case, cast, func, literal, select
+from sqlalchemy import Connection, Integer, and_, case, cast, func, literal, or_, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
@@ -43,15 +44,35 @@ def _running(ctx: PassContext, grace: bool) -> Any:
     return APP.join(BATCH, BATCH.c.id == APP.c.batch_id).join(INST, INST.c.id == APP.c.institution_id), where
 
 
+def _holding(ctx: PassContext) -> ColumnElement[bool]:
+    """A selection still held today: one that ended (its enterprise left, its product was removed) is not carried."""
+    return or_(SEL.c.ended_on.is_(None), SEL.c.ended_on > ctx.today)
+
+
+def _carriers() -> Any:
+    """(institution, buyer) pairs: each institution buys for itself, and a proxy-procured one also through its parent.
+
+    Seed 001 §二(二)1: "实现一体化管理的村卫生室和社区卫生服务站，由乡镇卫生院或社区卫生服务中心统一负责集采药品的报量、采购、
+    配送和管理" (000 §一(四) likewise: 代乡镇卫生院、社区卫生服务中心/站、村卫生室等代采购). A proxy-procured clinic carries
+    what its upper institution buys for it, so it is not judged as if it purchased alone.
+    """
+    own = select(INST.c.id.label("institution_id"), INST.c.id.label("buyer_id"))
+    through_parent = select(INST.c.id, INST.c.proxy_parent_id).where(INST.c.proxy_parent_id.is_not(None))
+    return union_all(own, through_parent).subquery("carriers")
+
+
 def _counts(ctx: PassContext) -> Any:
+    """Distinct generic names carried per institution (held selections, its own and its proxy parent's)."""
     recommended = (select(DI.c.product_id).join(DECL, DECL.c.id == DI.c.declaration_id)
                    .where(DECL.c.program_id == ctx.program_id, DECL.c.state == DeclarationState.ACCEPTED.value,
                           DI.c.recommended.is_(True)))
-    return (select(SEL.c.institution_id, func.count(PROD.c.name.distinct()).label("total"),
+    carriers = _carriers()
+    return (select(carriers.c.institution_id, func.count(PROD.c.name.distinct()).label("total"),
                    func.count(case((PROD.c.id.in_(recommended), PROD.c.name)).distinct()).label("rec"))
-            .join(PROD, PROD.c.id == SEL.c.product_id)
-            .where(SEL.c.program_id == ctx.program_id)
-            .group_by(SEL.c.institution_id).subquery("counts"))
+            .select_from(carriers.join(SEL, SEL.c.institution_id == carriers.c.buyer_id)
+                         .join(PROD, PROD.c.id == SEL.c.product_id))
+            .where(SEL.c.program_id == ctx.program_id, _holding(ctx))
+            .group_by(carriers.c.institution_id).subquery("counts"))
 
 
 def _floor(ctx: PassContext) -> ColumnElement[Any]:
@@ -111,7 +132,7 @@ def special_drugs(ctx: PassContext) -> Select[Any]:
         .join(PROD, PROD.c.id == SEL.c.product_id)
         .join(INST, INST.c.id == SEL.c.institution_id)
         .where(literal(bool(ctx.rules.special_drugs_need_designation)), SEL.c.program_id == ctx.program_id,
-               PROD.c.is_special.is_(True), INST.c.special_designated.is_(False))
+               _holding(ctx), PROD.c.is_special.is_(True), INST.c.special_designated.is_(False))
     )
 
 

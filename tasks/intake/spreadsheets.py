@@ -19,7 +19,7 @@ import io
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -131,14 +131,25 @@ def _is_lossy(value: object) -> bool:
     return isinstance(value, float) and math.isfinite(value) and abs(value) >= _EXACT_INT_LIMIT
 
 
-def _build(
-    raw_rows: Sequence[Sequence[object]], name: str, sheet_name: str | None, *, from_csv: bool = False
-) -> Sheet:
-    """Header = first non-blank row; later blank rows are dropped but keep their numbers."""
-    header: tuple[str, ...] | None = None
-    header_row = 0
-    rows: list[DataRow] = []
-    lossy: set[tuple[int, int]] = set()
+@dataclass
+class SheetStream:
+    """A sheet read row by row: the header now, the data rows as they are iterated.
+
+    ``lossy`` fills as rows go by (a row's entries are in it once the row has been yielded). A million-row
+    export read whole held its cells as Python objects twice (the reader's lists, then the text tuples),
+    ~1.3 GB; an importer that takes the rows in chunks holds one chunk.
+    """
+
+    header: tuple[str, ...]
+    header_row: int
+    rows: Iterator[DataRow]
+    lossy: set[tuple[int, int]]
+    sheet_name: str | None = None
+
+
+def _text_rows(raw_rows: Iterable[Sequence[object]], lossy: set[tuple[int, int]], *,
+               from_csv: bool) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """(Excel's row number, the cells as stripped text) of every non-blank row; lossy cells noted in `lossy`."""
     strip = str.strip
     for index, raw in enumerate(raw_rows):
         number = index + 1
@@ -151,22 +162,84 @@ def _build(
             if from_csv:
                 lossy.update((number, col) for col, text in enumerate(cells)
                              if "+" in text and _SCIENTIFIC.fullmatch(text))
-        if not any(cells):
-            continue
-        if header is None:
-            header = cells
-            header_row = number
-            lossy = {(n, c) for n, c in lossy if n != number}
-            continue
-        rows.append(DataRow(number, cells))
-    if header is None:
+        if any(cells):
+            yield number, cells
+
+
+def _stream(raw_rows: Iterable[Sequence[object]], name: str, sheet_name: str | None, *,
+            from_csv: bool = False) -> SheetStream:
+    """Header = first non-blank row; later blank rows are dropped but keep their numbers."""
+    lossy: set[tuple[int, int]] = set()
+    rows = _text_rows(raw_rows, lossy, from_csv=from_csv)
+    first = next(rows, None)
+    if first is None:
         raise SpreadsheetError(f"文件“{name}”是空的，没有表头 / {name} is empty: no header row found")
+    header_row, header = first
+    lossy.clear()  # only the header row can have been read so far
     # Trailing empty header cells are formatting residue (a coloured column), not columns.
     width = len(header)
     while width and not header[width - 1]:
         width -= 1
-    header = header[:width]
-    return Sheet(header=header, header_row=header_row, rows=rows, lossy=frozenset(lossy), sheet_name=sheet_name)
+    return SheetStream(header[:width], header_row, (DataRow(n, c) for n, c in rows), lossy, sheet_name)
+
+
+def _build(
+    raw_rows: Sequence[Sequence[object]], name: str, sheet_name: str | None, *, from_csv: bool = False
+) -> Sheet:
+    """The whole sheet at once (see `_stream`)."""
+    stream = _stream(raw_rows, name, sheet_name, from_csv=from_csv)
+    rows = list(stream.rows)
+    return Sheet(header=stream.header, header_row=stream.header_row, rows=rows, lossy=frozenset(stream.lossy),
+                 sheet_name=sheet_name)
+
+
+def _open_worksheet(data: bytes, name: str) -> Any:
+    try:
+        workbook = python_calamine.load_workbook(io.BytesIO(data))
+        metas = [m for m in workbook.sheets_metadata if m.typ == python_calamine.SheetTypeEnum.WorkSheet]
+        if not metas:
+            raise SpreadsheetError(f"文件“{name}”中没有工作表 / {name} has no worksheet")
+        visible = [m for m in metas if m.visible == python_calamine.SheetVisibleEnum.Visible]
+        chosen = (visible or metas)[0]
+        return workbook.get_sheet_by_name(chosen.name)
+    except SpreadsheetError:
+        raise
+    except Exception as exc:  # calamine raises CalamineError, ZipError, XmlError, ... for damage
+        raise SpreadsheetError(
+            f"无法读取Excel文件“{name}”，文件可能已损坏或加密 / cannot read {name} as a spreadsheet: {exc}"
+        ) from exc
+
+
+def _worksheet_rows(sheet: Any) -> Iterator[Sequence[object]]:
+    """Rows as `to_python(skip_empty_area=False)` gives them: leading blank columns kept, so positions agree."""
+    pad = [""] * sheet.start[1] if sheet.start else []
+    for row in sheet.iter_rows():
+        yield pad + row if pad else row
+
+
+def _csv_rows(text: str, name: str) -> Iterator[list[str]]:
+    first_line = text.split("\n", 1)[0]
+    delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
+    try:
+        yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    except csv.Error as exc:
+        raise SpreadsheetError(f"CSV文件“{name}”格式错误 / {name} is not valid CSV: {exc}") from exc
+
+
+def stream_table_bytes(data: bytes, name: str = "upload") -> SheetStream:
+    """Like `read_table_bytes`, row by row. A file damaged past its header raises SpreadsheetError while iterated."""
+    if not data.strip():
+        raise SpreadsheetError(f"文件“{name}”是空的 / {name} is empty")
+    if data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
+        sheet = _open_worksheet(data, name)
+        return _stream(_worksheet_rows(sheet), name, sheet.name)
+    if Path(name).suffix.lower() in {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}:
+        raise SpreadsheetError(
+            f"文件“{name}”扩展名是Excel，但内容不是Excel文件 / {name} has an Excel extension but is not a workbook"
+        )
+    if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SpreadsheetError(f"文件“{name}”不是Excel或CSV文件 / {name} is neither a spreadsheet nor CSV")
+    return _stream(_csv_rows(_decode_csv(data, name), name), name, None, from_csv=True)
 
 
 def _read_workbook(data: bytes, name: str) -> Sheet:

@@ -29,6 +29,7 @@ from tasks.intake.spreadsheets import (
     RowError,
     RowWarning,
     Sheet,
+    SheetStream,
     lost_digits_error,
     normalize_header,
     parse_upload,
@@ -95,7 +96,7 @@ def read_sheet(path: Path) -> tuple[bytes, Sheet]:
     return data, parse_upload(data, path.name)
 
 
-def column_positions(sheet: Sheet, filename: str, wanted: Sequence[str]) -> dict[str, int]:
+def column_positions(sheet: Sheet | SheetStream, filename: str, wanted: Sequence[str]) -> dict[str, int]:
     """Where each documented column is; any order, extra columns ignored, missing ones an error."""
     found = [normalize_header(h) for h in sheet.header]
     problems = [c for c in wanted if c not in found]
@@ -114,7 +115,7 @@ def column_positions(sheet: Sheet, filename: str, wanted: Sequence[str]) -> dict
 class Cells:
     """The documented cells of one data row, with its parse errors collected, not raised."""
 
-    def __init__(self, sheet: Sheet, number: int, cells: Sequence[str], columns: dict[str, int]) -> None:
+    def __init__(self, sheet: Sheet | SheetStream, number: int, cells: Sequence[str], columns: dict[str, int]) -> None:
         self.number = number
         self.errors: list[RowError] = []
         self._cells, self._columns, self._lossy = cells, columns, sheet.lossy

@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
+from models.audit import AuditEvent
+from models.enrollment import Institution
 from models.operations import Delivery, LowestPrice, PriceReport, PurchaseOrder, SalePrice, Settlement
 from tasks.intake.operations_import import COLUMNS, OperationsKind, import_operations
 from tasks.intake.spreadsheets import ImportRejected
@@ -142,3 +144,50 @@ def test_a_file_with_a_missing_column_is_refused(engine: Engine, world: dict[str
     with pytest.raises(ImportRejected) as caught:
         import_operations(engine, "shenyang-2025", "orders", path, clock=CLOCK)
     assert "下单时间" in caught.value.errors[0].message
+
+
+def test_a_bad_row_in_a_later_chunk_of_a_large_export_leaves_nothing_written(
+        engine: Engine, world: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large export is read and written a chunk at a time, yet still all or nothing: a bad row after rows
+    already written rolls them back, and an order number repeated in another chunk is still a duplicate."""
+    monkeypatch.setattr("tasks.intake.operations_import.CHUNK_ROWS", 2)
+    rows = [[f"PO-{k}", world["inst"], world["drug"], "国药控股沈阳有限公司", 1, "12.50", "2025-12-01 09:30"]
+            for k in range(3, 7)]
+    bad = _orders(tmp_path, world, *rows, ["PO-1", world["inst"], world["drug"], "国药控股沈阳有限公司", 1, "12.50",
+                                           "2025-12-01 09:30"], name="bad.xlsx")
+    with pytest.raises(ImportRejected) as refused:
+        import_operations(engine, "shenyang-2025", "orders", bad, clock=CLOCK)
+    assert [(e.row, e.column) for e in refused.value.errors] == [(8, "订单编号")]  # row 8: PO-1 again, chunk 4
+    assert count(engine, PurchaseOrder) == 0
+    good = _orders(tmp_path, world, *rows, name="good.xlsx")
+    result = import_operations(engine, "shenyang-2025", "orders", good, clock=CLOCK)
+    assert (result.rows, result.created, count(engine, PurchaseOrder)) == (6, 6, 6)
+
+
+def test_a_pharmacy_s_price_index_condition_comes_in_from_the_platform_and_each_change_is_audited(
+        engine: Engine, world: dict[str, str], tmp_path: Path) -> None:
+    """Seed 002 §七: a pharmacy not above the region's 量价比较指数 may add up to 15 %; the flag the sale-price
+    rule reads is imported, changed only where it differs, and refused whole for an unknown institution."""
+    columns = COLUMNS[OperationsKind.PRICE_INDEX]
+
+    def flag() -> bool:
+        with Session(engine) as session:
+            return bool(session.execute(select(Institution.price_index_ok)
+                                        .where(Institution.insurance_code == world["inst"])).scalar_one())
+
+    first = write_csv(tmp_path / "index1.csv", columns, [[world["inst"], "是"]])
+    result = import_operations(engine, "shenyang-2025", "price-index", first, clock=CLOCK, actor="manager")
+    assert (result.rows, result.created, flag()) == (1, 1, True)
+    with Session(engine) as session:
+        [audit] = session.execute(select(AuditEvent).where(AuditEvent.action == "price_index_set")).scalars()
+    assert (audit.entity, audit.from_state, audit.to_state, audit.actor) == ("institution", "否", "是", "manager")
+    same = write_csv(tmp_path / "index2.csv", columns, [[world["inst"], "是"], ["", ""]])
+    assert import_operations(engine, "shenyang-2025", "price-index", same, clock=CLOCK).created == 0
+    unknown = write_csv(tmp_path / "index3.csv", columns, [[world["inst"], "否"], ["H21010299999", "否"]])
+    with pytest.raises(ImportRejected) as refused:
+        import_operations(engine, "shenyang-2025", "price-index", unknown, clock=CLOCK)
+    assert [(e.row, e.column) for e in refused.value.errors] == [(3, "机构医保编码")]
+    assert flag() is True  # nothing written
+    off = write_csv(tmp_path / "index4.csv", columns, [[world["inst"], "否"]])
+    assert import_operations(engine, "shenyang-2025", "price-index", off, clock=CLOCK).created == 1
+    assert flag() is False

@@ -219,6 +219,42 @@ def test_a_private_tertiary_hospital_with_79_drugs_is_a_violation_and_with_80_is
     assert violations(engine, ViolationRule.RECOMMENDED_SHARE) == []
 
 
+def test_a_proxy_procured_village_clinic_carries_what_its_township_centre_buys_for_it(engine: Engine) -> None:
+    """Seed 001 §二(二)1: the township centre 统一负责 the village clinic's 报量、采购; the clinic is not judged alone."""
+    program = make_program(engine, "shenyang-2025")  # enforces each institution's committed count (60)
+    enterprise = make_enterprise(engine)
+    products = [make_product(engine, enterprise) for _ in range(60)]
+    publish_drug_list(engine, program, products, clock=clock_at(2025, 9, 1, 9))
+    centre = make_institution(engine, kind=InstitutionKind.TOWNSHIP_HEALTH_CENTER)
+    proxied = make_institution(engine, kind=InstitutionKind.VILLAGE_CLINIC, proxy_parent_id=centre.id)
+    alone = make_institution(engine, kind=InstitutionKind.VILLAGE_CLINIC)  # buys for itself, selected nothing
+    for inst in (centre, proxied, alone):
+        make_running_application(engine, program, inst, running_at=shanghai(2025, 10, 1, 9))
+    _carry(engine, program, centre, products)
+    run(engine, program, clock_at(2025, 12, 1, 8), ViolationRule.TOO_FEW_DRUGS)
+    assert [v.subject_id for v in violations(engine, ViolationRule.TOO_FEW_DRUGS)] == [alone.id]
+
+
+def test_a_selection_that_has_ended_is_no_longer_carried(engine: Engine) -> None:
+    """A drug whose enterprise left the list ends the selection: from that day the institution no longer has it."""
+    program = make_program(engine, "jiangxi-2025")
+    enterprise = make_enterprise(engine)
+    products = [make_product(engine, enterprise) for _ in range(60)]
+    publish_drug_list(engine, program, products, clock=clock_at(2025, 9, 1, 9))
+    pharmacy = make_institution(engine, district="南昌市")
+    make_running_application(engine, program, pharmacy, running_at=shanghai(2025, 10, 1, 9))
+    _carry(engine, program, pharmacy, products, recommended=60)
+    with Session(engine) as session:
+        session.execute(update(Selection).where(Selection.product_id == products[0].id)  # type: ignore[arg-type]
+                        .values(ended_on=date(2025, 12, 1)))
+        session.commit()
+    run(engine, program, clock_at(2025, 11, 30, 8), ViolationRule.TOO_FEW_DRUGS)
+    assert violations(engine, ViolationRule.TOO_FEW_DRUGS) == []  # ends tomorrow: still 60 today
+    run(engine, program, clock_at(2025, 12, 1, 8), ViolationRule.TOO_FEW_DRUGS)
+    [short] = violations(engine, ViolationRule.TOO_FEW_DRUGS)
+    assert (short.subject_id, short.evidence["配备品种数"], short.evidence["应配备品种数"]) == (pharmacy.id, 59, 60)
+
+
 def test_a_recommended_share_below_60_percent_is_a_violation(engine: Engine) -> None:
     program = make_program(engine, "jiangxi-2025")
     enterprise = make_enterprise(engine)
