@@ -82,13 +82,34 @@ def report_coverage(program: str, weeks: int = typer.Option(4, "--weeks", min=1,
 
 @report_app.command("quarterly")
 def report_quarterly(program: str, quarter: str = typer.Argument(..., help="如 2026Q1 / e.g. 2026Q1"),
-                     out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False)) -> None:
-    """季度统计表（宁夏方案附件3格式） / the quarterly statistics table (seed 001 att. 3) as XLSX and HTML."""
+                     out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False),
+                     issue: bool = typer.Option(False, "--issue", help="存为新版本并报送 / store as a version and send it"),
+                     actor: str | None = typer.Option(None, "--as", help="报送人（项目管理员） / the issuing manager")) -> None:
+    """季度统计表（宁夏方案附件3格式） / the quarterly statistics table (seed 001 att. 3) as XLSX and HTML.
+
+    Without --issue: the files only (a look at any past quarter). With --issue --as MANAGER: a new report version
+    when the figures changed since the last one (version 1 is kept), sent to the program's managers.
+    """
     from models.quarterly import Quarter
     from tasks.reports.quarterly import quarterly_statistics
     from tasks.reports.quarterly_files import write_quarterly
 
-    stats = quarterly_statistics(_engine(), program, Quarter.parse(quarter))
+    parsed = Quarter.parse(quarter)
+    if issue:
+        from tasks.reports.issue import issue_quarterly
+
+        if not actor:
+            raise typer.BadParameter("报送须注明 --as 项目管理员 / --issue needs --as MANAGER", param_hint="--as")
+        issued = issue_quarterly(_engine(), program, parsed, clock=_clock(), actor=actor, out_dir=out)
+        state = (f"已生成第{issued.version}版并报送 {issued.notices} 人 / issued version {issued.version} to "
+                 f"{issued.notices} recipients" if issued.created else
+                 f"数据未变，仍为第{issued.version}版，未重复报送 / figures unchanged: version {issued.version} stands, "
+                 "nothing sent again")
+        console.print(f"{parsed.label}：{state}")
+        for kind, path in issued.files.items():
+            console.print(f"  {kind}: {path}")
+        return
+    stats = quarterly_statistics(_engine(), program, parsed)
     files = write_quarterly(stats, out)
     console.print(f"{stats.name} {stats.quarter.label}：{len(stats.tables)} 张表 / tables")
     for kind, path in files.items():

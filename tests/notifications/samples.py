@@ -98,6 +98,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "due_on": "2026-01-31",
         "today": "2026-01-05",
     },
+    "quarterly_report": {
+        "recipient_name": "宁夏回族自治区医疗保障局价采处",
+        "year": 2026,
+        "quarter": 1,
+        "quarter_label": "2026年第1季度（2026-01-01至2026-03-31）",
+        "version": 2,
+        "generated_on": "2026-04-20",
+        "attachments": [{"report_version_id": 7, "format": "xlsx", "filename": "ningxia-2025-2026Q1-quarterly-v2.xlsx",
+                         "content_type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}],
+        "today": "2026-04-20",
+    },
     "enforcement_notice": {
         "recipient_name": "周杰",
         "subject_name": "沈阳市于洪区益康诊所",
