@@ -34,6 +34,7 @@ from models.program import AllianceInvitation
 from models.register import RegisterEntry
 from tasks.compliance.views import open_counts
 from tasks.programs import get_program
+from tasks.reports.coverage_report import CoverageReport, coverage_report
 from tasks.status import Coverage, LaggardPage, ProgramStatus, coverage, laggard_page, program_status
 
 # Tables whose new rows change the overview; their updates write audit rows (AuditEvent is first).
@@ -41,6 +42,7 @@ WATCHED: tuple[Any, ...] = (AuditEvent, Application, Institution, Batch, Gate, L
                             Payment, PurchaseOrder, AllianceInvitation, RegisterEntry)
 TTL_SECONDS = 60.0
 OVERVIEW_LAGGARDS = 20
+TREND_HISTORY = 8  # points four weeks apart before the last four weeks: the line over about the last nine months
 
 
 def _table(model: Any) -> Table:
@@ -53,6 +55,7 @@ class Overview:
     coverage: Coverage
     laggards: LaggardPage
     violations: dict[tuple[str, str | None], int]  # open violations by (rule code, district); None: no district
+    trend: CoverageReport  # coverage over time (weekly, then every four weeks back) and each target's projection
     computed_at: datetime
     seconds: float  # how long the computation took (shown on the page, and in the benchmark)
 
@@ -106,4 +109,5 @@ def compute_overview(engine: Engine, slug: str, clock: Clock, today: date, *, si
         late = laggard_page(session, program.id, defn, today, limit=OVERVIEW_LAGGARDS)
     # Violations open and close with an audit row each (tasks/compliance/reconcile.py): the token sees them.
     violations = {(rule.value, district): n for (rule, district), n in open_counts(engine, program.id).items()}
-    return Overview(status, cover, late, violations, datetime.now(UTC), time.perf_counter() - start)
+    trend = coverage_report(engine, slug, clock=clock, history=TREND_HISTORY)
+    return Overview(status, cover, late, violations, trend, datetime.now(UTC), time.perf_counter() - start)

@@ -72,14 +72,28 @@ def _kind_label(key: str) -> str:
         return key
 
 
-def coverage_report(engine: Engine, slug: str, *, clock: Clock, weeks: int = DEFAULT_WEEKS) -> CoverageReport:
-    """Today's coverage of the program and its projection against every target of `rules.coverage_targets`."""
+def history_days(today: date, weeks: int, history: int, since: date | None) -> list[date]:
+    """The days counted before today: each of the last `weeks` weeks, and before them up to `history` points four
+    weeks apart, none before `since` (the program's first day), oldest first."""
+    earlier = [today - timedelta(weeks=weeks + 4 * k) for k in range(history, 0, -1)]
+    recent = [today - timedelta(weeks=w) for w in range(weeks, 0, -1)]
+    return [d for d in earlier if since is None or d >= since] + recent
+
+
+def coverage_report(engine: Engine, slug: str, *, clock: Clock, weeks: int = DEFAULT_WEEKS,
+                    history: int = 0) -> CoverageReport:
+    """Today's coverage of the program and its projection against every target of `rules.coverage_targets`.
+
+    `history` adds up to that many points four weeks apart before the last `weeks` weeks (the overview's line
+    over time), from the program's first day on; each point is one GROUP BY against today's register version.
+    """
     today = clock.today()
     with Session(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
         version = register_version(session, program.id, today)
-        days = [today - timedelta(weeks=w) for w in range(weeks, 0, -1)]
+        began = min((p.window.opens for p in defn.timeline()), default=None)
+        days = history_days(today, weeks, history, began)
         past: list[tuple[date, Coverage]] = [(d, coverage(session, program.id, d, as_of=version)) for d in days]
         now = coverage(session, program.id, today, as_of=version)
     points = [*past, (today, now)]
@@ -104,4 +118,4 @@ def coverage_report(engine: Engine, slug: str, *, clock: Clock, weeks: int = DEF
                           rows(lambda c: c.by_district, lambda k: k), rows(lambda c: c.by_kind, _kind_label))
 
 
-__all__ = ["DEFAULT_WEEKS", "CoverageLine", "CoverageReport", "coverage_report"]
+__all__ = ["DEFAULT_WEEKS", "CoverageLine", "CoverageReport", "coverage_report", "history_days"]
