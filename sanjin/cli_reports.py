@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 from core.clock_store import DatabaseClock
 
 register_app = typer.Typer(help="定点医药机构名册 / the register of designated institutions", no_args_is_help=True)
-report_app = typer.Typer(help="统计报表 / reports: coverage, quarterly statistics", no_args_is_help=True)
+report_app = typer.Typer(help="统计报表 / reports: coverage, quarterly statistics, year-end summary",
+                         no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
@@ -112,5 +113,21 @@ def report_quarterly(program: str, quarter: str = typer.Argument(..., help="如 
     stats = quarterly_statistics(_engine(), program, parsed)
     files = write_quarterly(stats, out)
     console.print(f"{stats.name} {stats.quarter.label}：{len(stats.tables)} 张表 / tables")
+    for kind, path in files.items():
+        console.print(f"  {kind}: {path}")
+
+
+@report_app.command("summary")
+def report_summary(program: str, year: int = typer.Argument(..., min=2000, max=2100, help="如 2026 / e.g. 2026"),
+                   out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False)) -> None:
+    """年度执行情况（宁夏方案：2026年12月底前报送） / the year-end summary per district and city, XLSX and HTML."""
+    from tasks.reports.summary import year_summary
+    from tasks.reports.summary_files import write_summary
+
+    summary = year_summary(_engine(), program, year)
+    files = write_summary(summary, out)
+    total = summary.rows[-1]
+    console.print(f"{summary.name} {year}年执行情况 / summary: 参加机构 {total.participants}，覆盖率 {total.share:.1%}，"
+                  f"采购金额 {total.amount:,.2f} 元，发现违规 {total.violations_found}，启动处理程序 {total.cases_opened}")
     for kind, path in files.items():
         console.print(f"  {kind}: {path}")

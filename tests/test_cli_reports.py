@@ -47,3 +47,12 @@ def test_a_manager_issues_a_quarter_once_and_a_reviewer_is_refused_with_a_messag
     assert "不是项目管理员" in capsys.readouterr().err
     with Session(engine) as session:
         assert session.execute(select(ReportVersion.version)).scalars().all() == [1]  # type: ignore[call-overload]
+
+
+def test_the_year_end_summary_is_written_as_xlsx_and_html(cli, engine: Engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    make_program(engine, "ningxia-2025")
+    result = cli("report", "summary", "ningxia-2025", "2026", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "参加机构 0，覆盖率 0.0%" in result.output  # an empty year: zeros, not an error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ningxia-2025-2026-summary.html",
+                                                          "ningxia-2025-2026-summary.xlsx"]
