@@ -60,7 +60,7 @@ def summary_xlsx(summary: YearSummary) -> bytes:
     book = xlsxwriter.Workbook(buffer, {"in_memory": True})
     sheet = book.add_worksheet(f"{summary.year}年执行情况")
     title = book.add_format({"bold": True, "font_size": 14})
-    head = book.add_format({"bold": True, "border": 1, "text_wrap": True, "valign": "vcenter", "bg_color": "#EEEEEE"})
+    head = book.add_format({"bold": True, "border": 1, "valign": "vcenter", "bg_color": "#EEEEEE"})
     styles = {level: {kind: book.add_format({"border": 1, "bold": level == "total",
                                              "bg_color": {"city": "#F3F3F3", "total": "#E6E6E6"}.get(level, "#FFFFFF"),
                                              **({"num_format": fmt} if fmt else {})})
@@ -76,8 +76,7 @@ def summary_xlsx(summary: YearSummary) -> bytes:
     sheet.set_column(0, 0, max([column_width(r.scope) for r in summary.rows] + [column_width(SCOPE_HEADER)]) + 2)
     for j, (_, header, _kind) in enumerate(SUMMARY_COLUMNS, start=1):
         widest = max([len(_fmt(v, j - 1)) for v in (r.cells()[j - 1] for r in summary.rows)] + [0]) + 2
-        sheet.set_column(j, j, max(widest, min(column_width(header), 12)))  # headers wrap; numbers never cut
-    sheet.set_row(1, 48)
+        sheet.set_column(j, j, max(widest, column_width(header) + 2))  # as wide as the header or the widest figure
     sheet.freeze_panes(2, 1)
     sheet.autofilter(1, 0, 1 + len(summary.rows), len(HEADER) - 1)
     sheet.set_landscape()

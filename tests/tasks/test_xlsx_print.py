@@ -15,10 +15,14 @@ from pathlib import Path
 import pytest
 
 from models.quarterly import ColumnCounts, Quarter, QuarterColumn, table_of
+from models.summary import SummaryRow, arrange
 from tasks.lists.versions import DRUG_COLUMNS, INSTITUTION_COLUMNS
 from tasks.lists.xlsx_text import write_text_xlsx
 from tasks.reports.quarterly import QuarterlyStatistics
 from tasks.reports.quarterly_files import HEADER, quarterly_xlsx
+from tasks.reports.summary import YearSummary
+from tasks.reports.summary_files import HEADER as SUMMARY_HEADER
+from tasks.reports.summary_files import summary_xlsx
 
 SOFFICE, PDFTOTEXT, PDFINFO = (shutil.which(t) for t in ("soffice", "pdftotext", "pdfinfo"))
 pytestmark = pytest.mark.skipif(
@@ -106,3 +110,23 @@ def test_the_quarterly_workbook_prints_one_whole_table_per_page(tmp_path: Path) 
         assert city in flat and "集采药品“三进”相关数据统计表" in flat
         assert all(h in flat for h in HEADER if h), (city, page)
         assert "采购集采药品金额（累计）" in flat and "39,506,172.84" in flat  # 汇总's last cell: nothing cut
+
+
+def test_the_year_end_summary_prints_every_column_on_each_page(tmp_path: Path) -> None:
+    districts = [(f"第{k}区", "银川市" if k <= 80 else "石嘴山市") for k in range(1, 161)]
+    rows = {name: SummaryRow(name, "district", 1200 + k, 900 + k, 900 + k, 40, 12000 + k, amount=Decimal("1234567.89"),
+                             products=frozenset(range(k)))
+            for k, (name, _) in enumerate(districts, start=1)}
+    summary = YearSummary("ningxia-2025", "宁夏集采药品“三进”工作", "宁夏回族自治区", 2026,
+                          arrange(districts, rows, "宁夏回族自治区"), "2026-06-01")
+    path = tmp_path / "summary.xlsx"
+    path.write_bytes(summary_xlsx(summary))
+    [pdf] = _to_pdf(tmp_path, path)
+    pages = _pages(pdf)
+    assert len(pages) == 2  # 163 rows fitted to the width of A4 landscape
+    assert tuple(round(x) for x in _page_size(pdf)) == tuple(round(x) for x in A4_LANDSCAPE)
+    for page in pages:  # every column on every page: the first and the last header and the far-right figures
+        flat = _flat(page)
+        missing = [h for h in SUMMARY_HEADER if _flat(h) not in flat]
+        assert not missing, (missing, page)
+    assert "宁夏回族自治区（合计）" in _flat(pages[-1]) and "197,530,862.40" in _flat(pages[-1])  # 160 × 1,234,567.89
