@@ -19,6 +19,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from core.bulk import insert_ignoring_conflicts, table_of, write_audit
@@ -46,6 +47,14 @@ class NotAllowedToIssue(GateError):
     def __init__(self, user: User) -> None:
         super().__init__(f"{user.name} 不是项目管理员，不能报送统计报表 / {user.name} is not a program manager "
                          "and may not issue a report")
+
+
+class IssueConflict(GateError):
+    """Two people issued the same quarter at the same moment and the second still collided on a retry."""
+
+    def __init__(self, slug: str, quarter: Quarter) -> None:
+        super().__init__(f"{slug} {quarter} 的统计表正由他人同时报送，请稍后重试 / {slug} {quarter} is being issued by "
+                         "someone else at this moment: try again shortly")
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,17 @@ def issue_quarterly(engine: Engine, slug: str, quarter: Quarter, *, clock: Clock
                     out_dir: Path | None = None) -> IssuedReport:
     """Store the quarter's statistics as a new version when its figures changed, and send it; see the module."""
     stats = quarterly_statistics(engine, slug, quarter)
+    for attempt in range(2):
+        try:
+            return _issue(engine, slug, quarter, stats, clock=clock, actor=actor, out_dir=out_dir)
+        except IntegrityError:  # another issuer stored the same version number first: look again, once
+            if attempt:
+                raise IssueConflict(slug, quarter) from None
+    raise AssertionError("unreachable")
+
+
+def _issue(engine: Engine, slug: str, quarter: Quarter, stats: QuarterlyStatistics, *, clock: Clock, actor: str,
+           out_dir: Path | None) -> IssuedReport:
     figures = quarterly_figures(stats)
     digest = figures_hash(figures)
     period = str(quarter)
@@ -185,5 +205,5 @@ def issue_due_quarterly(engine: Engine, slug: str, *, clock: Clock, out_dir: Pat
     return issue_quarterly(engine, slug, quarter, clock=clock, out_dir=out_dir)
 
 
-__all__ = ["NOTICE_KIND", "IssuedReport", "NotAllowedToIssue", "issue_due_quarterly", "issue_quarterly",
+__all__ = ["NOTICE_KIND", "IssueConflict", "IssuedReport", "NotAllowedToIssue", "issue_due_quarterly", "issue_quarterly",
            "quarterly_figures"]

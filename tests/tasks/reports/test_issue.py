@@ -166,3 +166,28 @@ def test_a_notice_whose_report_is_gone_fails_with_the_reason(engine: Engine, nin
     assert (report.sent, report.dead) == (0, 1)
     [notice] = _notices(engine)
     assert notice.status == NoticeStatus.DEAD and "attachment" in (notice.last_error or "")
+
+
+def test_a_version_stored_by_someone_else_meanwhile_makes_ours_the_next(engine: Engine, ningxia: Program,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.reports.issue as issue
+
+    real = issue.quarterly_xlsx
+    raced: list[bool] = []
+
+    def racing(*args: object, **kwargs: object) -> bytes:
+        if not raced:  # between our reading the latest version and storing ours, another issuer stores version 1
+            raced.append(True)
+            with Session(engine) as other:
+                other.add(ReportVersion(program_id=ningxia.id or 0, kind=ReportKind.QUARTERLY, period="2026Q1",
+                                        version=1, content_hash="0" * 64, figures={}, xlsx=b"x", html="",
+                                        file_stem="other", generated_at=shanghai(2026, 4, 2, 9), generated_by="other",
+                                        data_as_of=shanghai(2026, 4, 2, 9).date()))
+                other.commit()
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(issue, "quarterly_xlsx", racing)
+    issued = issue_quarterly(engine, "ningxia-2025", Q1, clock=clock_at(2026, 4, 2, 9))
+    assert (issued.version, issued.created) == (2, True)
+    assert [(v.version, v.generated_by) for v in _versions(engine)] == [(1, "other"), (2, "system")]
+    assert [n.context["version"] for n in _notices(engine)] == [2]  # our failed first try sent nothing
