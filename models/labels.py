@@ -111,7 +111,7 @@ NOTICE_KIND_LABELS = {
     "application_receipt": "机构申请回执", "application_decision": "机构申请审核结果", "batch_published": "批次公布",
     "account_reminder": "账户注册提醒", "contract_reminder": "协议签订提醒", "payment_due": "货款支付提醒",
     "payment_overdue": "货款逾期通知", "quarterly_report_reminder": "季度报表提醒", "escalation": "逾期督办",
-    "gate_waiting": "待审批提醒", "enforcement_notice": "处理措施通知", "quarterly_report": "季度统计表报送",
+    "gate_waiting": "待审批提醒", "enforcement_notice": "处理措施通知", "quarterly_report": "季度统计表报送", "summary_report": "年度执行情况报送",
 }
 
 # The states of each audited entity (the audit page shows from → to in the entity's own words).

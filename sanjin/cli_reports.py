@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
+
+if TYPE_CHECKING:
+    from tasks.reports.issue import IssuedReport
 
 register_app = typer.Typer(help="定点医药机构名册 / the register of designated institutions", no_args_is_help=True)
 report_app = typer.Typer(help="统计报表 / reports: coverage, quarterly statistics, year-end summary",
@@ -101,14 +105,8 @@ def report_quarterly(program: str, quarter: str = typer.Argument(..., help="如 
 
         if not actor:
             raise typer.BadParameter("报送须注明 --as 项目管理员 / --issue needs --as MANAGER", param_hint="--as")
-        issued = issue_quarterly(_engine(), program, parsed, clock=_clock(), actor=actor, out_dir=out)
-        state = (f"已生成第{issued.version}版并报送 {issued.notices} 人 / issued version {issued.version} to "
-                 f"{issued.notices} recipients" if issued.created else
-                 f"数据未变，仍为第{issued.version}版，未重复报送 / figures unchanged: version {issued.version} stands, "
-                 "nothing sent again")
-        console.print(f"{parsed.label}：{state}")
-        for kind, path in issued.files.items():
-            console.print(f"  {kind}: {path}")
+        _print_issued(parsed.label, issue_quarterly(_engine(), program, parsed, clock=_clock(), actor=actor,
+                                                    out_dir=out))
         return
     stats = quarterly_statistics(_engine(), program, parsed)
     files = write_quarterly(stats, out)
@@ -119,15 +117,38 @@ def report_quarterly(program: str, quarter: str = typer.Argument(..., help="如 
 
 @report_app.command("summary")
 def report_summary(program: str, year: int = typer.Argument(..., min=2000, max=2100, help="如 2026 / e.g. 2026"),
-                   out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False)) -> None:
-    """年度执行情况（宁夏方案：2026年12月底前报送） / the year-end summary per district and city, XLSX and HTML."""
+                   out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False),
+                   issue: bool = typer.Option(False, "--issue", help="存为新版本并报送 / store as a version and send it"),
+                   actor: str | None = typer.Option(None, "--as", help="报送人（项目管理员） / the issuing manager")) -> None:
+    """年度执行情况（宁夏方案：2026年12月底前报送） / the year-end summary per district and city, XLSX and HTML.
+
+    With --issue --as MANAGER: a new report version when the figures changed (earlier ones kept), sent to the
+    program's managers with the workbook attached.
+    """
     from tasks.reports.summary import year_summary
     from tasks.reports.summary_files import write_summary
 
+    if issue:
+        from tasks.reports.issue import issue_summary
+
+        if not actor:
+            raise typer.BadParameter("报送须注明 --as 项目管理员 / --issue needs --as MANAGER", param_hint="--as")
+        _print_issued(f"{year}年", issue_summary(_engine(), program, year, clock=_clock(), actor=actor, out_dir=out))
+        return
     summary = year_summary(_engine(), program, year)
     files = write_summary(summary, out)
     total = summary.rows[-1]
     console.print(f"{summary.name} {year}年执行情况 / summary: 参加机构 {total.participants}，覆盖率 {total.share:.1%}，"
                   f"采购金额 {total.amount:,.2f} 元，发现违规 {total.violations_found}，启动处理程序 {total.cases_opened}")
     for kind, path in files.items():
+        console.print(f"  {kind}: {path}")
+
+
+def _print_issued(label: str, issued: IssuedReport) -> None:
+    state = (f"已生成第{issued.version}版并报送 {issued.notices} 人 / issued version {issued.version} to "
+             f"{issued.notices} recipients" if issued.created else
+             f"数据未变，仍为第{issued.version}版，未重复报送 / figures unchanged: version {issued.version} stands, "
+             "nothing sent again")
+    console.print(f"{label}：{state}")
+    for kind, path in issued.files.items():
         console.print(f"  {kind}: {path}")

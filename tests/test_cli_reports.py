@@ -56,3 +56,8 @@ def test_the_year_end_summary_is_written_as_xlsx_and_html(cli, engine: Engine, t
     assert "参加机构 0，覆盖率 0.0%" in result.output  # an empty year: zeros, not an error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ningxia-2025-2026-summary.html",
                                                           "ningxia-2025-2026-summary.xlsx"]
+    add_user(engine, "nx_manager", Role.PROGRAM_MANAGER, email="jc@nx.example.gov.cn")
+    assert cli("clock", "set", "2026-12-28T09:00", "--as", "测试").exit_code == 0
+    issued = cli("report", "summary", "ningxia-2025", "2026", "--out", tmp_path, "--issue", "--as", "nx_manager")
+    assert issued.exit_code == 0, issued.output
+    assert "2026年：已生成第1版并报送 1 人" in issued.output and (tmp_path / "ningxia-2025-2026-summary-v1.xlsx").exists()

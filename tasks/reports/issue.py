@@ -1,4 +1,5 @@
-"""Issuing the quarterly statistics: a stored report version, sent to the program's managers as an attachment.
+"""Issuing reports (the quarterly statistics, the year-end summary): a stored version, sent to the program's
+managers with its workbook attached.
 
 One transaction writes the version (figures, hash, XLSX and HTML), its audit row, the outbox notices that carry
 the workbook and the QuarterlyReport row that tells the reminders the quarter is reported; the files under
@@ -11,6 +12,7 @@ previous quarter, once per program and quarter (a version already there: nothing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -36,8 +38,11 @@ from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
 from tasks.programs import get_program
 from tasks.reports.quarterly import QuarterlyStatistics, quarterly_statistics
 from tasks.reports.quarterly_files import quarterly_html, quarterly_xlsx
+from tasks.reports.summary import YearSummary, year_summary
+from tasks.reports.summary_files import summary_html, summary_xlsx
 
 NOTICE_KIND = "quarterly_report"
+SUMMARY_NOTICE_KIND = "summary_report"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -50,10 +55,10 @@ class NotAllowedToIssue(GateError):
 
 
 class IssueConflict(GateError):
-    """Two people issued the same quarter at the same moment and the second still collided on a retry."""
+    """Two people issued the same period at the same moment and the second still collided on a retry."""
 
-    def __init__(self, slug: str, quarter: Quarter) -> None:
-        super().__init__(f"{slug} {quarter} 的统计表正由他人同时报送，请稍后重试 / {slug} {quarter} is being issued by "
+    def __init__(self, slug: str, period: str) -> None:
+        super().__init__(f"{slug} {period} 的报表正由他人同时报送，请稍后重试 / {slug} {period} is being issued by "
                          "someone else at this moment: try again shortly")
 
 
@@ -87,24 +92,66 @@ def _managers(session: Session, slug: str) -> list[tuple[int, str, str | None]]:
     return [(int(i), display or name, email) for i, name, display, email, slugs in rows if not slugs or slug in slugs]
 
 
+@dataclass(frozen=True)
+class _Document:
+    """What issuing one kind of report needs: its figures, how to render an edition, whom to tell and what."""
+
+    kind: ReportKind
+    period: str
+    figures: dict[str, Any]
+    render: Callable[[str], tuple[bytes, str]]  # edition (第2版（…生成）) → XLSX bytes and HTML
+    notice_kind: str
+    context: dict[str, Any]  # the notice's own keys, beside version, generated_on and attachments
+    reported: Callable[[Session, int, datetime], None] | None = None  # what else marks the period as reported
+
+
 def issue_quarterly(engine: Engine, slug: str, quarter: Quarter, *, clock: Clock, actor: str = "system",
                     out_dir: Path | None = None) -> IssuedReport:
     """Store the quarter's statistics as a new version when its figures changed, and send it; see the module."""
     stats = quarterly_statistics(engine, slug, quarter)
+    figures = quarterly_figures(stats)
+    doc = _Document(ReportKind.QUARTERLY, str(quarter), figures,
+                    lambda edition: (quarterly_xlsx(stats, edition), quarterly_html(stats, edition)), NOTICE_KIND,
+                    {"year": quarter.year, "quarter": quarter.number, "quarter_label": quarter.label},
+                    lambda session, program_id, now: _mark_reported(session, program_id, quarter, figures, now))
+    return _issue_retrying(engine, slug, doc, clock=clock, actor=actor, out_dir=out_dir)
+
+
+def issue_summary(engine: Engine, slug: str, year: int, *, clock: Clock, actor: str = "system",
+                  out_dir: Path | None = None) -> IssuedReport:
+    """Store the year-end summary (001 §三(四)) as a new version when its figures changed, and send it."""
+    summary = year_summary(engine, slug, year)
+    doc = _Document(ReportKind.SUMMARY, str(year), summary_figures(summary),
+                    lambda edition: (summary_xlsx(summary, edition), summary_html(summary, edition)),
+                    SUMMARY_NOTICE_KIND, {"year": year})
+    return _issue_retrying(engine, slug, doc, clock=clock, actor=actor, out_dir=out_dir)
+
+
+def summary_figures(summary: YearSummary) -> dict[str, Any]:
+    """Every row's cells as JSON (shares to 4 places, amounts as text with 2 decimals): what the hash covers."""
+    def cell(value: int | float | Decimal) -> int | str:
+        if isinstance(value, Decimal):
+            return f"{value:.2f}"
+        return f"{value:.4f}" if isinstance(value, float) else value
+    return {"year": summary.year, "register_as_of": summary.register_as_of,
+            "rows": [[r.scope, r.level, [cell(c) for c in r.cells()]] for r in summary.rows]}
+
+
+def _issue_retrying(engine: Engine, slug: str, doc: _Document, *, clock: Clock, actor: str,
+                    out_dir: Path | None) -> IssuedReport:
     for attempt in range(2):
         try:
-            return _issue(engine, slug, quarter, stats, clock=clock, actor=actor, out_dir=out_dir)
+            return _issue(engine, slug, doc, clock=clock, actor=actor, out_dir=out_dir)
         except IntegrityError:  # another issuer stored the same version number first: look again, once
             if attempt:
-                raise IssueConflict(slug, quarter) from None
+                raise IssueConflict(slug, doc.period) from None
     raise AssertionError("unreachable")
 
 
-def _issue(engine: Engine, slug: str, quarter: Quarter, stats: QuarterlyStatistics, *, clock: Clock, actor: str,
+def _issue(engine: Engine, slug: str, doc: _Document, *, clock: Clock, actor: str,
            out_dir: Path | None) -> IssuedReport:
-    figures = quarterly_figures(stats)
-    digest = figures_hash(figures)
-    period = str(quarter)
+    digest = figures_hash(doc.figures)
+    period = doc.period
     versions = table_of(ReportVersion)
     with transaction(engine) as session:
         program, _ = get_program(session, slug)
@@ -115,8 +162,7 @@ def _issue(engine: Engine, slug: str, quarter: Quarter, stats: QuarterlyStatisti
             if user.role != Role.PROGRAM_MANAGER:
                 raise NotAllowedToIssue(user)
             role = user.role
-        mine = (versions.c.program_id == program.id, versions.c.kind == ReportKind.QUARTERLY.value,
-                versions.c.period == period)
+        mine = (versions.c.program_id == program.id, versions.c.kind == doc.kind.value, versions.c.period == period)
         latest = session.execute(select(versions.c.id, versions.c.version, versions.c.content_hash, versions.c.file_stem)
                                  .where(*mine).order_by(versions.c.version.desc()).limit(1)).first()
         if latest is not None and latest.content_hash == digest:
@@ -124,37 +170,36 @@ def _issue(engine: Engine, slug: str, quarter: Quarter, stats: QuarterlyStatisti
                                 _write_files(session, int(latest.id), out_dir))
         now = clock.now()
         number = 1 if latest is None else int(latest.version) + 1
-        edition = f"第{number}版（{local_date(now).isoformat()}生成）"
-        stem = f"{slug}-{period}-quarterly-v{number}"
-        row = ReportVersion(program_id=program.id, kind=ReportKind.QUARTERLY, period=period, version=number,
-                            content_hash=digest, figures=figures, xlsx=quarterly_xlsx(stats, edition),
-                            html=quarterly_html(stats, edition), file_stem=stem, generated_at=now,
+        xlsx, html = doc.render(f"第{number}版（{local_date(now).isoformat()}生成）")
+        row = ReportVersion(program_id=program.id, kind=doc.kind, period=period, version=number,
+                            content_hash=digest, figures=doc.figures, xlsx=xlsx, html=html,
+                            file_stem=f"{slug}-{period}-{doc.kind.value}-v{number}", generated_at=now,
                             generated_by=actor[:64], data_as_of=local_date(now))
         session.add(row)
         session.flush()
         assert row.id is not None
         write_audit(session, [AuditRecord("report_version", row.id, "issue", None, None, actor, role, now,
                                           program_id=program.id,
-                                          data={"kind": ReportKind.QUARTERLY.value, "period": period,
+                                          data={"kind": doc.kind.value, "period": period,
                                                 "version": number, "content_hash": digest})])
-        notices = enqueue_notices(session, _drafts(session, slug, program.id, quarter, row, now), now)
-        _mark_reported(session, program.id, quarter, figures, now)
+        notices = enqueue_notices(session, _drafts(session, slug, program.id, doc, row, now), now)
+        if doc.reported is not None:
+            doc.reported(session, program.id, now)
         version_id = row.id
     with Session(engine) as session:
         files = _write_files(session, version_id, out_dir)
     return IssuedReport(period, number, version_id, True, notices, files)
 
 
-def _drafts(session: Session, slug: str, program_id: int, quarter: Quarter, row: ReportVersion,
+def _drafts(session: Session, slug: str, program_id: int, doc: _Document, row: ReportVersion,
             now: datetime) -> list[NoticeDraft]:
     """One notice per manager per version, keyed by both: a re-run sends nothing twice."""
     attachment = {"report_version_id": row.id, "format": "xlsx", "filename": f"{row.file_stem}.xlsx",
                   "content_type": XLSX_TYPE}
-    return [NoticeDraft(key=f"report:quarterly:{program_id}:{quarter}:v{row.version}:user{uid}", kind=NOTICE_KIND,
-                        recipient_type="user", recipient_id=uid, recipient_name=name, email=email,
+    return [NoticeDraft(key=f"report:{doc.kind.value}:{program_id}:{doc.period}:v{row.version}:user{uid}",
+                        kind=doc.notice_kind, recipient_type="user", recipient_id=uid, recipient_name=name, email=email,
                         program_id=program_id,
-                        context={"year": quarter.year, "quarter": quarter.number, "quarter_label": quarter.label,
-                                 "version": row.version, "generated_on": local_date(now).isoformat(),
+                        context={**doc.context, "version": row.version, "generated_on": local_date(now).isoformat(),
                                  "attachments": [attachment]})
             for uid, name, email in _managers(session, slug)]
 
@@ -205,5 +250,5 @@ def issue_due_quarterly(engine: Engine, slug: str, *, clock: Clock, out_dir: Pat
     return issue_quarterly(engine, slug, quarter, clock=clock, out_dir=out_dir)
 
 
-__all__ = ["NOTICE_KIND", "IssueConflict", "IssuedReport", "NotAllowedToIssue", "issue_due_quarterly", "issue_quarterly",
-           "quarterly_figures"]
+__all__ = ["NOTICE_KIND", "SUMMARY_NOTICE_KIND", "IssueConflict", "IssuedReport", "NotAllowedToIssue",
+           "issue_due_quarterly", "issue_quarterly", "issue_summary", "quarterly_figures", "summary_figures"]

@@ -28,6 +28,7 @@ padding:.3em .6em}td.n{text-align:right}tr.city td,tr.city th{background:#f3f3f3
 font-weight:bold;background:#e6e6e6}</style>
 </head><body>
 <h1>{{ summary.name }}：{{ summary.year }}年{{ title }}</h1>
+{% if edition %}<p>{{ edition }}</p>{% endif %}
 <p>统计期间：{{ summary.year }}-01-01 至 {{ summary.year }}-12-31；覆盖率以 {{ summary.year }}-12-31 的定点医药机构名册
 {%- if summary.register_as_of %}（{{ summary.register_as_of }} 版）{% else %}（尚未导入名册，以本项目申报机构计）{% endif %}为分母。</p>
 <table>
@@ -50,11 +51,12 @@ def _fmt(value: int | float | Decimal, index: int) -> str:
     return str(value)
 
 
-def summary_html(summary: YearSummary) -> str:
-    return _HTML.render(summary=summary, title=SUMMARY_TITLE, header=HEADER, fmt=_fmt)
+def summary_html(summary: YearSummary, edition: str = "") -> str:
+    """The HTML page; `edition` (e.g. 第2版（2026-12-28生成）) names an issued version."""
+    return _HTML.render(summary=summary, title=SUMMARY_TITLE, header=HEADER, fmt=_fmt, edition=edition)
 
 
-def summary_xlsx(summary: YearSummary) -> bytes:
+def summary_xlsx(summary: YearSummary, edition: str = "") -> bytes:
     """The workbook's bytes (built in memory)."""
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True})
@@ -66,7 +68,8 @@ def summary_xlsx(summary: YearSummary) -> bytes:
                                              **({"num_format": fmt} if fmt else {})})
                       for kind, fmt in (("label", ""), ("count", "0"), ("share", "0.0%"), ("money", "#,##0.00"))}
               for level in ("district", "city", "total")}
-    sheet.write_string(0, 0, f"{summary.name}：{summary.year}年{SUMMARY_TITLE}", title)
+    sheet.write_string(0, 0, f"{summary.name}：{summary.year}年{SUMMARY_TITLE}{'　' + edition if edition else ''}",
+                       title)
     sheet.write_row(1, 0, HEADER, head)
     for i, row in enumerate(summary.rows, start=2):
         style = styles[row.level]

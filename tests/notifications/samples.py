@@ -98,6 +98,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "due_on": "2026-01-31",
         "today": "2026-01-05",
     },
+    "summary_report": {
+        "recipient_name": "宁夏回族自治区医疗保障局价采处",
+        "year": 2026,
+        "version": 1,
+        "generated_on": "2026-12-28",
+        "attachments": [{"report_version_id": 9, "format": "xlsx", "filename": "ningxia-2025-2026-summary-v1.xlsx",
+                         "content_type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}],
+        "today": "2026-12-28",
+    },
     "quarterly_report": {
         "recipient_name": "宁夏回族自治区医疗保障局价采处",
         "year": 2026,

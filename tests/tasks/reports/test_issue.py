@@ -23,7 +23,7 @@ from models.states import InstitutionKind as K
 from models.states import NoticeStatus, Role
 from notifications.smtp import MaildirMailer
 from tasks.outbox.send_notices import send_pending
-from tasks.reports.issue import NotAllowedToIssue, issue_due_quarterly, issue_quarterly
+from tasks.reports.issue import NotAllowedToIssue, issue_due_quarterly, issue_quarterly, issue_summary
 from tasks.users import add_user
 from tests.factories import (
     clock_at,
@@ -191,3 +191,27 @@ def test_a_version_stored_by_someone_else_meanwhile_makes_ours_the_next(engine: 
     assert (issued.version, issued.created) == (2, True)
     assert [(v.version, v.generated_by) for v in _versions(engine)] == [(1, "other"), (2, "system")]
     assert [n.context["version"] for n in _notices(engine)] == [2]  # our failed first try sent nothing
+
+
+def test_the_year_end_summary_is_issued_as_versions_with_its_workbook(engine: Engine, ningxia: Program,
+                                                                      tmp_path: Path) -> None:
+    first = issue_summary(engine, "ningxia-2025", 2026, clock=clock_at(2026, 12, 28, 9), actor="nx_manager",
+                          out_dir=tmp_path)
+    again = issue_summary(engine, "ningxia-2025", 2026, clock=clock_at(2026, 12, 29, 9), actor="nx_manager")
+    assert (first.period, first.version, first.created, first.notices) == ("2026", 1, True, 1)
+    assert (again.version, again.created, again.notices) == (1, False, 0)
+    late = make_institution(engine, kind=K.PRIVATE_CLINIC, district="金凤区")
+    make_running_application(engine, ningxia, late, running_at=shanghai(2026, 12, 30, 9))
+    second = issue_summary(engine, "ningxia-2025", 2026, clock=clock_at(2027, 1, 4, 9), actor="nx_manager")
+    assert (second.version, second.created) == (2, True)
+    v1, v2 = _versions(engine)
+    assert (v1.kind, v1.period, v2.period) == (ReportKind.SUMMARY, "2026", "2026")
+    assert [v1.figures["rows"][-1][2][3], v2.figures["rows"][-1][2][3]] == [2, 3]  # 参加机构（年末）, 合计
+    assert (tmp_path / "ningxia-2025-2026-summary-v1.xlsx").exists()
+    book = openpyxl.load_workbook(io.BytesIO(v2.xlsx))
+    assert "第2版" in str(book.worksheets[0]["A1"].value)
+    with Session(engine) as session:
+        kinds = session.execute(select(Notice.kind, Notice.context).order_by(Notice.id)).all()  # type: ignore[call-overload]
+    assert [(k, c["version"], c["attachments"][0]["filename"]) for k, c in kinds] == [
+        ("summary_report", 1, "ningxia-2025-2026-summary-v1.xlsx"),
+        ("summary_report", 2, "ningxia-2025-2026-summary-v2.xlsx")]
