@@ -152,3 +152,24 @@ def _print_issued(label: str, issued: IssuedReport) -> None:
     console.print(f"{label}：{state}")
     for kind, path in issued.files.items():
         console.print(f"  {kind}: {path}")
+
+
+@report_app.command("versions")
+def report_versions(program: str,
+                    out: Path | None = typer.Option(None, "--out", file_okay=False,
+                                                    help="写出各版本文件 / write every version's files here")) -> None:
+    """已报送的报表版本 / the issued report versions (quarterly, summary), each as it was sent."""
+    from models.clock import to_shanghai
+    from models.labels import REPORT_KIND_LABELS
+    from tasks.reports.issue import stored_versions, write_stored_files
+
+    engine = _engine()
+    versions = stored_versions(engine, program)
+    if not versions:
+        console.print("尚无已报送的报表 / no report issued yet")
+    for v in versions:
+        console.print(f"{REPORT_KIND_LABELS[v.kind.value]} {v.period} 第{v.version}版  "
+                      f"{to_shanghai(v.generated_at):%Y-%m-%d %H:%M}  {v.generated_by}  {v.content_hash[:12]}")
+        if out is not None:
+            for path in write_stored_files(engine, v.id, out).values():
+                console.print(f"  {path}")

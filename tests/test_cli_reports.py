@@ -39,6 +39,11 @@ def test_a_manager_issues_a_quarter_once_and_a_reviewer_is_refused_with_a_messag
     again = cli("report", "quarterly", "ningxia-2025", "2026Q1", "--out", tmp_path, "--issue", "--as", "nx_manager")
     assert "数据未变，仍为第1版" in again.output
     assert (tmp_path / "ningxia-2025-2026Q1-quarterly-v1.xlsx").exists()
+    listed = cli("report", "versions", "ningxia-2025", "--out", tmp_path / "again")
+    assert listed.exit_code == 0, listed.output
+    assert "季度统计表 2026Q1 第1版" in listed.output and "nx_manager" in listed.output
+    assert (tmp_path / "again" / "ningxia-2025-2026Q1-quarterly-v1.xlsx").read_bytes() == (
+        tmp_path / "ningxia-2025-2026Q1-quarterly-v1.xlsx").read_bytes()  # exactly as issued
     monkeypatch.setattr("sys.argv", ["sanjin", "report", "quarterly", "ningxia-2025", "2026Q1", "--issue",
                                      "--as", "xq_reviewer", "--out", str(tmp_path)])
     with pytest.raises(SystemExit) as exited:

@@ -228,6 +228,38 @@ def _write_files(session: Session, version_id: int, out_dir: Path | None) -> dic
     return files
 
 
+@dataclass(frozen=True)
+class StoredVersion:
+    """An issued version as the list shows it (its files stay in the database)."""
+
+    id: int
+    kind: ReportKind
+    period: str
+    version: int
+    generated_at: datetime
+    generated_by: str
+    content_hash: str
+    file_stem: str
+
+
+def stored_versions(engine: Engine, slug: str) -> list[StoredVersion]:
+    """Every issued version of the program, by kind, period and version (no file bytes read)."""
+    v = table_of(ReportVersion)
+    with Session(engine) as session:
+        program, _ = get_program(session, slug)
+        rows = session.execute(select(v.c.id, v.c.kind, v.c.period, v.c.version, v.c.generated_at, v.c.generated_by,
+                                      v.c.content_hash, v.c.file_stem).where(v.c.program_id == program.id)
+                               .order_by(v.c.kind, v.c.period, v.c.version)).all()
+    return [StoredVersion(int(r.id), ReportKind(r.kind), r.period, int(r.version), r.generated_at, r.generated_by,
+                          r.content_hash, r.file_stem) for r in rows]
+
+
+def write_stored_files(engine: Engine, version_id: int, out_dir: Path) -> dict[str, Path]:
+    """A stored version's files, exactly as issued, under their versioned names."""
+    with Session(engine) as session:
+        return _write_files(session, version_id, out_dir)
+
+
 def issue_due_quarterly(engine: Engine, slug: str, *, clock: Clock, out_dir: Path | None = None) -> IssuedReport | None:
     """The schedule's part: issue last quarter's statistics once, in the first month of a quarter (see module)."""
     today = clock.today()
@@ -251,4 +283,5 @@ def issue_due_quarterly(engine: Engine, slug: str, *, clock: Clock, out_dir: Pat
 
 
 __all__ = ["NOTICE_KIND", "SUMMARY_NOTICE_KIND", "IssueConflict", "IssuedReport", "NotAllowedToIssue",
-           "issue_due_quarterly", "issue_quarterly", "issue_summary", "quarterly_figures", "summary_figures"]
+           "StoredVersion", "issue_due_quarterly", "issue_quarterly", "issue_summary", "quarterly_figures",
+           "stored_versions", "summary_figures", "write_stored_files"]
