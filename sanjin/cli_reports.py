@@ -161,7 +161,7 @@ def report_versions(program: str,
     """已报送的报表版本 / the issued report versions (quarterly, summary), each as it was sent."""
     from models.clock import to_shanghai
     from models.labels import REPORT_KIND_LABELS
-    from tasks.reports.issue import stored_versions, write_stored_files
+    from tasks.reports.report_versions import stored_versions, write_stored_files
 
     engine = _engine()
     versions = stored_versions(engine, program)

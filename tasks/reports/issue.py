@@ -2,8 +2,8 @@
 managers with its workbook attached.
 
 One transaction writes the version (figures, hash, XLSX and HTML), its audit row, the outbox notices that carry
-the workbook and the QuarterlyReport row that tells the reminders the quarter is reported; the files under
-var/reports are written after the commit from the stored version. Issuing again changes nothing while the
+the workbook and the QuarterlyReport row that tells the reminders the quarter is reported; the files are written
+after the commit from the stored version (tasks/reports/report_versions.py). Issuing again changes nothing while the
 figures are the same; after late data (an order imported later) it makes the next version and keeps the earlier.
 
 On schedule (`issue_due_quarterly`, a step of the continuous-review flow): in the first month of a quarter, the
@@ -38,6 +38,7 @@ from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
 from tasks.programs import get_program
 from tasks.reports.quarterly import QuarterlyStatistics, quarterly_statistics
 from tasks.reports.quarterly_files import quarterly_html, quarterly_xlsx
+from tasks.reports.report_versions import write_version_files
 from tasks.reports.summary import YearSummary, year_summary
 from tasks.reports.summary_files import summary_html, summary_xlsx
 
@@ -167,7 +168,7 @@ def _issue(engine: Engine, slug: str, doc: _Document, *, clock: Clock, actor: st
                                  .where(*mine).order_by(versions.c.version.desc()).limit(1)).first()
         if latest is not None and latest.content_hash == digest:
             return IssuedReport(period, int(latest.version), int(latest.id), False, 0,
-                                _write_files(session, int(latest.id), out_dir))
+                                write_version_files(session, int(latest.id), out_dir))
         now = clock.now()
         number = 1 if latest is None else int(latest.version) + 1
         xlsx, html = doc.render(f"第{number}版（{local_date(now).isoformat()}生成）")
@@ -187,7 +188,7 @@ def _issue(engine: Engine, slug: str, doc: _Document, *, clock: Clock, actor: st
             doc.reported(session, program.id, now)
         version_id = row.id
     with Session(engine) as session:
-        files = _write_files(session, version_id, out_dir)
+        files = write_version_files(session, version_id, out_dir)
     return IssuedReport(period, number, version_id, True, notices, files)
 
 
@@ -215,51 +216,6 @@ def _mark_reported(session: Session, program_id: int, quarter: Quarter, figures:
                                      qr.c.quarter == quarter.number).values(figures=figures, submitted_at=now))
 
 
-def _write_files(session: Session, version_id: int, out_dir: Path | None) -> dict[str, Path]:
-    """The stored version's files under their versioned names (nothing when no directory is given)."""
-    if out_dir is None:
-        return {}
-    v = table_of(ReportVersion)
-    stem, xlsx, html = session.execute(select(v.c.file_stem, v.c.xlsx, v.c.html).where(v.c.id == version_id)).one()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"xlsx": out_dir / f"{stem}.xlsx", "html": out_dir / f"{stem}.html"}
-    files["xlsx"].write_bytes(xlsx)
-    files["html"].write_text(html, encoding="utf-8")
-    return files
-
-
-@dataclass(frozen=True)
-class StoredVersion:
-    """An issued version as the list shows it (its files stay in the database)."""
-
-    id: int
-    kind: ReportKind
-    period: str
-    version: int
-    generated_at: datetime
-    generated_by: str
-    content_hash: str
-    file_stem: str
-
-
-def stored_versions(engine: Engine, slug: str) -> list[StoredVersion]:
-    """Every issued version of the program, by kind, period and version (no file bytes read)."""
-    v = table_of(ReportVersion)
-    with Session(engine) as session:
-        program, _ = get_program(session, slug)
-        rows = session.execute(select(v.c.id, v.c.kind, v.c.period, v.c.version, v.c.generated_at, v.c.generated_by,
-                                      v.c.content_hash, v.c.file_stem).where(v.c.program_id == program.id)
-                               .order_by(v.c.kind, v.c.period, v.c.version)).all()
-    return [StoredVersion(int(r.id), ReportKind(r.kind), r.period, int(r.version), r.generated_at, r.generated_by,
-                          r.content_hash, r.file_stem) for r in rows]
-
-
-def write_stored_files(engine: Engine, version_id: int, out_dir: Path) -> dict[str, Path]:
-    """A stored version's files, exactly as issued, under their versioned names."""
-    with Session(engine) as session:
-        return _write_files(session, version_id, out_dir)
-
-
 def issue_due_quarterly(engine: Engine, slug: str, *, clock: Clock, out_dir: Path | None = None) -> IssuedReport | None:
     """The schedule's part: issue last quarter's statistics once, in the first month of a quarter (see module)."""
     today = clock.today()
@@ -283,5 +239,4 @@ def issue_due_quarterly(engine: Engine, slug: str, *, clock: Clock, out_dir: Pat
 
 
 __all__ = ["NOTICE_KIND", "SUMMARY_NOTICE_KIND", "IssueConflict", "IssuedReport", "NotAllowedToIssue",
-           "StoredVersion", "issue_due_quarterly", "issue_quarterly", "issue_summary", "quarterly_figures",
-           "stored_versions", "summary_figures", "write_stored_files"]
+           "issue_due_quarterly", "issue_quarterly", "issue_summary", "quarterly_figures", "summary_figures"]
