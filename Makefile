@@ -22,11 +22,16 @@ lint: $(STAMP)
 	$(BIN)/mypy models core tasks flows notifications sanjin deploy web
 
 # Browser tests drive Debian's Chromium (never a downloaded browser); a CJK font makes Chinese legible
-# in screenshots. Best effort here: without root or apt the browser test skips and says why.
+# in screenshots. The print test converts the published XLSX files to PDF with Debian's headless LibreOffice
+# (libreoffice-calc-nogui) and reads the pages back with poppler-utils. Best effort here: without root or apt
+# those tests skip and say why.
 browser:
 	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) \
 	  || echo "Chromium not installed: browser tests will skip"; }
+	@{ test -x /usr/bin/soffice && test -x /usr/bin/pdftotext; } || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libreoffice-calc-nogui poppler-utils \
+	   fonts-wqy-microhei >/dev/null) || echo "LibreOffice not installed: the print test will skip"; }
 
 pytest: $(STAMP) browser
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup

@@ -1,7 +1,8 @@
 """Phase 6, continuous review: new applications keep forming batches, lists are republished, and the daily
 compliance pass finds (and closes) violations of every rule; accounts and contracts are reconciled every day
 for every running institution (a late batch's contracts, a new year's on 1 January); the enforcement ladders
-move (a person decides each rung at its gate; a passed deadline opens the next gate by itself).
+move (a person decides each rung at its gate; a passed deadline opens the next gate by itself); in a quarter's
+first month last quarter's statistics are issued once, as a report version sent to the program's managers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flows.steps import (
     enforcement_step,
     enrollment_step,
     progress_artifact,
+    quarterly_report_step,
     republish_institutions_step,
 )
 from flows.waiting import reconcile_until_decided
@@ -54,11 +56,14 @@ async def continuous_review_flow(program: str, artifact: bool = True, wait: bool
     except CalendarYearUnknown as exc:
         get_run_logger().error("%s", exc)
         blocked.append(str(exc))
+    # After the day's reconciling: the statistics count the orders and joins recorded by now (001 §四(四)).
+    quarterly = quarterly_report_step(program)
     if artifact:  # the program flow draws one table for all phases instead
         await progress_artifact(program, "continuous_review")
     result: dict[str, Any] = {"enrollment_open_gates": enrollment_gates, "drug_list_open_gates": drug_list.open_gate_ids,
                               "republished_institution_list": republished, "compliance": compliance,
-                              "accounts": accounts, "contracts": contracts, "enforcement": enforcement}
+                              "accounts": accounts, "contracts": contracts, "enforcement": enforcement,
+                              "quarterly_report": quarterly}
     if blocked:
         result["calendar_blocked"] = blocked
     return result

@@ -103,6 +103,19 @@ def compliance_step(program: str) -> dict[str, object]:
                         for o in result.outcomes}}
 
 
+@task(name="issue-quarterly-report")
+def quarterly_report_step(program: str) -> dict[str, object] | None:
+    """In a quarter's first month, issue last quarter's statistics once (a version, sent with the workbook)."""
+    from core.settings import get_settings
+    from tasks.reports.issue import issue_due_quarterly
+
+    engine = shared_engine()
+    issued = issue_due_quarterly(engine, program, clock=DatabaseClock(engine),
+                                 out_dir=get_settings().output_dir / "reports")
+    return None if issued is None else {"period": issued.period, "version": issued.version,
+                                        "notices": issued.notices}
+
+
 @task(name="enforcement-ladders")
 def enforcement_step(program: str) -> dict[str, object]:
     """Open, climb and end the enforcement ladders (set-based; a re-run writes nothing)."""

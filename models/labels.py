@@ -79,6 +79,8 @@ VIOLATION_SUBJECT_LABELS = {"institution": "医药机构", "enterprise": "生产
 ENFORCEMENT_KIND_LABELS = {"interview": "约谈", "rectification": "限期整改", "suspension": "暂停医保结算",
                            "disqualification": "取消集采药品“三进”资格", "sign_removal": "摘牌",
                            "products_removed": "产品移出“三进”药品清单"}
+# Issued reports (models/reports.py's ReportKind).
+REPORT_KIND_LABELS = {"quarterly": "季度统计表", "summary": "年度执行情况总结"}
 LAGGARD_LABELS = {"account": "平台账户未注册", "contract": "购销协议未签订", "payment": "货款逾期未付"}
 
 # The audit trail: what was acted on (models/transitions.py's machines and the tasks' own records) and how.
@@ -88,6 +90,7 @@ AUDIT_ENTITY_LABELS = {
     "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施", "enforcement_case": "处理程序",
     "calendar": "节假日安排", "clock": "模拟时钟", "violation": "违规记录", "payment": "应付货款",
     "institution": "医药机构",
+    "report_version": "统计报表",
 }
 AUDIT_ACTION_LABELS = {
     "accept": "同意", "approve": "批准", "bar": "限制参与", "cancel": "取消", "city_approve": "市级审定通过",
@@ -101,6 +104,7 @@ AUDIT_ACTION_LABELS = {
     "update_volumes": "更新采购量", "enter_schedule": "录入节假日安排", "set": "设定", "clear": "清除", "deadline_recomputed": "重新计算期限",
     "violation_opened": "发现违规", "violation_closed": "违规已消除",
     "price_index_set": "量价比较指数达标情况变更",
+    "violation_opened": "发现违规", "violation_closed": "违规已消除", "issue": "生成并报送",
 }
 
 # The outbox: one kind per letter (notifications/templates/<kind>.subject.txt).
@@ -110,7 +114,7 @@ NOTICE_KIND_LABELS = {
     "application_receipt": "机构申请回执", "application_decision": "机构申请审核结果", "batch_published": "批次公布",
     "account_reminder": "账户注册提醒", "contract_reminder": "协议签订提醒", "payment_due": "货款支付提醒",
     "payment_overdue": "货款逾期通知", "quarterly_report_reminder": "季度报表提醒", "escalation": "逾期督办",
-    "gate_waiting": "待审批提醒", "enforcement_notice": "处理措施通知",
+    "gate_waiting": "待审批提醒", "enforcement_notice": "处理措施通知", "quarterly_report": "季度统计表报送", "summary_report": "年度执行情况报送",
 }
 
 # The states of each audited entity (the audit page shows from → to in the entity's own words).

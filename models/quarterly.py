@@ -120,6 +120,17 @@ class Quarter:
         return f"{self.year}年第{self.number}季度（{self.first_day.isoformat()}至{self.last_day.isoformat()}）"
 
 
+def quarter_to_issue(today: date) -> Quarter | None:
+    """The quarter whose statistics are issued on `today`: the previous one, during a quarter's first month.
+
+    001 §四(四): 每季度第一个月上报上一季度数据. None in the second and third months.
+    """
+    if today.month % 3 != 1:
+        return None
+    current = Quarter(today.year, (today.month - 1) // 3 + 1)
+    return Quarter(today.year - 1, 4) if current.number == 1 else Quarter(today.year, current.number - 1)
+
+
 Cell = int | Decimal
 
 
@@ -171,4 +182,5 @@ def table_of(scope: str, quarter: Quarter, per_column: dict[QuarterColumn, Colum
 
 
 __all__ = ["COLUMN_OF_KIND", "MONEY_ROWS", "QUARTER_COLUMN_LABELS", "QUARTER_ROW_LABELS", "TITLE", "TOTAL_LABEL",
-           "ColumnCounts", "Quarter", "QuarterColumn", "QuarterError", "QuarterRow", "QuarterlyTable", "table_of"]
+           "ColumnCounts", "Quarter", "QuarterColumn", "QuarterError", "QuarterRow", "QuarterlyTable", "quarter_to_issue",
+           "table_of"]

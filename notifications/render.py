@@ -11,7 +11,7 @@ import binascii
 import hashlib
 import logging
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -19,6 +19,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import (
     Environment,
@@ -49,6 +50,8 @@ KINDS: tuple[str, ...] = (
     "payment_due",
     "payment_overdue",
     "quarterly_report_reminder",
+    "quarterly_report",
+    "summary_report",
     "enforcement_notice",
     "escalation",
     "gate_waiting",
@@ -76,6 +79,8 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
         "payment_due": ("institution_name", "amount", "due_on", "due_provisional", "order_count"),
         "payment_overdue": ("institution_name", "amount", "due_on", "months_overdue"),
         "quarterly_report_reminder": ("year", "quarter", "due_on"),
+        "quarterly_report": ("year", "quarter", "quarter_label", "version", "generated_on", "attachments"),
+        "summary_report": ("year", "version", "generated_on", "attachments"),
         "enforcement_notice": ("subject_name", "action", "reason", "effective_on"),
         "escalation": ("reviewer_name", "district", "items"),
         "gate_waiting": ("reviewer_name", "gate_title", "item_count", "due_on"),
@@ -92,6 +97,15 @@ LABELS: dict[str, dict[str, str]] = {
 
 _CENT = Decimal("0.01")
 _LINE_BREAKS = re.compile(r"[\r\n\t]+")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a notice (an issued report's workbook); its bytes are read by the sender, not here."""
+
+    filename: str
+    content_type: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -282,6 +296,7 @@ def build_message(
     *,
     when: datetime | None = None,
     eight_bit: bool = True,
+    attachments: Sequence[Attachment] = (),
 ) -> bytes:
     """multipart/alternative bytes (text, then HTML; UTF-8) for SMTP or a maildir.
 
@@ -296,6 +311,9 @@ def build_message(
     packed (`pack_html`) makes ~35 — aiosmtpd spent ~540 µs of CPU a message on the first, ~430 on the
     second. A server that does not offer 8BITMIME gets `seven_bit(data)`, which is byte for byte what
     `eight_bit=False` writes. The HTML is packed either way, so both forms carry the same content.
+
+    With attachments the message is multipart/mixed: the alternative first, then each file as base64. Such a
+    message is written all in base64 (rare, and a server without 8BITMIME takes it as it is).
     """
     if isinstance(notice, Notice):
         recipient_name, email = notice.recipient_name, notice.email
@@ -313,8 +331,11 @@ def build_message(
     boundary = f"----=_sanjin_{token}"
     delimiter = b"--" + boundary.encode("ascii")
     date = _date_header(when) if when else format_datetime(datetime.now(SHANGHAI))
+    eight_bit = eight_bit and not attachments
+    outer = f"----=_sanjin_mixed_{token}" if attachments else boundary
+    kind = "mixed" if attachments else "alternative"
     head = (
-        f'Content-Type: multipart/alternative;\n boundary="{boundary}"\n'
+        f'Content-Type: multipart/{kind};\n boundary="{outer}"\n'
         "MIME-Version: 1.0\n"
         f"Subject: {_subject_header(rendered.subject)}\n"
         f"From: {_from_header(sender)}\n"
@@ -324,16 +345,37 @@ def build_message(
         # Tells vacation responders and mailing lists not to answer a machine.
         "Auto-Submitted: auto-generated\n"
         "\n"
-        # Plain text first: RFC 2046 orders alternatives from least to most preferred.
-        f"--{boundary}\n"
     )
-    return b"".join((
+    if attachments:
+        head += f'--{outer}\nContent-Type: multipart/alternative;\n boundary="{boundary}"\n\n'
+    # Plain text first: RFC 2046 orders alternatives from least to most preferred.
+    head += f"--{boundary}\n"
+    body = [
         head.encode("ascii"),
         *_part("plain", rendered.text.encode("utf-8"), delimiter, eight_bit),
         b"\n", delimiter, b"\n",
         *_part("html", _pack_html(rendered.html.encode("utf-8")), delimiter, eight_bit),
         b"\n", delimiter, b"--\n",
-    ))
+    ]
+    for attachment in attachments:
+        body.append(f"\n--{outer}\n".encode("ascii") + _attachment_head(attachment))
+        body.append(base64.encodebytes(attachment.data))
+    if attachments:
+        body.append(f"\n--{outer}--\n".encode("ascii"))
+    return b"".join(body)
+
+
+def _attachment_head(attachment: Attachment) -> bytes:
+    """The part's headers; a name outside ASCII goes as RFC 2231 `filename*` (and an encoded `name`)."""
+    name = _one_line(attachment.filename).replace('"', "").replace("\\", "")
+    if name.isascii():
+        named = f'; name="{name}"', f'; filename="{name}"'
+    else:
+        named = (f'; name="{_encoded_words(name)}"',
+                 "; filename*=utf-8''" + quote(name, safe=""))
+    content_type = _one_line(attachment.content_type) or "application/octet-stream"
+    return (f"Content-Type: {content_type}{named[0]}\nContent-Transfer-Encoding: base64\n"
+            f"Content-Disposition: attachment{named[1]}\n\n").encode("ascii")
 
 
 # RFC 5322 §2.1.1: a line is at most 998 octets. HTML is packed to ~900, leaving room for dot-stuffing.
@@ -447,6 +489,7 @@ __all__ = [
     "CONTEXT_KEYS",
     "KINDS",
     "LABELS",
+    "Attachment",
     "RenderedNotice",
     "build_message",
     "cn_date",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -15,8 +16,12 @@ from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
 
+if TYPE_CHECKING:
+    from tasks.reports.issue import IssuedReport
+
 register_app = typer.Typer(help="定点医药机构名册 / the register of designated institutions", no_args_is_help=True)
-report_app = typer.Typer(help="统计报表 / reports: coverage, quarterly statistics", no_args_is_help=True)
+report_app = typer.Typer(help="统计报表 / reports: coverage, quarterly statistics, year-end summary",
+                         no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
@@ -82,14 +87,89 @@ def report_coverage(program: str, weeks: int = typer.Option(4, "--weeks", min=1,
 
 @report_app.command("quarterly")
 def report_quarterly(program: str, quarter: str = typer.Argument(..., help="如 2026Q1 / e.g. 2026Q1"),
-                     out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False)) -> None:
-    """季度统计表（宁夏方案附件3格式） / the quarterly statistics table (seed 001 att. 3) as XLSX and HTML."""
+                     out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False),
+                     issue: bool = typer.Option(False, "--issue", help="存为新版本并报送 / store as a version and send it"),
+                     actor: str | None = typer.Option(None, "--as", help="报送人（项目管理员） / the issuing manager")) -> None:
+    """季度统计表（宁夏方案附件3格式） / the quarterly statistics table (seed 001 att. 3) as XLSX and HTML.
+
+    Without --issue: the files only (a look at any past quarter). With --issue --as MANAGER: a new report version
+    when the figures changed since the last one (version 1 is kept), sent to the program's managers.
+    """
     from models.quarterly import Quarter
     from tasks.reports.quarterly import quarterly_statistics
     from tasks.reports.quarterly_files import write_quarterly
 
-    stats = quarterly_statistics(_engine(), program, Quarter.parse(quarter))
+    parsed = Quarter.parse(quarter)
+    if issue:
+        from tasks.reports.issue import issue_quarterly
+
+        if not actor:
+            raise typer.BadParameter("报送须注明 --as 项目管理员 / --issue needs --as MANAGER", param_hint="--as")
+        _print_issued(parsed.label, issue_quarterly(_engine(), program, parsed, clock=_clock(), actor=actor,
+                                                    out_dir=out))
+        return
+    stats = quarterly_statistics(_engine(), program, parsed)
     files = write_quarterly(stats, out)
     console.print(f"{stats.name} {stats.quarter.label}：{len(stats.tables)} 张表 / tables")
     for kind, path in files.items():
         console.print(f"  {kind}: {path}")
+
+
+@report_app.command("summary")
+def report_summary(program: str, year: int = typer.Argument(..., min=2000, max=2100, help="如 2026 / e.g. 2026"),
+                   out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False),
+                   issue: bool = typer.Option(False, "--issue", help="存为新版本并报送 / store as a version and send it"),
+                   actor: str | None = typer.Option(None, "--as", help="报送人（项目管理员） / the issuing manager")) -> None:
+    """年度执行情况（宁夏方案：2026年12月底前报送） / the year-end summary per district and city, XLSX and HTML.
+
+    With --issue --as MANAGER: a new report version when the figures changed (earlier ones kept), sent to the
+    program's managers with the workbook attached.
+    """
+    from tasks.reports.summary import year_summary
+    from tasks.reports.summary_files import write_summary
+
+    if issue:
+        from tasks.reports.issue import issue_summary
+
+        if not actor:
+            raise typer.BadParameter("报送须注明 --as 项目管理员 / --issue needs --as MANAGER", param_hint="--as")
+        _print_issued(f"{year}年", issue_summary(_engine(), program, year, clock=_clock(), actor=actor, out_dir=out))
+        return
+    summary = year_summary(_engine(), program, year)
+    files = write_summary(summary, out)
+    total = summary.rows[-1]
+    console.print(f"{summary.name} {year}年执行情况 / summary: 参加机构 {total.participants}，覆盖率 {total.share:.1%}，"
+                  f"采购金额 {total.amount:,.2f} 元，发现违规 {total.violations_found}，启动处理程序 {total.cases_opened}")
+    for kind, path in files.items():
+        console.print(f"  {kind}: {path}")
+
+
+def _print_issued(label: str, issued: IssuedReport) -> None:
+    state = (f"已生成第{issued.version}版并报送 {issued.notices} 人 / issued version {issued.version} to "
+             f"{issued.notices} recipients" if issued.created else
+             f"数据未变，仍为第{issued.version}版，未重复报送 / figures unchanged: version {issued.version} stands, "
+             "nothing sent again")
+    console.print(f"{label}：{state}")
+    for kind, path in issued.files.items():
+        console.print(f"  {kind}: {path}")
+
+
+@report_app.command("versions")
+def report_versions(program: str,
+                    out: Path | None = typer.Option(None, "--out", file_okay=False,
+                                                    help="写出各版本文件 / write every version's files here")) -> None:
+    """已报送的报表版本 / the issued report versions (quarterly, summary), each as it was sent."""
+    from models.clock import to_shanghai
+    from models.labels import REPORT_KIND_LABELS
+    from tasks.reports.report_versions import stored_versions, write_stored_files
+
+    engine = _engine()
+    versions = stored_versions(engine, program)
+    if not versions:
+        console.print("尚无已报送的报表 / no report issued yet")
+    for v in versions:
+        console.print(f"{REPORT_KIND_LABELS[v.kind.value]} {v.period} 第{v.version}版  "
+                      f"{to_shanghai(v.generated_at):%Y-%m-%d %H:%M}  {v.generated_by}  {v.content_hash[:12]}")
+        if out is not None:
+            for path in write_stored_files(engine, v.id, out).values():
+                console.print(f"  {path}")

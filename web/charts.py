@@ -130,3 +130,88 @@ def violations_svg(rows: Sequence[tuple[str, int]], *, title: str, width: int = 
                     f'y="{y + 3}" width="{w:.1f}" height="16" fill="#b03a2e"/>')
         body.append(f'<text x="{label_width + w + 4:.1f}" y="{y + 15}">{n}</text>')
     return _svg(width, row * len(rows) + 4, body, title)
+
+
+@dataclass(frozen=True)
+class TrendLine:
+    """One scope's coverage over time (the program's total, or one institution kind): (day, share 0..1) points."""
+
+    label: str
+    points: Sequence[tuple[date, float]]
+    main: bool = False  # the program's total: drawn thicker, and the one the projection continues
+
+
+@dataclass(frozen=True)
+class DatedTarget:
+    by: date
+    share: float  # 0..1
+    current: bool
+
+
+@dataclass(frozen=True)
+class ProjectionLine:
+    """The total's line continued at the rate of the last weeks, from today to `until` (the day `share` is reached,
+    or the chart's end); `text` says when each target is reached or that it is not at this rate."""
+
+    until: date
+    share: float
+    text: str
+
+
+TREND_COLOURS = ("#1f4e79", "#2f7d4f", "#c77c02", "#7a5195", "#b03a2e", "#3b8ea5", "#8a6d3b", "#5c5c5c", "#d45087")
+
+
+def coverage_trend_svg(lines: Sequence[TrendLine], *, today: date, targets: Sequence[DatedTarget] = (),
+                       projection: ProjectionLine | None = None, width: int = 760, height: int = 300) -> str:
+    """Coverage over time: a line per scope, each dated target a dashed line at its share up to its date (a dot
+    on the date), and the projection dotted from today's total onwards. Drawn on the server; nothing fetched."""
+    days = [d for line in lines for d, _ in line.points]
+    if not days:
+        return _svg(width, 24, ['<text x="4" y="16" fill="#777">暂无覆盖率数据</text>'], "覆盖率变化")
+    legend_w, left, top, bottom = 150, 44, 14, 34
+    start = min(days)
+    end = max([today, *(t.by for t in targets), *([projection.until] if projection else [])]) + timedelta(days=7)
+    plot_w, plot_h = width - left - legend_w - 10, height - top - bottom
+    span = max((end - start).days, 1)
+
+    def x(d: date) -> float:
+        return left + (d - start).days / span * plot_w
+
+    def y(share: float) -> float:
+        return top + (1 - min(max(share, 0.0), 1.0)) * plot_h
+
+    body: list[str] = []
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        body.append(f'<line x1="{left}" y1="{y(tick):.1f}" x2="{left + plot_w}" y2="{y(tick):.1f}" stroke="#e3e8ef"/>')
+        body.append(f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" text-anchor="end" fill="#555">{tick:.0%}</text>')
+    for d, anchor in ((start, "start"), (end, "end")):
+        body.append(f'<text x="{x(d):.1f}" y="{height - 18}" text-anchor="{anchor}" fill="#555">{d:%Y-%m-%d}</text>')
+    tx = x(today)
+    body.append(f'<line class="today" x1="{tx:.1f}" y1="{top}" x2="{tx:.1f}" y2="{top + plot_h}" stroke="#d62728"/>')
+    body.append(f'<text x="{tx:.1f}" y="{height - 4}" text-anchor="middle" fill="#d62728">今天 {today:%m-%d}</text>')
+    for t in targets:
+        colour = "#d62728" if t.current else "#7a5195"
+        body.append(f'<line class="trend-target" data-by="{t.by.isoformat()}" data-share="{t.share:.4f}" '
+                    f'x1="{left}" y1="{y(t.share):.1f}" x2="{x(t.by):.1f}" y2="{y(t.share):.1f}" stroke="{colour}" '
+                    'stroke-width="1.5" stroke-dasharray="6 4"/>')
+        body.append(f'<circle cx="{x(t.by):.1f}" cy="{y(t.share):.1f}" r="3.5" fill="{colour}"/>')
+        body.append(f'<text x="{x(t.by) - 4:.1f}" y="{y(t.share) - 5:.1f}" text-anchor="end" fill="{colour}">'
+                    f'{t.by:%Y-%m-%d} 目标 {t.share:.0%}</text>')
+    for i, line in enumerate(lines):
+        colour = TREND_COLOURS[0] if line.main else TREND_COLOURS[1 + (i - 1) % (len(TREND_COLOURS) - 1)]
+        points = " ".join(f"{x(d):.1f},{y(s):.1f}" for d, s in sorted(line.points))
+        body.append(f'<polyline class="trend-line" data-label="{escape(line.label)}" points="{points}" fill="none" '
+                    f'stroke="{colour}" stroke-width="{3 if line.main else 1.5}"/>')
+        ly = top + 6 + i * 18
+        body.append(f'<line x1="{width - legend_w}" y1="{ly:.1f}" x2="{width - legend_w + 18}" y2="{ly:.1f}" '
+                    f'stroke="{colour}" stroke-width="{3 if line.main else 1.5}"/>')
+        last = sorted(line.points)[-1][1]
+        body.append(f'<text x="{width - legend_w + 22}" y="{ly + 4:.1f}">{escape(line.label)} {last:.0%}</text>')
+    main = next((line for line in lines if line.main), None)
+    if projection is not None and main is not None:
+        now = sorted(main.points)[-1][1]
+        body.append(f'<line class="projection" data-until="{projection.until.isoformat()}" '
+                    f'data-share="{projection.share:.4f}" x1="{tx:.1f}" y1="{y(now):.1f}" x2="{x(projection.until):.1f}" '
+                    f'y2="{y(projection.share):.1f}" stroke="{TREND_COLOURS[0]}" stroke-width="2" '
+                    'stroke-dasharray="2 3"><title>' + escape(projection.text) + "</title></line>")
+    return _svg(width, height, body, "覆盖率变化（实线为实际，虚线为目标，点线为按近期速度的预测）")

@@ -8,7 +8,7 @@ the laggards page.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
@@ -21,9 +21,21 @@ from models.program import User
 from models.program_definition import ProgramDefinition
 from models.states import KIND_LABELS, InstitutionKind, Role
 from tasks.programs import UnknownProgram, get_program, list_programs
+from tasks.reports.coverage_report import CoverageLine, CoverageReport
 from tasks.status import LAGGARD_KINDS, laggard_page
 from web.auth import require_user
-from web.charts import Span, Target, coverage_svg, funnel_svg, timeline_svg, violations_svg
+from web.charts import (
+    DatedTarget,
+    ProjectionLine,
+    Span,
+    Target,
+    TrendLine,
+    coverage_svg,
+    coverage_trend_svg,
+    funnel_svg,
+    timeline_svg,
+    violations_svg,
+)
 from web.pagination import page_of
 from web.render import page, web
 
@@ -44,6 +56,39 @@ def targets_of(defn: ProgramDefinition, today: date) -> list[Target]:
     targets = sorted(defn.rules.coverage_targets, key=lambda t: t.by)
     current = next((t for t in targets if t.by >= today), targets[-1] if targets else None)
     return [Target(f"{t.by:%Y-%m-%d} 目标", float(t.share), t is current) for t in targets]
+
+
+PROJECTION_HORIZON = timedelta(weeks=8)  # how far past today (or the last target) the projection is drawn
+
+
+def _shares(line: CoverageLine) -> list[tuple[date, float]]:
+    """The line's counts as shares of today's designated institutions (the series counts against that version)."""
+    return [(d, n / line.total if line.total else 0.0) for d, n in line.series]
+
+
+def trend_chart(report: CoverageReport) -> tuple[str, str]:
+    """The overview's coverage-over-time chart and the sentence under it.
+
+    A line for the program's total and one per institution kind; each dated target a dashed line; the total
+    continued dotted at the rate of the last weeks up to the day the target in force is reached (or, when it
+    is not reached by then, to the chart's horizon), as models/coverage.py projects it.
+    """
+    today, total = report.today, report.total
+    lines = [TrendLine("合计", _shares(total), main=True), *(TrendLine(k.label, _shares(k)) for k in report.by_kind)]
+    in_force = next((p for p in total.projections if p.by >= today), total.projections[-1] if total.projections else None)
+    targets = [DatedTarget(p.by, float(p.share), p is in_force) for p in total.projections]
+    projection: ProjectionLine | None = None
+    sentence = "项目文件未设定有时限的覆盖率目标。"
+    if in_force is not None:
+        sentence = f"{in_force.by:%Y-%m-%d} 目标 {float(in_force.share):.0%}：{in_force.describe()}"
+    if in_force is not None and not in_force.met and total.total:
+        horizon = max(today, in_force.by) + PROJECTION_HORIZON
+        if in_force.reached_on is not None and in_force.reached_on <= horizon:
+            projection = ProjectionLine(in_force.reached_on, in_force.needed / total.total, in_force.describe())
+        else:
+            at_horizon = total.covered + float(in_force.rate_per_day) * (horizon - today).days
+            projection = ProjectionLine(horizon, at_horizon / total.total, in_force.describe())
+    return coverage_trend_svg(lines, today=today, targets=targets, projection=projection), sentence
 
 
 NO_DISTRICT = "（企业、产品，不属区县）"
@@ -100,7 +145,9 @@ def overview(request: Request) -> Response:
     targets = targets_of(defn, status.today)
     cover = data.coverage
     kinds = [(KIND_LABELS.get(InstitutionKind(r.key), r.key), r.covered, r.total) for r in cover.by_kind]
+    trend, trend_text = trend_chart(data.trend)
     return page(request, "overview.html", user, status=status, timeline=timeline, funnels=funnels,
+                trend_chart=trend, trend_text=trend_text,
                 district_chart=coverage_svg([(r.key, r.covered, r.total) for r in cover.by_district], targets=targets),
                 kind_chart=coverage_svg(kinds, targets=targets), cover=cover, targets=targets,
                 late=data.laggards, laggard_labels=LAGGARD_LABELS, computed=data,

@@ -34,6 +34,7 @@ from models.program import AllianceInvitation
 from models.register import RegisterEntry
 from tasks.compliance.views import open_counts
 from tasks.programs import get_program
+from tasks.reports.coverage_report import CoverageReport, Past, coverage_history, coverage_report
 from tasks.status import Coverage, LaggardPage, ProgramStatus, coverage, laggard_page, program_status
 
 # Tables whose new rows change the overview; their updates write audit rows (AuditEvent is first).
@@ -41,6 +42,8 @@ WATCHED: tuple[Any, ...] = (AuditEvent, Application, Institution, Batch, Gate, L
                             Payment, PurchaseOrder, AllianceInvitation, RegisterEntry)
 TTL_SECONDS = 60.0
 OVERVIEW_LAGGARDS = 20
+TREND_WEEKS = 4  # the projection's rate: the last four weeks, as `sanjin report coverage` by default
+TREND_HISTORY = 8  # points four weeks apart before the last four weeks: the line over about the last nine months
 
 
 def _table(model: Any) -> Table:
@@ -53,6 +56,7 @@ class Overview:
     coverage: Coverage
     laggards: LaggardPage
     violations: dict[tuple[str, str | None], int]  # open violations by (rule code, district); None: no district
+    trend: CoverageReport  # coverage over time (weekly, then every four weeks back) and each target's projection
     computed_at: datetime
     seconds: float  # how long the computation took (shown on the page, and in the benchmark)
 
@@ -68,12 +72,15 @@ class OverviewCache:
         self.ttl = ttl_seconds
         self._entries: dict[str, tuple[tuple[Any, ...], float, Overview]] = {}
         self._locks: dict[str, threading.Lock] = {}
+        # The coverage line's past points, per program for a day and a register version (they do not move with
+        # today's data): the overview's recomputation then costs no more than before the line was drawn.
+        self._history: dict[str, tuple[tuple[Any, ...], Past]] = {}
         self._guard = threading.Lock()
         self.computed = 0  # computations so far (tests and the benchmark read it)
 
     def clear(self) -> None:
         """Forget every program's figures (the next view computes them again)."""
-        with self._guard:
+        with self._guard:  # the coverage line's past stays: it is keyed by what can move it (day, register)
             self._entries.clear()
 
     def _lock(self, slug: str) -> threading.Lock:
@@ -90,13 +97,19 @@ class OverviewCache:
             entry = self._entries.get(slug)
             if entry is not None and entry[0] == key and time.monotonic() - entry[1] < self.ttl:
                 return entry[2]
-            overview = compute_overview(engine, slug, clock, today, simulated=simulated)
+            history_key = (program.content_hash, today, key[-1][-1])  # the newest register row: a new version
+            kept = self._history.get(slug)
+            if kept is None or kept[0] != history_key:
+                kept = (history_key, coverage_history(engine, slug, today, weeks=TREND_WEEKS, history=TREND_HISTORY))
+                self._history[slug] = kept
+            overview = compute_overview(engine, slug, clock, today, simulated=simulated, past=kept[1])
             self._entries[slug] = (key, time.monotonic(), overview)
             self.computed += 1
             return overview
 
 
-def compute_overview(engine: Engine, slug: str, clock: Clock, today: date, *, simulated: bool) -> Overview:
+def compute_overview(engine: Engine, slug: str, clock: Clock, today: date, *, simulated: bool,
+                     past: Past | None = None) -> Overview:
     start = time.perf_counter()
     status = program_status(engine, slug, clock=clock, simulated=simulated, outbox=False)
     with Session(engine) as session:
@@ -106,4 +119,5 @@ def compute_overview(engine: Engine, slug: str, clock: Clock, today: date, *, si
         late = laggard_page(session, program.id, defn, today, limit=OVERVIEW_LAGGARDS)
     # Violations open and close with an audit row each (tasks/compliance/reconcile.py): the token sees them.
     violations = {(rule.value, district): n for (rule, district), n in open_counts(engine, program.id).items()}
-    return Overview(status, cover, late, violations, datetime.now(UTC), time.perf_counter() - start)
+    trend = coverage_report(engine, slug, clock=clock, weeks=TREND_WEEKS, history=TREND_HISTORY, past=past, now=cover)
+    return Overview(status, cover, late, violations, trend, datetime.now(UTC), time.perf_counter() - start)

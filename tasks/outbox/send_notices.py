@@ -31,6 +31,7 @@ from models.outbox import Notice
 from notifications.render import build_message, message_id_for, render_notice, sender_domain
 from notifications.smtp import Delivery, Mailer, OutgoingMessage, SendOutcome
 from notifications.smtp import run as run_loop
+from tasks.outbox.attachments import MissingAttachment, attachment_refs, attachments_of, load_report_files
 from tasks.outbox.leases import (
     LEASE,
     RETRY_BASE,
@@ -72,7 +73,8 @@ def render_context(row: ClaimedNotice | Notice, program_names: Mapping[int, str]
     return ctx
 
 
-async def _prepare(chunk: Chunk, sender: str, program_names: Mapping[int, str], when: datetime) -> None:
+async def _prepare(chunk: Chunk, sender: str, program_names: Mapping[int, str], when: datetime,
+                   files: Mapping[int, tuple[bytes, str]] | None = None) -> None:
     """Render and build the chunk's messages; a notice that cannot be rendered is a permanent failure.
 
     Yields to the event loop before every row: while this chunk is prepared, the previous one is being
@@ -93,8 +95,12 @@ async def _prepare(chunk: Chunk, sender: str, program_names: Mapping[int, str], 
             continue
         try:
             rendered = render_notice(row.kind, render_context(row, program_names))
+            attached = attachments_of(row.context, files) if files is not None and "attachments" in row.context else []
             data = build_message({"email": row.email, "recipient_name": row.recipient_name}, rendered,
-                                 sender, mid, when=when)
+                                 sender, mid, when=when, attachments=attached)
+        except MissingAttachment as exc:
+            chunk.outcomes[row.id] = SendOutcome(row.id, Delivery.PERMANENT, f"attachment: {exc}")
+            continue
         except (TemplateError, ValueError, TypeError, LookupError) as exc:
             chunk.outcomes[row.id] = SendOutcome(row.id, Delivery.PERMANENT, f"render: {type(exc).__name__}: {exc}")
             continue
@@ -111,7 +117,8 @@ class _Policy:
     retry_cap: timedelta
 
 
-def _claim_rows(engine: Engine, clock: Clock, policy: _Policy) -> tuple[Chunk, dict[int, str], datetime]:
+def _claim_rows(engine: Engine, clock: Clock,
+                policy: _Policy) -> tuple[Chunk, dict[int, str], datetime, dict[int, tuple[bytes, str]] | None]:
     # One reading of the clock for the whole step (the installation's clock is a database read).
     now = clock.now()
     at = FixedClock(now)
@@ -119,14 +126,16 @@ def _claim_rows(engine: Engine, clock: Clock, policy: _Policy) -> tuple[Chunk, d
     rows = claim(engine, clock=at, batch_size=policy.batch_size, lease=policy.lease)
     chunk = Chunk(rows, rows[0].lease if rows else None, reclaimed=reclaimed, dead=dead)
     names = _program_names(engine, (r.program_id for r in rows if "program_name" not in r.context)) if rows else {}
-    return chunk, names, now
+    # Only a chunk holding a notice with attachments pays for the query (a reminder run never does).
+    refs = attachment_refs(r.context for r in rows if "attachments" in r.context)
+    return chunk, names, now, load_report_files(engine, refs) if refs else None
 
 
 async def _claim_chunk(engine: Engine, sender: str, clock: Clock, policy: _Policy) -> Chunk:
     """Reclaim lost leases, claim a chunk and prepare its messages (an empty chunk: nothing was due)."""
-    chunk, names, now = await _off_loop(engine, _claim_rows, engine, clock, policy)
+    chunk, names, now, files = await _off_loop(engine, _claim_rows, engine, clock, policy)
     if chunk.rows:
-        await _prepare(chunk, sender, names, now)
+        await _prepare(chunk, sender, names, now, files)
     return chunk
 
 

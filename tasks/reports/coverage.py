@@ -102,6 +102,45 @@ def coverage(session: Session, program_id: int, on: date | None = None, *, as_of
     return _assemble(rows, version, int(unregistered))
 
 
+def coverage_on_days(session: Session, program_id: int, days: list[date], *, as_of: date | None) -> list[Coverage]:
+    """`coverage(session, program_id, d, as_of=as_of)` for every day of `days`, in ONE statement.
+
+    The over-time line of the overview and the report's weekly series: one GROUP BY district and kind with a pair
+    of sums per day, instead of a statement per day (at 20,000 institutions 13 statements cost ~0.7 s of each
+    recomputed overview). Each institution's participation on day d is MAX over its applications of the same
+    condition as `_participants(program_id, d)`. `unregistered` is not counted here (0).
+    """
+    if not days:
+        return []
+    app, inst, entries = table_of(Application), table_of(Institution), table_of(RegisterEntry)
+    decided = func.coalesce(app.c.decided_at, app.c.submitted_at)
+    ends = [datetime.combine(d + timedelta(days=1), time(), tzinfo=SHANGHAI) for d in days]
+    flags = [func.max(case((and_(decided < end, or_(app.c.state.in_(COVERED),
+                                                         and_(app.c.left_on.is_not(None), app.c.left_on > d))), 1),
+                           else_=0)).label(f"p{i}") for i, (d, end) in enumerate(zip(days, ends, strict=True))]
+    per = (select(app.c.institution_id, *flags).where(app.c.program_id == program_id)
+           .group_by(app.c.institution_id).subquery())
+    flag = [per.c[f"p{i}"] for i in range(len(days))]
+    if as_of is None:  # before any register: this program's applicants, as `coverage` divides by them
+        sums = [func.sum(func.coalesce(f, 0)) for f in flag]
+        rows = session.execute(select(inst.c.district, inst.c.kind, func.count(), *sums)
+                               .join(per, per.c.institution_id == inst.c.id)
+                               .group_by(inst.c.district, inst.c.kind)).all()
+        return [_assemble([(r[0], r[1], r[2], r[3 + i]) for r in rows], None, 0) for i in range(len(days))]
+    codes = select(inst.c.insurance_code, per.c.institution_id, *flag).join(per, per.c.institution_id == inst.c.id).subquery()
+    totals = [func.sum(case((entries.c.designated_on <= d, 1), else_=0)) for d in days]
+    covered = [func.sum(case((entries.c.designated_on <= d, func.coalesce(codes.c[f"p{i}"], 0)), else_=0))
+               for i, d in enumerate(days)]
+    rows = session.execute(
+        select(entries.c.district, entries.c.kind, *totals, *covered)
+        .join_from(entries, codes, codes.c.insurance_code == entries.c.insurance_code, isouter=True)
+        .where(entries.c.program_id == program_id, entries.c.as_of == as_of,
+               entries.c.status == DesignationStatus.ACTIVE)
+        .group_by(entries.c.district, entries.c.kind)).all()
+    n = len(days)
+    return [_assemble([(r[0], r[1], r[2 + i], r[2 + n + i]) for r in rows], as_of, 0) for i in range(n)]
+
+
 def _assemble(rows: Any, version: date | None, unregistered: int) -> Coverage:
     by_district: dict[str, list[int]] = {}
     by_kind: dict[str, list[int]] = {}
@@ -118,4 +157,4 @@ def _assemble(rows: Any, version: date | None, unregistered: int) -> Coverage:
                     version, unregistered)
 
 
-__all__ = ["COVERED", "Coverage", "CoverageRow", "coverage", "register_version"]
+__all__ = ["COVERED", "Coverage", "CoverageRow", "coverage", "coverage_on_days", "register_version"]

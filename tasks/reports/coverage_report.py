@@ -18,7 +18,7 @@ from models.clock import Clock
 from models.coverage import Projection, project
 from models.states import KIND_LABELS, InstitutionKind
 from tasks.programs import get_program
-from tasks.reports.coverage import Coverage, CoverageRow, coverage, register_version
+from tasks.reports.coverage import Coverage, CoverageRow, coverage, coverage_on_days, register_version
 
 DEFAULT_WEEKS = 4
 
@@ -72,17 +72,49 @@ def _kind_label(key: str) -> str:
         return key
 
 
-def coverage_report(engine: Engine, slug: str, *, clock: Clock, weeks: int = DEFAULT_WEEKS) -> CoverageReport:
-    """Today's coverage of the program and its projection against every target of `rules.coverage_targets`."""
-    today = clock.today()
+def history_days(today: date, weeks: int, history: int, since: date | None) -> list[date]:
+    """The days counted before today: each of the last `weeks` weeks, and before them up to `history` points four
+    weeks apart, none before `since` (the program's first day), oldest first."""
+    earlier = [today - timedelta(weeks=weeks + 4 * k) for k in range(history, 0, -1)]
+    recent = [today - timedelta(weeks=w) for w in range(weeks, 0, -1)]
+    return [d for d in earlier if since is None or d >= since] + recent
+
+
+Past = list[tuple[date, Coverage]]
+
+
+def coverage_history(engine: Engine, slug: str, today: date, *, weeks: int = DEFAULT_WEEKS, history: int = 0) -> Past:
+    """The counted days before today (`history_days`), each against today's register version, in one statement.
+
+    Days already past do not change when today's data does (a decision today is dated today; one who leaves
+    today still took part before), so the overview keeps this for the day (web/snapshots.py).
+    """
     with Session(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
         version = register_version(session, program.id, today)
-        days = [today - timedelta(weeks=w) for w in range(weeks, 0, -1)]
-        past: list[tuple[date, Coverage]] = [(d, coverage(session, program.id, d, as_of=version)) for d in days]
-        now = coverage(session, program.id, today, as_of=version)
-    points = [*past, (today, now)]
+        began = min((p.window.opens for p in defn.timeline()), default=None)
+        days = history_days(today, weeks, history, began)
+        return list(zip(days, coverage_on_days(session, program.id, days, as_of=version), strict=True))
+
+
+def coverage_report(engine: Engine, slug: str, *, clock: Clock, weeks: int = DEFAULT_WEEKS, history: int = 0,
+                    past: Past | None = None, now: Coverage | None = None) -> CoverageReport:
+    """Today's coverage of the program and its projection against every target of `rules.coverage_targets`.
+
+    `history` adds up to that many points four weeks apart before the last `weeks` weeks (the overview's line
+    over time), from the program's first day on, all counted by one statement against today's register version.
+    `past` (from `coverage_history`) and `now` (today's coverage) are given when the caller has them already.
+    """
+    today = clock.today()
+    if past is None:
+        past = coverage_history(engine, slug, today, weeks=weeks, history=history)
+    with Session(engine) as session:
+        program, defn = get_program(session, slug)
+        assert program.id is not None
+        if now is None:
+            now = coverage(session, program.id, today, as_of=register_version(session, program.id, today))
+    points: Past = [*past, (today, now)]
     targets = sorted(defn.rules.coverage_targets, key=lambda t: t.by)
 
     def line(key: str, label: str, pick: Any) -> CoverageLine:
@@ -104,4 +136,5 @@ def coverage_report(engine: Engine, slug: str, *, clock: Clock, weeks: int = DEF
                           rows(lambda c: c.by_district, lambda k: k), rows(lambda c: c.by_kind, _kind_label))
 
 
-__all__ = ["DEFAULT_WEEKS", "CoverageLine", "CoverageReport", "coverage_report"]
+__all__ = ["DEFAULT_WEEKS", "CoverageLine", "CoverageReport", "Past", "coverage_history", "coverage_report",
+           "history_days"]

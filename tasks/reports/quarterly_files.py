@@ -6,6 +6,7 @@ Each table: the title 集采药品“三进”相关数据统计表, the scope a
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,7 +25,7 @@ _HTML = Environment(autoescape=select_autoescape(default=True, default_for_strin
 th,td{border:1px solid #444;padding:.3em .8em}td.n{text-align:right}caption{font-weight:bold;margin:.5em}</style>
 </head><body>
 <h1>{{ title }}</h1>
-<p>{{ stats.name }} · {{ stats.quarter.label }}</p>
+<p>{{ stats.name }} · {{ stats.quarter.label }}{% if edition %} · {{ edition }}{% endif %}</p>
 {% for table in stats.tables %}
 <table>
 <caption>{{ table.scope }}</caption>
@@ -43,19 +44,31 @@ def _fmt(value: int | Decimal) -> str:
     return f"{value:,.2f}" if isinstance(value, Decimal) else str(value)
 
 
+def quarterly_html(stats: QuarterlyStatistics, edition: str = "") -> str:
+    """The HTML page; `edition` (e.g. 第2版，2026-04-20生成) names an issued version."""
+    return _HTML.render(stats=stats, title=TITLE, header=HEADER, fmt=_fmt, edition=edition)
+
+
+def quarterly_xlsx(stats: QuarterlyStatistics, edition: str = "") -> bytes:
+    """The workbook's bytes, a sheet per table (built in memory: an issued version stores them)."""
+    buffer = io.BytesIO()
+    _write_xlsx(stats, buffer, edition)
+    return buffer.getvalue()
+
+
 def write_quarterly(stats: QuarterlyStatistics, out_dir: Path) -> dict[str, Path]:
     """Write `<slug>-<quarter>-quarterly.xlsx` and `.html` into `out_dir`; returns them by format."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{stats.slug}-{stats.quarter}-quarterly"
     html = out_dir / f"{stem}.html"
-    html.write_text(_HTML.render(stats=stats, title=TITLE, header=HEADER, fmt=_fmt), encoding="utf-8")
+    html.write_text(quarterly_html(stats), encoding="utf-8")
     xlsx = out_dir / f"{stem}.xlsx"
-    _write_xlsx(stats, xlsx)
+    xlsx.write_bytes(quarterly_xlsx(stats))
     return {"xlsx": xlsx, "html": html}
 
 
-def _write_xlsx(stats: QuarterlyStatistics, path: Path) -> None:
-    book = xlsxwriter.Workbook(str(path))
+def _write_xlsx(stats: QuarterlyStatistics, target: io.BytesIO, edition: str) -> None:
+    book = xlsxwriter.Workbook(target, {"in_memory": True})
     title = book.add_format({"bold": True, "font_size": 14, "align": "center", "valign": "vcenter"})
     subtitle = book.add_format({"align": "center"})
     head = book.add_format({"bold": True, "border": 1, "align": "center", "valign": "vcenter", "bg_color": "#EEEEEE"})
@@ -70,7 +83,7 @@ def _write_xlsx(stats: QuarterlyStatistics, path: Path) -> None:
         used.add(name)
         sheet = book.add_worksheet(name)
         sheet.merge_range(0, 0, 0, len(HEADER) - 1, TITLE, title)
-        sheet.merge_range(1, 0, 1, len(HEADER) - 1, f"{table.scope} · {stats.quarter.label} · 金额单位：元", subtitle)
+        sheet.merge_range(1, 0, 1, len(HEADER) - 1, " · ".join(filter(None, (table.scope, stats.quarter.label, edition, "金额单位：元"))), subtitle)
         sheet.write_row(2, 0, HEADER, head)
         for i, (row_label, cells) in enumerate(table.rows(), start=3):
             sheet.write_string(i, 0, row_label, label)
@@ -81,6 +94,7 @@ def _write_xlsx(stats: QuarterlyStatistics, path: Path) -> None:
                     sheet.write_number(i, j, value, count)
         sheet.set_column(0, 0, 36)
         sheet.set_column(1, len(HEADER) - 1, 15)
+        sheet.autofilter(2, 0, 2 + len(table.rows()), len(HEADER) - 1)
         sheet.freeze_panes(3, 1)
         sheet.set_landscape()
         sheet.set_paper(9)  # A4
@@ -89,4 +103,4 @@ def _write_xlsx(stats: QuarterlyStatistics, path: Path) -> None:
     book.close()
 
 
-__all__ = ["HEADER", "write_quarterly"]
+__all__ = ["HEADER", "quarterly_html", "quarterly_xlsx", "write_quarterly"]

@@ -180,3 +180,27 @@ def test_continuous_review_gives_contracts_to_a_batch_that_runs_after_the_signin
     before = table_counts(engine)
     asyncio.run(continuous_review_flow(SLUG))
     assert table_counts(engine) == before
+
+
+def test_continuous_review_issues_last_quarters_statistics_once_in_the_quarters_first_month(
+        engine: Engine, database_url: str, prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import get_settings
+    from models.reports import ReportVersion
+
+    monkeypatch.setenv("SANJIN_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    make_program(engine, SLUG)
+    make_reviewers(engine, [])
+    clock = DatabaseClock(engine)
+    clock.set(shanghai(2025, 12, 31, 9))
+    assert asyncio.run(continuous_review_flow(SLUG))["quarterly_report"] is None  # Q4's last month: not yet
+    clock.set(shanghai(2026, 1, 5, 9))
+    result = asyncio.run(continuous_review_flow(SLUG))
+    assert result["quarterly_report"] == {"period": "2025Q4", "version": 1, "notices": 1}  # to the manager
+    before = table_counts(engine)
+    assert asyncio.run(continuous_review_flow(SLUG))["quarterly_report"] is None  # once per quarter
+    assert table_counts(engine) == before
+    with Session(engine) as session:
+        assert session.execute(select(ReportVersion.period)).scalars().all() == ["2025Q4"]  # type: ignore[call-overload]
+    assert (tmp_path / "out" / "reports" / "shenyang-2025-2025Q4-quarterly-v1.xlsx").exists()
+    get_settings.cache_clear()

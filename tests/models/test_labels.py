@@ -16,6 +16,7 @@ from models.enforcement import ExitState, LadderState
 from models.program_definition import PhaseName
 from models.quarterly import QUARTER_COLUMN_LABELS, QUARTER_ROW_LABELS, QuarterColumn, QuarterRow
 from models.register import DESIGNATION_STATUS_LABELS, DesignationStatus
+from models.reports import ReportKind
 from models.states import (
     CATEGORY_LABELS,
     KIND_LABELS,
@@ -65,6 +66,7 @@ LABELLED: dict[type[StrEnum], dict[str, str]] = {
     EnforcementKind: labels.ENFORCEMENT_KIND_LABELS,
     EnforcementState: labels.ENFORCEMENT_STATE_LABELS,
     Role: labels.ROLE_LABELS,
+    ReportKind: labels.REPORT_KIND_LABELS,
     QuarterColumn: {k.value: v for k, v in QUARTER_COLUMN_LABELS.items()},
     QuarterRow: {k.value: v for k, v in QUARTER_ROW_LABELS.items()},
     # Input vocabularies: these tables also parse the Chinese words of people's files back into codes.

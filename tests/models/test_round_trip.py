@@ -43,6 +43,7 @@ from models.operations import (
 from models.outbox import Notice
 from models.program import AllianceInvitation, ClockSetting, ImportRecord, PhaseWindow, Program, User
 from models.register import DesignationStatus, RegisterEntry
+from models.reports import ReportKind, ReportVersion
 from models.states import (
     AccountState,
     ApplicationState,
@@ -167,6 +168,10 @@ def build_graph(session: Session) -> list[SQLModel]:
     add(RegisterEntry(program_id=program.id, as_of=date(2026, 3, 31), insurance_code="H21010200001",
                       name="和平区浑河站乡镇卫生院", district="和平区", kind=InstitutionKind.TOWNSHIP_HEALTH_CENTER,
                       status=DesignationStatus.ACTIVE, designated_on=date(2020, 1, 1), import_id=imported.id))
+    add(ReportVersion(program_id=program.id, kind=ReportKind.QUARTERLY, period="2025Q4", version=2,
+                      content_hash="cd" * 32, figures={"tables": [{"scope": "辽宁省沈阳市", "rows": [["汇总", ["12.34"]]]}]},
+                      xlsx=bytes(range(256)), html="<h1>集采药品“三进”相关数据统计表</h1>", file_stem="shenyang-2025-2025Q4-quarterly-v2",
+                      generated_at=T_SHANGHAI, generated_by="manager", data_as_of=date(2026, 1, 20)))
     add(QuarterlyReport(program_id=program.id, year=2025, quarter=4, due_on=date(2026, 1, 31),
                         figures={"定点药店": {"参加集采药品医药机构数量": {"新增": 3, "累计": 10}}, "汇总": "12.34"},
                         submitted_at=T_MINUS5))

@@ -15,6 +15,7 @@ from notifications.render import (
     COMMON_KEYS,
     CONTEXT_KEYS,
     KINDS,
+    Attachment,
     RenderedNotice,
     build_message,
     cn_date,
@@ -216,6 +217,25 @@ def test_build_message_is_multipart_alternative_with_an_encoded_chinese_subject(
     assert msg.get_body(("plain",)).get_content() == rendered.text
     assert msg.get_body(("html",)).get_content() == pack_html(rendered.html)
     assert [p["Content-Transfer-Encoding"] for p in msg.iter_parts()] == ["8bit", "8bit"]
+
+
+@pytest.mark.parametrize("filename", ["ningxia-2025-2026Q1-quarterly-v2.xlsx", "宁夏2026年第1季度统计表.xlsx"])
+def test_an_attachment_makes_a_mixed_message_whose_file_reads_back_byte_for_byte(filename):
+    rendered = render_notice("quarterly_report", sample("quarterly_report"), strict=True)
+    workbook = bytes(range(256)) * 40  # binary, with every byte value
+    raw = build_message({"email": "jc@nx.example.gov.cn", "recipient_name": "价采处"}, rendered, SENDER,
+                        message_id_for(7, "report:quarterly:1:2026Q1:v2:user3", "nx.example.gov.cn"),
+                        when=datetime(2026, 4, 20, 9, 0), attachments=[Attachment(filename, "application/x-test", workbook)])
+    raw.decode("ascii")  # all base64: fit for a server without 8BITMIME, and seven_bit leaves it alone
+    assert seven_bit(raw) == raw
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/mixed"
+    assert msg.get_body(("plain",)).get_content() == rendered.text
+    assert msg.get_body(("html",)).get_content() == pack_html(rendered.html)
+    [attachment] = list(msg.iter_attachments())
+    assert attachment.get_filename() == filename
+    assert attachment.get_content_type() == "application/x-test"
+    assert attachment.get_content() == workbook
 
 
 def test_a_line_break_in_a_name_cannot_inject_a_header():

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 
+from models.coverage import project
+from tasks.reports.coverage_report import CoverageLine, CoverageReport
 from web.charts import Span, coverage_svg, funnel_svg, timeline_svg
+from web.pages_overview import trend_chart
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 
@@ -55,3 +60,45 @@ def test_empty_charts_say_so() -> None:
     assert "暂无数据" in funnel_svg([])
     assert "暂无定点机构" in coverage_svg([])
     assert "无阶段" in timeline_svg([], date(2025, 9, 1))
+
+
+def _line(key: str, label: str, series: list[tuple[date, int]], total: int, today: date) -> CoverageLine:
+    targets = [(date(2025, 12, 31), Decimal("0.80")), (date(2026, 12, 31), Decimal("0.90"))]
+    return CoverageLine(key, label, series[-1][1], total, series,
+                        [project(series, total, by, share, today, 4) for by, share in targets])
+
+
+def test_coverage_over_time_is_a_line_per_scope_with_dashed_targets_and_the_projection_to_the_day_reached() -> None:
+    today = date(2025, 11, 1)
+    # 100 designated, 4 more every week: 16 in the last 4 weeks, 4/7 a day; 80 % needs 80, 24 to go → 42 days.
+    total = _line("total", "合计", [(today - timedelta(weeks=w), 56 - 4 * w) for w in range(8, -1, -1)], 100, today)
+    pharmacies = _line("chain_pharmacy", "连锁药店", [(today - timedelta(weeks=w), 10) for w in range(4, -1, -1)], 20,
+                       today)
+    report = CoverageReport("jiangxi-2025", "江西", today, 4, None, 0, total, [], [pharmacies])
+    svg, sentence = trend_chart(report)
+    _parse(svg)  # well-formed
+    assert re.findall(r'class="trend-line" data-label="([^"]+)"', svg) == ["合计", "连锁药店"]
+    assert re.findall(r'class="trend-target" data-by="([^"]+)" data-share="([^"]+)"', svg) == [
+        ("2025-12-31", "0.8000"), ("2026-12-31", "0.9000")]
+    assert svg.count('stroke-dasharray="6 4"') == 2  # the targets dashed
+    assert re.findall(r'class="projection" data-until="([^"]+)" data-share="([^"]+)"', svg) == [
+        ((today + timedelta(days=42)).isoformat(), "0.8000")]
+    assert sentence == "2025-12-31 目标 80%：预计 2025-12-13 达到，尚差 24 家 / reached on 2025-12-13; 24 institutions to go"
+    assert "<script" not in svg and "http" not in svg.replace("http://www.w3.org/2000/svg", "")  # offline
+
+
+def test_with_nobody_joining_the_projection_is_flat_and_says_not_at_this_rate() -> None:
+    today = date(2025, 11, 1)
+    flat = _line("total", "合计", [(today - timedelta(weeks=w), 30) for w in range(4, -1, -1)], 100, today)
+    svg, sentence = trend_chart(CoverageReport("jiangxi-2025", "江西", today, 4, None, 0, flat, [], []))
+    assert re.findall(r'class="projection" data-until="([^"]+)" data-share="([^"]+)"', svg) == [
+        ("2026-02-25", "0.3000")]  # the target day plus the horizon of 8 weeks, still 30 %
+    assert sentence.startswith("2025-12-31 目标 80%：按当前速度无法达到，尚差 50 家")
+
+
+def test_a_program_without_targets_draws_its_lines_and_no_target_or_projection() -> None:
+    today = date(2025, 11, 1)
+    line = CoverageLine("total", "合计", 5, 10, [(today, 5)], [])
+    svg, sentence = trend_chart(CoverageReport("shenyang-2025", "沈阳", today, 4, None, 0, line, [], []))
+    assert 'class="trend-line"' in svg and "trend-target" not in svg and 'class="projection"' not in svg
+    assert sentence == "项目文件未设定有时限的覆盖率目标。"

@@ -55,6 +55,9 @@ def test_coverage_is_drawn_against_the_target_lines(world: World, client: TestCl
     assert page.count('class="target" data-share="0.8000"') == 2  # by district and by kind
     assert page.count('class="target" data-share="0.9000"') == 2
     assert "2025-12-31 目标 80%" in page and "（当前）" in page
+    trend = page[page.index('id="coverage-trend"'):]  # the line over time: total and each kind, targets dashed
+    assert trend.count('class="trend-target"') == 2 and 'class="trend-line" data-label="合计"' in trend
+    assert "按当前速度无法达到" in trend  # nobody approved yet: no rate
     assert page.count("below-target") == 4  # 和平区, 沈河区, and both kinds: nobody approved yet
     _run_to_published_list(world, client)  # every institution runs: 100 % everywhere
     after = client.get(f"/programs/{SLUG}").text

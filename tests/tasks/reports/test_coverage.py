@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session
 from typer.testing import CliRunner
 
 from core.settings import get_settings
-from models.enrollment import Institution
-from models.states import InstitutionKind
+from models.enrollment import Application, Institution
+from models.states import ApplicationState, InstitutionKind
 from sanjin.cli import app
 from tasks.intake.register_import import COLUMNS, import_register
-from tasks.reports.coverage import coverage
+from tasks.reports.coverage import coverage, coverage_on_days
 from tasks.reports.coverage_report import coverage_report
 from tests.factories import clock_at, make_institution, make_program, make_running_application, shanghai
 from tests.factories_files import write_xlsx
@@ -107,3 +108,34 @@ def test_the_report_projects_each_jiangxi_target_at_the_rate_of_the_last_four_we
     assert runner.invoke(app, ["clock", "set", "2025-12-13T09:00"]).exit_code == 0
     later = json.loads(runner.invoke(app, ["report", "coverage", "jiangxi-2025", "--json"]).output)
     assert later["total"]["targets"][0]["text"].startswith("按当前速度无法达到，尚差 2 家")
+
+
+
+def _same(engine: Engine, program_id: int, days: list[date], as_of: date | None) -> None:
+    with Session(engine) as session:
+        one = coverage_on_days(session, program_id, days, as_of=as_of)
+        each = [coverage(session, program_id, d, as_of=as_of) for d in days]
+    assert [(c.covered, c.total, c.by_district, c.by_kind, c.register_as_of) for c in one] == [
+        (c.covered, c.total, c.by_district, c.by_kind, c.register_as_of) for c in each]
+
+
+def test_the_series_in_one_statement_counts_each_day_as_coverage_on_that_day_does(
+        engine: Engine, two_programs: dict[str, list[Institution]]) -> None:
+    with Session(engine) as session:  # jx[2] left on 10-28 (exited): counted from 10-25 to 10-28 only
+        session.execute(update(Application).where(Application.institution_id == two_programs["jiangxi"][2].id)  # type: ignore[arg-type]
+                        .values(state=ApplicationState.EXITED, left_on=date(2025, 10, 28)))
+        session.commit()
+    days = [date(2025, 10, 1) + timedelta(days=k) for k in range(0, 40, 3)]
+    jiangxi = _program_id(engine, "jiangxi-2025")
+    _same(engine, jiangxi, days, date(2025, 10, 1))
+    with Session(engine) as session:
+        series = [c.covered for c in coverage_on_days(session, jiangxi, days, as_of=date(2025, 10, 1))]
+    assert series == [0, 0, 0, 0, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1]  # jx[0] from 10-11; jx[2] on 10-25, gone on 10-28
+
+
+def test_the_series_without_a_register_divides_by_the_applicants_as_coverage_does(engine: Engine) -> None:
+    ningxia = make_program(engine, "ningxia-2025")
+    make_running_application(engine, ningxia, make_institution(engine, district="兴庆区"), running_at=shanghai(2025, 10, 2, 9))
+    make_running_application(engine, ningxia, make_institution(engine, district="金凤区", kind=VILLAGE),
+                             running_at=shanghai(2025, 10, 20, 9))
+    _same(engine, ningxia.id or 0, [date(2025, 10, 1), date(2025, 10, 10), date(2025, 10, 31)], None)
