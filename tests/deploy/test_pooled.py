@@ -1,0 +1,64 @@
+"""`sanjin deploy`'s deployments: the same flows as `serve`, on a work pool, with no secret and no build path stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect.utilities.importtools import import_object
+
+from core.settings import Settings
+from deploy.deployments import TIMEZONE, build_deployments
+from deploy.pooled import DeployError, build_pool_deployments
+
+PROGRAMS = ["shenyang-2025", "jiangxi-2025"]
+
+
+def _settings(tmp_path: Path, **values: object) -> Settings:
+    return Settings(home=tmp_path / "home", maildir=tmp_path / "maildir", **values)  # type: ignore[arg-type]
+
+
+def test_every_pooled_deployment_is_a_served_one_under_a_name_serve_never_uses(tmp_path: Path) -> None:
+    served = build_deployments(PROGRAMS)
+    pooled = build_pool_deployments(PROGRAMS, "province", _settings(tmp_path)).deployments
+    assert sorted((d.flow_name, d.parameters["program"]) for d in pooled) == sorted(
+        (d.flow_name, d.parameters["program"]) for d in served)
+    assert {d.name for d in pooled}.isdisjoint({d.name for d in served})
+    assert {d.name.rsplit("@", 1)[0] for d in pooled} == {d.name for d in served}
+
+
+def test_pooled_code_comes_from_the_installed_package_not_a_path_of_this_machine(tmp_path: Path) -> None:
+    for deployment in build_pool_deployments(PROGRAMS, "province", _settings(tmp_path)).deployments:
+        assert import_object(deployment.entrypoint).name == deployment.flow_name  # `flows.enrollment.enrollment_flow`
+        assert "/" not in deployment.entrypoint and deployment._path is None and deployment.storage is None
+        assert str(Path.cwd()) not in json.dumps(deployment.job_variables)
+
+
+def test_pooled_runs_keep_bureau_time_and_queue_per_program(tmp_path: Path) -> None:
+    for deployment in build_pool_deployments(PROGRAMS, "province", _settings(tmp_path)).deployments:
+        assert all(s.schedule.timezone == TIMEZONE for s in deployment.schedules)
+        assert deployment.work_pool_name == "province"
+        assert deployment.work_queue_name == deployment.parameters["program"]
+
+
+def test_no_secret_is_stored_in_a_deployment(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, smtp_password="s3cret-smtp", smtp_username="mailer",
+                         database_url="postgresql+psycopg://sanjin:s3cret-db@db.example:5432/sanjin")
+    for deployment in build_pool_deployments(PROGRAMS, "province", settings).deployments:
+        stored = json.dumps(deployment.job_variables)
+        assert "s3cret" not in stored and "SANJIN_DATABASE_URL" not in stored
+        env = deployment.job_variables["env"]
+        assert env["SANJIN_HOME"] == str((tmp_path / "home").resolve()) and env["SANJIN_SMTP_USERNAME"] == "mailer"
+
+
+def test_a_database_url_without_a_password_is_passed_to_the_workers(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, database_url="postgresql+psycopg://sanjin@db.example:5432/sanjin")
+    (deployment, *_) = build_pool_deployments(["shenyang-2025"], "province", settings).deployments
+    assert deployment.job_variables["env"]["SANJIN_DATABASE_URL"] == "postgresql+psycopg://sanjin@db.example:5432/sanjin"
+
+
+@pytest.mark.parametrize("pool", ["Province", "a/b", "", "x" * 70])
+def test_a_pool_name_that_would_break_deployment_names_is_refused(tmp_path: Path, pool: str) -> None:
+    with pytest.raises(DeployError, match="工作池"):
+        build_pool_deployments(PROGRAMS, pool, _settings(tmp_path))
