@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect.schedules import Cron
@@ -53,34 +54,41 @@ def pooled_name(slug: str, suffix: str, pool: str) -> str:
     return f"{slug}-{suffix}@{pool}"
 
 
-def job_environment(settings: Settings) -> dict[str, str]:
-    """The settings a flow process needs, as environment variables, with every secret left out.
+_PASSED = {  # setting → environment variable; the secrets (smtp_password, a database password) are not here
+    "home": "SANJIN_HOME", "clock": "SANJIN_CLOCK", "mailer": "SANJIN_MAILER", "maildir": "SANJIN_MAILDIR",
+    "calendar_overrides": "SANJIN_CALENDAR_OVERRIDES", "calendar_warning_from": "SANJIN_CALENDAR_WARNING_FROM",
+    "reminder_time": "SANJIN_REMINDER_TIME", "smtp_host": "SANJIN_SMTP_HOST", "smtp_port": "SANJIN_SMTP_PORT",
+    "smtp_starttls": "SANJIN_SMTP_STARTTLS", "smtp_ssl": "SANJIN_SMTP_SSL", "smtp_username": "SANJIN_SMTP_USERNAME",
+    "smtp_sender": "SANJIN_SMTP_SENDER", "smtp_connections": "SANJIN_SMTP_CONNECTIONS",
+    "smtp_rate_per_second": "SANJIN_SMTP_RATE_PER_SECOND",
+}
+_PATHS = ("home", "maildir", "calendar_overrides")
 
-    Paths are made absolute: a worker starts each flow process in a fresh temporary directory, where a
-    relative `var/` would be a new, empty home. In the documented topology these paths are the shared
-    storage, mounted at the same place on every machine.
+
+def job_environment(settings: Settings) -> dict[str, str]:
+    """The settings configured where `sanjin deploy` runs, as the flow processes' environment, secrets left out.
+
+    Only what was configured is passed: a default stored here would override what a worker's machine sets.
+    Paths must be absolute — a worker starts each flow process in a fresh temporary directory, where a
+    relative `var/` would be a new, empty home; in the documented topology they are the shared storage,
+    mounted at the same place on every machine. Without a database URL or an absolute home a pooled run
+    would find no database at all, so that is refused.
     """
-    env = {
-        "SANJIN_HOME": str(settings.home.resolve()),
-        "SANJIN_CLOCK": settings.clock,
-        "SANJIN_MAILER": settings.mailer,
-        "SANJIN_MAILDIR": str(settings.maildir.resolve()),
-        "SANJIN_REMINDER_TIME": settings.reminder_time,
-        "SANJIN_SMTP_HOST": settings.smtp_host,
-        "SANJIN_SMTP_PORT": str(settings.smtp_port),
-        "SANJIN_SMTP_STARTTLS": str(settings.smtp_starttls).lower(),
-        "SANJIN_SMTP_SSL": str(settings.smtp_ssl).lower(),
-        "SANJIN_SMTP_SENDER": settings.smtp_sender,
-        "SANJIN_SMTP_CONNECTIONS": str(settings.smtp_connections),
-        "SANJIN_SMTP_RATE_PER_SECOND": str(settings.smtp_rate_per_second),
-    }
-    if settings.smtp_username:
-        env["SANJIN_SMTP_USERNAME"] = settings.smtp_username
-    url = settings.resolved_database_url
-    if make_url(url).password is None:  # with a password, the URL comes from each worker's environment
+    env: dict[str, str] = {}
+    for name, variable in _PASSED.items():
+        value = getattr(settings, name)
+        if name not in settings.model_fields_set or value is None:
+            continue
+        if name in _PATHS and not Path(value).is_absolute():
+            raise DeployError(f"{variable}={value} 必须是绝对路径（工作进程在临时目录中运行流程） / {variable} must be an "
+                              "absolute path: a worker runs each flow in a temporary directory")
+        env[variable] = str(value).lower() if isinstance(value, bool) else str(value)
+    url = settings.database_url
+    if url is not None and make_url(url).password is None:  # with a password it comes from each worker's environment
         env["SANJIN_DATABASE_URL"] = url
-    if settings.calendar_overrides is not None:
-        env["SANJIN_CALENDAR_OVERRIDES"] = str(settings.calendar_overrides.resolve())
+    if url is None and "SANJIN_HOME" not in env:
+        raise DeployError("请设置 SANJIN_DATABASE_URL 或绝对路径的 SANJIN_HOME：工作池中的流程需要找到同一个数据库 / set "
+                          "SANJIN_DATABASE_URL or an absolute SANJIN_HOME: pooled runs must find the same database")
     return env
 
 

@@ -58,6 +58,18 @@ def test_a_database_url_without_a_password_is_passed_to_the_workers(tmp_path: Pa
     assert deployment.job_variables["env"]["SANJIN_DATABASE_URL"] == "postgresql+psycopg://sanjin@db.example:5432/sanjin"
 
 
+def test_only_what_was_configured_is_stored_so_a_workers_own_setting_wins(tmp_path: Path) -> None:
+    (deployment, *_) = build_pool_deployments(["shenyang-2025"], "province", _settings(tmp_path)).deployments
+    assert "SANJIN_SMTP_HOST" not in deployment.job_variables["env"]  # the default was not configured here
+
+
+def test_a_relative_home_or_no_database_at_all_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DeployError, match="绝对路径"):
+        build_pool_deployments(PROGRAMS, "province", Settings(home=Path("var")))
+    with pytest.raises(DeployError, match="SANJIN_DATABASE_URL"):
+        build_pool_deployments(PROGRAMS, "province", Settings())
+
+
 @pytest.mark.parametrize("pool", ["Province", "a/b", "", "x" * 70])
 def test_a_pool_name_that_would_break_deployment_names_is_refused(tmp_path: Path, pool: str) -> None:
     with pytest.raises(DeployError, match="工作池"):
