@@ -133,13 +133,16 @@ async def apply_pool_plan(plan: PoolPlan) -> list[str]:
     """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     async with get_client() as client:
         try:
             pool = await client.read_work_pool(plan.pool)
         except ObjectNotFound:
-            pool = await client.create_work_pool(WorkPoolCreate(name=plan.pool, type="process"))
+            try:
+                pool = await client.create_work_pool(WorkPoolCreate(name=plan.pool, type="process"))
+            except ObjectAlreadyExists:  # a worker starting at the same moment created it
+                pool = await client.read_work_pool(plan.pool)
         if pool.type != "process":
             raise DeployError(f"工作池 {plan.pool} 的类型是 {pool.type}，而不是 process / work pool {plan.pool} is of "
                               f"type {pool.type}, not process")
@@ -147,7 +150,7 @@ async def apply_pool_plan(plan: PoolPlan) -> list[str]:
             try:
                 queue = await client.read_work_queue_by_name(slug, work_pool_name=plan.pool)
                 await client.update_work_queue(queue.id, concurrency_limit=plan.program_limit)
-            except ObjectNotFound:
+            except ObjectNotFound:  # (a queue is created by nobody else: workers only read them)
                 await client.create_work_queue(
                     name=slug, work_pool_name=plan.pool, concurrency_limit=plan.program_limit,
                     description=f"sanjin program {slug}: its runs, at most {plan.program_limit} at once")

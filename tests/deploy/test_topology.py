@@ -215,10 +215,13 @@ def test_a_province_on_a_prefect_server_with_two_workers_survives_a_killed_worke
     try:
         topology.start("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)])
         _wait_for(lambda: _healthy(api), timeout=180, what="the Prefect server")  # 10-60 s here, more under load
-        deployed = topology.run(str(BIN / "sanjin"), "deploy", "--pool", POOL, "--program", SLUG)
-        assert f"institution-enrollment/{SLUG}-enrollment-gates@{POOL}" in deployed
+        # The workers start while `sanjin deploy` registers (the first creates the process pool if it is not there).
         workers = {name: topology.start(name, [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", name,
                                                "--type", "process"]) for name in ("worker-1", "worker-2")}
+        deployed = topology.run(str(BIN / "sanjin"), "deploy", "--pool", POOL, "--program", SLUG, "--limit", "2")
+        assert f"institution-enrollment/{SLUG}-enrollment-gates@{POOL}" in deployed
+        queue = _api(api, f"/work_pools/{POOL}/queues/{SLUG}")
+        assert queue["concurrency_limit"] == 2  # the per-program limit
         _schedules_off(api)  # this test triggers its runs; a cron firing at the top of the hour would blur the counts
         deployment = _api(api, f"/deployments/name/institution-enrollment/{SLUG}-enrollment-gates@{POOL}")
         assert deployment["path"] is None and deployment["pull_steps"] == []
