@@ -33,6 +33,8 @@ from deploy.schedules import reminder_schedule
 from flows.reminders import reminders_flow
 
 DEFAULT_POOL = "sanjin"
+HEARTBEAT_SECONDS = 60  # a pooled flow run tells the server it is alive this often (Prefect's default: 180)
+MISSED_HEARTBEATS = 3  # silent this long (3 minutes), a running run is taken for lost with its machine
 DEFAULT_PROGRAM_LIMIT = 2  # a daily run and a woken gate run of one program at once; the rest queue
 _POOL_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
@@ -98,16 +100,23 @@ class PoolPlan:
     programs: list[str]
     program_limit: int
     deployments: list[Any]  # prefect RunnerDeployment, each on the work queue named after its program
+    heartbeat_seconds: int = HEARTBEAT_SECONDS
 
 
 def build_pool_deployments(programs: Sequence[str], pool: str, settings: Settings,
-                           program_limit: int = DEFAULT_PROGRAM_LIMIT) -> PoolPlan:
+                           program_limit: int = DEFAULT_PROGRAM_LIMIT,
+                           heartbeat_seconds: int = HEARTBEAT_SECONDS) -> PoolPlan:
     """Every deployment of every named program, for `pool`; nothing touches the API here."""
     check_pool_name(pool)
     if program_limit < 1:
         raise DeployError(f"每个项目的并发上限至少为 1：{program_limit} / the per-program limit must be at least 1")
-    job_variables = {
-        "env": job_environment(settings),
+    env = job_environment(settings)
+    # Heartbeats often enough for the crash-recovery automation to notice a lost run within minutes.
+    if heartbeat_seconds < 30:  # Prefect's own floor
+        raise DeployError(f"心跳间隔至少 30 秒：{heartbeat_seconds} / the heartbeat interval must be at least 30 s")
+    env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(heartbeat_seconds)
+    job_variables: dict[str, Any] = {
+        "env": env,
         # The flow process writes its log to the API, not to the worker's pipe: a worker killed while its child
         # runs no longer takes the child down with a broken pipe (PREFECT_NOTES: "aborted by Python system exit").
         "stream_output": False,
@@ -122,11 +131,12 @@ def build_pool_deployments(programs: Sequence[str], pool: str, settings: Setting
                 schedule=Cron(cron, timezone=TIMEZONE), tags=["sanjin", slug, f"pool:{pool}"],
                 work_pool_name=pool, work_queue_name=slug, job_variables=dict(job_variables),
                 entrypoint_type=EntrypointType.MODULE_PATH))
-    return PoolPlan(pool, list(programs), program_limit, deployments)
+    return PoolPlan(pool, list(programs), program_limit, deployments, heartbeat_seconds)
 
 
 async def apply_pool_plan(plan: PoolPlan) -> list[str]:
-    """Create the pool and each program's queue if missing, set the queue limits, register every deployment.
+    """Create the pool and each program's queue if missing, set the queue limits, register every deployment,
+    and the pool's crash-recovery automation.
 
     Idempotent: deploying again updates the deployments in place (same names) and keeps their run history.
     Returns the deployments' full names.
@@ -154,8 +164,64 @@ async def apply_pool_plan(plan: PoolPlan) -> list[str]:
                 await client.create_work_queue(
                     name=slug, work_pool_name=plan.pool, concurrency_limit=plan.program_limit,
                     description=f"sanjin program {slug}: its runs, at most {plan.program_limit} at once")
+        await apply_recovery_automation(client, plan.pool, plan.heartbeat_seconds)
         names = []
         for deployment in plan.deployments:
             await deployment.aapply(work_pool_name=plan.pool)
             names.append(f"{deployment.flow_name}/{deployment.name}")
     return names
+
+
+def recovery_automation_name(pool: str) -> str:
+    return f"sanjin: replace runs lost with their worker ({pool})"
+
+
+def crash_recovery_automation(pool: str, heartbeat_seconds: int = HEARTBEAT_SECONDS) -> Any:
+    """An automation that notices a pooled run whose worker or machine died, marks it crashed, and starts another.
+
+    A run lost while running (the worker and its flow process killed, a machine gone) stays Running in the API
+    for ever: nothing else notices. Its heartbeats stop, so "a heartbeat not followed, within three intervals,
+    by another or by a final or waiting state" is Prefect's own crash detection (proactive trigger). The
+    replacement is a new run of the same deployment with its own parameters: every flow is safe to re-run,
+    and the program lock keeps it from overlapping anything still alive. A suspended run sends no heartbeat,
+    and is not taken for lost: Suspended and Paused end the watch like a final state.
+    """
+    from datetime import timedelta
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState, RunDeployment
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    return AutomationCore(
+        name=recovery_automation_name(pool),
+        description="Crash detection by heartbeat for sanjin's pooled runs, and a new run of the lost one's deployment",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                    "prefect.flow-run.Cancelled", "prefect.flow-run.Cancelling", "prefect.flow-run.Crashed",
+                    "prefect.flow-run.Paused", "prefect.flow-run.Suspended"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.id": f"prefect.tag.pool:{pool}"},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=heartbeat_seconds * MISSED_HEARTBEATS),
+        ),
+        actions=[
+            ChangeFlowRunState(state=StateType.CRASHED, force=True,
+                               message="no heartbeat: its worker or machine was lost (sanjin crash recovery)"),
+            RunDeployment(source="inferred"),
+        ],
+    )
+
+
+async def apply_recovery_automation(client: Any, pool: str, heartbeat_seconds: int = HEARTBEAT_SECONDS) -> None:
+    """Create the pool's crash-recovery automation, or bring it up to date (one per pool, by name)."""
+    automation = crash_recovery_automation(pool, heartbeat_seconds)
+    existing = await client.read_automations_by_name(automation.name)
+    if existing:
+        await client.update_automation(existing[0].id, automation)
+        for extra in existing[1:]:
+            await client.delete_automation(extra.id)
+    else:
+        await client.create_automation(automation)

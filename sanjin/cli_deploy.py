@@ -10,6 +10,8 @@ def deploy_command(
     programs: list[str] = typer.Option([], "--program", help="只部署这些项目（默认：全部已载入项目） / deploy these programs "
                                                                "(default: every loaded one)"),
     limit: int = typer.Option(2, "--limit", min=1, help="每个项目同时运行的流程数上限 / most runs of one program at once"),
+    heartbeat: int = typer.Option(60, "--heartbeat", min=30, help="流程心跳间隔（秒）；连续三次无心跳视为丢失并重新启动 / seconds "
+                                                                  "between a run's heartbeats; three missed and it is replaced"),
 ) -> None:
     """部署到工作池 / register every deployment of every program on a process work pool.
 
@@ -33,7 +35,8 @@ def deploy_command(
         if unknown:
             raise DeployError(f"项目未载入：{'、'.join(unknown)}（已载入：{'、'.join(loaded) or '无'}），请先 sanjin program "
                               f"load / programs not loaded: {', '.join(unknown)}; run `sanjin program load` first")
-        pool_plan = build_pool_deployments(chosen, pool, get_settings(), program_limit=limit)
+        pool_plan = build_pool_deployments(chosen, pool, get_settings(), program_limit=limit,
+                                           heartbeat_seconds=heartbeat)
     except DeployError as exc:
         console.print(f"[red]错误 / error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc

@@ -74,3 +74,35 @@ def test_a_relative_home_or_no_database_at_all_is_refused(tmp_path: Path) -> Non
 def test_a_pool_name_that_would_break_deployment_names_is_refused(tmp_path: Path, pool: str) -> None:
     with pytest.raises(DeployError, match="工作池"):
         build_pool_deployments(PROGRAMS, pool, _settings(tmp_path))
+
+
+def test_a_pooled_run_lost_with_its_machine_is_noticed_by_its_silence_and_replaced() -> None:
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from prefect.server.events.schemas.automations import EventTrigger as ServerEventTrigger
+    from prefect.server.events.schemas.events import ReceivedEvent
+
+    from deploy.pooled import HEARTBEAT_SECONDS, MISSED_HEARTBEATS, crash_recovery_automation
+
+    automation = crash_recovery_automation("province")
+    trigger = automation.trigger
+    assert trigger.posture.value == "Proactive" and trigger.within.total_seconds() == HEARTBEAT_SECONDS * MISSED_HEARTBEATS
+    assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= trigger.expect  # waiting is not being lost
+    assert [a.type for a in automation.actions] == ["change-flow-run-state", "run-deployment"]
+    assert automation.actions[1].source == "inferred"  # the lost run's own deployment, with its own parameters
+    server_trigger = ServerEventTrigger.model_validate(trigger.model_dump())  # as the server evaluates it
+    heartbeat = ReceivedEvent(event="prefect.flow-run.heartbeat", occurred=datetime.now(UTC),
+                              resource={"prefect.resource.id": "prefect.flow-run.1"},
+                              related=[{"prefect.resource.id": "prefect.tag.pool:province",
+                                        "prefect.resource.role": "tag"}], id=uuid4())
+    served = heartbeat.model_copy(update={"related": []})  # a run of `sanjin serve`: not the pool's business
+    assert server_trigger.covers(heartbeat) and not server_trigger.covers(served)
+
+
+def test_pooled_runs_send_heartbeats_the_recovery_can_count_on(tmp_path: Path) -> None:
+    from deploy.pooled import HEARTBEAT_SECONDS
+
+    for deployment in build_pool_deployments(PROGRAMS, "province", _settings(tmp_path)).deployments:
+        assert deployment.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_SECONDS)
+        assert "pool:province" in deployment.tags
