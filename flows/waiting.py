@@ -1,8 +1,13 @@
-"""How a phase flow waits for people: pause for a decision, record it, reconcile again.
+"""How a phase flow waits for people: pause (or suspend) for a decision, record it, reconcile again.
 
-The gate rows are the truth. Prefect's pause is only how a run waits in process: its timeout is a
-re-arm interval, not the business deadline (a timed-out pause fails the run, and the next scheduled
-run simply waits again). A decision given while no run waits is found in the database next time.
+The gate rows are the truth. Prefect's pause is only how a run waits: its timeout is a re-arm interval,
+not the business deadline (a timed-out wait fails the run, and the next scheduled run simply waits
+again). A decision given while no run waits is found in the database next time.
+
+A run a worker started (a work-pool deployment, `sanjin deploy`) **suspends**: its process exits and
+frees the worker slot and its ~140 MB for the hours people take; a decision re-queues it and a worker
+runs the flow again from the top, which is safe because every reconciler is. A run of `sanjin serve`
+or the demo, which has no worker to come back to, pauses in its process as before.
 """
 
 from __future__ import annotations
@@ -12,13 +17,13 @@ from typing import Protocol, TypeVar
 
 from prefect import get_run_logger, task
 from prefect.context import FlowRunContext
-from prefect.flow_runs import apause_flow_run
+from prefect.flow_runs import apause_flow_run, asuspend_flow_run
 
 from core.clock_store import DatabaseClock
 from core.db import shared_engine
 from flows.gate_input import GateDecisionInput
 from tasks.gates.deciding import decide_gate
-from tasks.gates.rows import GateError, attach_flow_run
+from tasks.gates.rows import GateError, attach_waiting_run
 
 
 class HasOpenGates(Protocol):
@@ -45,8 +50,38 @@ def record_decision(decision: GateDecisionInput) -> str:
 
 
 @task(name="attach-waiting-run")
-def attach(gate_ids: list[int], flow_run_id: str) -> None:
-    attach_flow_run(shared_engine(), gate_ids, flow_run_id)
+def attach(gate_ids: list[int], flow_run_id: str) -> list[int]:
+    """Attach this run to its open gates; the ones still open, and the runs it supersedes are cancelled.
+
+    Superseded: a run the schedule re-armed earlier, or one a decision started beside a busy run. Cancelling
+    the older waiter keeps one waiting run per gate, instead of suspended runs piling up until they time out.
+    """
+    still_open, superseded = attach_waiting_run(shared_engine(), gate_ids, flow_run_id)
+    if superseded:
+        _cancel_waiting(superseded, flow_run_id)
+    return still_open
+
+
+def _cancel_waiting(run_ids: list[str], newer: str) -> None:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    with get_client(sync_client=True) as client:
+        for run_id in run_ids:
+            try:
+                state = client.read_flow_run(UUID(run_id)).state
+                if state is not None and state.is_paused():
+                    client.set_flow_run_state(UUID(run_id), Cancelled(message=f"superseded by run {newer}"), force=True)
+            except Exception as exc:  # gone, or the API refused: it times out on its own
+                get_run_logger().warning("could not cancel superseded run %s: %s", run_id, exc)
+
+
+def frees_its_worker(context: FlowRunContext) -> bool:
+    """True for a run a work-pool worker started: it can suspend and be started again by a worker."""
+    run = context.flow_run
+    return run is not None and run.deployment_id is not None and run.work_pool_name is not None
 
 
 async def reconcile_until_decided(
@@ -56,9 +91,17 @@ async def reconcile_until_decided(
     report = reconcile()
     context = FlowRunContext.get()
     while wait and report.open_gate_ids and context is not None and context.flow_run is not None:
-        attach(report.open_gate_ids, str(context.flow_run.id))
-        decision = await apause_flow_run(wait_for_input=GateDecisionInput, timeout=rearm_seconds,
-                                         poll_interval=poll_seconds)
-        record_decision(decision)
+        if not attach(report.open_gate_ids, str(context.flow_run.id)):
+            report = reconcile()  # decided while this run reconciled: carry on instead of waiting
+            continue
+        if frees_its_worker(context):
+            # The process ends here; after the decision the run starts again from the top, and this same call
+            # (the same pause key) returns the decision that resumed it instead of suspending again.
+            decision = await asuspend_flow_run(wait_for_input=GateDecisionInput, timeout=rearm_seconds)
+        else:
+            decision = await apause_flow_run(wait_for_input=GateDecisionInput, timeout=rearm_seconds,
+                                             poll_interval=poll_seconds)
+        if decision is not None:
+            record_decision(decision)
         report = reconcile()
     return report

@@ -359,6 +359,7 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
 def _mount_subcommands() -> None:
     from sanjin.cli_calendar import calendar_app
     from sanjin.cli_compliance import operations_app, violations_app
+    from sanjin.cli_deploy import deploy_command
     from sanjin.cli_enforcement import enforcement_app, enterprise_bad_record, enterprise_exit
     from sanjin.cli_notices import notices_app, publish_command
     from sanjin.cli_reports import register_app, report_app
@@ -367,6 +368,7 @@ def _mount_subcommands() -> None:
     app.command("web", help="启动管理与审批网页 / start the web app for managers and reviewers")(serve)
     app.command("serve", help="启动网页及定时流程（Ctrl-C 同时停止） / serve the web app with the flows and schedules")(
         serve_all)
+    app.command("deploy", help="部署到进程型工作池 / deploy every program's flows to a process work pool")(deploy_command)
     app.add_typer(notices_app, name="notices")
     app.add_typer(calendar_app, name="calendar")
     app.add_typer(operations_app, name="operations")

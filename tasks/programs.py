@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, select
 
 from core.bulk import write_audit
@@ -71,6 +71,17 @@ def get_program(session: Session, slug: str) -> tuple[Program, ProgramDefinition
         known = list(session.exec(select(Program.slug)).all())
         raise UnknownProgram(slug, known)
     return program, ProgramDefinition.model_validate(program.definition)
+
+
+def lock_program(session: Session, program_id: int) -> None:
+    """Hold the program for the rest of the transaction: one reconciler of a program at a time.
+
+    Two workers (or a schedule and `sanjin run`) reconciling one program would both read "no batch yet"
+    and both write one. A no-op UPDATE is the portable lock, as publication takes it: a row lock on
+    PostgreSQL, the database's write lock on SQLite (whose driver begins the transaction at the first
+    write, so every read after it sees what the previous holder committed). Other programs go on.
+    """
+    session.execute(update(Program).where(Program.id == program_id).values(id=Program.id))  # type: ignore[arg-type]
 
 
 def list_programs(engine: Engine) -> list[Program]:

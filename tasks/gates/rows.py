@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.bulk import insert_ignoring_conflicts
 from core.db import transaction
@@ -157,6 +157,24 @@ def list_gates(
         if district is not None:
             query = query.where(Gate.district == district)
         return list(session.exec(query.order_by(Gate.due_on, Gate.id)).all())  # type: ignore[arg-type]
+
+
+def attach_waiting_run(engine: Engine, gate_ids: Sequence[int], flow_run_id: str) -> tuple[list[int], list[str]]:
+    """Attach a run that is about to wait; (the gates still open, the other runs that were attached to them).
+
+    A decision may have landed since the run's reconciliation read its gates: a run that waited on a gate
+    already decided would sleep until its re-arm interval, so it waits only on the ones still open. The runs
+    attached before it are superseded: only the newest waiter is woken by a decision.
+    """
+    if not gate_ids:
+        return [], []
+    ids = list(gate_ids)
+    with transaction(engine) as session:
+        before = session.execute(select(Gate.flow_run_id).where(Gate.id.in_(ids)).distinct()).scalars().all()  # type: ignore[union-attr]
+        session.execute(update(Gate).where(Gate.id.in_(ids)).values(flow_run_id=flow_run_id))  # type: ignore[union-attr]
+        still_open = session.execute(select(Gate.id).where(Gate.id.in_(ids), Gate.state == GateState.OPEN)  # type: ignore[union-attr]
+                                     .order_by(col(Gate.id))).scalars().all()
+    return [int(i) for i in still_open], sorted({r for r in before if r and r != flow_run_id})
 
 
 def attach_flow_run(engine: Engine, gate_ids: Sequence[int], flow_run_id: str) -> None:

@@ -38,7 +38,7 @@ from tasks.calendar import working_days_for
 from tasks.gates.rows import GateSpec, open_gates
 from tasks.lists.versions import publish_list
 from tasks.outbox.enqueue import enqueue_notices_from
-from tasks.programs import get_program
+from tasks.programs import get_program, lock_program
 
 APP, INST, ACCOUNT = table_of(Application), table_of(Institution), table_of(PlatformAccount)
 IN_REVIEW = (ApplicationState.SUBMITTED, ApplicationState.DISTRICT_APPROVED)
@@ -336,6 +336,8 @@ def reconcile_enrollment(engine: Engine, slug: str, *, clock: Clock) -> Enrollme
     report = EnrollmentReport()
     with transaction(engine) as session:
         program, defn = get_program(session, slug)
+        assert program.id is not None
+        lock_program(session, program.id)  # two workers never reconcile one program's enrollment at once
         t = _Tick(session, program, defn, clock, working_days_for(session, defn), report)
         carry_over_overdue(t)
         assign_to_batches(t)

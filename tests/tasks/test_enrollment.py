@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+import tasks.phases.enrollment
 from models.catalog import ListVersion
 from models.enrollment import Application, Batch, Gate
 from models.operations import PlatformAccount
@@ -153,3 +157,43 @@ def test_undecided_applications_carry_over_to_the_next_batch_after_the_window_cl
         assert session.get(Gate, heping.id).state == GateState.EXPIRED  # type: ignore[union-attr]
         moved = session.execute(select(Application.batch_id).where(Application.id.in_(heping.items))).scalars().all()
     assert None not in moved and 1 not in {b for b in moved if b}  # now in a later batch
+
+
+def test_two_workers_reconciling_one_program_at_once_make_one_batch(engine: Engine, world,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A has batched the applications but not committed when B starts; unguarded, B sees them unbatched too."""
+    clock = clock_at(2025, 9, 12, 12)
+    a_batched, b_started = threading.Event(), threading.Event()
+    real = tasks.phases.enrollment.assign_to_batches
+
+    def slow_for_a(t) -> None:
+        real(t)
+        if threading.current_thread().name == "A":
+            a_batched.set()
+            b_started.wait(timeout=20)
+            time.sleep(1.0)  # B reaches its reads now; with the program lock it waits for A's commit instead
+
+    monkeypatch.setattr(tasks.phases.enrollment, "assign_to_batches", slow_for_a)
+    reports: dict[str, object] = {}
+
+    def run() -> None:
+        name = threading.current_thread().name
+        if name == "B":
+            b_started.set()
+        try:
+            reports[name] = reconcile_enrollment(engine, SLUG, clock=clock)
+        except BaseException as exc:  # a thread's exception would otherwise vanish
+            reports[name] = exc
+
+    a, b = threading.Thread(target=run, name="A"), threading.Thread(target=run, name="B")
+    a.start()
+    assert a_batched.wait(timeout=30)
+    b.start()
+    a.join(timeout=60)
+    b.join(timeout=60)
+    assert [getattr(reports[n], "batched", reports[n]) for n in ("A", "B")] == [5, 0]
+    with Session(engine) as session:
+        batches = session.exec(select(Batch)).scalars().all()  # type: ignore[call-overload]
+        batched = {a.batch_id for a in session.exec(select(Application)).scalars()}  # type: ignore[call-overload]
+    assert [b.number for b in batches] == [1]
+    assert batched == {batches[0].id}
