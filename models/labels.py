@@ -49,7 +49,9 @@ ACCOUNT_STATE_LABELS = {"pending": "待注册", "registered": "已注册", "exem
 CONTRACT_STATE_LABELS = {"pending": "待签订", "signed": "已签订", "terminated": "已终止"}
 NOTICE_STATUS_LABELS = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "dead": "发送失败",
                         "no_address": "无邮箱"}
-LADDER_STATE_LABELS = {"proposed": "待约谈", "interviewed": "已约谈，待下达整改", "rectifying": "限期整改中", "suspension_due": "逾期未整改，待决定暂停医保结算", "suspended": "已暂停医保结算", "disqualification_due": "待决定取消资格", "disqualified": "已取消资格", "cured": "已整改到位", "dropped": "不再处理"}
+LADDER_STATE_LABELS = {"proposed": "待约谈", "interviewed": "已约谈，待下达整改", "rectifying": "限期整改中", "suspension_due": "逾期未整改，待决定暂停医保结算", "suspended": "已暂停医保结算", "disqualification_due": "待决定取消资格", "disqualified": "已取消资格", "cured": "已整改到位", "dropped": "不再处理", "sign_removal_due": "整改不到位，待决定摘除标识牌", "sign_removed": "已摘除标识牌"}
+# Where a ladder leads after the rectification deadline (models/enforcement.py Track).
+LADDER_TRACK_LABELS = {"settlement": "暂停医保结算、取消资格", "sign": "摘除标识牌", "enterprise": "取消企业资格、产品移出清单"}
 EXIT_STATE_LABELS = {"requested": "待审批", "approved": "已批准，待生效", "rejected": "未批准", "done": "已退出"}
 ENFORCEMENT_STATE_LABELS = {"proposed": "已提出", "approved": "已批准", "rejected": "已驳回", "executed": "已执行"}
 
@@ -77,7 +79,7 @@ VIOLATION_LABELS = {
 VIOLATION_STATE_LABELS = {"open": "未整改", "closed": "已消除"}
 VIOLATION_SUBJECT_LABELS = {"institution": "医药机构", "enterprise": "生产企业", "product": "挂网产品"}
 ENFORCEMENT_KIND_LABELS = {"interview": "约谈", "rectification": "限期整改", "suspension": "暂停医保结算",
-                           "disqualification": "取消集采药品“三进”资格", "sign_removal": "摘牌",
+                           "disqualification": "取消集采药品“三进”资格", "sign_removal": "摘除“三进”标识牌",
                            "products_removed": "产品移出“三进”药品清单"}
 LAGGARD_LABELS = {"account": "平台账户未注册", "contract": "购销协议未签订", "payment": "货款逾期未付"}
 

@@ -80,7 +80,9 @@ def decide_enforcement(ctx: DecisionContext) -> None:
             raise GateError(f"处理程序 {case_id} 已变化（{case.state.value}），本审批事项不再适用 / "
                             f"enforcement case {case_id} moved on; this gate no longer applies")
         approved = case_id in ctx.approved
-        machine = ladder_for(case.subject_type)
+        violation = s.get(Violation, case.violation_id)
+        assert violation is not None
+        machine = ladder_for(case.subject_type, violation.rule)
         was = case.state
         new, record = machine.apply(case_id, case.state, "approve" if approved else "reject", actor=ctx.user.name,
                                     role=ctx.user.role, at=now, reason=ctx.reasons.get(case_id),
@@ -89,8 +91,6 @@ def decide_enforcement(ctx: DecisionContext) -> None:
         case.state = new
         for k, v in NO_DUE.items():
             setattr(case, k, v)
-        violation = s.get(Violation, case.violation_id)
-        assert violation is not None
         if not approved:
             case.ended_at = now
             if was == LadderState.DISQUALIFICATION_DUE and case.subject_type == SubjectType.INSTITUTION:
@@ -108,6 +108,11 @@ def decide_enforcement(ctx: DecisionContext) -> None:
             due = wdays.deadline(today, defn.rules.suspension_working_days)
             for k, v in due_columns(due).items():
                 setattr(case, k, v)
+        elif new == LadderState.SIGN_REMOVED:  # 摘除标识牌 (001 §三(四)): off the public list, obligations go on
+            s.add(case)
+            s.flush()
+            publish_list(s, program, defn, "institutions", clock=ctx.clock, actor=ctx.user.name,
+                         reason=f"gate {ctx.gate.id}")
         elif new == LadderState.DISQUALIFIED:
             case.ended_at = now
             if case.subject_type == SubjectType.INSTITUTION:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
-from sqlalchemy import Engine, String, literal, select, update
+from sqlalchemy import ColumnElement, Engine, and_, exists, func, literal, or_, select, update
+from sqlalchemy import case as sa_case
 from sqlmodel import Session, col
 
 from core.bulk import insert_from_select, table_of, write_audit
@@ -19,7 +21,7 @@ from models.compliance.codes import SubjectType, ViolationState, rule_label
 from models.enforcement import (
     FINAL,
     GATE_STEP,
-    LADDER_RULES,
+    LADDER_PLANS,
     STEP_LABELS,
     EnforcementCase,
     LadderState,
@@ -69,15 +71,36 @@ def subject_names(session: Session, cases: list[EnforcementCase]) -> dict[tuple[
     return names
 
 
+def _same_matter(case_violation: Any, violation: Any) -> ColumnElement[bool]:
+    """Two violations are one matter when the same subject breaks the same rule (a pharmacy's prices of 3 drugs)."""
+    return and_(case_violation.c.program_id == violation.c.program_id,
+                case_violation.c.subject_type == violation.c.subject_type,
+                case_violation.c.subject_id == violation.c.subject_id, case_violation.c.rule == violation.c.rule)
+
+
 def _open_ladders(session: Session, program_id: int, now_at: object) -> int:
-    """One ladder per open violation of a rule that calls for enforcement (INSERT … SELECT, by key)."""
+    """One ladder per matter (subject × rule) whose seed prescribes enforcement, at the plan's first rung.
+
+    Further open violations of the same matter feed the ladder already running instead of opening more gates; a
+    matter whose ladder was dropped while it is still open is not asked again. INSERT … SELECT, by key.
+    """
+    cand, fed = VIOL.alias("cand"), VIOL.alias("fed")
+    pending = exists(select(CASE.c.id).select_from(CASE.join(fed, fed.c.id == CASE.c.violation_id)).where(
+        CASE.c.program_id == program_id, _same_matter(fed, cand),
+        or_(CASE.c.state.notin_([s.value for s in FINAL]),
+            and_(CASE.c.state == LadderState.DROPPED.value, fed.c.state == ViolationState.OPEN.value))))
+    first_of_matter = (select(func.min(cand.c.id)).where(
+        cand.c.program_id == program_id, cand.c.state == ViolationState.OPEN.value,
+        cand.c.rule.in_([r.value for r in LADDER_PLANS]), ~pending)
+        .group_by(cand.c.subject_type, cand.c.subject_id, cand.c.rule))
+    first_rung = sa_case({r.value: p.first.value for r, p in LADDER_PLANS.items()}, value=VIOL.c.rule,
+                         else_=LadderState.PROPOSED.value)
     return insert_from_select(
         session, CASE, ["program_id", "violation_id", "subject_type", "subject_id", "district", "state", "opened_at",
                         "due_on_provisional"],
         select(VIOL.c.program_id, VIOL.c.id, VIOL.c.subject_type, VIOL.c.subject_id, VIOL.c.district,
-               literal(LadderState.PROPOSED.value, String), literal(now_at), literal(False))
-        .where(VIOL.c.program_id == program_id, VIOL.c.state == ViolationState.OPEN.value,
-               VIOL.c.rule.in_([r.value for r in LADDER_RULES])),
+               first_rung, literal(now_at), literal(False))
+        .where(VIOL.c.program_id == program_id, VIOL.c.id.in_(first_of_matter)),
         conflict_key=["violation_id"])
 
 
@@ -98,16 +121,20 @@ def lift_suspension(session: Session, program_id: int, institution_ids: list[int
 
 
 def _end_cured(session: Session, program: Program, clock: Clock, audit: list[AuditRecord]) -> int:
-    """A violation cured (closed by the compliance pass) ends its ladder wherever it stands."""
+    """A matter cured (its violations all closed by the compliance pass) ends its ladder wherever it stands: a
+    suspension is lifted, a removed sign comes back at the list's next republication."""
     assert program.id is not None
-    cured = list(session.execute(
-        select(EnforcementCase).join(Violation, col(Violation.id) == col(EnforcementCase.violation_id))
+    sibling = VIOL.alias("sibling")
+    still_open = exists(select(sibling.c.id).where(_same_matter(sibling, VIOL), sibling.c.state == ViolationState.OPEN.value))
+    pairs = list(session.execute(
+        select(EnforcementCase, VIOL.c.rule).join(VIOL, VIOL.c.id == col(EnforcementCase.violation_id))
         .where(col(EnforcementCase.program_id) == program.id, col(EnforcementCase.state).notin_(list(FINAL)),
-               col(Violation.state) == ViolationState.CLOSED)).scalars())
+               VIOL.c.state == ViolationState.CLOSED.value, ~still_open)).tuples())
+    cured = [c for c, _ in pairs]
     now = clock.now()
     suspended = [c.subject_id for c in cured if c.state == LadderState.SUSPENDED]
-    for case in cured:
-        new, record = ladder_for(case.subject_type).apply(case.id or 0, case.state, "cure", actor="system",
+    for case, rule in pairs:
+        new, record = ladder_for(case.subject_type, rule).apply(case.id or 0, case.state, "cure", actor="system",
                                                           role=Role.SYSTEM, at=now, program_id=program.id,
                                                           reason="违规情形已消除 / the violation was cured")
         audit.append(record)
@@ -131,12 +158,13 @@ def _end_cured(session: Session, program: Program, clock: Clock, audit: list[Aud
 
 def _escalate_overdue(session: Session, program: Program, today: date, clock: Clock, audit: list[AuditRecord]) -> int:
     """A rectification (or suspension) deadline passed with the violation still open: the next rung's gate."""
-    due = list(session.execute(select(EnforcementCase).where(
+    due = list(session.execute(select(EnforcementCase, VIOL.c.rule).join(
+        VIOL, VIOL.c.id == col(EnforcementCase.violation_id)).where(
         col(EnforcementCase.program_id) == program.id,
         col(EnforcementCase.state).in_([LadderState.RECTIFYING, LadderState.SUSPENDED]),
-        col(EnforcementCase.due_on) < today)).scalars())
-    for case in due:
-        new, record = ladder_for(case.subject_type).apply(case.id or 0, case.state, "deadline_passed", actor="system",
+        col(EnforcementCase.due_on) < today)).tuples())
+    for case, rule in due:
+        new, record = ladder_for(case.subject_type, rule).apply(case.id or 0, case.state, "deadline_passed", actor="system",
                                                           role=Role.SYSTEM, at=clock.now(), program_id=program.id,
                                                           data={"due_on": str(case.due_on)})
         audit.append(record)

@@ -7,15 +7,20 @@ from datetime import date, datetime
 import pytest
 
 from models.clock import SHANGHAI
-from models.compliance.codes import SubjectType
+from models.compliance.codes import RULE_SEEDS, SubjectType, ViolationRule
 from models.enforcement import (
     ENTERPRISE_LADDER,
     FINAL,
     GATE_STEP,
     INSTITUTION_LADDER,
     LADDER_LABELS,
+    LADDER_PLANS,
+    NO_LADDER,
+    SIGN_LADDER,
     LadderState,
+    Track,
     decider_of,
+    ladder_for,
     last_barred_day,
 )
 from models.states import EnforcementKind, Role
@@ -69,9 +74,39 @@ def test_the_district_decides_interview_and_rectification_where_the_chain_has_a_
 
 def test_every_ladder_state_has_a_chinese_label_and_every_gate_state_a_rung() -> None:
     assert set(LADDER_LABELS) == set(S)
-    assert set(GATE_STEP) == {S.PROPOSED, S.INTERVIEWED, S.SUSPENSION_DUE, S.DISQUALIFICATION_DUE}
+    assert set(GATE_STEP) == {S.PROPOSED, S.INTERVIEWED, S.SUSPENSION_DUE, S.DISQUALIFICATION_DUE,
+                              S.SIGN_REMOVAL_DUE}
 
 
 def test_a_two_year_bar_ends_the_day_before_its_anniversary() -> None:
     assert last_barred_day(date(2023, 8, 20), 2) == date(2025, 8, 19)
     assert last_barred_day(date(2024, 2, 29), 2) == date(2026, 2, 28)
+
+
+def test_every_rule_either_opens_a_ladder_citing_its_seed_or_says_why_not() -> None:
+    assert set(LADDER_PLANS) | set(NO_LADDER) == set(ViolationRule)
+    assert not set(LADDER_PLANS) & set(NO_LADDER)
+    for rule, plan in LADDER_PLANS.items():
+        assert plan.cites[:3] in RULE_SEEDS[rule], rule  # the plan quotes one of the rule's own seeds
+        assert plan.first in GATE_STEP  # a ladder starts at a rung a person decides
+
+
+def test_the_seeds_first_rungs_and_where_each_rule_leads() -> None:
+    first = {rule: GATE_STEP[plan.first] for rule, plan in LADDER_PLANS.items()}
+    assert first[ViolationRule.OVERDUE_INTERVIEW] == EnforcementKind.INTERVIEW  # 000: 超过2个月……进行约谈
+    assert first[ViolationRule.DELIVERY_PATTERN] == EnforcementKind.INTERVIEW  # 001: 约谈后拒不整改的……取消
+    assert first[ViolationRule.LATE_PRICE_REPORT] == EnforcementKind.DISQUALIFICATION  # 004: 取消挂网资格、不良记录
+    assert LADDER_PLANS[ViolationRule.TOO_FEW_DRUGS].track == Track.SIGN  # 001: 整改不到位的摘除标识牌
+    assert LADDER_PLANS[ViolationRule.SALE_PRICE].track == Track.SIGN
+    assert LADDER_PLANS[ViolationRule.ONLINE_OFFLINE_PRICE].track == Track.SETTLEMENT  # 002: 暂停或取消
+    assert all(p.subject == SubjectType.ENTERPRISE for p in LADDER_PLANS.values() if p.track == Track.ENTERPRISE)
+
+
+def test_sign_removal_is_its_own_rung_not_a_disqualification_and_a_cure_gives_the_sign_back() -> None:
+    assert _walk(SIGN_LADDER, ["approve", "approve", "deadline_passed"]) == S.SIGN_REMOVAL_DUE
+    assert _walk(SIGN_LADDER, ["approve", "approve", "deadline_passed", "approve"]) == S.SIGN_REMOVED
+    assert SIGN_LADDER.table.get((S.SIGN_REMOVED, "deadline_passed")) is None  # no rung above it
+    assert SIGN_LADDER.table.get((S.SIGN_REMOVAL_DUE, "approve")) != S.DISQUALIFIED
+    assert SIGN_LADDER.next_state(1, S.SIGN_REMOVED, "cure") == S.CURED
+    assert ladder_for(SubjectType.INSTITUTION, ViolationRule.TOO_FEW_DRUGS) is SIGN_LADDER
+    assert ladder_for(SubjectType.INSTITUTION, ViolationRule.SPECIAL_DRUG) is INSTITUTION_LADDER  # by hand

@@ -12,7 +12,7 @@ import models
 from models import labels, transitions
 from models.application_rules import PRICE_OPTION_LABELS, PriceOption
 from models.compliance.codes import SubjectType, ViolationRule, ViolationState
-from models.enforcement import ExitState, LadderState
+from models.enforcement import ExitState, LadderState, Track
 from models.program_definition import PhaseName
 from models.quarterly import QUARTER_COLUMN_LABELS, QUARTER_ROW_LABELS, QuarterColumn, QuarterRow
 from models.register import DESIGNATION_STATUS_LABELS, DesignationStatus
@@ -62,6 +62,7 @@ LABELLED: dict[type[StrEnum], dict[str, str]] = {
     SubjectType: labels.VIOLATION_SUBJECT_LABELS,
     LadderState: labels.LADDER_STATE_LABELS,
     ExitState: labels.EXIT_STATE_LABELS,
+    Track: labels.LADDER_TRACK_LABELS,
     EnforcementKind: labels.ENFORCEMENT_KIND_LABELS,
     EnforcementState: labels.ENFORCEMENT_STATE_LABELS,
     Role: labels.ROLE_LABELS,
