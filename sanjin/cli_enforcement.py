@@ -57,6 +57,7 @@ def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve
     """决定处理措施（批准则进入该步骤，驳回则不再处理） / decide an enforcement gate."""
     from sqlmodel import Session
 
+    from flows.resume import resume_waiting_run
     from models.enrollment import Gate
     from models.states import GateKind
     from tasks.gates.deciding import decide_gate
@@ -67,7 +68,7 @@ def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve
     engine = _engine()
     with Session(engine) as session:
         row = session.get(Gate, gate)
-        if row is None or row.kind != GateKind.ENFORCEMENT:
+        if row is None or row.kind not in (GateKind.ENFORCEMENT, GateKind.ENTERPRISE_EXIT):
             raise UnknownGate(gate)
         items = list(row.items)
     result = decide_gate(engine, gate, approve=items if approve else [], reject=items if reject else [],
@@ -75,6 +76,7 @@ def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve
                          options={"bad_record": bad_record})
     console.print(f"处理措施 {gate}：{'已批准' if result.approved else '不再处理'} / "
                   f"{'approved' if result.approved else 'dropped'}")
+    console.print(resume_waiting_run(result, user))  # a continuous-review run waiting on this gate goes on
 
 
 def _day(value: str) -> date:
