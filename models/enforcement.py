@@ -121,6 +121,9 @@ NO_LADDER: dict[ViolationRule, str] = {
     ViolationRule.LATE_QUARTERLY_REPORT: "001 §三(四): the city bureau's own duty; nobody to sanction",
 }
 
+# What a ladder started by hand on a reason alone (no violation) is called where a rule's name would stand.
+MANUAL_LABEL = "人工立案"
+
 # Kept for callers that only ask whether a rule opens a ladder and for whom.
 LADDER_RULES: dict[ViolationRule, SubjectType] = {rule: plan.subject for rule, plan in LADDER_PLANS.items()}
 
@@ -184,12 +187,18 @@ def decider_of(step: EnforcementKind, subject: SubjectType | str, chain_levels: 
 
 
 class EnforcementCase(ProvisionalDue, table=True):
-    """One ladder: the violation it follows, where it stands, and the running deadline (整改期限) if any."""
+    """One ladder: the violation it follows, where it stands, and the running deadline (整改期限) if any.
+
+    A ladder a person starts by hand (`started_by`) cites a violation or only a reason (`violation_id` empty):
+    one without a violation is never cured by the compliance pass; its deciders end it by rejecting a rung.
+    """
 
     __table_args__ = (UniqueConstraint("violation_id"),)
     id: int | None = Field(default=None, primary_key=True)
     program_id: int = Field(foreign_key="program.id", index=True)
-    violation_id: int = Field(foreign_key="violation.id")
+    violation_id: int | None = Field(default=None, foreign_key="violation.id")
+    reason: str | None = Field(default=None, max_length=500)  # why a person started it
+    started_by: str | None = Field(default=None, max_length=64)  # None: opened by the compliance pass
     subject_type: SubjectType = Field(sa_column=Column(EnumString(SubjectType), nullable=False))
     subject_id: int
     district: str | None = Field(default=None, max_length=32)

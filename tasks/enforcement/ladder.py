@@ -22,6 +22,7 @@ from models.enforcement import (
     FINAL,
     GATE_STEP,
     LADDER_PLANS,
+    MANUAL_LABEL,
     STEP_LABELS,
     EnforcementCase,
     LadderState,
@@ -158,7 +159,7 @@ def _end_cured(session: Session, program: Program, clock: Clock, audit: list[Aud
 
 def _escalate_overdue(session: Session, program: Program, today: date, clock: Clock, audit: list[AuditRecord]) -> int:
     """A rectification (or suspension) deadline passed with the violation still open: the next rung's gate."""
-    due = list(session.execute(select(EnforcementCase, VIOL.c.rule).join(
+    due = list(session.execute(select(EnforcementCase, VIOL.c.rule).outerjoin(
         VIOL, VIOL.c.id == col(EnforcementCase.violation_id)).where(
         col(EnforcementCase.program_id) == program.id,
         col(EnforcementCase.state).in_([LadderState.RECTIFYING, LadderState.SUSPENDED]),
@@ -175,6 +176,12 @@ def _escalate_overdue(session: Session, program: Program, today: date, clock: Cl
     return len(due)
 
 
+def _about(case: EnforcementCase, rules: dict[int, str]) -> str:
+    """The rule a ladder follows, or 人工立案 for one a person started on a reason alone."""
+    rule = rules.get(case.violation_id) if case.violation_id is not None else None
+    return rule_label(rule) if rule is not None else MANUAL_LABEL
+
+
 def gate_specs(session: Session, program: Program, defn: ProgramDefinition, wdays: WorkingDays, today: date,
                cases: list[EnforcementCase]) -> list[GateSpec]:
     """The gate each waiting rung needs, decided as the program file's approval chain says."""
@@ -182,7 +189,7 @@ def gate_specs(session: Session, program: Program, defn: ProgramDefinition, wday
     levels: list[str] = [lvl.level for lvl in defn.approval_chain]
     by_level = {lvl.level: lvl.due_working_days for lvl in defn.approval_chain}
     rules = dict(session.execute(select(VIOL.c.id, VIOL.c.rule).where(
-        VIOL.c.id.in_([c.violation_id for c in cases]))).tuples().all()) if cases else {}
+        VIOL.c.id.in_([c.violation_id for c in cases if c.violation_id is not None]))).tuples().all()) if cases else {}
     names = subject_names(session, cases)
     specs = []
     for case in cases:
@@ -193,7 +200,7 @@ def gate_specs(session: Session, program: Program, defn: ProgramDefinition, wday
         specs.append(GateSpec(
             natural_key=gate_key(program.slug, case.id or 0, case.state), program_id=program.id,
             phase=PhaseName.CONTINUOUS_REVIEW.value, kind=GateKind.ENFORCEMENT,
-            title=f"{STEP_LABELS[step]}：{name}（{rule_label(rules[case.violation_id])}）",
+            title=f"{STEP_LABELS[step]}：{name}（{_about(case, rules)}）",
             subject_type="enforcement_case", subject_id=case.id, items=[case.id or 0], decider_role=role,
             district=case.district if role == Role.DISTRICT_REVIEWER else None,
             due=wdays.deadline(today, days)))
