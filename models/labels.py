@@ -87,11 +87,11 @@ LAGGARD_LABELS = {"account": "平台账户未注册", "contract": "购销协议�
 AUDIT_ENTITY_LABELS = {
     "program": "项目", "alliance_invitation": "联盟邀请", "enterprise": "生产企业", "declaration": "企业申报",
     "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
-    "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施", "enforcement_case": "处理程序",
+    "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施", "enforcement_case": "处理程序", "enterprise_exit": "企业退出申请",
     "calendar": "节假日安排", "clock": "模拟时钟", "violation": "违规记录", "payment": "应付货款",
 }
 AUDIT_ACTION_LABELS = {
-    "accept": "同意", "approve": "批准", "bar": "限制参与", "cancel": "取消", "city_approve": "市级审定通过",
+    "accept": "同意", "approve": "批准", "cure": "整改到位", "deadline_passed": "整改期限届满", "take_effect": "生效", "bar": "限制参与", "cancel": "取消", "city_approve": "市级审定通过",
     "city_reject": "市级审定驳回", "claim": "领取发送", "confirm": "确认", "dead": "发送失败", "decide": "决定",
     "declare": "截止申报", "decline": "谢绝", "disqualify": "取消资格", "district_approve": "区县初审通过",
     "district_reject": "区县初审驳回", "exclude": "不予确认", "execute": "执行", "exit": "退出", "expire": "过期",

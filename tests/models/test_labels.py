@@ -109,6 +109,15 @@ def test_every_action_and_entity_of_the_state_machines_has_a_label() -> None:
     assert sorted({m.entity for m in machines} - set(labels.AUDIT_ENTITY_LABELS)) == []
 
 
+def test_every_action_and_entity_of_the_enforcement_ladders_and_exits_has_a_label() -> None:
+    from models import enforcement
+
+    machines = [m for m in vars(enforcement).values() if isinstance(m, transitions.Machine)]
+    assert len(machines) >= 4
+    assert sorted({a for m in machines for (_, a) in m.table} - set(labels.AUDIT_ACTION_LABELS)) == []
+    assert sorted({m.entity for m in machines} - set(labels.AUDIT_ENTITY_LABELS)) == []
+
+
 def test_every_notice_kind_has_a_label() -> None:
     kinds = {p.name.removesuffix(".subject.txt") for p in NOTICE_TEMPLATES.glob("*.subject.txt")}
     assert kinds, NOTICE_TEMPLATES
