@@ -191,11 +191,14 @@ def gate_specs(session: Session, program: Program, defn: ProgramDefinition, wday
     rules = dict(session.execute(select(VIOL.c.id, VIOL.c.rule).where(
         VIOL.c.id.in_([c.violation_id for c in cases if c.violation_id is not None]))).tuples().all()) if cases else {}
     names = subject_names(session, cases)
+    deadlines: dict[int, Any] = {}
     specs = []
     for case in cases:
         step = GATE_STEP[case.state]
         role = decider_of(step, case.subject_type, levels)
         days = by_level.get("district" if role == Role.DISTRICT_REVIEWER else "city") or defn.approval_chain[-1].due_working_days
+        if days not in deadlines:  # one calendar walk per number of days, not per ladder
+            deadlines[days] = wdays.deadline(today, days)
         name = names.get((SubjectType(case.subject_type).value, case.subject_id), str(case.subject_id))
         specs.append(GateSpec(
             natural_key=gate_key(program.slug, case.id or 0, case.state), program_id=program.id,
@@ -203,7 +206,7 @@ def gate_specs(session: Session, program: Program, defn: ProgramDefinition, wday
             title=f"{STEP_LABELS[step]}：{name}（{_about(case, rules)}）",
             subject_type="enforcement_case", subject_id=case.id, items=[case.id or 0], decider_role=role,
             district=case.district if role == Role.DISTRICT_REVIEWER else None,
-            due=wdays.deadline(today, days)))
+            due=deadlines[days]))
     return specs
 
 
@@ -220,9 +223,13 @@ def reconcile_enforcement(engine: Engine, slug: str, *, clock: Clock) -> Enforce
         report.escalated = _escalate_overdue(session, program, today, clock, audit)
         report.exits = apply_due_exits(session, program, defn, clock, audit)
         session.flush()
-        waiting = list(session.execute(select(EnforcementCase).where(
+        has_gate = select(GATE_T.c.natural_key).where(GATE_T.c.program_id == program.id,
+                                                      GATE_T.c.kind == GateKind.ENFORCEMENT.value)
+        existing = set(session.execute(has_gate).scalars())
+        waiting = [c for c in session.execute(select(EnforcementCase).where(
             col(EnforcementCase.program_id) == program.id,
-            col(EnforcementCase.state).in_(list(GATE_STEP)))).scalars())
+            col(EnforcementCase.state).in_(list(GATE_STEP)))).scalars()
+            if gate_key(program.slug, c.id or 0, c.state) not in existing]  # a re-run computes no gate twice
         report.gates_opened = open_gates(session, gate_specs(session, program, defn, wdays, today, waiting), clock)
         write_audit(session, audit)
         report.open_gate_ids = [int(g) for g in session.execute(select(GATE_T.c.id).where(
