@@ -98,8 +98,12 @@ def start_ladder(engine: Engine, slug: str, *, user_name: str, clock: Clock, rea
             col(EnforcementCase.subject_id) == subject_id, col(EnforcementCase.state).notin_(list(FINAL)),
             (col(EnforcementCase.violation_id) == violation_id) if violation_id is not None
             else col(EnforcementCase.violation_id).is_(None))).scalars().first()
-        taken = violation_id is not None and session.execute(select(col(EnforcementCase.id)).where(
-            col(EnforcementCase.violation_id) == violation_id)).first() is not None
+        taken = violation is not None and session.execute(select(col(EnforcementCase.id)).join(
+            Violation, col(Violation.id) == col(EnforcementCase.violation_id)).where(
+            (col(EnforcementCase.violation_id) == violation.id)
+            | (col(EnforcementCase.state).notin_(list(FINAL)) & (col(Violation.rule) == violation.rule)
+               & (col(Violation.subject_type) == violation.subject_type)
+               & (col(Violation.subject_id) == violation.subject_id)))).first() is not None  # the same matter
         if active is not None or taken:
             raise StartRefused(f"“{name}”已有{'该违规的' if violation_id else '人工立案的'}处理程序 / "
                                f"{name} already has this ladder")

@@ -144,3 +144,20 @@ def test_rules_without_a_prescribed_measure_open_no_ladder_and_a_late_price_repo
     assert case.subject_type == SubjectType.ENTERPRISE and case.state == LadderState.DISQUALIFICATION_DUE
     (gate,) = _open_gates(engine)
     assert "取消" in gate.title and gate.decider_role.value == "program_manager"
+
+
+def test_a_ladder_started_by_hand_on_a_matter_already_climbing_is_refused(engine: Engine,
+                                                                        pharmacy: dict[str, Any]) -> None:
+    from tasks.enforcement.manual import StartRefused, start_ladder
+
+    program, inst, clock = pharmacy["program"], pharmacy["inst"], pharmacy["clock"]
+    first = _violation(engine, program, ViolationRule.SALE_PRICE, SubjectType.INSTITUTION, inst.id or 0, clock,
+                       object_key="XA01", district="和平区")
+    sibling = _violation(engine, program, ViolationRule.SALE_PRICE, SubjectType.INSTITUTION, inst.id or 0, clock,
+                         object_key="XA02", district="和平区")
+    reconcile_enforcement(engine, SLUG, clock=clock)
+    assert [c.violation_id for c in _cases(engine)] == [first]
+    for cited in (first, sibling):
+        with pytest.raises(StartRefused, match="已有"):
+            start_ladder(engine, SLUG, user_name="manager", clock=clock, reason=None, violation_id=cited)
+    assert len(_cases(engine)) == 1 and len(_open_gates(engine)) == 1
