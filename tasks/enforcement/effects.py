@@ -141,13 +141,16 @@ def _disqualify_enterprise(ctx: DecisionContext, program: Program, defn: Program
     s = ctx.session
     enterprise = s.get(Enterprise, case.subject_id)
     assert enterprise is not None
-    new, record = ENTERPRISE.apply(case.subject_id, enterprise.state, "disqualify", actor=ctx.user.name,
-                                   role=ctx.user.role, at=ctx.clock.now(), program_id=program.id,
-                                   reason=_reason(case, violation), data={"gate_id": ctx.gate.id})
-    ctx.audit.append(record)
-    enterprise.state = new
-    s.add(enterprise)
-    s.flush()
+    # Another ladder (another rule) may have disqualified it already, or it left or was barred: the state stays,
+    # and the removal below finds nothing left to do twice (its notices are keyed, ended rows are not ended again).
+    if (enterprise.state, "disqualify") in ENTERPRISE.table:
+        new, record = ENTERPRISE.apply(case.subject_id, enterprise.state, "disqualify", actor=ctx.user.name,
+                                       role=ctx.user.role, at=ctx.clock.now(), program_id=program.id,
+                                       reason=_reason(case, violation), data={"gate_id": ctx.gate.id})
+        ctx.audit.append(record)
+        enterprise.state = new
+        s.add(enterprise)
+        s.flush()
     remove_enterprise_products(s, program, defn, enterprise, on=today, why=_reason(case, violation), actor=ctx.user.name,
                                role=ctx.user.role, clock=ctx.clock)
     if ctx.options.get("bad_record"):
@@ -168,11 +171,16 @@ def record_bad_record(s: Session, program: Program, defn: ProgramDefinition, ent
     bad = BadRecord(program_id=program.id, enterprise_id=enterprise.id, starts_on=starts_on, barred_until=until,
                     reason=reason[:500], recorded_by=actor, recorded_at=at)
     s.add(bad)
-    new, record = ENTERPRISE.apply(enterprise.id, enterprise.state, "bar", actor=actor, role=role, at=at,
-                                   reason=reason[:500], program_id=program.id,
-                                   data={"starts_on": starts_on.isoformat(), "barred_until": until.isoformat()})
-    audit.append(record)
-    enterprise.state = new
+    data = {"starts_on": starts_on.isoformat(), "barred_until": until.isoformat()}
+    if enterprise.state == EnterpriseState.BARRED:  # a second bad record: the bar runs to the later last day
+        audit.append(AuditRecord(entity=ENTERPRISE.entity, entity_id=enterprise.id, action="bar",
+                                 from_state=enterprise.state.value, to_state=enterprise.state.value, actor=actor,
+                                 role=role, at=at, reason=reason[:500], program_id=program.id, data=data))
+    else:
+        new, record = ENTERPRISE.apply(enterprise.id, enterprise.state, "bar", actor=actor, role=role, at=at,
+                                       reason=reason[:500], program_id=program.id, data=data)
+        audit.append(record)
+        enterprise.state = new
     enterprise.barred_until = max(until, enterprise.barred_until or until)
     s.add(enterprise)
     s.flush()

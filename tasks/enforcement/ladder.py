@@ -133,7 +133,11 @@ def _end_cured(session: Session, program: Program, clock: Clock, audit: list[Aud
                VIOL.c.state == ViolationState.CLOSED.value, ~still_open)).tuples())
     cured = [c for c, _ in pairs]
     now = clock.now()
-    suspended = [c.subject_id for c in cured if c.state == LadderState.SUSPENDED]
+    cured_ids = [c.id for c in cured]
+    still_suspended = set(session.execute(select(CASE.c.subject_id).where(  # by another ladder (another rule)
+        CASE.c.program_id == program.id, CASE.c.subject_type == SubjectType.INSTITUTION.value,
+        CASE.c.state == LadderState.SUSPENDED.value, CASE.c.id.notin_(cured_ids))).scalars()) if cured else set()
+    suspended = [c.subject_id for c in cured if c.state == LadderState.SUSPENDED and c.subject_id not in still_suspended]
     for case, rule in pairs:
         new, record = ladder_for(case.subject_type, rule).apply(case.id or 0, case.state, "cure", actor="system",
                                                           role=Role.SYSTEM, at=now, program_id=program.id,

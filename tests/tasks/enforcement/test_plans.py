@@ -161,3 +161,37 @@ def test_a_ladder_started_by_hand_on_a_matter_already_climbing_is_refused(engine
         with pytest.raises(StartRefused, match="已有"):
             start_ladder(engine, SLUG, user_name="manager", clock=clock, reason=None, violation_id=cited)
     assert len(_cases(engine)) == 1 and len(_open_gates(engine)) == 1
+
+
+def test_an_enterprise_disqualified_by_two_ladders_is_disqualified_once_and_a_second_bad_record_extends_its_bar(
+        engine: Engine, pharmacy: dict[str, Any]) -> None:
+    from models.audit import AuditEvent
+    from models.catalog import Enterprise
+
+    program, clock = pharmacy["program"], pharmacy["clock"]
+    enterprise = make_enterprise(engine, "屡犯制药有限公司")
+    _violation(engine, program, ViolationRule.LATE_PRICE_REPORT, SubjectType.ENTERPRISE, enterprise.id or 0, clock,
+               object_key="2025-10-24")
+    _violation(engine, program, ViolationRule.DELIVERY_PATTERN, SubjectType.ENTERPRISE, enterprise.id or 0, clock,
+               object_key="2025Q4")
+    reconcile_enforcement(engine, SLUG, clock=clock)
+    for _ in ("interview", "rectification"):  # the delivery ladder climbs; the price-report one waits at its gate
+        gate = next(g for g in _open_gates(engine) if "取消" not in g.title)
+        decide_gate(engine, gate.id or 0, approve=gate.items, user_name="manager", clock=clock)
+        reconcile_enforcement(engine, SLUG, clock=clock)
+    clock.set(shanghai(2025, 12, 22, 9))
+    reconcile_enforcement(engine, SLUG, clock=clock)
+    first, second = _open_gates(engine)
+    assert "取消" in first.title and "取消" in second.title
+    decide_gate(engine, first.id or 0, approve=first.items, user_name="manager", clock=clock,
+                options={"bad_record": True})
+    clock.set(shanghai(2026, 1, 5, 9))
+    decide_gate(engine, second.id or 0, approve=second.items, user_name="manager", clock=clock,
+                options={"bad_record": True})
+    assert [c.state for c in _cases(engine)] == [LadderState.DISQUALIFIED] * 2
+    with Session(engine) as session:
+        ent = session.get(Enterprise, enterprise.id)
+        assert ent is not None and ent.barred_until == date(2028, 1, 4)  # the later bar wins
+        disqualified = session.execute(select(AuditEvent).where(col(AuditEvent.entity) == "enterprise",
+                                                                col(AuditEvent.action) == "disqualify")).all()
+        assert len(disqualified) == 1
