@@ -12,6 +12,7 @@ Which rule opens which ladder, and at which first rung, is `LADDER_PLANS`; the r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -65,52 +66,86 @@ STEP_LABELS: dict[EnforcementKind, str] = {
 class Track(StrEnum):
     """Where a ladder leads after the rectification deadline passes with the violation still open."""
 
-    SETTLEMENT = "settlement"  # 暂停医保结算 → 取消资格 (an institution, 000 §二(三), 002 十二)
+    SETTLEMENT = "settlement"  # 暂停医保结算 → 取消资格 (an institution, 000 §四(三), 002 十二)
     SIGN = "sign"  # 摘除标识牌 (an institution, 001 §三(四))
     ENTERPRISE = "enterprise"  # 取消资格, its products leave the list (000, 001 §三(一), 004 §六(十五))
 
 
 @dataclass(frozen=True)
 class LadderPlan:
-    """What a rule's violation opens: whose ladder, its first rung (the state its gate waits in), where it leads."""
+    """What a rule's violation opens under one seed: whose ladder, its first rung (the state its gate waits in),
+    where it leads, and the sentence that says so (its first three characters name the seed)."""
 
     subject: SubjectType
     first: LadderState
     track: Track
     cites: str
 
+    @property
+    def seed(self) -> str:
+        return self.cites[:3]
+
 
 _INTERVIEW = LadderState.PROPOSED
-# Every rule whose seed prescribes enforcement opens a ladder, at the first rung the seed names.
-LADDER_PLANS: dict[ViolationRule, LadderPlan] = {
-    ViolationRule.OVERDUE_INTERVIEW: LadderPlan(
-        SubjectType.INSTITUTION, _INTERVIEW, Track.SETTLEMENT,
-        "000 §二(三)：不按时履约结算款超过2个月的……进行约谈，视情节轻重将采取限期整改、暂停医保结算等措施……取消其集采药品“三进”资格"),
-    ViolationRule.ONLINE_OFFLINE_PRICE: LadderPlan(
-        SubjectType.INSTITUTION, _INTERVIEW, Track.SETTLEMENT,
-        "002 十二：对“三进”单位……不执行集采价格政策……视情节采取约谈、通报、暂停或取消参与集采药品“三进”工作"),
-    ViolationRule.SALE_PRICE: LadderPlan(
-        SubjectType.INSTITUTION, _INTERVIEW, Track.SIGN,
-        "001 §三(四)：……未规范执行价格政策的“集采便民药店”，经约谈整改不到位的摘除标识牌"),
-    ViolationRule.TOO_FEW_DRUGS: LadderPlan(
-        SubjectType.INSTITUTION, _INTERVIEW, Track.SIGN,
-        "001 §三(四)：对中选药品配备数量未达到条件……的“集采便民药店”，经约谈整改不到位的摘除标识牌"),
-    ViolationRule.DELIVERY_PATTERN: LadderPlan(
-        SubjectType.ENTERPRISE, _INTERVIEW, Track.ENTERPRISE,
-        "001 §三(一)：不得……拒绝配送、拖延配送；……约谈中选企业，经约谈后拒不整改的……取消其集采药品“三进”供货资格"),
-    ViolationRule.SUPPLY_ABOVE_WINNING_PRICE: LadderPlan(
-        SubjectType.ENTERPRISE, _INTERVIEW, Track.ENTERPRISE,
-        "001 §三(一)：对无正当理由……超中选价格供应的……及时约谈中选企业，经……约谈后拒不整改的……取消其集采药品“三进”供货资格"),
+_I, _E = SubjectType.INSTITUTION, SubjectType.ENTERPRISE
+# Every rule whose seed prescribes enforcement opens a ladder, at the first rung that seed names. A program follows
+# the plan of the first seed among its `sources` (Shenyang 000, Ningxia 001, Jiangxi 002, all with 003/004): the
+# same rule may lead to sign removal in Ningxia and to suspension in Jiangxi, and open nothing in Shenyang.
+LADDER_PLANS: dict[ViolationRule, tuple[LadderPlan, ...]] = {
+    ViolationRule.OVERDUE_INTERVIEW: (LadderPlan(
+        _I, _INTERVIEW, Track.SETTLEMENT,
+        "000 §四(三)：不按时履约结算款超过2个月的……进行约谈，视情节轻重将采取限期整改、暂停医保结算等措施……取消其集采药品“三进”资格"),),
+    ViolationRule.ONLINE_OFFLINE_PRICE: (LadderPlan(
+        _I, _INTERVIEW, Track.SETTLEMENT,
+        "002 十二：对“三进”单位……不执行集采价格政策……视情节采取约谈、通报、暂停或取消参与集采药品“三进”工作"),),
+    ViolationRule.SALE_PRICE: (
+        LadderPlan(_I, _INTERVIEW, Track.SIGN,
+                   "001 §三(四)：……未规范执行价格政策的“集采便民药店”，经约谈整改不到位的摘除标识牌"),
+        LadderPlan(_I, _INTERVIEW, Track.SETTLEMENT,
+                   "002 十二：对“三进”单位……不执行集采价格政策……视情节采取约谈、通报、暂停或取消参与集采药品“三进”工作")),
+    ViolationRule.TOO_FEW_DRUGS: (
+        LadderPlan(_I, _INTERVIEW, Track.SIGN,
+                   "001 §三(四)：对中选药品配备数量未达到条件……的“集采便民药店”，经约谈整改不到位的摘除标识牌"),
+        LadderPlan(_I, _INTERVIEW, Track.SETTLEMENT,
+                   "002 十二：要对“三进”单位承诺药品配备数量未达标……视情节采取约谈、通报、暂停或取消参与集采药品“三进”工作")),
+    ViolationRule.DELIVERY_PATTERN: (
+        LadderPlan(_E, _INTERVIEW, Track.ENTERPRISE,
+                   "000 §四(二)：……如无特殊原因，拒绝或拖延配送将取消生产企业“三进”集采药品资格"),
+        LadderPlan(_E, _INTERVIEW, Track.ENTERPRISE,
+                   "001 §三(一)：不得……拒绝配送、拖延配送；……经约谈后拒不整改的……取消其集采药品“三进”供货资格"),
+        LadderPlan(_E, _INTERVIEW, Track.ENTERPRISE,
+                   "002 八：对无正当理由不能保障稳定供应……约谈中选企业……经约谈后仍拒不整改的，可采取取消其集采药品“三进”资格")),
+    ViolationRule.SUPPLY_ABOVE_WINNING_PRICE: (
+        LadderPlan(_E, _INTERVIEW, Track.ENTERPRISE,
+                   "001 §三(一)：对无正当理由……超中选价格供应的……及时约谈中选企业，经……约谈后拒不整改的……取消其集采药品“三进”供货资格"),
+        LadderPlan(_E, _INTERVIEW, Track.ENTERPRISE,
+                   "002 八：对……超中选价格供应的，属地医保部门要及时约谈中选企业……经约谈后仍拒不整改的，可采取取消其集采药品“三进”资格")),
     # 004 names no interview: the manager weighs 视情节轻重 at the disqualification gate (rejecting drops it).
-    ViolationRule.LATE_PRICE_REPORT: LadderPlan(
-        SubjectType.ENTERPRISE, LadderState.DISQUALIFICATION_DUE, Track.ENTERPRISE,
-        "004 §六(十五)：对生产经营企业……不如实申报价格……视情节轻重给予取消产品挂网资格、列入不良记录等处理"),
+    ViolationRule.LATE_PRICE_REPORT: (LadderPlan(
+        _E, LadderState.DISQUALIFICATION_DUE, Track.ENTERPRISE,
+        "004 §六(十五)：对生产经营企业……不如实申报价格……视情节轻重给予取消产品挂网资格、列入不良记录等处理"),),
 }
+
+
+def seeds_of(sources: Iterable[str]) -> tuple[str, ...]:
+    """The seed numbers of a program file's `sources` (000_c11bba317d9f68b5.txt → 000), in the file's order."""
+    return tuple(source[:3] for source in sources)
+
+
+def plan_for(rule: ViolationRule | str, seeds: Iterable[str]) -> LadderPlan | None:
+    """The plan the program's seeds give a rule (the first of its sources that names one), or None."""
+    plans = LADDER_PLANS.get(ViolationRule(rule), ())
+    for seed in seeds:
+        for plan in plans:
+            if plan.seed == seed:
+                return plan
+    return None
+
 
 # The rules that open no ladder of their own, and why (a manager may still start one by hand).
 NO_LADDER: dict[ViolationRule, str] = {
     ViolationRule.LATE_DELIVERY: "feeds the delivery pattern (000 §四(二), 001 §三(一) act on a pattern of refusals/delays)",
-    ViolationRule.LATE_PAYMENT: "feeds the overdue interview: 000 §二(三) acts after 2 months",
+    ViolationRule.LATE_PAYMENT: "feeds the overdue interview: 000 §四(三) acts after 2 months",
     ViolationRule.RECOMMENDED_SHARE: "002 十二 counts it in performance management (绩效管理), names no sanction",
     ViolationRule.SPECIAL_DRUG: "000 names no measure beyond 依据相关规定予以处理: a manual ladder",
     ViolationRule.EARLY_EXIT: "the institution already left; 002 十二 weighs it in performance management",
@@ -124,8 +159,8 @@ NO_LADDER: dict[ViolationRule, str] = {
 # What a ladder started by hand on a reason alone (no violation) is called where a rule's name would stand.
 MANUAL_LABEL = "人工立案"
 
-# Kept for callers that only ask whether a rule opens a ladder and for whom.
-LADDER_RULES: dict[ViolationRule, SubjectType] = {rule: plan.subject for rule, plan in LADDER_PLANS.items()}
+# Whose ladder each rule opens, whatever the seed.
+LADDER_RULES: dict[ViolationRule, SubjectType] = {rule: plans[0].subject for rule, plans in LADDER_PLANS.items()}
 
 _S = LadderState
 _COMMON: dict[tuple[LadderState, str], LadderState] = {
@@ -159,18 +194,18 @@ ENTERPRISE_LADDER = Machine[LadderState]("enforcement_case", {
 _MACHINES = {Track.SETTLEMENT: INSTITUTION_LADDER, Track.SIGN: SIGN_LADDER, Track.ENTERPRISE: ENTERPRISE_LADDER}
 
 
-def track_of(rule: ViolationRule | str, subject: SubjectType | str) -> Track:
-    """The rule's planned track; a ladder started by hand on another rule follows its subject's usual one."""
-    plan = LADDER_PLANS.get(ViolationRule(rule))
+def track_of(rule: ViolationRule | str | None, subject: SubjectType | str, seeds: Iterable[str] = ()) -> Track:
+    """The rule's planned track under the program's seeds; a ladder started by hand on another rule (or on a
+    reason alone) follows its subject's usual one."""
+    plan = plan_for(rule, seeds) if rule is not None else None
     if plan is not None:
         return plan.track
     return Track.ENTERPRISE if SubjectType(subject) == SubjectType.ENTERPRISE else Track.SETTLEMENT
 
 
-def ladder_for(subject: SubjectType | str, rule: ViolationRule | str | None = None) -> Machine[LadderState]:
-    if rule is None:
-        return ENTERPRISE_LADDER if SubjectType(subject) == SubjectType.ENTERPRISE else INSTITUTION_LADDER
-    return _MACHINES[track_of(rule, subject)]
+def ladder_for(subject: SubjectType | str, rule: ViolationRule | str | None = None,
+               seeds: Iterable[str] = ()) -> Machine[LadderState]:
+    return _MACHINES[track_of(rule, subject, seeds)]
 
 
 def decider_of(step: EnforcementKind, subject: SubjectType | str, chain_levels: list[str]) -> Role:

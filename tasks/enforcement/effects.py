@@ -21,6 +21,7 @@ from models.enforcement import (
     LadderState,
     ladder_for,
     last_barred_day,
+    seeds_of,
 )
 from models.enrollment import Application, Institution
 from models.operations import Violation
@@ -92,7 +93,8 @@ def decide_enforcement(ctx: DecisionContext) -> None:
                             f"enforcement case {case_id} moved on; this gate no longer applies")
         approved = case_id in ctx.approved
         violation = s.get(Violation, case.violation_id) if case.violation_id is not None else None
-        machine = ladder_for(case.subject_type, violation.rule if violation is not None else None)
+        machine = ladder_for(case.subject_type, violation.rule if violation is not None else None,
+                             seeds_of(defn.sources))
         was = case.state
         new, record = machine.apply(case_id, case.state, "approve" if approved else "reject", actor=ctx.user.name,
                                     role=ctx.user.role, at=now, reason=ctx.reasons.get(case_id),
@@ -118,11 +120,8 @@ def decide_enforcement(ctx: DecisionContext) -> None:
             due = wdays.deadline(today, defn.rules.suspension_working_days)
             for k, v in due_columns(due).items():
                 setattr(case, k, v)
-        elif new == LadderState.SIGN_REMOVED:  # 摘除标识牌 (001 §三(四)): off the public list, obligations go on
-            s.add(case)
-            s.flush()
-            publish_list(s, program, defn, "institutions", clock=ctx.clock, actor=ctx.user.name,
-                         reason=f"gate {ctx.gate.id}")
+        # SIGN_REMOVED (摘除标识牌, 001 §三(四)) moves no application: the institution leaves the published list
+        # at its next (daily) republication, as a suspension's mark appears, and its obligations go on.
         elif new == LadderState.DISQUALIFIED:
             case.ended_at = now
             if case.subject_type == SubjectType.INSTITUTION:

@@ -28,6 +28,8 @@ from models.enforcement import (
     LadderState,
     decider_of,
     ladder_for,
+    plan_for,
+    seeds_of,
 )
 from models.enrollment import Application, Gate, Institution
 from models.operations import Violation
@@ -79,12 +81,15 @@ def _same_matter(case_violation: Any, violation: Any) -> ColumnElement[bool]:
                 case_violation.c.subject_id == violation.c.subject_id, case_violation.c.rule == violation.c.rule)
 
 
-def _open_ladders(session: Session, program_id: int, now_at: object) -> int:
+def _open_ladders(session: Session, program_id: int, seeds: tuple[str, ...], now_at: object) -> int:
     """One ladder per matter (subject × rule) whose seed prescribes enforcement, at the plan's first rung.
 
     Further open violations of the same matter feed the ladder already running instead of opening more gates; a
     matter whose ladder was dropped while it is still open is not asked again. INSERT … SELECT, by key.
     """
+    plans = {rule.value: plan for rule in LADDER_PLANS if (plan := plan_for(rule, seeds)) is not None}
+    if not plans:
+        return 0
     cand, fed = VIOL.alias("cand"), VIOL.alias("fed")
     pending = exists(select(CASE.c.id).select_from(CASE.join(fed, fed.c.id == CASE.c.violation_id)).where(
         CASE.c.program_id == program_id, _same_matter(fed, cand),
@@ -92,9 +97,9 @@ def _open_ladders(session: Session, program_id: int, now_at: object) -> int:
             and_(CASE.c.state == LadderState.DROPPED.value, fed.c.state == ViolationState.OPEN.value))))
     first_of_matter = (select(func.min(cand.c.id)).where(
         cand.c.program_id == program_id, cand.c.state == ViolationState.OPEN.value,
-        cand.c.rule.in_([r.value for r in LADDER_PLANS]), ~pending)
+        cand.c.rule.in_(list(plans)), ~pending)
         .group_by(cand.c.subject_type, cand.c.subject_id, cand.c.rule))
-    first_rung = sa_case({r.value: p.first.value for r, p in LADDER_PLANS.items()}, value=VIOL.c.rule,
+    first_rung = sa_case({r: p.first.value for r, p in plans.items()}, value=VIOL.c.rule,
                          else_=LadderState.PROPOSED.value)
     return insert_from_select(
         session, CASE, ["program_id", "violation_id", "subject_type", "subject_id", "district", "state", "opened_at",
@@ -121,7 +126,8 @@ def lift_suspension(session: Session, program_id: int, institution_ids: list[int
         APP_T.c.state == ApplicationState.SUSPENDED.value).values(state=ApplicationState.RUNNING.value))
 
 
-def _end_cured(session: Session, program: Program, clock: Clock, audit: list[AuditRecord]) -> int:
+def _end_cured(session: Session, program: Program, seeds: tuple[str, ...], clock: Clock,
+               audit: list[AuditRecord]) -> int:
     """A matter cured (its violations all closed by the compliance pass) ends its ladder wherever it stands: a
     suspension is lifted, a removed sign comes back at the list's next republication."""
     assert program.id is not None
@@ -139,7 +145,7 @@ def _end_cured(session: Session, program: Program, clock: Clock, audit: list[Aud
         CASE.c.state == LadderState.SUSPENDED.value, CASE.c.id.notin_(cured_ids))).scalars()) if cured else set()
     suspended = [c.subject_id for c in cured if c.state == LadderState.SUSPENDED and c.subject_id not in still_suspended]
     for case, rule in pairs:
-        new, record = ladder_for(case.subject_type, rule).apply(case.id or 0, case.state, "cure", actor="system",
+        new, record = ladder_for(case.subject_type, rule, seeds).apply(case.id or 0, case.state, "cure", actor="system",
                                                           role=Role.SYSTEM, at=now, program_id=program.id,
                                                           reason="违规情形已消除 / the violation was cured")
         audit.append(record)
@@ -161,7 +167,8 @@ def _end_cured(session: Session, program: Program, clock: Clock, audit: list[Aud
     return len(cured)
 
 
-def _escalate_overdue(session: Session, program: Program, today: date, clock: Clock, audit: list[AuditRecord]) -> int:
+def _escalate_overdue(session: Session, program: Program, seeds: tuple[str, ...], today: date, clock: Clock,
+                      audit: list[AuditRecord]) -> int:
     """A rectification (or suspension) deadline passed with the violation still open: the next rung's gate."""
     due = list(session.execute(select(EnforcementCase, VIOL.c.rule).outerjoin(
         VIOL, VIOL.c.id == col(EnforcementCase.violation_id)).where(
@@ -169,7 +176,7 @@ def _escalate_overdue(session: Session, program: Program, today: date, clock: Cl
         col(EnforcementCase.state).in_([LadderState.RECTIFYING, LadderState.SUSPENDED]),
         col(EnforcementCase.due_on) < today)).tuples())
     for case, rule in due:
-        new, record = ladder_for(case.subject_type, rule).apply(case.id or 0, case.state, "deadline_passed", actor="system",
+        new, record = ladder_for(case.subject_type, rule, seeds).apply(case.id or 0, case.state, "deadline_passed", actor="system",
                                                           role=Role.SYSTEM, at=clock.now(), program_id=program.id,
                                                           data={"due_on": str(case.due_on)})
         audit.append(record)
@@ -222,9 +229,10 @@ def reconcile_enforcement(engine: Engine, slug: str, *, clock: Clock) -> Enforce
         program, defn = get_program(session, slug)
         assert program.id is not None
         today, wdays = clock.today(), working_days_for(session, defn)
-        report.opened = _open_ladders(session, program.id, clock.now())
-        report.cured = _end_cured(session, program, clock, audit)
-        report.escalated = _escalate_overdue(session, program, today, clock, audit)
+        seeds = seeds_of(defn.sources)
+        report.opened = _open_ladders(session, program.id, seeds, clock.now())
+        report.cured = _end_cured(session, program, seeds, clock, audit)
+        report.escalated = _escalate_overdue(session, program, seeds, today, clock, audit)
         report.exits = apply_due_exits(session, program, defn, clock, audit)
         session.flush()
         has_gate = select(GATE_T.c.natural_key).where(GATE_T.c.program_id == program.id,

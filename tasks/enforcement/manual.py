@@ -14,7 +14,7 @@ from core.db import transaction
 from models.catalog import Enterprise
 from models.clock import Clock
 from models.compliance.codes import SubjectType, ViolationState
-from models.enforcement import FINAL, LADDER_PLANS, EnforcementCase, LadderState
+from models.enforcement import FINAL, EnforcementCase, LadderState, plan_for, seeds_of
 from models.enrollment import Application, Gate, Institution
 from models.operations import Violation
 from models.program import User
@@ -107,7 +107,7 @@ def start_ladder(engine: Engine, slug: str, *, user_name: str, clock: Clock, rea
         if active is not None or taken:
             raise StartRefused(f"“{name}”已有{'该违规的' if violation_id else '人工立案的'}处理程序 / "
                                f"{name} already has this ladder")
-        plan = LADDER_PLANS.get(violation.rule) if violation is not None else None
+        plan = plan_for(violation.rule, seeds_of(defn.sources)) if violation is not None else None
         case = EnforcementCase(program_id=program.id, violation_id=violation_id, subject_type=subject_type,
                                subject_id=subject_id, district=district,
                                state=plan.first if plan is not None else LadderState.PROPOSED,

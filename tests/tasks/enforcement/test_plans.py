@@ -1,5 +1,6 @@
-"""Which violation opens which ladder, at which rung (models/enforcement.py LADDER_PLANS), and the sign-removal rung
-(摘除标识牌, 001 §三(四)): the pharmacy leaves the published list but keeps running, and a cure gives the sign back."""
+"""Which violation opens which ladder, at which rung, under the program's seeds (models/enforcement.py LADDER_PLANS),
+and the sign-removal rung (摘除标识牌, Ningxia's 001 §三(四)): the pharmacy leaves the published list but keeps running,
+and a cure gives the sign back."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session, col
 
 from core.db import transaction
+from models.catalog import ListEntry, ListVersion
 from models.clock import FixedClock
 from models.compliance.codes import SubjectType, ViolationRule, ViolationState
 from models.enforcement import EnforcementCase, LadderState
@@ -18,10 +20,10 @@ from models.enrollment import Application, Gate
 from models.operations import Violation
 from models.outbox import Notice
 from models.program import Program
-from models.states import ApplicationState, GateKind, GateState
+from models.states import ApplicationState, GateKind, GateState, ListKind
 from tasks.enforcement.ladder import reconcile_enforcement
 from tasks.gates.deciding import decide_gate
-from tasks.lists.versions import institution_rows, publish_list
+from tasks.lists.versions import publish_list
 from tasks.programs import get_program
 from tests.factories import (
     clock_at,
@@ -34,7 +36,7 @@ from tests.factories import (
     table_counts,
 )
 
-SLUG = "shenyang-2025"
+SLUG = "ningxia-2025"  # seed 001: sign removal for 配备数量未达到条件 / 未规范执行价格政策
 
 
 def _violation(engine: Engine, program: Program, rule: ViolationRule, subject_type: SubjectType, subject_id: int,
@@ -59,25 +61,32 @@ def _cases(engine: Engine) -> list[EnforcementCase]:
         return list(session.execute(select(EnforcementCase).order_by(col(EnforcementCase.id))).scalars())
 
 
-def _listed_codes(engine: Engine, program: Program) -> set[str]:
+def _republished(engine: Engine, clock: FixedClock) -> set[str]:
+    """The institution list as the daily republication publishes it: the insurance codes of its latest version."""
+    with transaction(engine) as session:
+        program, defn = get_program(session, SLUG)
+        publish_list(session, program, defn, "institutions", clock=clock, reason="scheduled republication")
     with Session(engine) as session:
-        return set(institution_rows(session, program.id or 0).rows)
+        latest = session.execute(select(ListVersion).where(col(ListVersion.kind) == ListKind.INSTITUTIONS)
+                                 .order_by(col(ListVersion.number).desc())).scalars().first()
+        assert latest is not None
+        return set(session.execute(select(ListEntry.key).where(col(ListEntry.version_id) == latest.id)).scalars())
 
 
 @pytest.fixture
 def pharmacy(engine: Engine) -> dict[str, Any]:
     program = make_program(engine, SLUG)
-    reviewers = make_reviewers(engine, ["和平区"])
-    inst = make_institution(engine, district="和平区")
+    reviewers = make_reviewers(engine, ["兴庆区"])
+    inst = make_institution(engine, district="兴庆区")
     make_running_application(engine, program, inst, running_at=shanghai(2025, 9, 30, 9))
-    return {"program": program, "inst": inst, "reviewer": reviewers["和平区"], "clock": clock_at(2025, 12, 1, 9)}
+    return {"program": program, "inst": inst, "reviewer": reviewers["兴庆区"], "clock": clock_at(2025, 12, 1, 9)}
 
 
 def test_a_pharmacy_carrying_too_few_drugs_loses_its_sign_not_its_qualification_and_a_cure_gives_it_back(
         engine: Engine, pharmacy: dict[str, Any]) -> None:
     program, inst, clock = pharmacy["program"], pharmacy["inst"], pharmacy["clock"]
     violation = _violation(engine, program, ViolationRule.TOO_FEW_DRUGS, SubjectType.INSTITUTION, inst.id or 0,
-                           clock, district="和平区")
+                           clock, district="兴庆区")
     for step in ("约谈", "限期整改"):
         reconcile_enforcement(engine, SLUG, clock=clock)
         (gate,) = _open_gates(engine)
@@ -87,11 +96,11 @@ def test_a_pharmacy_carrying_too_few_drugs_loses_its_sign_not_its_qualification_
     reconcile_enforcement(engine, SLUG, clock=clock)
     (gate,) = _open_gates(engine)
     assert "摘除标识牌" in gate.title and "取消" not in gate.title and gate.decider_role.value == "program_manager"
-    assert inst.insurance_code in _listed_codes(engine, program)
+    assert _republished(engine, clock) == {inst.insurance_code}
     decide_gate(engine, gate.id or 0, approve=gate.items, user_name="manager", clock=clock)
 
     assert [c.state for c in _cases(engine)] == [LadderState.SIGN_REMOVED]
-    assert inst.insurance_code not in _listed_codes(engine, program)  # off the published list …
+    assert _republished(engine, clock) == set()  # off the list at its next republication …
     with Session(engine) as session:  # … but still running: contracts and payments go on
         assert session.execute(select(Application.state)).scalar_one() == ApplicationState.RUNNING
         keys = [n.idempotency_key for n in session.execute(select(Notice).where(
@@ -108,18 +117,14 @@ def test_a_pharmacy_carrying_too_few_drugs_loses_its_sign_not_its_qualification_
     clock.set(shanghai(2025, 12, 29, 9))
     reconcile_enforcement(engine, SLUG, clock=clock)
     assert [c.state for c in _cases(engine)] == [LadderState.CURED]
-    assert inst.insurance_code in _listed_codes(engine, program)
-    with transaction(engine) as session:
-        p, defn = get_program(session, SLUG)
-        version = publish_list(session, p, defn, "institutions", clock=clock, reason="scheduled republication")
-        assert version is not None  # the sign-removal version, then this one: the pharmacy is back
+    assert _republished(engine, clock) == {inst.insurance_code}  # the sign is back
 
 
 def test_several_violations_of_one_matter_feed_one_ladder(engine: Engine, pharmacy: dict[str, Any]) -> None:
     program, inst, clock = pharmacy["program"], pharmacy["inst"], pharmacy["clock"]
     for drug in ("XA01", "XA02", "XA03"):  # three drugs sold above the committed price
         _violation(engine, program, ViolationRule.SALE_PRICE, SubjectType.INSTITUTION, inst.id or 0, clock,
-                   object_key=drug, district="和平区")
+                   object_key=drug, district="兴庆区")
     reconcile_enforcement(engine, SLUG, clock=clock)
     reconcile_enforcement(engine, SLUG, clock=clock)
     assert len(_cases(engine)) == 1 and len(_open_gates(engine)) == 1
@@ -152,9 +157,9 @@ def test_a_ladder_started_by_hand_on_a_matter_already_climbing_is_refused(engine
 
     program, inst, clock = pharmacy["program"], pharmacy["inst"], pharmacy["clock"]
     first = _violation(engine, program, ViolationRule.SALE_PRICE, SubjectType.INSTITUTION, inst.id or 0, clock,
-                       object_key="XA01", district="和平区")
+                       object_key="XA01", district="兴庆区")
     sibling = _violation(engine, program, ViolationRule.SALE_PRICE, SubjectType.INSTITUTION, inst.id or 0, clock,
-                         object_key="XA02", district="和平区")
+                         object_key="XA02", district="兴庆区")
     reconcile_enforcement(engine, SLUG, clock=clock)
     assert [c.violation_id for c in _cases(engine)] == [first]
     for cited in (first, sibling):
@@ -195,3 +200,15 @@ def test_an_enterprise_disqualified_by_two_ladders_is_disqualified_once_and_a_se
         disqualified = session.execute(select(AuditEvent).where(col(AuditEvent.entity) == "enterprise",
                                                                 col(AuditEvent.action) == "disqualify")).all()
         assert len(disqualified) == 1
+
+
+def test_shenyangs_seed_prescribes_nothing_for_too_few_drugs_so_no_ladder_opens_there(engine: Engine) -> None:
+    program = make_program(engine, "shenyang-2025")
+    make_reviewers(engine, ["和平区"])
+    inst = make_institution(engine, district="和平区")
+    make_running_application(engine, program, inst, running_at=shanghai(2025, 9, 30, 9))
+    clock = clock_at(2025, 12, 1, 9)
+    _violation(engine, program, ViolationRule.TOO_FEW_DRUGS, SubjectType.INSTITUTION, inst.id or 0, clock,
+               district="和平区")
+    assert reconcile_enforcement(engine, "shenyang-2025", clock=clock).opened == 0
+    assert _cases(engine) == [] and _open_gates(engine) == []
