@@ -7,6 +7,7 @@ first month last quarter's statistics are issued once, as a report version sent 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -28,15 +29,21 @@ from flows.waiting import reconcile_until_decided
 from models.workdays import CalendarYearUnknown
 
 
-@flow(name="continuous-review", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
-async def continuous_review_flow(program: str, artifact: bool = True, wait: bool = False, rearm_seconds: int = WEEK) -> dict[str, Any]:
+@dataclass
+class ReviewDay:
+    """One reconciliation of the whole review; `open_gate_ids` are the gates a waiting run pauses on."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+    open_gate_ids: list[int] = field(default_factory=list)
+
+
+def _review_day(program: str) -> ReviewDay:
+    """Every step once, in order; a step a strict calendar blocks fails alone and the review goes on."""
     blocked: list[str] = []
     enrollment_gates: list[int] = []
     try:
-        enrollment = await reconcile_until_decided(lambda: enrollment_step(program), wait=wait,
-                                                   rearm_seconds=rearm_seconds)
-        enrollment_gates = enrollment.open_gate_ids
-    except CalendarYearUnknown as exc:  # a strict program: this step fails alone, the review goes on
+        enrollment_gates = enrollment_step(program).open_gate_ids
+    except CalendarYearUnknown as exc:
         get_run_logger().error("%s", exc)
         blocked.append(str(exc))
     accounts: dict[str, Any] | None = None
@@ -58,12 +65,24 @@ async def continuous_review_flow(program: str, artifact: bool = True, wait: bool
         blocked.append(str(exc))
     # After the day's reconciling: the statistics count the orders and joins recorded by now (001 §四(四)).
     quarterly = quarterly_report_step(program)
-    if artifact:  # the program flow draws one table for all phases instead
-        await progress_artifact(program, "continuous_review")
+    enforcement_gates = [int(g) for g in (enforcement or {}).get("open_gate_ids", [])]
     result: dict[str, Any] = {"enrollment_open_gates": enrollment_gates, "drug_list_open_gates": drug_list.open_gate_ids,
                               "republished_institution_list": republished, "compliance": compliance,
                               "accounts": accounts, "contracts": contracts, "enforcement": enforcement,
-                              "quarterly_report": quarterly}
+                              "enforcement_open_gates": enforcement_gates, "quarterly_report": quarterly}
     if blocked:
         result["calendar_blocked"] = blocked
-    return result
+    return ReviewDay(result, enrollment_gates + enforcement_gates)
+
+
+@flow(name="continuous-review", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
+async def continuous_review_flow(program: str, artifact: bool = True, wait: bool = False, rearm_seconds: int = WEEK,
+                                 poll_seconds: int = 2) -> dict[str, Any]:
+    """With `wait`, the run pauses while an application's or an enforcement gate is open (the enforcement ladder's
+    rungs and enterprise exits are people's decisions too); each decision re-runs the whole day, which repeats
+    nothing already done."""
+    day = await reconcile_until_decided(lambda: _review_day(program), wait=wait, rearm_seconds=rearm_seconds,
+                                        poll_seconds=poll_seconds)
+    if artifact:  # the program flow draws one table for all phases instead
+        await progress_artifact(program, "continuous_review")
+    return day.result

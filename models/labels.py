@@ -49,7 +49,9 @@ ACCOUNT_STATE_LABELS = {"pending": "待注册", "registered": "已注册", "exem
 CONTRACT_STATE_LABELS = {"pending": "待签订", "signed": "已签订", "terminated": "已终止"}
 NOTICE_STATUS_LABELS = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "dead": "发送失败",
                         "no_address": "无邮箱"}
-LADDER_STATE_LABELS = {"proposed": "待约谈", "interviewed": "已约谈，待下达整改", "rectifying": "限期整改中", "suspension_due": "逾期未整改，待决定暂停医保结算", "suspended": "已暂停医保结算", "disqualification_due": "待决定取消资格", "disqualified": "已取消资格", "cured": "已整改到位", "dropped": "不再处理"}
+LADDER_STATE_LABELS = {"proposed": "待约谈", "interviewed": "已约谈，待下达整改", "rectifying": "限期整改中", "suspension_due": "逾期未整改，待决定暂停医保结算", "suspended": "已暂停医保结算", "disqualification_due": "待决定取消资格", "disqualified": "已取消资格", "cured": "已整改到位", "dropped": "不再处理", "sign_removal_due": "整改不到位，待决定摘除标识牌", "sign_removed": "已摘除标识牌"}
+# Where a ladder leads after the rectification deadline (models/enforcement.py Track).
+LADDER_TRACK_LABELS = {"settlement": "暂停医保结算、取消资格", "sign": "摘除标识牌", "enterprise": "取消企业资格、产品移出清单"}
 EXIT_STATE_LABELS = {"requested": "待审批", "approved": "已批准，待生效", "rejected": "未批准", "done": "已退出"}
 ENFORCEMENT_STATE_LABELS = {"proposed": "已提出", "approved": "已批准", "rejected": "已驳回", "executed": "已执行"}
 
@@ -77,7 +79,7 @@ VIOLATION_LABELS = {
 VIOLATION_STATE_LABELS = {"open": "未整改", "closed": "已消除"}
 VIOLATION_SUBJECT_LABELS = {"institution": "医药机构", "enterprise": "生产企业", "product": "挂网产品"}
 ENFORCEMENT_KIND_LABELS = {"interview": "约谈", "rectification": "限期整改", "suspension": "暂停医保结算",
-                           "disqualification": "取消集采药品“三进”资格", "sign_removal": "摘牌",
+                           "disqualification": "取消集采药品“三进”资格", "sign_removal": "摘除“三进”标识牌",
                            "products_removed": "产品移出“三进”药品清单"}
 # Issued reports (models/reports.py's ReportKind).
 REPORT_KIND_LABELS = {"quarterly": "季度统计表", "summary": "年度执行情况总结"}
@@ -87,13 +89,13 @@ LAGGARD_LABELS = {"account": "平台账户未注册", "contract": "购销协议�
 AUDIT_ENTITY_LABELS = {
     "program": "项目", "alliance_invitation": "联盟邀请", "enterprise": "生产企业", "declaration": "企业申报",
     "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
-    "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施", "enforcement_case": "处理程序",
+    "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施", "enforcement_case": "处理程序", "enterprise_exit": "企业退出申请",
     "calendar": "节假日安排", "clock": "模拟时钟", "violation": "违规记录", "payment": "应付货款",
     "institution": "医药机构",
     "report_version": "统计报表",
 }
 AUDIT_ACTION_LABELS = {
-    "accept": "同意", "approve": "批准", "bar": "限制参与", "cancel": "取消", "city_approve": "市级审定通过",
+    "accept": "同意", "approve": "批准", "cure": "整改到位", "deadline_passed": "整改期限届满", "take_effect": "生效", "bar": "限制参与", "cancel": "取消", "city_approve": "市级审定通过",
     "city_reject": "市级审定驳回", "claim": "领取发送", "confirm": "确认", "dead": "发送失败", "decide": "决定",
     "declare": "截止申报", "decline": "谢绝", "disqualify": "取消资格", "district_approve": "区县初审通过",
     "district_reject": "区县初审驳回", "exclude": "不予确认", "execute": "执行", "exit": "退出", "expire": "过期",
@@ -104,7 +106,7 @@ AUDIT_ACTION_LABELS = {
     "update_volumes": "更新采购量", "enter_schedule": "录入节假日安排", "set": "设定", "clear": "清除", "deadline_recomputed": "重新计算期限",
     "violation_opened": "发现违规", "violation_closed": "违规已消除",
     "price_index_set": "量价比较指数达标情况变更",
-    "violation_opened": "发现违规", "violation_closed": "违规已消除", "issue": "生成并报送",
+    "issue": "生成并报送",
 }
 
 # The outbox: one kind per letter (notifications/templates/<kind>.subject.txt).

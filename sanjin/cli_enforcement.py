@@ -57,6 +57,7 @@ def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve
     """决定处理措施（批准则进入该步骤，驳回则不再处理） / decide an enforcement gate."""
     from sqlmodel import Session
 
+    from flows.resume import resume_waiting_run
     from models.enrollment import Gate
     from models.states import GateKind
     from tasks.gates.deciding import decide_gate
@@ -67,7 +68,7 @@ def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve
     engine = _engine()
     with Session(engine) as session:
         row = session.get(Gate, gate)
-        if row is None or row.kind != GateKind.ENFORCEMENT:
+        if row is None or row.kind not in (GateKind.ENFORCEMENT, GateKind.ENTERPRISE_EXIT):
             raise UnknownGate(gate)
         items = list(row.items)
     result = decide_gate(engine, gate, approve=items if approve else [], reject=items if reject else [],
@@ -75,6 +76,24 @@ def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve
                          options={"bad_record": bad_record})
     console.print(f"处理措施 {gate}：{'已批准' if result.approved else '不再处理'} / "
                   f"{'approved' if result.approved else 'dropped'}")
+    console.print(resume_waiting_run(result, user))  # a continuous-review run waiting on this gate goes on
+
+
+@enforcement_app.command("start")
+def enforcement_start(program: str, violation: int | None = typer.Option(None, "--violation",
+                                                                        help="违规编号 / the violation cited"),
+                      institution: str | None = typer.Option(None, "--institution",
+                                                             help="机构医保编码或名称 / insurance code or name"),
+                      enterprise: str | None = typer.Option(None, "--enterprise", help="企业名称 / enterprise name"),
+                      reason: str | None = typer.Option(None, "--reason"), user: str = typer.Option(..., "--as")) -> None:
+    """人工启动处理程序：引用违规或说明理由，开启第一步的审批事项 / start a ladder by hand, citing a violation or a reason."""
+    from tasks.enforcement.manual import start_ladder
+
+    engine = _engine()
+    started = start_ladder(engine, program, user_name=user, clock=DatabaseClock(engine), reason=reason,
+                           violation_id=violation, institution=institution, enterprise=enterprise)
+    console.print(f"已对“{started.subject_name}”启动处理程序 {started.case_id}，待决定事项 {started.gate_id} / "
+                  f"ladder {started.case_id} started; gate {started.gate_id} is open")
 
 
 def _day(value: str) -> date:

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from core.clock_store import DatabaseClock
 from core.db import shared_engine
 from models.clock import Clock
-from web import pages_auth, pages_gates, pages_overview, pages_records
+from web import pages_auth, pages_enforcement, pages_gates, pages_overview, pages_records
 from web.auth import LoginRequired, current_user
 from web.headers import SecurityHeaders
 from web.render import WebContext, make_templates, page, web
@@ -39,6 +39,12 @@ ROUTES = [
     Route("/programs/{slug}", pages_overview.overview, methods=["GET"]),
     Route("/programs/{slug}/lists", pages_records.lists, methods=["GET"]),
     Route("/programs/{slug}/laggards", pages_overview.laggards, methods=["GET"]),
+    Route("/programs/{slug}/enforcement", pages_enforcement.ladders, methods=["GET"]),
+    Route("/programs/{slug}/enforcement/start", pages_enforcement.start, methods=["POST"]),
+    Route("/programs/{slug}/enterprises/{enterprise_id:int}", pages_enforcement.enterprise, methods=["GET"]),
+    Route("/programs/{slug}/enterprises/{enterprise_id:int}/exit", pages_enforcement.exit_request, methods=["POST"]),
+    Route("/programs/{slug}/enterprises/{enterprise_id:int}/bad-record", pages_enforcement.bad_record,
+          methods=["POST"]),
     Route("/lists/{version_id:int}", pages_records.list_version, methods=["GET"]),
     Route("/inbox", pages_gates.inbox, methods=["GET"]),
     Route("/inbox/decide", pages_gates.decide_many, methods=["POST"]),

@@ -157,7 +157,8 @@ def _decide(ctx: WebContext, gate: Gate, user: User, form: FormData) -> str:
     assert gate.id is not None
     try:
         result = decide_gate(ctx.engine, gate.id, approve=approve, reject=reject, reason=reason, reasons=reasons,
-                             user_name=user.name, clock=ctx.clock)
+                             user_name=user.name, clock=ctx.clock,
+                             options={"bad_record": form.get("bad_record") == "1"})  # an enterprise's disqualification
     except (NotYourDistrict, NotAllowedToDecide) as exc:
         raise HTTPException(403, str(exc)) from exc
     except UnknownGate as exc:

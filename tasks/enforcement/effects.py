@@ -13,7 +13,16 @@ from core.bulk import table_of
 from models.calendar import NO_DUE, due_columns
 from models.catalog import Enterprise
 from models.compliance.codes import SubjectType, rule_label
-from models.enforcement import GATE_STEP, BadRecord, EnforcementCase, LadderState, ladder_for, last_barred_day
+from models.enforcement import (
+    GATE_STEP,
+    MANUAL_LABEL,
+    BadRecord,
+    EnforcementCase,
+    LadderState,
+    ladder_for,
+    last_barred_day,
+    seeds_of,
+)
 from models.enrollment import Application, Institution
 from models.operations import Violation
 from models.program import Program
@@ -30,14 +39,17 @@ from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
 APP_T = table_of(Application)
 
 
-def _reason(violation: Violation) -> str:
+def _reason(case: EnforcementCase, violation: Violation | None) -> str:
+    """What the notice and the audit say the ladder is about: the rule and its evidence, or the person's reason."""
+    if violation is None:
+        return f"{MANUAL_LABEL}：{case.reason or ''}"
     evidence = violation.evidence or {}
     detail = "；".join(f"{k}：{v}" for k, v in sorted(evidence.items()) if isinstance(v, (str, int, float)))[:300]
-    return rule_label(violation.rule) + (f"（{detail}）" if detail else "")
+    return rule_label(violation.rule) + (f"（{detail}）" if detail else "") + (f"；{case.reason}" if case.reason else "")
 
 
-def _notify(s: Session, program: Program, case: EnforcementCase, step: EnforcementKind, violation: Violation,
-            on: date, now: Any) -> None:
+def _notify(s: Session, program: Program, case: EnforcementCase, step: EnforcementKind,
+            violation: Violation | None, on: date, now: Any) -> None:
     if case.subject_type == SubjectType.INSTITUTION:
         inst = s.get(Institution, case.subject_id)
         assert inst is not None
@@ -50,7 +62,7 @@ def _notify(s: Session, program: Program, case: EnforcementCase, step: Enforceme
         key=f"enforcement:{case.id}:{step.value}", kind="enforcement_notice", recipient_type=case.subject_type.value,
         recipient_id=case.subject_id, recipient_name=name, email=email, program_id=program.id,
         context={"program_name": program.name, "subject_name": name, "action": step.value,
-                 "reason": _reason(violation), "effective_on": on.isoformat()})], now)
+                 "reason": _reason(case, violation), "effective_on": on.isoformat()})], now)
 
 
 def _set_application(s: Session, program_id: int, institution_id: int, action: str, ctx: DecisionContext) -> None:
@@ -80,7 +92,9 @@ def decide_enforcement(ctx: DecisionContext) -> None:
             raise GateError(f"处理程序 {case_id} 已变化（{case.state.value}），本审批事项不再适用 / "
                             f"enforcement case {case_id} moved on; this gate no longer applies")
         approved = case_id in ctx.approved
-        machine = ladder_for(case.subject_type)
+        violation = s.get(Violation, case.violation_id) if case.violation_id is not None else None
+        machine = ladder_for(case.subject_type, violation.rule if violation is not None else None,
+                             seeds_of(defn.sources))
         was = case.state
         new, record = machine.apply(case_id, case.state, "approve" if approved else "reject", actor=ctx.user.name,
                                     role=ctx.user.role, at=now, reason=ctx.reasons.get(case_id),
@@ -89,8 +103,6 @@ def decide_enforcement(ctx: DecisionContext) -> None:
         case.state = new
         for k, v in NO_DUE.items():
             setattr(case, k, v)
-        violation = s.get(Violation, case.violation_id)
-        assert violation is not None
         if not approved:
             case.ended_at = now
             if was == LadderState.DISQUALIFICATION_DUE and case.subject_type == SubjectType.INSTITUTION:
@@ -108,6 +120,8 @@ def decide_enforcement(ctx: DecisionContext) -> None:
             due = wdays.deadline(today, defn.rules.suspension_working_days)
             for k, v in due_columns(due).items():
                 setattr(case, k, v)
+        # SIGN_REMOVED (摘除标识牌, 001 §三(四)) moves no application: the institution leaves the published list
+        # at its next (daily) republication, as a suspension's mark appears, and its obligations go on.
         elif new == LadderState.DISQUALIFIED:
             case.ended_at = now
             if case.subject_type == SubjectType.INSTITUTION:
@@ -122,21 +136,24 @@ def decide_enforcement(ctx: DecisionContext) -> None:
 
 
 def _disqualify_enterprise(ctx: DecisionContext, program: Program, defn: ProgramDefinition, case: EnforcementCase,
-                           violation: Violation, today: date) -> None:
+                           violation: Violation | None, today: date) -> None:
     s = ctx.session
     enterprise = s.get(Enterprise, case.subject_id)
     assert enterprise is not None
-    new, record = ENTERPRISE.apply(case.subject_id, enterprise.state, "disqualify", actor=ctx.user.name,
-                                   role=ctx.user.role, at=ctx.clock.now(), program_id=program.id,
-                                   reason=_reason(violation), data={"gate_id": ctx.gate.id})
-    ctx.audit.append(record)
-    enterprise.state = new
-    s.add(enterprise)
-    s.flush()
-    remove_enterprise_products(s, program, defn, enterprise, on=today, why=_reason(violation), actor=ctx.user.name,
+    # Another ladder (another rule) may have disqualified it already, or it left or was barred: the state stays,
+    # and the removal below finds nothing left to do twice (its notices are keyed, ended rows are not ended again).
+    if (enterprise.state, "disqualify") in ENTERPRISE.table:
+        new, record = ENTERPRISE.apply(case.subject_id, enterprise.state, "disqualify", actor=ctx.user.name,
+                                       role=ctx.user.role, at=ctx.clock.now(), program_id=program.id,
+                                       reason=_reason(case, violation), data={"gate_id": ctx.gate.id})
+        ctx.audit.append(record)
+        enterprise.state = new
+        s.add(enterprise)
+        s.flush()
+    remove_enterprise_products(s, program, defn, enterprise, on=today, why=_reason(case, violation), actor=ctx.user.name,
                                role=ctx.user.role, clock=ctx.clock)
     if ctx.options.get("bad_record"):
-        record_bad_record(s, program, defn, enterprise, starts_on=today, reason=_reason(violation),
+        record_bad_record(s, program, defn, enterprise, starts_on=today, reason=_reason(case, violation),
                           actor=ctx.user.name, role=ctx.user.role, at=ctx.clock.now(), audit=ctx.audit)
 
 
@@ -153,11 +170,16 @@ def record_bad_record(s: Session, program: Program, defn: ProgramDefinition, ent
     bad = BadRecord(program_id=program.id, enterprise_id=enterprise.id, starts_on=starts_on, barred_until=until,
                     reason=reason[:500], recorded_by=actor, recorded_at=at)
     s.add(bad)
-    new, record = ENTERPRISE.apply(enterprise.id, enterprise.state, "bar", actor=actor, role=role, at=at,
-                                   reason=reason[:500], program_id=program.id,
-                                   data={"starts_on": starts_on.isoformat(), "barred_until": until.isoformat()})
-    audit.append(record)
-    enterprise.state = new
+    data = {"starts_on": starts_on.isoformat(), "barred_until": until.isoformat()}
+    if enterprise.state == EnterpriseState.BARRED:  # a second bad record: the bar runs to the later last day
+        audit.append(AuditRecord(entity=ENTERPRISE.entity, entity_id=enterprise.id, action="bar",
+                                 from_state=enterprise.state.value, to_state=enterprise.state.value, actor=actor,
+                                 role=role, at=at, reason=reason[:500], program_id=program.id, data=data))
+    else:
+        new, record = ENTERPRISE.apply(enterprise.id, enterprise.state, "bar", actor=actor, role=role, at=at,
+                                       reason=reason[:500], program_id=program.id, data=data)
+        audit.append(record)
+        enterprise.state = new
     enterprise.barred_until = max(until, enterprise.barred_until or until)
     s.add(enterprise)
     s.flush()

@@ -9,7 +9,7 @@ from datetime import date
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
-from core.bulk import insert_ignoring_conflicts
+from core.bulk import insert_ignoring_conflicts, write_audit
 from core.db import transaction
 from models.catalog import Enterprise
 from models.clock import Clock
@@ -46,13 +46,18 @@ def request_exit(engine: Engine, slug: str, enterprise_name: str, *, exits_on: d
                               f"the enterprise is {enterprise.state.value}: it cannot apply to exit")
         if not reason.strip():
             raise ExitRefused("请说明退出理由 / give the reason for the exit")
-        insert_ignoring_conflicts(session, EnterpriseExit, [{
+        new = insert_ignoring_conflicts(session, EnterpriseExit, [{
             "program_id": program.id, "enterprise_id": enterprise.id, "exits_on": exits_on, "reason": reason[:500],
             "state": ExitState.REQUESTED, "requested_by": user.name, "requested_at": clock.now()}],
             ["program_id", "enterprise_id", "exits_on"])
         exit_row = session.execute(select(EnterpriseExit).where(
             col(EnterpriseExit.program_id) == program.id, col(EnterpriseExit.enterprise_id) == enterprise.id,
             col(EnterpriseExit.exits_on) == exits_on)).scalar_one()
+        if new:  # who recorded the application, audited once
+            write_audit(session, [AuditRecord(
+                entity=EXIT.entity, entity_id=exit_row.id or 0, action="open", from_state=None,
+                to_state=exit_row.state.value, actor=user.name, role=user.role, at=clock.now(), reason=reason[:500],
+                program_id=program.id, data={"enterprise_id": enterprise.id, "exits_on": exits_on.isoformat()})])
         key = f"{slug}:enterprise_exit:{exit_row.id}"
         open_gates(session, [GateSpec(
             natural_key=key, program_id=program.id, phase=PhaseName.CONTINUOUS_REVIEW.value,

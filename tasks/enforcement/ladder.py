@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
-from sqlalchemy import Engine, String, literal, select, update
+from sqlalchemy import ColumnElement, Engine, and_, exists, func, literal, or_, select, update
+from sqlalchemy import case as sa_case
 from sqlmodel import Session, col
 
 from core.bulk import insert_from_select, table_of, write_audit
@@ -19,12 +21,15 @@ from models.compliance.codes import SubjectType, ViolationState, rule_label
 from models.enforcement import (
     FINAL,
     GATE_STEP,
-    LADDER_RULES,
+    LADDER_PLANS,
+    MANUAL_LABEL,
     STEP_LABELS,
     EnforcementCase,
     LadderState,
     decider_of,
     ladder_for,
+    plan_for,
+    seeds_of,
 )
 from models.enrollment import Application, Gate, Institution
 from models.operations import Violation
@@ -69,15 +74,39 @@ def subject_names(session: Session, cases: list[EnforcementCase]) -> dict[tuple[
     return names
 
 
-def _open_ladders(session: Session, program_id: int, now_at: object) -> int:
-    """One ladder per open violation of a rule that calls for enforcement (INSERT … SELECT, by key)."""
+def _same_matter(case_violation: Any, violation: Any) -> ColumnElement[bool]:
+    """Two violations are one matter when the same subject breaks the same rule (a pharmacy's prices of 3 drugs)."""
+    return and_(case_violation.c.program_id == violation.c.program_id,
+                case_violation.c.subject_type == violation.c.subject_type,
+                case_violation.c.subject_id == violation.c.subject_id, case_violation.c.rule == violation.c.rule)
+
+
+def _open_ladders(session: Session, program_id: int, seeds: tuple[str, ...], now_at: object) -> int:
+    """One ladder per matter (subject × rule) whose seed prescribes enforcement, at the plan's first rung.
+
+    Further open violations of the same matter feed the ladder already running instead of opening more gates; a
+    matter whose ladder was dropped while it is still open is not asked again. INSERT … SELECT, by key.
+    """
+    plans = {rule.value: plan for rule in LADDER_PLANS if (plan := plan_for(rule, seeds)) is not None}
+    if not plans:
+        return 0
+    cand, fed = VIOL.alias("cand"), VIOL.alias("fed")
+    pending = exists(select(CASE.c.id).select_from(CASE.join(fed, fed.c.id == CASE.c.violation_id)).where(
+        CASE.c.program_id == program_id, _same_matter(fed, cand),
+        or_(CASE.c.state.notin_([s.value for s in FINAL]),
+            and_(CASE.c.state == LadderState.DROPPED.value, fed.c.state == ViolationState.OPEN.value))))
+    first_of_matter = (select(func.min(cand.c.id)).where(
+        cand.c.program_id == program_id, cand.c.state == ViolationState.OPEN.value,
+        cand.c.rule.in_(list(plans)), ~pending)
+        .group_by(cand.c.subject_type, cand.c.subject_id, cand.c.rule))
+    first_rung = sa_case({r: p.first.value for r, p in plans.items()}, value=VIOL.c.rule,
+                         else_=LadderState.PROPOSED.value)
     return insert_from_select(
         session, CASE, ["program_id", "violation_id", "subject_type", "subject_id", "district", "state", "opened_at",
                         "due_on_provisional"],
         select(VIOL.c.program_id, VIOL.c.id, VIOL.c.subject_type, VIOL.c.subject_id, VIOL.c.district,
-               literal(LadderState.PROPOSED.value, String), literal(now_at), literal(False))
-        .where(VIOL.c.program_id == program_id, VIOL.c.state == ViolationState.OPEN.value,
-               VIOL.c.rule.in_([r.value for r in LADDER_RULES])),
+               first_rung, literal(now_at), literal(False))
+        .where(VIOL.c.program_id == program_id, VIOL.c.id.in_(first_of_matter)),
         conflict_key=["violation_id"])
 
 
@@ -97,17 +126,26 @@ def lift_suspension(session: Session, program_id: int, institution_ids: list[int
         APP_T.c.state == ApplicationState.SUSPENDED.value).values(state=ApplicationState.RUNNING.value))
 
 
-def _end_cured(session: Session, program: Program, clock: Clock, audit: list[AuditRecord]) -> int:
-    """A violation cured (closed by the compliance pass) ends its ladder wherever it stands."""
+def _end_cured(session: Session, program: Program, seeds: tuple[str, ...], clock: Clock,
+               audit: list[AuditRecord]) -> int:
+    """A matter cured (its violations all closed by the compliance pass) ends its ladder wherever it stands: a
+    suspension is lifted, a removed sign comes back at the list's next republication."""
     assert program.id is not None
-    cured = list(session.execute(
-        select(EnforcementCase).join(Violation, col(Violation.id) == col(EnforcementCase.violation_id))
+    sibling = VIOL.alias("sibling")
+    still_open = exists(select(sibling.c.id).where(_same_matter(sibling, VIOL), sibling.c.state == ViolationState.OPEN.value))
+    pairs = list(session.execute(
+        select(EnforcementCase, VIOL.c.rule).join(VIOL, VIOL.c.id == col(EnforcementCase.violation_id))
         .where(col(EnforcementCase.program_id) == program.id, col(EnforcementCase.state).notin_(list(FINAL)),
-               col(Violation.state) == ViolationState.CLOSED)).scalars())
+               VIOL.c.state == ViolationState.CLOSED.value, ~still_open)).tuples())
+    cured = [c for c, _ in pairs]
     now = clock.now()
-    suspended = [c.subject_id for c in cured if c.state == LadderState.SUSPENDED]
-    for case in cured:
-        new, record = ladder_for(case.subject_type).apply(case.id or 0, case.state, "cure", actor="system",
+    cured_ids = [c.id for c in cured]
+    still_suspended = set(session.execute(select(CASE.c.subject_id).where(  # by another ladder (another rule)
+        CASE.c.program_id == program.id, CASE.c.subject_type == SubjectType.INSTITUTION.value,
+        CASE.c.state == LadderState.SUSPENDED.value, CASE.c.id.notin_(cured_ids))).scalars()) if cured else set()
+    suspended = [c.subject_id for c in cured if c.state == LadderState.SUSPENDED and c.subject_id not in still_suspended]
+    for case, rule in pairs:
+        new, record = ladder_for(case.subject_type, rule, seeds).apply(case.id or 0, case.state, "cure", actor="system",
                                                           role=Role.SYSTEM, at=now, program_id=program.id,
                                                           reason="违规情形已消除 / the violation was cured")
         audit.append(record)
@@ -129,14 +167,16 @@ def _end_cured(session: Session, program: Program, clock: Clock, audit: list[Aud
     return len(cured)
 
 
-def _escalate_overdue(session: Session, program: Program, today: date, clock: Clock, audit: list[AuditRecord]) -> int:
+def _escalate_overdue(session: Session, program: Program, seeds: tuple[str, ...], today: date, clock: Clock,
+                      audit: list[AuditRecord]) -> int:
     """A rectification (or suspension) deadline passed with the violation still open: the next rung's gate."""
-    due = list(session.execute(select(EnforcementCase).where(
+    due = list(session.execute(select(EnforcementCase, VIOL.c.rule).outerjoin(
+        VIOL, VIOL.c.id == col(EnforcementCase.violation_id)).where(
         col(EnforcementCase.program_id) == program.id,
         col(EnforcementCase.state).in_([LadderState.RECTIFYING, LadderState.SUSPENDED]),
-        col(EnforcementCase.due_on) < today)).scalars())
-    for case in due:
-        new, record = ladder_for(case.subject_type).apply(case.id or 0, case.state, "deadline_passed", actor="system",
+        col(EnforcementCase.due_on) < today)).tuples())
+    for case, rule in due:
+        new, record = ladder_for(case.subject_type, rule, seeds).apply(case.id or 0, case.state, "deadline_passed", actor="system",
                                                           role=Role.SYSTEM, at=clock.now(), program_id=program.id,
                                                           data={"due_on": str(case.due_on)})
         audit.append(record)
@@ -147,6 +187,12 @@ def _escalate_overdue(session: Session, program: Program, today: date, clock: Cl
     return len(due)
 
 
+def _about(case: EnforcementCase, rules: dict[int, str]) -> str:
+    """The rule a ladder follows, or 人工立案 for one a person started on a reason alone."""
+    rule = rules.get(case.violation_id) if case.violation_id is not None else None
+    return rule_label(rule) if rule is not None else MANUAL_LABEL
+
+
 def gate_specs(session: Session, program: Program, defn: ProgramDefinition, wdays: WorkingDays, today: date,
                cases: list[EnforcementCase]) -> list[GateSpec]:
     """The gate each waiting rung needs, decided as the program file's approval chain says."""
@@ -154,21 +200,24 @@ def gate_specs(session: Session, program: Program, defn: ProgramDefinition, wday
     levels: list[str] = [lvl.level for lvl in defn.approval_chain]
     by_level = {lvl.level: lvl.due_working_days for lvl in defn.approval_chain}
     rules = dict(session.execute(select(VIOL.c.id, VIOL.c.rule).where(
-        VIOL.c.id.in_([c.violation_id for c in cases]))).tuples().all()) if cases else {}
+        VIOL.c.id.in_([c.violation_id for c in cases if c.violation_id is not None]))).tuples().all()) if cases else {}
     names = subject_names(session, cases)
+    deadlines: dict[int, Any] = {}
     specs = []
     for case in cases:
         step = GATE_STEP[case.state]
         role = decider_of(step, case.subject_type, levels)
         days = by_level.get("district" if role == Role.DISTRICT_REVIEWER else "city") or defn.approval_chain[-1].due_working_days
+        if days not in deadlines:  # one calendar walk per number of days, not per ladder
+            deadlines[days] = wdays.deadline(today, days)
         name = names.get((SubjectType(case.subject_type).value, case.subject_id), str(case.subject_id))
         specs.append(GateSpec(
             natural_key=gate_key(program.slug, case.id or 0, case.state), program_id=program.id,
             phase=PhaseName.CONTINUOUS_REVIEW.value, kind=GateKind.ENFORCEMENT,
-            title=f"{STEP_LABELS[step]}：{name}（{rule_label(rules[case.violation_id])}）",
+            title=f"{STEP_LABELS[step]}：{name}（{_about(case, rules)}）",
             subject_type="enforcement_case", subject_id=case.id, items=[case.id or 0], decider_role=role,
             district=case.district if role == Role.DISTRICT_REVIEWER else None,
-            due=wdays.deadline(today, days)))
+            due=deadlines[days]))
     return specs
 
 
@@ -180,14 +229,19 @@ def reconcile_enforcement(engine: Engine, slug: str, *, clock: Clock) -> Enforce
         program, defn = get_program(session, slug)
         assert program.id is not None
         today, wdays = clock.today(), working_days_for(session, defn)
-        report.opened = _open_ladders(session, program.id, clock.now())
-        report.cured = _end_cured(session, program, clock, audit)
-        report.escalated = _escalate_overdue(session, program, today, clock, audit)
+        seeds = seeds_of(defn.sources)
+        report.opened = _open_ladders(session, program.id, seeds, clock.now())
+        report.cured = _end_cured(session, program, seeds, clock, audit)
+        report.escalated = _escalate_overdue(session, program, seeds, today, clock, audit)
         report.exits = apply_due_exits(session, program, defn, clock, audit)
         session.flush()
-        waiting = list(session.execute(select(EnforcementCase).where(
+        has_gate = select(GATE_T.c.natural_key).where(GATE_T.c.program_id == program.id,
+                                                      GATE_T.c.kind == GateKind.ENFORCEMENT.value)
+        existing = set(session.execute(has_gate).scalars())
+        waiting = [c for c in session.execute(select(EnforcementCase).where(
             col(EnforcementCase.program_id) == program.id,
-            col(EnforcementCase.state).in_(list(GATE_STEP)))).scalars())
+            col(EnforcementCase.state).in_(list(GATE_STEP)))).scalars()
+            if gate_key(program.slug, c.id or 0, c.state) not in existing]  # a re-run computes no gate twice
         report.gates_opened = open_gates(session, gate_specs(session, program, defn, wdays, today, waiting), clock)
         write_audit(session, audit)
         report.open_gate_ids = [int(g) for g in session.execute(select(GATE_T.c.id).where(

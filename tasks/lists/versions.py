@@ -20,6 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import (
     JSON,
     Connection,
+    Select,
     String,
     Text,
     bindparam,
@@ -37,6 +38,8 @@ from sqlmodel import Session, col
 
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
 from models.clock import Clock
+from models.compliance.codes import SubjectType
+from models.enforcement import EnforcementCase, LadderState
 from models.enrollment import Application, Batch, Institution
 from models.program import Program
 from models.program_definition import ProgramDefinition
@@ -188,7 +191,15 @@ def institution_list_query(program_id: int) -> Executable:
         .join(Institution, col(Institution.id) == Application.institution_id)
         .join(Batch, col(Batch.id) == Application.batch_id)
         .where(col(Application.program_id) == program_id,
-               col(Application.state).in_([ApplicationState.RUNNING, ApplicationState.SUSPENDED])))
+               col(Application.state).in_([ApplicationState.RUNNING, ApplicationState.SUSPENDED]),
+               col(Institution.id).notin_(sign_removed_query(program_id))))
+
+
+def sign_removed_query(program_id: int) -> Select[Any]:
+    """Institutions whose 三进 sign is removed (摘除标识牌, 001 §三(四)): they run on but are not publicly listed."""
+    return select(col(EnforcementCase.subject_id)).where(
+        col(EnforcementCase.program_id) == program_id, col(EnforcementCase.subject_type) == SubjectType.INSTITUTION,
+        col(EnforcementCase.state) == LadderState.SIGN_REMOVED)
 
 
 def institution_rows(session: Session, program_id: int) -> ListRows:

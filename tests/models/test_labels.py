@@ -12,7 +12,7 @@ import models
 from models import labels, transitions
 from models.application_rules import PRICE_OPTION_LABELS, PriceOption
 from models.compliance.codes import SubjectType, ViolationRule, ViolationState
-from models.enforcement import ExitState, LadderState
+from models.enforcement import ExitState, LadderState, Track
 from models.program_definition import PhaseName
 from models.quarterly import QUARTER_COLUMN_LABELS, QUARTER_ROW_LABELS, QuarterColumn, QuarterRow
 from models.register import DESIGNATION_STATUS_LABELS, DesignationStatus
@@ -63,6 +63,7 @@ LABELLED: dict[type[StrEnum], dict[str, str]] = {
     SubjectType: labels.VIOLATION_SUBJECT_LABELS,
     LadderState: labels.LADDER_STATE_LABELS,
     ExitState: labels.EXIT_STATE_LABELS,
+    Track: labels.LADDER_TRACK_LABELS,
     EnforcementKind: labels.ENFORCEMENT_KIND_LABELS,
     EnforcementState: labels.ENFORCEMENT_STATE_LABELS,
     Role: labels.ROLE_LABELS,
@@ -107,6 +108,15 @@ def test_every_action_and_entity_of_the_state_machines_has_a_label() -> None:
     machines = [m for m in vars(transitions).values() if isinstance(m, transitions.Machine)]
     actions = {action for m in machines for (_, action) in m.table}
     assert sorted(actions - set(labels.AUDIT_ACTION_LABELS)) == []
+    assert sorted({m.entity for m in machines} - set(labels.AUDIT_ENTITY_LABELS)) == []
+
+
+def test_every_action_and_entity_of_the_enforcement_ladders_and_exits_has_a_label() -> None:
+    from models import enforcement
+
+    machines = [m for m in vars(enforcement).values() if isinstance(m, transitions.Machine)]
+    assert len(machines) >= 4
+    assert sorted({a for m in machines for (_, a) in m.table} - set(labels.AUDIT_ACTION_LABELS)) == []
     assert sorted({m.entity for m in machines} - set(labels.AUDIT_ENTITY_LABELS)) == []
 
 

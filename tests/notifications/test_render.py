@@ -156,11 +156,18 @@ def test_application_decision_says_what_happens_next(decision, level, can_reappl
 @pytest.mark.parametrize(
     ("action", "label"),
     [("interview", "约谈"), ("rectification", "限期整改"), ("suspension", "暂停医保结算"),
-     ("disqualification", "取消集采药品“三进”资格")],
+     ("disqualification", "取消集采药品“三进”资格"), ("sign_removal", "摘除“三进”标识牌")],
 )
 def test_enforcement_notice_names_the_action(action, label):
     r = render_notice("enforcement_notice", {**sample("enforcement_notice"), "action": action}, strict=True)
     assert r.subject.endswith(f"关于对沈阳市于洪区益康诊所采取{label}措施的通知")
+
+
+def test_a_sign_removal_notice_says_the_institution_keeps_its_obligations_not_that_it_lost_its_qualification():
+    r = render_notice("enforcement_notice", {**sample("enforcement_notice"), "action": "sign_removal"}, strict=True)
+    for body in (r.text, r.html):
+        assert "不再在“三进”医药机构名单中公示" in body and "购销协议和结算义务照常履行" in body
+        assert "不再具备集采药品“三进”资格" not in body
 
 
 def test_optional_values_may_be_none():

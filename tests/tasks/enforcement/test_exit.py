@@ -86,3 +86,17 @@ def test_an_exit_on_a_future_date_takes_effect_on_that_date_and_not_before(engin
     before = table_counts(engine)
     reconcile_enforcement(engine, SLUG, clock=clock)
     assert table_counts(engine) == before
+
+
+def test_recording_an_exit_application_is_audited_once_with_who_asked(engine: Engine) -> None:
+    from models.audit import AuditEvent
+
+    make_program(engine, SLUG)
+    make_reviewers(engine, [])
+    make_enterprise(engine, NAME)
+    clock = clock_at(2025, 12, 1, 9)
+    for _ in range(2):
+        request_exit(engine, SLUG, NAME, exits_on=date(2026, 1, 1), reason="协议期满", user_name="manager", clock=clock)
+    with Session(engine) as session:
+        (event,) = session.execute(select(AuditEvent).where(col(AuditEvent.entity) == "enterprise_exit")).scalars()
+    assert (event.action, event.actor, event.reason) == ("open", "manager", "协议期满")
