@@ -64,3 +64,10 @@ def reminder_stage(today: date, due_on: date, working_days_left: int, before: in
 def days_overdue(today: date, due_on: date) -> int:
     """Calendar days past the due date (0 on or before it): what the manager's escalation letter shows."""
     return max((today - due_on).days, 0)
+
+
+def district_stalled(overdue_open_gates: int, carried_over: int) -> bool:
+    """A district is flagged (red on the overview) while one of its gates is past due and undecided, or while
+    applications an expired gate carried over still wait for its decision: either way the district, not
+    the applicants, holds them up. A district with only gates still within their deadline is not flagged."""
+    return overdue_open_gates > 0 or carried_over > 0

@@ -17,9 +17,10 @@ from starlette.responses import Response
 
 from core.clock_store import DatabaseClock
 from models.labels import LAGGARD_LABELS, SHORT_PHASES, STATE_LABELS, VIOLATION_LABELS
-from models.program import User
+from models.program import Program, User
 from models.program_definition import ProgramDefinition
 from models.states import KIND_LABELS, InstitutionKind, Role
+from tasks.gates.districts import ProgramGates, program_gates
 from tasks.programs import UnknownProgram, get_program, list_programs
 from tasks.status import LAGGARD_KINDS, laggard_page
 from web.auth import require_user
@@ -30,10 +31,28 @@ from web.render import page, web
 _ORDER = {state: i for i, state in enumerate(STATE_LABELS)}
 
 
+@dataclass(frozen=True)
+class ProgramRow:
+    """A program on the home page: where it stands today and what needs attention."""
+
+    program: Program
+    phases: list[str]  # the phases whose window is open today, in the program's words
+    gates: ProgramGates
+
+
 def home(request: Request) -> Response:
     ctx = web(request)
     user = require_user(request, ctx.engine)
-    return page(request, "programs.html", user, programs=list_programs(ctx.engine))
+    today = ctx.clock.today()
+    rows = []
+    with Session(ctx.engine) as session:
+        for program in list_programs(ctx.engine):  # a handful of programs: one grouped read each
+            defn = ProgramDefinition.model_validate(program.definition)
+            assert program.id is not None
+            phases = [SHORT_PHASES.get(p.name.value, p.display_label) for p in defn.timeline()
+                      if p.window.state_on(today) == "open"]
+            rows.append(ProgramRow(program, phases, program_gates(session, program.id, defn, today)))
+    return page(request, "programs.html", user, programs=rows)
 
 
 def targets_of(defn: ProgramDefinition, today: date) -> list[Target]:

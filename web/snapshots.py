@@ -33,6 +33,7 @@ from models.operations import Contract, Payment, PlatformAccount, PurchaseOrder
 from models.program import AllianceInvitation
 from models.register import RegisterEntry
 from tasks.compliance.views import open_counts
+from tasks.gates.districts import DistrictGates, district_gates
 from tasks.programs import get_program
 from tasks.status import Coverage, LaggardPage, ProgramStatus, coverage, laggard_page, program_status
 
@@ -53,6 +54,7 @@ class Overview:
     coverage: Coverage
     laggards: LaggardPage
     violations: dict[tuple[str, str | None], int]  # open violations by (rule code, district); None: no district
+    districts: list[DistrictGates]  # each district's gates: open, past due, expired, carried over (stalled first)
     computed_at: datetime
     seconds: float  # how long the computation took (shown on the page, and in the benchmark)
 
@@ -104,6 +106,7 @@ def compute_overview(engine: Engine, slug: str, clock: Clock, today: date, *, si
         assert program.id is not None
         cover = coverage(session, program.id)
         late = laggard_page(session, program.id, defn, today, limit=OVERVIEW_LAGGARDS)
+        districts = district_gates(session, program.id, defn, today)
     # Violations open and close with an audit row each (tasks/compliance/reconcile.py): the token sees them.
     violations = {(rule.value, district): n for (rule, district), n in open_counts(engine, program.id).items()}
-    return Overview(status, cover, late, violations, datetime.now(UTC), time.perf_counter() - start)
+    return Overview(status, cover, late, violations, districts, datetime.now(UTC), time.perf_counter() - start)
