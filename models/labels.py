@@ -45,6 +45,9 @@ APPLICATION_STATE_LABELS = {
 }
 BATCH_STATE_LABELS = {"open": "收集中", "declared": "审核中", "matured": "已成熟", "running": "运行中"}
 GATE_STATE_LABELS = {"open": "待决定", "decided": "已决定", "expired": "已过期", "cancelled": "已取消"}
+# The enrollment funnel's stages (models/progress.py), in the overview's words.
+FUNNEL_STAGE_LABELS = {"applied": "申报", "district_reviewed": "区县审核", "city_reviewed": "市级审核", "running": "运行",
+                       "registered": "注册", "signed": "签约"}
 # What a gate's due date passing does (models/gate_deadlines.py), and which reminder a letter is.
 GATE_EXPIRY_LABELS = {"carry_over": "逾期后未决定事项转入下一批", "escalate": "逾期后每日报项目负责人督办"}
 REMINDER_STAGE_LABELS = {"before": "到期前提醒", "due": "到期当日提醒", "overdue": "逾期督办"}

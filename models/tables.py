@@ -26,6 +26,7 @@ from models.operations import (
 )
 from models.outbox import Notice
 from models.program import AllianceInvitation, ClockSetting, ImportRecord, PhaseWindow, Program, User
+from models.progress import ProgramSnapshot
 from models.register import RegisterEntry
 
 metadata = SQLModel.metadata
@@ -35,6 +36,6 @@ __all__ = [
     "ClockSetting", "Contract", "DeclarationItem", "Delivery", "EnforcementAction", "EnforcementCase", "Enterprise",
     "EnterpriseDeclaration", "EnterpriseExit", "Gate",
     "ImportRecord", "Institution", "ListEntry", "ListVersion", "LowestPrice", "Notice", "Payment", "PhaseWindow",
-    "PlatformAccount", "PriceReport", "Product", "Program", "PurchaseOrder", "QuarterlyReport", "RegisterEntry", "Review", "SalePrice",
+    "PlatformAccount", "PriceReport", "Product", "Program", "ProgramSnapshot", "PurchaseOrder", "QuarterlyReport", "RegisterEntry", "Review", "SalePrice",
     "Selection", "Settlement", "User", "Violation", "metadata",
 ]
