@@ -158,8 +158,8 @@ def stage_funnel_svg(stages: Sequence[tuple[str, int]], *, width: int = 560, lab
 
 def trend_svg(series: Sequence[tuple[str, Sequence[tuple[date, int]]]], *, width: int = 760, height: int = 260,
               left: int = 50, right: int = 110) -> str:
-    """One line per series over the days of the snapshots, a shared count axis from 0, each line labelled at
-    its last point; a single day is drawn as dots (there is no trend yet, but the figure is there)."""
+    """One line per series over the days of the snapshots, a shared count axis from 0, a legend with each
+    series' latest count; a single day is drawn as dots (there is no trend yet, but the figure is there)."""
     points = [p for _, s in series for p in s]
     if not points:
         return _svg(width, 24, ['<text x="4" y="16" fill="#777">尚无每日统计（程序流程每天记录一次）</text>'], "进展趋势")
@@ -191,6 +191,8 @@ def trend_svg(series: Sequence[tuple[str, Sequence[tuple[date, int]]]], *, width
                         f'stroke="{colour}" stroke-width="2"/>')
         body += [f'<circle cx="{x(d):.1f}" cy="{y(n):.1f}" r="2.5" fill="{colour}"><title>{escape(label)} '
                  f'{d:%Y-%m-%d}：{n}</title></circle>' for d, n in s]
-        d, n = s[-1]
-        body.append(f'<text x="{x(d) + 6:.1f}" y="{y(n) + 4:.1f}" fill="{colour}">{escape(label)} {n}</text>')
+        # A legend beside the plot, not labels at the line ends: stages often end on the same count and overlap.
+        ly = top + 6 + i * 18
+        body.append(f'<rect x="{left + plot_w + 12}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>')
+        body.append(f'<text x="{left + plot_w + 26}" y="{ly + 1}" fill="{colour}">{escape(label)} {s[-1][1]}</text>')
     return _svg(width, height, body, "进展趋势（每日统计）")
