@@ -20,7 +20,8 @@ from starlette.responses import RedirectResponse, Response
 
 from flows.resume import resume_waiting_run
 from models.enrollment import Gate
-from models.labels import GATE_KIND_LABELS, GATE_STATE_LABELS
+from models.gate_deadlines import EXPIRY_RULES
+from models.labels import GATE_EXPIRY_LABELS, GATE_KIND_LABELS, GATE_STATE_LABELS
 from models.program import Program, User
 from models.states import KIND_LABELS, GateKind, GateState, Role
 from tasks.gates.deciding import decide_gate
@@ -119,7 +120,9 @@ def gate_detail(request: Request) -> Response:
             elif gate.kind == GateKind.ALLIANCE_CONFIRMATION:
                 context["invitations"] = gate_details.alliance_detail(session, gate.program_id, list(full.items),
                                                                       outcomes)
+    expiry = GATE_EXPIRY_LABELS[EXPIRY_RULES[gate.kind].value]
     return page(request, "gate.html", user, gate=gate, can_decide=may_decide(user, gate), pager=pager, show=show,
+                expiry=expiry,
                 filters=ITEM_FILTERS, kind_labels_gate=GATE_KIND_LABELS, state_labels=GATE_STATE_LABELS, **context)
 
 

@@ -14,8 +14,8 @@ from models.application_rules import PRICE_OPTION_LABELS, PriceOption
 from models.compliance.codes import SubjectType, ViolationRule, ViolationState
 from models.enforcement import ExitState, LadderState
 from models.gate_deadlines import OnExpiry, ReminderStage
-from models.progress import FunnelStage
 from models.program_definition import PhaseName
+from models.progress import FunnelStage
 from models.quarterly import QUARTER_COLUMN_LABELS, QUARTER_ROW_LABELS, QuarterColumn, QuarterRow
 from models.register import DESIGNATION_STATUS_LABELS, DesignationStatus
 from models.states import (

@@ -41,6 +41,7 @@ def test_every_bulk_button_asks_for_a_confirmation_naming_the_count(world: World
     assert f'data-confirm="确认批准全部 {len(gate.items)} 项未决定的事项' in page
     assert f'data-confirm="确认驳回全部 {len(gate.items)} 项未决定的事项' in page
     assert 'data-confirm="确认批准本页 2 项未决定的事项' in page
+    assert '<span id="expiry-rule">逾期后未决定事项转入下一批</span>' in page  # what its due date passing does
     inbox = client.get("/inbox").text
     assert 'data-confirm-sum="gate"' in inbox and f'data-undecided="{len(gate.items)}"' in inbox
 
