@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import date
 
-from web.charts import Span, coverage_svg, funnel_svg, timeline_svg
+from web.charts import Span, coverage_svg, funnel_svg, stage_funnel_svg, timeline_svg, trend_svg
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 
@@ -55,3 +55,18 @@ def test_empty_charts_say_so() -> None:
     assert "暂无数据" in funnel_svg([])
     assert "暂无定点机构" in coverage_svg([])
     assert "无阶段" in timeline_svg([], date(2025, 9, 1))
+
+
+def test_the_stage_funnel_shows_each_stage_with_its_share_of_the_one_before() -> None:
+    svg = stage_funnel_svg([("申报", 200), ("区县审核", 150), ("市级审核", 0)])
+    assert 'data-stage="申报" data-count="200"' in svg and "150（上一步的 75%）" in svg
+    assert ">0（上一步的 0%）<" in svg  # a stage nobody reached still shows, as a sliver
+    assert "尚无申报" in stage_funnel_svg([("申报", 0)])
+
+
+def test_the_trend_draws_a_line_per_series_and_dots_for_a_single_day() -> None:
+    two_days = trend_svg([("申报", [(date(2025, 9, 18), 3), (date(2025, 9, 20), 7)]), ("运行", [])])
+    assert two_days.count("<polyline") == 1 and "申报 7" in two_days and "2025-09-18" in two_days
+    one_day = trend_svg([("申报", [(date(2025, 9, 20), 7)])])
+    assert "<polyline" not in one_day and one_day.count("<circle") == 1
+    assert "尚无每日统计" in trend_svg([("申报", [])])
