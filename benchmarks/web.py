@@ -113,6 +113,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         measure("district_review", "reviewer_inbox", reviewer(largest), "/inbox", "待我审批")
         measure("district_review", "reviewer_gate", reviewer(largest), f"/gates/{district_gate}", "审批事项")
         measure("district_review", "overview", "manager", f"/programs/{SLUG}", "定点机构覆盖")
+        measure("district_review", "home", "manager", "/", "待决定审批")  # each program's open gates and alerts
         url = db.url
         baselines = {"district_review.reviewer_inbox": _baseline(url, "inbox", reviewer(largest), baseline_requests),
                      "district_review.reviewer_gate": _baseline(url, "gate", district_gate, baseline_requests)}
@@ -139,6 +140,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         _analyze(engine)
         measure("running", "overview", "manager", f"/programs/{SLUG}", "进度滞后")
         measure("running", "manager_inbox", "manager", "/inbox", "待我审批")
+        measure("running", "home", "manager", "/", "待决定审批")
         measure("running", "laggards_deep_page", "manager", f"/programs/{SLUG}/laggards?page=200", "进度滞后")
         measure("running", "notices", "manager", "/notices", "发件箱")
         measure("running", "notices_deep_page", "manager", f"/notices?page={max(1, n // 50 // 2)}", "发件箱")

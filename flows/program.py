@@ -22,7 +22,7 @@ from flows.contracts import contracts_flow
 from flows.drug_list import drug_list_flow
 from flows.enrollment import enrollment_flow
 from flows.results import PERSIST_RESULT, RESULT_STORAGE
-from flows.steps import progress_artifact, send_notices_step
+from flows.steps import progress_artifact, send_notices_step, snapshot_step
 from models.enrollment import Batch, Gate
 from models.program_definition import PhaseName
 from models.states import BatchState, GateState
@@ -86,6 +86,7 @@ async def program_flow(program: str, send_notices: bool = True, reminders: bool 
         except CalendarYearUnknown as exc:
             get_run_logger().error("%s", exc)
             results["reminders"] = {"calendar_blocked": str(exc)}
+    results["snapshot"] = snapshot_step(program)  # after the phases: the day's counts as they moved them
     if send_notices:
         results["notices"] = send_notices_step()
     await progress_artifact(program, "program")

@@ -79,6 +79,15 @@ def contracts_step(program: str) -> dict[str, object]:
     return asdict(reconcile_contracts(engine, program, clock=DatabaseClock(engine)))
 
 
+@task(name="snapshot-progress")
+def snapshot_step(program: str) -> bool:
+    """Today's funnel counts for the overview's trend: written by the day's first run, a no-op after that."""
+    from tasks.reports.progress import take_snapshot
+
+    engine = shared_engine()
+    return take_snapshot(engine, program, clock=DatabaseClock(engine))
+
+
 @task(name="send-notices", retries=2, retry_delay_seconds=30)
 def send_notices_step() -> dict[str, int]:
     """Deliver what the outbox holds; safe to retry: each notice is claimed and marked in the database."""

@@ -45,6 +45,12 @@ APPLICATION_STATE_LABELS = {
 }
 BATCH_STATE_LABELS = {"open": "收集中", "declared": "审核中", "matured": "已成熟", "running": "运行中"}
 GATE_STATE_LABELS = {"open": "待决定", "decided": "已决定", "expired": "已过期", "cancelled": "已取消"}
+# The enrollment funnel's stages (models/progress.py), in the overview's words.
+FUNNEL_STAGE_LABELS = {"applied": "申报", "district_reviewed": "区县审核", "city_reviewed": "市级审核", "running": "运行",
+                       "registered": "注册", "signed": "签约"}
+# What a gate's due date passing does (models/gate_deadlines.py), and which reminder a letter is.
+GATE_EXPIRY_LABELS = {"carry_over": "逾期后未决定事项转入下一批", "escalate": "逾期后每日报项目负责人督办"}
+REMINDER_STAGE_LABELS = {"before": "到期前提醒", "due": "到期当日提醒", "overdue": "逾期督办"}
 ACCOUNT_STATE_LABELS = {"pending": "待注册", "registered": "已注册", "exempt": "免于注册(代采)"}
 CONTRACT_STATE_LABELS = {"pending": "待签订", "signed": "已签订", "terminated": "已终止"}
 NOTICE_STATUS_LABELS = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "dead": "发送失败",
@@ -116,7 +122,8 @@ NOTICE_KIND_LABELS = {
     "application_receipt": "机构申请回执", "application_decision": "机构申请审核结果", "batch_published": "批次公布",
     "account_reminder": "账户注册提醒", "contract_reminder": "协议签订提醒", "payment_due": "货款支付提醒",
     "payment_overdue": "货款逾期通知", "quarterly_report_reminder": "季度报表提醒", "escalation": "逾期督办",
-    "gate_waiting": "待审批提醒", "enforcement_notice": "处理措施通知", "quarterly_report": "季度统计表报送", "summary_report": "年度执行情况报送",
+    "gate_waiting": "待审批提醒", "gate_overdue": "逾期审批督办", "enforcement_notice": "处理措施通知",
+    "quarterly_report": "季度统计表报送", "summary_report": "年度执行情况报送",
 }
 
 # The states of each audited entity (the audit page shows from → to in the entity's own words).

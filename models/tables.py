@@ -26,6 +26,7 @@ from models.operations import (
 )
 from models.outbox import Notice
 from models.program import AllianceInvitation, ClockSetting, ImportRecord, PhaseWindow, Program, User
+from models.progress import ProgramSnapshot
 from models.register import RegisterEntry
 from models.reports import ReportVersion
 
@@ -36,6 +37,7 @@ __all__ = [
     "ClockSetting", "Contract", "DeclarationItem", "Delivery", "EnforcementAction", "EnforcementCase", "Enterprise",
     "EnterpriseDeclaration", "EnterpriseExit", "Gate",
     "ImportRecord", "Institution", "ListEntry", "ListVersion", "LowestPrice", "Notice", "Payment", "PhaseWindow",
-    "PlatformAccount", "PriceReport", "Product", "Program", "PurchaseOrder", "QuarterlyReport", "RegisterEntry", "ReportVersion", "Review", "SalePrice",
+    "PlatformAccount", "PriceReport", "Product", "Program", "ProgramSnapshot", "PurchaseOrder", "QuarterlyReport",
+    "RegisterEntry", "ReportVersion", "Review", "SalePrice",
     "Selection", "Settlement", "User", "Violation", "metadata",
 ]

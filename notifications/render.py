@@ -55,6 +55,7 @@ KINDS: tuple[str, ...] = (
     "enforcement_notice",
     "escalation",
     "gate_waiting",
+    "gate_overdue",
     "calendar_unpublished",
 )
 
@@ -83,7 +84,8 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
         "summary_report": ("year", "version", "generated_on", "attachments"),
         "enforcement_notice": ("subject_name", "action", "reason", "effective_on"),
         "escalation": ("reviewer_name", "district", "items"),
-        "gate_waiting": ("reviewer_name", "gate_title", "item_count", "due_on"),
+        "gate_waiting": ("reviewer_name", "gate_title", "item_count", "due_on", "due_provisional", "stage"),
+        "gate_overdue": ("manager_name", "items"),
         "calendar_unpublished": ("manager_name", "year"),
     }.items()
 }

@@ -17,7 +17,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from models.catalog import Enterprise, EnterpriseDeclaration, ListVersion
 from models.clock import Clock
-from models.enrollment import Application, Batch, Gate, Institution
+from models.enrollment import Application, Gate, Institution
 from models.operations import Contract, Payment, PlatformAccount, PurchaseOrder
 from models.program import AllianceInvitation
 from models.program_definition import PhaseName, ProgramDefinition
@@ -28,6 +28,7 @@ from tasks.reports.coverage import COVERED as COVERED
 from tasks.reports.coverage import Coverage as Coverage
 from tasks.reports.coverage import CoverageRow as CoverageRow
 from tasks.reports.coverage import coverage as coverage
+from tasks.reports.progress import batch_counts
 
 
 @dataclass
@@ -69,7 +70,7 @@ def _grouped(session: Session, column: Any, *where: Any) -> dict[str, int]:
 
 
 def phase_counts(session: Session, program_id: int) -> dict[PhaseName, dict[str, int]]:
-    batches = _grouped(session, Batch.state, Batch.program_id == program_id)
+    batches = batch_counts(session, program_id)  # non-empty batches only: an empty one is not 运行中
     enrollment = _grouped(session, Application.state, Application.program_id == program_id)
     enrollment.update({f"batch_{k}": v for k, v in batches.items()})
     return {

@@ -215,3 +215,67 @@ def coverage_trend_svg(lines: Sequence[TrendLine], *, today: date, targets: Sequ
                     f'y2="{y(projection.share):.1f}" stroke="{TREND_COLOURS[0]}" stroke-width="2" '
                     'stroke-dasharray="2 3"><title>' + escape(projection.text) + "</title></line>")
     return _svg(width, height, body, "覆盖率变化（实线为实际，虚线为目标，点线为按近期速度的预测）")
+STAGE_COLOURS = ("#3b6ea5", "#4f81b3", "#2f7d4f", "#3d8f5c", "#7a5195", "#a05195")
+
+
+def stage_funnel_svg(stages: Sequence[tuple[str, int]], *, width: int = 560, label_width: int = 90) -> str:
+    """The enrollment funnel: one centred bar per stage, as wide as its count against the first stage, with the
+    count and the share of the stage before it (what was lost between two steps is what a manager chases)."""
+    row = 30
+    if not stages or not stages[0][1]:
+        return _svg(width, 24, ['<text x="4" y="16" fill="#777">尚无申报</text>'], "参与漏斗")
+    first = stages[0][1]
+    plot = width - label_width - 150
+    body: list[str] = []
+    for i, (label, n) in enumerate(stages):
+        y = i * row
+        w = max(n / first * plot, 1.0)
+        x = label_width + (plot - w) / 2
+        body.append(f'<text x="4" y="{y + 19}">{escape(label)}</text>')
+        body.append(f'<rect class="stage" data-stage="{escape(label)}" data-count="{n}" x="{x:.1f}" y="{y + 4}" '
+                    f'width="{w:.1f}" height="22" fill="{STAGE_COLOURS[i % len(STAGE_COLOURS)]}"/>')
+        share = "" if i == 0 or not stages[i - 1][1] else f"（上一步的 {n / stages[i - 1][1]:.0%}）"
+        body.append(f'<text x="{label_width + plot + 6}" y="{y + 19}">{n}{share}</text>')
+    return _svg(width, row * len(stages) + 4, body, "参与漏斗：申报 → 区县审核 → 市级审核 → 运行 → 注册 → 签约")
+
+
+def trend_svg(series: Sequence[tuple[str, Sequence[tuple[date, int]]]], *, width: int = 760, height: int = 260,
+              left: int = 50, right: int = 110) -> str:
+    """One line per series over the days of the snapshots, a shared count axis from 0, a legend with each
+    series' latest count; a single day is drawn as dots (there is no trend yet, but the figure is there)."""
+    points = [p for _, s in series for p in s]
+    if not points:
+        return _svg(width, 24, ['<text x="4" y="16" fill="#777">尚无每日统计（程序流程每天记录一次）</text>'], "进展趋势")
+    top, bottom = 14, height - 24
+    first, last = min(d for d, _ in points), max(d for d, _ in points)
+    days = max((last - first).days, 1)
+    peak = max(max(n for _, n in points), 1)
+    plot_w = width - left - right
+
+    def x(d: date) -> float:
+        return left + (d - first).days / days * plot_w
+
+    def y(n: int) -> float:
+        return bottom - n / peak * (bottom - top)
+
+    body = [f'<line x1="{left}" y1="{bottom}" x2="{left + plot_w}" y2="{bottom}" stroke="#999"/>',
+            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#999"/>',
+            f'<text x="{left - 4}" y="{top + 4}" text-anchor="end">{peak}</text>',
+            f'<text x="{left - 4}" y="{bottom}" text-anchor="end">0</text>',
+            f'<text x="{left}" y="{height - 6}">{first:%Y-%m-%d}</text>',
+            f'<text x="{left + plot_w}" y="{height - 6}" text-anchor="end">{last:%Y-%m-%d}</text>']
+    for i, (label, s) in enumerate(series):
+        if not s:
+            continue
+        colour = STAGE_COLOURS[i % len(STAGE_COLOURS)]
+        coords = " ".join(f"{x(d):.1f},{y(n):.1f}" for d, n in s)
+        if len(s) > 1:
+            body.append(f'<polyline class="trend" data-series="{escape(label)}" points="{coords}" fill="none" '
+                        f'stroke="{colour}" stroke-width="2"/>')
+        body += [f'<circle cx="{x(d):.1f}" cy="{y(n):.1f}" r="2.5" fill="{colour}"><title>{escape(label)} '
+                 f'{d:%Y-%m-%d}：{n}</title></circle>' for d, n in s]
+        # A legend beside the plot, not labels at the line ends: stages often end on the same count and overlap.
+        ly = top + 6 + i * 18
+        body.append(f'<rect x="{left + plot_w + 12}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>')
+        body.append(f'<text x="{left + plot_w + 26}" y="{ly + 1}" fill="{colour}">{escape(label)} {s[-1][1]}</text>')
+    return _svg(width, height, body, "进展趋势（每日统计）")

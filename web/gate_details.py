@@ -83,6 +83,41 @@ class ListApprovalDetail:
     changes: list[ListChange]  # every change, sorted (added, changed, removed; by key)
     stale: bool  # the list changed after the gate opened: approving it would be refused
     findings: list[Finding] = field(default_factory=list)
+    published_number: int | None = None  # a decided gate: the version its approval published (None: not found)
+
+
+def _sorted_changes(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[ListChange]:
+    from tasks.lists.versions import diff_entries
+
+    order = {"added": 0, "changed": 1, "removed": 2}
+    return sorted((ListChange(kind, key, old.get(key), new.get(key)) for kind, keys in diff_entries(old, new).items()
+                   for key in keys), key=lambda c: (order[c.change], c.key))
+
+
+def decided_list_approval_detail(session: Session, program: Program, natural_key: str) -> ListApprovalDetail | None:
+    """What a decided list approval approved: the version its content became against the one before it.
+
+    Computing today's list against the latest version (what an open gate shows) would read "no change" once the
+    approved list is published; the gate's key names the content's hash, so the version is found by it. None
+    when no version has that content (a rejected list was never published).
+    """
+    from models.catalog import ListVersion, list_gate_key
+    from tasks.lists.versions import version_entries
+
+    assert program.id is not None
+    versions = session.exec(select(ListVersion).where(ListVersion.program_id == program.id,
+                                                      ListVersion.kind == ListKind.DRUGS)
+                            .order_by(col(ListVersion.number))).all()
+    for i, version in enumerate(versions):
+        if version.id is not None and list_gate_key(program.slug, version.content_hash) == natural_key:
+            before = versions[i - 1] if i > 0 else None
+            new = version_entries(session, version.id)
+            old = version_entries(session, before.id) if before is not None and before.id is not None else {}
+            changes = _sorted_changes(old, new)
+            counts = {k: sum(c.change == k for c in changes) for k in ("added", "changed", "removed")}
+            return ListApprovalDetail(before.number if before else None, len(new), counts, changes, False, [],
+                                      published_number=version.number)
+    return None
 
 
 def list_approval_detail(session: Session, program: Program, natural_key: str) -> ListApprovalDetail:

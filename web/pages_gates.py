@@ -7,6 +7,8 @@ the gate, not only the ones on the screen.
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from sqlmodel import Session, select
@@ -18,16 +20,28 @@ from starlette.responses import RedirectResponse, Response
 
 from flows.resume import resume_waiting_run
 from models.enrollment import Gate
-from models.labels import GATE_KIND_LABELS, GATE_STATE_LABELS
+from models.gate_deadlines import EXPIRY_RULES
+from models.labels import GATE_EXPIRY_LABELS, GATE_KIND_LABELS, GATE_STATE_LABELS
 from models.program import Program, User
 from models.states import KIND_LABELS, GateKind, GateState, Role
 from tasks.gates.deciding import decide_gate
-from tasks.gates.rows import GateConflict, GateError, NotAllowedToDecide, NotYourDistrict, UnknownGate, check_decider
+from tasks.gates.rows import (
+    BadItems,
+    GateConflict,
+    GateError,
+    GateNotOpen,
+    NotAllowedToDecide,
+    NotYourDistrict,
+    UnknownGate,
+    check_decider,
+)
 from web import gate_details
 from web.auth import DECIDERS, may_view_gate, posted_form, require_user
 from web.pagination import page_of
 from web.queries import ITEM_FILTERS, GateSummary, application_items, gate_summary, inbox_page
 from web.render import WebContext, flash, page, web
+
+log = logging.getLogger(__name__)
 
 
 def may_decide(user: User, gate: GateSummary) -> bool:
@@ -94,7 +108,9 @@ def gate_detail(request: Request) -> Response:
             elif gate.kind == GateKind.LIST_APPROVAL:
                 program = session.get(Program, gate.program_id)
                 assert program is not None
-                detail = gate_details.list_approval_detail(session, program, gate.natural_key)
+                decided = (gate_details.decided_list_approval_detail(session, program, gate.natural_key)
+                           if gate.state != GateState.OPEN else None)
+                detail = decided or gate_details.list_approval_detail(session, program, gate.natural_key)
                 pager = pager.counted(len(detail.changes))
                 context.update(listing=detail, changes=detail.changes[pager.offset:pager.offset + pager.per_page])
             elif gate.kind == GateKind.ENFORCEMENT:
@@ -104,7 +120,9 @@ def gate_detail(request: Request) -> Response:
             elif gate.kind == GateKind.ALLIANCE_CONFIRMATION:
                 context["invitations"] = gate_details.alliance_detail(session, gate.program_id, list(full.items),
                                                                       outcomes)
+    expiry = GATE_EXPIRY_LABELS[EXPIRY_RULES[gate.kind].value]
     return page(request, "gate.html", user, gate=gate, can_decide=may_decide(user, gate), pager=pager, show=show,
+                expiry=expiry,
                 filters=ITEM_FILTERS, kind_labels_gate=GATE_KIND_LABELS, state_labels=GATE_STATE_LABELS, **context)
 
 
@@ -166,8 +184,32 @@ def _decide(ctx: WebContext, gate: Gate, user: User, form: FormData) -> str:
     except GateConflict as exc:
         raise HTTPException(409, str(exc)) from exc
     resumed = resume_waiting_run(result, user.name)
+    log.info("gate %s decided by %s: %s", gate.id, user.name, resumed)  # the engineer's words go to the log
     rest = f"，尚余 {len(result.undecided)} 项待决定" if result.undecided else ""
-    return f"审批事项 {gate.id}：批准 {len(result.approved)} 项，驳回 {len(result.rejected)} 项{rest}。{resumed}"
+    return f"「{gate.title}」已决定：批准 {len(result.approved)} 项，驳回 {len(result.rejected)} 项{rest}。{_plain(resumed)}"
+
+
+def _plain(resumed: str) -> str:
+    """What a reviewer needs to know of the waiting run: flows/resume.py speaks to engineers, in two languages."""
+    if resumed.startswith("已唤醒"):
+        return "后续处理已自动继续。"
+    return "决定已保存，系统将在下一次例行处理时继续后续工作。"
+
+
+def person_error(exc: GateError) -> str:
+    """A refused decision in one plain Chinese sentence: the Chinese half of the message, without bracketed ids.
+
+    The engine's messages name item ids for the CLI ("驳回必须说明理由 / … (items [1053])"); on a page the
+    reviewer sees the rows themselves, so the ids are left out.
+    """
+    if isinstance(exc, BadItems) and "理由" in str(exc):
+        return "驳回必须说明理由：请为每个驳回的事项填写理由，或在批量驳回时填写统一理由。"
+    if isinstance(exc, GateNotOpen):
+        return f"该审批事项{GATE_STATE_LABELS.get(exc.state, '已关闭')}，不能再决定；请刷新页面查看结果。"
+    if isinstance(exc, BadItems) and "没有要决定的事项" in str(exc):
+        return "没有选择要决定的事项：请逐项选择“批准”或“驳回”，或使用批量按钮。"
+    text = str(exc).split(" / ")[0]
+    return re.sub(r"\s*[\[(（][\d,\s]+[\])）]", "", text).strip() + ("" if text.endswith("。") else "。")
 
 
 async def decide(request: Request) -> Response:
@@ -178,9 +220,10 @@ async def decide(request: Request) -> Response:
         raise HTTPException(403, f"您无权决定审批事项 {gate.id}（{gate.district or '市级'}）")
     try:
         message = await run_in_threadpool(_decide, ctx, gate, user, form)
-    except GateError as exc:  # BadItems, GateNotOpen: say what is wrong on the gate's page
-        message = str(exc)
-    flash(request, message)
+    except GateError as exc:  # BadItems, GateNotOpen: say what is wrong on the gate's page, as an error
+        flash(request, person_error(exc), error=True)
+    else:
+        flash(request, message)
     back = str(form.get("back") or "")
     return RedirectResponse(back if back.startswith(f"/gates/{gate.id}") else f"/gates/{gate.id}", status_code=303)
 
@@ -197,12 +240,13 @@ async def decide_many(request: Request) -> Response:
             check_decider(user, gate)
         except GateError as exc:
             raise HTTPException(403, str(exc)) from exc
-    messages = []
+    messages, failed = [], False
     for gate in gates:
         try:
             messages.append(await run_in_threadpool(_decide, ctx, gate, user, form))
         except GateError as exc:
-            messages.append(str(exc))
-    flash(request, "；".join(messages) or "未选择审批事项")
+            messages.append(f"「{gate.title}」未能决定：{person_error(exc)}")
+            failed = True
+    flash(request, "；".join(messages) or "未选择审批事项", error=failed or not messages)
     back = str(form.get("back") or "")
     return RedirectResponse(back if back.startswith("/inbox") else "/inbox", status_code=303)

@@ -16,10 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.clock_store import DatabaseClock
-from models.labels import LAGGARD_LABELS, SHORT_PHASES, STATE_LABELS, VIOLATION_LABELS
-from models.program import User
+from models.labels import FUNNEL_STAGE_LABELS, LAGGARD_LABELS, SHORT_PHASES, STATE_LABELS, VIOLATION_LABELS
+from models.program import Program, User
 from models.program_definition import ProgramDefinition
+from models.progress import FUNNEL
 from models.states import KIND_LABELS, InstitutionKind, Role
+from tasks.gates.districts import ProgramGates, program_gates
 from tasks.programs import UnknownProgram, get_program, list_programs
 from tasks.reports.coverage_report import CoverageLine, CoverageReport
 from tasks.status import LAGGARD_KINDS, laggard_page
@@ -33,7 +35,9 @@ from web.charts import (
     coverage_svg,
     coverage_trend_svg,
     funnel_svg,
+    stage_funnel_svg,
     timeline_svg,
+    trend_svg,
     violations_svg,
 )
 from web.pagination import page_of
@@ -42,10 +46,41 @@ from web.render import page, web
 _ORDER = {state: i for i, state in enumerate(STATE_LABELS)}
 
 
+@dataclass(frozen=True)
+class ProgramRow:
+    """A program on the home page: where it stands today and what needs attention."""
+
+    program: Program
+    phases: list[str]  # the phases whose window is open today, in the program's words
+    gates: ProgramGates
+
+
+def _bars(counts: dict[str, int]) -> str:
+    return funnel_svg([(STATE_LABELS.get(k, k), n)
+                       for k, n in sorted(counts.items(), key=lambda kv: (_ORDER.get(kv[0], 99), kv[0]))])
+
+
+def _split_bars(counts: dict[str, int]) -> tuple[str, str]:
+    """A phase's states as bars, and its batches as bars of their own: batches are not applications, so they never
+    share an axis with them ("" where a phase has none of either)."""
+    batches = {k: n for k, n in counts.items() if k.startswith("batch_")}
+    items = {k: n for k, n in counts.items() if k not in batches}
+    return (_bars(items) if items or not batches else ""), (_bars(batches) if batches else "")
+
+
 def home(request: Request) -> Response:
     ctx = web(request)
     user = require_user(request, ctx.engine)
-    return page(request, "programs.html", user, programs=list_programs(ctx.engine))
+    today = ctx.clock.today()
+    rows = []
+    with Session(ctx.engine) as session:
+        for program in list_programs(ctx.engine):  # a handful of programs: one grouped read each
+            defn = ProgramDefinition.model_validate(program.definition)
+            assert program.id is not None
+            phases = [SHORT_PHASES.get(p.name.value, p.display_label) for p in defn.timeline()
+                      if p.window.state_on(today) == "open"]
+            rows.append(ProgramRow(program, phases, program_gates(session, program.id, defn, today)))
+    return page(request, "programs.html", user, programs=rows)
 
 
 def targets_of(defn: ProgramDefinition, today: date) -> list[Target]:
@@ -135,19 +170,19 @@ def overview(request: Request) -> Response:
     status = data.status
     timeline = timeline_svg([Span(SHORT_PHASES.get(p.phase, p.label), p.opens, p.closes, p.window)
                              for p in status.phases], status.today)
-    funnels = [
-        (p, funnel_svg([(STATE_LABELS.get(k, k), n)
-                        for k, n in sorted(p.counts.items(), key=lambda kv: (_ORDER.get(kv[0], 99), kv[0]))]))
-        for p in status.phases
-    ]
+    funnels = [(p, *_split_bars(p.counts)) for p in status.phases]
+    stages = [(FUNNEL_STAGE_LABELS[s.value], data.funnel.get(s.value, 0)) for s in FUNNEL]
+    trend = trend_svg([(FUNNEL_STAGE_LABELS[s.value], [(day, counts.get(s.value, 0)) for day, counts in data.trend])
+                       for s in FUNNEL])
     with Session(ctx.engine) as session:
         _, defn = get_program(session, slug)
     targets = targets_of(defn, status.today)
     cover = data.coverage
     kinds = [(KIND_LABELS.get(InstitutionKind(r.key), r.key), r.covered, r.total) for r in cover.by_kind]
-    trend, trend_text = trend_chart(data.trend)
+    coverage_chart, trend_text = trend_chart(data.coverage_trend)
     return page(request, "overview.html", user, status=status, timeline=timeline, funnels=funnels,
-                trend_chart=trend, trend_text=trend_text,
+                trend_chart=coverage_chart, trend_text=trend_text,
+                stage_funnel=stage_funnel_svg(stages), stages=stages, trend=trend,
                 district_chart=coverage_svg([(r.key, r.covered, r.total) for r in cover.by_district], targets=targets),
                 kind_chart=coverage_svg(kinds, targets=targets), cover=cover, targets=targets,
                 late=data.laggards, laggard_labels=LAGGARD_LABELS, computed=data,

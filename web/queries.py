@@ -87,6 +87,7 @@ class ApplicationItem:
     institution: Institution
     outcome: Outcome | None
     earlier: list[Review] = field(default_factory=list)  # other levels' opinions (the district's, on a city gate)
+    attempts: list[Application] = field(default_factory=list)  # the institution's earlier applications, oldest first
 
 
 def _table(model: Any) -> Table:
@@ -257,5 +258,14 @@ def application_items(session: Session, gate: GateSummary, *, show: ItemFilter =
                                                           review.decided_at.isoformat())
             else:
                 earlier.setdefault(review.application_id, []).append(review)
-    items = [ApplicationItem(*rows[i], outcomes.get(i), earlier.get(i, [])) for i in ids if i in rows]
+    attempts: dict[int, list[Application]] = {}
+    retried = {app.institution_id: app for app, _ in rows.values() if app.attempt > 1}
+    if retried:  # a re-applying institution: what it tried before and why it was turned down (one query a page)
+        for old in session.exec(select(Application).where(
+                Application.program_id == gate.program_id, col(Application.institution_id).in_(list(retried)))
+                .order_by(col(Application.attempt))):
+            if old.attempt < retried[old.institution_id].attempt:
+                attempts.setdefault(old.institution_id, []).append(old)
+    items = [ApplicationItem(*rows[i], outcomes.get(i), earlier.get(i, []), attempts.get(rows[i][0].institution_id, []))
+             for i in ids if i in rows]
     return items, totals.get(show), more

@@ -69,11 +69,16 @@ def web(request: Request) -> WebContext:
 
 def page(request: Request, name: str, user: User | None, status_code: int = 200, **context: Any) -> Response:
     """Render a template with what the layout needs: the user, the CSRF token, a one-time message."""
-    flash = request.session.pop("flash", None) if "session" in request.scope else None
-    token = csrf_token(request) if "session" in request.scope else ""
+    has_session = "session" in request.scope
+    flash = request.session.pop("flash", None) if has_session else None
+    flash_error = bool(request.session.pop("flash_error", False)) if has_session else False
+    token = csrf_token(request) if has_session else ""
     return web(request).templates.TemplateResponse(
-        request, name, {"user": user, "csrf_token": token, "flash": flash, **context}, status_code=status_code)
+        request, name, {"user": user, "csrf_token": token, "flash": flash, "flash_error": flash_error, **context},
+        status_code=status_code)
 
 
-def flash(request: Request, message: str) -> None:
+def flash(request: Request, message: str, *, error: bool = False) -> None:
+    """A one-time message for the next page; `error` shows it in the error style (a refusal is no success)."""
     request.session["flash"] = message
+    request.session["flash_error"] = error

@@ -31,15 +31,18 @@ from models.clock import Clock
 from models.enrollment import Application, Batch, Gate, Institution
 from models.operations import Contract, Payment, PlatformAccount, PurchaseOrder
 from models.program import AllianceInvitation
+from models.progress import ProgramSnapshot
 from models.register import RegisterEntry
 from tasks.compliance.views import open_counts
+from tasks.gates.districts import DistrictGates, district_gates
 from tasks.programs import get_program
 from tasks.reports.coverage_report import CoverageReport, Past, coverage_history, coverage_report
+from tasks.reports.progress import funnel_counts, snapshots
 from tasks.status import Coverage, LaggardPage, ProgramStatus, coverage, laggard_page, program_status
 
 # Tables whose new rows change the overview; their updates write audit rows (AuditEvent is first).
 WATCHED: tuple[Any, ...] = (AuditEvent, Application, Institution, Batch, Gate, ListVersion, PlatformAccount, Contract,
-                            Payment, PurchaseOrder, AllianceInvitation, RegisterEntry)
+                            Payment, PurchaseOrder, AllianceInvitation, RegisterEntry, ProgramSnapshot)
 TTL_SECONDS = 60.0
 OVERVIEW_LAGGARDS = 20
 TREND_WEEKS = 4  # the projection's rate: the last four weeks, as `sanjin report coverage` by default
@@ -56,7 +59,10 @@ class Overview:
     coverage: Coverage
     laggards: LaggardPage
     violations: dict[tuple[str, str | None], int]  # open violations by (rule code, district); None: no district
-    trend: CoverageReport  # coverage over time (weekly, then every four weeks back) and each target's projection
+    coverage_trend: CoverageReport  # coverage over time (weekly, then every four weeks back) and each target's projection
+    districts: list[DistrictGates]  # each district's gates: open, past due, expired, carried over (stalled first)
+    funnel: dict[str, int]  # institutions at each stage now, and non-empty batches by state (tasks/reports/progress)
+    trend: list[tuple[date, dict[str, int]]]  # the daily snapshots up to today, today's counts last
     computed_at: datetime
     seconds: float  # how long the computation took (shown on the page, and in the benchmark)
 
@@ -117,7 +123,13 @@ def compute_overview(engine: Engine, slug: str, clock: Clock, today: date, *, si
         assert program.id is not None
         cover = coverage(session, program.id)
         late = laggard_page(session, program.id, defn, today, limit=OVERVIEW_LAGGARDS)
+        districts = district_gates(session, program.id, defn, today)
+        funnel = funnel_counts(session, program.id)
+        trend = [(day, counts) for day, counts in snapshots(session, program.id, until=today) if day < today]
+        trend.append((today, funnel))  # today as it stands, whether or not the day's snapshot is taken yet
     # Violations open and close with an audit row each (tasks/compliance/reconcile.py): the token sees them.
     violations = {(rule.value, district): n for (rule, district), n in open_counts(engine, program.id).items()}
-    trend = coverage_report(engine, slug, clock=clock, weeks=TREND_WEEKS, history=TREND_HISTORY, past=past, now=cover)
-    return Overview(status, cover, late, violations, trend, datetime.now(UTC), time.perf_counter() - start)
+    coverage_trend = coverage_report(engine, slug, clock=clock, weeks=TREND_WEEKS, history=TREND_HISTORY, past=past,
+                                     now=cover)
+    return Overview(status, cover, late, violations, coverage_trend, districts, funnel, trend, datetime.now(UTC),
+                    time.perf_counter() - start)

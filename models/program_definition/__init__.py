@@ -16,7 +16,15 @@ import from `models.program_definition`, not from the modules inside.
 
 from __future__ import annotations
 
-from models.program_definition.approval import AllianceSpec, ApprovalLevel, BatchRule, District, GateDeadlines, Invitee
+from models.program_definition.approval import (
+    AllianceSpec,
+    ApprovalLevel,
+    BatchRule,
+    District,
+    GateDeadlines,
+    GateReminders,
+    Invitee,
+)
 from models.program_definition.base import SHANGHAI, RuleViolations, WindowState
 from models.program_definition.loading import (
     ProgramFileError,
@@ -36,6 +44,7 @@ __all__ = [
     "CoverageTarget",
     "District",
     "GateDeadlines",
+    "GateReminders",
     "Invitee",
     "MarkupRules",
     "MinDrugCount",

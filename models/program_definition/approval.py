@@ -48,11 +48,23 @@ class BatchRule(_Strict):
         return self
 
 
+class GateReminders(_Strict):
+    """When the person who may decide a gate is reminded of it (models/gate_deadlines.py applies them).
+
+    No seed gives a schedule for the bureau's own gates; every value is assumed.
+    """
+
+    before_working_days: PositiveInt = 2  # assumed: one letter this many working days before the due date
+    on_due_day: bool = True  # assumed: one letter on the due date itself
+    escalate_daily_to_manager: bool = True  # assumed: every day past the due date, the program manager
+
+
 class GateDeadlines(_Strict):
-    """Deadlines, in working days, of the enterprise-side gates of the drug_list phase."""
+    """Deadlines, in working days, of the enterprise-side gates of the drug_list phase, and gate reminders."""
 
     declaration_review_working_days: PositiveInt
     list_approval_working_days: PositiveInt
+    reminders: GateReminders = Field(default_factory=GateReminders)
 
 
 class Invitee(_Strict):

@@ -57,6 +57,7 @@ class NotYourDistrict(GateError):
 
 class GateNotOpen(GateError):
     def __init__(self, gate: Gate) -> None:
+        self.state = gate.state.value
         super().__init__(f"审批事项 {gate.id} 已是“{gate.state.value}”状态，不能再决定 / "
                          f"gate {gate.id} is {gate.state.value}: it can no longer be decided")
 

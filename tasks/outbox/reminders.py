@@ -15,7 +15,10 @@ Rules and where they come from:
   for an interview (约谈, 000 §四(三)); deciding it is a person's job elsewhere;
 - quarterly statistics: in the first month of each quarter, for the previous quarter (001 §四(四));
 - escalation: deadlines passed → the district's reviewers, weekly (SPEC phase 5: "reminder, then
-  escalation").
+  escalation");
+- gate waiting: every open gate, to each person who may decide it, ``gates.reminders.before_working_days``
+  working days before its due date and on the day (assumed, models/gate_deadlines.py); once past it, one
+  letter a day to each of the program's managers listing every overdue gate (gate overdue).
 
 Everything is read with a handful of bulk queries (no query per institution), keys already in the
 outbox are looked up in bulk so a repeated run builds nothing, and the rest is written with one
@@ -52,6 +55,7 @@ from models.states import InstitutionCategory, InstitutionKind, Role, category_o
 from models.workdays import WorkingDays, quarter_of
 from tasks.calendar import display_days
 from tasks.outbox.enqueue import NoticeDraft, enqueue_notices_from
+from tasks.outbox.gate_reminders import gate_reminders
 from tasks.platform.laggards import Laggard, laggards
 from tasks.programs import get_program
 
@@ -79,8 +83,9 @@ ACCOUNT_REMINDER, CONTRACT_REMINDER = "account_reminder", "contract_reminder"
 PAYMENT_DUE, PAYMENT_OVERDUE = "payment_due", "payment_overdue"
 QUARTERLY, ESCALATION = "quarterly_report_reminder", "escalation"
 CALENDAR_UNPUBLISHED = "calendar_unpublished"
+GATE_WAITING, GATE_OVERDUE = "gate_waiting", "gate_overdue"
 KINDS: tuple[str, ...] = (ACCOUNT_REMINDER, CONTRACT_REMINDER, PAYMENT_DUE, PAYMENT_OVERDUE, QUARTERLY, ESCALATION,
-                          CALENDAR_UNPUBLISHED)
+                          CALENDAR_UNPUBLISHED, GATE_WAITING, GATE_OVERDUE)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -125,6 +130,8 @@ class ReminderReport:
     # Late institutions whose district has no reviewer: nobody received their escalation.
     unescalated_districts: list[str] = field(default_factory=list)
     quarter_reminded: tuple[int, int] | None = None  # (year, quarter) of the statistics asked for
+    # Open gates nobody active may decide (no reviewer for the district): only the manager's escalation names them.
+    gates_without_decider: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- pure rules
@@ -423,6 +430,14 @@ def _escalations(run: _Run, lag: Sequence[Laggard], reviewers: Sequence[_Reviewe
     return _Due(ESCALATION, items, build)
 
 
+def _gates(run: _Run, report: ReminderReport) -> list[_Due[NoticeDraft]]:
+    """Open gates: their deciders before and on the due date, the managers daily after it (gate_reminders.py)."""
+    found = gate_reminders(run.session, program_id=run.program_id, slug=run.program.slug,
+                           program_name=run.program_name, defn=run.defn, wdays=run.wdays, today=run.today)
+    report.gates_without_decider = found.without_decider
+    return [_Due(kind, found.drafts.get(kind, []), lambda _key, d: d) for kind in (GATE_WAITING, GATE_OVERDUE)]
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -490,6 +505,7 @@ def send_reminders(engine: Engine, slug: str, *, clock: Clock) -> ReminderReport
             _quarterly(run, reviewers, report),
             _escalations(run, lag, reviewers, report),
             _calendar_unpublished(run),
+            *_gates(run, report),
         ]
         for due in rules:
             report.due[due.kind] = len(due.items)

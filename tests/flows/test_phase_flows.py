@@ -83,4 +83,5 @@ def test_program_flow_runs_only_the_phases_due_and_they_overlap(
     make_program(engine, SLUG)
     DatabaseClock(engine).set(shanghai(2025, 9, 12, 9))  # drug_list and enrollment windows overlap
     result = asyncio.run(program_flow(SLUG, send_notices=False))
+    assert result.pop("snapshot") is True  # the day's funnel snapshot for the overview's trend (issue 19)
     assert set(result) == {"drug_list", "enrollment"}

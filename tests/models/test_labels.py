@@ -13,7 +13,9 @@ from models import labels, transitions
 from models.application_rules import PRICE_OPTION_LABELS, PriceOption
 from models.compliance.codes import SubjectType, ViolationRule, ViolationState
 from models.enforcement import ExitState, LadderState, Track
+from models.gate_deadlines import OnExpiry, ReminderStage
 from models.program_definition import PhaseName
+from models.progress import FunnelStage
 from models.quarterly import QUARTER_COLUMN_LABELS, QUARTER_ROW_LABELS, QuarterColumn, QuarterRow
 from models.register import DESIGNATION_STATUS_LABELS, DesignationStatus
 from models.reports import ReportKind
@@ -68,6 +70,9 @@ LABELLED: dict[type[StrEnum], dict[str, str]] = {
     EnforcementState: labels.ENFORCEMENT_STATE_LABELS,
     Role: labels.ROLE_LABELS,
     ReportKind: labels.REPORT_KIND_LABELS,
+    OnExpiry: labels.GATE_EXPIRY_LABELS,
+    FunnelStage: labels.FUNNEL_STAGE_LABELS,
+    ReminderStage: labels.REMINDER_STAGE_LABELS,
     QuarterColumn: {k.value: v for k, v in QUARTER_COLUMN_LABELS.items()},
     QuarterRow: {k.value: v for k, v in QUARTER_ROW_LABELS.items()},
     # Input vocabularies: these tables also parse the Chinese words of people's files back into codes.

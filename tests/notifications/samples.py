@@ -146,6 +146,16 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "gate_title": "铁西区第1批“三进”医药机构申请初审",
         "item_count": 37,
         "due_on": "2025-09-26",
+        "due_provisional": False,
+        "stage": "before",
+    },
+    "gate_overdue": {
+        "recipient_name": "王经理",
+        "manager_name": "王经理",
+        "items": [
+            {"title": "第3批 康平县 医药机构申请初审", "item_count": 16, "deciders": "康平县医疗保障局 李审核",
+             "due_on": "2025-10-09", "days_overdue": 5},
+        ],
     },
 }
 

@@ -16,8 +16,10 @@ from models.enrollment import Institution
 from models.operations import Contract, Payment, PlatformAccount, PurchaseOrder, QuarterlyReport
 from models.outbox import Notice
 from models.program import Program
-from models.states import AccountState, ContractState, InstitutionKind, NoticeStatus, Role
+from models.states import AccountState, ContractState, GateKind, InstitutionKind, NoticeStatus, Role
+from models.workdays import fixed_deadline
 from notifications.render import render_notice
+from tasks.gates.rows import GateSpec, open_gates
 from tasks.outbox.reminders import months_overdue, previous_quarter, send_reminders
 from tasks.outbox.send_notices import render_context
 from tasks.users import add_user
@@ -357,6 +359,16 @@ def test_every_notice_renders_with_its_templates_keys(engine: Engine, world: Wor
     _account(engine, world.program, other, date(2025, 12, 15))  # late by 2026-01-05
     _payment(engine, world.program, world.pharmacy, "12.50", date(2026, 1, 7))
     _payment(engine, world.program, other, "12.50", date(2025, 10, 31))
+    add_user(engine, "pm", Role.PROGRAM_MANAGER)
+    with Session(engine) as session:  # a district gate due tomorrow, and one the manager let pass
+        open_gates(session, [
+            GateSpec(natural_key=f"g{n}", program_id=world.program.id or 0, phase="enrollment", kind=kind,
+                     title=f"审批事项{n}", subject_type="batch", subject_id=None, items=[1], decider_role=role,
+                     district=district, due=fixed_deadline(due))
+            for n, (kind, role, district, due) in enumerate([
+                (GateKind.DISTRICT_REVIEW, Role.DISTRICT_REVIEWER, "和平区", date(2026, 1, 6)),
+                (GateKind.LIST_APPROVAL, Role.PROGRAM_MANAGER, None, date(2025, 12, 31))])], clock_at(2025, 12, 1, 9))
+        session.commit()
     clock = FixedClock(shanghai(2026, 1, 5, 8))
     report = send_reminders(engine, SLUG, clock=clock)
     assert all(report.due[kind] >= 1 for kind in report.due if kind != "calendar_unpublished"), report.due

@@ -73,6 +73,18 @@ def _running(page: Any, base: str) -> str:
     return "0" if cell is None else str(cell.inner_text())
 
 
+def _accept_confirmations(page: Any) -> list[str]:
+    """Accept every confirmation the page asks for (Playwright dismisses them by default); returns their texts."""
+    asked: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        asked.append(str(dialog.message))
+        dialog.accept()
+
+    page.on("dialog", accept)
+    return asked
+
+
 def _gates(world: World, kind: GateKind) -> list[Gate]:
     with Session(world.engine) as session:
         return list(session.execute(select(Gate).where(col(Gate.kind) == kind, col(Gate.state) == GateState.OPEN,
@@ -91,6 +103,7 @@ def test_reviewers_then_the_manager_approve_and_the_served_flow_carries_the_batc
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
+            asked = _accept_confirmations(page)
             _sign_in(page, base, "manager")
             assert _running(page, base) == "0"
             assert page.locator("svg line.today").count() == 1
@@ -104,9 +117,10 @@ def test_reviewers_then_the_manager_approve_and_the_served_flow_carries_the_batc
                 _shot(page, tmp_path, f"2-inbox-{i}-{name}")
                 page.check("input[data-select-all=gate]")  # the page's script ticks every gate on the page
                 page.click("#bulk-approve")
+                assert f"全部 {len(world.district_gate(district).items)} 项" in asked[-1], asked
                 page.wait_for_selector(".flash")
                 message = page.inner_text(".flash")
-                assert "批准 " in message and "已唤醒" in message, message
+                assert "批准 " in message and "后续处理已自动继续" in message, message
                 _shot(page, tmp_path, f"3-approved-{i}-{name}")
                 assert world.district_gate(district).decided_by == name
                 _sign_out(page)
@@ -122,8 +136,9 @@ def test_reviewers_then_the_manager_approve_and_the_served_flow_carries_the_batc
             assert "区县意见：批准" in page.inner_text("table.items")
             _shot(page, tmp_path, "4-city-gate")
             page.click("#approve-all")
+            assert f"全部 {len(world.apps)} 项" in asked[-1], asked
             page.wait_for_selector(".flash")
-            assert "已唤醒" in page.inner_text(".flash")
+            assert "后续处理已自动继续" in page.inner_text(".flash")
             wait_for(lambda: flow_run_state(run_id) == "COMPLETED", timeout=120, what="the run to finish the batch")
             assert _running(page, base) == str(len(world.apps))
             _shot(page, tmp_path, "5-overview-after")

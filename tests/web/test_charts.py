@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from models.coverage import project
 from tasks.reports.coverage_report import CoverageLine, CoverageReport
-from web.charts import Span, coverage_svg, funnel_svg, timeline_svg
+from web.charts import Span, coverage_svg, funnel_svg, stage_funnel_svg, timeline_svg, trend_svg
 from web.pages_overview import trend_chart
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
@@ -102,3 +102,16 @@ def test_a_program_without_targets_draws_its_lines_and_no_target_or_projection()
     svg, sentence = trend_chart(CoverageReport("shenyang-2025", "沈阳", today, 4, None, 0, line, [], []))
     assert 'class="trend-line"' in svg and "trend-target" not in svg and 'class="projection"' not in svg
     assert sentence == "项目文件未设定有时限的覆盖率目标。"
+def test_the_stage_funnel_shows_each_stage_with_its_share_of_the_one_before() -> None:
+    svg = stage_funnel_svg([("申报", 200), ("区县审核", 150), ("市级审核", 0)])
+    assert 'data-stage="申报" data-count="200"' in svg and "150（上一步的 75%）" in svg
+    assert ">0（上一步的 0%）<" in svg  # a stage nobody reached still shows, as a sliver
+    assert "尚无申报" in stage_funnel_svg([("申报", 0)])
+
+
+def test_the_trend_draws_a_line_per_series_and_dots_for_a_single_day() -> None:
+    two_days = trend_svg([("申报", [(date(2025, 9, 18), 3), (date(2025, 9, 20), 7)]), ("运行", [])])
+    assert two_days.count("<polyline") == 1 and "申报 7" in two_days and "2025-09-18" in two_days
+    one_day = trend_svg([("申报", [(date(2025, 9, 20), 7)])])
+    assert "<polyline" not in one_day and one_day.count("<circle") == 1
+    assert "尚无每日统计" in trend_svg([("申报", [])])

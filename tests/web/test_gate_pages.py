@@ -193,6 +193,9 @@ def test_a_list_approval_gate_shows_the_diff_to_publish_and_refuses_a_stale_list
     manager_client.post(f"/gates/{approval.id}/decide", data={"bulk": "approve", "csrf_token": csrf_of(manager_client, "/inbox")})
     with Session(engine) as session:
         assert session.execute(select(ListVersion).where(col(ListVersion.kind) == ListKind.DRUGS)).scalar_one().entry_count == 6
+    decided = manager_client.get(f"/gates/{approval.id}").text  # what was approved stays visible once published
+    assert "本事项批准发布的药品清单：第 1 版" in decided and "新增 <b>6</b>" in decided
+    assert decided.count('<tr class="added">') == 6 and "没有变化" not in decided
 
 
 def test_an_alliance_gate_shows_every_invitation_and_its_answer(engine: Engine, manager_client: TestClient) -> None:

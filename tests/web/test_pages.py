@@ -126,7 +126,7 @@ def test_a_bulk_decision_in_the_inbox_records_the_reviewer_and_moves_the_applica
     response = client.post("/inbox/decide", data={"gate": [str(gate.id)], "bulk": "approve",
                                                   "csrf_token": csrf_of(client, "/inbox")})
     assert response.status_code == 303 and response.headers["location"] == "/inbox"
-    assert f"审批事项 {gate.id}：批准 {len(gate.items)} 项" in client.get("/inbox").text
+    assert f"「{gate.title}」已决定：批准 {len(gate.items)} 项" in client.get("/inbox").text
     with Session(world.engine) as session:
         decided = session.get(Gate, gate.id)
         assert decided is not None and decided.state == GateState.DECIDED and decided.decided_by == name
@@ -291,4 +291,5 @@ def test_a_web_decision_wakes_the_run_waiting_on_the_gate(world: World, client: 
     sign_in(client, name)
     client.post(f"/gates/{gate.id}/decide", data={"bulk": "approve", "csrf_token": csrf_of(client, "/inbox")})
     assert calls == [("00000000-0000-0000-0000-000000000001", name, sorted(gate.items))]
-    assert "已唤醒等待中的流程" in client.get(f"/gates/{gate.id}").text
+    shown = client.get(f"/gates/{gate.id}").text
+    assert "后续处理已自动继续" in shown and "已唤醒" not in shown  # a plain sentence, not the engineer's

@@ -143,7 +143,7 @@ def test_a_decision_on_the_page_wakes_the_served_run_which_carries_the_batch_thr
                                                                     "csrf_token": csrf(client, "/inbox")})
             assert response.status_code == 303
             flash = client.get(f"/gates/{city.id}").text.split('class="flash" role="status">')[-1][:300]
-            assert "已唤醒" in flash, flash
+            assert "后续处理已自动继续" in flash, flash
             wait_for(lambda: flow_run_state(run_id) == "COMPLETED", timeout=120, what="the run to finish")
             with Session(world.engine) as session:
                 running = session.execute(select(func.count()).where(

@@ -1,4 +1,5 @@
-// The one script: a "select all" checkbox for the bulk forms. Pages work without it.
+// The one script: a "select all" checkbox for the bulk forms, and a confirmation naming the count before a bulk
+// decision (data-confirm; data-confirm-sum adds up the ticked boxes' data-undecided). Pages work without it.
 document.addEventListener("change", function (event) {
   var box = event.target;
   var name = box && box.getAttribute && box.getAttribute("data-select-all");
@@ -6,4 +7,21 @@ document.addEventListener("change", function (event) {
   document.querySelectorAll('input[type="checkbox"][name="' + name + '"]').forEach(function (item) {
     item.checked = box.checked;
   });
+});
+
+document.addEventListener("click", function (event) {
+  var button = event.target && event.target.closest ? event.target.closest("button[data-confirm]") : null;
+  if (!button) { return; }
+  var message = button.getAttribute("data-confirm");
+  var sum = button.getAttribute("data-confirm-sum");
+  if (sum) {
+    var gates = 0, count = 0;
+    document.querySelectorAll('input[type="checkbox"][name="' + sum + '"]:checked').forEach(function (box) {
+      gates += 1;
+      count += parseInt(box.getAttribute("data-undecided") || "0", 10);
+    });
+    if (gates === 0) { return; }  // nothing ticked: the server says so
+    message = message.replace("{gates}", gates).replace("{count}", count);
+  }
+  if (!window.confirm(message)) { event.preventDefault(); }
 });
