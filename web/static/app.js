@@ -7,3 +7,8 @@ document.addEventListener("change", function (event) {
     item.checked = box.checked;
   });
 });
+// "打印本页": the browser's print dialog; the print styles (app.css @media print) drop navigation and forms.
+document.addEventListener("click", function (event) {
+  var button = event.target && event.target.closest && event.target.closest("[data-print]");
+  if (button) { window.print(); }
+});
