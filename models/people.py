@@ -26,5 +26,12 @@ def person_label(name: str, *, display_name: str | None = None, unit: str | None
 
 
 def addressee(*, display_name: str | None, unit: str | None, districts: Sequence[str] = ()) -> str:
-    """The salutation of a letter to a colleague: the unit first ('和平区医疗保障局'), or the person's name."""
-    return unit or ("、".join(districts) + "医疗保障局" if districts else "") or display_name or "同志"
+    """The salutation of a letter to a colleague: '和平区医疗保障局 王科长', the unit alone, or the name alone.
+
+    A district reviewer without a unit is addressed as its districts' bureau ('辽中区医疗保障局'), never
+    by its login name.
+    """
+    where = unit or ("、".join(districts) + "医疗保障局" if districts else "")
+    if where and display_name and where not in display_name:
+        return f"{where} {display_name}"
+    return display_name or where or "同志"

@@ -46,9 +46,9 @@ def _when(notice: Notice) -> str:
 
 
 @notices_app.command("list")
-def notices_list(program: str | None = typer.Option(None, "--program"),
-                 status: NoticeStatus | None = typer.Option(None, "--status"),
-                 limit: int = typer.Option(50, "--limit", min=1)) -> None:
+def notices_list(program: str | None = typer.Option(None, "--program", help="项目代码，如 shenyang-2025 / the program's slug"),
+                 status: NoticeStatus | None = typer.Option(None, "--status", help="只看某一状态：pending 待发送、sent 已发送、dead 发送失败、no_address 无邮箱 / one status only"),
+                 limit: int = typer.Option(50, "--limit", min=1, help="最多显示条数 / show at most this many rows")) -> None:
     """列出通知（最新在前） / list notices, newest first."""
     engine = _engine()
     program_id = _program_id(engine, program)
@@ -95,7 +95,7 @@ def _parse_emails(values: list[str]) -> dict[int, str]:
 @notices_app.command("retry")
 def notices_retry(ids: list[int] = typer.Argument(..., help="通知编号 / notice ids"),
                   email: list[str] = typer.Option([], "--email", help="编号=邮箱 / ID=address for a no-address notice"),
-                  actor: str = typer.Option("system", "--as")) -> None:
+                  actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """重新发送失败或无地址的通知 / requeue dead or no-address notices (exit 1 if any stays)."""
     from core.clock_store import DatabaseClock
     from tasks.gates.rows import find_user
@@ -126,7 +126,7 @@ def notices_retry(ids: list[int] = typer.Argument(..., help="通知编号 / noti
 
 
 @notices_app.command("no-address")
-def notices_no_address(program: str | None = typer.Option(None, "--program")) -> None:
+def notices_no_address(program: str | None = typer.Option(None, "--program", help="项目代码，如 shenyang-2025 / the program's slug")) -> None:
     """无邮箱的通知：打印或电话通知 / notices nobody can e-mail, for print or phone follow-up."""
     from models.catalog import Enterprise
     from models.enrollment import Institution
@@ -158,7 +158,7 @@ def notices_no_address(program: str | None = typer.Option(None, "--program")) ->
 def publish_command(program: str,
                     list_: str | None = typer.Option(None, "--list", help="drugs 或 institutions（默认两者）"),
                     out: Path | None = typer.Option(None, "--out", help="输出目录 / output folder (default: SANJIN_HOME/out)"),
-                    actor: str = typer.Option("system", "--as")) -> None:
+                    actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """发布公开名单（有变化时出新版本）并生成文件 / publish the public lists and write their files."""
     from core.clock_store import DatabaseClock
     from core.settings import get_settings

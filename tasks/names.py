@@ -13,8 +13,8 @@ from sqlmodel import Session, col, select
 
 from models.catalog import Enterprise, EnterpriseDeclaration
 from models.enrollment import Application, Batch, Gate, Institution
-from models.operations import Contract, PlatformAccount, Violation
 from models.labels import VIOLATION_LABELS
+from models.operations import Contract, PlatformAccount, Violation
 from models.outbox import Notice
 from models.people import person_label
 from models.program import AllianceInvitation, Program, User

@@ -23,8 +23,8 @@ from models.states import KIND_LABELS, InstitutionKind, Role
 from tasks.programs import UnknownProgram, get_program, list_programs
 from tasks.status import LAGGARD_KINDS, LaggardRow, laggard_page
 from web.auth import require_user
-from web.exports import EXPORT_MAX, download, export_format
 from web.charts import Span, Target, coverage_svg, funnel_svg, timeline_svg, violations_svg
+from web.exports import EXPORT_MAX, download, export_format
 from web.pagination import page_of
 from web.render import page, web
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from models.program_definition.approval import AllianceSpec, ApprovalLevel, BatchRule, District, GateDeadlines, Invitee
 from models.program_definition.base import SHANGHAI, RuleViolations, WindowState
+from models.program_definition.letters import Issuer
 from models.program_definition.loading import (
     ProgramFileError,
     load_program_file,
@@ -37,6 +38,7 @@ __all__ = [
     "District",
     "GateDeadlines",
     "Invitee",
+    "Issuer",
     "MarkupRules",
     "MinDrugCount",
     "PhaseName",
