@@ -149,10 +149,37 @@ def notices_no_address(program: str | None = typer.Option(None, "--program", hel
     table = Table("编号", "类型", "收件人", "电话", "生成日期")
     for n in notices:
         phone = phones.get((n.recipient_type, n.recipient_id), "—")
-        table.add_row(str(n.id), n.kind, n.recipient_name, phone, f"{to_shanghai(n.created_at):%Y-%m-%d}")
+        table.add_row(str(n.id), labels.NOTICE_KIND_LABELS.get(n.kind, "通知"), n.recipient_name, phone,
+                      f"{to_shanghai(n.created_at):%Y-%m-%d}" + ("（已打印）" if n.printed_at else ""))
     console.print(table)
     console.print(f"共 {len(notices)} 条；取得邮箱后用 `sanjin notices retry ID --email ID=邮箱` 重发 / "
                   f"{len(notices)} notices; once an address is known: `sanjin notices retry ID --email ID=address`")
+
+
+@notices_app.command("print")
+def notices_print(program: str,
+                  out: Path | None = typer.Option(None, "--out", help="保存为此 HTML 文件（默认 SANJIN_HOME/out/print/项目-时间.html） / the HTML file to write"),
+                  again: bool = typer.Option(False, "--again", help="连同已打印过的一并重新打印 / print the letters printed before too"),
+                  actor: str = typer.Option(..., "--as", help="操作人登录名（记入审计日志） / who prints, by login name (audited)")) -> None:
+    """打印无邮箱收件人的通知：一个 HTML 文件，每封一页（A4），并标记为已打印 / print the letters nobody can e-mail."""
+    from core.clock_store import DatabaseClock
+    from core.settings import get_settings
+    from tasks.outbox.printing import print_no_address
+    from tasks.users import get_user
+
+    engine = _engine()
+    user = get_user(engine, actor)
+    batch = print_no_address(engine, program, clock=DatabaseClock(engine), actor=user.name, role=user.role,
+                             again=again)
+    if not batch.notice_ids:
+        console.print(f"没有待打印的通知（{batch.program_name}） / no letter waits to be printed"
+                      + ("" if again else "；已打印过的可加 --again 重印"))
+        return
+    target = out or get_settings().output_dir / "print" / f"{program}-{DatabaseClock(engine).now():%Y%m%d-%H%M%S}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(batch.html, encoding="utf-8")
+    console.print(f"已生成 {len(batch.notice_ids)} 封待打印通知（每封一页，A4），已标记为已打印 / "
+                  f"{len(batch.notice_ids)} letters to print: {target}", highlight=False)
 
 
 def publish_command(program: str,

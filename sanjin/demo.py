@@ -369,7 +369,8 @@ def run_demo(*, home: Path, days: int | None, console: Console) -> None:
                     try:
                         script.log.append(f"{day} {what}：{action()}")
                     except USER_ERRORS as exc:
-                        script.log.append(f"{day} {what}：被拒绝 — {str(exc).splitlines()[0][:160]}")
+                        # the whole message: the summary wraps it rather than cutting it mid-sentence (issue #19)
+                        script.log.append(f"{day} {what}：被拒绝 — {' '.join(str(exc).split())}")
                 t0 = time.monotonic()
                 await program_flow(SLUG, reminders=True)
                 timings["flows"] += time.monotonic() - t0
@@ -408,6 +409,8 @@ def _phase_label(engine: Engine, day: date) -> str:
 
 def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, console: Console, seconds: float) -> None:
 
+    from rich.padding import Padding
+
     from sanjin.status_view import print_status
     from tasks.lists.publication import publish
     from tasks.status import program_status
@@ -424,7 +427,7 @@ def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, c
     console.print(f"  被拒绝的提交 / refused submissions: {len(refused)}")
     _violations_summary(engine, console)
     for line in refused[:5]:
-        console.print(f"    {line}")
+        console.print(Padding(line, (0, 0, 0, 4)), overflow="fold", highlight=False)  # wrapped, indented
     index = next((r.index for r in results if r.index), None)
     console.print(f"  已发布清单 / published lists: {index or published}")
     for paths in files:

@@ -55,3 +55,14 @@ def add_user(engine: Engine, name: str, role: Role, *, districts: Sequence[str] 
         session.add(user)
         session.flush()
         return user
+
+
+def get_user(engine: Engine, name: str) -> User:
+    """An active user by login name; an unknown name is refused with a message (BadUser)."""
+    from sqlmodel import Session
+
+    with Session(engine) as session:
+        user = session.exec(select(User).where(User.name == name, User.active == True)).first()  # noqa: E712
+    if user is None:
+        raise BadUser(f"没有用户 {name}（sanjin user add 添加） / no active user {name!r}")
+    return user

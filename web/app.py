@@ -46,6 +46,7 @@ ROUTES = [
     Route("/gates/{gate_id:int}/decide", pages_gates.decide, methods=["POST"]),
     Route("/notices", pages_records.notices, methods=["GET"]),
     Route("/notices/resend", pages_records.resend_notices, methods=["POST"]),
+    Route("/notices/print", pages_records.print_notices, methods=["POST"]),
     Route("/audit", pages_records.audit, methods=["GET"]),
     Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
 ]

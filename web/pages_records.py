@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import func, literal, or_
 from sqlalchemy import select as sa_select
@@ -12,7 +13,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from models.audit import AuditEvent
 from models.catalog import ListEntry, ListVersion
@@ -33,6 +34,7 @@ from models.states import NoticeStatus, Role
 from notifications.render import KINDS as NOTICE_KINDS
 from tasks.names import entity_names, people
 from tasks.outbox.followup import resend
+from tasks.outbox.printing import print_no_address
 from tasks.programs import UnknownProgram, get_program
 from web.auth import posted_form, require_user
 from web.exports import EXPORT_MAX, download, export_format
@@ -182,6 +184,28 @@ async def resend_notices(request: Request) -> Response:
     flash(request, f"已重新排队 {count} 条通知" + ("" if count == len(ids) else f"（{len(ids) - count} 条不可重发或仍无邮箱）"))
     back = str(form.get("back") or "")
     return RedirectResponse(back if back.startswith("/notices") else "/notices", status_code=303)
+
+
+# The printed letters are the e-mails' HTML: inline styles only, no script, nothing loaded from anywhere.
+LETTERS_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'"
+
+
+async def print_notices(request: Request) -> Response:
+    """The manager's 打印无邮箱通知: the program's letters nobody can e-mail, one per A4 page, marked printed."""
+    ctx = web(request)
+    user, form = await posted_form(request, ctx.engine, Role.PROGRAM_MANAGER)
+    slug = str(form.get("program") or "")
+    if not slug:
+        raise HTTPException(400, "请先选择项目")
+    try:
+        batch = await run_in_threadpool(lambda: print_no_address(ctx.engine, slug, clock=ctx.clock, actor=user.name,
+                                                                 role=user.role, again=form.get("again") == "1"))
+    except UnknownProgram as exc:
+        raise HTTPException(404, f"没有项目 {slug}") from exc
+    if not batch.notice_ids:
+        flash(request, f"{batch.program_name}：没有待打印的无邮箱通知")
+        return RedirectResponse(f"/notices?program={quote(slug)}&status=no_address", status_code=303)
+    return HTMLResponse(batch.html, headers={"Content-Security-Policy": LETTERS_CSP})
 
 
 def _few(session: Session, column: Any, value: str, cap: int = 20_000) -> bool:

@@ -64,7 +64,7 @@ class Letterhead:
                 "contact_phone": self.phone}
 
 
-def _program_names(engine: Engine, ids: Iterable[int | None]) -> dict[int, Letterhead]:
+def program_letterheads(engine: Engine, ids: Iterable[int | None]) -> dict[int, Letterhead]:
     """Each program's letterhead, read from its stored definition's `issuer` (empty fields when it has none)."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
@@ -145,7 +145,7 @@ def _claim_rows(engine: Engine, clock: Clock, policy: _Policy) -> tuple[Chunk, d
     reclaimed, dead = reclaim_expired(engine, clock=at, max_attempts=policy.max_attempts)
     rows = claim(engine, clock=at, batch_size=policy.batch_size, lease=policy.lease)
     chunk = Chunk(rows, rows[0].lease if rows else None, reclaimed=reclaimed, dead=dead)
-    names = _program_names(engine, (r.program_id for r in rows)) if rows else {}
+    names = program_letterheads(engine, (r.program_id for r in rows)) if rows else {}
     return chunk, names, now
 
 
