@@ -32,7 +32,7 @@ from models.program import Program
 from models.reasons import reason_text
 from models.states import NoticeStatus, Role
 from notifications.render import KINDS as NOTICE_KINDS
-from tasks.names import entity_names, people
+from web.names import entity_names, people
 from tasks.outbox.followup import resend
 from tasks.outbox.printing import print_no_address
 from tasks.programs import UnknownProgram, get_program
