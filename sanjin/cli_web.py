@@ -28,12 +28,11 @@ def serve_all(
     live there. Set SANJIN_WEB_SECRET_KEY so sessions survive a restart.
     """
     import asyncio
+    import os
 
     from rich.console import Console
 
     from sanjin.serve import ServeError, bind, plan, serve_forever
-
-    import os
 
     console = Console(stderr=True)
     if not os.environ.get("PREFECT_API_URL"):

@@ -32,12 +32,12 @@ from models.program import Program
 from models.reasons import reason_text
 from models.states import NoticeStatus, Role
 from notifications.render import KINDS as NOTICE_KINDS
-from web.names import entity_names, people
 from tasks.outbox.followup import resend
 from tasks.outbox.printing import print_no_address
 from tasks.programs import UnknownProgram, get_program
 from web.auth import posted_form, require_user
 from web.exports import EXPORT_MAX, download, export_format
+from web.names import entity_names, people
 from web.pagination import page_of
 from web.render import flash, page, web
 
