@@ -75,6 +75,6 @@ def prefect_ui_address() -> str:
     ui = PREFECT_UI_URL.value()
     api = PREFECT_API_URL.value()
     if not api:
-        return ("无：未设置 PREFECT_API_URL，临时服务不提供界面（见 README“在 Prefect 界面查看流程”） / none: the temporary "
+        return ("无：未设置 PREFECT_API_URL，临时服务不提供界面（见 README：Watching the flows in Prefect's UI） / none: the temporary "
                 "server has no UI; see the README on watching the flows")
     return str(ui or api.rstrip("/").removesuffix("/api"))

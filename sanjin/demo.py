@@ -340,10 +340,11 @@ def run_demo(*, home: Path, days: int | None, console: Console) -> None:
     clock.set(datetime.combine(START, datetime.min.time(), tzinfo=SHANGHAI).replace(hour=9))
     for path in shipped_program_files():
         load_program(engine, path, clock=clock, actor="manager")
-    add_user(engine, "manager", Role.PROGRAM_MANAGER, display_name="市医保局价采处")
-    add_user(engine, "observer", Role.OBSERVER)
-    for district in data.DISTRICTS:
+    add_user(engine, "manager", Role.PROGRAM_MANAGER, display_name="价格招采处", unit="沈阳市医疗保障局")
+    add_user(engine, "observer", Role.OBSERVER, display_name="观察员", unit="沈阳市医疗保障局")
+    for district in data.DISTRICTS:  # pages and letters show the unit, never the login "reviewer-<district>"
         add_user(engine, f"reviewer-{district}", Role.DISTRICT_REVIEWER, districts=[district],
+                 display_name="审核科", unit=f"{district}医疗保障局",
                  email=f"review{data.DISTRICTS[district]}@ybj.shenyang.example.gov.cn")
     script = build_script(home, engine, console)
     reviewer_rng = random.Random(7)
