@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 
@@ -27,14 +29,31 @@ def serve_all(
     Needs a Prefect API (PREFECT_API_URL, e.g. `prefect server start`): schedules and waiting runs
     live there. Set SANJIN_WEB_SECRET_KEY so sessions survive a restart.
     """
-    import asyncio
-    import os
+    import signal
 
     from rich.console import Console
 
+    console = Console(stderr=True)
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Until serve_forever takes the signals over, SIGTERM is Ctrl-C: Python unwinds, and Prefect's temporary
+    # server (a child process, stopped at exit) goes too; a plain SIGTERM would leave it running, orphaned.
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        _serve_all(console, host, port, programs, limit)
+    except KeyboardInterrupt:
+        console.print("已停止 / stopped", highlight=False)
+        raise typer.Exit(0) from None
+
+
+def _serve_all(console: Any, host: str, port: int, programs: list[str], limit: int | None) -> None:
+    import asyncio
+    import os
+
     from sanjin.serve import ServeError, bind, plan, serve_forever
 
-    console = Console(stderr=True)
     if not os.environ.get("PREFECT_API_URL"):
         # Prefect's temporary server is a child process that logs its own shutdown errors as tracebacks
         # (e.g. "Reactive triggers not started" when stopped early): a development stand-in, so only its
