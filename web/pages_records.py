@@ -28,7 +28,7 @@ from models.labels import (
     entity_state_label,
 )
 from models.outbox import Notice
-from models.program import Program
+from models.program import Program, User
 from models.reasons import reason_text
 from models.states import NoticeStatus, Role
 from notifications.render import KINDS as NOTICE_KINDS
@@ -235,6 +235,10 @@ def audit(request: Request) -> Response:
     pager = page_of("/audit", request.query_params, q)
     with Session(ctx.engine) as session:
         programs = session.exec(select(Program).order_by(col(Program.slug))).all()
+        typed = q["actor"]
+        if q["actor"]:  # staff type the name they read (李审核), the trail keeps the login
+            q["actor"] = session.exec(select(User.name).where(
+                or_(col(User.name) == q["actor"], col(User.display_name) == q["actor"]))).first() or q["actor"]
         query = select(AuditEvent).order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
         # Newest first is a walk down the time index that stops at the page. Left to itself, SQLite (no
         # statistics) would rather fetch every row of the program's or the user's index and sort them —
@@ -268,7 +272,7 @@ def audit(request: Request) -> Response:
     entities = dict(AUDIT_ENTITY_LABELS)
     if q["entity"] and q["entity"] not in entities:
         entities[q["entity"]] = q["entity"]
-    return page(request, "audit.html", user, events=rows, q=q, programs=programs,
+    return page(request, "audit.html", user, events=rows, q=q, typed_actor=typed, programs=programs,
                 entities=entities, pager=pager.probed(len(events)))
 
 

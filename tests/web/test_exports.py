@@ -67,6 +67,8 @@ def test_the_audit_trail_names_what_was_acted_on_and_who_and_exports_the_same(wo
     assert "李审核（和平区医疗保障局）" in page and world.reviewers["和平区"] + "（" not in page
     assert "机构申请 · " in page and any(name in page for name in names)
     assert "#" not in page.split("<tbody>")[1].split("</tbody>")[0]  # no bare number stands for a record
+    by_name = client.get("/audit?actor=李审核").text  # filtered by the name people read, not the login
+    assert "李审核（和平区医疗保障局）" in by_name and "没有符合条件的记录" not in by_name
     rows = _csv(client.get(f"/audit?program={SLUG}&entity=application&format=csv"))
     assert rows[0] == ["时间", "对象", "操作", "状态变化", "操作人", "理由"]
     assert any(r[4] == "李审核（和平区医疗保障局）" and r[2] == "区县初审通过" for r in rows[1:])
