@@ -32,6 +32,7 @@ from models.program import Program, User
 from models.reasons import reason_text
 from models.states import NoticeStatus, Role
 from notifications.render import KINDS as NOTICE_KINDS
+from tasks.lists.versions import columns_of, version_rows
 from tasks.outbox.followup import resend
 from tasks.outbox.printing import print_no_address
 from tasks.programs import UnknownProgram, get_program
@@ -86,6 +87,13 @@ def list_version(request: Request) -> Response:
         if version is None:
             raise HTTPException(404, "没有这个清单版本")
         program = session.get(Program, version.program_id)
+        if fmt := export_format(request):  # the whole version as its published files have it, or one change kind
+            whole = version_rows(session, version_id, columns_of(version.kind))
+            wanted = set(version.diff.get(show, [])) if show else None
+            title = f"{LIST_KIND_LABELS.get(version.kind.value, '清单')} 第{version.number}版"
+            return download(fmt, title, title, whole.columns,
+                            [r for k, r in zip(whole.sorted_keys(), whole.ordered(), strict=True)
+                             if wanted is None or k in wanted], ctx.clock.today())
         diff = {k: list(version.diff.get(k, [])) for k in ("added", "removed", "changed")}
         query = select(ListEntry.key, ListEntry.data).where(ListEntry.version_id == version_id)
         if show:

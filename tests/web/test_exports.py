@@ -92,6 +92,13 @@ def test_the_outbox_and_the_lists_export_their_rows_in_chinese(world: World, cli
     rows = _csv(client.get("/notices?format=csv"))
     assert rows[0][:5] == ["编号", "类型", "收件人", "邮箱", "状态"]
     assert len(rows) > 1 and all("_" not in r[1] and "_" not in r[4] for r in rows[1:])
+    from models.catalog import ListVersion
+
+    with Session(world.engine) as session:
+        version = session.scalars(select(ListVersion)).first()
+    assert version is not None
+    entries = _xlsx(client.get(f"/lists/{version.id}?format=xlsx"))
+    assert entries[1][:3] == ["机构医保编码", "单位名称", "所属区县"] and len(entries) - 2 == version.entry_count
     lists = _csv(client.get(f"/programs/{SLUG}/lists?format=csv"))
     assert lists[0][-2:] == ["发布人", "说明"] and lists[1][0] == "定点机构名单"
     assert "gate" not in " ".join(r[-1] for r in lists[1:]) and "system" not in " ".join(r[-2] for r in lists[1:])
