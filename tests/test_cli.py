@@ -207,3 +207,22 @@ def test_status_of_an_unknown_program_names_the_loaded_ones(cli):
     assert result.exit_code != 0
     assert isinstance(result.exception, USER_ERRORS)
     assert "shenyang-2025" in str(result.exception)
+
+
+def test_a_run_is_summarised_in_words_not_as_raw_json():
+    """`sanjin run` prints what ran, the gates waiting and the notices sent; `--json` keeps the codes for machines."""
+    from rich.console import Console
+
+    from sanjin.status_view import print_run_summary
+
+    console = Console(record=True, width=120)
+    print_run_summary(console, {"alliance": {"invited": 13, "open_gate_ids": []},
+                                "enrollment": {"batched": 4, "open_gate_ids": [7, 8]},
+                                "accounts": {"calendar_blocked": "2027年节假日安排尚未录入"},
+                                "notices": {"sent": 6, "retried": 1, "dead": 0}})
+    out = console.export_text()
+    assert "已运行 / ran: 联盟邀请、机构申报、账户注册" in out
+    assert "待决定的审批事项 / gates waiting: 2 项" in out
+    assert "账户注册：2027年节假日安排尚未录入" in out
+    assert "已发送 6，稍后重试 1，发送失败 0" in out
+    assert "{" not in out and "open_gate_ids" not in out and "enrollment" not in out
