@@ -41,7 +41,7 @@ def republish_institutions_step(program: str) -> int | None:
     clock = DatabaseClock(engine)
     with transaction(engine) as session:
         row, defn = get_program(session, program)
-        version = publish_list(session, row, defn, "institutions", clock=clock, reason="scheduled republication")
+        version = publish_list(session, row, defn, "institutions", clock=clock, reason="定期重新发布")
         return None if version is None else version.number
 
 

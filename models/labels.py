@@ -110,7 +110,7 @@ AUDIT_ACTION_LABELS = {
     "start_running": "开始运行", "suspend": "暂停", "terminate": "终止", "withdraw": "撤回",
     "submit": "提交", "create": "创建", "ignore": "忽略", "open": "开启", "select": "遴选", "update": "更新",
     "update_volumes": "更新采购量", "enter_schedule": "录入节假日安排", "set": "设定", "clear": "清除", "deadline_recomputed": "重新计算期限",
-    "violation_opened": "发现违规", "violation_closed": "违规已消除",
+    "violation_opened": "发现违规", "violation_closed": "违规已消除", "print": "打印",
     "price_index_set": "量价比较指数达标情况变更",
     "issue": "生成并报送",
 }

@@ -39,3 +39,6 @@ class Notice(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    # A letter nobody can e-mail, printed for post or hand delivery (`sanjin notices print`, audited);
+    # the next batch leaves it out.
+    printed_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))

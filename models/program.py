@@ -59,7 +59,8 @@ class User(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64, unique=True, index=True)
-    display_name: str | None = Field(default=None, max_length=64)
+    display_name: str | None = Field(default=None, max_length=64)  # what people read: 王科长, never the login name
+    unit: str | None = Field(default=None, max_length=100)  # 和平区医疗保障局: letters and pages name the office
     email: str | None = Field(default=None, max_length=200)  # where escalations and statistics requests go
     role: Role = Field(sa_column=Column(EnumString(Role), nullable=False))
     districts: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))

@@ -60,6 +60,9 @@ KINDS: tuple[str, ...] = (
 )
 
 COMMON_KEYS: frozenset[str] = frozenset({"program_name", "recipient_name", "today"})
+# Who the letter comes from, from the program file's `issuer` (tasks.outbox.send_notices.render_context):
+# the 落款, the 文号 and the contact every letter ends with. Empty when a program gives none.
+LETTERHEAD_KEYS: tuple[str, ...] = ("issuer_office", "document_number", "contact_name", "contact_phone")
 
 # What each kind's producer must put in the context, besides COMMON_KEYS: the contract between the
 # code that enqueues a notice and the templates (a test keeps the two in step).
@@ -136,6 +139,12 @@ def cn_date(value: Any) -> Any:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
+def month_day(value: Any) -> Any:
+    """10月15日 — a date short enough for a subject line, whose first 20 characters a phone shows."""
+    text = cn_date(value)
+    return text.split("年", 1)[1] if isinstance(text, str) and "年" in text else text
+
+
 def yuan(value: Any) -> Any:
     """¥1,234.50 — amounts arrive as Decimal, or as text from JSON; floats are taken by their repr."""
     if isinstance(value, Undefined) or value is None:
@@ -180,6 +189,7 @@ def _environment(strict: bool) -> Environment:
     )
     env.filters["cn_date"] = cn_date
     env.filters["yuan"] = yuan
+    env.filters["md"] = month_day
     env.globals["LABELS"] = LABELS
     return env
 
@@ -204,7 +214,7 @@ def render_notice(kind: str, context: Mapping[str, Any], *, strict: bool = False
         if missing:
             raise UndefinedError(f"{kind}: context is missing {', '.join(sorted(missing))}")
     subject, text, html = _templates(kind, strict)
-    data = dict(context)
+    data = {**dict.fromkeys(LETTERHEAD_KEYS, ""), **context}
     return RenderedNotice(
         # One line: a template's trailing newline or a name with a line break must not split the header.
         subject=_one_line(subject.render(data)),
@@ -492,6 +502,7 @@ __all__ = [
     "KINDS",
     "LABELS",
     "Attachment",
+    "LETTERHEAD_KEYS",
     "RenderedNotice",
     "build_message",
     "cn_date",

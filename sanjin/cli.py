@@ -59,7 +59,7 @@ def db_upgrade() -> None:
 
 
 @program_app.command("load")
-def program_load(files: list[Path], actor: str = typer.Option("system", "--as")) -> None:
+def program_load(files: list[Path], actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """载入项目文件（重复载入不产生变化） / load program files (idempotent)."""
     from tasks.programs import load_program
 
@@ -69,7 +69,7 @@ def program_load(files: list[Path], actor: str = typer.Option("system", "--as"))
 
 
 @program_app.command("show")
-def program_show(slug: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def program_show(slug: str, as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
     """显示项目定义 / show a program's definition."""
     from sqlmodel import Session
 
@@ -88,17 +88,22 @@ def program_show(slug: str, as_json: bool = typer.Option(False, "--json")) -> No
 
 
 @user_app.command("add")
-def user_add(name: str, role: Role = typer.Option(..., "--role"),
-             district: list[str] = typer.Option([], "--district"),
-             display_name: str | None = typer.Option(None, "--display-name"),
-             password: str | None = typer.Option(None, "--password"),
-             email: str | None = typer.Option(None, "--email")) -> None:
-    """添加用户 / add a user (district reviewers need --district)."""
+def user_add(name: str, role: Role = typer.Option(..., "--role", help="角色：program_manager 项目管理员、district_reviewer 区县审核员、observer 观察员 / the user's role"),
+             district: list[str] = typer.Option([], "--district", help="区县名称，如 和平区（可重复） / a district by name, e.g. 和平区 (repeatable)"),
+             display_name: str | None = typer.Option(None, "--display-name", help="显示姓名，如 王科长（页面和信函中显示，不显示登录名） / the name people see"),
+             unit: str | None = typer.Option(None, "--unit", help="所在单位，如 和平区医疗保障局（信函称谓和页面显示） / the person's unit, e.g. 和平区医疗保障局"),
+             password: str | None = typer.Option(None, "--password", help="网页登录密码 / password for the web pages"),
+             email: str | None = typer.Option(None, "--email", help="电子邮箱（接收督办、待办提醒） / e-mail for reminders and escalations")) -> None:
+    """添加或更新用户（NAME 为登录名） / add or update a user (NAME is the login name; district reviewers need --district)."""
+    from models.people import person_label
     from tasks.users import add_user
 
-    user = add_user(_engine(), name, role, districts=district, display_name=display_name, password=password,
-                    email=email)
-    console.print(f"{user.display_name or user.name}: {labels.ROLE_LABELS[user.role.value]} {'、'.join(user.districts)}")
+    user = add_user(_engine(), name, role, districts=district, display_name=display_name, unit=unit,
+                    password=password, email=email)
+    shown = person_label(user.name, display_name=user.display_name, unit=user.unit, role=user.role.value,
+                         districts=user.districts)
+    console.print(f"已保存用户 / saved: {shown}（{labels.ROLE_LABELS[user.role.value]}"
+                  f"{'：' + '、'.join(user.districts) if user.districts else ''}；登录名 {user.name}）")
 
 
 @clock_app.command("show")
@@ -131,8 +136,8 @@ def clock_clear(actor: str | None = typer.Option(None, "--as", help="操作人 /
 
 
 @enterprise_app.command("declare")
-def enterprise_declare(program: str, file: Path, enterprise: str = typer.Option(..., "--enterprise"),
-                       actor: str = typer.Option("system", "--as")) -> None:
+def enterprise_declare(program: str, file: Path, enterprise: str = typer.Option(..., "--enterprise", help="企业名称（与申报表一致） / the enterprise's name"),
+                       actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """导入企业申报品种明细表 / import an enterprise's product table (XLSX, 12 headers of 002 att.2)."""
     from tasks.intake.declaration_import import import_declaration
 
@@ -140,7 +145,7 @@ def enterprise_declare(program: str, file: Path, enterprise: str = typer.Option(
 
 
 @institution_app.command("apply")
-def institution_apply(program: str, file: Path, actor: str = typer.Option("system", "--as")) -> None:
+def institution_apply(program: str, file: Path, actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """导入医药机构申请 / import institution applications (XLSX or CSV)."""
     from tasks.intake.application_import import import_applications
 
@@ -159,8 +164,8 @@ def _print_import(result: Any) -> None:
 
 
 @alliance_app.command("respond")
-def alliance_respond(program: str, city: str, accept: bool = typer.Option(..., "--accept/--decline"),
-                     actor: str = typer.Option("system", "--as")) -> None:
+def alliance_respond(program: str, city: str, accept: bool = typer.Option(..., "--accept/--decline", help="同意或谢绝加入联盟 / the city accepts or declines"),
+                     actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """记录城市对联盟邀请的答复 / record a city's answer."""
     from tasks.phases.alliance import respond_to_invitation
 
@@ -169,7 +174,7 @@ def alliance_respond(program: str, city: str, accept: bool = typer.Option(..., "
 
 
 @institution_app.command("select")
-def institution_select(program: str, file: Path, actor: str = typer.Option("system", "--as")) -> None:
+def institution_select(program: str, file: Path, actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """导入机构选定的药品（机构医保编码, 药品统一编码, 销售价格(元), 年采购量） / import drug selections."""
     from tasks.platform.selections import import_selections
 
@@ -187,7 +192,7 @@ def _print_platform(result: Any) -> None:
 
 
 @accounts_app.command("import")
-def accounts_import(program: str, file: Path, actor: str = typer.Option("platform", "--as")) -> None:
+def accounts_import(program: str, file: Path, actor: str = typer.Option("platform", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """导入省招采子系统账户注册情况（机构医保编码, 平台账号, 注册日期） / import the platform's account export."""
     from tasks.platform.accounts import import_platform_accounts
 
@@ -196,8 +201,8 @@ def accounts_import(program: str, file: Path, actor: str = typer.Option("platfor
 
 @accounts_app.command("register")
 def accounts_register(program: str, insurance_code: str, account_no: str,
-                      registered_on: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"]),
-                      actor: str = typer.Option("system", "--as")) -> None:
+                      registered_on: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="日期 YYYY-MM-DD / the date, YYYY-MM-DD"),
+                      actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """登记单个机构的平台账户 / record one institution's platform account."""
     from tasks.platform.accounts import register_account
 
@@ -206,7 +211,7 @@ def accounts_register(program: str, insurance_code: str, account_no: str,
 
 
 @contracts_app.command("import")
-def contracts_import(program: str, file: Path, actor: str = typer.Option("platform", "--as")) -> None:
+def contracts_import(program: str, file: Path, actor: str = typer.Option("platform", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """导入购销协议签订情况（机构医保编码, 企业名称, 年度, 签订日期） / import the platform's contract export."""
     from tasks.platform.contracts import import_platform_contracts
 
@@ -214,10 +219,10 @@ def contracts_import(program: str, file: Path, actor: str = typer.Option("platfo
 
 
 @contracts_app.command("sign")
-def contracts_sign(program: str, insurance_code: str, enterprise: str = typer.Option(..., "--enterprise"),
-                   year: int = typer.Option(..., "--year"),
-                   signed_on: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"]),
-                   actor: str = typer.Option("system", "--as")) -> None:
+def contracts_sign(program: str, insurance_code: str, enterprise: str = typer.Option(..., "--enterprise", help="企业名称（与申报表一致） / the enterprise's name"),
+                   year: int = typer.Option(..., "--year", help="协议年度，如 2025 / the contract year"),
+                   signed_on: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="日期 YYYY-MM-DD / the date, YYYY-MM-DD"),
+                   actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """登记单份购销协议已签订 / record one signed contract."""
     from tasks.platform.contracts import sign_contract
 
@@ -226,31 +231,42 @@ def contracts_sign(program: str, insurance_code: str, enterprise: str = typer.Op
 
 
 @app.command("laggards")
-def laggards_command(program: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """未注册账户、未签协议的机构（代采机构除外）及逾期工作日数 / institutions behind on accounts or contracts."""
+def laggards_command(program: str,
+                     district: list[str] = typer.Option([], "--district", help="只看这些区县（可重复） / only these districts (repeatable)"),
+                     limit: int = typer.Option(50, "--limit", min=0, help="最多显示条数，0 为全部（默认 50） / at most this many rows, 0 for all (default 50)"),
+                     as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
+    """未注册账户、未签协议的机构（代采机构除外）及逾期天数，最晚的在前 / institutions behind on accounts or contracts."""
     from dataclasses import asdict
 
     from rich.table import Table
 
     from tasks.platform.laggards import laggards
 
-    rows = laggards(_engine(), program, clock=_clock())
+    every = [r for r in laggards(_engine(), program, clock=_clock()) if not district or r.district in district]
+    rows = every[:limit] if limit else every
     if as_json:
         typer.echo(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2, default=str))
         return
+    where = f"（{'、'.join(district)}）" if district else ""
+    if not every:
+        console.print(f"没有进度滞后的机构{where} / no institution is behind")
+        return
     table = Table("机构", "区县", "医保编码", "事项", "截止", "逾期(工作日)")
     for r in rows:
-        what = "账户注册" if r.what == "account" else "协议签订：" + "、".join(getattr(r, "enterprises", []) or [])
+        what = labels.LAGGARD_LABELS.get(r.what, "其他事项")
+        if r.enterprises:
+            what += "：" + "、".join(r.enterprises)
         table.add_row(r.name, r.district, r.insurance_code, what,
                       r.due_on.isoformat() + ("（暂定）" if r.due_provisional else ""), str(r.days_late))
     console.print(table)
-    console.print(f"共 {len(rows)} 家 / {len(rows)} institutions")
+    shown = f"，显示最晚的 {len(rows)} 家（--limit 0 显示全部）" if len(rows) < len(every) else ""
+    console.print(f"共 {len(every)} 家{where}{shown} / {len(every)} institutions, {len(rows)} shown")
 
 
 @gate_app.command("list")
-def gate_list(program: str | None = typer.Option(None, "--program"),
-              district: str | None = typer.Option(None, "--district"),
-              as_json: bool = typer.Option(False, "--json")) -> None:
+def gate_list(program: str | None = typer.Option(None, "--program", help="项目代码，如 shenyang-2025 / the program's slug"),
+              district: str | None = typer.Option(None, "--district", help="区县名称，如 和平区 / a district by name, e.g. 和平区"),
+              as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
     """列出待决定的审批事项 / list open gates."""
     from rich.table import Table
     from sqlmodel import Session
@@ -271,7 +287,11 @@ def gate_list(program: str | None = typer.Option(None, "--program"),
                                 "items": g.items, "decided_items": sorted(g.decision.get("items", {}))}
                                for g in gates], ensure_ascii=False, indent=2))
         return
-    table = Table("编号", "事项", "区县", "决定人", "到期", "事项数")
+    if not gates:
+        scope = "、".join(x for x in (program, district) if x)
+        console.print(f"没有待决定的审批事项{'（' + scope + '）' if scope else ''} / no open gates")
+        return
+    table = Table("编号", "事项", "区县", "决定人", "到期", "已决定/事项数")
     for g in gates:
         table.add_row(str(g.id), g.title, g.district or "—", labels.ROLE_LABELS[g.decider_role.value],
                       g.due_on.isoformat() + ("（暂定）" if g.due_on_provisional else ""),
@@ -280,10 +300,10 @@ def gate_list(program: str | None = typer.Option(None, "--program"),
 
 
 @gate_app.command("decide")
-def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve"),
-                reject: list[int] = typer.Option([], "--reject"),
+def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve", help="批准的事项编号（可重复） / an item id to approve (repeatable)"),
+                reject: list[int] = typer.Option([], "--reject", help="驳回的事项编号（可重复，须填 --reason） / an item id to reject (repeatable; needs --reason)"),
                 approve_rest: bool = typer.Option(False, "--approve-rest", help="批准其余全部 / approve all others"),
-                reason: str | None = typer.Option(None, "--reason"), user: str = typer.Option(..., "--as")) -> None:
+                reason: str | None = typer.Option(None, "--reason", help="理由（驳回时必填，通知申请人） / the reason, required for a rejection; the applicant reads it"), user: str = typer.Option(..., "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """决定审批事项并唤醒等待的流程 / decide a gate and resume the waiting flow."""
     from sqlmodel import Session
 
@@ -307,9 +327,14 @@ def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve"),
 
 
 @app.command("run")
-def run(program: str, phase: str | None = typer.Option(None, "--phase"),
-        wait: bool = typer.Option(False, "--wait", help="等待人工决定 / wait for decisions")) -> None:
-    """运行项目流程（或某一阶段） / run the program flow, or one phase flow."""
+def run(program: str, phase: str | None = typer.Option(None, "--phase", help="只运行某一阶段：alliance、drug_list、enrollment、accounts、contracts、continuous_review / run one phase only"),
+        wait: bool = typer.Option(False, "--wait", help="等待人工决定 / wait for decisions"),
+        as_json: bool = typer.Option(False, "--json", help="输出流程结果的 JSON 供程序读取（默认输出中文摘要） / the flow's result as JSON")) -> None:
+    """运行项目流程（或某一阶段），然后显示项目进度 / run the program flow, or one phase flow, then show where it stands."""
+    import os
+
+    # Offline by default: Prefect's telemetry would log an ERROR line on a machine without internet.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.clients import shared_api_clients
     from flows.program import PHASE_FLOWS, program_flow
     from models.program_definition import PhaseName
@@ -330,11 +355,17 @@ def run(program: str, phase: str | None = typer.Option(None, "--phase"),
             return await flow(program, **kwargs)
 
     result = asyncio.run(main())
-    console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+        return
+    from sanjin.status_view import print_run_summary
+
+    print_run_summary(console, result if phase is None else {phase: result})
+    status(program, as_json=False)
 
 
 @app.command("status")
-def status(program: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def status(program: str, as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
     """项目进度：时间线、今日位置、开放窗口、各阶段计数 / where the program stands today."""
     from sanjin.status_view import print_status
     from tasks.status import program_status

@@ -37,7 +37,7 @@ def _clock() -> DatabaseClock:
 def operations_import(program: str, kind: str = typer.Argument(..., help="orders|deliveries|payments|prices|"
                                                                         "lowest-prices|price-reports|price-index"),
                       file: Path = typer.Argument(..., exists=True, dir_okay=False),
-                      actor: str = typer.Option("system", "--as")) -> None:
+                      actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """导入省招采子系统导出文件 / import a platform export (all-or-nothing)."""
     from tasks.intake.operations_import import OPERATIONS_KIND_LABELS, OperationsKind, import_operations
 
@@ -54,11 +54,11 @@ def operations_import(program: str, kind: str = typer.Argument(..., help="orders
 
 
 @violations_app.command("list")
-def violations_list(program: str, rule: ViolationRule | None = typer.Option(None, "--rule"),
-                    district: list[str] = typer.Option(None, "--district"),
+def violations_list(program: str, rule: ViolationRule | None = typer.Option(None, "--rule", help="只看某条规则 / one compliance rule only"),
+                    district: list[str] = typer.Option(None, "--district", help="区县名称，如 和平区（可重复） / a district by name, e.g. 和平区 (repeatable)"),
                     open_only: bool = typer.Option(False, "--open", help="只看未整改 / open ones only"),
-                    limit: int = typer.Option(200, "--limit", min=1),
-                    as_json: bool = typer.Option(False, "--json")) -> None:
+                    limit: int = typer.Option(200, "--limit", min=1, help="最多显示条数 / show at most this many rows"),
+                    as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
     """列出违规及证据 / list violations with their evidence, newest first."""
     from tasks.compliance.views import list_violations
 

@@ -28,8 +28,8 @@ def _engine() -> Engine:
 
 
 @enforcement_app.command("list")
-def enforcement_list(program: str, district: str | None = typer.Option(None, "--district"),
-                     as_json: bool = typer.Option(False, "--json")) -> None:
+def enforcement_list(program: str, district: str | None = typer.Option(None, "--district", help="区县名称，如 和平区 / a district by name, e.g. 和平区"),
+                     as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
     """列出处理程序及其证据、待决定事项 / list the ladders with their evidence and open gates."""
     from tasks.enforcement.views import list_ladders
 
@@ -48,12 +48,12 @@ def enforcement_list(program: str, district: str | None = typer.Option(None, "--
 
 
 @enforcement_app.command("decide")
-def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve"),
-                       reject: bool = typer.Option(False, "--reject"),
-                       reason: str | None = typer.Option(None, "--reason"),
+def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve", help="批准的事项编号（可重复） / an item id to approve (repeatable)"),
+                       reject: bool = typer.Option(False, "--reject", help="驳回的事项编号（可重复，须填 --reason） / an item id to reject (repeatable; needs --reason)"),
+                       reason: str | None = typer.Option(None, "--reason", help="理由（驳回时必填，通知申请人） / the reason, required for a rejection; the applicant reads it"),
                        bad_record: bool = typer.Option(False, "--bad-record",
                                                        help="取消企业资格时记入不良记录 / record a bad record (004)"),
-                       user: str = typer.Option(..., "--as")) -> None:
+                       user: str = typer.Option(..., "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """决定处理措施（批准则进入该步骤，驳回则不再处理） / decide an enforcement gate."""
     from sqlmodel import Session
 
@@ -103,8 +103,8 @@ def _day(value: str) -> date:
         raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD / a date is YYYY-MM-DD: {value!r}") from None
 
 
-def enterprise_bad_record(program: str, enterprise: str, starts: str = typer.Option(..., "--from"),
-                          reason: str = typer.Option(..., "--reason"), user: str = typer.Option(..., "--as")) -> None:
+def enterprise_bad_record(program: str, enterprise: str, starts: str = typer.Option(..., "--from", help="生效日期 YYYY-MM-DD / effective from, YYYY-MM-DD"),
+                          reason: str = typer.Option(..., "--reason", help="理由（驳回时必填，通知申请人） / the reason, required for a rejection; the applicant reads it"), user: str = typer.Option(..., "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """记录不良记录：企业自该日起按项目规定年限内不得申报 / record a bad record: barred for the program's years."""
     from tasks.enforcement.bars import bar_enterprise
 
@@ -115,8 +115,8 @@ def enterprise_bad_record(program: str, enterprise: str, starts: str = typer.Opt
                   f"barred from {bad.starts_on} through {bad.barred_until}")
 
 
-def enterprise_exit(program: str, enterprise: str, exits_from: str = typer.Option(..., "--from"),
-                    reason: str = typer.Option(..., "--reason"), user: str = typer.Option(..., "--as")) -> None:
+def enterprise_exit(program: str, enterprise: str, exits_from: str = typer.Option(..., "--from", help="生效日期 YYYY-MM-DD / effective from, YYYY-MM-DD"),
+                    reason: str = typer.Option(..., "--reason", help="理由（驳回时必填，通知申请人） / the reason, required for a rejection; the applicant reads it"), user: str = typer.Option(..., "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """企业申请退出：开启项目负责人的审批事项，批准后自该日起产品移出清单 / an enterprise applies to leave (001)."""
     from tasks.enforcement.exit import request_exit
 

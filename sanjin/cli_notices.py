@@ -46,9 +46,9 @@ def _when(notice: Notice) -> str:
 
 
 @notices_app.command("list")
-def notices_list(program: str | None = typer.Option(None, "--program"),
-                 status: NoticeStatus | None = typer.Option(None, "--status"),
-                 limit: int = typer.Option(50, "--limit", min=1)) -> None:
+def notices_list(program: str | None = typer.Option(None, "--program", help="项目代码，如 shenyang-2025 / the program's slug"),
+                 status: NoticeStatus | None = typer.Option(None, "--status", help="只看某一状态：pending 待发送、sent 已发送、dead 发送失败、no_address 无邮箱 / one status only"),
+                 limit: int = typer.Option(50, "--limit", min=1, help="最多显示条数 / show at most this many rows")) -> None:
     """列出通知（最新在前） / list notices, newest first."""
     engine = _engine()
     program_id = _program_id(engine, program)
@@ -95,7 +95,7 @@ def _parse_emails(values: list[str]) -> dict[int, str]:
 @notices_app.command("retry")
 def notices_retry(ids: list[int] = typer.Argument(..., help="通知编号 / notice ids"),
                   email: list[str] = typer.Option([], "--email", help="编号=邮箱 / ID=address for a no-address notice"),
-                  actor: str = typer.Option("system", "--as")) -> None:
+                  actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """重新发送失败或无地址的通知 / requeue dead or no-address notices (exit 1 if any stays)."""
     from core.clock_store import DatabaseClock
     from tasks.gates.rows import find_user
@@ -126,7 +126,7 @@ def notices_retry(ids: list[int] = typer.Argument(..., help="通知编号 / noti
 
 
 @notices_app.command("no-address")
-def notices_no_address(program: str | None = typer.Option(None, "--program")) -> None:
+def notices_no_address(program: str | None = typer.Option(None, "--program", help="项目代码，如 shenyang-2025 / the program's slug")) -> None:
     """无邮箱的通知：打印或电话通知 / notices nobody can e-mail, for print or phone follow-up."""
     from models.catalog import Enterprise
     from models.enrollment import Institution
@@ -149,16 +149,43 @@ def notices_no_address(program: str | None = typer.Option(None, "--program")) ->
     table = Table("编号", "类型", "收件人", "电话", "生成日期")
     for n in notices:
         phone = phones.get((n.recipient_type, n.recipient_id), "—")
-        table.add_row(str(n.id), n.kind, n.recipient_name, phone, f"{to_shanghai(n.created_at):%Y-%m-%d}")
+        table.add_row(str(n.id), labels.NOTICE_KIND_LABELS.get(n.kind, "通知"), n.recipient_name, phone,
+                      f"{to_shanghai(n.created_at):%Y-%m-%d}" + ("（已打印）" if n.printed_at else ""))
     console.print(table)
     console.print(f"共 {len(notices)} 条；取得邮箱后用 `sanjin notices retry ID --email ID=邮箱` 重发 / "
                   f"{len(notices)} notices; once an address is known: `sanjin notices retry ID --email ID=address`")
 
 
+@notices_app.command("print")
+def notices_print(program: str,
+                  out: Path | None = typer.Option(None, "--out", help="保存为此 HTML 文件（默认 SANJIN_HOME/out/print/项目-时间.html） / the HTML file to write"),
+                  again: bool = typer.Option(False, "--again", help="连同已打印过的一并重新打印 / print the letters printed before too"),
+                  actor: str = typer.Option(..., "--as", help="操作人登录名（记入审计日志） / who prints, by login name (audited)")) -> None:
+    """打印无邮箱收件人的通知：一个 HTML 文件，每封一页（A4），并标记为已打印 / print the letters nobody can e-mail."""
+    from core.clock_store import DatabaseClock
+    from core.settings import get_settings
+    from tasks.outbox.printing import print_no_address
+    from tasks.users import get_user
+
+    engine = _engine()
+    user = get_user(engine, actor)
+    batch = print_no_address(engine, program, clock=DatabaseClock(engine), actor=user.name, role=user.role,
+                             again=again)
+    if not batch.notice_ids:
+        console.print(f"没有待打印的通知（{batch.program_name}） / no letter waits to be printed"
+                      + ("" if again else "；已打印过的可加 --again 重印"))
+        return
+    target = out or get_settings().output_dir / "print" / f"{program}-{DatabaseClock(engine).now():%Y%m%d-%H%M%S}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(batch.html, encoding="utf-8")
+    console.print(f"已生成 {len(batch.notice_ids)} 封待打印通知（每封一页，A4），已标记为已打印 / "
+                  f"{len(batch.notice_ids)} letters to print: {target}", highlight=False)
+
+
 def publish_command(program: str,
                     list_: str | None = typer.Option(None, "--list", help="drugs 或 institutions（默认两者）"),
                     out: Path | None = typer.Option(None, "--out", help="输出目录 / output folder (default: SANJIN_HOME/out)"),
-                    actor: str = typer.Option("system", "--as")) -> None:
+                    actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """发布公开名单（有变化时出新版本）并生成文件 / publish the public lists and write their files."""
     from core.clock_store import DatabaseClock
     from core.settings import get_settings

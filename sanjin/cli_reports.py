@@ -37,7 +37,7 @@ def _clock() -> DatabaseClock:
 
 @register_app.command("import")
 def register_import(program: str, file: Path = typer.Argument(..., exists=True, dir_okay=False),
-                    actor: str = typer.Option("system", "--as")) -> None:
+                    actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """导入定点医药机构名册（全部正确才导入） / import the register as today's version (all-or-nothing)."""
     from tasks.intake.register_import import import_register
 
@@ -53,7 +53,7 @@ def register_import(program: str, file: Path = typer.Argument(..., exists=True, 
 
 @report_app.command("coverage")
 def report_coverage(program: str, weeks: int = typer.Option(4, "--weeks", min=1, help="按最近 N 周的速度预测 / rate of the last N weeks"),
-                    as_json: bool = typer.Option(False, "--json")) -> None:
+                    as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
     """覆盖率及目标达成预测 / coverage by district and kind against each dated target, with its projection."""
     import json
 
@@ -87,7 +87,7 @@ def report_coverage(program: str, weeks: int = typer.Option(4, "--weeks", min=1,
 
 @report_app.command("quarterly")
 def report_quarterly(program: str, quarter: str = typer.Argument(..., help="如 2026Q1 / e.g. 2026Q1"),
-                     out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False),
+                     out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False, help="输出目录 / the output folder"),
                      issue: bool = typer.Option(False, "--issue", help="存为新版本并报送 / store as a version and send it"),
                      actor: str | None = typer.Option(None, "--as", help="报送人（项目管理员） / the issuing manager")) -> None:
     """季度统计表（宁夏方案附件3格式） / the quarterly statistics table (seed 001 att. 3) as XLSX and HTML.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 
@@ -27,21 +29,43 @@ def serve_all(
     Needs a Prefect API (PREFECT_API_URL, e.g. `prefect server start`): schedules and waiting runs
     live there. Set SANJIN_WEB_SECRET_KEY so sessions survive a restart.
     """
-    import asyncio
+    import signal
 
     from rich.console import Console
 
+    console = Console(stderr=True)
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Until serve_forever takes the signals over, SIGTERM is Ctrl-C: Python unwinds, and Prefect's temporary
+    # server (a child process, stopped at exit) goes too; a plain SIGTERM would leave it running, orphaned.
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        _serve_all(console, host, port, programs, limit)
+    except KeyboardInterrupt:
+        console.print("已停止 / stopped", highlight=False)
+        raise typer.Exit(0) from None
+
+
+def _serve_all(console: Any, host: str, port: int, programs: list[str], limit: int | None) -> None:
+    import asyncio
+    import os
+
     from sanjin.serve import ServeError, bind, plan, serve_forever
 
-    console = Console(stderr=True)
+    if not os.environ.get("PREFECT_API_URL"):
+        # Prefect's temporary server is a child process that logs its own shutdown errors as tracebacks
+        # (e.g. "Reactive triggers not started" when stopped early): a development stand-in, so only its
+        # critical messages are shown, and Ctrl-C and SIGTERM end quietly.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         serve_plan = plan(host, port, programs)
         sock = bind(host, port)
     except ServeError as exc:
         console.print(f"[red]错误 / error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
-    import os
-
     if not os.environ.get("PREFECT_API_URL"):
         console.print("[yellow]提示 / note:[/] 未设置 PREFECT_API_URL：流程将登记在 Prefect 临时服务中，定时计划不会触发。"
                       "生产环境请先运行 `prefect server start` 并设置 PREFECT_API_URL / PREFECT_API_URL is not set: "
@@ -50,6 +74,7 @@ def serve_all(
 
     def ready() -> None:
         console.print(f"网页 / web: {serve_plan.url}\n流程 / deployments ({len(serve_plan.deployments)}): {names}\n"
+                      f"Prefect 界面 / Prefect UI: {prefect_ui_address()}\n"
                       "按 Ctrl-C 停止 / press Ctrl-C to stop", highlight=False)
 
     try:
@@ -60,3 +85,15 @@ def serve_all(
     console.print("已停止 / stopped" if code == 0 else "[red]已停止：有一部分异常退出，见上方日志 / stopped: a part failed, "
                   "see the log above[/]", highlight=False)
     raise typer.Exit(code)
+
+
+def prefect_ui_address() -> str:
+    """Where to watch the runs: PREFECT_UI_URL, else the UI beside PREFECT_API_URL; none for the temporary server."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value()
+    api = PREFECT_API_URL.value()
+    if not api:
+        return ("无：未设置 PREFECT_API_URL，临时服务不提供界面（见 README：Watching the flows in Prefect's UI） / none: the temporary "
+                "server has no UI; see the README on watching the flows")
+    return str(ui or api.rstrip("/").removesuffix("/api"))

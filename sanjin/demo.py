@@ -340,10 +340,11 @@ def run_demo(*, home: Path, days: int | None, console: Console) -> None:
     clock.set(datetime.combine(START, datetime.min.time(), tzinfo=SHANGHAI).replace(hour=9))
     for path in shipped_program_files():
         load_program(engine, path, clock=clock, actor="manager")
-    add_user(engine, "manager", Role.PROGRAM_MANAGER, display_name="市医保局价采处")
-    add_user(engine, "observer", Role.OBSERVER)
-    for district in data.DISTRICTS:
+    add_user(engine, "manager", Role.PROGRAM_MANAGER, display_name="价格招采处", unit="沈阳市医疗保障局")
+    add_user(engine, "observer", Role.OBSERVER, display_name="观察员", unit="沈阳市医疗保障局")
+    for district in data.DISTRICTS:  # pages and letters show the unit, never the login "reviewer-<district>"
         add_user(engine, f"reviewer-{district}", Role.DISTRICT_REVIEWER, districts=[district],
+                 display_name="审核科", unit=f"{district}医疗保障局",
                  email=f"review{data.DISTRICTS[district]}@ybj.shenyang.example.gov.cn")
     script = build_script(home, engine, console)
     reviewer_rng = random.Random(7)
@@ -369,7 +370,8 @@ def run_demo(*, home: Path, days: int | None, console: Console) -> None:
                     try:
                         script.log.append(f"{day} {what}：{action()}")
                     except USER_ERRORS as exc:
-                        script.log.append(f"{day} {what}：被拒绝 — {str(exc).splitlines()[0][:160]}")
+                        # the whole message: the summary wraps it rather than cutting it mid-sentence (issue #19)
+                        script.log.append(f"{day} {what}：被拒绝 — {' '.join(str(exc).split())}")
                 t0 = time.monotonic()
                 await program_flow(SLUG, reminders=True)
                 timings["flows"] += time.monotonic() - t0
@@ -408,6 +410,8 @@ def _phase_label(engine: Engine, day: date) -> str:
 
 def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, console: Console, seconds: float) -> None:
 
+    from rich.padding import Padding
+
     from sanjin.status_view import print_status
     from tasks.lists.publication import publish
     from tasks.status import program_status
@@ -424,7 +428,7 @@ def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, c
     console.print(f"  被拒绝的提交 / refused submissions: {len(refused)}")
     _violations_summary(engine, console)
     for line in refused[:5]:
-        console.print(f"    {line}")
+        console.print(Padding(line, (0, 0, 0, 4)), overflow="fold", highlight=False)  # wrapped, indented
     index = next((r.index for r in results if r.index), None)
     console.print(f"  已发布清单 / published lists: {index or published}")
     for paths in files:

@@ -47,3 +47,25 @@ def print_status(console: Console, status: ProgramStatus) -> None:
     if status.outbox:
         console.print("通知 / outbox: " + "  ".join(
             f"{NOTICE_STATUS_LABELS.get(k, k)} {v}" for k, v in sorted(status.outbox.items())))
+
+
+def print_run_summary(console: Console, result: dict[str, object]) -> None:
+    """What a run did, in words: the phases reconciled, gates waiting, notices sent; `--json` has the rest."""
+    ran, waiting, blocked = [], 0, []
+    for key, value in result.items():
+        if key in ("notices", "reminders"):
+            continue
+        ran.append(SHORT_PHASES.get(key, "其他"))
+        if isinstance(value, dict):
+            waiting += len(value.get("open_gate_ids") or [])
+            if value.get("calendar_blocked"):
+                blocked.append(f"{SHORT_PHASES.get(key, '其他')}：{value['calendar_blocked']}")
+    console.print(f"已运行 / ran: {'、'.join(ran) or '无'}")
+    if waiting:
+        console.print(f"待决定的审批事项 / gates waiting: {waiting} 项（sanjin gate list 查看）")
+    for line in blocked:
+        console.print(f"[yellow]因节假日安排未录入而暂停 / calendar blocked:[/] {line}", highlight=False)
+    sent = result.get("notices")
+    if isinstance(sent, dict):
+        console.print(f"通知 / notices: 已发送 {sent.get('sent', 0)}，稍后重试 {sent.get('retried', 0)}，"
+                      f"发送失败 {sent.get('dead', 0)}")

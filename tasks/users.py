@@ -38,7 +38,7 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 def add_user(engine: Engine, name: str, role: Role, *, districts: Sequence[str] = (), display_name: str | None = None,
-             password: str | None = None, email: str | None = None) -> User:
+             password: str | None = None, email: str | None = None, unit: str | None = None) -> User:
     """Create or update a user; a district reviewer without districts could decide nothing, so it is refused."""
     if role == Role.DISTRICT_REVIEWER and not districts:
         raise BadUser(f"区县审核员 {name} 必须指定 --district / a district reviewer needs at least one --district")
@@ -47,6 +47,7 @@ def add_user(engine: Engine, name: str, role: Role, *, districts: Sequence[str] 
     with transaction(engine) as session:
         user = session.exec(select(User).where(User.name == name)).first() or User(name=name, role=role)
         user.role, user.districts, user.display_name = role, list(districts), display_name or user.display_name
+        user.unit = unit or user.unit
         if email:
             user.email = validate_email(email)
         if password:
@@ -54,3 +55,14 @@ def add_user(engine: Engine, name: str, role: Role, *, districts: Sequence[str] 
         session.add(user)
         session.flush()
         return user
+
+
+def get_user(engine: Engine, name: str) -> User:
+    """An active user by login name; an unknown name is refused with a message (BadUser)."""
+    from sqlmodel import Session
+
+    with Session(engine) as session:
+        user = session.exec(select(User).where(User.name == name, User.active == True)).first()  # noqa: E712
+    if user is None:
+        raise BadUser(f"没有用户 {name}（sanjin user add 添加） / no active user {name!r}")
+    return user

@@ -139,7 +139,10 @@ def test_a_district_reviewer_without_a_district_is_refused(cli, engine: Engine):
 
 def test_a_district_reviewer_with_a_district_is_added(cli, engine: Engine):
     assert ok(cli("user", "add", "reviewer9", "--role", "district_reviewer", "--district", "和平区")).strip() == (
-        "reviewer9: 区县审核员 和平区")
+        "已保存用户 / saved: 和平区医疗保障局区县审核员（区县审核员：和平区；登录名 reviewer9）")
+    out = ok(cli("user", "add", "reviewer9", "--role", "district_reviewer", "--district", "和平区",
+                 "--display-name", "李审核", "--unit", "和平区医疗保障局"))
+    assert out.startswith("已保存用户 / saved: 李审核（和平区医疗保障局）")
     with Session(engine) as session:
         assert session.exec(select(User.districts)).one() == ["和平区"]
 
@@ -162,13 +165,26 @@ def test_an_installation_on_real_time_refuses_to_move_the_clock_back(cli, monkey
     assert ok(cli("clock", "show")).strip().endswith("(系统时间 / system)")
 
 
-def test_gate_list_of_a_program_without_gates_prints_an_empty_table(cli):
+def test_gate_list_with_nothing_open_says_so_instead_of_an_empty_table(cli):
     ok(cli("program", "load", SHENYANG))
     out = ok(cli("gate", "list", "--program", "shenyang-2025"))
-    header = next(line for line in out.splitlines() if "编号" in line)
-    for column in ("编号", "事项", "区县", "决定人", "到期", "事项数"):
-        assert column in header
+    assert out.strip() == "没有待决定的审批事项（shenyang-2025） / no open gates"
     assert json.loads(ok(cli("gate", "list", "--program", "shenyang-2025", "--json"))) == []
+
+
+def test_every_option_of_every_command_has_help_text():
+    import typer.main
+
+    def walk(command, path):
+        for param in command.params:
+            if param.param_type_name == "option" and not param.hidden:
+                yield path, param
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            yield from walk(sub, [*path, name])
+
+    missing = [f"sanjin {' '.join(path)} {param.opts[0]}" for path, param in walk(typer.main.get_command(app), [])
+               if not param.help and param.opts[0] != "--help"]
+    assert not missing, missing
 
 
 def test_status_as_json_shows_the_six_phases_and_the_windows_open_today(cli, monkeypatch):
@@ -191,3 +207,22 @@ def test_status_of_an_unknown_program_names_the_loaded_ones(cli):
     assert result.exit_code != 0
     assert isinstance(result.exception, USER_ERRORS)
     assert "shenyang-2025" in str(result.exception)
+
+
+def test_a_run_is_summarised_in_words_not_as_raw_json():
+    """`sanjin run` prints what ran, the gates waiting and the notices sent; `--json` keeps the codes for machines."""
+    from rich.console import Console
+
+    from sanjin.status_view import print_run_summary
+
+    console = Console(record=True, width=120)
+    print_run_summary(console, {"alliance": {"invited": 13, "open_gate_ids": []},
+                                "enrollment": {"batched": 4, "open_gate_ids": [7, 8]},
+                                "accounts": {"calendar_blocked": "2027年节假日安排尚未录入"},
+                                "notices": {"sent": 6, "retried": 1, "dead": 0}})
+    out = console.export_text()
+    assert "已运行 / ran: 联盟邀请、机构申报、账户注册" in out
+    assert "待决定的审批事项 / gates waiting: 2 项" in out
+    assert "账户注册：2027年节假日安排尚未录入" in out
+    assert "已发送 6，稍后重试 1，发送失败 0" in out
+    assert "{" not in out and "open_gate_ids" not in out and "enrollment" not in out

@@ -150,3 +150,24 @@ def test_publish_writes_the_lists_files_and_index(cli, engine: Engine, tmp_path:
     assert (tmp_path / "home" / "out" / SLUG / f"{SLUG}-institutions-v1.xlsx").exists()
     assert cli("publish", SLUG, "--list", "recommended").exit_code == 2
     assert isinstance(cli("publish", "nowhere-2025").exception, UnknownProgram)
+
+
+def test_notices_print_writes_the_letters_without_e_mail_once_and_names_them_in_chinese(cli, engine: Engine,
+                                                                                         tmp_path: Path) -> None:
+    from tasks.phases.alliance import reconcile_alliance
+
+    make_program(engine, SLUG)
+    reconcile_alliance(engine, SLUG, clock=clock_at(2025, 8, 7, 9))  # 13 cities without e-mail
+    add_user(engine, "manager", Role.PROGRAM_MANAGER, display_name="王科长", unit="沈阳市医疗保障局")
+    listed = cli("notices", "no-address", "--program", SLUG)
+    assert "联盟邀请函" in listed.stdout and "alliance_invitation" not in listed.stdout
+    out = tmp_path / "letters.html"
+    first = cli("notices", "print", SLUG, "--as", "manager", "--out", str(out))
+    assert first.exit_code == 0, first.output
+    assert "已生成 13 封待打印通知" in first.stdout
+    assert out.read_text(encoding="utf-8").count('<section class="letter">') == 13
+    again = cli("notices", "print", SLUG, "--as", "manager", "--out", str(out))
+    assert again.exit_code == 0 and "没有待打印的通知" in again.stdout
+    assert "（已打印）" in cli("notices", "no-address", "--program", SLUG).stdout
+    unknown = cli("notices", "print", SLUG, "--as", "nobody")
+    assert unknown.exit_code != 0 and "没有用户 nobody" in str(unknown.exception)

@@ -22,6 +22,7 @@ from models.clock import Clock
 from web import pages_auth, pages_enforcement, pages_gates, pages_overview, pages_records
 from web.auth import LoginRequired, current_user
 from web.headers import SecurityHeaders
+from web.people import PersonNames
 from web.render import WebContext, make_templates, page, web
 from web.settings import WebSettings
 
@@ -52,6 +53,7 @@ ROUTES = [
     Route("/gates/{gate_id:int}/decide", pages_gates.decide, methods=["POST"]),
     Route("/notices", pages_records.notices, methods=["GET"]),
     Route("/notices/resend", pages_records.resend_notices, methods=["POST"]),
+    Route("/notices/print", pages_records.print_notices, methods=["POST"]),
     Route("/audit", pages_records.audit, methods=["GET"]),
     Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
 ]
@@ -105,5 +107,7 @@ def create_app(engine: Engine | None = None, *, clock: Clock | None = None,
                                https_only=settings.https_only)],
         exception_handlers={HTTPException: http_error, LoginRequired: login_required, Exception: server_error},
     )
-    app.state.web = WebContext(engine, clock or DatabaseClock(engine), make_templates())
+    templates = make_templates()
+    templates.env.filters["actor"] = PersonNames(engine).label  # login names → 王科长（和平区医疗保障局）
+    app.state.web = WebContext(engine, clock or DatabaseClock(engine), templates)
     return app

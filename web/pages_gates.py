@@ -35,8 +35,9 @@ from tasks.gates.rows import (
     UnknownGate,
     check_decider,
 )
-from web import gate_details
+from web import gate_details, gate_exports
 from web.auth import DECIDERS, may_view_gate, posted_form, require_user
+from web.exports import EXPORT_MAX, download, export_format
 from web.pagination import page_of
 from web.queries import ITEM_FILTERS, GateSummary, application_items, gate_summary, inbox_page
 from web.render import WebContext, flash, page, web
@@ -63,11 +64,15 @@ def inbox(request: Request) -> Response:
     if q["kind"] and q["kind"] not in GateKind.__members__.values():
         raise HTTPException(400, f"未知的审批事项类型：{q['kind']}")
     pager = page_of("/inbox", request.query_params, q)
+    fmt = export_format(request)
     with Session(ctx.engine) as session:
         gates, total = inbox_page(session, user, ctx.clock.today(), program=q["program"] or None,
                                   district=q["district"] or None, kind=q["kind"] or None,
-                                  offset=pager.offset, limit=pager.per_page)
+                                  offset=0 if fmt else pager.offset, limit=EXPORT_MAX if fmt else pager.per_page)
         programs = session.exec(select(Program).order_by(Program.slug)).all()  # type: ignore[arg-type]
+    if fmt:
+        return download(fmt, "待我审批", "待我审批的事项", gate_exports.INBOX_COLUMNS,
+                        [gate_exports.inbox_cells(g) for g in gates], ctx.clock.today())
     return page(request, "inbox.html", user, gates=gates, pager=pager.counted(total), q=q, programs=programs,
                 kind_labels=GATE_KIND_LABELS, can_decide=[may_decide(user, g) for g in gates])
 
@@ -92,6 +97,10 @@ def gate_detail(request: Request) -> Response:
         gate = _summary_or_404(ctx, session, gate_id)
         if not may_view(user, gate):
             raise HTTPException(403, f"您无权查看审批事项 {gate.id}（{gate.district or '市级'}）")
+        if (fmt := export_format(request)) and gate.is_application_gate:
+            rows = gate_exports.application_rows(session, gate, show, ctx.gate_items,  # type: ignore[arg-type]
+                                                 ctx.templates.env.filters["actor"])
+            return download(fmt, f"审批事项{gate.id}", gate.title, gate_exports.ITEM_COLUMNS, rows, ctx.clock.today())
         if gate.is_application_gate:
             items, total, more = application_items(session, gate, show=show,  # type: ignore[arg-type]
                                                    offset=pager.offset, limit=pager.per_page, cache=ctx.gate_items)

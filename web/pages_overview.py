@@ -24,7 +24,7 @@ from models.states import KIND_LABELS, InstitutionKind, Role
 from tasks.gates.districts import ProgramGates, program_gates
 from tasks.programs import UnknownProgram, get_program, list_programs
 from tasks.reports.coverage_report import CoverageLine, CoverageReport
-from tasks.status import LAGGARD_KINDS, laggard_page
+from tasks.status import LAGGARD_KINDS, LaggardRow, laggard_page
 from web.auth import require_user
 from web.charts import (
     DatedTarget,
@@ -40,6 +40,7 @@ from web.charts import (
     trend_svg,
     violations_svg,
 )
+from web.exports import EXPORT_MAX, download, export_format
 from web.pagination import page_of
 from web.render import page, web
 
@@ -189,6 +190,17 @@ def overview(request: Request) -> Response:
                 compliance=compliance_panel(data.violations, user))
 
 
+LAGGARD_COLUMNS = ("机构", "区县", "医保编码", "事项", "截止日期", "滞后")
+
+
+def laggard_cells(r: LaggardRow) -> tuple[str, ...]:
+    """One laggard as the page's row reads it (the XLSX and CSV of the laggards page)."""
+    what = LAGGARD_LABELS[r.what] + (f"（{r.detail}）" if r.detail else "")
+    due = f"{r.due_on:%Y-%m-%d}" + ("（暂定）" if r.due_provisional else "")
+    late = f"逾期 {r.working_days_late} 个工作日" if r.overdue else f"剩余 {r.working_days_left} 个工作日"
+    return (r.name, r.district, r.insurance_code, what, due, late)
+
+
 def laggards(request: Request) -> Response:
     """Every laggard of a program, page by page, filterable by kind and district."""
     ctx = web(request)
@@ -198,6 +210,7 @@ def laggards(request: Request) -> Response:
     if q["what"] and q["what"] not in LAGGARD_KINDS:
         raise HTTPException(400, f"未知的滞后类型：{q['what']}")
     pager = page_of(f"/programs/{slug}/laggards", request.query_params, q)
+    fmt = export_format(request)
     simulated = isinstance(ctx.clock, DatabaseClock) and ctx.clock.simulated() is not None
     try:  # the overview's counts (kept until the data changes) serve the unfiltered list
         known = None if q["district"] else ctx.overviews.get(ctx.engine, slug, ctx.clock,
@@ -206,9 +219,12 @@ def laggards(request: Request) -> Response:
             program, defn = get_program(session, slug)
             assert program.id is not None
             late = laggard_page(session, program.id, defn, ctx.clock.today(), what=q["what"] or None,
-                                district=q["district"] or None, offset=pager.offset, limit=pager.per_page,
-                                counts=known)
+                                district=q["district"] or None, offset=0 if fmt else pager.offset,
+                                limit=EXPORT_MAX if fmt else pager.per_page, counts=known)
     except UnknownProgram as exc:
         raise HTTPException(404, f"没有项目 {slug}") from exc
+    if fmt:
+        return download(fmt, f"{slug}-滞后机构", f"{program.name} 进度滞后的机构", LAGGARD_COLUMNS,
+                        [laggard_cells(r) for r in late.rows], ctx.clock.today())
     return page(request, "laggards.html", user, program=program, late=late, pager=pager.counted(late.total), q=q,
                 laggard_labels=LAGGARD_LABELS, districts=[d.name for d in defn.districts])

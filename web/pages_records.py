@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import func, literal, or_
 from sqlalchemy import select as sa_select
@@ -11,19 +13,32 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from models.audit import AuditEvent
 from models.catalog import ListEntry, ListVersion
 from models.clock import SHANGHAI
-from models.labels import AUDIT_ENTITY_LABELS, LIST_KIND_LABELS, NOTICE_STATUS_LABELS
+from models.labels import (
+    AUDIT_ACTION_LABELS,
+    AUDIT_ENTITY_LABELS,
+    LIST_KIND_LABELS,
+    NOTICE_KIND_LABELS,
+    NOTICE_STATUS_LABELS,
+    ROLE_LABELS,
+    entity_state_label,
+)
 from models.outbox import Notice
-from models.program import Program
+from models.program import Program, User
+from models.reasons import reason_text
 from models.states import NoticeStatus, Role
 from notifications.render import KINDS as NOTICE_KINDS
+from tasks.lists.versions import columns_of, version_rows
 from tasks.outbox.followup import resend
+from tasks.outbox.printing import print_no_address
 from tasks.programs import UnknownProgram, get_program
 from web.auth import posted_form, require_user
+from web.exports import EXPORT_MAX, download, export_format
+from web.names import entity_names, people
 from web.pagination import page_of
 from web.render import flash, page, web
 
@@ -40,7 +55,18 @@ def lists(request: Request) -> Response:
             raise HTTPException(404, f"没有项目 {request.path_params['slug']}") from exc
         versions = session.exec(select(ListVersion).where(ListVersion.program_id == program.id)
                                 .order_by(col(ListVersion.kind), col(ListVersion.number).desc())).all()
-    return page(request, "lists.html", user, program=program, versions=versions, kind_names=LIST_KIND_LABELS)
+        publishers = people(session, (v.published_by for v in versions))
+    if fmt := export_format(request):
+        rows = [(LIST_KIND_LABELS.get(v.kind.value, "清单"), f"第 {v.number} 版", v.entry_count, v.added, v.removed,
+                 v.changed, v.published_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+                 publishers.get(v.published_by) or v.published_by, reason_text(v.reason)) for v in versions]
+        return download(fmt, f"{program.slug}-已发布清单", f"{program.name} 已发布清单", LIST_COLUMNS, rows,
+                        ctx.clock.today())
+    return page(request, "lists.html", user, program=program, versions=versions, kind_names=LIST_KIND_LABELS,
+                publishers=publishers, pager=page_of(f"/programs/{program.slug}/lists", request.query_params, {}))
+
+
+LIST_COLUMNS = ("清单", "版本", "条目", "新增", "移除", "变更", "发布时间", "发布人", "说明")
 
 
 def list_version(request: Request) -> Response:
@@ -61,6 +87,13 @@ def list_version(request: Request) -> Response:
         if version is None:
             raise HTTPException(404, "没有这个清单版本")
         program = session.get(Program, version.program_id)
+        if fmt := export_format(request):  # the whole version as its published files have it, or one change kind
+            whole = version_rows(session, version_id, columns_of(version.kind))
+            wanted = set(version.diff.get(show, [])) if show else None
+            title = f"{LIST_KIND_LABELS.get(version.kind.value, '清单')} 第{version.number}版"
+            return download(fmt, title, title, whole.columns,
+                            [r for k, r in zip(whole.sorted_keys(), whole.ordered(), strict=True)
+                             if wanted is None or k in wanted], ctx.clock.today())
         diff = {k: list(version.diff.get(k, [])) for k in ("added", "removed", "changed")}
         query = select(ListEntry.key, ListEntry.data).where(ListEntry.version_id == version_id)
         if show:
@@ -73,7 +106,9 @@ def list_version(request: Request) -> Response:
             entries = [(key, data) for key, data in session.execute(
                 query.order_by(col(ListEntry.key)).offset(pager.offset).limit(pager.per_page)).all()]
             total = version.entry_count
+        publisher = people(session, [version.published_by]).get(version.published_by, version.published_by)
     return page(request, "list_version.html", user, version=version, program=program, entries=entries,
+                publisher=publisher,
                 kind_names=LIST_KIND_LABELS, diff=diff, diff_shown=DIFF_SHOWN, show=show,
                 pager=pager.counted(total), added=set(diff["added"]) if show != "added" else set(),
                 changed=set(diff["changed"]))
@@ -122,12 +157,28 @@ def notices(request: Request) -> Response:
             total = by_status.get(q["status"], 0) if q["status"] else sum(by_status.values())
         else:
             total = int(session.execute(sa_select(func.count()).select_from(Notice).where(*where)).scalar_one())
+        if fmt := export_format(request):
+            every = session.exec(select(Notice).where(*where).order_by(col(Notice.id).desc()).limit(EXPORT_MAX)).all()
+            return download(fmt, "通知", "通知（发件箱）", NOTICE_COLUMNS, [notice_cells(n) for n in every],
+                            ctx.clock.today())
         rows = session.exec(select(Notice).where(*where).order_by(col(Notice.id).desc())
                             .offset(pager.offset).limit(pager.per_page)).all()
         kinds = sorted(set(NOTICE_KINDS) | ({q["kind"]} if q["kind"] else set()))  # no DISTINCT scan of the outbox
     return page(request, "notices.html", user, notices=rows, q=q, labels=NOTICE_STATUS_LABELS, programs=programs,
                 by_status=by_status, kinds=kinds, pager=pager.counted(total),
                 can_resend=user.role == Role.PROGRAM_MANAGER)
+
+
+NOTICE_COLUMNS = ("编号", "类型", "收件人", "邮箱", "状态", "尝试", "创建", "发送", "错误")
+
+
+def notice_cells(n: Notice) -> tuple[str, ...]:
+    """A notice as the outbox page's row reads it."""
+    def at(d: datetime | None) -> str:
+        return d.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if d else ""
+    return (str(n.id), NOTICE_KIND_LABELS.get(n.kind, "通知"), n.recipient_name, n.email or "",
+            NOTICE_STATUS_LABELS.get(n.status.value, n.status.value), str(n.attempts), at(n.created_at),
+            at(n.sent_at), n.last_error or "")
 
 
 async def resend_notices(request: Request) -> Response:
@@ -141,6 +192,28 @@ async def resend_notices(request: Request) -> Response:
     flash(request, f"已重新排队 {count} 条通知" + ("" if count == len(ids) else f"（{len(ids) - count} 条不可重发或仍无邮箱）"))
     back = str(form.get("back") or "")
     return RedirectResponse(back if back.startswith("/notices") else "/notices", status_code=303)
+
+
+# The printed letters are the e-mails' HTML: inline styles only, no script, nothing loaded from anywhere.
+LETTERS_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'"
+
+
+async def print_notices(request: Request) -> Response:
+    """The manager's 打印无邮箱通知: the program's letters nobody can e-mail, one per A4 page, marked printed."""
+    ctx = web(request)
+    user, form = await posted_form(request, ctx.engine, Role.PROGRAM_MANAGER)
+    slug = str(form.get("program") or "")
+    if not slug:
+        raise HTTPException(400, "请先选择项目")
+    try:
+        batch = await run_in_threadpool(lambda: print_no_address(ctx.engine, slug, clock=ctx.clock, actor=user.name,
+                                                                 role=user.role, again=form.get("again") == "1"))
+    except UnknownProgram as exc:
+        raise HTTPException(404, f"没有项目 {slug}") from exc
+    if not batch.notice_ids:
+        flash(request, f"{batch.program_name}：没有待打印的无邮箱通知")
+        return RedirectResponse(f"/notices?program={quote(slug)}&status=no_address", status_code=303)
+    return HTMLResponse(batch.html, headers={"Content-Security-Policy": LETTERS_CSP})
 
 
 def _few(session: Session, column: Any, value: str, cap: int = 20_000) -> bool:
@@ -170,6 +243,10 @@ def audit(request: Request) -> Response:
     pager = page_of("/audit", request.query_params, q)
     with Session(ctx.engine) as session:
         programs = session.exec(select(Program).order_by(col(Program.slug))).all()
+        typed = q["actor"]
+        if q["actor"]:  # staff type the name they read (李审核), the trail keeps the login
+            q["actor"] = session.exec(select(User.name).where(
+                or_(col(User.name) == q["actor"], col(User.display_name) == q["actor"]))).first() or q["actor"]
         query = select(AuditEvent).order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
         # Newest first is a walk down the time index that stops at the page. Left to itself, SQLite (no
         # statistics) would rather fetch every row of the program's or the user's index and sort them —
@@ -189,9 +266,55 @@ def audit(request: Request) -> Response:
             query = query.where((actor if as_is else actor.concat("")) == q["actor"])
         for condition in _since_until(q, col(AuditEvent.at)):
             query = query.where(condition)
-        events = session.exec(query.offset(pager.offset).limit(pager.per_page + 1)).all()
+        if fmt := export_format(request):
+            events = session.exec(query.limit(EXPORT_MAX)).all()
+        else:
+            events = session.exec(query.offset(pager.offset).limit(pager.per_page + 1)).all()
+        shown = events if fmt else events[:pager.per_page]
+        names = entity_names(session, ((e.entity, e.entity_id) for e in shown))
+        actors = people(session, (e.actor for e in shown))
+    rows = [AuditRow(e, names.get((e.entity, e.entity_id), ""),
+                     actors.get(e.actor) or f"{e.actor}（{ROLE_LABELS.get(e.role.value, '')}）") for e in shown]
+    if fmt:
+        return download(fmt, "审计日志", "审计日志", AUDIT_COLUMNS, [r.cells() for r in rows], ctx.clock.today())
     entities = dict(AUDIT_ENTITY_LABELS)
     if q["entity"] and q["entity"] not in entities:
         entities[q["entity"]] = q["entity"]
-    return page(request, "audit.html", user, events=events[:pager.per_page], q=q, programs=programs,
+    return page(request, "audit.html", user, events=rows, q=q, typed_actor=typed, programs=programs,
                 entities=entities, pager=pager.probed(len(events)))
+
+
+AUDIT_COLUMNS = ("时间", "对象", "操作", "状态变化", "操作人", "理由")
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """An audit row as people read it: what was acted on by name, who by name, the reason in Chinese."""
+
+    event: AuditEvent
+    name: str  # the institution of an application, a gate's title, ... ('' when the row is gone or unnamed)
+    actor: str  # 王科长（和平区医疗保障局）, 系统
+
+    @property
+    def what(self) -> str:
+        kind = AUDIT_ENTITY_LABELS.get(self.event.entity, "记录")
+        return f"{kind} · {self.name}" if self.name else f"{kind}（第{self.event.entity_id}号）"
+
+    @property
+    def action(self) -> str:
+        return AUDIT_ACTION_LABELS.get(self.event.action, "其他操作")
+
+    @property
+    def change(self) -> str:
+        e = self.event
+        before = entity_state_label(e.entity, e.from_state) if e.from_state else "—"
+        after = entity_state_label(e.entity, e.to_state) if e.to_state else "—"
+        return f"{before} → {after}"
+
+    @property
+    def reason(self) -> str:
+        return reason_text(self.event.reason)
+
+    def cells(self) -> tuple[str, ...]:
+        at = self.event.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+        return (at, self.what, self.action, self.change, self.actor, self.reason)

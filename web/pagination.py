@@ -48,6 +48,10 @@ class Page:
             params.append(("per_page", str(self.per_page)))
         return f"{self.path}?{urlencode(params)}"
 
+    def export_url(self, fmt: str) -> str:
+        """The same filters as a file (web/exports.py): every matching row, not this page's."""
+        return f"{self.path}?{urlencode([*self.params, ('format', fmt)])}"
+
     def counted(self, total: int) -> Page:
         return Page(self.number, self.per_page, total, self.path, self.params)
 

@@ -24,6 +24,7 @@ from models.labels import (
     entity_state_label,
 )
 from models.program import User
+from models.reasons import reason_text
 from web.auth import csrf_token
 from web.queries import GateItemCache
 from web.snapshots import OverviewCache
@@ -52,6 +53,7 @@ def make_templates() -> Jinja2Templates:
     templates.env.filters["actor"] = lambda name: ROLE_LABELS["system"] if name == "system" else name
     templates.env.filters["action"] = lambda a: AUDIT_ACTION_LABELS.get(str(a), str(a))
     templates.env.filters["dt"] = _local_time
+    templates.env.filters["reason"] = reason_text
     return templates
 
 

@@ -26,6 +26,7 @@ from models.program_definition.approval import (
     Invitee,
 )
 from models.program_definition.base import SHANGHAI, RuleViolations, WindowState
+from models.program_definition.letters import Issuer
 from models.program_definition.loading import (
     ProgramFileError,
     load_program_file,
@@ -46,6 +47,7 @@ __all__ = [
     "GateDeadlines",
     "GateReminders",
     "Invitee",
+    "Issuer",
     "MarkupRules",
     "MinDrugCount",
     "PhaseName",

@@ -33,6 +33,7 @@ from models.program_definition.base import (
     _region_prefix,
     _Strict,
 )
+from models.program_definition.letters import Issuer
 from models.program_definition.phases import _PHASE_ORDER, PhaseName, PhaseSpec
 from models.program_definition.rules import Rules
 
@@ -135,6 +136,9 @@ class ProgramDefinition(_Strict):
     batching: BatchRule
     gates: GateDeadlines
     rules: Rules
+    # Who signs the letters (issue #19). Optional so a definition stored before it keeps loading; every
+    # shipped program file gives it, and letters without it are signed by the region's 医疗保障局.
+    issuer: Issuer | None = None
     sources: list[NonEmptyStr] = Field(min_length=1)
 
     @field_validator("slug")

@@ -128,7 +128,7 @@ def decide_enforcement(ctx: DecisionContext) -> None:
                 _set_application(s, program.id, case.subject_id, "disqualify", ctx)
                 s.flush()
                 publish_list(s, program, defn, "institutions", clock=ctx.clock, actor=ctx.user.name,
-                             reason=f"gate {ctx.gate.id}")
+                             reason=f"经审批：{ctx.gate.title}")
             else:
                 _disqualify_enterprise(ctx, program, defn, case, violation, today)
         s.add(case)

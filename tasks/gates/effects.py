@@ -170,7 +170,7 @@ def _approve_list(ctx: DecisionContext) -> None:
             raise GateError("清单内容在送审后已变化，请等待新的审批事项 / the list changed after this gate was opened; "
                             "approve the newer list gate instead")
         publish_list(ctx.session, program, defn, "drugs", clock=ctx.clock, actor=ctx.user.name,
-                     reason=f"gate {ctx.gate.id}")
+                     reason=f"经审批：{ctx.gate.title}")
 
 
 def _confirm_alliance(ctx: DecisionContext) -> None:

@@ -49,6 +49,7 @@ from models.clock import Clock
 from models.enrollment import Institution
 from models.operations import Payment, PurchaseOrder, QuarterlyReport
 from models.outbox import Notice
+from models.people import addressee
 from models.program import Program, User
 from models.program_definition import ProgramDefinition
 from models.states import InstitutionCategory, InstitutionKind, Role, category_of
@@ -323,10 +324,10 @@ def _calendar_unpublished(run: _Run) -> _Due[Any]:
     if year is None:
         return _Due(CALENDAR_UNPUBLISHED, [], lambda key, r: run.draft(key, CALENDAR_UNPUBLISHED, "user", 0, "", None, {}))
     managers = run.session.execute(
-        select(USR.c.id, USR.c.name, USR.c.display_name, USR.c.email, USR.c.program_slugs)
+        select(USR.c.id, USR.c.display_name, USR.c.unit, USR.c.email, USR.c.program_slugs)
         .where(USR.c.role == Role.PROGRAM_MANAGER.value, USR.c.active.is_(True)).order_by(USR.c.id)).tuples()
-    mine = [(int(i), display or name, email) for i, name, display, email, slugs in managers
-            if not slugs or run.program.slug in slugs]
+    mine = [(int(i), addressee(display_name=display, unit=unit) if display or unit else "项目管理员", email)
+            for i, display, unit, email, slugs in managers if not slugs or run.program.slug in slugs]
 
     def build(key: str, m: tuple[int, str, str | None]) -> NoticeDraft:
         return run.draft(key, CALENDAR_UNPUBLISHED, "user", m[0], m[1], m[2], {"manager_name": m[1], "year": year})
@@ -338,14 +339,15 @@ def _reviewers(run: _Run) -> list[_Reviewer]:
     """Active district reviewers responsible for at least one of the program's districts (few rows)."""
     ours = {d.name for d in run.defn.districts}
     rows = run.session.execute(
-        select(USR.c.id, USR.c.name, USR.c.display_name, USR.c.districts, USR.c.email)
+        select(USR.c.id, USR.c.display_name, USR.c.unit, USR.c.districts, USR.c.email)
         .where(USR.c.role == Role.DISTRICT_REVIEWER.value, USR.c.active.is_(True)).order_by(USR.c.id)
     ).tuples()
     out = []
-    for user_id, name, display, districts, email in rows:
+    for user_id, display, unit, districts, email in rows:
         mine = frozenset(districts or ()) & ours
-        if mine:
-            out.append(_Reviewer(int(user_id), display or name, mine, email))
+        if mine:  # addressed by unit and name, never by the login name (issue #19)
+            out.append(_Reviewer(int(user_id), addressee(display_name=display, unit=unit, districts=sorted(mine)),
+                                 mine, email))
     return out
 
 

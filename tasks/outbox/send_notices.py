@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.utils import parseaddr
 from typing import Any, TypeVar
 
@@ -49,31 +49,58 @@ from tasks.outbox.leases import (
 T = TypeVar("T")
 
 
-def _program_names(engine: Engine, ids: Iterable[int | None]) -> dict[int, str]:
+@dataclass(frozen=True)
+class Letterhead:
+    """What a program's letters say about their sender: its name, the issuing office, the 文号 pattern, the contact."""
+
+    program_name: str
+    office: str = ""
+    document_number: str = ""  # the pattern, {year} and {number}
+    contact: str = ""
+    phone: str = ""
+
+    def context(self, notice_id: int, day: date) -> dict[str, str]:
+        number = self.document_number.format(year=day.year, number=notice_id) if self.document_number else ""
+        return {"issuer_office": self.office, "document_number": number, "contact_name": self.contact,
+                "contact_phone": self.phone}
+
+
+def program_letterheads(engine: Engine, ids: Iterable[int | None]) -> dict[int, Letterhead]:
+    """Each program's letterhead, read from its stored definition's `issuer` (empty fields when it has none)."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
     program = SQLModel.metadata.tables["program"]
+    out = {}
     with engine.connect() as conn:
-        return {r.id: r.name for r in conn.execute(select(program.c.id, program.c.name)
-                                                   .where(program.c.id.in_(wanted)))}
+        for r in conn.execute(select(program.c.id, program.c.name, program.c.definition)
+                              .where(program.c.id.in_(wanted))):
+            issuer = (r.definition or {}).get("issuer") or {}
+            out[int(r.id)] = Letterhead(r.name, str(issuer.get("office", "")), str(issuer.get("document_number", "")),
+                                        str(issuer.get("contact", "")), str(issuer.get("phone", "")))
+    return out
 
 
-def render_context(row: ClaimedNotice | Notice, program_names: Mapping[int, str]) -> dict[str, Any]:
+def render_context(row: ClaimedNotice | Notice, program_names: Mapping[int, str | Letterhead]) -> dict[str, Any]:
     """The stored context plus what every template gets; stored values win.
 
     `today` is the day the notice was written, not the day it is sent, so a letter resent after an
-    outage carries its original date (as a re-sent paper letter would).
+    outage carries its original date (as a re-sent paper letter would). The letterhead (issuing office,
+    文号 numbered by the notice's id, contact person and phone) comes from the program file.
     """
     ctx = dict(row.context or {})
     ctx.setdefault("recipient_name", row.recipient_name)
     ctx.setdefault("today", local_date(row.created_at).isoformat())
+    head = program_names.get(row.program_id) if row.program_id is not None else None
+    if isinstance(head, Letterhead):
+        for k, v in head.context(int(row.id or 0), date.fromisoformat(str(ctx["today"])[:10])).items():
+            ctx.setdefault(k, v)
     if "program_name" not in ctx:
-        ctx["program_name"] = program_names.get(row.program_id, "") if row.program_id is not None else ""
+        ctx["program_name"] = (head.program_name if isinstance(head, Letterhead) else head) or ""
     return ctx
 
 
-async def _prepare(chunk: Chunk, sender: str, program_names: Mapping[int, str], when: datetime,
+async def _prepare(chunk: Chunk, sender: str, program_names: Mapping[int, Letterhead], when: datetime,
                    files: Mapping[int, tuple[bytes, str]] | None = None) -> None:
     """Render and build the chunk's messages; a notice that cannot be rendered is a permanent failure.
 
@@ -118,14 +145,14 @@ class _Policy:
 
 
 def _claim_rows(engine: Engine, clock: Clock,
-                policy: _Policy) -> tuple[Chunk, dict[int, str], datetime, dict[int, tuple[bytes, str]] | None]:
+                policy: _Policy) -> tuple[Chunk, dict[int, Letterhead], datetime, dict[int, tuple[bytes, str]] | None]:
     # One reading of the clock for the whole step (the installation's clock is a database read).
     now = clock.now()
     at = FixedClock(now)
     reclaimed, dead = reclaim_expired(engine, clock=at, max_attempts=policy.max_attempts)
     rows = claim(engine, clock=at, batch_size=policy.batch_size, lease=policy.lease)
     chunk = Chunk(rows, rows[0].lease if rows else None, reclaimed=reclaimed, dead=dead)
-    names = _program_names(engine, (r.program_id for r in rows if "program_name" not in r.context)) if rows else {}
+    names = program_letterheads(engine, (r.program_id for r in rows)) if rows else {}
     # Only a chunk holding a notice with attachments pays for the query (a reminder run never does).
     refs = attachment_refs(r.context for r in rows if "attachments" in r.context)
     return chunk, names, now, load_report_files(engine, refs) if refs else None

@@ -184,7 +184,7 @@ def carry_over_overdue(t: _Tick) -> None:
     for gate in overdue:
         undecided = [i for i in gate.items if str(i) not in gate.decision.get("items", {})]
         new, record = GATE.apply(gate.id or 0, gate.state, "expire", actor="system", role=Role.SYSTEM,
-                                 at=t.clock.now(), reason="overdue after the window closed", program_id=t.pid,
+                                 at=t.clock.now(), reason="申报窗口关闭后逾期未决定，未决定的申请转入下一批", program_id=t.pid,
                                  data={"carried_over": undecided})
         t.session.execute(update(Gate).where(Gate.id == gate.id, Gate.version == gate.version)  # type: ignore[arg-type]
                           .values(state=new, version=gate.version + 1))

@@ -16,6 +16,7 @@ from notifications.render import (
     CONTEXT_KEYS,
     KINDS,
     Attachment,
+    LETTERHEAD_KEYS,
     RenderedNotice,
     build_message,
     cn_date,
@@ -80,7 +81,7 @@ def test_templates_use_only_the_keys_declared_for_their_kind_and_use_all_of_them
         name = f"{kind}{suffix}"
         source = env.loader.get_source(env, name)[0]
         used |= meta.find_undeclared_variables(env.parse(source))
-    declared = CONTEXT_KEYS[kind] | COMMON_KEYS
+    declared = CONTEXT_KEYS[kind] | COMMON_KEYS | set(LETTERHEAD_KEYS)
     assert used - {"LABELS", "m"} <= declared  # m: the macros module each child imports
     # program_name / recipient_name / today may come only from the shared layout and footer.
     assert CONTEXT_KEYS[kind] <= used
@@ -96,7 +97,7 @@ def test_lenient_mode_renders_a_missing_key_empty_and_logs_it(caplog):
     del ctx["gate_title"]
     with caplog.at_level(logging.WARNING, logger="notifications.render"):
         rendered = render_notice("gate_waiting", ctx)
-    assert "待办：（37项" in rendered.subject
+    assert rendered.subject.endswith("｜沈阳市集采药品“三进”工作（2025）｜")  # the title left empty
     assert any("gate_title" in r.getMessage() for r in caplog.records)
 
 
@@ -129,8 +130,10 @@ def test_html_is_self_contained_with_inline_css_only(kind):
 
 def test_the_alliance_letter_follows_the_seed_title_and_letter_form():
     r = render_notice("alliance_invitation", sample("alliance_invitation"), strict=True)
-    # Seed 000 五(一)1: 《沈阳市医疗保障局关于邀请组建“三进”集采药品清单联盟的函》
-    assert r.subject == "沈阳市医疗保障局关于邀请组建“三进”集采药品清单联盟的函"
+    # Seed 000 五(一)1: 《沈阳市医疗保障局关于邀请组建“三进”集采药品清单联盟的函》 — the letter's title;
+    # the subject puts the point first (issue #19)
+    assert r.subject.startswith("邀请加入“三进”集采药品清单联盟｜")
+    assert r.text.startswith("沈阳市医疗保障局关于邀请组建“三进”集采药品清单联盟的函")
     assert r.text.index("大连市医疗保障局：") < r.text.index("特此函达。")
     assert "请贵局于2025年8月15日前" in r.text
     assert "沈阳市医疗保障局\n2025年8月7日" in r.text
@@ -160,6 +163,7 @@ def test_application_decision_says_what_happens_next(decision, level, can_reappl
 )
 def test_enforcement_notice_names_the_action(action, label):
     r = render_notice("enforcement_notice", {**sample("enforcement_notice"), "action": action}, strict=True)
+    assert r.subject.startswith(f"{label}措施通知｜")
     assert r.subject.endswith(f"关于对沈阳市于洪区益康诊所采取{label}措施的通知")
 
 
@@ -405,3 +409,39 @@ def test_an_address_that_cannot_go_in_a_header_is_refused(address):
     rendered = render_notice("gate_waiting", sample("gate_waiting"), strict=True)
     with pytest.raises(ValueError):
         build_message({"email": address, "recipient_name": "刘洋"}, rendered, SENDER, "<x@y>")
+
+
+LETTERHEAD = {"issuer_office": "沈阳市医疗保障局", "document_number": "沈医保函〔2025〕1042号",
+              "contact_name": "价格招采处 王科长", "contact_phone": "024-22856712"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_subject_says_its_point_within_20_characters_before_the_program_name(kind):
+    """A phone's preview shows the first ~20 characters: the point comes first, the program after it (issue #19)."""
+    subject = render_notice(kind, {**sample(kind), "due_provisional": True}, strict=True).subject
+    assert PROGRAM in subject
+    assert len(subject.split(PROGRAM)[0].rstrip("｜")) <= 20, subject
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_letter_carries_the_issuing_office_contact_person_and_phone(kind):
+    r = render_notice(kind, {**sample(kind), **LETTERHEAD}, strict=True)
+    for body in (r.text, r.html):
+        assert "价格招采处 王科长" in body and "024-22856712" in body and "沈阳市医疗保障局" in body
+        assert "沈医保函〔2025〕1042号" in body or kind != "alliance_invitation"
+        # nothing asks to answer through the system above a footer that says the system takes no replies
+        assert "通过本系统回复" not in body and "请勿直接回复" not in body
+        assert "系统不接收回复邮件" in body
+
+
+def test_the_alliance_letter_carries_its_document_number_and_asks_for_a_reply_by_letter():
+    r = render_notice("alliance_invitation", {**sample("alliance_invitation"), **LETTERHEAD}, strict=True)
+    lines = r.text.splitlines()
+    assert lines[0].endswith("联盟的函") and lines[1] == "沈医保函〔2025〕1042号"
+    assert "前函复我局是否同意加入联盟（联系人：价格招采处 王科长，联系电话：024-22856712）" in r.text
+    assert r.html.index("沈医保函〔2025〕1042号") < r.html.index("大连市医疗保障局：")
+
+
+def test_a_letter_without_a_letterhead_points_to_the_local_bureau():
+    r = render_notice("application_decision", sample("application_decision"), strict=True)
+    assert "联系人：" not in r.text and "请联系所在地医疗保障部门" in r.text

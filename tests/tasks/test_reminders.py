@@ -285,7 +285,8 @@ def test_the_quarterly_reminder_goes_once_per_quarter_and_only_in_its_first_mont
     report = send_reminders(engine, SLUG, clock=clock_at(2025, 10, 9, 8))
     assert report.quarter_reminded == (2025, 3)
     notices = _notices(engine, "quarterly_report_reminder")
-    assert sorted(n.recipient_name for n in notices) == ["hp", "sh"]
+    # addressed by their districts' bureau, never by the login names "hp" and "sh" (issue #19)
+    assert sorted(n.recipient_name for n in notices) == ["和平区医疗保障局", "大东区、沈河区医疗保障局"]
     assert {(n.context["year"], n.context["quarter"], n.context["due_on"]) for n in notices} == {
         (2025, 3, "2025-10-31")}
     _run(engine, 2025, 10, 20)

@@ -155,7 +155,7 @@ def test_a_declaration_gate_shows_the_enterprise_its_products_and_findings(engin
                                                            f"reason_{first.items[0]}": "承诺函未盖章",
                                                            "csrf_token": csrf_of(manager_client, "/inbox")})
     after = manager_client.get(f"/gates/{first.id}").text
-    assert "已驳回（manager）" in after and "承诺函未盖章" in after
+    assert "已驳回（项目管理员）" in after and "承诺函未盖章" in after
 
 
 def test_a_list_approval_gate_shows_the_diff_to_publish_and_refuses_a_stale_list(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 from starlette.testclient import TestClient
@@ -73,10 +74,57 @@ def test_no_page_shows_a_raw_code(world: World, client: TestClient) -> None:
     pages = ["/", f"/programs/{SLUG}", f"/programs/{SLUG}/lists", f"/programs/{SLUG}/laggards", "/inbox",
              "/notices", "/notices?status=no_address", "/audit", f"/audit?program={SLUG}&entity=application",
              f"/lists/{version}", *(f"/gates/{g}" for g in gates)]
+    # and what the pages export: the same rows as files (issue #19)
+    exports = [f"/programs/{SLUG}/lists?format=csv", f"/programs/{SLUG}/laggards?format=csv", "/notices?format=csv",
+               "/audit?format=csv", "/inbox?format=csv", *(f"/gates/{g}?format=csv" for g in gates)]
+    logins = set(world.reviewers.values())
     shown = {}
-    for path in pages:
+    for path in pages + exports:
         response = client.get(path)
         assert response.status_code == 200, path
-        if raw := _raw_codes(response.text):
+        text = response.text if "format=" not in path else _as_html(response.content.decode("utf-8-sig"))
+        raw = _raw_codes(text) + [name for name in logins if name in _visible(text)]
+        if raw:
             shown[path] = sorted(set(raw))[:10]
-    assert not shown, f"raw codes shown to a person: {shown}"
+    assert not shown, f"raw codes or login names shown to a person: {shown}"
+
+
+def _visible(html: str) -> str:
+    parser = _VisibleText()
+    parser.feed(html)
+    return " ".join(parser.chunks)
+
+
+def _as_html(csv_text: str) -> str:
+    """A CSV's cells as table cells, so the same check reads them."""
+    import csv
+    import io
+    from html import escape
+
+    return "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
+                   for row in csv.reader(io.StringIO(csv_text)))
+
+
+LETTERHEAD = {"issuer_office": "沈阳市医疗保障局", "document_number": "沈医保函〔2025〕1042号",
+              "contact_name": "价格招采处 王科长", "contact_phone": "024-22856712"}
+
+
+@pytest.mark.parametrize("kind", sorted(labels.NOTICE_KIND_LABELS))
+def test_no_letter_shows_a_raw_code(kind: str) -> None:
+    """Every letter template, rendered as sent: subject, text and HTML say words, never codes."""
+    from notifications.render import render_notice
+    from tests.notifications.samples import sample
+
+    rendered = render_notice(kind, {**sample(kind), **LETTERHEAD}, strict=True)
+    found = {part: raw for part, raw in (
+        ("subject", _raw_codes(f"<p>{rendered.subject}</p>")),
+        ("text", _raw_codes("".join(f"<p>{line}</p>" for line in rendered.text.splitlines()))),
+        ("html", _raw_codes(rendered.html))) if raw}
+    assert not found, f"{kind}: raw codes in the letter: {found}"
+
+
+def test_the_check_catches_a_raw_code_in_a_letter() -> None:
+    """The check itself can fail: a code in a cell or inside a sentence is found."""
+    assert set(_raw_codes("<td>start_running</td>")) == {"start_running"}
+    assert _raw_codes("<p>结果：city_approve。</p>") == ["city_approve"]
+    assert _raw_codes("<p>已批准</p>") == []

@@ -67,12 +67,12 @@ def test_the_audit_trail_is_paged_and_filterable_by_program_entity_user_and_date
     mine = f"/audit?program={SLUG}&entity=application&actor=alice&since=2025-09-25&until=2025-09-25"
     first = client.get(mine).text
     assert first.count("alice（") == 50 and "bob（" not in first and 'rel="next"' in first
-    assert "机构申请 #129" in first  # newest first
+    assert "机构申请（第129号）" in first  # newest first; no such application, so its number stands in
     second = client.get(mine + "&page=2").text
     assert second.count("alice（") == 15 and 'rel="next"' not in second and 'rel="prev"' in second
     assert "没有符合条件的记录" in client.get(mine.replace("2025-09-25&until", "2025-09-26&until")).text
     one = client.get("/audit?entity=application&entity_id=7").text
-    assert "机构申请 #7</td>" in one and one.count("<tr><td>") == 1
+    assert "机构申请（第7号）</td>" in one and one.count("<tr><td>") == 1
     assert client.get("/audit?page=-1").status_code == 400
 
 

@@ -25,3 +25,9 @@ document.addEventListener("click", function (event) {
   }
   if (!window.confirm(message)) { event.preventDefault(); }
 });
+
+// "打印本页": the browser's print dialog; the print styles (app.css @media print) drop navigation and forms.
+document.addEventListener("click", function (event) {
+  var button = event.target && event.target.closest && event.target.closest("[data-print]");
+  if (button) { window.print(); }
+});
