@@ -232,6 +232,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                        "calamine_read_seconds": round(floor, 2),
                        "calamine_rows_per_second": round(n_orders / floor) if floor else None},
             "pass": {"seconds": round(pass_seconds, 2), "opened": first.opened, "by_rule": by_rule,
+                     "step_seconds": first.seconds, "rerun_step_seconds": second.seconds,
                      "rerun_seconds": round(rerun_seconds, 2), "rerun_opened": second.opened,
                      "rerun_closed": second.closed, "violations": violations},
             "plain_sql": baseline,

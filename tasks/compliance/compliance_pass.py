@@ -6,6 +6,7 @@ is gone closes with the date and reason; every opening and closing is in the aud
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ class PassResult:
     slug: str
     outcomes: list[RuleOutcome] = field(default_factory=list)
     payables_created: int = 0
+    # Wall seconds per step ("derive", then each rule's value): where a slow pass spends its time.
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def opened(self) -> int:
@@ -86,6 +89,7 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
             # Every statement of the pass is set-based over the whole program: hash and merge joins. A nested
             # loop chosen from statistics older than the pass's own writes probed tables row by row for minutes.
             conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+        started = time.perf_counter()
         ctx = PassContext(program_id, defn.rules, clock.today(), clock.now(), working_days_for(conn, defn))
         refresh_order_completion(conn, program_id)
         result.payables_created = refresh_payables(
@@ -95,11 +99,14 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
         alerts = {ViolationRule.PRICE_ALERT_RED, ViolationRule.PRICE_ALERT_YELLOW, ViolationRule.PRICE_ALERT_BLUE}
         if rules is None or alerts & set(rules):
             prices.create_price_reference(conn, ctx)  # once for the three bands
+        result.seconds["derive"] = round(time.perf_counter() - started, 3)
         for rule, finder in _finders(ctx, conn):
             if rules is not None and rule not in rules:
                 continue
+            started = time.perf_counter()
             result.outcomes.append(reconcile_rule(conn, program_id, rule, finder(), today=ctx.today,
                                                   now=ctx.now, close_reason=CLOSE_REASONS[rule]))
+            result.seconds[rule.value] = round(time.perf_counter() - started, 3)
         drop_finding_table(conn)
         prices.drop_price_reference(conn)
     return result

@@ -253,6 +253,8 @@ def test_a_province_on_a_prefect_server_with_two_workers_survives_a_killed_worke
         last = _workers_that_ran(topology, city.flow_run_id)
         victim = sorted(last)[0] if last else "worker-1"
         survivor = "worker-2" if victim == "worker-1" else "worker-1"
+        for pid in _children(workers[victim].pid):  # none while the run waits suspended (checked above)
+            os.kill(pid, signal.SIGKILL)
         _stop(workers[victim], signal.SIGKILL)
 
         out = topology.run(str(BIN / "sanjin"), "gate", "decide", str(city.id), "--approve-rest", "--as", "manager")
@@ -325,3 +327,72 @@ def _batch_running(engine: Any) -> bool:
 def _counts(engine: Any) -> dict[str, int]:
     with engine.connect() as conn:
         return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in metadata.sorted_tables}
+
+
+def test_a_run_lost_with_its_machine_while_running_is_marked_crashed_and_replaced_within_minutes(
+        tmp_path: Path, prefect_database: dict[str, str], app_engine: Any) -> None:
+    """The worker and its flow process are SIGKILLed while the run reconciles: Prefect would show it Running for
+    ever. Its heartbeats stop; the pool's automation marks it Crashed and starts the deployment again."""
+    from tasks.programs import lock_program
+
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+           **prefect_database, "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "INFO",
+           "SANJIN_DATABASE_URL": app_engine.url.render_as_string(hide_password=False),
+           "SANJIN_HOME": str(tmp_path / "home"), "SANJIN_CLOCK": "database", "SANJIN_MAILER": "maildir",
+           "SANJIN_MAILDIR": str(tmp_path / "maildir")}
+    program = make_program(app_engine, SLUG)
+    make_reviewers(app_engine, ["和平区"])
+    make_applications(app_engine, program, [make_institution(app_engine, district="和平区")],
+                      submitted_at=shanghai(2025, 9, 12, 10))
+    clock = DatabaseClock(app_engine)
+    clock.set(shanghai(2025, 9, 12, 12))
+    reconcile_enrollment(app_engine, SLUG, clock=clock)
+    clock.set(shanghai(2025, 9, 20, 9))
+
+    topology = Topology(tmp_path, env)
+    try:
+        topology.start("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)])
+        _wait_for(lambda: _healthy(api), timeout=180, what="the Prefect server")
+        worker = topology.start("worker-1", [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name",
+                                             "worker-1", "--type", "process"])
+        topology.run(str(BIN / "sanjin"), "deploy", "--pool", POOL, "--program", SLUG, "--heartbeat", "30")
+        _schedules_off(api)
+        deployment = _api(api, f"/deployments/name/institution-enrollment/{SLUG}-enrollment-gates@{POOL}")
+        with Session(app_engine) as holder:  # the program lock held here: the run stays in its reconciliation
+            assert program.id is not None
+            lock_program(holder, program.id)
+            lost = _api(api, f"/deployments/{deployment['id']}/create_flow_run", {})["id"]
+            _wait_for(lambda: _state(api, lost)[0] == "RUNNING", timeout=120, what="the run to be running")
+            time.sleep(3)  # its first heartbeat is out
+            flow_processes = _children(worker.pid)  # started in a session of their own: not in the worker's group
+            assert flow_processes, "the running run has no process on the worker"
+            for pid in flow_processes:  # the machine is lost: the flow process and the worker, SIGKILLed by PID
+                os.kill(pid, signal.SIGKILL)
+            _stop(worker, signal.SIGKILL)
+            holder.rollback()
+        killed = time.monotonic()
+        topology.start("worker-2", [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", "worker-2",
+                                    "--type", "process"])
+        _wait_for(lambda: _state(api, lost)[0] == "CRASHED", timeout=240, what="the lost run to be marked crashed")
+        noticed = time.monotonic() - killed
+        gate = _wait_for(lambda: _open_gate(app_engine, GateKind.DISTRICT_REVIEW), timeout=180,
+                         what="a replacement run to open the district gate and wait on it")
+        assert gate.flow_run_id != lost
+        replacement = _api(api, f"/flow_runs/{gate.flow_run_id}")
+        assert replacement["deployment_id"] == deployment["id"] and replacement["parameters"]["wait"] is True
+        _wait_for(lambda: _state(api, gate.flow_run_id) == ("PAUSED", "Suspended"), timeout=60,
+                  what="the replacement to wait suspended")
+        replaced = time.monotonic() - killed
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n" + "\n".join(f"--- {name}:\n{topology.log(name)[-3000:]}"
+                                                      for name in topology.logs)) from exc
+    finally:
+        topology.stop_all()
+    with Session(app_engine) as session:
+        assert session.execute(select(func.count()).select_from(Batch)).scalar_one() == 1
+        assert session.execute(select(func.count()).select_from(Gate)).scalar_one() == 1
+    print(f"\ncrash recovery (heartbeat 30 s): lost run marked crashed {noticed:.0f} s after the kill; "
+          f"its replacement waiting on the gate {replaced:.0f} s after")

@@ -14,6 +14,7 @@ from tasks.intake.spreadsheets import (
     read_table,
     read_table_bytes,
     read_upload,
+    stream_table_bytes,
 )
 from tests.factories_files import csv_bytes, write_xlsx
 
@@ -142,3 +143,20 @@ def test_an_upload_that_cannot_be_read_is_refused_as_a_whole_file(tmp_path):
 def test_rows_mixing_text_and_numbers_come_back_as_text(tmp_path):
     path = write_xlsx(tmp_path / "m.xlsx", ["a", "b", "c"], [[" x ", 13812345678, ""], ["y", "z", " "]])
     assert [r.cells for r in read_table(path).rows] == [("x", "13812345678", ""), ("y", "z", "")]
+
+
+@pytest.mark.parametrize(("text", "encoding"), [
+    ("名称,编码\n甲,1.38123E+10\n\n乙,2\n", "utf-8"),
+    ("\ufeff名称,编码\r\n甲,1\r\n", "utf-8"),
+    ("名称\t编码\r\n甲\t1\r\n", "gb18030"),
+    ("名称,编码\n甲,1\n", "utf-16"),
+])
+def test_an_export_read_row_by_row_is_the_same_sheet_as_read_whole(text: str, encoding: str) -> None:
+    """Large exports are read as a stream (the operations import); the rows, numbers, header and lossy cells
+    must be exactly what the whole-file reader gives."""
+    data = text.encode(encoding)
+    whole = read_table_bytes(data, "export.csv")
+    stream = stream_table_bytes(data, "export.csv")
+    rows = list(stream.rows)
+    assert (stream.header, stream.header_row, rows, stream.lossy) == (
+        whole.header, whole.header_row, whole.rows, set(whole.lossy))
