@@ -1,7 +1,7 @@
 """issued reports kept as versions, their files stored with them (issue #16)
 
 Revision ID: 0013_report_versions
-Revises: 0010_register
+Revises: 0012_enforcement_ladder
 Create Date: 2026-12-06 05:30:00
 
 reportversion holds every issued version of a program's report for a period (the quarterly statistics of seed 001
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0013_report_versions'
-down_revision = '0010_register'
+down_revision = '0012_enforcement_ladder'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """users carry the unit they work for; notices remember when they were printed (issue #19)
 
 Revision ID: 0017_staff_names
-Revises: 0010_register
+Revises: 0016_gate_reminders
 Create Date: 2026-12-06 05:30:00
 
 `user.unit` (e.g. 和平区医疗保障局) is shown beside the display name on pages, in the audit trail and in the
@@ -16,7 +16,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0017_staff_names'
-down_revision = '0010_register'
+down_revision = '0016_gate_reminders'
 branch_labels = None
 depends_on = None
 
