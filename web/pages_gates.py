@@ -200,7 +200,7 @@ def _decide(ctx: WebContext, gate: Gate, user: User, form: FormData) -> str:
 
 def _plain(resumed: str) -> str:
     """What a reviewer needs to know of the waiting run: flows/resume.py speaks to engineers, in two languages."""
-    if resumed.startswith("已唤醒"):
+    if any(word in resumed for word in ("已唤醒", "已重新排队", "即将运行", "已启动新的运行")):
         return "后续处理已自动继续。"
     return "决定已保存，系统将在下一次例行处理时继续后续工作。"
 
