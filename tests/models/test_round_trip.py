@@ -42,6 +42,7 @@ from models.operations import (
 )
 from models.outbox import Notice
 from models.program import AllianceInvitation, ClockSetting, ImportRecord, PhaseWindow, Program, User
+from models.progress import ProgramSnapshot
 from models.register import DesignationStatus, RegisterEntry
 from models.reports import ReportKind, ReportVersion
 from models.states import (
@@ -172,6 +173,8 @@ def build_graph(session: Session) -> list[SQLModel]:
                       content_hash="cd" * 32, figures={"tables": [{"scope": "辽宁省沈阳市", "rows": [["汇总", ["12.34"]]]}]},
                       xlsx=bytes(range(256)), html="<h1>集采药品“三进”相关数据统计表</h1>", file_stem="shenyang-2025-2025Q4-quarterly-v2",
                       generated_at=T_SHANGHAI, generated_by="manager", data_as_of=date(2026, 1, 20)))
+    add(ProgramSnapshot(program_id=program.id, day=date(2026, 1, 20), counts={"applied": 120, "batch_running": 3},
+                        taken_at=T_SHANGHAI))
     add(QuarterlyReport(program_id=program.id, year=2025, quarter=4, due_on=date(2026, 1, 31),
                         figures={"定点药店": {"参加集采药品医药机构数量": {"新增": 3, "累计": 10}}, "汇总": "12.34"},
                         submitted_at=T_MINUS5))

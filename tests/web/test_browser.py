@@ -106,7 +106,7 @@ def test_reviewers_then_the_manager_approve_and_the_served_flow_carries_the_batc
             asked = _accept_confirmations(page)
             _sign_in(page, base, "manager")
             assert _running(page, base) == "0"
-            assert page.locator("svg line.today").count() == 1
+            assert page.locator("#timeline svg line.today").count() == 1
             _shot(page, tmp_path, "1-overview-before")
             _sign_out(page)
 
