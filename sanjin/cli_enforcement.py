@@ -85,7 +85,8 @@ def enforcement_start(program: str, violation: int | None = typer.Option(None, "
                       institution: str | None = typer.Option(None, "--institution",
                                                              help="机构医保编码或名称 / insurance code or name"),
                       enterprise: str | None = typer.Option(None, "--enterprise", help="企业名称 / enterprise name"),
-                      reason: str | None = typer.Option(None, "--reason"), user: str = typer.Option(..., "--as")) -> None:
+                      reason: str | None = typer.Option(None, "--reason", help="立案理由 / why the ladder starts"),
+                      user: str = typer.Option(..., "--as", help="立案人（项目管理员或所在区县审核员） / who starts it")) -> None:
     """人工启动处理程序：引用违规或说明理由，开启第一步的审批事项 / start a ladder by hand, citing a violation or a reason."""
     from tasks.enforcement.manual import start_ladder
 

@@ -117,7 +117,7 @@ def report_quarterly(program: str, quarter: str = typer.Argument(..., help="如 
 
 @report_app.command("summary")
 def report_summary(program: str, year: int = typer.Argument(..., min=2000, max=2100, help="如 2026 / e.g. 2026"),
-                   out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False),
+                   out: Path = typer.Option(Path("var/reports"), "--out", file_okay=False, help="输出目录 / the output folder"),
                    issue: bool = typer.Option(False, "--issue", help="存为新版本并报送 / store as a version and send it"),
                    actor: str | None = typer.Option(None, "--as", help="报送人（项目管理员） / the issuing manager")) -> None:
     """年度执行情况（宁夏方案：2026年12月底前报送） / the year-end summary per district and city, XLSX and HTML.

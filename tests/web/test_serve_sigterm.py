@@ -26,7 +26,8 @@ def test_sigterm_while_starting_stops_serve_and_its_temporary_prefect_server_qui
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(SANJIN_DATABASE_URL=sqlite_engine.url.render_as_string(hide_password=False),
                SANJIN_HOME=str(tmp_path / "home"), PREFECT_HOME=str(tmp_path / "prefect"),
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300")
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300",
+               PREFECT_LOGGING_LEVEL="INFO")  # the line awaited below is INFO; an earlier in-process demo lowers it
     err = tmp_path / "serve.err"
     with err.open("w") as stderr:
         proc = subprocess.Popen([str(SANJIN), "serve", "--port", str(free_port())], env=env,
