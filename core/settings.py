@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # From this day (MM-DD) on, staff are warned while next year's holiday schedule is not entered (issue 12).
     calendar_warning_from: str = Field(default="10-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
 
+    # ASVS V2.1.1: 12 characters; an installation may ask for more, never fewer than 8 (NIST SP 800-63B).
+    password_min_length: int = Field(default=12, ge=8, le=64)
+
     reminder_time: str = "08:30"  # Asia/Shanghai, daily reminder run (deploy/schedules.py validates it)
     mailer: Literal["smtp", "maildir"] = "smtp"
     maildir: Path = Field(default=Path("var/maildir"), description="where the maildir mailer writes")

@@ -87,6 +87,7 @@ AUDIT_ENTITY_LABELS = {
     "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
     "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施", "enforcement_case": "处理程序",
     "calendar": "节假日安排", "clock": "模拟时钟", "violation": "违规记录", "payment": "应付货款",
+    "user": "用户",
 }
 AUDIT_ACTION_LABELS = {
     "accept": "同意", "approve": "批准", "bar": "限制参与", "cancel": "取消", "city_approve": "市级审定通过",
@@ -99,6 +100,7 @@ AUDIT_ACTION_LABELS = {
     "submit": "提交", "create": "创建", "ignore": "忽略", "open": "开启", "select": "遴选", "update": "更新",
     "update_volumes": "更新采购量", "enter_schedule": "录入节假日安排", "set": "设定", "clear": "清除", "deadline_recomputed": "重新计算期限",
     "violation_opened": "发现违规", "violation_closed": "违规已消除",
+    "set_password": "修改密码", "disable": "停用", "lock": "登录失败过多已锁定", "unlock": "解除登录锁定",
 }
 
 # The outbox: one kind per letter (notifications/templates/<kind>.subject.txt).

@@ -27,6 +27,7 @@ from models.operations import (
 from models.outbox import Notice
 from models.program import AllianceInvitation, ClockSetting, ImportRecord, PhaseWindow, Program, User
 from models.register import RegisterEntry
+from models.signin import SignInThrottle, WebSession
 
 metadata = SQLModel.metadata
 
@@ -36,5 +37,5 @@ __all__ = [
     "EnterpriseDeclaration", "EnterpriseExit", "Gate",
     "ImportRecord", "Institution", "ListEntry", "ListVersion", "LowestPrice", "Notice", "Payment", "PhaseWindow",
     "PlatformAccount", "PriceReport", "Product", "Program", "PurchaseOrder", "QuarterlyReport", "RegisterEntry", "Review", "SalePrice",
-    "Selection", "Settlement", "User", "Violation", "metadata",
+    "Selection", "Settlement", "SignInThrottle", "User", "Violation", "WebSession", "metadata",
 ]

@@ -92,12 +92,13 @@ def user_add(name: str, role: Role = typer.Option(..., "--role"),
              district: list[str] = typer.Option([], "--district"),
              display_name: str | None = typer.Option(None, "--display-name"),
              password: str | None = typer.Option(None, "--password"),
-             email: str | None = typer.Option(None, "--email")) -> None:
-    """添加用户 / add a user (district reviewers need --district)."""
+             email: str | None = typer.Option(None, "--email"),
+             actor: str | None = typer.Option(None, "--as", help="操作人（默认为系统登录名） / who adds it")) -> None:
+    """添加用户（已有的用户名、未知区县、弱密码均被拒绝） / add a user (district reviewers need --district)."""
     from tasks.users import add_user
 
     user = add_user(_engine(), name, role, districts=district, display_name=display_name, password=password,
-                    email=email)
+                    email=email, actor=actor or _operator())
     console.print(f"{user.display_name or user.name}: {labels.ROLE_LABELS[user.role.value]} {'、'.join(user.districts)}")
 
 
@@ -362,6 +363,7 @@ def _mount_subcommands() -> None:
     from sanjin.cli_enforcement import enforcement_app, enterprise_bad_record, enterprise_exit
     from sanjin.cli_notices import notices_app, publish_command
     from sanjin.cli_reports import register_app, report_app
+    from sanjin.cli_users import mount as mount_user_commands
     from sanjin.cli_web import serve, serve_all
 
     app.command("web", help="启动管理与审批网页 / start the web app for managers and reviewers")(serve)
@@ -377,6 +379,7 @@ def _mount_subcommands() -> None:
     enterprise_app.command("exit")(enterprise_exit)
     enterprise_app.command("bad-record")(enterprise_bad_record)
     app.command("publish")(publish_command)
+    mount_user_commands(user_app)
 
 
 _mount_subcommands()

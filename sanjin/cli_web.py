@@ -12,7 +12,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="监听地址 / a
 
     from web.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, proxy_headers=True, server_header=False)
+    uvicorn.run(create_app(host=host), host=host, port=port, proxy_headers=True, server_header=False)
 
 
 def serve_all(

@@ -96,7 +96,7 @@ async def serve_forever(serve_plan: ServePlan, sock: socket.socket, *, limit: in
 
     from web.app import create_app
 
-    server = _uvicorn_server(app if app is not None else create_app(), serve_plan.host, serve_plan.port)
+    server = _uvicorn_server(app if app is not None else create_app(host=serve_plan.host), serve_plan.host, serve_plan.port)
     runner = Runner(name=f"sanjin-serve-{serve_plan.port}", pause_on_shutdown=True, limit=limit)
     try:
         for deployment in serve_plan.deployments:

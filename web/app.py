@@ -88,16 +88,20 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(engine: Engine | None = None, *, clock: Clock | None = None,
-               settings: WebSettings | None = None) -> Starlette:
-    """The app over `engine` (default: the configured database) and `clock` (default: the shared DatabaseClock)."""
+               settings: WebSettings | None = None, host: str = "127.0.0.1") -> Starlette:
+    """The app over `engine` (default: the configured database) and `clock` (default: the shared DatabaseClock).
+
+    `host` is the address it listens on: outside loopback the session cookie is `Secure` unless settings say otherwise.
+    """
     engine = engine if engine is not None else shared_engine()
     settings = settings or WebSettings()
     app = Starlette(
         routes=ROUTES,
         middleware=[Middleware(SecurityHeaders), Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="sanjin_session",
                                max_age=settings.session_minutes * 60, same_site="lax",
-                               https_only=settings.https_only)],
+                               https_only=settings.secure_cookie(host))],
         exception_handlers={HTTPException: http_error, LoginRequired: login_required, Exception: server_error},
     )
+    app.state.web_settings = settings
     app.state.web = WebContext(engine, clock or DatabaseClock(engine), make_templates())
     return app
