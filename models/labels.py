@@ -87,7 +87,7 @@ AUDIT_ENTITY_LABELS = {
     "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
     "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施", "enforcement_case": "处理程序",
     "calendar": "节假日安排", "clock": "模拟时钟", "violation": "违规记录", "payment": "应付货款",
-    "user": "用户",
+    "user": "用户", "institution": "医药机构",
 }
 AUDIT_ACTION_LABELS = {
     "accept": "同意", "approve": "批准", "bar": "限制参与", "cancel": "取消", "city_approve": "市级审定通过",

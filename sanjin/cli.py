@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
 from core.db import shared_engine
 from models import labels
 from models.clock import SHANGHAI
+from models.program_definition import PhaseName
 from models.states import Role
+from sanjin.terminal import SafeConsole
 
 app = typer.Typer(help="集采药品“三进”工作管理系统 / the 三进 program workflow system", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -37,7 +38,9 @@ for sub, name in ((db_app, "db"), (program_app, "program"), (gate_app, "gate"), 
                   (alliance_app, "alliance"), (accounts_app, "accounts"), (contracts_app, "contracts")):
     app.add_typer(sub, name=name)
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = SafeConsole(width=None if sys.stdout.isatty() else 160)
+# Row ids are 32-bit on PostgreSQL: `gate decide 99999999999999999999` overflowed the driver with a traceback.
+ID_MAX = 2**31 - 1
 
 
 def _engine() -> Engine:
@@ -216,7 +219,7 @@ def contracts_import(program: str, file: Path, actor: str = typer.Option("platfo
 
 @contracts_app.command("sign")
 def contracts_sign(program: str, insurance_code: str, enterprise: str = typer.Option(..., "--enterprise"),
-                   year: int = typer.Option(..., "--year"),
+                   year: int = typer.Option(..., "--year", min=2000, max=2100),
                    signed_on: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"]),
                    actor: str = typer.Option("system", "--as")) -> None:
     """登记单份购销协议已签订 / record one signed contract."""
@@ -281,8 +284,9 @@ def gate_list(program: str | None = typer.Option(None, "--program"),
 
 
 @gate_app.command("decide")
-def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve"),
-                reject: list[int] = typer.Option([], "--reject"),
+def gate_decide(gate: int = typer.Argument(..., min=1, max=ID_MAX),
+                approve: list[int] = typer.Option([], "--approve", min=1, max=ID_MAX),
+                reject: list[int] = typer.Option([], "--reject", min=1, max=ID_MAX),
                 approve_rest: bool = typer.Option(False, "--approve-rest", help="批准其余全部 / approve all others"),
                 reason: str | None = typer.Option(None, "--reason"), user: str = typer.Option(..., "--as")) -> None:
     """决定审批事项并唤醒等待的流程 / decide a gate and resume the waiting flow."""
@@ -308,19 +312,18 @@ def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve"),
 
 
 @app.command("run")
-def run(program: str, phase: str | None = typer.Option(None, "--phase"),
+def run(program: str, phase: PhaseName | None = typer.Option(None, "--phase", help="阶段 / one phase"),
         wait: bool = typer.Option(False, "--wait", help="等待人工决定 / wait for decisions")) -> None:
     """运行项目流程（或某一阶段） / run the program flow, or one phase flow."""
     from flows.clients import shared_api_clients
     from flows.program import PHASE_FLOWS, program_flow
-    from models.program_definition import PhaseName
 
     kwargs: dict[str, Any] = {}
     flow: Callable[..., Coroutine[Any, Any, dict[str, Any]]]
     if phase is None:
         flow = program_flow
     else:
-        flow = PHASE_FLOWS[PhaseName(phase)]
+        flow = PHASE_FLOWS[phase]
         import inspect
 
         if "wait" in inspect.signature(flow.fn).parameters:  # type: ignore[attr-defined]
@@ -386,11 +389,39 @@ _mount_subcommands()
 
 
 def main() -> None:
-    """Run the CLI; a domain error is a clear message and exit code 1, never a traceback."""
-    from sanjin.errors import USER_ERRORS
+    """Run the CLI; a person's mistake (an argument, a file, a setting, an unreachable database) is a clear message
+    in Chinese and English and exit code 1, never a traceback."""
+    from rich.markup import escape
+
+    # typer 0.29 vendors click (pinned in constraints.txt); its exceptions are not re-exported.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer.exceptions import Abort
+
+    from core.offline import apply_offline_defaults
+    from sanjin.errors import USER_ERRORS, environment_message
+
+    apply_offline_defaults()  # before anything imports Prefect: no telemetry out of the intranet
+    err = SafeConsole(stderr=True)
+
+    def fail(message: str) -> None:
+        err.print(f"[red]错误 / error:[/] {escape(message)}", highlight=False)
+        sys.exit(1)
 
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Abort:
+        fail("已取消 / aborted")
+    except ClickException as exc:
+        fail(f"命令参数有误 / bad arguments: {exc.format_message()}（`sanjin --help` 查看用法 / see `sanjin --help`)")
     except USER_ERRORS as exc:
-        Console(stderr=True).print(f"[red]错误 / error:[/] {exc}", highlight=False)
-        sys.exit(1)
+        fail(str(exc))
+    except Exception as exc:
+        message = environment_message(exc)
+        if message is None:
+            raise
+        fail(message)
+    else:
+        sys.exit(code if isinstance(code, int) else 0)

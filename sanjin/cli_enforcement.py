@@ -10,15 +10,15 @@ import sys
 from datetime import date
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
+from sanjin.terminal import SafeConsole
 
 enforcement_app = typer.Typer(help="处理措施 / the enforcement ladder (约谈 → 整改 → 暂停 → 取消资格)",
                               no_args_is_help=True)
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = SafeConsole(width=None if sys.stdout.isatty() else 160)
 
 
 def _engine() -> Engine:
@@ -48,7 +48,7 @@ def enforcement_list(program: str, district: str | None = typer.Option(None, "--
 
 
 @enforcement_app.command("decide")
-def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve"),
+def enforcement_decide(gate: int = typer.Argument(..., min=1, max=2**31 - 1), approve: bool = typer.Option(False, "--approve"),
                        reject: bool = typer.Option(False, "--reject"),
                        reason: str | None = typer.Option(None, "--reason"),
                        bad_record: bool = typer.Option(False, "--bad-record",
