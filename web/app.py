@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -31,6 +32,15 @@ log = logging.getLogger(__name__)
 ERROR_TITLES = {400: "请求有误", 401: "请先登录", 403: "无权访问", 404: "页面不存在", 405: "不支持的请求方式",
                 409: "已被他人处理", 500: "系统内部错误"}
 
+
+class RowIdConvertor(IntegerConvertor):
+    """A row id in a path: at most nine digits, so /gates/99999999999999999999 is a 404, not an overflow in the driver."""
+
+    regex = "[0-9]{1,9}"
+
+
+register_url_convertor("id", RowIdConvertor())
+
 ROUTES = [
     Route("/login", pages_auth.login_form, methods=["GET"]),
     Route("/login", pages_auth.login, methods=["POST"]),
@@ -39,11 +49,11 @@ ROUTES = [
     Route("/programs/{slug}", pages_overview.overview, methods=["GET"]),
     Route("/programs/{slug}/lists", pages_records.lists, methods=["GET"]),
     Route("/programs/{slug}/laggards", pages_overview.laggards, methods=["GET"]),
-    Route("/lists/{version_id:int}", pages_records.list_version, methods=["GET"]),
+    Route("/lists/{version_id:id}", pages_records.list_version, methods=["GET"]),
     Route("/inbox", pages_gates.inbox, methods=["GET"]),
     Route("/inbox/decide", pages_gates.decide_many, methods=["POST"]),
-    Route("/gates/{gate_id:int}", pages_gates.gate_detail, methods=["GET"]),
-    Route("/gates/{gate_id:int}/decide", pages_gates.decide, methods=["POST"]),
+    Route("/gates/{gate_id:id}", pages_gates.gate_detail, methods=["GET"]),
+    Route("/gates/{gate_id:id}/decide", pages_gates.decide, methods=["POST"]),
     Route("/notices", pages_records.notices, methods=["GET"]),
     Route("/notices/resend", pages_records.resend_notices, methods=["POST"]),
     Route("/audit", pages_records.audit, methods=["GET"]),

@@ -39,7 +39,9 @@ def csrf_token(request: Request) -> str:
 
 def check_csrf(request: Request, form: FormData) -> None:
     sent, expected = form.get("csrf_token"), request.session.get("csrf")
-    if not isinstance(sent, str) or not isinstance(expected, str) or not secrets.compare_digest(sent, expected):
+    # Compared as bytes: compare_digest refuses a str with non-ASCII characters (a forged token gave a 500).
+    if not isinstance(sent, str) or not isinstance(expected, str) or \
+            not secrets.compare_digest(sent.encode(), expected.encode()):
         raise HTTPException(403, "表单已失效或来源不明（CSRF 校验失败），请刷新页面后重试")
 
 
