@@ -304,7 +304,7 @@ def _passwords(engine: Any) -> None:
     from sqlalchemy import update
 
     from models.program import User
-    from web.passwords import hash_password
+    from tasks.signin.passwords import hash_password
 
     with engine.begin() as conn:
         conn.execute(update(User).values(password_hash=hash_password(PASSWORD)))

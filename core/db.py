@@ -82,3 +82,23 @@ def shared_engine(url: str | None = None) -> Engine:
     if url not in _ENGINES:
         _ENGINES[url] = make_engine(url)
     return _ENGINES[url]
+
+
+def serialize(session: Session, name: str) -> None:
+    """Hold the lock called `name` until this transaction ends; another transaction asking for it waits.
+
+    Two overlapping application files imported at once both read "institution not yet known", then both
+    inserted it: a deadlock or a unique violation whose message printed names, phones and credit codes
+    (issue #18). Taken before the import reads anything, the second import waits, then sees the first's rows.
+    PostgreSQL: a transaction-scoped advisory lock keyed by the name. SQLite: a write that changes nothing
+    takes the database's write lock now instead of at the first insert (the busy timeout bounds the wait).
+    """
+    import hashlib
+
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        session.execute(text("UPDATE importrecord SET id = id WHERE 0 = 1"))

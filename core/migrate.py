@@ -34,3 +34,25 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why this database cannot be served yet (never created, or older than the code), in both languages."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return None
+    if current is None:
+        from sqlalchemy import inspect
+
+        if inspect(engine).has_table("program"):
+            return None  # made by `metadata.create_all` (the tests' databases), not by Alembic: current by definition
+        return ("数据库尚未建立，请先运行 `sanjin db upgrade` / the database has no schema yet: run `sanjin db upgrade` "
+                f"first ({engine.url.render_as_string(hide_password=True)})")
+    return (f"数据库结构版本为 {current}，程序需要 {head}，请先运行 `sanjin db upgrade` / the schema is at {current}, "
+            f"the program needs {head}: run `sanjin db upgrade` first")

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Everything configurable; the embedded default is a SQLite file under ./var."""
 
-    model_config = SettingsConfigDict(env_prefix="SANJIN_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SANJIN_", extra="ignore", hide_input_in_errors=True)
 
     home: Path = Field(default=Path("var"), description="where the embedded database and outputs live")
     database_url: str | None = None
@@ -21,6 +21,15 @@ class Settings(BaseSettings):
     calendar_overrides: Path | None = None
     # From this day (MM-DD) on, staff are warned while next year's holiday schedule is not entered (issue 12).
     calendar_warning_from: str = Field(default="10-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+
+    # ASVS V2.1.1: 12 characters; an installation may ask for more, never fewer than 8 (NIST SP 800-63B).
+    password_min_length: int = Field(default=12, ge=8, le=64)
+
+    # Uploads are refused before parsing beyond these (issue #18: a cell at XFD1048576, a zip bomb).
+    import_max_bytes: int = Field(default=100_000_000, ge=1_000)
+    import_max_unpacked_bytes: int = Field(default=1_000_000_000, ge=1_000)
+    import_max_rows: int = Field(default=500_000, ge=10)
+    import_max_columns: int = Field(default=200, ge=16, le=702)  # 702 = ZZ: the scan reads two letters
 
     reminder_time: str = "08:30"  # Asia/Shanghai, daily reminder run (deploy/schedules.py validates it)
     mailer: Literal["smtp", "maildir"] = "smtp"

@@ -28,6 +28,7 @@ from models.validators import field_error
 
 __all__ = [
     "ACTIVE_APPLICATION_STATES",
+    "MAX_COUNT",
     "PRICE_OPTION_LABELS",
     "PROXY_PROCURABLE_KINDS",
     "PriceOption",
@@ -74,6 +75,9 @@ def parse_yes_no(value: str, field: str, *, default: bool | None = None) -> bool
     raise field_error(field, value, "yes_no.invalid", f"{field}只能填“是”或“否”", "must be 是 (yes) or 否 (no)")
 
 
+MAX_COUNT = 999_999_999  # nine digits: any count or volume a person writes, and within every integer column
+
+
 def parse_positive_int(value: str, field: str) -> int:
     """Counts and years: whole numbers only; "50种" or "1年" are accepted because people write them."""
     text = _clean(value)
@@ -82,6 +86,9 @@ def parse_positive_int(value: str, field: str) -> int:
     match = re.fullmatch(r"(\d+)(?:\.0+)?(?:种|个|年|品种)?", text)
     if match is None:
         raise field_error(field, value, "int.invalid", f"{field}应为正整数", "must be a whole number")
+    if len(match[1].lstrip("0")) > 9:  # also keeps 10^20 from the 32-bit column it would overflow (issue #18)
+        raise field_error(field, value, "int.too_large", f"{field}数值过大（不能超过{MAX_COUNT}）",
+                          f"is too large (at most {MAX_COUNT})")
     number = int(match[1])
     if number <= 0:
         raise field_error(field, value, "int.not_positive", f"{field}应大于0", "must be greater than zero")

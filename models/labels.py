@@ -97,7 +97,7 @@ AUDIT_ENTITY_LABELS = {
     "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
     "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施", "enforcement_case": "处理程序", "enterprise_exit": "企业退出申请",
     "calendar": "节假日安排", "clock": "模拟时钟", "violation": "违规记录", "payment": "应付货款",
-    "institution": "医药机构",
+    "user": "用户", "institution": "医药机构",
     "report_version": "统计报表",
 }
 AUDIT_ACTION_LABELS = {
@@ -113,6 +113,7 @@ AUDIT_ACTION_LABELS = {
     "violation_opened": "发现违规", "violation_closed": "违规已消除", "print": "打印",
     "price_index_set": "量价比较指数达标情况变更",
     "issue": "生成并报送",
+    "set_password": "修改密码", "disable": "停用", "lock": "登录失败过多已锁定", "unlock": "解除登录锁定",
 }
 
 # The outbox: one kind per letter (notifications/templates/<kind>.subject.txt).

@@ -29,6 +29,7 @@ from models.program import AllianceInvitation, ClockSetting, ImportRecord, Phase
 from models.progress import ProgramSnapshot
 from models.register import RegisterEntry
 from models.reports import ReportVersion
+from models.signin import SignInThrottle, WebSession
 
 metadata = SQLModel.metadata
 
@@ -39,5 +40,5 @@ __all__ = [
     "ImportRecord", "Institution", "ListEntry", "ListVersion", "LowestPrice", "Notice", "Payment", "PhaseWindow",
     "PlatformAccount", "PriceReport", "Product", "Program", "ProgramSnapshot", "PurchaseOrder", "QuarterlyReport",
     "RegisterEntry", "ReportVersion", "Review", "SalePrice",
-    "Selection", "Settlement", "User", "Violation", "metadata",
+    "Selection", "Settlement", "SignInThrottle", "User", "Violation", "WebSession", "metadata",
 ]

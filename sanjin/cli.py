@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
 from core.db import shared_engine
 from models import labels
 from models.clock import SHANGHAI
+from models.program_definition import PhaseName
 from models.states import Role
+from sanjin.terminal import SafeConsole
 
 app = typer.Typer(help="集采药品“三进”工作管理系统 / the 三进 program workflow system", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -37,7 +38,9 @@ for sub, name in ((db_app, "db"), (program_app, "program"), (gate_app, "gate"), 
                   (alliance_app, "alliance"), (accounts_app, "accounts"), (contracts_app, "contracts")):
     app.add_typer(sub, name=name)
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = SafeConsole(width=None if sys.stdout.isatty() else 160)
+# Row ids are 32-bit on PostgreSQL: `gate decide 99999999999999999999` overflowed the driver with a traceback.
+ID_MAX = 2**31 - 1
 
 
 def _engine() -> Engine:
@@ -92,14 +95,15 @@ def user_add(name: str, role: Role = typer.Option(..., "--role", help="角色：
              district: list[str] = typer.Option([], "--district", help="区县名称，如 和平区（可重复） / a district by name, e.g. 和平区 (repeatable)"),
              display_name: str | None = typer.Option(None, "--display-name", help="显示姓名，如 王科长（页面和信函中显示，不显示登录名） / the name people see"),
              unit: str | None = typer.Option(None, "--unit", help="所在单位，如 和平区医疗保障局（信函称谓和页面显示） / the person's unit, e.g. 和平区医疗保障局"),
-             password: str | None = typer.Option(None, "--password", help="网页登录密码 / password for the web pages"),
-             email: str | None = typer.Option(None, "--email", help="电子邮箱（接收督办、待办提醒） / e-mail for reminders and escalations")) -> None:
-    """添加或更新用户（NAME 为登录名） / add or update a user (NAME is the login name; district reviewers need --district)."""
+             password: str | None = typer.Option(None, "--password", help="网页登录密码（至少 12 位，不得为常见密码） / password for the web pages"),
+             email: str | None = typer.Option(None, "--email", help="电子邮箱（接收督办、待办提醒） / e-mail for reminders and escalations"),
+             actor: str | None = typer.Option(None, "--as", help="操作人（默认为系统登录名） / who adds it")) -> None:
+    """添加用户（已有的用户名、未知区县、弱密码均被拒绝） / add a user (district reviewers need --district)."""
     from models.people import person_label
     from tasks.users import add_user
 
     user = add_user(_engine(), name, role, districts=district, display_name=display_name, unit=unit,
-                    password=password, email=email)
+                    password=password, email=email, actor=actor or _operator())
     shown = person_label(user.name, display_name=user.display_name, unit=user.unit, role=user.role.value,
                          districts=user.districts)
     console.print(f"已保存用户 / saved: {shown}（{labels.ROLE_LABELS[user.role.value]}"
@@ -220,7 +224,7 @@ def contracts_import(program: str, file: Path, actor: str = typer.Option("platfo
 
 @contracts_app.command("sign")
 def contracts_sign(program: str, insurance_code: str, enterprise: str = typer.Option(..., "--enterprise", help="企业名称（与申报表一致） / the enterprise's name"),
-                   year: int = typer.Option(..., "--year", help="协议年度，如 2025 / the contract year"),
+                   year: int = typer.Option(..., "--year", min=2000, max=2100, help="协议年度，如 2025 / the contract year"),
                    signed_on: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="日期 YYYY-MM-DD / the date, YYYY-MM-DD"),
                    actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """登记单份购销协议已签订 / record one signed contract."""
@@ -300,8 +304,9 @@ def gate_list(program: str | None = typer.Option(None, "--program", help="项目
 
 
 @gate_app.command("decide")
-def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve", help="批准的事项编号（可重复） / an item id to approve (repeatable)"),
-                reject: list[int] = typer.Option([], "--reject", help="驳回的事项编号（可重复，须填 --reason） / an item id to reject (repeatable; needs --reason)"),
+def gate_decide(gate: int = typer.Argument(..., min=1, max=ID_MAX),
+                approve: list[int] = typer.Option([], "--approve", min=1, max=ID_MAX, help="批准的事项编号（可重复） / an item id to approve (repeatable)"),
+                reject: list[int] = typer.Option([], "--reject", min=1, max=ID_MAX, help="驳回的事项编号（可重复，须填 --reason） / an item id to reject (repeatable; needs --reason)"),
                 approve_rest: bool = typer.Option(False, "--approve-rest", help="批准其余全部 / approve all others"),
                 reason: str | None = typer.Option(None, "--reason", help="理由（驳回时必填，通知申请人） / the reason, required for a rejection; the applicant reads it"), user: str = typer.Option(..., "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """决定审批事项并唤醒等待的流程 / decide a gate and resume the waiting flow."""
@@ -327,7 +332,7 @@ def gate_decide(gate: int, approve: list[int] = typer.Option([], "--approve", he
 
 
 @app.command("run")
-def run(program: str, phase: str | None = typer.Option(None, "--phase", help="只运行某一阶段：alliance、drug_list、enrollment、accounts、contracts、continuous_review / run one phase only"),
+def run(program: str, phase: PhaseName | None = typer.Option(None, "--phase", help="只运行某一阶段：alliance、drug_list、enrollment、accounts、contracts、continuous_review / run one phase only"),
         wait: bool = typer.Option(False, "--wait", help="等待人工决定 / wait for decisions"),
         as_json: bool = typer.Option(False, "--json", help="输出流程结果的 JSON 供程序读取（默认输出中文摘要） / the flow's result as JSON")) -> None:
     """运行项目流程（或某一阶段），然后显示项目进度 / run the program flow, or one phase flow, then show where it stands."""
@@ -337,14 +342,13 @@ def run(program: str, phase: str | None = typer.Option(None, "--phase", help="�
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.clients import shared_api_clients
     from flows.program import PHASE_FLOWS, program_flow
-    from models.program_definition import PhaseName
 
     kwargs: dict[str, Any] = {}
     flow: Callable[..., Coroutine[Any, Any, dict[str, Any]]]
     if phase is None:
         flow = program_flow
     else:
-        flow = PHASE_FLOWS[PhaseName(phase)]
+        flow = PHASE_FLOWS[phase]
         import inspect
 
         if "wait" in inspect.signature(flow.fn).parameters:  # type: ignore[attr-defined]
@@ -360,7 +364,7 @@ def run(program: str, phase: str | None = typer.Option(None, "--phase", help="�
         return
     from sanjin.status_view import print_run_summary
 
-    print_run_summary(console, result if phase is None else {phase: result})
+    print_run_summary(console, result if phase is None else {phase.value: result})
     status(program, as_json=False)
 
 
@@ -394,6 +398,7 @@ def _mount_subcommands() -> None:
     from sanjin.cli_enforcement import enforcement_app, enterprise_bad_record, enterprise_exit
     from sanjin.cli_notices import notices_app, publish_command
     from sanjin.cli_reports import register_app, report_app
+    from sanjin.cli_users import mount as mount_user_commands
     from sanjin.cli_web import serve, serve_all
 
     app.command("web", help="启动管理与审批网页 / start the web app for managers and reviewers")(serve)
@@ -410,17 +415,46 @@ def _mount_subcommands() -> None:
     enterprise_app.command("exit")(enterprise_exit)
     enterprise_app.command("bad-record")(enterprise_bad_record)
     app.command("publish")(publish_command)
+    mount_user_commands(user_app)
 
 
 _mount_subcommands()
 
 
 def main() -> None:
-    """Run the CLI; a domain error is a clear message and exit code 1, never a traceback."""
-    from sanjin.errors import USER_ERRORS
+    """Run the CLI; a person's mistake (an argument, a file, a setting, an unreachable database) is a clear message
+    in Chinese and English and exit code 1, never a traceback."""
+    from rich.markup import escape
+
+    # typer 0.29 vendors click (pinned in constraints.txt); its exceptions are not re-exported.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer.exceptions import Abort
+
+    from core.offline import apply_offline_defaults
+    from sanjin.errors import USER_ERRORS, environment_message
+
+    apply_offline_defaults()  # before anything imports Prefect: no telemetry out of the intranet
+    err = SafeConsole(stderr=True)
+
+    def fail(message: str) -> None:
+        err.print(f"[red]错误 / error:[/] {escape(message)}", highlight=False)
+        sys.exit(1)
 
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Abort:
+        fail("已取消 / aborted")
+    except ClickException as exc:
+        fail(f"命令参数有误 / bad arguments: {exc.format_message()}（`sanjin --help` 查看用法 / see `sanjin --help`)")
     except USER_ERRORS as exc:
-        Console(stderr=True).print(f"[red]错误 / error:[/] {exc}", highlight=False)
-        sys.exit(1)
+        fail(str(exc))
+    except Exception as exc:
+        message = environment_message(exc)
+        if message is None:
+            raise
+        fail(message)
+    else:
+        sys.exit(code if isinstance(code, int) else 0)

@@ -6,14 +6,14 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
 from models.clock import to_shanghai
+from sanjin.terminal import SafeConsole
 
 calendar_app = typer.Typer(help="节假日安排 / the official holiday schedules (working days)", no_args_is_help=True)
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = SafeConsole(width=None if sys.stdout.isatty() else 160)
 
 
 def _engine() -> Engine:
@@ -50,7 +50,7 @@ def calendar_status_command() -> None:
 def calendar_import_command(
     notice: Path = typer.Argument(..., help="国务院办公厅节假日安排通知的全文（UTF-8 文本） / the notice's text"),
     user: str = typer.Option(..., "--as", help="录入人（项目管理员） / who enters it (a program manager)"),
-    year: int | None = typer.Option(None, "--year", help="通知没有标题时指定年份 / the year, if the text has no title"),
+    year: int | None = typer.Option(None, "--year", min=2000, max=2100, help="通知没有标题时指定年份 / the year, if the text has no title"),
     yes: bool = typer.Option(False, "--yes", help="不再询问，直接录入 / enter without asking"),
 ) -> None:
     """读取通知全文，显示识别结果，确认后录入并重算暂定期限 / enter a year's schedule from the notice's text."""

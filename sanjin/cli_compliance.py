@@ -11,16 +11,16 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
 from models.compliance.codes import RULE_LABELS, SUBJECT_LABELS, VIOLATION_STATE_LABELS, ViolationRule
+from sanjin.terminal import SafeConsole
 
 operations_app = typer.Typer(help="运营数据 / the provincial platform's operational exports", no_args_is_help=True)
 violations_app = typer.Typer(help="违规 / violations found by continuous review", no_args_is_help=True)
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = SafeConsole(width=None if sys.stdout.isatty() else 160)
 
 
 def _engine() -> Engine:

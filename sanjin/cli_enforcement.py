@@ -10,15 +10,15 @@ import sys
 from datetime import date
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
+from sanjin.terminal import SafeConsole
 
 enforcement_app = typer.Typer(help="处理措施 / the enforcement ladder (约谈 → 整改 → 暂停 → 取消资格)",
                               no_args_is_help=True)
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = SafeConsole(width=None if sys.stdout.isatty() else 160)
 
 
 def _engine() -> Engine:
@@ -48,7 +48,8 @@ def enforcement_list(program: str, district: str | None = typer.Option(None, "--
 
 
 @enforcement_app.command("decide")
-def enforcement_decide(gate: int, approve: bool = typer.Option(False, "--approve", help="批准的事项编号（可重复） / an item id to approve (repeatable)"),
+def enforcement_decide(gate: int = typer.Argument(..., min=1, max=2**31 - 1),
+                       approve: bool = typer.Option(False, "--approve", help="批准的事项编号（可重复） / an item id to approve (repeatable)"),
                        reject: bool = typer.Option(False, "--reject", help="驳回的事项编号（可重复，须填 --reason） / an item id to reject (repeatable; needs --reason)"),
                        reason: str | None = typer.Option(None, "--reason", help="理由（驳回时必填，通知申请人） / the reason, required for a rejection; the applicant reads it"),
                        bad_record: bool = typer.Option(False, "--bad-record",

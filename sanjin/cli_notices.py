@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -20,9 +19,10 @@ from models.clock import to_shanghai
 from models.labels import LIST_KIND_LABELS
 from models.outbox import Notice
 from models.states import NoticeStatus, Role
+from sanjin.terminal import SafeConsole
 
 notices_app = typer.Typer(help="通知 / outgoing notices (the outbox)", no_args_is_help=True)
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = SafeConsole(width=None if sys.stdout.isatty() else 160)
 
 
 def _engine() -> Engine:
@@ -93,7 +93,7 @@ def _parse_emails(values: list[str]) -> dict[int, str]:
 
 
 @notices_app.command("retry")
-def notices_retry(ids: list[int] = typer.Argument(..., help="通知编号 / notice ids"),
+def notices_retry(ids: list[int] = typer.Argument(..., min=1, max=2**31 - 1, help="通知编号 / notice ids"),
                   email: list[str] = typer.Option([], "--email", help="编号=邮箱 / ID=address for a no-address notice"),
                   actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """重新发送失败或无地址的通知 / requeue dead or no-address notices (exit 1 if any stays)."""

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
+from sanjin.terminal import SafeConsole
 
 if TYPE_CHECKING:
     from tasks.reports.issue import IssuedReport
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 register_app = typer.Typer(help="定点医药机构名册 / the register of designated institutions", no_args_is_help=True)
 report_app = typer.Typer(help="统计报表 / reports: coverage, quarterly statistics, year-end summary",
                          no_args_is_help=True)
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = SafeConsole(width=None if sys.stdout.isatty() else 160)
 
 
 def _engine() -> Engine:
@@ -52,7 +52,7 @@ def register_import(program: str, file: Path = typer.Argument(..., exists=True, 
 
 
 @report_app.command("coverage")
-def report_coverage(program: str, weeks: int = typer.Option(4, "--weeks", min=1, help="按最近 N 周的速度预测 / rate of the last N weeks"),
+def report_coverage(program: str, weeks: int = typer.Option(4, "--weeks", min=1, max=520, help="按最近 N 周的速度预测 / rate of the last N weeks"),
                     as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
     """覆盖率及目标达成预测 / coverage by district and kind against each dated target, with its projection."""
     import json

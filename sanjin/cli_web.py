@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
+
+from sanjin.terminal import SafeConsole
 
 
 def serve(host: str = typer.Option("127.0.0.1", "--host", help="监听地址 / address to listen on"),
@@ -12,9 +15,15 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="监听地址 / a
     """启动网页端 / serve the web app (set SANJIN_WEB_SECRET_KEY so sessions survive a restart)."""
     import uvicorn
 
+    from core.db import shared_engine
+    from core.migrate import schema_problem
     from web.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, proxy_headers=True, server_header=False)
+    problem = schema_problem(shared_engine())
+    if problem:
+        SafeConsole(stderr=True).print(f"[red]错误 / error:[/] {escape(problem)}", highlight=False)
+        raise typer.Exit(1)
+    uvicorn.run(create_app(host=host), host=host, port=port, proxy_headers=True, server_header=False)
 
 
 def serve_all(
@@ -31,9 +40,7 @@ def serve_all(
     """
     import signal
 
-    from rich.console import Console
-
-    console = Console(stderr=True)
+    console = SafeConsole(stderr=True)
 
     def interrupted(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

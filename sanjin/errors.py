@@ -26,3 +26,42 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ProgramNotFound, SpreadsheetError, UnknownList, HolidayNoticeError, CalendarEntryError,
     SimulatedClockRefused, QuarterError,
 )
+
+
+def environment_message(exc: BaseException) -> str | None:
+    """A bilingual message for what the installation got wrong (a setting, the database), or None.
+
+    Never the value of a setting (a short secret key was echoed in full, issue #18), never the SQL or its
+    parameters (names, phones and credit codes of the rows being written), never a traceback.
+    """
+    from pydantic import ValidationError
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, ValidationError) and exc.title in _SETTINGS_PREFIX:
+        prefix = _SETTINGS_PREFIX[exc.title]
+        problems = [f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+        return "配置有误 / invalid setting: " + "; ".join(problems)
+    if isinstance(exc, sa.DBAPIError):
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None and str(exc.orig).strip() else ""
+        if isinstance(exc, sa.OperationalError | sa.ProgrammingError) and _missing_table(detail):
+            return "数据库尚未建立或版本过旧，请先运行 `sanjin db upgrade` / the database schema is missing or old: " \
+                   "run `sanjin db upgrade` first"
+        if isinstance(exc, sa.OperationalError) and _unreachable(detail):
+            return f"无法连接数据库，请检查 SANJIN_DATABASE_URL 与数据库服务 / cannot connect to the database: {detail}"
+        return (f"数据库操作失败，本次操作未写入任何数据（{type(exc.orig).__name__}） / a database operation failed and "
+                "nothing was written; try again, or ask the administrator")
+    return None
+
+
+_SETTINGS_PREFIX = {"Settings": "SANJIN_", "WebSettings": "SANJIN_WEB_"}
+
+
+def _missing_table(detail: str) -> bool:
+    return "no such table" in detail or ("relation" in detail and "does not exist" in detail)
+
+
+def _unreachable(detail: str) -> bool:
+    words = ("connection refused", "could not connect", "connection to server", "could not translate host name",
+             "timeout expired", "unable to open database file", "password authentication failed", "no route to host",
+             "name or service not known")
+    return any(w in detail.lower() for w in words)

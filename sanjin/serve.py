@@ -61,9 +61,13 @@ def bind(host: str, port: int) -> socket.socket:
 def plan(host: str, port: int, programs: Sequence[str] | None, reminder_time: str | None = None) -> ServePlan:
     """The deployments of the named programs, or of every loaded program."""
     from core.db import shared_engine
+    from core.migrate import schema_problem
     from deploy.deployments import build_deployments
     from tasks.programs import list_programs
 
+    problem = schema_problem(shared_engine())  # a fresh clone's database printed `no such table: program` (#18)
+    if problem:
+        raise ServeError(problem)
     loaded = [p.slug for p in list_programs(shared_engine())]
     chosen = list(programs) if programs else loaded
     unknown = sorted(set(chosen) - set(loaded))
@@ -96,7 +100,7 @@ async def serve_forever(serve_plan: ServePlan, sock: socket.socket, *, limit: in
 
     from web.app import create_app
 
-    server = _uvicorn_server(app if app is not None else create_app(), serve_plan.host, serve_plan.port)
+    server = _uvicorn_server(app if app is not None else create_app(host=serve_plan.host), serve_plan.host, serve_plan.port)
     runner = Runner(name=f"sanjin-serve-{serve_plan.port}", pause_on_shutdown=True, limit=limit)
     try:
         for deployment in serve_plan.deployments:

@@ -138,6 +138,7 @@ def test_a_district_reviewer_without_a_district_is_refused(cli, engine: Engine):
 
 
 def test_a_district_reviewer_with_a_district_is_added(cli, engine: Engine):
+    ok(cli("program", "load", SHENYANG))  # the district must be one of a loaded program
     assert ok(cli("user", "add", "reviewer9", "--role", "district_reviewer", "--district", "和平区")).strip() == (
         "已保存用户 / saved: 和平区医疗保障局区县审核员（区县审核员：和平区；登录名 reviewer9）")
     out = ok(cli("user", "add", "reviewer9", "--role", "district_reviewer", "--district", "和平区",

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -32,6 +33,15 @@ log = logging.getLogger(__name__)
 ERROR_TITLES = {400: "请求有误", 401: "请先登录", 403: "无权访问", 404: "页面不存在", 405: "不支持的请求方式",
                 409: "已被他人处理", 500: "系统内部错误"}
 
+
+class RowIdConvertor(IntegerConvertor):
+    """A row id in a path: at most nine digits, so /gates/99999999999999999999 is a 404, not an overflow in the driver."""
+
+    regex = "[0-9]{1,9}"
+
+
+register_url_convertor("id", RowIdConvertor())
+
 ROUTES = [
     Route("/login", pages_auth.login_form, methods=["GET"]),
     Route("/login", pages_auth.login, methods=["POST"]),
@@ -42,15 +52,15 @@ ROUTES = [
     Route("/programs/{slug}/laggards", pages_overview.laggards, methods=["GET"]),
     Route("/programs/{slug}/enforcement", pages_enforcement.ladders, methods=["GET"]),
     Route("/programs/{slug}/enforcement/start", pages_enforcement.start, methods=["POST"]),
-    Route("/programs/{slug}/enterprises/{enterprise_id:int}", pages_enforcement.enterprise, methods=["GET"]),
-    Route("/programs/{slug}/enterprises/{enterprise_id:int}/exit", pages_enforcement.exit_request, methods=["POST"]),
-    Route("/programs/{slug}/enterprises/{enterprise_id:int}/bad-record", pages_enforcement.bad_record,
+    Route("/programs/{slug}/enterprises/{enterprise_id:id}", pages_enforcement.enterprise, methods=["GET"]),
+    Route("/programs/{slug}/enterprises/{enterprise_id:id}/exit", pages_enforcement.exit_request, methods=["POST"]),
+    Route("/programs/{slug}/enterprises/{enterprise_id:id}/bad-record", pages_enforcement.bad_record,
           methods=["POST"]),
-    Route("/lists/{version_id:int}", pages_records.list_version, methods=["GET"]),
+    Route("/lists/{version_id:id}", pages_records.list_version, methods=["GET"]),
     Route("/inbox", pages_gates.inbox, methods=["GET"]),
     Route("/inbox/decide", pages_gates.decide_many, methods=["POST"]),
-    Route("/gates/{gate_id:int}", pages_gates.gate_detail, methods=["GET"]),
-    Route("/gates/{gate_id:int}/decide", pages_gates.decide, methods=["POST"]),
+    Route("/gates/{gate_id:id}", pages_gates.gate_detail, methods=["GET"]),
+    Route("/gates/{gate_id:id}/decide", pages_gates.decide, methods=["POST"]),
     Route("/notices", pages_records.notices, methods=["GET"]),
     Route("/notices/resend", pages_records.resend_notices, methods=["POST"]),
     Route("/notices/print", pages_records.print_notices, methods=["POST"]),
@@ -96,17 +106,21 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(engine: Engine | None = None, *, clock: Clock | None = None,
-               settings: WebSettings | None = None) -> Starlette:
-    """The app over `engine` (default: the configured database) and `clock` (default: the shared DatabaseClock)."""
+               settings: WebSettings | None = None, host: str = "127.0.0.1") -> Starlette:
+    """The app over `engine` (default: the configured database) and `clock` (default: the shared DatabaseClock).
+
+    `host` is the address it listens on: outside loopback the session cookie is `Secure` unless settings say otherwise.
+    """
     engine = engine if engine is not None else shared_engine()
     settings = settings or WebSettings()
     app = Starlette(
         routes=ROUTES,
         middleware=[Middleware(SecurityHeaders), Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="sanjin_session",
                                max_age=settings.session_minutes * 60, same_site="lax",
-                               https_only=settings.https_only)],
+                               https_only=settings.secure_cookie(host))],
         exception_handlers={HTTPException: http_error, LoginRequired: login_required, Exception: server_error},
     )
+    app.state.web_settings = settings
     templates = make_templates()
     templates.env.filters["actor"] = PersonNames(engine).label  # login names → 王科长（和平区医疗保障局）
     app.state.web = WebContext(engine, clock or DatabaseClock(engine), templates)

@@ -1,24 +1,26 @@
 """Who is signed in, what they may do, and the CSRF token every form carries.
 
-The session is Starlette's signed cookie (itsdangerous) with a max age: it holds the user name and
-the CSRF token, nothing else; the user row is read again on each request so a deactivated user is
-out at once.
+The cookie is Starlette's signed session (itsdangerous) with a max age; it holds a random session token and
+the CSRF token, nothing else. The session itself is a row (`websession`): logout, a new password or disabling
+the user ends it, so a cookie saved before then no longer signs anyone in (ASVS V3.3.1, V3.3.3).
 """
 
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from models.base import utcnow
 from models.enrollment import Gate
 from models.labels import ROLE_LABELS
 from models.program import User
 from models.states import Role
+from tasks.signin.state import end_session, open_session, session_user
 
 DECIDERS = (Role.PROGRAM_MANAGER, Role.DISTRICT_REVIEWER)
 
@@ -37,29 +39,34 @@ def csrf_token(request: Request) -> str:
 
 def check_csrf(request: Request, form: FormData) -> None:
     sent, expected = form.get("csrf_token"), request.session.get("csrf")
-    if not isinstance(sent, str) or not isinstance(expected, str) or not secrets.compare_digest(sent, expected):
+    # Compared as bytes: compare_digest refuses a str with non-ASCII characters (a forged token gave a 500).
+    if not isinstance(sent, str) or not isinstance(expected, str) or \
+            not secrets.compare_digest(sent.encode(), expected.encode()):
         raise HTTPException(403, "表单已失效或来源不明（CSRF 校验失败），请刷新页面后重试")
 
 
-def sign_in(request: Request, user: User) -> None:
-    request.session.clear()  # a new session on sign-in: no fixation of an earlier cookie
-    request.session["user"] = user.name
+def sign_in(request: Request, engine: Engine, user: User, *, lifetime: timedelta) -> None:
+    """A new session row and a new cookie: nothing of an earlier cookie survives (no session fixation)."""
+    request.session.clear()
+    address = request.client.host if request.client else None
+    request.session["sid"] = open_session(engine, user, address=address, now=utcnow(), lifetime=lifetime)
     csrf_token(request)
 
 
-def sign_out(request: Request) -> None:
+def sign_out(request: Request, engine: Engine) -> None:
+    token = request.session.get("sid")
+    if isinstance(token, str):
+        end_session(engine, token, utcnow())
     request.session.clear()
 
 
 def current_user(request: Request, engine: Engine) -> User | None:
-    name = request.session.get("user")
-    if not isinstance(name, str):
+    token = request.session.get("sid")
+    if not isinstance(token, str):
         return None
-    with Session(engine) as session:
-        user = session.exec(select(User).where(User.name == name)).first()
-    if user is None or not user.active:
+    user = session_user(engine, token, utcnow())
+    if user is None:
         request.session.clear()
-        return None
     return user
 
 

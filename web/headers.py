@@ -1,4 +1,8 @@
-"""Security headers on every response; the CSP also holds the pages to local assets only (no CDN can load)."""
+"""Security headers on every response; the CSP also holds the pages to local assets only (no CDN can load).
+
+Every page but the static assets is `Cache-Control: no-store` (ASVS V8.2.1): the pages show applicants' data and
+e-mail addresses, and after logout the browser's back button or a shared proxy must not show them again.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in HEADERS.items():
                     headers.setdefault(name, value)
+                if not str(scope.get("path", "")).startswith("/static/"):
+                    headers["Cache-Control"] = "no-store"
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -115,6 +115,17 @@ class _UniqueKeySafeLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """A date that does not exist (2025-02-30) is a file error at its line, not a ValueError traceback."""
+        try:
+            return super().construct_yaml_timestamp(node)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"不存在的日期 / no such date {node.value!r} ({exc})", node.start_mark) from None
+
+
+_UniqueKeySafeLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeySafeLoader.construct_yaml_timestamp)
+
 
 def _yaml_error_message(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)

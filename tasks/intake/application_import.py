@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from core.bulk import refresh_statistics
-from core.db import transaction
+from core.db import serialize, transaction
 from models.clock import Clock
 from models.enrollment import Application, Institution
 from models.program_definition import PhaseName
@@ -29,6 +29,7 @@ from tasks.intake.application_writes import (
     audit_submissions,
     by_district,
     enqueue_receipts,
+    update_contacts,
     write_applications,
     write_institutions,
 )
@@ -93,6 +94,7 @@ def _import_applications(engine: Engine, program_slug: str, path: Path, *, clock
     now = clock.now()
     with transaction(engine) as session:
         program = load_program(session, program_slug)
+        serialize(session, f"import:applications:{program.id}")  # an overlapping file imported at once waits
         defn = program.definition
         previous = previous_import(session, "applications", program.id, digest)
         if previous is not None:
@@ -120,6 +122,7 @@ def _import_applications(engine: Engine, program_slug: str, path: Path, *, clock
             assert previous is not None
             return previous
         write_institutions(session, apps, todo, known_ids)
+        update_contacts(session, apps, program.id, import_id, actor, now)
         app_ids = write_applications(session, apps, todo, program.id, import_id, now)
         audit_submissions(session, apps, todo, app_ids, program.id, import_id, actor, now)
         if app_ids:

@@ -29,6 +29,7 @@ __all__ = [
     "audit_submissions",
     "by_district",
     "enqueue_receipts",
+    "update_contacts",
     "write_applications",
     "write_institutions",
 ]
@@ -163,3 +164,43 @@ def enqueue_receipts(session: Session, program: ProgramRow, import_id: int, firs
         }).label("context"),
     ).join(inst_t, inst_t.c.id == app_t.c.institution_id)
      .where(app_t.c.id >= first_id, app_t.c.import_id == import_id).order_by(app_t.c.id), now)
+
+
+_CONTACT_FIELDS = (("contact_name", "联系人"), ("phone", "联系电话"), ("email", "电子邮箱"))
+
+
+def update_contacts(session: Session, apps: Applications, program_id: int, import_id: int, actor: str,
+                    now: datetime) -> int:
+    """A re-sent file corrects the contact of an institution already known (issue #18: a corrected phone was
+    kept as the old one, so notices and calls went to the wrong number). Returns how many institutions changed.
+
+    Only the contact columns: name, code and kind are the institution's identity and are not rewritten by an upload.
+    The audit row names the changed columns, not their values (no personal data in the trail's summary).
+    """
+    t = table_of(Institution)
+    rows = {apps.institution_id[i]: i for i in sorted(apps.existing) if i in apps.institution_id}
+    if not rows:
+        return 0
+    current = {r.id: r for r in session.execute(
+        select(t.c.id, t.c.contact_name, t.c.phone, t.c.email).where(t.c.id.in_(list(rows)))).all()}
+    changes: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
+    for institution_id, i in rows.items():
+        old = current.get(institution_id)
+        if old is None:
+            continue
+        new = {"contact_name": apps.contact_name[i], "phone": apps.phone[i], "email": apps.email[i]}
+        changed = [label for field, label in _CONTACT_FIELDS if new[field] != getattr(old, field)]
+        if not changed:
+            continue
+        changes.append({"b_id": institution_id, **{f"b_{k}": v for k, v in new.items()}})
+        audits.append({"program_id": program_id, "entity": "institution", "entity_id": str(institution_id),
+                       "action": "update", "from_state": None, "to_state": None, "actor": actor[:64],
+                       "role": Role.SYSTEM, "reason": "重新报送的申请表更正了联系方式", "at": now,
+                       "data": {"changed": changed, "import_id": import_id, "row": apps.numbers[i]}})
+    if changes:
+        session.execute(update(t).where(t.c.id == bindparam("b_id")).values(
+            contact_name=bindparam("b_contact_name"), phone=bindparam("b_phone"), email=bindparam("b_email")),
+            changes)
+        session.execute(table_of(AuditEvent).insert(), audits)
+    return len(changes)

@@ -227,10 +227,13 @@ def import_declaration(
     data = read_upload(path)
     digest = hashlib.sha256(data).hexdigest()
     now = clock.now()
+    # The same bytes are "imported before" only for the same enterprise: a second enterprise sending an identical
+    # table was dropped with rc 0 and no declaration (issue #18); now it is checked and declared as its own.
+    kind = f"declaration:{hashlib.sha256(name.encode()).hexdigest()[:16]}"
     with transaction(engine) as session:
         program = load_program(session, program_slug)
         defn = program.definition
-        previous = previous_import(session, "declaration", program.id, digest)
+        previous = previous_import(session, kind, program.id, digest)
         if previous is not None:
             return previous
         if defn.rules.enterprise_admission != "rolling":
@@ -285,9 +288,9 @@ def import_declaration(
             raise ImportRejected(filename, without_shadowed(errors))
 
         # ---- everything valid: write
-        import_id = record_import(session, "declaration", program.id, digest, filename, len(sheet.rows), actor, now)
+        import_id = record_import(session, kind, program.id, digest, filename, len(sheet.rows), actor, now)
         if import_id is None:
-            previous = previous_import(session, "declaration", program.id, digest)
+            previous = previous_import(session, kind, program.id, digest)
             assert previous is not None
             return previous
         if enterprise is None:

@@ -92,6 +92,8 @@ class OperationsImportResult:
     already_imported: bool = False
 
 
+MAX_AMOUNT = Decimal(10) ** 12  # the money column NUMERIC(14,2) holds less than this
+
 _DATETIME = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})[T ]?(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?")
 
 
@@ -196,12 +198,16 @@ def _orders(ctx: Ctx, rows: Parsed, errors: list[RowError], memo: dict[str, Any]
         if v["下单时间"].date() > ctx.today:
             errors.append(row_error(number, "下单时间", str(v["下单时间"]), "date.future", "下单时间晚于今天",
                                     "is after today"))
+        amount = v["采购单价(元)"] * v["采购数量"]
+        if amount >= MAX_AMOUNT:  # NUMERIC(14,2): a larger product would overflow the column with a traceback
+            errors.append(row_error(number, "采购数量", str(v["采购数量"]), "amount.too_large",
+                                    f"采购金额（数量×单价）超过{MAX_AMOUNT}元", f"quantity × unit price exceeds {MAX_AMOUNT}"))
         if inst is None or prod is None:
             continue
         out.append({"program_id": ctx.program_id, "order_no": v["订单编号"], "institution_id": inst,
                     "product_id": prod[0], "enterprise_id": prod[1], "distributor": v["配送企业"],
                     "quantity": v["采购数量"], "unit_price": v["采购单价(元)"],
-                    "amount": v["采购单价(元)"] * v["采购数量"], "ordered_at": v["下单时间"]})
+                    "amount": amount, "ordered_at": v["下单时间"]})
     return out
 
 

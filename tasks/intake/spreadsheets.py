@@ -29,6 +29,8 @@ from typing import Any, NamedTuple, cast
 
 import python_calamine
 
+from tasks.intake.upload_limits import UploadLimits, UploadTooLarge, check_rows_columns, check_size, check_zip
+
 __all__ = [
     "DataRow",
     "ImportRejected",
@@ -294,7 +296,12 @@ def _read_workbook(data: bytes, name: str) -> Sheet:
 def _decode_csv(data: bytes, name: str) -> str:
     """UTF-8 (BOM or not) first; GB18030 is what a Chinese Excel writes for "CSV (逗号分隔)"."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")  # Excel's "Unicode 文本"
+        try:
+            return data.decode("utf-16")  # Excel's "Unicode 文本"
+        except UnicodeDecodeError as exc:  # an odd byte count, a lone surrogate: cut short or damaged
+            raise SpreadsheetError(
+                f"文件“{name}”是UTF-16文本，但第 {exc.start} 字节处不完整或已损坏（请另存为UTF-8的CSV） / {name} is "
+                f"UTF-16 text, damaged or cut short at byte {exc.start}: save it as UTF-8 CSV") from exc
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -307,39 +314,54 @@ def _decode_csv(data: bytes, name: str) -> str:
         ) from exc
 
 
-def _read_csv(data: bytes, name: str) -> Sheet:
+def _read_csv(data: bytes, name: str, limits: UploadLimits) -> Sheet:
     if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise SpreadsheetError(f"文件“{name}”不是Excel或CSV文件 / {name} is neither a spreadsheet nor CSV")
     text = _decode_csv(data, name)
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
     try:
+        check_rows_columns(text.count("\n") + 1 if len(text) > 4096 else 0, 0, name, limits)
         raw = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        check_rows_columns(len(raw), max(map(len, raw), default=0), name, limits)
     except csv.Error as exc:
         raise SpreadsheetError(f"CSV文件“{name}”格式错误 / {name} is not valid CSV: {exc}") from exc
+    except UploadTooLarge as exc:
+        raise SpreadsheetError(str(exc)) from exc
     return _build(raw, name, None, from_csv=True)
 
 
-def read_table_bytes(data: bytes, name: str = "upload") -> Sheet:
-    """Parse an upload already in memory (the importer hashes the same bytes it parses)."""
+def read_table_bytes(data: bytes, name: str = "upload", limits: UploadLimits | None = None) -> Sheet:
+    """Parse an upload already in memory (the importer hashes the same bytes it parses), within the size limits."""
+    limits = limits or UploadLimits.from_settings()
     if not data.strip():
         raise SpreadsheetError(f"文件“{name}”是空的 / {name} is empty")
+    try:
+        check_size(len(data), name, limits)
+        if data.startswith(_ZIP_MAGIC):
+            check_zip(data, name, limits)
+    except UploadTooLarge as exc:
+        raise SpreadsheetError(str(exc)) from exc
     if data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
         return _read_workbook(data, name)
     if Path(name).suffix.lower() in {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}:
         raise SpreadsheetError(
             f"文件“{name}”扩展名是Excel，但内容不是Excel文件 / {name} has an Excel extension but is not a workbook"
         )
-    return _read_csv(data, name)
+    return _read_csv(data, name, limits)
 
 
 def read_table(path: Path) -> Sheet:
     """Read an XLSX/XLS or CSV file from disk; the format is taken from the content, not the name."""
+    limits = UploadLimits.from_settings()
     try:
+        check_size(path.stat().st_size, path.name, limits)
         data = path.read_bytes()
+    except UploadTooLarge as exc:
+        raise SpreadsheetError(str(exc)) from exc
     except OSError as exc:
         raise SpreadsheetError(f"无法打开文件“{path.name}” / cannot open {path}: {exc}") from exc
-    return read_table_bytes(data, path.name)
+    return read_table_bytes(data, path.name, limits)
 
 
 # --------------------------------------------------------------------------- reporting an upload's bad cells
@@ -396,9 +418,12 @@ class ImportRejected(Exception):
 
 
 def read_upload(path: Path) -> bytes:
-    """The uploaded file's bytes (importers hash what they parse), or the file refused as unreadable."""
+    """The uploaded file's bytes (importers hash what they parse), or the file refused as unreadable or too large."""
     try:
+        check_size(path.stat().st_size, path.name, UploadLimits.from_settings())  # before reading it into memory
         return path.read_bytes()
+    except UploadTooLarge as exc:
+        raise ImportRejected(path.name, [RowError(0, "", "", str(exc), "file.too_large")]) from exc
     except OSError as exc:
         raise ImportRejected(path.name, [RowError(0, "", "", f"无法打开文件 / cannot open the file: {exc}",
                                                   "file.unreadable")]) from exc

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select
 
 from core.bulk import insert_ignoring_conflicts, table_of
 from core.db import transaction
+from models.application_rules import MAX_COUNT
 from models.clock import Clock
 from models.program import ImportRecord
 from models.validators import FieldError, field_error, validate_insurance_institution_code, validate_required_text
@@ -182,6 +183,9 @@ def parse_volume(raw: str, column: str) -> int:
     m = re.fullmatch(r"(\d+)(?:\.0+)?", text)
     if m is None:
         raise field_error(column, raw, "int.invalid", f"{column}应为不小于0的整数", "must be a whole number ≥ 0")
+    if len(m[1].lstrip("0")) > 9:  # 10^20 overflowed the integer column with a traceback (issue #18)
+        raise field_error(column, raw, "int.too_large", f"{column}数值过大（不能超过{MAX_COUNT}）",
+                          f"is too large (at most {MAX_COUNT})")
     return int(m[1])
 
 

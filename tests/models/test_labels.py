@@ -85,6 +85,7 @@ LABELLED: dict[type[StrEnum], dict[str, str]] = {
 UNSHOWN = {
     "AlertBand",  # the band behind a price alert; people see the rule's label (红色价格预警 …)
     "Reapplication",  # how an upload treats a repeat row; people see the row's message, not the code
+    "ThrottleScope",  # which count a failed sign-in adds to; people see 已锁定 or the sign-in page's message
 }
 NOTICE_TEMPLATES = Path(models.__file__).resolve().parents[1] / "notifications" / "templates"
 

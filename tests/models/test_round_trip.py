@@ -45,6 +45,7 @@ from models.program import AllianceInvitation, ClockSetting, ImportRecord, Phase
 from models.progress import ProgramSnapshot
 from models.register import DesignationStatus, RegisterEntry
 from models.reports import ReportKind, ReportVersion
+from models.signin import SignInThrottle, WebSession
 from models.states import (
     AccountState,
     ApplicationState,
@@ -93,8 +94,12 @@ def build_graph(session: Session) -> list[SQLModel]:
                     closes_on=None))
     add(AllianceInvitation(program_id=program.id, city="大连市", bureau="大连市医疗保障局", email="dl@ybj.example.cn",
                            state=InvitationState.ACCEPTED, invited_at=T_SHANGHAI, responded_at=T_MINUS5))
-    add(User(name="reviewer0", display_name="王审核", role=Role.DISTRICT_REVIEWER, districts=["和平区", "沈河区"],
-             program_slugs=["round-trip-2025"], password_hash="scrypt$16384$8$1$00$11", active=True))
+    user = add(User(name="reviewer0", display_name="王审核", role=Role.DISTRICT_REVIEWER, districts=["和平区", "沈河区"],
+                    program_slugs=["round-trip-2025"], password_hash="scrypt$16384$8$1$00$11", active=True))
+    add(WebSession(token_hash="c" * 64, user_id=user.id, created_at=T_SHANGHAI, expires_at=T_UTC, revoked_at=T_MINUS5,
+                   address="10.0.0.1"))
+    add(SignInThrottle(scope="account", key="reviewer0", failures=10, window_started_at=T_SHANGHAI,
+                       last_failed_at=T_UTC, locked_at=T_MINUS5))
     add(ClockSetting(id=1, now=T_UTC))
     imported = add(ImportRecord(kind="applications", program_id=program.id, sha256="b" * 64, filename="申请表（第1批）.xlsx",
                                 rows=2, created=1, imported_by="manager", imported_at=T_SHANGHAI))

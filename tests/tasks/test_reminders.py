@@ -280,6 +280,7 @@ def test_the_quarterly_reminder_goes_once_per_quarter_and_only_in_its_first_mont
     add_user(engine, "manager", Role.PROGRAM_MANAGER)
     add_user(engine, "hp", Role.DISTRICT_REVIEWER, districts=["和平区"])
     add_user(engine, "sh", Role.DISTRICT_REVIEWER, districts=["沈河区", "大东区"])
+    make_program(engine, "ningxia-2025")  # a reviewer's district must be a loaded program's
     add_user(engine, "yinchuan", Role.DISTRICT_REVIEWER, districts=["兴庆区"])  # another program's district
 
     report = send_reminders(engine, SLUG, clock=clock_at(2025, 10, 9, 8))

@@ -17,12 +17,12 @@ from models.program import Program
 from models.states import GateKind, InstitutionKind, Role
 from tasks.phases.enrollment import reconcile_enrollment
 from tasks.users import add_user
-from tests.factories import make_applications, make_institution, make_program, make_reviewers, shanghai
+from tests.factories import make_applications, make_institution, make_program, shanghai
 from web.app import create_app
 from web.settings import WebSettings
 
 SLUG = "shenyang-2025"
-PASSWORD = "正确的密码-2025"
+PASSWORD = "正确的密码-2025-集采三进"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -45,7 +45,7 @@ class World:
 def build_world(engine: Engine) -> World:
     """The enrollment test's sequence: batch on 09-12, cut-off passed on 09-20 → one district gate per district."""
     program = make_program(engine, SLUG)
-    reviewers = make_reviewers(engine, ["和平区", "沈河区"])
+    reviewers = {"和平区": "reviewer0", "沈河区": "reviewer1"}  # as make_reviewers names them, with passwords
     add_user(engine, "manager", Role.PROGRAM_MANAGER, password=PASSWORD, display_name="价采处王科长")
     for district, name in reviewers.items():
         add_user(engine, name, Role.DISTRICT_REVIEWER, districts=[district], password=PASSWORD)

@@ -214,6 +214,12 @@ def test_a_wrong_password_is_refused_and_sign_in_never_redirects_off_site(world:
 
 
 def test_a_scrypt_hash_is_upgraded_to_argon2_on_sign_in(world: World, client: TestClient) -> None:
+    from sqlalchemy import update
+
+    from tasks.signin.passwords import scrypt_hash
+
+    with world.engine.begin() as conn:  # as stored before argon2: `user add` hashes with argon2 now
+        conn.execute(update(User).where(col(User.name) == "observer").values(password_hash=scrypt_hash(PASSWORD)))
     with Session(world.engine) as session:
         before = session.execute(select(col(User.password_hash)).where(col(User.name) == "observer")).scalar_one()
     assert before.startswith("scrypt$")

@@ -1,7 +1,7 @@
 """daily program snapshots for the overview's funnel and trend (issue #19)
 
 Revision ID: 0016_gate_reminders
-Revises: 0013_report_versions
+Revises: 0015_signin
 Create Date: 2026-12-06 05:40:00
 
 programsnapshot holds one row per program and day: the enrollment funnel's counts (申报 → 区县审核 → 市级审核 → 运行
@@ -12,7 +12,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0016_gate_reminders'
-down_revision = '0013_report_versions'
+down_revision = '0015_signin'
 branch_labels = None
 depends_on = None
 

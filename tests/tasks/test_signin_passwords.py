@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.users import hash_password as scrypt_hash
-from web.passwords import hash_password, needs_upgrade, verify
+from tasks.signin.passwords import hash_password, needs_upgrade, scrypt_hash, verify
 
 
 def test_an_argon2_hash_verifies_only_its_password() -> None:

@@ -1,0 +1,30 @@
+"""The terminal output of the CLI: text from people's files is shown, never obeyed by the terminal.
+
+An institution name with ESC sequences could clear the screen, retitle the window or fake a line of output, and
+U+202E (right-to-left override) reverses what follows it, so a name can pass as another (issue #18). Every string
+the CLI prints goes through `sanitize`: control characters and the invisible format characters of Unicode are
+shown as a visible `\\u001b`-style escape instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+# C0 and C1 controls but tab and newline; DEL; bidirectional overrides, isolates and marks; zero-width characters;
+# the line and paragraph separators; the byte-order mark used as a zero-width no-break space.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def sanitize(text: str) -> str:
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+class SafeConsole(Console):
+    """A rich Console whose every printed string (messages, table cells) is sanitized before rendering."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(sanitize(text), **kwargs)
