@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.sql.selectable import Select
 from sqlmodel import Session
 
+from core.audit_chain import seal_audit
 from models.clock import Clock
 from models.compliance.codes import CLOSE_REASONS, ViolationRule
 from models.compliance.price_alerts import AlertBand
@@ -94,4 +95,5 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
             result.outcomes.append(reconcile_rule(conn, program_id, rule, finder(), today=ctx.today,
                                                   now=ctx.now, close_reason=CLOSE_REASONS[rule]))
         drop_finding_table(conn)
+        seal_audit(conn)  # a bare connection: no Session commit to seal the violations' audit rows
     return result
