@@ -86,7 +86,7 @@ AUDIT_ENTITY_LABELS = {
     "program": "项目", "alliance_invitation": "联盟邀请", "enterprise": "生产企业", "declaration": "企业申报",
     "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
     "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施", "enforcement_case": "处理程序",
-    "calendar": "节假日安排", "clock": "模拟时钟", "violation": "违规记录", "payment": "应付货款",
+    "calendar": "节假日安排", "clock": "模拟时钟", "user": "用户", "list_version": "公布清单", "violation": "违规记录", "payment": "应付货款",
 }
 AUDIT_ACTION_LABELS = {
     "accept": "同意", "approve": "批准", "bar": "限制参与", "cancel": "取消", "city_approve": "市级审定通过",
@@ -98,13 +98,13 @@ AUDIT_ACTION_LABELS = {
     "start_running": "开始运行", "suspend": "暂停", "terminate": "终止", "withdraw": "撤回",
     "submit": "提交", "create": "创建", "ignore": "忽略", "open": "开启", "select": "遴选", "update": "更新",
     "update_volumes": "更新采购量", "enter_schedule": "录入节假日安排", "set": "设定", "clear": "清除", "deadline_recomputed": "重新计算期限",
-    "violation_opened": "发现违规", "violation_closed": "违规已消除",
+    "violation_opened": "发现违规", "violation_closed": "违规已消除", "publish": "公布",
 }
 
 # The outbox: one kind per letter (notifications/templates/<kind>.subject.txt).
 NOTICE_KIND_LABELS = {
     "alliance_invitation": "联盟邀请函", "declaration_receipt": "企业申报回执", "declaration_decision": "企业申报审核结果",
-    "calendar_unpublished": "节假日安排录入提醒",
+    "calendar_unpublished": "节假日安排录入提醒", "audit_chain_broken": "审计记录校验失败警报",
     "application_receipt": "机构申请回执", "application_decision": "机构申请审核结果", "batch_published": "批次公布",
     "account_reminder": "账户注册提醒", "contract_reminder": "协议签订提醒", "payment_due": "货款支付提醒",
     "payment_overdue": "货款逾期通知", "quarterly_report_reminder": "季度报表提醒", "escalation": "逾期督办",

@@ -53,6 +53,7 @@ KINDS: tuple[str, ...] = (
     "escalation",
     "gate_waiting",
     "calendar_unpublished",
+    "audit_chain_broken",
 )
 
 COMMON_KEYS: frozenset[str] = frozenset({"program_name", "recipient_name", "today"})
@@ -80,6 +81,7 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
         "escalation": ("reviewer_name", "district", "items"),
         "gate_waiting": ("reviewer_name", "gate_title", "item_count", "due_on"),
         "calendar_unpublished": ("manager_name", "year"),
+        "audit_chain_broken": ("manager_name", "problem", "checked_on"),
     }.items()
 }
 

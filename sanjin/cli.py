@@ -92,12 +92,13 @@ def user_add(name: str, role: Role = typer.Option(..., "--role"),
              district: list[str] = typer.Option([], "--district"),
              display_name: str | None = typer.Option(None, "--display-name"),
              password: str | None = typer.Option(None, "--password"),
-             email: str | None = typer.Option(None, "--email")) -> None:
-    """添加用户 / add a user (district reviewers need --district)."""
+             email: str | None = typer.Option(None, "--email"),
+             actor: str | None = typer.Option(None, "--as", help="操作人（默认为系统登录名） / who adds it")) -> None:
+    """添加用户（记入审计日志） / add a user (district reviewers need --district; audited)."""
     from tasks.users import add_user
 
     user = add_user(_engine(), name, role, districts=district, display_name=display_name, password=password,
-                    email=email)
+                    email=email, actor=actor or _operator())
     console.print(f"{user.display_name or user.name}: {labels.ROLE_LABELS[user.role.value]} {'、'.join(user.districts)}")
 
 
@@ -357,6 +358,7 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
 
 
 def _mount_subcommands() -> None:
+    from sanjin.cli_audit import audit_app
     from sanjin.cli_calendar import calendar_app
     from sanjin.cli_compliance import operations_app, violations_app
     from sanjin.cli_enforcement import enforcement_app, enterprise_bad_record, enterprise_exit
@@ -368,6 +370,7 @@ def _mount_subcommands() -> None:
     app.command("serve", help="启动网页及定时流程（Ctrl-C 同时停止） / serve the web app with the flows and schedules")(
         serve_all)
     app.add_typer(notices_app, name="notices")
+    app.add_typer(audit_app, name="audit")
     app.add_typer(calendar_app, name="calendar")
     app.add_typer(operations_app, name="operations")
     app.add_typer(violations_app, name="violations")

@@ -1,0 +1,49 @@
+"""Every action of a person is in the audit trail: users and their roles, list publications (issue #18).
+
+Program loads, resends and clock moves were audited before; their tests live with them
+(tests/test_cli.py, tests/notifications/test_send_notices.py).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from models.audit import AuditEvent
+from models.states import Role
+from tasks.audit import verify_audit
+from tasks.users import add_user
+from tests.factories import clock_at, make_enterprise, make_product, make_program, publish_drug_list
+
+
+def _audit(engine: Engine, entity: str) -> list[AuditEvent]:
+    with Session(engine) as session:
+        return list(session.exec(select(AuditEvent).where(AuditEvent.entity == entity)
+                                 .order_by(col(AuditEvent.id))).all())
+
+
+def test_creating_a_user_and_changing_its_role_are_audited_with_who_did_it_and_no_password(engine: Engine) -> None:
+    add_user(engine, "admin", Role.PROGRAM_MANAGER, password="s3cret-admin-pass")
+    add_user(engine, "liu", Role.DISTRICT_REVIEWER, districts=["和平区"], password="s3cret-liu-pass", actor="admin")
+    add_user(engine, "liu", Role.PROGRAM_MANAGER, actor="admin")
+    rows = _audit(engine, "user")
+    assert [(r.action, r.from_state, r.to_state, r.actor, r.role) for r in rows] == [
+        ("create", None, "program_manager", "system", Role.SYSTEM),
+        ("create", None, "district_reviewer", "admin", Role.PROGRAM_MANAGER),
+        ("update", "district_reviewer", "program_manager", "admin", Role.PROGRAM_MANAGER),
+    ]
+    assert rows[2].data["districts_before"] == ["和平区"] and rows[2].data["districts"] == []
+    assert rows[1].data["password_set"] is True
+    assert not any("s3cret" in str(r.data) for r in rows)
+    assert verify_audit(engine).broken is None
+
+
+def test_publishing_a_list_is_audited_with_its_version_and_size(engine: Engine) -> None:
+    program = make_program(engine)
+    clock = clock_at(2025, 9, 1, 10)
+    publish_drug_list(engine, program, [make_product(engine, make_enterprise(engine))], clock=clock)
+    rows = _audit(engine, "list_version")
+    assert [(r.action, r.to_state, r.program_id, r.data["number"], r.data["entries"]) for r in rows] == [
+        ("publish", "drugs", program.id, 1, 1)]
+    assert rows[0].at == clock.now()
+    assert verify_audit(engine, program.slug).broken is None
