@@ -15,17 +15,47 @@ by hand with an empty chain position stays outside the chain, where `verify_chai
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, select, text
+from sqlalchemy import Connection, String, Table, Text, bindparam, cast, func, select, text, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.audit import CONTENT_COLUMNS, GENESIS, AuditEvent, chain_of, content_bytes, link_hash
 
 AUDIT: Table = AuditEvent.__table__  # type: ignore[attr-defined]
-CONTENT = [AUDIT.c[name] for name in CONTENT_COLUMNS]
+
+
+def _stored(name: str) -> ColumnElement[Any]:
+    """A content column as the database stores it, with none of its type's conversions: the JSON document as
+    its text (PostgreSQL's json keeps the text as written), the role as its value, the time untouched."""
+    column = AUDIT.c[name]
+    if name == "data":
+        return cast(column, Text).label(name)
+    if name in ("role", "at"):  # psycopg still gives PostgreSQL's time as a datetime: _at_text takes both
+        return type_coerce(column, String).label(name)
+    return column
+
+
+CONTENT = [_stored(name) for name in CONTENT_COLUMNS]
+AT = CONTENT_COLUMNS.index("at")
+
+
+def _canonical(values: Sequence[Any]) -> tuple[Any, ...]:
+    """A row's content values with the time as one text, UTC ISO, whichever database it came from."""
+    return (*values[:AT], _at_text(values[AT]), *values[AT + 1:])
+
+
+@lru_cache(maxsize=1024)  # a bulk write's 100,000 rows share one `at`
+def _at_text(at: Any) -> str:
+    if isinstance(at, str):  # SQLite: already the stored text (naive UTC)
+        at = datetime.fromisoformat(at)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return str(at.astimezone(UTC).isoformat())
 # pg_advisory_xact_lock's first key: this product's audit chains (the second key is the chain).
 LOCK_CLASS = 0x53414E4A  # "SANJ"
 VERIFY_BATCH = 5000
@@ -53,6 +83,7 @@ def seal_audit(conn: Connection, *, own_only: bool = True) -> int:
     for row in rows:
         by_chain.setdefault(chain_of(row.program_id), []).append(row)
     sealed: list[tuple[int, int, int, str]] = []  # id, chain, seq, hash
+
     for chain in sorted(by_chain):  # ascending: two sealers never wait for each other in a circle
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:cls, :chain)"), {"cls": LOCK_CLASS, "chain": chain})
@@ -61,7 +92,7 @@ def seal_audit(conn: Connection, *, own_only: bool = True) -> int:
         seq, previous = (int(tail[0]), str(tail[1])) if tail is not None else (0, GENESIS)
         for row in by_chain[chain]:
             seq += 1
-            previous = link_hash(previous, content_bytes(seq, tuple(row)))
+            previous = link_hash(previous, content_bytes(seq, _canonical(row)))
             sealed.append((int(row.id), chain, seq, previous))
     _store(conn, sealed)
     return len(sealed)
@@ -150,7 +181,7 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
             if position != seq + 1:
                 first_break = ChainBreak(chain, "deleted", int(row.id), seq + 1)
                 break
-            expected = link_hash(previous, content_bytes(position, tuple(row)[2:]))
+            expected = link_hash(previous, content_bytes(position, _canonical(tuple(row)[2:])))
             if expected != row.chain_hash:
                 first_break = ChainBreak(chain, _edited_or_inserted(conn, chain, row, previous), int(row.id),
                                          position)
@@ -169,7 +200,8 @@ def _edited_or_inserted(conn: Connection, chain: int, row: Any, previous: str) -
     after = conn.execute(select(AUDIT.c.chain_seq, AUDIT.c.chain_hash, *CONTENT)
                          .where(AUDIT.c.chain == chain, AUDIT.c.chain_seq > row.chain_seq)
                          .order_by(AUDIT.c.chain_seq).limit(1)).first()
-    if after is not None and link_hash(previous, content_bytes(int(after.chain_seq) - 1, tuple(after)[2:])) \
+    if after is not None and link_hash(previous, content_bytes(int(after.chain_seq) - 1,
+                                                                    _canonical(tuple(after)[2:]))) \
             == after.chain_hash:
         return "inserted"  # the rows after it were renumbered by one to make room
     return "edited"
