@@ -20,6 +20,7 @@ from core.clock_store import DatabaseClock
 from core.db import shared_engine
 from models.clock import Clock
 from web import pages_auth, pages_gates, pages_overview, pages_records
+from web.access import check_rules
 from web.auth import LoginRequired, current_user
 from web.headers import SecurityHeaders
 from web.render import WebContext, make_templates, page, web
@@ -90,6 +91,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 def create_app(engine: Engine | None = None, *, clock: Clock | None = None,
                settings: WebSettings | None = None) -> Starlette:
     """The app over `engine` (default: the configured database) and `clock` (default: the shared DatabaseClock)."""
+    check_rules(ROUTES)
     engine = engine if engine is not None else shared_engine()
     settings = settings or WebSettings()
     app = Starlette(
