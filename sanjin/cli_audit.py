@@ -15,7 +15,7 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 def audit_verify(program: str | None = typer.Argument(None, help="项目（缺省为全部） / one program, or every chain")) -> None:
     """校验审计记录哈希链，指出第一条被改动、删除或插入的记录 / verify the audit trail's hash chains (exit 1 if broken)."""
     from core.db import shared_engine
-    from tasks.audit import verify_audit
+    from tasks.trust.audit_check import verify_audit
 
     report = verify_audit(shared_engine(), program)
     if report.broken is not None:

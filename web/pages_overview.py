@@ -21,8 +21,8 @@ from models.program import User
 from models.program_definition import ProgramDefinition
 from models.states import KIND_LABELS, InstitutionKind, Role
 from tasks.programs import UnknownProgram, get_program, list_programs
-from tasks.scope import districts_of, may_see_district
 from tasks.status import LAGGARD_KINDS, laggard_page
+from tasks.trust.scope import districts_of, may_see_district
 from web.auth import require_user
 from web.charts import Span, Target, coverage_svg, funnel_svg, timeline_svg, violations_svg
 from web.pagination import page_of

@@ -23,7 +23,7 @@ from models.states import NoticeStatus, Role
 from notifications.render import KINDS as NOTICE_KINDS
 from tasks.outbox.followup import resend
 from tasks.programs import UnknownProgram, get_program
-from tasks.scope import audit_scope, notice_scope
+from tasks.trust.scope import audit_scope, notice_scope
 from web.auth import posted_form, require_user
 from web.pagination import page_of
 from web.render import flash, page, web

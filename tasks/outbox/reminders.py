@@ -331,7 +331,7 @@ def _calendar_unpublished(run: _Run) -> _Due[Any]:
 def _audit_chain_broken(run: _Run) -> _Due[Any]:
     """Once per break and manager: the daily check of the audit trail's hash chains found a row edited, deleted
     or inserted behind the application's back (issue #18). The key names the break, so a new one alerts again."""
-    from tasks.audit import chain_break
+    from tasks.trust.audit_check import chain_break
 
     broken = chain_break(run.session, run.program_id)
     if broken is None:

@@ -9,9 +9,9 @@ from models.clock import FixedClock
 from models.outbox import Notice
 from models.states import Role
 from notifications.render import render_notice
-from tasks.audit import verify_audit
 from tasks.outbox.reminders import send_reminders
 from tasks.outbox.send_notices import render_context
+from tasks.trust.audit_check import verify_audit
 from tasks.users import add_user
 from tests.factories import make_program, shanghai
 

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from models.audit import AuditEvent
 from models.states import Role
-from tasks.audit import verify_audit
+from tasks.trust.audit_check import verify_audit
 from tasks.users import add_user
 from tests.factories import clock_at, make_enterprise, make_product, make_program, publish_drug_list
 
