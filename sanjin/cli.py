@@ -38,6 +38,7 @@ for sub, name in ((db_app, "db"), (program_app, "program"), (gate_app, "gate"), 
     app.add_typer(sub, name=name)
 
 console = Console(width=None if sys.stdout.isatty() else 160)
+AS_HELP = "以该用户身份查看：区县审核员只见本人负责的区县 / show what this user may see (a reviewer: its districts)"
 
 
 def _engine() -> Engine:
@@ -227,15 +228,18 @@ def contracts_sign(program: str, insurance_code: str, enterprise: str = typer.Op
 
 
 @app.command("laggards")
-def laggards_command(program: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def laggards_command(program: str, as_json: bool = typer.Option(False, "--json"),
+                     actor: str | None = typer.Option(None, "--as", help=AS_HELP)) -> None:
     """未注册账户、未签协议的机构（代采机构除外）及逾期工作日数 / institutions behind on accounts or contracts."""
     from dataclasses import asdict
 
     from rich.table import Table
 
     from tasks.platform.laggards import laggards
+    from tasks.trust.scope import acting_user, may_see_district
 
-    rows = laggards(_engine(), program, clock=_clock())
+    user = acting_user(_engine(), actor) if actor else None
+    rows = [r for r in laggards(_engine(), program, clock=_clock()) if user is None or may_see_district(user, r.district)]
     if as_json:
         typer.echo(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2, default=str))
         return
@@ -251,7 +255,8 @@ def laggards_command(program: str, as_json: bool = typer.Option(False, "--json")
 @gate_app.command("list")
 def gate_list(program: str | None = typer.Option(None, "--program"),
               district: str | None = typer.Option(None, "--district"),
-              as_json: bool = typer.Option(False, "--json")) -> None:
+              as_json: bool = typer.Option(False, "--json"),
+              actor: str | None = typer.Option(None, "--as", help=AS_HELP)) -> None:
     """列出待决定的审批事项 / list open gates."""
     from rich.table import Table
     from sqlmodel import Session
@@ -265,6 +270,12 @@ def gate_list(program: str | None = typer.Option(None, "--program"),
         with Session(engine) as session:
             program_id = get_program(session, program)[0].id
     gates = list_gates(engine, program_id=program_id, district=district)
+    if actor:  # a district reviewer sees its own districts' gates (and the city's, which it cannot decide: none)
+        from tasks.trust.scope import acting_user, check_districts
+
+        user = acting_user(engine, actor)
+        mine = check_districts(user, [district] if district else None)
+        gates = [g for g in gates if mine is None or g.district in mine]
     if as_json:
         typer.echo(json.dumps([{"id": g.id, "kind": g.kind.value, "title": g.title, "district": g.district,
                                 "decider_role": g.decider_role.value, "due_on": g.due_on.isoformat(),

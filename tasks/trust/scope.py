@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import String, cast, false, or_, select
+from sqlalchemy import Engine, String, cast, false, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
@@ -65,4 +65,34 @@ def audit_scope(user: User) -> ColumnElement[bool] | None:
     return or_(*about)
 
 
-__all__ = ["audit_scope", "districts_of", "may_see_district", "notice_scope"]
+
+
+def acting_user(engine: Engine, name: str) -> User:
+    """The active user a command acts as (`--as`); a clear message for a name nobody holds."""
+    from sqlmodel import Session
+    from sqlmodel import select as orm_select
+
+    from tasks.users import BadUser
+
+    with Session(engine) as session:
+        user = session.exec(orm_select(User).where(col(User.name) == name)).first()
+    if user is None or not user.active:
+        raise BadUser(f"没有名为“{name}”的在用账户 / no active user named {name!r}")
+    return user
+
+
+def check_districts(user: User, asked: list[str] | None) -> list[str] | None:
+    """The districts a listing covers for `user`: those asked for (each must be the user's), or all the user's."""
+    mine = districts_of(user)
+    if mine is None:
+        return asked
+    from tasks.users import BadUser
+
+    foreign = [d for d in (asked or []) if d not in mine]
+    if foreign:
+        raise BadUser(f"{user.name} 只能查看本人负责的区县（{'、'.join(mine)}），不能查看{'、'.join(foreign)} / "
+                      f"{user.name} may only see its own districts")
+    return asked or mine
+
+
+__all__ = ["acting_user", "audit_scope", "check_districts", "districts_of", "may_see_district", "notice_scope"]
