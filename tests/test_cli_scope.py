@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from core.settings import get_settings
 from sanjin.cli import app
+from tasks.trust.audit_check import verify_audit
 from tasks.users import BadUser
 from tests.web.test_authorization_matrix import OTHER, OWN, build_matrix
 
@@ -25,6 +26,8 @@ def cli(database_url: str):  # type: ignore[no-untyped-def]
 def test_as_a_district_reviewer_the_cli_shows_only_its_districts(cli, engine: Engine) -> None:  # type: ignore[no-untyped-def]
     matrix = build_matrix(engine)
     mine, theirs = matrix.world.reviewers[OWN], matrix.world.reviewers[OTHER]
+    # Enrollment's reconcilers, user changes and a publication wrote that world's audit rows: all in their chains.
+    assert verify_audit(engine).broken is None
 
     late = json.loads(cli("laggards", "shenyang-2025", "--json", "--as", mine).stdout)
     assert late and {r["district"] for r in late} == {OWN}

@@ -47,3 +47,20 @@ def test_publishing_a_list_is_audited_with_its_version_and_size(engine: Engine) 
         ("publish", "drugs", program.id, 1, 1)]
     assert rows[0].at == clock.now()
     assert verify_audit(engine, program.slug).broken is None
+
+
+def test_the_compliance_pass_on_its_bare_connection_seals_its_audit_rows(engine: Engine) -> None:
+    """The one writer of audit rows outside a Session: its violations' rows are in the chain too."""
+    from datetime import timedelta
+
+    from models.compliance.codes import ViolationRule
+    from tests.factories import make_order
+    from tests.tasks.compliance.test_compliance_pass import _setup, run
+
+    program, inst, product = _setup(engine)
+    ordered = clock_at(2025, 12, 1, 9).now()
+    make_order(engine, program, inst, product, ordered_at=ordered - timedelta(days=0), quantity=10)
+    run(engine, program, clock_at(2025, 12, 5, 9), ViolationRule.LATE_DELIVERY)
+    rows = _audit(engine, "violation")
+    assert rows and all(r.chain_seq is not None for r in rows)
+    assert verify_audit(engine, program.slug).broken is None
