@@ -182,3 +182,25 @@ def test_a_commit_with_no_audit_rows_seals_nothing(engine: Engine) -> None:
     make_program(engine)
     with engine.begin() as conn:
         assert seal_audit(conn) == 0
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_upgrading_an_existing_database_seals_its_earlier_audit_rows_oldest_first(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from contextlib import nullcontext
+
+    from core.db import make_engine
+    from core.migrate import upgrade
+
+    context = (nullcontext(make_engine(f"sqlite:///{tmp_path / 'old.db'}")) if db == "sqlite"
+               else fresh_pg_schema("auditup"))
+    with context as engine:
+        upgrade(engine, "0010_register")
+        with engine.begin() as conn:
+            for i in range(3):
+                conn.execute(text("INSERT INTO auditevent (program_id, entity, entity_id, action, actor, role, data, at) "
+                                  "VALUES (NULL, 'user', :i, 'create', 'system', 'system', '{}', :at)"),
+                             {"i": str(i), "at": "2025-09-01 02:00:00" if db == "sqlite" else shanghai(2025, 9, 1, 10)})
+        upgrade(engine)
+        report = _verify(engine)
+        assert report.broken is None and report.heads[0][0] == 3
+        engine.dispose()
