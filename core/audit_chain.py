@@ -74,8 +74,11 @@ def seal_audit(conn: Connection, *, own_only: bool = True) -> int:
 
     `own_only=False` (the migration that introduced the chains) seals every unsealed row, oldest first.
     """
-    if conn.execute(select(AUDIT.c.id).where(AUDIT.c.chain_seq.is_(None)).limit(1)).first() is None:
-        return 0  # the common case, one probe of the (near-empty) partial index
+    # The common case, one probe of the (near-empty) partial index. Ordered by id so that SQLite takes that index:
+    # unordered, it scanned the whole (chain, chain_seq) index instead, 400,000 entries on every commit.
+    probe = select(AUDIT.c.id).where(AUDIT.c.chain_seq.is_(None)).order_by(AUDIT.c.id).limit(1)
+    if conn.execute(probe).first() is None:
+        return 0
     rows = conn.execute(select(*CONTENT).where(_own_rows(conn, own_only)).order_by(AUDIT.c.id)).all()
     if not rows:
         return 0
