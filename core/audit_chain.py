@@ -15,10 +15,8 @@ by hand with an empty chain position stays outside the chain, where `verify_chai
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, String, Table, Text, bindparam, cast, func, select, text, type_coerce
@@ -29,33 +27,25 @@ from models.audit import CONTENT_COLUMNS, GENESIS, AuditEvent, chain_of, content
 AUDIT: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
-def _stored(name: str) -> ColumnElement[Any]:
-    """A content column as the database stores it, with none of its type's conversions: the JSON document as
-    its text (PostgreSQL's json keeps the text as written), the role as its value, the time untouched."""
-    column = AUDIT.c[name]
-    if name == "data":
-        return cast(column, Text).label(name)
-    if name in ("role", "at"):  # psycopg still gives PostgreSQL's time as a datetime: _at_text takes both
-        return type_coerce(column, String).label(name)
-    return column
+def _content(conn: Connection) -> list[ColumnElement[Any]]:
+    """The content columns as the database stores them, converted by nothing in Python: the JSON document as its
+    text (PostgreSQL's json keeps the text as written), the role as its value, the time as UTC text in SQLite's
+    own stored form (PostgreSQL formats it so in SQL). Every value then is a str, an int or None, hashed as is:
+    converting 100,000 rows to Python values and back cost more than the hashing."""
+    columns: list[ColumnElement[Any]] = []
+    for name in CONTENT_COLUMNS:
+        column = AUDIT.c[name]
+        if name == "data":
+            columns.append(cast(column, Text).label(name))
+        elif name == "at" and conn.dialect.name == "postgresql":
+            columns.append(func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI:SS.US").label(name))
+        elif name in ("role", "at"):
+            columns.append(type_coerce(column, String).label(name))
+        else:
+            columns.append(column)
+    return columns
 
 
-CONTENT = [_stored(name) for name in CONTENT_COLUMNS]
-AT = CONTENT_COLUMNS.index("at")
-
-
-def _canonical(values: Sequence[Any]) -> tuple[Any, ...]:
-    """A row's content values with the time as one text, UTC ISO, whichever database it came from."""
-    return (*values[:AT], _at_text(values[AT]), *values[AT + 1:])
-
-
-@lru_cache(maxsize=1024)  # a bulk write's 100,000 rows share one `at`
-def _at_text(at: Any) -> str:
-    if isinstance(at, str):  # SQLite: already the stored text (naive UTC)
-        at = datetime.fromisoformat(at)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return str(at.astimezone(UTC).isoformat())
 # pg_advisory_xact_lock's first key: this product's audit chains (the second key is the chain).
 LOCK_CLASS = 0x53414E4A  # "SANJ"
 VERIFY_BATCH = 5000
@@ -79,7 +69,7 @@ def seal_audit(conn: Connection, *, own_only: bool = True) -> int:
     probe = select(AUDIT.c.id).where(AUDIT.c.chain_seq.is_(None)).order_by(AUDIT.c.id).limit(1)
     if conn.execute(probe).first() is None:
         return 0
-    rows = conn.execute(select(*CONTENT).where(_own_rows(conn, own_only)).order_by(AUDIT.c.id)).all()
+    rows = conn.execute(select(*_content(conn)).where(_own_rows(conn, own_only)).order_by(AUDIT.c.id)).all()
     if not rows:
         return 0
     by_chain: dict[int, list[Any]] = {}
@@ -95,7 +85,7 @@ def seal_audit(conn: Connection, *, own_only: bool = True) -> int:
         seq, previous = (int(tail[0]), str(tail[1])) if tail is not None else (0, GENESIS)
         for row in by_chain[chain]:
             seq += 1
-            previous = link_hash(previous, content_bytes(seq, _canonical(row)))
+            previous = link_hash(previous, content_bytes(seq, row))
             sealed.append((int(row.id), chain, seq, previous))
     _store(conn, sealed)
     return len(sealed)
@@ -148,7 +138,7 @@ class ChainReport:
 def _walk(conn: Connection, chain: int) -> Iterator[Any]:
     """The chain's rows in chain order, a batch at a time (keyset on the unique (chain, chain_seq) index)."""
     after = 0
-    query = (select(AUDIT.c.chain_seq, AUDIT.c.chain_hash, *CONTENT)
+    query = (select(AUDIT.c.chain_seq, AUDIT.c.chain_hash, *_content(conn))
              .where(AUDIT.c.chain == chain, AUDIT.c.chain_seq > bindparam("after"))
              .order_by(AUDIT.c.chain_seq).limit(VERIFY_BATCH))
     while batch := conn.execute(query, {"after": after}).all():
@@ -184,7 +174,7 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
             if position != seq + 1:
                 first_break = ChainBreak(chain, "deleted", int(row.id), seq + 1)
                 break
-            expected = link_hash(previous, content_bytes(position, _canonical(tuple(row)[2:])))
+            expected = link_hash(previous, content_bytes(position, tuple(row)[2:]))
             if expected != row.chain_hash:
                 first_break = ChainBreak(chain, _edited_or_inserted(conn, chain, row, previous), int(row.id),
                                          position)
@@ -200,11 +190,10 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
 
 def _edited_or_inserted(conn: Connection, chain: int, row: Any, previous: str) -> str:
     """A row that does not follow was inserted if the row after it follows from the one before it."""
-    after = conn.execute(select(AUDIT.c.chain_seq, AUDIT.c.chain_hash, *CONTENT)
+    after = conn.execute(select(AUDIT.c.chain_seq, AUDIT.c.chain_hash, *_content(conn))
                          .where(AUDIT.c.chain == chain, AUDIT.c.chain_seq > row.chain_seq)
                          .order_by(AUDIT.c.chain_seq).limit(1)).first()
-    if after is not None and link_hash(previous, content_bytes(int(after.chain_seq) - 1,
-                                                                    _canonical(tuple(after)[2:]))) \
+    if after is not None and link_hash(previous, content_bytes(int(after.chain_seq) - 1, tuple(after)[2:])) \
             == after.chain_hash:
         return "inserted"  # the rows after it were renumbered by one to make room
     return "edited"
