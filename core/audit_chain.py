@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, Text, bindparam, cast, func, select, text, type_coerce
+from sqlalchemy import Connection, Engine, String, Table, Text, bindparam, cast, event, func, select, text, type_coerce
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.audit import CONTENT_COLUMNS, GENESIS, AuditEvent, chain_of, content_bytes, link_hash
@@ -57,6 +58,34 @@ def _own_rows(conn: Connection, own_only: bool) -> ColumnElement[bool]:
         return unsealed  # SQLite: the writing transaction holds the database's only write lock
     # xmin is the 32-bit transaction id that inserted the row; pg_current_xact_id() is the 64-bit one.
     return unsealed & text("auditevent.xmin::text = (pg_current_xact_id()::text::bigint & 4294967295)::text")
+
+
+WRITTEN = "sanjin_audit_written"  # in the DBAPI connection's info: this transaction may have written audit rows
+
+
+def mark_audit_written(conn: Connection) -> None:
+    """Note that the connection's transaction wrote audit rows, so its commit seals them (see `_statement_writes`)."""
+    conn.info[WRITTEN] = True
+
+
+@event.listens_for(Engine, "before_execute")
+def _statement_writes(conn: Connection, clause: Any, multiparams: Any, params: Any, options: Any) -> None:
+    """An INSERT into auditevent built with SQLAlchemy marks its connection; the bulk writers' raw SQL marks itself.
+
+    Only a marked connection's commit probes for unsealed rows: on PostgreSQL a probe right after a 100,000-row
+    seal walks the partial index's dead entries until vacuum removes them, and most commits write no audit row.
+    """
+    if isinstance(clause, Insert) and clause.table is AUDIT:
+        conn.info[WRITTEN] = True
+
+
+def seal_written(conn: Connection) -> int:
+    """Seal if this connection's transaction wrote audit rows (the Session commit hook); else nothing, not even a probe."""
+    if not conn.info.get(WRITTEN):
+        return 0
+    sealed = seal_audit(conn)
+    conn.info[WRITTEN] = False
+    return sealed
 
 
 def seal_audit(conn: Connection, *, own_only: bool = True) -> int:
@@ -199,4 +228,4 @@ def _edited_or_inserted(conn: Connection, chain: int, row: Any, previous: str) -
     return "edited"
 
 
-__all__ = ["ChainBreak", "ChainReport", "seal_audit", "verify_chain"]
+__all__ = ["ChainBreak", "ChainReport", "mark_audit_written", "seal_audit", "seal_written", "verify_chain"]

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlmodel import Session
 
-from core.audit_chain import seal_audit
+from core.audit_chain import seal_written
 from core.settings import get_settings
 from core.wal_checkpointer import BACKSTOP_PAGES, WalCheckpointer
 
@@ -82,7 +82,7 @@ def _seal_audit_rows(session: Session) -> None:
     so no new writer of audit rows can forget it. A session with no transaction has written nothing.
     """
     if session.in_transaction():
-        seal_audit(session.connection())
+        seal_written(session.connection())
 
 
 _ENGINES: dict[str, Engine] = {}

@@ -64,3 +64,21 @@ def test_the_compliance_pass_on_its_bare_connection_seals_its_audit_rows(engine:
     rows = _audit(engine, "violation")
     assert rows and all(r.chain_seq is not None for r in rows)
     assert verify_audit(engine, program.slug).broken is None
+
+
+def test_a_registration_recorded_by_hand_is_sealed_into_the_chain(engine: Engine) -> None:
+    """tasks/platform's writers insert their audit rows with statements of their own: sealed all the same."""
+    from datetime import date
+
+    from sqlalchemy import text
+
+    from tasks.platform.accounts import register_account
+    from tests.tasks.test_accounts_contracts import world as account_world
+
+    world = account_world.__wrapped__(engine)  # type: ignore[attr-defined]
+    register_account(engine, "shenyang-2025", world.pharmacy.insurance_code, "LN-9", date(2025, 10, 18),
+                     clock=clock_at(2025, 10, 20, 10), actor="manager")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM auditevent WHERE chain_seq IS NULL")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM auditevent WHERE entity = 'platform_account'")).scalar_one()
+    assert verify_audit(engine).broken is None
