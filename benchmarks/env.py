@@ -142,12 +142,17 @@ def shanghai(month: int, day: int, hour: int = 9) -> datetime:
 
 def setup_program(engine: Any, home: Path, when: datetime) -> Any:
     """Load the benchmark program, the manager and one reviewer per district; the database clock at `when`."""
+    import os
+
     from core.clock_store import DatabaseClock
+    from core.settings import get_settings
     from models.states import Role
     from sanjin.demo_data import DISTRICTS
     from tasks.programs import load_program
     from tasks.users import add_user
 
+    os.environ["SANJIN_CLOCK"] = "database"  # a benchmark database, as a rehearsal's: its clock is simulated
+    get_settings.cache_clear()
     clock = DatabaseClock(engine)
     clock.set(when)
     load_program(engine, benchmark_program_file(home), clock=clock, actor="manager")

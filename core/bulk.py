@@ -48,6 +48,7 @@ from sqlalchemy.sql.selectable import Select, Subquery
 from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, SQLModel
 
+from core.audit_chain import mark_audit_written
 from models.audit import AuditEvent, audit_row
 from models.base import AwareDateTime
 from models.states import Role
@@ -148,6 +149,8 @@ def _insert_prepared(session: Session, t: Table, columns: list[str], values: lis
     """One statement on PostgreSQL (a JSON document read by `json_populate_recordset` as rows of `t`),
     one driver-level executemany on SQLite (whose summed rowcount is exact)."""
     quote = session.get_bind().dialect.identifier_preparer.quote
+    if t.name == "auditevent":
+        mark_audit_written(session.connection())  # raw SQL: no statement event sees it
     target = ", ".join(quote(c) for c in columns)
     conflict = "" if conflict_key is None else f" ON CONFLICT ({', '.join(map(quote, conflict_key))}) DO NOTHING"
     options = {"preserve_rowcount": True}  # SQLAlchemy keeps an INSERT's rowcount only when asked
@@ -202,6 +205,8 @@ def insert_columns(session: Session, t: Table, columns: Mapping[str, Sequence[An
     if not columns:
         raise ValueError("no per-row column: the rows cannot be counted")
     conn = session.connection()
+    if t.name == "auditevent":
+        mark_audit_written(conn)  # COPY and raw SQL: no statement event sees them
     dialect = conn.dialect
     shared = dict(constants or {})
     for c in t.columns:

@@ -25,11 +25,20 @@ class SimulatedClockRefused(PermissionError):
                          "rehearsal databases (SANJIN_CLOCK=database)")
 
 
+def simulation_allowed() -> bool:
+    """Whether this installation may run on a simulated clock: only where settings say so (demo, tests, rehearsal)."""
+    from core.settings import get_settings
+
+    return get_settings().clock == "database"
+
+
 class DatabaseClock:
-    """System time, unless a simulated 'now' is stored (demo, rehearsal); then that, for everyone.
+    """System time, unless this installation simulates time (`SANJIN_CLOCK=database`: demo, tests, rehearsal)
+    and a simulated 'now' is stored; then that, for everyone.
 
     Kept in the database rather than in memory so the CLI, the flows and the dashboard of a demo
-    all see the same simulated day.
+    all see the same simulated day. Elsewhere a stored simulated time is ignored — a row left behind
+    by a rehearsal, or written straight into the database, cannot backdate anything — and setting one is refused.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -37,9 +46,17 @@ class DatabaseClock:
         self._system = SystemClock()
 
     def simulated(self) -> datetime | None:
+        if not simulation_allowed():
+            return None
         # One Core statement, not an ORM session: every reconciler and the sender read the clock several
         # times per chunk; `Session.get` cost 0.83 ms a reading on PostgreSQL (0.17 on SQLite), this 0.51 (0.06):
         # the rest is the pool's pre-ping and reset on PostgreSQL.
+        with self.engine.connect() as conn:
+            now: datetime | None = conn.execute(_SIMULATED_NOW).scalar()
+        return None if now is None else now.astimezone(SHANGHAI)
+
+    def _stored(self) -> datetime | None:
+        """The stored simulated time whether or not it counts here (what a clearing removes)."""
         with self.engine.connect() as conn:
             now: datetime | None = conn.execute(_SIMULATED_NOW).scalar()
         return None if now is None else now.astimezone(SHANGHAI)
@@ -51,6 +68,8 @@ class DatabaseClock:
         return self.now().date()
 
     def set(self, when: datetime) -> datetime:
+        if not simulation_allowed():
+            raise SimulatedClockRefused()
         when = to_shanghai(when)
         with Session(self.engine) as session:
             row = session.get(ClockSetting, 1)
@@ -69,11 +88,10 @@ class DatabaseClock:
         with the real time.
         """
         from core.bulk import write_audit
-        from core.settings import get_settings
 
-        if when is not None and get_settings().clock != "database":
+        if when is not None and not simulation_allowed():
             raise SimulatedClockRefused()  # clearing a leftover simulated time is always allowed (and audited)
-        before = self.simulated()
+        before = self._stored()
         when = None if when is None else to_shanghai(when)
         with Session(self.engine) as session:
             row = session.get(ClockSetting, 1)

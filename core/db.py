@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlmodel import Session
 
+from core.audit_chain import seal_written
 from core.settings import get_settings
 from core.wal_checkpointer import BACKSTOP_PAGES, WalCheckpointer
 
@@ -71,6 +72,17 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@event.listens_for(Session, "before_commit")
+def _seal_audit_rows(session: Session) -> None:
+    """Every session's commit seals the audit rows its transaction wrote into their chains (core/audit_chain.py).
+
+    On the Session class, not in `transaction()`: a writer that commits a bare `Session(engine)` is sealed too,
+    so no new writer of audit rows can forget it. A session with no transaction has written nothing.
+    """
+    if session.in_transaction():
+        seal_written(session.connection())
 
 
 _ENGINES: dict[str, Engine] = {}

@@ -1,11 +1,15 @@
-"""The audit trail: who moved what from which state to which, when and why."""
+"""The audit trail: who moved what from which state to which, when and why — and the hash chain that
+makes an edited, deleted or inserted row evident."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index
+from sqlalchemy import Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from models.base import AwareDateTime, EnumString, JSONType
@@ -14,9 +18,18 @@ from models.transitions import AuditRecord
 
 
 class AuditEvent(SQLModel, table=True):
-    """Append-only; written in the same transaction as the change it records."""
+    """Append-only; written in the same transaction as the change it records, and sealed into its chain
+    (`chain`, `chain_seq`, `chain_hash`) by that transaction's commit (core/audit_chain.py)."""
 
-    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+    __table_args__ = (
+        Index("ix_audit_entity", "entity", "entity_id"),
+        # One position per place in a chain: two writers that raced past the tail lock could not both commit.
+        Index("ux_audit_chain", "chain", "chain_seq", unique=True),
+        # The rows a transaction has written but not yet sealed: a handful at any time, so the probe every
+        # commit makes is one look into a near-empty index.
+        Index("ix_audit_unsealed", "id", sqlite_where=text("chain_seq IS NULL"),
+              postgresql_where=text("chain_seq IS NULL")),
+    )
     id: int | None = Field(default=None, primary_key=True)
     # Neither a foreign key nor indexed (migration 0005). An audit trail must not depend on the rows it
     # describes, and it is written 100,000 rows at a time (PostgreSQL's per-row foreign-key check cost
@@ -33,6 +46,41 @@ class AuditEvent(SQLModel, table=True):
     reason: str | None = None
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False, index=True))
+    # The chain this row belongs to (its program's id; 0 for rows of no program: users, the clock, calendars),
+    # its place in it (1, 2, …) and sha256(previous row's chain_hash + this row's content). None until sealed.
+    chain: int | None = None
+    chain_seq: int | None = None
+    chain_hash: str | None = Field(default=None, max_length=64)
+
+
+# What a row's hash covers, in this order: everything a person could want to forge.
+CONTENT_COLUMNS = ("id", "program_id", "entity", "entity_id", "action", "from_state", "to_state", "actor", "role",
+                   "reason", "data", "at")
+GENESIS = "0" * 64  # the "previous hash" of a chain's first row
+
+
+def chain_of(program_id: int | None) -> int:
+    """One chain per program, one for rows of no program (users, the clock, the calendar)."""
+    return program_id or 0
+
+
+def content_bytes(chain_seq: int, values: Sequence[Any]) -> bytes:
+    """A row's content as unambiguous bytes: its place in the chain and CONTENT_COLUMNS' values as stored.
+
+    Values are what the database stores, read without type conversion (core/audit_chain.py): ints, None and
+    strings only — the JSON document's text, the enum's value, the time as UTC text. Encoded as a JSON array,
+    so a string can never read as two.
+    """
+    return _ENCODE([chain_seq, *values]).encode()
+
+
+# json's C encoder, compact and unescaped; for numbers, nulls and strings the text is fixed by the values.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def link_hash(previous: str, content: bytes) -> str:
+    """The chain's link: sha256 over the previous row's hash and this row's content, as hex."""
+    return hashlib.sha256(previous.encode("ascii") + content).hexdigest()
 
 
 def audit_row(record: AuditRecord) -> dict[str, Any]:

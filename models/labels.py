@@ -97,7 +97,7 @@ AUDIT_ENTITY_LABELS = {
     "application": "机构申请", "batch": "批次", "gate": "审批事项", "platform_account": "平台账户",
     "contract": "购销协议", "selection": "药品遴选", "notice": "通知", "enforcement_action": "处理措施", "enforcement_case": "处理程序", "enterprise_exit": "企业退出申请",
     "calendar": "节假日安排", "clock": "模拟时钟", "violation": "违规记录", "payment": "应付货款",
-    "user": "用户", "institution": "医药机构",
+    "user": "用户", "institution": "医药机构", "list_version": "公布清单",
     "report_version": "统计报表",
 }
 AUDIT_ACTION_LABELS = {
@@ -110,7 +110,7 @@ AUDIT_ACTION_LABELS = {
     "start_running": "开始运行", "suspend": "暂停", "terminate": "终止", "withdraw": "撤回",
     "submit": "提交", "create": "创建", "ignore": "忽略", "open": "开启", "select": "遴选", "update": "更新",
     "update_volumes": "更新采购量", "enter_schedule": "录入节假日安排", "set": "设定", "clear": "清除", "deadline_recomputed": "重新计算期限",
-    "violation_opened": "发现违规", "violation_closed": "违规已消除", "print": "打印",
+    "violation_opened": "发现违规", "violation_closed": "违规已消除", "print": "打印", "publish": "公布",
     "price_index_set": "量价比较指数达标情况变更",
     "issue": "生成并报送",
     "set_password": "修改密码", "disable": "停用", "lock": "登录失败过多已锁定", "unlock": "解除登录锁定",
@@ -119,7 +119,7 @@ AUDIT_ACTION_LABELS = {
 # The outbox: one kind per letter (notifications/templates/<kind>.subject.txt).
 NOTICE_KIND_LABELS = {
     "alliance_invitation": "联盟邀请函", "declaration_receipt": "企业申报回执", "declaration_decision": "企业申报审核结果",
-    "calendar_unpublished": "节假日安排录入提醒",
+    "calendar_unpublished": "节假日安排录入提醒", "audit_chain_broken": "审计记录校验失败警报",
     "application_receipt": "机构申请回执", "application_decision": "机构申请审核结果", "batch_published": "批次公布",
     "account_reminder": "账户注册提醒", "contract_reminder": "协议签订提醒", "payment_due": "货款支付提醒",
     "payment_overdue": "货款逾期通知", "quarterly_report_reminder": "季度报表提醒", "escalation": "逾期督办",
@@ -133,6 +133,7 @@ ENTITY_STATE_LABELS: dict[str, dict[str, str]] = {
     "declaration": DECLARATION_STATE_LABELS, "application": APPLICATION_STATE_LABELS, "batch": BATCH_STATE_LABELS,
     "gate": GATE_STATE_LABELS, "platform_account": ACCOUNT_STATE_LABELS, "contract": CONTRACT_STATE_LABELS,
     "notice": NOTICE_STATUS_LABELS, "enforcement_action": ENFORCEMENT_STATE_LABELS,
+    "user": ROLE_LABELS, "list_version": LIST_KIND_LABELS,  # a user's role; the kind of list published
 }
 
 

@@ -57,6 +57,7 @@ KINDS: tuple[str, ...] = (
     "gate_waiting",
     "gate_overdue",
     "calendar_unpublished",
+    "audit_chain_broken",
 )
 
 COMMON_KEYS: frozenset[str] = frozenset({"program_name", "recipient_name", "today"})
@@ -90,6 +91,7 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
         "gate_waiting": ("reviewer_name", "gate_title", "item_count", "due_on", "due_provisional", "stage"),
         "gate_overdue": ("manager_name", "items"),
         "calendar_unpublished": ("manager_name", "year"),
+        "audit_chain_broken": ("manager_name", "problem", "checked_on"),
     }.items()
 }
 

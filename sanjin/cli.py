@@ -41,6 +41,7 @@ for sub, name in ((db_app, "db"), (program_app, "program"), (gate_app, "gate"), 
 console = SafeConsole(width=None if sys.stdout.isatty() else 160)
 # Row ids are 32-bit on PostgreSQL: `gate decide 99999999999999999999` overflowed the driver with a traceback.
 ID_MAX = 2**31 - 1
+AS_HELP = "以该用户身份查看：区县审核员只见本人负责的区县 / show what this user may see (a reviewer: its districts)"
 
 
 def _engine() -> Engine:
@@ -238,15 +239,19 @@ def contracts_sign(program: str, insurance_code: str, enterprise: str = typer.Op
 def laggards_command(program: str,
                      district: list[str] = typer.Option([], "--district", help="只看这些区县（可重复） / only these districts (repeatable)"),
                      limit: int = typer.Option(50, "--limit", min=0, help="最多显示条数，0 为全部（默认 50） / at most this many rows, 0 for all (default 50)"),
-                     as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
+                     as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table"),
+                     actor: str | None = typer.Option(None, "--as", help=AS_HELP)) -> None:
     """未注册账户、未签协议的机构（代采机构除外）及逾期天数，最晚的在前 / institutions behind on accounts or contracts."""
     from dataclasses import asdict
 
     from rich.table import Table
 
     from tasks.platform.laggards import laggards
+    from tasks.trust.scope import acting_user, may_see_district
 
-    every = [r for r in laggards(_engine(), program, clock=_clock()) if not district or r.district in district]
+    user = acting_user(_engine(), actor) if actor else None
+    every = [r for r in laggards(_engine(), program, clock=_clock())
+             if (not district or r.district in district) and (user is None or may_see_district(user, r.district))]
     rows = every[:limit] if limit else every
     if as_json:
         typer.echo(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2, default=str))
@@ -270,7 +275,8 @@ def laggards_command(program: str,
 @gate_app.command("list")
 def gate_list(program: str | None = typer.Option(None, "--program", help="项目代码，如 shenyang-2025 / the program's slug"),
               district: str | None = typer.Option(None, "--district", help="区县名称，如 和平区 / a district by name, e.g. 和平区"),
-              as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
+              as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table"),
+              actor: str | None = typer.Option(None, "--as", help=AS_HELP)) -> None:
     """列出待决定的审批事项 / list open gates."""
     from rich.table import Table
     from sqlmodel import Session
@@ -284,6 +290,12 @@ def gate_list(program: str | None = typer.Option(None, "--program", help="项目
         with Session(engine) as session:
             program_id = get_program(session, program)[0].id
     gates = list_gates(engine, program_id=program_id, district=district)
+    if actor:  # a district reviewer sees its own districts' gates (and the city's, which it cannot decide: none)
+        from tasks.trust.scope import acting_user, check_districts
+
+        user = acting_user(engine, actor)
+        mine = check_districts(user, [district] if district else None)
+        gates = [g for g in gates if mine is None or g.district in mine]
     if as_json:
         typer.echo(json.dumps([{"id": g.id, "kind": g.kind.value, "title": g.title, "district": g.district,
                                 "decider_role": g.decider_role.value, "due_on": g.due_on.isoformat(),
@@ -392,6 +404,7 @@ def demo(days: int | None = typer.Option(None, help="只模拟前 N 天 / simula
 
 
 def _mount_subcommands() -> None:
+    from sanjin.cli_audit import audit_app
     from sanjin.cli_calendar import calendar_app
     from sanjin.cli_compliance import operations_app, violations_app
     from sanjin.cli_deploy import deploy_command
@@ -406,6 +419,7 @@ def _mount_subcommands() -> None:
         serve_all)
     app.command("deploy", help="部署到进程型工作池 / deploy every program's flows to a process work pool")(deploy_command)
     app.add_typer(notices_app, name="notices")
+    app.add_typer(audit_app, name="audit")
     app.add_typer(calendar_app, name="calendar")
     app.add_typer(operations_app, name="operations")
     app.add_typer(violations_app, name="violations")

@@ -58,11 +58,15 @@ def violations_list(program: str, rule: ViolationRule | None = typer.Option(None
                     district: list[str] = typer.Option(None, "--district", help="区县名称，如 和平区（可重复） / a district by name, e.g. 和平区 (repeatable)"),
                     open_only: bool = typer.Option(False, "--open", help="只看未整改 / open ones only"),
                     limit: int = typer.Option(200, "--limit", min=1, help="最多显示条数 / show at most this many rows"),
-                    as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
+                    as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table"),
+                    actor: str | None = typer.Option(None, "--as", help="以该用户身份查看（区县审核员只见本区县） / "
+                                                                        "show what this user may see")) -> None:
     """列出违规及证据 / list violations with their evidence, newest first."""
     from tasks.compliance.views import list_violations
+    from tasks.trust.scope import acting_user, check_districts
 
-    rows = list_violations(_engine(), program, rule=rule, districts=district or None, open_only=open_only,
+    districts = check_districts(acting_user(_engine(), actor), district or None) if actor else district or None
+    rows = list_violations(_engine(), program, rule=rule, districts=districts, open_only=open_only,
                            limit=limit)
     if as_json:
         typer.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))

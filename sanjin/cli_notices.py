@@ -48,11 +48,17 @@ def _when(notice: Notice) -> str:
 @notices_app.command("list")
 def notices_list(program: str | None = typer.Option(None, "--program", help="项目代码，如 shenyang-2025 / the program's slug"),
                  status: NoticeStatus | None = typer.Option(None, "--status", help="只看某一状态：pending 待发送、sent 已发送、dead 发送失败、no_address 无邮箱 / one status only"),
-                 limit: int = typer.Option(50, "--limit", min=1, help="最多显示条数 / show at most this many rows")) -> None:
+                 limit: int = typer.Option(50, "--limit", min=1, help="最多显示条数 / show at most this many rows"),
+                 actor: str | None = typer.Option(None, "--as", help="以该用户身份查看（区县审核员只见本区县） / "
+                                                                     "show what this user may see")) -> None:
     """列出通知（最新在前） / list notices, newest first."""
+    from tasks.trust.scope import acting_user, notice_scope
+
     engine = _engine()
     program_id = _program_id(engine, program)
     query = select(Notice).order_by(col(Notice.id).desc()).limit(limit)
+    if actor and (mine := notice_scope(acting_user(engine, actor))) is not None:
+        query = query.where(mine)
     if program_id is not None:
         query = query.where(Notice.program_id == program_id)
     if status is not None:

@@ -41,6 +41,7 @@ def _prepare_environment(home: Path) -> None:
     os.environ["SANJIN_HOME"] = str(home)
     os.environ["SANJIN_DATABASE_URL"] = f"sqlite:///{home / 'sanjin.db'}"
     os.environ["SANJIN_MAILER"] = "maildir"
+    os.environ["SANJIN_CLOCK"] = "database"  # the demo runs five months in minutes: its clock is simulated
     os.environ["SANJIN_MAILDIR"] = str(home / "maildir")
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -6,6 +6,7 @@ at 100,000 institutions a row per institution in Python would cost the page its 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -162,7 +163,7 @@ def _table(model: Any) -> Table:
 
 
 def _laggard_queries(program_id: int, defn: ProgramDefinition, wdays: WorkingDays, today: date,
-                     district: str | None) -> dict[str, Any]:
+                     district: str | Sequence[str] | None) -> dict[str, Any]:
     """Per kind, a query of (id, name, district, insurance_code, due_on, n, amount), one row per institution.
 
     The rules are those of tasks.platform.laggards.laggards (pending, not proxy-procured, running, due by
@@ -173,7 +174,9 @@ def _laggard_queries(program_id: int, defn: ProgramDefinition, wdays: WorkingDay
     running = sa_select(app.c.institution_id).where(app.c.program_id == program_id,
                                                     app.c.state == ApplicationState.RUNNING)
     cols = (inst.c.id, inst.c.name, inst.c.district, inst.c.insurance_code)
-    in_district = [inst.c.district == district] if district else []
+    in_district = ([inst.c.district == district] if isinstance(district, str) and district else
+                   [inst.c.district.in_(list(district))] if district is not None and not isinstance(district, str)
+                   else [])
     reminded = [inst.c.proxy_parent_id.is_(None), inst.c.id.in_(running), *in_district]
     rules = defn.rules
     account_horizon = _reminder_horizon(wdays, today, rules.account_reminder_working_days_before_close)
@@ -198,7 +201,7 @@ def _laggard_queries(program_id: int, defn: ProgramDefinition, wdays: WorkingDay
 
 
 def laggard_page(session: Session, program_id: int, defn: ProgramDefinition, today: date, *,
-                 what: str | None = None, district: str | None = None, offset: int = 0,
+                 what: str | None = None, district: str | Sequence[str] | None = None, offset: int = 0,
                  limit: int = 20, counts: dict[str, dict[str, int]] | None = None) -> LaggardPage:
     """Who is behind, counted in the database, and one page of them: 100,000 laggards never become objects.
 

@@ -18,6 +18,7 @@ from core.bulk import write_audit
 from core.db import transaction
 from core.settings import get_settings
 from models.base import utcnow
+from models.clock import Clock, SystemClock
 from models.passwords import password_problems
 from models.program import Program, User
 from models.signin import SignInThrottle, ThrottleScope, WebSession
@@ -68,8 +69,12 @@ def known_districts(session: Session) -> set[str]:
 
 def add_user(engine: Engine, name: str, role: Role, *, districts: Sequence[str] = (), display_name: str | None = None,
              password: str | None = None, email: str | None = None, unit: str | None = None,
-             actor: str = "system") -> User:
-    """Create a user; an existing name, an unknown district or a weak password is refused and nothing is written."""
+             actor: str = "system", clock: Clock | None = None) -> User:
+    """Create a user; an existing name, an unknown district or a weak password is refused and nothing is written.
+
+    Who may do what is itself a decision someone made: the creation is an audit row (never the password
+    itself) naming who created it, stamped with the real time.
+    """
     check_name(name)
     if role == Role.SYSTEM:
         raise BadUser("“系统”角色仅供流程使用 / the system role is for the flows only")
@@ -92,7 +97,9 @@ def add_user(engine: Engine, name: str, role: Role, *, districts: Sequence[str] 
                     password_hash=hash_password(password) if password is not None else None)
         session.add(user)
         session.flush()
-        _audit(session, user, "create", actor, data={"role": role.value, "districts": list(user.districts)})
+        _audit(session, user, "create", actor, data={"role": role.value, "districts": list(user.districts),
+                                                     "email_set": bool(user.email), "password_set": bool(password)},
+               at=(clock or SystemClock()).now(), role=_role_of(session, actor))
         return user
 
 
@@ -175,8 +182,14 @@ def _existing(session: Session, name: str) -> User:
 
 
 def _audit(session: Session, user: User, action: str, actor: str, *, reason: str | None = None,
-           data: dict[str, object] | None = None) -> None:
+           data: dict[str, object] | None = None, at: datetime | None = None, role: Role | None = None) -> None:
     assert user.id is not None
     write_audit(session, [AuditRecord(entity="user", entity_id=user.id, action=action, from_state=None,
-                                      to_state=None, actor=actor, role=Role.SYSTEM, at=utcnow(), reason=reason,
-                                      data={"name": user.name, **(data or {})})])
+                                      to_state=None, actor=actor, role=role or _role_of(session, actor),
+                                      at=at or utcnow(), reason=reason, data={"name": user.name, **(data or {})})])
+
+
+def _role_of(session: Session, actor: str) -> Role:
+    """The role an acting person holds (system for the command line's own operator)."""
+    held = session.exec(select(User.role).where(User.name == actor)).first()
+    return Role(held) if held is not None else Role.SYSTEM

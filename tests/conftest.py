@@ -19,6 +19,10 @@ from sqlalchemy import Engine, create_engine, text
 from core.db import make_engine
 from models.tables import metadata
 
+# Test databases simulate time, as demo and rehearsal databases do (core/clock_store.py); a test of the
+# refusal on a real-time installation removes the setting for itself.
+os.environ["SANJIN_CLOCK"] = "database"
+
 PG_URL = os.environ.get("SANJIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("SANJIN_REQUIRE_POSTGRES") == "1"
 

@@ -21,6 +21,7 @@ from core.clock_store import DatabaseClock
 from core.db import shared_engine
 from models.clock import Clock
 from web import pages_auth, pages_enforcement, pages_gates, pages_overview, pages_records
+from web.access import check_rules
 from web.auth import LoginRequired, current_user
 from web.headers import SecurityHeaders
 from web.people import PersonNames
@@ -111,6 +112,7 @@ def create_app(engine: Engine | None = None, *, clock: Clock | None = None,
 
     `host` is the address it listens on: outside loopback the session cookie is `Secure` unless settings say otherwise.
     """
+    check_rules(ROUTES)
     engine = engine if engine is not None else shared_engine()
     settings = settings or WebSettings()
     app = Starlette(

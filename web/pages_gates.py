@@ -241,14 +241,14 @@ async def decide_many(request: Request) -> Response:
     """Bulk from the inbox: every undecided item of each chosen gate approved (or rejected with one reason)."""
     ctx = web(request)
     user, form = await posted_form(request, ctx.engine, *DECIDERS)
-    if form.get("bulk") not in ("approve", "reject"):
-        raise HTTPException(400, "请选择“全部批准”或“全部驳回”")
     gates = [await run_in_threadpool(_gate_or_404, ctx, i) for i in _ids(form.getlist("gate"))]
-    for gate in gates:  # all or nothing on authority: one foreign gate refuses the whole request
+    for gate in gates:  # all or nothing on authority, before anything else: one foreign gate refuses the request
         try:
             check_decider(user, gate)
         except GateError as exc:
             raise HTTPException(403, str(exc)) from exc
+    if form.get("bulk") not in ("approve", "reject"):
+        raise HTTPException(400, "请选择“全部批准”或“全部驳回”")
     messages, failed = [], False
     for gate in gates:
         try:

@@ -25,6 +25,7 @@ from tasks.gates.districts import ProgramGates, program_gates
 from tasks.programs import UnknownProgram, get_program, list_programs
 from tasks.reports.coverage_report import CoverageLine, CoverageReport
 from tasks.status import LAGGARD_KINDS, LaggardRow, laggard_page
+from tasks.trust.scope import districts_of, may_see_district
 from web.auth import require_user
 from web.charts import (
     DatedTarget,
@@ -43,6 +44,7 @@ from web.charts import (
 from web.exports import EXPORT_MAX, download, export_format
 from web.pagination import page_of
 from web.render import page, web
+from web.snapshots import OVERVIEW_LAGGARDS
 
 _ORDER = {state: i for i, state in enumerate(STATE_LABELS)}
 
@@ -175,8 +177,11 @@ def overview(request: Request) -> Response:
     stages = [(FUNNEL_STAGE_LABELS[s.value], data.funnel.get(s.value, 0)) for s in FUNNEL]
     trend = trend_svg([(FUNNEL_STAGE_LABELS[s.value], [(day, counts.get(s.value, 0)) for day, counts in data.trend])
                        for s in FUNNEL])
+    late = data.laggards
     with Session(ctx.engine) as session:
-        _, defn = get_program(session, slug)
+        program, defn = get_program(session, slug)
+        if (mine := districts_of(user)) is not None:  # a district reviewer: its own districts' laggards
+            late = laggard_page(session, program.id or 0, defn, status.today, district=mine, limit=OVERVIEW_LAGGARDS)
     targets = targets_of(defn, status.today)
     cover = data.coverage
     kinds = [(KIND_LABELS.get(InstitutionKind(r.key), r.key), r.covered, r.total) for r in cover.by_kind]
@@ -186,7 +191,7 @@ def overview(request: Request) -> Response:
                 stage_funnel=stage_funnel_svg(stages), stages=stages, trend=trend,
                 district_chart=coverage_svg([(r.key, r.covered, r.total) for r in cover.by_district], targets=targets),
                 kind_chart=coverage_svg(kinds, targets=targets), cover=cover, targets=targets,
-                late=data.laggards, laggard_labels=LAGGARD_LABELS, computed=data,
+                late=late, laggard_labels=LAGGARD_LABELS, computed=data,
                 compliance=compliance_panel(data.violations, user))
 
 
@@ -209,17 +214,20 @@ def laggards(request: Request) -> Response:
     q = {k: (request.query_params.get(k) or "").strip() for k in ("what", "district")}
     if q["what"] and q["what"] not in LAGGARD_KINDS:
         raise HTTPException(400, f"未知的滞后类型：{q['what']}")
+    mine = districts_of(user)
+    if q["district"] and not may_see_district(user, q["district"]):
+        raise HTTPException(403, f"无权查看{q['district']}的滞后机构（仅限本人负责的区县）")
     pager = page_of(f"/programs/{slug}/laggards", request.query_params, q)
     fmt = export_format(request)
     simulated = isinstance(ctx.clock, DatabaseClock) and ctx.clock.simulated() is not None
     try:  # the overview's counts (kept until the data changes) serve the unfiltered list
-        known = None if q["district"] else ctx.overviews.get(ctx.engine, slug, ctx.clock,
+        known = None if q["district"] or mine is not None else ctx.overviews.get(ctx.engine, slug, ctx.clock,
                                                             simulated=simulated).laggards.counts
         with Session(ctx.engine) as session:
             program, defn = get_program(session, slug)
             assert program.id is not None
             late = laggard_page(session, program.id, defn, ctx.clock.today(), what=q["what"] or None,
-                                district=q["district"] or None, offset=0 if fmt else pager.offset,
+                                district=q["district"] or mine, offset=0 if fmt else pager.offset,
                                 limit=EXPORT_MAX if fmt else pager.per_page, counts=known)
     except UnknownProgram as exc:
         raise HTTPException(404, f"没有项目 {slug}") from exc
@@ -227,4 +235,5 @@ def laggards(request: Request) -> Response:
         return download(fmt, f"{slug}-滞后机构", f"{program.name} 进度滞后的机构", LAGGARD_COLUMNS,
                         [laggard_cells(r) for r in late.rows], ctx.clock.today())
     return page(request, "laggards.html", user, program=program, late=late, pager=pager.counted(late.total), q=q,
-                laggard_labels=LAGGARD_LABELS, districts=[d.name for d in defn.districts])
+                laggard_labels=LAGGARD_LABELS,
+                districts=[d.name for d in defn.districts if may_see_district(user, d.name)])

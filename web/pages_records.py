@@ -36,6 +36,7 @@ from tasks.lists.versions import columns_of, version_rows
 from tasks.outbox.followup import resend
 from tasks.outbox.printing import print_no_address
 from tasks.programs import UnknownProgram, get_program
+from tasks.trust.scope import audit_scope, notice_scope
 from web.auth import posted_form, require_user
 from web.exports import EXPORT_MAX, download, export_format
 from web.names import entity_names, people
@@ -140,6 +141,8 @@ def notices(request: Request) -> Response:
     with Session(ctx.engine) as session:
         programs = session.exec(select(Program).order_by(col(Program.slug))).all()
         scope: list[Any] = []
+        if (mine := notice_scope(user)) is not None:  # a district reviewer: its districts' letters only
+            scope.append(mine)
         if q["program"]:
             scope.append(col(Notice.program_id).in_(_program_ids(session, q["program"])))
         where = list(scope)
@@ -248,6 +251,8 @@ def audit(request: Request) -> Response:
             q["actor"] = session.exec(select(User.name).where(
                 or_(col(User.name) == q["actor"], col(User.display_name) == q["actor"]))).first() or q["actor"]
         query = select(AuditEvent).order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+        if (mine := audit_scope(user)) is not None:  # a district reviewer: its districts' rows and its own
+            query = query.where(mine)
         # Newest first is a walk down the time index that stops at the page. Left to itself, SQLite (no
         # statistics) would rather fetch every row of the program's or the user's index and sort them —
         # 160–250 ms at 200,000 rows for a page of 50. So unless a filter is selective (one entity's

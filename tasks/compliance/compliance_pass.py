@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.sql.selectable import Select
 from sqlmodel import Session
 
+from core.audit_chain import seal_audit
 from models.clock import Clock
 from models.compliance.codes import CLOSE_REASONS, ViolationRule
 from models.compliance.price_alerts import AlertBand
@@ -109,4 +110,5 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
             result.seconds[rule.value] = round(time.perf_counter() - started, 3)
         drop_finding_table(conn)
         prices.drop_price_reference(conn)
+        seal_audit(conn)  # a bare connection: no Session commit to seal the violations' audit rows
     return result

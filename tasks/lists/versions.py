@@ -36,12 +36,13 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, col
 
+from core.bulk import write_audit
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
 from models.clock import Clock
 from models.compliance.codes import SubjectType
 from models.enforcement import EnforcementCase, LadderState
 from models.enrollment import Application, Batch, Institution
-from models.program import Program
+from models.program import Program, User
 from models.program_definition import ProgramDefinition
 from models.states import (
     CATEGORY_LABELS,
@@ -51,8 +52,10 @@ from models.states import (
     EnterpriseState,
     InstitutionKind,
     ListKind,
+    Role,
     category_of,
 )
+from models.transitions import AuditRecord
 
 ListName = Literal["drugs", "recommended", "institutions"]
 
@@ -420,6 +423,12 @@ def publish_rows(
     session.add(version)
     session.flush()
     assert version.id is not None
+    write_audit(session, [AuditRecord(
+        entity="list_version", entity_id=version.id, action="publish", from_state=None, to_state=kind.value,
+        actor=actor, role=session.execute(select(col(User.role)).where(col(User.name) == actor)).scalar() or Role.SYSTEM,
+        at=clock.now(), reason=reason, program_id=program.id,
+        data={"number": number, "entries": len(rows), "added": len(diff["added"]), "removed": len(diff["removed"]),
+              "changed": len(diff["changed"]), "content_hash": digest})])
     if rows:
         # In key order: the unique (version, key) index then grows at its end.
         _insert_entries(session.connection(), version.id, rows.canonical(), rows.sorted_keys())

@@ -85,8 +85,9 @@ PAYMENT_DUE, PAYMENT_OVERDUE = "payment_due", "payment_overdue"
 QUARTERLY, ESCALATION = "quarterly_report_reminder", "escalation"
 CALENDAR_UNPUBLISHED = "calendar_unpublished"
 GATE_WAITING, GATE_OVERDUE = "gate_waiting", "gate_overdue"
+AUDIT_CHAIN_BROKEN = "audit_chain_broken"
 KINDS: tuple[str, ...] = (ACCOUNT_REMINDER, CONTRACT_REMINDER, PAYMENT_DUE, PAYMENT_OVERDUE, QUARTERLY, ESCALATION,
-                          CALENDAR_UNPUBLISHED, GATE_WAITING, GATE_OVERDUE)
+                          CALENDAR_UNPUBLISHED, GATE_WAITING, GATE_OVERDUE, AUDIT_CHAIN_BROKEN)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -335,6 +336,29 @@ def _calendar_unpublished(run: _Run) -> _Due[Any]:
     return _Due(CALENDAR_UNPUBLISHED, [(f"calendar_unpublished:{year}:{m[0]}", m) for m in mine], build)
 
 
+def _audit_chain_broken(run: _Run) -> _Due[Any]:
+    """Once per break and manager: the daily check of the audit trail's hash chains found a row edited, deleted
+    or inserted behind the application's back (issue #18). The key names the break, so a new one alerts again."""
+    from tasks.trust.audit_check import chain_break
+
+    broken = chain_break(run.session, run.program_id)
+    if broken is None:
+        return _Due(AUDIT_CHAIN_BROKEN, [], lambda key, r: run.draft(key, AUDIT_CHAIN_BROKEN, "user", 0, "", None, {}))
+    managers = run.session.execute(
+        select(USR.c.id, USR.c.name, USR.c.display_name, USR.c.email, USR.c.program_slugs)
+        .where(USR.c.role == Role.PROGRAM_MANAGER.value, USR.c.active.is_(True)).order_by(USR.c.id)).tuples()
+    mine = [(int(i), display or name, email) for i, name, display, email, slugs in managers
+            if not slugs or run.program.slug in slugs]
+    problem = broken.message().split(" / ")[0]
+    where = f"{broken.chain}:{broken.kind}:{broken.audit_id}:{broken.position}"
+
+    def build(key: str, m: tuple[int, str, str | None]) -> NoticeDraft:
+        return run.draft(key, AUDIT_CHAIN_BROKEN, "user", m[0], m[1], m[2],
+                         {"manager_name": m[1], "problem": problem, "checked_on": run.today.isoformat()})
+
+    return _Due(AUDIT_CHAIN_BROKEN, [(f"audit_chain_broken:{where}:{m[0]}", m) for m in mine], build)
+
+
 def _reviewers(run: _Run) -> list[_Reviewer]:
     """Active district reviewers responsible for at least one of the program's districts (few rows)."""
     ours = {d.name for d in run.defn.districts}
@@ -508,6 +532,7 @@ def send_reminders(engine: Engine, slug: str, *, clock: Clock) -> ReminderReport
             _escalations(run, lag, reviewers, report),
             _calendar_unpublished(run),
             *_gates(run, report),
+            _audit_chain_broken(run),
         ]
         for due in rules:
             report.due[due.kind] = len(due.items)

@@ -135,6 +135,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
              "days_late": 4},
         ],
     },
+    "audit_chain_broken": {
+        "recipient_name": "王经理",
+        "manager_name": "王经理",
+        "problem": "项目链第 21 条（审计记录 #4512）内容被改动",
+        "checked_on": "2025-12-01",
+    },
     "calendar_unpublished": {
         "recipient_name": "王经理",
         "manager_name": "王经理",

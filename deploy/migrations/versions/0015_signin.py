@@ -1,7 +1,7 @@
 """sign-in hardening: failed attempts per account and address, server-side web sessions (issue #18)
 
 Revision ID: 0015_signin
-Revises: 0013_report_versions
+Revises: 0014_audit_chain
 Create Date: 2026-12-06 05:40:00
 
 signinthrottle counts failed sign-ins per account name and per client address (a lock an administrator lifts
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0015_signin'
-down_revision = '0013_report_versions'
+down_revision = '0014_audit_chain'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,231 @@
+"""Sealing audit rows into their hash chain at commit, and walking a chain to find the first broken row.
+
+Why sealing at commit rather than hashing in each writer: audit rows are written 100,000 at a time by
+several bulk writers, most of them `INSERT … SELECT` that never bring the rows into Python. Each keeps
+its speed and leaves `chain_seq` NULL; the commit of its transaction (a Session's `before_commit`, see
+core/db.py, or `seal_audit` called by a writer on a bare connection) takes the chain's tail lock, reads
+the rows it wrote, hashes them onto the tail and stores their place and hash in one statement. The lock
+is held from the seal to the commit only, and chains are locked in ascending order, so two writers
+neither fork a chain nor deadlock each other.
+
+On PostgreSQL a seal takes only the rows its own transaction inserted (`xmin`), so a row slipped in
+by hand with an empty chain position stays outside the chain, where `verify_chain` names it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, String, Table, Text, bindparam, cast, event, func, select, text, type_coerce
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import ColumnElement
+
+from models.audit import CONTENT_COLUMNS, GENESIS, AuditEvent, chain_of, content_bytes, link_hash
+
+AUDIT: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+
+
+def _content(conn: Connection) -> list[ColumnElement[Any]]:
+    """The content columns as the database stores them, converted by nothing in Python: the JSON document as its
+    text (PostgreSQL's json keeps the text as written), the role as its value, the time as UTC text in SQLite's
+    own stored form (PostgreSQL formats it so in SQL). Every value then is a str, an int or None, hashed as is:
+    converting 100,000 rows to Python values and back cost more than the hashing."""
+    columns: list[ColumnElement[Any]] = []
+    for name in CONTENT_COLUMNS:
+        column = AUDIT.c[name]
+        if name == "data":
+            columns.append(cast(column, Text).label(name))
+        elif name == "at" and conn.dialect.name == "postgresql":
+            columns.append(func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI:SS.US").label(name))
+        elif name in ("role", "at"):
+            columns.append(type_coerce(column, String).label(name))
+        else:
+            columns.append(column)
+    return columns
+
+
+# pg_advisory_xact_lock's first key: this product's audit chains (the second key is the chain).
+LOCK_CLASS = 0x53414E4A  # "SANJ"
+VERIFY_BATCH = 5000
+
+
+def _own_rows(conn: Connection, own_only: bool) -> ColumnElement[bool]:
+    unsealed = AUDIT.c.chain_seq.is_(None)
+    if conn.dialect.name != "postgresql" or not own_only:
+        return unsealed  # SQLite: the writing transaction holds the database's only write lock
+    # xmin is the 32-bit transaction id that inserted the row; pg_current_xact_id() is the 64-bit one.
+    return unsealed & text("auditevent.xmin::text = (pg_current_xact_id()::text::bigint & 4294967295)::text")
+
+
+WRITTEN = "sanjin_audit_written"  # in the DBAPI connection's info: this transaction may have written audit rows
+
+
+def mark_audit_written(conn: Connection) -> None:
+    """Note that the connection's transaction wrote audit rows, so its commit seals them (see `_statement_writes`)."""
+    conn.info[WRITTEN] = True
+
+
+@event.listens_for(Engine, "before_execute")
+def _statement_writes(conn: Connection, clause: Any, multiparams: Any, params: Any, options: Any) -> None:
+    """An INSERT into auditevent built with SQLAlchemy marks its connection; the bulk writers' raw SQL marks itself.
+
+    Only a marked connection's commit probes for unsealed rows: on PostgreSQL a probe right after a 100,000-row
+    seal walks the partial index's dead entries until vacuum removes them, and most commits write no audit row.
+    """
+    if isinstance(clause, Insert) and clause.table is AUDIT:
+        conn.info[WRITTEN] = True
+
+
+def seal_written(conn: Connection) -> int:
+    """Seal if this connection's transaction wrote audit rows (the Session commit hook); else nothing, not even a probe."""
+    if not conn.info.get(WRITTEN):
+        return 0
+    sealed = seal_audit(conn)
+    conn.info[WRITTEN] = False
+    return sealed
+
+
+def seal_audit(conn: Connection, *, own_only: bool = True) -> int:
+    """Put the audit rows this transaction wrote at the end of their chains; how many. Call just before commit.
+
+    `own_only=False` (the migration that introduced the chains) seals every unsealed row, oldest first.
+    """
+    # The common case, one probe of the (near-empty) partial index. Ordered by id so that SQLite takes that index:
+    # unordered, it scanned the whole (chain, chain_seq) index instead, 400,000 entries on every commit.
+    probe = select(AUDIT.c.id).where(AUDIT.c.chain_seq.is_(None)).order_by(AUDIT.c.id).limit(1)
+    if conn.execute(probe).first() is None:
+        return 0
+    rows = conn.execute(select(*_content(conn)).where(_own_rows(conn, own_only)).order_by(AUDIT.c.id)).all()
+    if not rows:
+        return 0
+    by_chain: dict[int, list[Any]] = {}
+    for row in rows:
+        by_chain.setdefault(chain_of(row.program_id), []).append(row)
+    sealed: list[tuple[int, int, int, str]] = []  # id, chain, seq, hash
+
+    for chain in sorted(by_chain):  # ascending: two sealers never wait for each other in a circle
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:cls, :chain)"), {"cls": LOCK_CLASS, "chain": chain})
+        tail = conn.execute(select(AUDIT.c.chain_seq, AUDIT.c.chain_hash).where(AUDIT.c.chain == chain)
+                            .order_by(AUDIT.c.chain_seq.desc()).limit(1)).first()
+        seq, previous = (int(tail[0]), str(tail[1])) if tail is not None else (0, GENESIS)
+        for row in by_chain[chain]:
+            seq += 1
+            previous = link_hash(previous, content_bytes(seq, row))
+            sealed.append((int(row.id), chain, seq, previous))
+    _store(conn, sealed)
+    return len(sealed)
+
+
+def _store(conn: Connection, sealed: list[tuple[int, int, int, str]]) -> None:
+    if conn.dialect.name == "postgresql":
+        # One statement: the seals as a JSON document joined on the primary key.
+        conn.execute(text(
+            "UPDATE auditevent SET chain = s.chain, chain_seq = s.seq, chain_hash = s.hash "
+            "FROM json_to_recordset(CAST(:doc AS json)) AS s(id integer, chain integer, seq integer, hash text) "
+            "WHERE auditevent.id = s.id"), {"doc": json.dumps(
+                [{"id": i, "chain": c, "seq": s, "hash": h} for i, c, s, h in sealed])})
+        return
+    conn.exec_driver_sql("UPDATE auditevent SET chain = ?, chain_seq = ?, chain_hash = ? WHERE id = ?",
+                         [(c, s, h, i) for i, c, s, h in sealed])
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first row where a chain stops proving itself, and what happened there."""
+
+    chain: int
+    kind: str  # edited | deleted | inserted
+    audit_id: int | None  # the row named (for a deletion: the first row after the gap)
+    position: int | None  # its place in the chain (for a deletion: the first missing place)
+
+    def message(self) -> str:
+        where = f"审计记录 #{self.audit_id}" if self.audit_id is not None else "链尾"
+        chain = f"项目链 {self.chain}" if self.chain else "系统链"
+        if self.kind == "edited":
+            return (f"{chain}第 {self.position} 条（{where}）内容被改动 / audit row {self.audit_id} "
+                    f"(position {self.position} of chain {self.chain}) was edited")
+        if self.kind == "deleted":
+            return (f"{chain}第 {self.position} 条起被删除（缺失于{where}之前） / audit rows from position "
+                    f"{self.position} of chain {self.chain} were deleted (before row {self.audit_id})")
+        return (f"{chain}中的{where}不在链上（被插入） / audit row {self.audit_id} in chain {self.chain} "
+                f"was inserted outside the chain")
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What a walk of one or more chains found: rows checked, each chain's head, the first break."""
+
+    rows: int
+    heads: dict[int, tuple[int, str]]
+    broken: ChainBreak | None
+
+
+def _walk(conn: Connection, chain: int) -> Iterator[Any]:
+    """The chain's rows in chain order, a batch at a time (keyset on the unique (chain, chain_seq) index)."""
+    after = 0
+    query = (select(AUDIT.c.chain_seq, AUDIT.c.chain_hash, *_content(conn))
+             .where(AUDIT.c.chain == chain, AUDIT.c.chain_seq > bindparam("after"))
+             .order_by(AUDIT.c.chain_seq).limit(VERIFY_BATCH))
+    while batch := conn.execute(query, {"after": after}).all():
+        yield from batch
+        after = int(batch[-1].chain_seq)
+
+
+def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport:
+    """Recompute one program's chain (or every chain) from its first row; stop at the first break.
+
+    A row whose hash does not follow from its predecessor's and its own content was edited; a gap in
+    the positions is a deletion; a row outside any chain (or in the wrong one) was inserted. Rows other
+    transactions are writing right now are not visible here, and a sealed row is never outside its chain.
+    """
+    chains = ([chain_of(program_id)] if program_id is not None else
+              sorted({int(c) for c in conn.execute(select(AUDIT.c.chain).where(AUDIT.c.chain.is_not(None))
+                                                   .distinct()).scalars()} | {0}))
+    rows, heads = 0, dict[int, tuple[int, str]]()
+    for chain in chains:
+        outside = select(AUDIT.c.id).where(AUDIT.c.chain_seq.is_(None))
+        if program_id is not None:
+            outside = outside.where(AUDIT.c.program_id == program_id if program_id else AUDIT.c.program_id.is_(None))
+        stray = conn.execute(outside.order_by(AUDIT.c.id).limit(1)).scalar()
+        if stray is None:  # a sealed row whose program is not its chain's was moved (or inserted) there
+            moved = func.coalesce(AUDIT.c.program_id, 0) != chain
+            stray = conn.execute(select(AUDIT.c.id).where(AUDIT.c.chain == chain, moved).order_by(AUDIT.c.id)
+                                 .limit(1)).scalar()
+        seq, previous = 0, GENESIS
+        first_break: ChainBreak | None = None
+        for row in _walk(conn, chain):
+            rows += 1
+            position = int(row.chain_seq)
+            if position != seq + 1:
+                first_break = ChainBreak(chain, "deleted", int(row.id), seq + 1)
+                break
+            expected = link_hash(previous, content_bytes(position, tuple(row)[2:]))
+            if expected != row.chain_hash:
+                first_break = ChainBreak(chain, _edited_or_inserted(conn, chain, row, previous), int(row.id),
+                                         position)
+                break
+            seq, previous = position, str(row.chain_hash)
+        if first_break is None and stray is not None:
+            first_break = ChainBreak(chain, "inserted", int(stray), None)
+        if first_break is not None:
+            return ChainReport(rows, heads, first_break)
+        heads[chain] = (seq, previous)
+    return ChainReport(rows, heads, None)
+
+
+def _edited_or_inserted(conn: Connection, chain: int, row: Any, previous: str) -> str:
+    """A row that does not follow was inserted if the row after it follows from the one before it."""
+    after = conn.execute(select(AUDIT.c.chain_seq, AUDIT.c.chain_hash, *_content(conn))
+                         .where(AUDIT.c.chain == chain, AUDIT.c.chain_seq > row.chain_seq)
+                         .order_by(AUDIT.c.chain_seq).limit(1)).first()
+    if after is not None and link_hash(previous, content_bytes(int(after.chain_seq) - 1, tuple(after)[2:])) \
+            == after.chain_hash:
+        return "inserted"  # the rows after it were renumbered by one to make room
+    return "edited"
+
+
+__all__ = ["ChainBreak", "ChainReport", "mark_audit_written", "seal_audit", "seal_written", "verify_chain"]

@@ -1,0 +1,98 @@
+"""What a signed-in person may see: a district reviewer only its own districts' rows, everyone else the whole program.
+
+One place for the rule, so the notices, the audit trail and the laggards (and the CLI's `--as`) scope alike.
+A reviewer sees a notice addressed to an institution of its districts or to itself; an audit row about an
+application, an institution's account, contract or selection, or a gate of its districts, or one it wrote itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, String, cast, false, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
+
+from models.audit import AuditEvent
+from models.enrollment import Application, Gate, Institution
+from models.operations import Contract, PlatformAccount, Selection
+from models.outbox import Notice
+from models.program import User
+from models.states import Role
+
+
+def districts_of(user: User) -> list[str] | None:
+    """The districts a user is confined to; None for a user who sees every district."""
+    return list(user.districts) if user.role == Role.DISTRICT_REVIEWER else None
+
+
+def may_see_district(user: User, district: str | None) -> bool:
+    mine = districts_of(user)
+    return mine is None or (district is not None and district in mine)
+
+
+def notice_scope(user: User) -> ColumnElement[bool] | None:
+    """The notices a user may read (their e-mail addresses included); None: all of them."""
+    mine = districts_of(user)
+    if mine is None:
+        return None
+    institutions = select(col(Institution.id)).where(col(Institution.district).in_(mine))
+    return or_(
+        (col(Notice.recipient_type) == "institution") & col(Notice.recipient_id).in_(institutions),
+        (col(Notice.recipient_type) == "user") & (col(Notice.recipient_id) == user.id),
+    )
+
+
+def audit_scope(user: User) -> ColumnElement[bool] | None:
+    """The audit rows a user may read; None: all of them."""
+    mine = districts_of(user)
+    if mine is None:
+        return None
+    if not mine:
+        return false()
+    entity, entity_id = col(AuditEvent.entity), col(AuditEvent.entity_id)
+    in_mine = select(col(Institution.id)).where(col(Institution.district).in_(mine))
+    about: list[ColumnElement[bool]] = [col(AuditEvent.actor) == user.name]
+    owned: list[tuple[str, Any, Any]] = [
+        ("application", Application.id, col(Application.district).in_(mine)),
+        ("gate", Gate.id, col(Gate.district).in_(mine)),
+        ("platform_account", PlatformAccount.id, col(PlatformAccount.institution_id).in_(in_mine)),
+        ("contract", Contract.id, col(Contract.institution_id).in_(in_mine)),
+        ("selection", Selection.id, col(Selection.institution_id).in_(in_mine)),
+    ]
+    for name, key, where in owned:
+        about.append((entity == name) & entity_id.in_(select(cast(col(key), String)).where(where)))
+    return or_(*about)
+
+
+
+
+def acting_user(engine: Engine, name: str) -> User:
+    """The active user a command acts as (`--as`); a clear message for a name nobody holds."""
+    from sqlmodel import Session
+    from sqlmodel import select as orm_select
+
+    from tasks.users import BadUser
+
+    with Session(engine) as session:
+        user = session.exec(orm_select(User).where(col(User.name) == name)).first()
+    if user is None or not user.active:
+        raise BadUser(f"没有名为“{name}”的在用账户 / no active user named {name!r}")
+    return user
+
+
+def check_districts(user: User, asked: list[str] | None) -> list[str] | None:
+    """The districts a listing covers for `user`: those asked for (each must be the user's), or all the user's."""
+    mine = districts_of(user)
+    if mine is None:
+        return asked
+    from tasks.users import BadUser
+
+    foreign = [d for d in (asked or []) if d not in mine]
+    if foreign:
+        raise BadUser(f"{user.name} 只能查看本人负责的区县（{'、'.join(mine)}），不能查看{'、'.join(foreign)} / "
+                      f"{user.name} may only see its own districts")
+    return asked or mine
+
+
+__all__ = ["acting_user", "audit_scope", "check_districts", "districts_of", "may_see_district", "notice_scope"]
