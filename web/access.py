@@ -43,15 +43,27 @@ ACCESS: dict[tuple[str, str], Access] = {
                                         "the overview: a reviewer's laggards and violations are its districts'"),
     ("/programs/{slug}/lists", "GET"): Access(SIGNED_IN, DistrictRule.NONE, "published lists are public"),
     ("/programs/{slug}/laggards", "GET"): Access(SIGNED_IN, DistrictRule.FILTERED, "late institutions by district"),
-    ("/lists/{version_id:int}", "GET"): Access(SIGNED_IN, DistrictRule.NONE, "a published list is public"),
+    ("/lists/{version_id:id}", "GET"): Access(SIGNED_IN, DistrictRule.NONE, "a published list is public"),
     ("/inbox", "GET"): Access(SIGNED_IN, DistrictRule.FILTERED, "the gates a person may see"),
     ("/inbox/decide", "POST"): Access(DECIDERS, DistrictRule.REFUSED, "deciding gates of one's own districts"),
-    ("/gates/{gate_id:int}", "GET"): Access(SIGNED_IN, DistrictRule.REFUSED, "one gate and its applications"),
-    ("/gates/{gate_id:int}/decide", "POST"): Access(DECIDERS, DistrictRule.REFUSED, "deciding one gate"),
+    ("/gates/{gate_id:id}", "GET"): Access(SIGNED_IN, DistrictRule.REFUSED, "one gate and its applications"),
+    ("/gates/{gate_id:id}/decide", "POST"): Access(DECIDERS, DistrictRule.REFUSED, "deciding one gate"),
     ("/notices", "GET"): Access(SIGNED_IN, DistrictRule.FILTERED, "letters and their e-mail addresses"),
     ("/notices/resend", "POST"): Access(frozenset({Role.PROGRAM_MANAGER}), DistrictRule.REFUSED,
                                         "a resend is the manager's decision"),
     ("/audit", "GET"): Access(SIGNED_IN, DistrictRule.FILTERED, "the audit trail"),
+    ("/notices/print", "POST"): Access(frozenset({Role.PROGRAM_MANAGER}), DistrictRule.NONE,
+                                       "printing letters marks them printed: the manager's act"),
+    ("/programs/{slug}/enforcement", "GET"): Access(SIGNED_IN, DistrictRule.FILTERED,
+                                                    "the ladders: a reviewer sees its own districts'"),
+    ("/programs/{slug}/enforcement/start", "POST"): Access(DECIDERS, DistrictRule.NONE,
+                                                           "starting a ladder (the task refuses another district's)"),
+    ("/programs/{slug}/enterprises/{enterprise_id:id}", "GET"): Access(SIGNED_IN, DistrictRule.NONE,
+                                                                       "an enterprise belongs to no district"),
+    ("/programs/{slug}/enterprises/{enterprise_id:id}/exit", "POST"): Access(
+        frozenset({Role.PROGRAM_MANAGER}), DistrictRule.NONE, "an exit application is recorded by the manager"),
+    ("/programs/{slug}/enterprises/{enterprise_id:id}/bad-record", "POST"): Access(
+        frozenset({Role.PROGRAM_MANAGER}), DistrictRule.NONE, "a bad record is the manager's decision"),
 }
 
 

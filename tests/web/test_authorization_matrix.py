@@ -64,10 +64,11 @@ MARKERS: dict[str, tuple[str, str, str, bool]] = {
     "/inbox": ("", 'href="/gates/{gate_id}"', 'href="/gates/{other_gate_id}"', False),
     "/notices": ("", "heping-letter@example.cn", "shenhe-letter@example.cn", True),
     "/audit": ("", "和平区审计标记", "沈河区审计标记", True),
+    "/programs/{slug}/enforcement": ("", "和平区滞后药房", "沈河区滞后药房", True),
 }
 # The subject gate is a district gate: only its district's reviewer decides it (a manager decides city gates,
 # tests/web/test_gate_pages.py); the roles the rule allows are refused here for want of that level.
-DISTRICT_GATE_DECIDERS = {"/inbox/decide", "/gates/{gate_id:int}/decide"}
+DISTRICT_GATE_DECIDERS = {"/inbox/decide", "/gates/{gate_id:id}/decide"}
 
 
 def _notice(session: Session, inst_id: int, email: str, program_id: int) -> None:
@@ -94,13 +95,19 @@ def build_matrix(engine: Engine) -> Matrix:
             entity="application", entity_id=apps[d], action="submit", from_state=None, to_state="submitted",
             actor="system", role=Role.SYSTEM, at=shanghai(2025, 9, 30, 10), reason=f"{d}审计标记",
             program_id=program_id) for d in (OWN, OTHER)])
-    publish_drug_list(engine, world.program, [make_product(engine, make_enterprise(engine))],
+    enterprise = make_enterprise(engine)
+    publish_drug_list(engine, world.program, [make_product(engine, enterprise)],
                       clock=FixedClock(shanghai(2025, 9, 1, 9)))
+    from tasks.enforcement.manual import start_ladder
+
+    for inst in late.values():  # a ladder in each district, for the enforcement page's filter
+        start_ladder(engine, SLUG, user_name="manager", clock=FixedClock(shanghai(2025, 10, 8, 9)),
+                     reason="矩阵测试立案", institution=inst.name)
     with Session(engine) as session:
         version = session.exec(select(ListVersion)).first()
     assert version is not None
     params = {"slug": SLUG, "gate_id": str(world.district_gate(OWN).id), "version_id": str(version.id),
-              "other_gate_id": str(world.district_gate(OTHER).id)}
+              "other_gate_id": str(world.district_gate(OTHER).id), "enterprise_id": str(enterprise.id)}
     users = {w.label: w for w in (
         Who("anonymous", None, None), Who("manager", Role.PROGRAM_MANAGER, "manager"),
         Who("reviewer of the district", Role.DISTRICT_REVIEWER, world.reviewers[OWN]),
