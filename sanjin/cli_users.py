@@ -44,14 +44,15 @@ def user_list() -> None:
 
 def user_passwd(name: str, actor: str | None = typer.Option(None, "--as", help="操作人 / who changes it")) -> None:
     """设定新密码（输入两次，不回显）；该用户所有网页会话立即失效 / set a new password; ends every web session."""
-    from tasks.users import set_password
+    from tasks.users import get_user, set_password
 
+    get_user(_engine(), name)  # an unknown name is refused before anyone types a password
     password = typer.prompt("新密码 / new password", hide_input=True, confirmation_prompt=True)
     ended = set_password(_engine(), name, password, actor=_actor(actor))
     console.print(f"{name}: 密码已更新，结束了 {ended} 个网页会话 / password changed, {ended} session(s) ended")
 
 
-def user_disable(name: str, reason: str | None = typer.Option(None, "--reason"),
+def user_disable(name: str, reason: str | None = typer.Option(None, "--reason", help="停用原因（记入审计日志） / why (audited)"),
                  actor: str | None = typer.Option(None, "--as", help="操作人 / who disables it")) -> None:
     """停用用户：不能再登录或审批，现有网页会话立即失效 / disable a user; ends every web session."""
     from tasks.users import disable_user

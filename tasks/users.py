@@ -99,7 +99,7 @@ def add_user(engine: Engine, name: str, role: Role, *, districts: Sequence[str] 
         session.flush()
         _audit(session, user, "create", actor, data={"role": role.value, "districts": list(user.districts),
                                                      "email_set": bool(user.email), "password_set": bool(password)},
-               at=(clock or SystemClock()).now(), role=_role_of(session, actor))
+               at=(clock or SystemClock()).now(), role=_role_of(session, actor), to_state=role.value)
         return user
 
 
@@ -182,10 +182,11 @@ def _existing(session: Session, name: str) -> User:
 
 
 def _audit(session: Session, user: User, action: str, actor: str, *, reason: str | None = None,
-           data: dict[str, object] | None = None, at: datetime | None = None, role: Role | None = None) -> None:
+           data: dict[str, object] | None = None, at: datetime | None = None, role: Role | None = None,
+           to_state: str | None = None) -> None:
     assert user.id is not None
     write_audit(session, [AuditRecord(entity="user", entity_id=user.id, action=action, from_state=None,
-                                      to_state=None, actor=actor, role=role or _role_of(session, actor),
+                                      to_state=to_state, actor=actor, role=role or _role_of(session, actor),
                                       at=at or utcnow(), reason=reason, data={"name": user.name, **(data or {})})])
 
 

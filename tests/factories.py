@@ -9,6 +9,7 @@ import itertools
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, func, insert
 from sqlmodel import Session, select
@@ -16,7 +17,7 @@ from sqlmodel import Session, select
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, Product
 from models.clock import SHANGHAI, FixedClock
 from models.enrollment import Application, Batch, Institution
-from models.program import Program
+from models.program import Program, User
 from models.states import ApplicationState, BatchState, DeclarationState, InstitutionKind, Role
 from models.validators import make_uscc
 from tasks.lists.versions import publish_list
@@ -80,13 +81,35 @@ def make_applications(engine: Engine, program: Program, institutions: list[Insti
         return [i for i in ids if i is not None]
 
 
+def ensure_user(engine: Engine, name: str, role: Role, *, districts: list[str] | None = None,
+                password: str | None = None, **fields: Any) -> None:
+    """A test's user as asked for, whether or not an earlier factory made it: `sanjin user add` (add_user) refuses
+    an existing name, so a second factory call brings the row to what this test needs instead."""
+    from tasks.signin.passwords import hash_password
+
+    with Session(engine) as session:
+        user = session.exec(select(User).where(User.name == name)).first()
+        if user is None:
+            session.close()
+            add_user(engine, name, role, districts=districts or [], password=password, **fields)
+            return
+        user.role, user.districts = role, list(districts or [])
+        if password is not None:
+            user.password_hash = hash_password(password)
+        for key, value in fields.items():
+            if value is not None:
+                setattr(user, key, value)
+        session.add(user)
+        session.commit()
+
+
 def make_reviewers(engine: Engine, districts: list[str]) -> dict[str, str]:
     """One reviewer per district plus the city manager `manager`; returns district → user name."""
-    add_user(engine, "manager", Role.PROGRAM_MANAGER)
+    ensure_user(engine, "manager", Role.PROGRAM_MANAGER)
     names = {}
     for i, district in enumerate(districts):
         names[district] = f"reviewer{i}"
-        add_user(engine, names[district], Role.DISTRICT_REVIEWER, districts=[district])
+        ensure_user(engine, names[district], Role.DISTRICT_REVIEWER, districts=[district])
     return names
 
 

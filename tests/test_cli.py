@@ -141,11 +141,14 @@ def test_a_district_reviewer_with_a_district_is_added(cli, engine: Engine):
     ok(cli("program", "load", SHENYANG))  # the district must be one of a loaded program
     assert ok(cli("user", "add", "reviewer9", "--role", "district_reviewer", "--district", "和平区")).strip() == (
         "已保存用户 / saved: 和平区医疗保障局区县审核员（区县审核员：和平区；登录名 reviewer9）")
-    out = ok(cli("user", "add", "reviewer9", "--role", "district_reviewer", "--district", "和平区",
+    again = cli("user", "add", "reviewer9", "--role", "program_manager")  # an existing name is never changed
+    assert again.exit_code == 1 and "已存在" in str(again.exception) + again.output, again.output
+    out = ok(cli("user", "add", "reviewer8", "--role", "district_reviewer", "--district", "和平区",
                  "--display-name", "李审核", "--unit", "和平区医疗保障局"))
     assert out.startswith("已保存用户 / saved: 李审核（和平区医疗保障局）")
     with Session(engine) as session:
-        assert session.exec(select(User.districts)).one() == ["和平区"]
+        assert session.exec(select(User.districts).where(User.name == "reviewer9")).one() == ["和平区"]
+        assert session.exec(select(User.role).where(User.name == "reviewer9")).one() == "district_reviewer"
 
 
 def test_the_simulated_clock_is_set_and_shown_in_shanghai_time(cli, monkeypatch, engine: Engine):

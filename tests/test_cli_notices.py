@@ -24,8 +24,7 @@ from models.states import NoticeStatus, Role
 from sanjin.cli_notices import notices_app, publish_command
 from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
 from tasks.programs import UnknownProgram
-from tasks.users import add_user
-from tests.factories import clock_at, make_institution, make_program, make_running_application, shanghai
+from tests.factories import clock_at, ensure_user, make_institution, make_program, make_running_application, shanghai
 from tests.notifications.samples import SAMPLES
 
 SLUG = "shenyang-2025"
@@ -109,7 +108,7 @@ def test_notices_send_delivers_due_notices_to_the_maildir(cli, engine: Engine, t
 
 
 def test_notices_retry_needs_an_address_for_a_no_address_notice(cli, engine: Engine, tmp_path: Path) -> None:
-    add_user(engine, "manager1", Role.PROGRAM_MANAGER)
+    ensure_user(engine, "manager1", Role.PROGRAM_MANAGER)
     nid = enqueue(engine, n=7, with_email=False)
     refused = cli("notices", "retry", nid)
     assert refused.exit_code == 1 and "still no address" in refused.stdout
@@ -158,7 +157,7 @@ def test_notices_print_writes_the_letters_without_e_mail_once_and_names_them_in_
 
     make_program(engine, SLUG)
     reconcile_alliance(engine, SLUG, clock=clock_at(2025, 8, 7, 9))  # 13 cities without e-mail
-    add_user(engine, "manager", Role.PROGRAM_MANAGER, display_name="王科长", unit="沈阳市医疗保障局")
+    ensure_user(engine, "manager", Role.PROGRAM_MANAGER, display_name="王科长", unit="沈阳市医疗保障局")
     listed = cli("notices", "no-address", "--program", SLUG)
     assert "联盟邀请函" in listed.stdout and "alliance_invitation" not in listed.stdout
     out = tmp_path / "letters.html"

@@ -256,12 +256,23 @@ def _csv_rows(data: bytes, name: str) -> Iterator[list[str]]:
         yield from csv.reader(text, delimiter=delimiter)
     except csv.Error as exc:
         raise SpreadsheetError(f"CSV文件“{name}”格式错误 / {name} is not valid CSV: {exc}") from exc
+    except UnicodeDecodeError as exc:  # UTF-16 is not checked whole beforehand: an odd byte count ends here
+        raise SpreadsheetError(
+            f"文件“{name}”是{encoding.upper()}文本，但有不完整或已损坏的字节（请另存为UTF-8的CSV） / {name} is "
+            f"{encoding} text, damaged or cut short: save it as UTF-8 CSV") from exc
 
 
-def stream_table_bytes(data: bytes, name: str = "upload") -> SheetStream:
+def stream_table_bytes(data: bytes, name: str = "upload", limits: UploadLimits | None = None) -> SheetStream:
     """Like `read_table_bytes`, row by row. A file damaged past its header raises SpreadsheetError while iterated."""
+    limits = limits or UploadLimits.from_settings()
     if not data.strip():
         raise SpreadsheetError(f"文件“{name}”是空的 / {name} is empty")
+    try:  # the same limits as a file read whole, checked before the reader sees it (a cell at XFD1048576 aborts it)
+        check_size(len(data), name, limits)
+        if data.startswith(_ZIP_MAGIC):
+            check_zip(data, name, limits)
+    except UploadTooLarge as exc:
+        raise SpreadsheetError(str(exc)) from exc
     if data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
         sheet = _open_worksheet(data, name)
         return _stream(_worksheet_rows(sheet), name, sheet.name)

@@ -6,13 +6,14 @@ Program loads, resends and clock moves were audited before; their tests live wit
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from models.audit import AuditEvent
 from models.states import Role
 from tasks.trust.audit_check import verify_audit
-from tasks.users import add_user
+from tasks.users import BadUser, add_user, set_password
 from tests.factories import clock_at, make_enterprise, make_product, make_program, publish_drug_list
 
 
@@ -22,18 +23,21 @@ def _audit(engine: Engine, entity: str) -> list[AuditEvent]:
                                  .order_by(col(AuditEvent.id))).all())
 
 
-def test_creating_a_user_and_changing_its_role_are_audited_with_who_did_it_and_no_password(engine: Engine) -> None:
-    add_user(engine, "admin", Role.PROGRAM_MANAGER, password="s3cret-admin-pass")
-    add_user(engine, "liu", Role.DISTRICT_REVIEWER, districts=["和平区"], password="s3cret-liu-pass", actor="admin")
-    add_user(engine, "liu", Role.PROGRAM_MANAGER, actor="admin")
+def test_creating_a_user_and_changing_its_password_are_audited_with_who_did_it_and_no_password(
+        engine: Engine) -> None:
+    make_program(engine)  # its districts are the ones a reviewer may be bound to
+    add_user(engine, "admin", Role.PROGRAM_MANAGER, password="s3cret-first-2025")
+    add_user(engine, "liu", Role.DISTRICT_REVIEWER, districts=["和平区"], password="s3cret-second-2025", actor="admin")
+    with pytest.raises(BadUser, match="已存在"):  # a role is never changed by adding the name again
+        add_user(engine, "liu", Role.PROGRAM_MANAGER, actor="admin")
+    set_password(engine, "liu", "s3cret-third-2025", actor="admin")
     rows = _audit(engine, "user")
-    assert [(r.action, r.from_state, r.to_state, r.actor, r.role) for r in rows] == [
-        ("create", None, "program_manager", "system", Role.SYSTEM),
-        ("create", None, "district_reviewer", "admin", Role.PROGRAM_MANAGER),
-        ("update", "district_reviewer", "program_manager", "admin", Role.PROGRAM_MANAGER),
+    assert [(r.action, r.to_state, r.actor, r.role) for r in rows] == [
+        ("create", "program_manager", "system", Role.SYSTEM),
+        ("create", "district_reviewer", "admin", Role.PROGRAM_MANAGER),
+        ("set_password", None, "admin", Role.PROGRAM_MANAGER),
     ]
-    assert rows[2].data["districts_before"] == ["和平区"] and rows[2].data["districts"] == []
-    assert rows[1].data["password_set"] is True
+    assert rows[1].data["districts"] == ["和平区"] and rows[1].data["password_set"] is True
     assert not any("s3cret" in str(r.data) for r in rows)
     assert verify_audit(engine).broken is None
 

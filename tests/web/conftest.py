@@ -16,8 +16,7 @@ from models.enrollment import Gate
 from models.program import Program
 from models.states import GateKind, InstitutionKind, Role
 from tasks.phases.enrollment import reconcile_enrollment
-from tasks.users import add_user
-from tests.factories import make_applications, make_institution, make_program, shanghai
+from tests.factories import ensure_user, make_applications, make_institution, make_program, shanghai
 from web.app import create_app
 from web.settings import WebSettings
 
@@ -46,10 +45,10 @@ def build_world(engine: Engine) -> World:
     """The enrollment test's sequence: batch on 09-12, cut-off passed on 09-20 → one district gate per district."""
     program = make_program(engine, SLUG)
     reviewers = {"和平区": "reviewer0", "沈河区": "reviewer1"}  # as make_reviewers names them, with passwords
-    add_user(engine, "manager", Role.PROGRAM_MANAGER, password=PASSWORD, display_name="价采处王科长")
+    ensure_user(engine, "manager", Role.PROGRAM_MANAGER, password=PASSWORD, display_name="价采处王科长")
     for district, name in reviewers.items():
-        add_user(engine, name, Role.DISTRICT_REVIEWER, districts=[district], password=PASSWORD)
-    add_user(engine, "observer", Role.OBSERVER, password=PASSWORD)
+        ensure_user(engine, name, Role.DISTRICT_REVIEWER, districts=[district], password=PASSWORD)
+    ensure_user(engine, "observer", Role.OBSERVER, password=PASSWORD)
     parent = make_institution(engine, district="和平区", kind=InstitutionKind.TOWNSHIP_HEALTH_CENTER)
     pharmacies = [make_institution(engine, district=d) for d in ("和平区", "和平区", "沈河区")]
     apps = make_applications(engine, program, [parent, *pharmacies], submitted_at=shanghai(2025, 9, 12, 10))

@@ -19,8 +19,8 @@ from models.enrollment import Gate
 from models.operations import Violation
 from models.states import EnterpriseState, GateKind, GateState, Role
 from tasks.enforcement.ladder import reconcile_enforcement
-from tasks.users import add_user
 from tests.factories import (
+    ensure_user,
     make_enterprise,
     make_institution,
     make_product,
@@ -45,9 +45,9 @@ def _client(engine: Engine, name: str) -> TestClient:
 def _world(engine: Engine) -> dict[str, object]:
     program = make_program(engine, SLUG)
     make_reviewers(engine, [])
-    add_user(engine, "manager", Role.PROGRAM_MANAGER, password=PASSWORD)
-    add_user(engine, "heping", Role.DISTRICT_REVIEWER, districts=["和平区"], password=PASSWORD)
-    add_user(engine, "shenhe", Role.DISTRICT_REVIEWER, districts=["沈河区"], password=PASSWORD)
+    ensure_user(engine, "manager", Role.PROGRAM_MANAGER, password=PASSWORD)
+    ensure_user(engine, "heping", Role.DISTRICT_REVIEWER, districts=["和平区"], password=PASSWORD)
+    ensure_user(engine, "shenhe", Role.DISTRICT_REVIEWER, districts=["沈河区"], password=PASSWORD)
     DatabaseClock(engine).set(shanghai(2025, 12, 1, 9))
     enterprise = make_enterprise(engine, "期满制药有限公司")
     make_product(engine, enterprise, name="阿托伐他汀钙片")

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from models.enrollment import Institution
 from models.states import InstitutionKind, Role
-from tasks.users import add_user
+from tests.factories import ensure_user
 from tests.tasks.test_reminders import _account, _running
 from tests.web.conftest import PASSWORD, SLUG, World, csrf_of, sign_in
 from tests.web.test_pages import _run_to_published_list
@@ -58,7 +58,7 @@ def test_the_laggards_export_holds_every_laggard_of_the_filter_as_the_page_words
 
 def test_the_audit_trail_names_what_was_acted_on_and_who_and_exports_the_same(world: World,
                                                                               client: TestClient) -> None:
-    add_user(world.engine, world.reviewers["和平区"], Role.DISTRICT_REVIEWER, districts=["和平区"],
+    ensure_user(world.engine, world.reviewers["和平区"], Role.DISTRICT_REVIEWER, districts=["和平区"],
              display_name="李审核", unit="和平区医疗保障局", password=PASSWORD)
     _run_to_published_list(world, client)
     with Session(world.engine) as session:

@@ -20,7 +20,7 @@ from tasks.gates.deciding import decide_gate
 from tasks.intake.declaration_import import DECLARATION_COLUMNS, import_declaration
 from tasks.phases.alliance import reconcile_alliance, respond_to_invitation
 from tasks.phases.drug_list import reconcile_drug_list
-from tests.factories import make_program, shanghai
+from tests.factories import ensure_user, make_program, shanghai
 from tests.factories_files import product_row, write_xlsx
 from tests.web.conftest import PASSWORD, World, csrf_of, sign_in
 from web.app import create_app
@@ -124,9 +124,8 @@ def test_the_inbox_filters_by_program_kind_and_district(world: World, client: Te
 @pytest.fixture
 def manager_client(engine: Engine) -> TestClient:
     from models.states import Role
-    from tasks.users import add_user
 
-    add_user(engine, "manager", Role.PROGRAM_MANAGER, password=PASSWORD)
+    ensure_user(engine, "manager", Role.PROGRAM_MANAGER, password=PASSWORD)
     app = create_app(engine, settings=WebSettings(secret_key="test-secret-key-0123456789"))
     return sign_in(TestClient(app, raise_server_exceptions=False, follow_redirects=False), "manager")
 
