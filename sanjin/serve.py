@@ -102,9 +102,10 @@ async def serve_forever(serve_plan: ServePlan, sock: socket.socket, *, limit: in
 
     server = _uvicorn_server(app if app is not None else create_app(host=serve_plan.host), serve_plan.host, serve_plan.port)
     runner = Runner(name=f"sanjin-serve-{serve_plan.port}", pause_on_shutdown=True, limit=limit)
+    deployment_ids: list[Any] = []
     try:
         for deployment in serve_plan.deployments:
-            await runner.aadd_deployment(deployment)
+            deployment_ids.append(await runner.aadd_deployment(deployment))
     except Exception as exc:  # the API is down or refuses: say so, start nothing
         from prefect.settings import PREFECT_API_URL
 
@@ -137,8 +138,9 @@ async def serve_forever(serve_plan: ServePlan, sock: socket.socket, *, limit: in
         if runner.started:
             with contextlib.suppress(Exception):
                 await runner.astop()
-        else:  # still connecting to the API: nothing to pause or cancel yet
+        else:  # still starting: no run to cancel, but its deployments are registered and must pause as on any stop
             flows.cancel()
+            await _pause_deployments(deployment_ids)
     await asyncio.wait(tasks.values(), timeout=GRACE_SECONDS * 3)
     stopper.cancel()
     for name, task in tasks.items():
@@ -148,6 +150,16 @@ async def serve_forever(serve_plan: ServePlan, sock: socket.socket, *, limit: in
             failed.append(name)
     sock.close()
     return 1 if failed or not stop.is_set() else 0
+
+
+async def _pause_deployments(ids: list[Any]) -> None:
+    """What the runner's own shutdown does (pause_on_shutdown), for a stop that came before the runner started."""
+    from prefect.client.orchestration import get_client
+
+    with contextlib.suppress(Exception):  # the API may be gone too: a schedule left on is the next serve's to pause
+        async with get_client() as client:
+            for deployment_id in ids:
+                await client.pause_deployment(deployment_id)
 
 
 def _failed(task: asyncio.Task[Any]) -> bool:
