@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from core.clock_store import DatabaseClock
@@ -36,7 +37,9 @@ from tasks.phases.enrollment import reconcile_enrollment
 from tests.conftest import PG_URL, fresh_pg_schema
 from tests.factories import make_applications, make_institution, make_program, make_reviewers, shanghai
 
-pytestmark = [pytest.mark.slow, pytest.mark.prefect, pytest.mark.postgres]
+# One xdist group: each test's teardown ends every session on the Prefect database, which would cut a
+# neighbour's server off mid-test if the two ran side by side.
+pytestmark = [pytest.mark.slow, pytest.mark.prefect, pytest.mark.postgres, pytest.mark.xdist_group("topology")]
 SLUG = "shenyang-2025"
 POOL = "topology"
 BIN = Path(sys.executable).parent
@@ -112,7 +115,8 @@ def prefect_database() -> Iterator[dict[str, str]]:
             conn.execute(text(f'CREATE DATABASE "{PREFECT_DATABASE}"'))
     admin.dispose()
     schema = f"prefect_{uuid.uuid4().hex[:10]}"
-    owner = create_engine(make_url(PG_URL).set(database=PREFECT_DATABASE), isolation_level="AUTOCOMMIT")
+    owner = create_engine(make_url(PG_URL).set(database=PREFECT_DATABASE), isolation_level="AUTOCOMMIT",
+                          poolclass=NullPool)  # a fresh session for the teardown, not one a kill may have ended
     with owner.connect() as conn:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
