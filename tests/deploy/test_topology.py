@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
@@ -110,7 +111,7 @@ def prefect_database() -> Iterator[dict[str, str]]:
 
     require_postgres()
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
+    with admin.connect() as conn, contextlib.suppress(IntegrityError, ProgrammingError):  # made meanwhile elsewhere
         if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": PREFECT_DATABASE}).first():
             conn.execute(text(f'CREATE DATABASE "{PREFECT_DATABASE}"'))
     admin.dispose()
@@ -118,7 +119,8 @@ def prefect_database() -> Iterator[dict[str, str]]:
     owner = create_engine(make_url(PG_URL).set(database=PREFECT_DATABASE), isolation_level="AUTOCOMMIT",
                           poolclass=NullPool)  # a fresh session for the teardown, not one a kill may have ended
     with owner.connect() as conn:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
+        with contextlib.suppress(IntegrityError):  # another checkout's run installing it at the same moment
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = owner.url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     try:
