@@ -35,7 +35,7 @@ from tasks.gates.rows import (
     UnknownGate,
     check_decider,
 )
-from web import gate_details, gate_exports
+from web import bulk_confirm, gate_details, gate_exports
 from web.auth import DECIDERS, may_view_gate, posted_form, require_user
 from web.exports import EXPORT_MAX, download, export_format
 from web.pagination import page_of
@@ -227,14 +227,38 @@ async def decide(request: Request) -> Response:
     gate = await run_in_threadpool(_gate_or_404, ctx, int(request.path_params["gate_id"]))
     if not may_view_gate(user, gate):
         raise HTTPException(403, f"您无权决定审批事项 {gate.id}（{gate.district or '市级'}）")
+    back = str(form.get("back") or "")
+    back = back if back.startswith(f"/gates/{gate.id}") else f"/gates/{gate.id}"
+    if bulk_confirm.wants_confirmation(form) and gate.state == GateState.OPEN:  # no script asked: this page names the count and the items
+        try:
+            check_decider(user, gate)
+        except GateError as exc:
+            raise HTTPException(403, str(exc)) from exc
+        if (refusal := _unconfirmable(form)) is not None:
+            flash(request, refusal, error=True)
+            return RedirectResponse(back, status_code=303)
+        choices = await run_in_threadpool(_gate_choices, ctx, [gate], form)
+        return page(request, "confirm.html", user, **bulk_confirm.context(form, choices, f"/gates/{gate.id}/decide",
+                                                                          back))
     try:
         message = await run_in_threadpool(_decide, ctx, gate, user, form)
     except GateError as exc:  # BadItems, GateNotOpen: say what is wrong on the gate's page, as an error
         flash(request, person_error(exc), error=True)
     else:
         flash(request, message)
-    back = str(form.get("back") or "")
-    return RedirectResponse(back if back.startswith(f"/gates/{gate.id}") else f"/gates/{gate.id}", status_code=303)
+    return RedirectResponse(back, status_code=303)
+
+
+def _unconfirmable(form: FormData) -> str | None:
+    """A bulk rejection without its reason is refused before asking to confirm it (decide_gate would refuse it)."""
+    if bulk_confirm.verb(form) == "驳回" and not str(form.get("reason") or "").strip():
+        return "驳回必须说明理由：请为每个驳回的事项填写理由，或在批量驳回时填写统一理由。"
+    return None
+
+
+def _gate_choices(ctx: WebContext, gates: list[Gate], form: FormData) -> list[bulk_confirm.GateChoice]:
+    with Session(ctx.engine) as session:
+        return [bulk_confirm.choice(session, g, form) for g in gates]
 
 
 async def decide_many(request: Request) -> Response:
@@ -249,6 +273,14 @@ async def decide_many(request: Request) -> Response:
             raise HTTPException(403, str(exc)) from exc
     if form.get("bulk") not in ("approve", "reject"):
         raise HTTPException(400, "请选择“全部批准”或“全部驳回”")
+    back = str(form.get("back") or "")
+    back = back if back.startswith("/inbox") else "/inbox"
+    if any(g.state == GateState.OPEN for g in gates) and bulk_confirm.wants_confirmation(form):  # no script asked: this page names the count and the items
+        if (refusal := _unconfirmable(form)) is not None:
+            flash(request, refusal, error=True)
+            return RedirectResponse(back, status_code=303)
+        choices = await run_in_threadpool(_gate_choices, ctx, gates, form)
+        return page(request, "confirm.html", user, **bulk_confirm.context(form, choices, "/inbox/decide", back))
     messages, failed = [], False
     for gate in gates:
         try:
@@ -257,5 +289,4 @@ async def decide_many(request: Request) -> Response:
             messages.append(f"「{gate.title}」未能决定：{person_error(exc)}")
             failed = True
     flash(request, "；".join(messages) or "未选择审批事项", error=failed or not messages)
-    back = str(form.get("back") or "")
-    return RedirectResponse(back if back.startswith("/inbox") else "/inbox", status_code=303)
+    return RedirectResponse(back, status_code=303)
