@@ -28,8 +28,11 @@ KEPT_FIELDS = ("bulk", "reason", "page_item", "gate", "bad_record", "back")  # w
 
 
 def wants_confirmation(form: FormData) -> bool:
-    """A bulk choice the person has not yet confirmed (the script confirms in the browser; no script: this page)."""
-    return form.get("bulk") in BULK_CHOICES and form.get("confirm") != "given"
+    """A bulk choice from a page whose script did not ask (`confirm=ask`, the forms' default): this page asks.
+
+    A post without the field (the CLI's tests, a client of its own) is not a page's button and is decided as posted.
+    """
+    return form.get("bulk") in BULK_CHOICES and form.get("confirm") == "ask"
 
 
 def verb(form: FormData) -> str:
@@ -47,9 +50,9 @@ class GateChoice:
     names: list[str]
 
 
-def item_names(session: Session, gate: Gate, ids: list[int]) -> list[str]:
-    """What a person calls the gate's items: institutions, enterprises, cities, subjects of a ladder — not numbers."""
-    ids = ids[:NAMED]
+def item_names(session: Session, gate: Gate, ids: list[int], limit: int | None = NAMED) -> list[str]:
+    """What a person calls the gate's first `limit` items: institutions, enterprises, cities, ladders — not numbers."""
+    ids = ids[:limit]
     if not ids:
         return []
     if gate.kind in (GateKind.DISTRICT_REVIEW, GateKind.CITY_REVIEW):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session, select
@@ -97,9 +98,10 @@ def gate_detail(request: Request) -> Response:
         gate = _summary_or_404(ctx, session, gate_id)
         if not may_view(user, gate):
             raise HTTPException(403, f"您无权查看审批事项 {gate.id}（{gate.district or '市级'}）")
+        who = ctx.templates.env.filters["actor"]
         if (fmt := export_format(request)) and gate.is_application_gate:
             rows = gate_exports.application_rows(session, gate, show, ctx.gate_items,  # type: ignore[arg-type]
-                                                 ctx.templates.env.filters["actor"])
+                                                 who)
             return download(fmt, f"审批事项{gate.id}", gate.title, gate_exports.ITEM_COLUMNS, rows, ctx.clock.today())
         if gate.is_application_gate:
             items, total, more = application_items(session, gate, show=show,  # type: ignore[arg-type]
@@ -129,10 +131,31 @@ def gate_detail(request: Request) -> Response:
             elif gate.kind == GateKind.ALLIANCE_CONFIRMATION:
                 context["invitations"] = gate_details.alliance_detail(session, gate.program_id, list(full.items),
                                                                       outcomes)
+            else:  # an enterprise's exit, a batch: each item by its name
+                context["named"] = bulk_confirm.item_names(session, full, list(full.items), limit=None)
+            if fmt:
+                columns, rows = _export_rows(gate, context, who)
+                return download(fmt, f"审批事项{gate.id}", gate.title, columns, rows, ctx.clock.today())
     expiry = GATE_EXPIRY_LABELS[EXPIRY_RULES[gate.kind].value]
     return page(request, "gate.html", user, gate=gate, can_decide=may_decide(user, gate), pager=pager, show=show,
                 expiry=expiry,
                 filters=ITEM_FILTERS, kind_labels_gate=GATE_KIND_LABELS, state_labels=GATE_STATE_LABELS, **context)
+
+
+def _export_rows(gate: GateSummary, context: dict[str, Any],
+                 who: Callable[[str], str]) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
+    """The columns and rows of a gate that is not an application review: what its section of gate.html shows."""
+    outcomes: dict[str, Any] = context["outcomes"]
+    if "declarations" in context:
+        return gate_exports.DECLARATION_COLUMNS, gate_exports.declaration_rows(context["declarations"], who)
+    if "listing" in context:
+        decided = next(iter(outcomes.values()), None)
+        return gate_exports.LIST_CHANGE_COLUMNS, gate_exports.list_approval_rows(context["listing"], decided, who)
+    if "invitations" in context:
+        return gate_exports.ALLIANCE_COLUMNS, gate_exports.alliance_rows(context["invitations"], who)
+    if "ladders" in context:
+        return gate_exports.LADDER_COLUMNS, gate_exports.ladder_export_rows(context["ladders"], outcomes, who)
+    return gate_exports.OTHER_COLUMNS, gate_exports.other_rows(context["named"], context["item_ids"], outcomes, who)
 
 
 def _ids(values: list[Any]) -> list[int]:

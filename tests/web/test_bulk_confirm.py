@@ -33,7 +33,7 @@ def test_a_page_of_items_is_confirmed_by_name_and_then_only_those_items_are_deci
         "back": f"/gates/{gate.id}?per_page=2&page=1"})
     assert asked.status_code == 200 and 'id="confirm-count">2<' in asked.text
     assert len(re.findall(r"<li>[^<]+（和平区）</li>", asked.text)) == 2  # the institutions, by name
-    assert 'href="/gates/{}?per_page=2&amp;page=1" id="confirm-back"'.format(gate.id) in asked.text
+    assert f'href="/gates/{gate.id}?per_page=2&amp;page=1" id="confirm-back"' in asked.text
     assert _state(world, gate.id or 0) == GateState.OPEN
     with Session(world.engine) as session:
         assert all(session.get(Application, i).state == ApplicationState.SUBMITTED for i in ids)  # type: ignore[union-attr]
