@@ -163,7 +163,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "manager_name": "王经理",
         "items": [
             {"title": "第3批 康平县 医药机构申请初审", "item_count": 16, "deciders": "康平县医疗保障局 李审核",
-             "due_on": "2025-10-09", "days_overdue": 5},
+             "due_on": "2025-10-09", "due_provisional": False, "days_overdue": 5},
         ],
     },
 }

@@ -104,3 +104,11 @@ def test_reminders_carry_a_payments_and_an_accounts_provisional_due_date_into_th
     assert [i["due_provisional"] for i in escalation.context["items"]] == [True]
     text, html = _letter(escalation)
     assert "2027年1月8日（暂定）" in text and "（暂定）" in html
+
+
+def test_the_managers_overdue_gate_list_marks_a_provisional_due_date() -> None:
+    context = sample("gate_overdue")
+    marked = {**context, "items": [dict(context["items"][0], due_provisional=True)]}
+    assert "暂定" not in render_notice("gate_overdue", context, strict=True).text
+    rendered = render_notice("gate_overdue", marked, strict=True)
+    assert "2025年10月9日（暂定）" in rendered.text and "（暂定）" in rendered.html
