@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal, or_, select, union_all
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from models.catalog import Enterprise, Product
@@ -79,16 +79,26 @@ class ViolationPage:
     has_prev: bool  # newer rows precede the first one
 
 
-def _names() -> Any:
-    """(type, id, name) of every possible subject, to name violations in one join."""
-    return union_all(
-        select(literal(SubjectType.INSTITUTION.value).label("t"), INST.c.id, INST.c.name),
-        select(literal(SubjectType.ENTERPRISE.value), ENT.c.id, ENT.c.name),
-        select(literal(SubjectType.PRODUCT.value), PROD.c.id, PROD.c.name),
-    ).subquery("subjects")
+INST_NAME = INST.alias("subject_institution")
+ENT_NAME = ENT.alias("subject_enterprise")
+PROD_NAME = PROD.alias("subject_product")
 
 
-def _filtered(f: ViolationFilter, names: Any) -> list[Any]:
+def _with_names(source: Any) -> Any:
+    """The violations joined to their subject's row by primary key (one of three tables, by subject type)."""
+    return (source
+            .outerjoin(INST_NAME, and_(VIOLATION.c.subject_type == SubjectType.INSTITUTION.value,
+                                       INST_NAME.c.id == VIOLATION.c.subject_id))
+            .outerjoin(ENT_NAME, and_(VIOLATION.c.subject_type == SubjectType.ENTERPRISE.value,
+                                      ENT_NAME.c.id == VIOLATION.c.subject_id))
+            .outerjoin(PROD_NAME, and_(VIOLATION.c.subject_type == SubjectType.PRODUCT.value,
+                                       PROD_NAME.c.id == VIOLATION.c.subject_id)))
+
+
+SUBJECT_NAME = func.coalesce(INST_NAME.c.name, ENT_NAME.c.name, PROD_NAME.c.name)
+
+
+def _filtered(f: ViolationFilter) -> list[Any]:
     where: list[Any] = []
     if f.program_ids is not None:
         where.append(VIOLATION.c.program_id.in_(list(f.program_ids)))
@@ -101,7 +111,7 @@ def _filtered(f: ViolationFilter, names: Any) -> list[Any]:
     if f.subject_type is not None:
         where.append(VIOLATION.c.subject_type == f.subject_type.value)
     if f.subject:
-        where.append(names.c.name.contains(f.subject, autoescape=True))
+        where.append(SUBJECT_NAME.contains(f.subject, autoescape=True))
     if f.state is not None:
         where.append(VIOLATION.c.state == f.state.value)
     if f.since is not None:
@@ -111,20 +121,25 @@ def _filtered(f: ViolationFilter, names: Any) -> list[Any]:
     return where
 
 
-def _query(f: ViolationFilter) -> Select[Any]:
-    names = _names()
+def _ids(f: ViolationFilter) -> Select[Any]:
+    """The filter over the violation table alone (the subjects' tables only for a name filter): the page's ids."""
+    source = _with_names(VIOLATION) if f.subject else VIOLATION
+    return select(VIOLATION.c.id).select_from(source).where(*_filtered(f))
+
+
+def _rows(page_ids: Any) -> Select[Any]:
+    """Names, program, ladder and open gate of the page's violations only: primary-key lookups, not a scan."""
     open_gate = (select(func.max(GATE.c.id)).where(GATE.c.kind == GateKind.ENFORCEMENT.value,
                                                    GATE.c.state == GateState.OPEN.value,
                                                    GATE.c.subject_id == CASE.c.id)
                  .correlate(CASE).scalar_subquery())
-    query = (select(VIOLATION, names.c.name.label("subject_name"), PROGRAM.c.name.label("program_name"),
-                    CASE.c.state.label("ladder_state"), CASE.c.due_on.label("ladder_due"),
-                    CASE.c.due_on_provisional.label("ladder_provisional"), open_gate.label("gate_id"))
-             .join(PROGRAM, PROGRAM.c.id == VIOLATION.c.program_id)
-             .outerjoin(names, and_(names.c.t == VIOLATION.c.subject_type, names.c.id == VIOLATION.c.subject_id))
-             .outerjoin(CASE, CASE.c.violation_id == VIOLATION.c.id)
-             .where(*_filtered(f, names)))
-    return query
+    source = _with_names(VIOLATION.join(page_ids, page_ids.c.id == VIOLATION.c.id)
+                         .join(PROGRAM, PROGRAM.c.id == VIOLATION.c.program_id)
+                         .outerjoin(CASE, CASE.c.violation_id == VIOLATION.c.id))
+    return select(VIOLATION, SUBJECT_NAME.label("subject_name"), PROGRAM.c.name.label("program_name"),
+                  CASE.c.state.label("ladder_state"), CASE.c.due_on.label("ladder_due"),
+                  CASE.c.due_on_provisional.label("ladder_provisional"),
+                  open_gate.label("gate_id")).select_from(source)
 
 
 def _row(r: Any) -> ViolationRow:
@@ -149,33 +164,33 @@ def violation_page(conn: Connection, f: ViolationFilter, *, after: int | None = 
                    limit: int = 50) -> ViolationPage:
     """`limit` violations, newest first: the first page, the page after violation `after`, or the one before `before`.
 
-    An unknown `after`/`before` (a violation since deleted) starts from the first page.
+    The page's ids are found first, walking the (program, detected_at, id) index from the pager's edge; only those
+    rows are then named. An unknown `after`/`before` (a violation since deleted) starts from the first page.
     """
-    query = _query(f)
-    newest_first = (VIOLATION.c.detected_at.desc(), VIOLATION.c.id.desc())
-    at = VIOLATION.c.detected_at
+    at, vid = VIOLATION.c.detected_at, VIOLATION.c.id
     if before is not None and (pos := _position(conn, before)) is not None:
-        newer = or_(at > pos[0], and_(at == pos[0], VIOLATION.c.id > pos[1]))
-        rows = list(conn.execute(query.where(newer).order_by(at.asc(), VIOLATION.c.id.asc()).limit(limit + 1)))
+        # `at >= t` first: an index range the planner can start from (it cannot from the OR alone).
+        newer = and_(at >= pos[0], or_(at > pos[0], and_(at == pos[0], vid > pos[1])))
+        ids = _ids(f).where(newer).order_by(at.asc(), vid.asc()).limit(limit + 1).subquery()
+        rows = list(conn.execute(_rows(ids).order_by(at.asc(), vid.asc())))
         has_prev = len(rows) > limit
         return ViolationPage([_row(r) for r in reversed(rows[:limit])], has_next=True, has_prev=has_prev)
     pos = _position(conn, after) if after is not None else None
+    query = _ids(f)
     if pos is not None:
-        query = query.where(or_(at < pos[0], and_(at == pos[0], VIOLATION.c.id < pos[1])))
-    rows = list(conn.execute(query.order_by(*newest_first).limit(limit + 1)))
+        query = query.where(at <= pos[0], or_(at < pos[0], and_(at == pos[0], vid < pos[1])))
+    ids = query.order_by(at.desc(), vid.desc()).limit(limit + 1).subquery()
+    rows = list(conn.execute(_rows(ids).order_by(at.desc(), vid.desc())))
     return ViolationPage([_row(r) for r in rows[:limit]], has_next=len(rows) > limit, has_prev=pos is not None)
 
 
 def all_violations(conn: Connection, f: ViolationFilter, limit: int) -> list[ViolationRow]:
     """Every violation of the filter, newest first, up to `limit`: the page's download."""
-    query = _query(f)
-    return [_row(r) for r in conn.execute(query.order_by(VIOLATION.c.detected_at.desc(), VIOLATION.c.id.desc())
-                                          .limit(limit))]
+    at, vid = VIOLATION.c.detected_at, VIOLATION.c.id
+    ids = _ids(f).order_by(at.desc(), vid.desc()).limit(limit).subquery()
+    return [_row(r) for r in conn.execute(_rows(ids).order_by(at.desc(), vid.desc()))]
 
 
 def count_violations(conn: Connection, f: ViolationFilter) -> int:
     """How many the filter holds (shown once above the table; the pages themselves are not counted)."""
-    names = _names()
-    source = VIOLATION.outerjoin(names, and_(names.c.t == VIOLATION.c.subject_type,
-                                             names.c.id == VIOLATION.c.subject_id)) if f.subject else VIOLATION
-    return int(conn.execute(select(func.count()).select_from(source).where(*_filtered(f, names))).scalar_one())
+    return int(conn.execute(select(func.count()).select_from(_ids(f).subquery())).scalar_one())
