@@ -197,6 +197,8 @@ class Violation(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("program_id", "rule", "subject_type", "subject_id", "object_key", "occurrence"),
         Index("ix_violation_program_state_rule", "program_id", "state", "rule"),
+        # The violations page's keyset order, newest first (web: /violations; migration 0018).
+        Index("ix_violation_program_detected", "program_id", "detected_at", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     program_id: int = Field(foreign_key="program.id")  # both indexes lead with it

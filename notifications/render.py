@@ -70,7 +70,7 @@ LETTERHEAD_KEYS: tuple[str, ...] = ("issuer_office", "document_number", "contact
 CONTEXT_KEYS: dict[str, frozenset[str]] = {
     kind: frozenset(keys)
     for kind, keys in {
-        "alliance_invitation": ("city", "bureau", "lead_city", "response_due"),
+        "alliance_invitation": ("city", "bureau", "lead_city", "response_due", "response_due_provisional"),
         "declaration_receipt": ("enterprise_name", "declaration_id", "product_count", "submitted_on"),
         "declaration_decision": ("enterprise_name", "declaration_id", "decision", "reason", "items"),
         "application_receipt": ("institution_name", "application_id", "district", "submitted_on"),
@@ -82,7 +82,7 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
         "contract_reminder": ("institution_name", "enterprise_names", "due_on", "due_provisional",
                               "working_days_left"),
         "payment_due": ("institution_name", "amount", "due_on", "due_provisional", "order_count"),
-        "payment_overdue": ("institution_name", "amount", "due_on", "months_overdue"),
+        "payment_overdue": ("institution_name", "amount", "due_on", "due_provisional", "months_overdue"),
         "quarterly_report_reminder": ("year", "quarter", "due_on"),
         "quarterly_report": ("year", "quarter", "quarter_label", "version", "generated_on", "attachments"),
         "summary_report": ("year", "version", "generated_on", "attachments"),

@@ -19,7 +19,7 @@ from models import labels
 from models.clock import SHANGHAI
 from models.program_definition import PhaseName
 from models.states import Role
-from sanjin.terminal import SafeConsole
+from sanjin.terminal import SafeConsole, data
 
 app = typer.Typer(help="集采药品“三进”工作管理系统 / the 三进 program workflow system", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -84,7 +84,7 @@ def program_show(slug: str, as_json: bool = typer.Option(False, "--json", help="
     if as_json:
         typer.echo(json.dumps(defn.model_dump(mode="json"), ensure_ascii=False, indent=2))
         return
-    console.print(f"[bold]{defn.name}[/] ({defn.slug}) — {defn.region}")
+    console.print(f"[bold]{data(defn.name)}[/] ({data(defn.slug)}) — {data(defn.region)}", markup=True)
     for spec in defn.timeline():
         console.print(f"  {spec.window.opens} ~ {spec.window.closes or '长期'}  {spec.display_label}")
     console.print("  审批链 / approval chain: " + " → ".join(f"{lvl.label}（{lvl.scope}）" for lvl in defn.approval_chain))
@@ -165,7 +165,7 @@ def _print_import(result: Any) -> None:
     for row, reason in result.skipped:
         console.print(f"  跳过 / skipped row {row}: {reason}")
     for warning in result.warnings:
-        console.print(f"  [yellow]提示 / warning[/]: {warning}")
+        console.print(f"  [yellow]提示 / warning[/]: {data(warning)}", markup=True)
 
 
 @alliance_app.command("respond")
@@ -193,7 +193,7 @@ def _print_platform(result: Any) -> None:
         return
     console.print(f"{result.rows} 行, 更新 {result.changed}, 未变 {result.unchanged}")
     for warning in result.warnings:
-        console.print(f"  [yellow]提示 / warning[/]: {warning}")
+        console.print(f"  [yellow]提示 / warning[/]: {data(warning)}", markup=True)
 
 
 @accounts_app.command("import")
@@ -451,7 +451,7 @@ def main() -> None:
     err = SafeConsole(stderr=True)
 
     def fail(message: str) -> None:
-        err.print(f"[red]错误 / error:[/] {escape(message)}", highlight=False)
+        err.print(f"[red]错误 / error:[/] {escape(message)}", highlight=False, markup=True)
         sys.exit(1)
 
     try:

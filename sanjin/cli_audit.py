@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
+
+from sanjin.terminal import SafeConsole, data
 
 audit_app = typer.Typer(help="审计记录 / the audit trail", no_args_is_help=True)
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = SafeConsole(width=None if sys.stdout.isatty() else 160)
 
 
 @audit_app.command("verify")
@@ -19,8 +20,8 @@ def audit_verify(program: str | None = typer.Argument(None, help="项目（缺�
 
     report = verify_audit(shared_engine(), program)
     if report.broken is not None:
-        Console(stderr=True).print(f"[red]审计记录校验失败 / audit trail broken:[/] {report.broken.message()}",
-                                   highlight=False)
+        SafeConsole(stderr=True).print(f"[red]审计记录校验失败 / audit trail broken:[/] {data(report.broken.message())}",
+                                       highlight=False, markup=True)
         raise typer.Exit(1)
     heads = "；".join(f"{'系统链' if chain == 0 else f'项目链 {chain}'} {seq} 条，末条哈希 {digest[:16]}"
                      for chain, (seq, digest) in sorted(report.heads.items()))

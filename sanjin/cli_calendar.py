@@ -10,7 +10,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from models.clock import to_shanghai
-from sanjin.terminal import SafeConsole
+from sanjin.terminal import SafeConsole, data
 
 calendar_app = typer.Typer(help="节假日安排 / the official holiday schedules (working days)", no_args_is_help=True)
 console = SafeConsole(width=None if sys.stdout.isatty() else 160)
@@ -43,7 +43,7 @@ def calendar_status_command() -> None:
     with Session(engine) as session:
         warning = calendar_warning(session, today, get_settings().calendar_warning_from_day)
     if warning:
-        console.print(f"[yellow]提醒 / warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]提醒 / warning:[/] {data(warning)}", highlight=False, markup=True)
 
 
 @calendar_app.command("import")

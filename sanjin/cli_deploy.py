@@ -20,14 +20,13 @@ def deploy_command(
     """
     import asyncio
 
-    from rich.console import Console
-
     from core.db import shared_engine
     from core.settings import get_settings
     from deploy.pooled import DeployError, apply_pool_plan, build_pool_deployments
+    from sanjin.terminal import SafeConsole, data
     from tasks.programs import list_programs
 
-    console = Console(stderr=True)
+    console = SafeConsole(stderr=True)
     loaded = [p.slug for p in list_programs(shared_engine())]
     chosen = list(programs) or loaded
     try:
@@ -38,7 +37,7 @@ def deploy_command(
         pool_plan = build_pool_deployments(chosen, pool, get_settings(), program_limit=limit,
                                            heartbeat_seconds=heartbeat)
     except DeployError as exc:
-        console.print(f"[red]错误 / error:[/] {exc}", highlight=False)
+        console.print(f"[red]错误 / error:[/] {data(exc)}", highlight=False, markup=True)
         raise typer.Exit(1) from exc
     if not pool_plan.deployments:
         console.print("没有已载入的项目，无可部署 / no program loaded: nothing to deploy", highlight=False)
@@ -46,14 +45,14 @@ def deploy_command(
     try:
         names = asyncio.run(apply_pool_plan(pool_plan))
     except DeployError as exc:
-        console.print(f"[red]错误 / error:[/] {exc}", highlight=False)
+        console.print(f"[red]错误 / error:[/] {data(exc)}", highlight=False, markup=True)
         raise typer.Exit(1) from exc
     except Exception as exc:  # the API is down or refuses: one line, not a traceback
         from prefect.settings import PREFECT_API_URL
 
         api = PREFECT_API_URL.value() or "（未设置 / not set）"
-        console.print(f"[red]错误 / error:[/] 无法在 Prefect API {api} 部署（{exc.__class__.__name__}: {exc}） / cannot "
-                      f"deploy to the Prefect API at {api}", highlight=False)
+        console.print(f"[red]错误 / error:[/] {data(f'无法在 Prefect API {api} 部署（{exc.__class__.__name__}: {exc}） / cannot deploy to the Prefect API at {api}')}",
+                      highlight=False, markup=True)
         raise typer.Exit(1) from exc
     typer.echo(f"已部署到工作池 {pool}（{len(names)} 个，每个项目至多 {limit} 个同时运行） / deployed to work pool {pool} "
                f"({len(names)} deployments, at most {limit} runs per program at once):")

@@ -19,7 +19,7 @@ from models.clock import to_shanghai
 from models.labels import LIST_KIND_LABELS
 from models.outbox import Notice
 from models.states import NoticeStatus, Role
-from sanjin.terminal import SafeConsole
+from sanjin.terminal import SafeConsole, data
 
 notices_app = typer.Typer(help="通知 / outgoing notices (the outbox)", no_args_is_help=True)
 console = SafeConsole(width=None if sys.stdout.isatty() else 160)
@@ -126,7 +126,7 @@ def notices_retry(ids: list[int] = typer.Argument(..., min=1, max=2**31 - 1, hel
                if notice.status == NoticeStatus.NO_ADDRESS
                else f"状态为“{labels.NOTICE_STATUS_LABELS[notice.status.value]}”，无需重发 / is {notice.status.value}: "
                     "nothing to resend")
-        console.print(f"  [yellow]{i}[/]: {why}")
+        console.print(f"  [yellow]{data(i)}[/]: {data(why)}", markup=True)
     if left:
         raise typer.Exit(1)
 

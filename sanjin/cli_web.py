@@ -21,7 +21,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="监听地址 / a
 
     problem = schema_problem(shared_engine())
     if problem:
-        SafeConsole(stderr=True).print(f"[red]错误 / error:[/] {escape(problem)}", highlight=False)
+        SafeConsole(stderr=True).print(f"[red]错误 / error:[/] {escape(problem)}", highlight=False, markup=True)
         raise typer.Exit(1)
     uvicorn.run(create_app(host=host), host=host, port=port, proxy_headers=True, server_header=False)
 
@@ -71,12 +71,12 @@ def _serve_all(console: Any, host: str, port: int, programs: list[str], limit: i
         serve_plan = plan(host, port, programs)
         sock = bind(host, port)
     except ServeError as exc:
-        console.print(f"[red]错误 / error:[/] {exc}", highlight=False)
+        console.print(f"[red]错误 / error:[/] {escape(str(exc))}", highlight=False, markup=True)
         raise typer.Exit(1) from exc
     if not os.environ.get("PREFECT_API_URL"):
         console.print("[yellow]提示 / note:[/] 未设置 PREFECT_API_URL：流程将登记在 Prefect 临时服务中，定时计划不会触发。"
                       "生产环境请先运行 `prefect server start` 并设置 PREFECT_API_URL / PREFECT_API_URL is not set: "
-                      "schedules only fire against a Prefect server", highlight=False)
+                      "schedules only fire against a Prefect server", highlight=False, markup=True)
     names = "、".join(d.name for d in serve_plan.deployments) or "无（尚未载入项目） / none: no program loaded"
 
     def ready() -> None:
@@ -87,10 +87,10 @@ def _serve_all(console: Any, host: str, port: int, programs: list[str], limit: i
     try:
         code = asyncio.run(serve_forever(serve_plan, sock, limit=limit, ready=ready))
     except ServeError as exc:
-        console.print(f"[red]错误 / error:[/] {exc}", highlight=False)
+        console.print(f"[red]错误 / error:[/] {escape(str(exc))}", highlight=False, markup=True)
         raise typer.Exit(1) from exc
     console.print("已停止 / stopped" if code == 0 else "[red]已停止：有一部分异常退出，见上方日志 / stopped: a part failed, "
-                  "see the log above[/]", highlight=False)
+                  "see the log above[/]", highlight=False, markup=True)
     raise typer.Exit(code)
 
 

@@ -425,7 +425,7 @@ def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, c
     (home / "demo-log.txt").write_text("\n".join(script.log), encoding="utf-8")
     print_status(console, status)
     refused = [line for line in script.log if "被拒绝" in line]
-    console.print(f"\n[bold]演示完成 / demo finished[/] in {seconds:.0f} s")
+    console.print(f"\n[bold]演示完成 / demo finished[/] in {seconds:.0f} s", markup=True)
     console.print(f"  被拒绝的提交 / refused submissions: {len(refused)}")
     _violations_summary(engine, console)
     for line in refused[:5]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from models.labels import LIST_KIND_LABELS, NOTICE_STATUS_LABELS, SHORT_PHASES, STATE_LABELS, WINDOW_LABELS
 from tasks.status import ProgramStatus
@@ -21,22 +23,22 @@ def _bar(start: date, end: date, opens: date, closes: date | None, today: date, 
     for i in range(col(opens), col(closes or end) + 1):
         cells[i] = "█"
     if start <= today <= end:
-        cells[col(today)] = "[bold red]│[/]"
+        cells[col(today)] = "[bold red]│[/]"  # the one markup of the table: its other cells are escaped
     return "".join(cells)
 
 
 def print_status(console: Console, status: ProgramStatus) -> None:
     clock = "模拟时钟" if status.simulated else "系统时间"
-    console.print(f"[bold]{status.name}[/]  今天 / today: {status.today}（{clock}）")
+    console.print(f"[bold]{escape(status.name)}[/]  今天 / today: {status.today}（{clock}）", markup=True)
     if status.calendar_warning:
-        console.print(f"[yellow]节假日安排 / calendar:[/] {status.calendar_warning}", highlight=False)
+        console.print(f"[yellow]节假日安排 / calendar:[/] {escape(status.calendar_warning)}", highlight=False, markup=True)
     start = min(p.opens for p in status.phases)
     end = max([p.closes or p.opens for p in status.phases] + [status.today])
     timeline = Table("阶段", "窗口", f"{start} → {end}（红线=今天）", "状态", "待审批", "各状态数量", expand=False)
     for p in status.phases:
         counts = "  ".join(f"{STATE_LABELS.get(k, k)} {v}" for k, v in sorted(p.counts.items())) or "—"
         timeline.add_row(SHORT_PHASES.get(p.phase, p.label), f"{p.opens:%m-%d}~{p.closes:%m-%d}" if p.closes
-                         else f"{p.opens:%m-%d}~长期", _bar(start, end, p.opens, p.closes, status.today),
+                         else f"{p.opens:%m-%d}~长期", Text.from_markup(_bar(start, end, p.opens, p.closes, status.today)),
                          WINDOW_LABELS[p.window], str(p.open_gates or ""), counts)
     console.print(timeline)
     open_windows = [p.label for p in status.phases if p.window == "open"]
@@ -64,7 +66,7 @@ def print_run_summary(console: Console, result: dict[str, object]) -> None:
     if waiting:
         console.print(f"待决定的审批事项 / gates waiting: {waiting} 项（sanjin gate list 查看）")
     for line in blocked:
-        console.print(f"[yellow]因节假日安排未录入而暂停 / calendar blocked:[/] {line}", highlight=False)
+        console.print(f"[yellow]因节假日安排未录入而暂停 / calendar blocked:[/] {escape(line)}", highlight=False, markup=True)
     sent = result.get("notices")
     if isinstance(sent, dict):
         console.print(f"通知 / notices: 已发送 {sent.get('sent', 0)}，稍后重试 {sent.get('retried', 0)}，"

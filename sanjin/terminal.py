@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 # C0 and C1 controls but tab and newline; DEL; bidirectional overrides, isolates and marks; zero-width characters;
@@ -23,8 +24,22 @@ def sanitize(text: str) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+def data(value: object) -> str:
+    """A value from people's files inside a line that is printed with markup: shown as typed, never as a style."""
+    return escape(str(value))
+
+
 class SafeConsole(Console):
-    """A rich Console whose every printed string (messages, table cells) is sanitized before rendering."""
+    """A rich Console whose every printed string (messages, table cells) is sanitized before rendering.
+
+    Rich markup is off unless a call asks for it (`print(..., markup=True)`): a name such as "药房[red]x[/red]" in a
+    table cell or a message is printed as typed, not obeyed as a colour (issue #19). A call that styles its own
+    words passes `markup=True` and escapes (rich.markup.escape) whatever data it interpolates.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("markup", False)
+        super().__init__(*args, **kwargs)
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(sanitize(text), **kwargs)

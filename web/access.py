@@ -64,6 +64,8 @@ ACCESS: dict[tuple[str, str], Access] = {
         frozenset({Role.PROGRAM_MANAGER}), DistrictRule.NONE, "an exit application is recorded by the manager"),
     ("/programs/{slug}/enterprises/{enterprise_id:id}/bad-record", "POST"): Access(
         frozenset({Role.PROGRAM_MANAGER}), DistrictRule.NONE, "a bad record is the manager's decision"),
+    ("/violations", "GET"): Access(SIGNED_IN, DistrictRule.FILTERED,
+                                   "violations with their evidence: a reviewer sees its own districts'"),
 }
 
 

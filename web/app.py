@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from core.clock_store import DatabaseClock
 from core.db import shared_engine
 from models.clock import Clock
-from web import pages_auth, pages_enforcement, pages_gates, pages_overview, pages_records
+from web import pages_auth, pages_enforcement, pages_gates, pages_overview, pages_records, pages_violations
 from web.access import check_rules
 from web.auth import LoginRequired, current_user
 from web.headers import SecurityHeaders
@@ -66,6 +66,7 @@ ROUTES = [
     Route("/notices/resend", pages_records.resend_notices, methods=["POST"]),
     Route("/notices/print", pages_records.print_notices, methods=["POST"]),
     Route("/audit", pages_records.audit, methods=["GET"]),
+    Route("/violations", pages_violations.violations, methods=["GET"]),
     Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
 ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session, select
@@ -35,7 +36,7 @@ from tasks.gates.rows import (
     UnknownGate,
     check_decider,
 )
-from web import gate_details, gate_exports
+from web import bulk_confirm, gate_details, gate_exports
 from web.auth import DECIDERS, may_view_gate, posted_form, require_user
 from web.exports import EXPORT_MAX, download, export_format
 from web.pagination import page_of
@@ -97,9 +98,10 @@ def gate_detail(request: Request) -> Response:
         gate = _summary_or_404(ctx, session, gate_id)
         if not may_view(user, gate):
             raise HTTPException(403, f"您无权查看审批事项 {gate.id}（{gate.district or '市级'}）")
+        who = ctx.templates.env.filters["actor"]
         if (fmt := export_format(request)) and gate.is_application_gate:
             rows = gate_exports.application_rows(session, gate, show, ctx.gate_items,  # type: ignore[arg-type]
-                                                 ctx.templates.env.filters["actor"])
+                                                 who)
             return download(fmt, f"审批事项{gate.id}", gate.title, gate_exports.ITEM_COLUMNS, rows, ctx.clock.today())
         if gate.is_application_gate:
             items, total, more = application_items(session, gate, show=show,  # type: ignore[arg-type]
@@ -129,10 +131,31 @@ def gate_detail(request: Request) -> Response:
             elif gate.kind == GateKind.ALLIANCE_CONFIRMATION:
                 context["invitations"] = gate_details.alliance_detail(session, gate.program_id, list(full.items),
                                                                       outcomes)
+            else:  # an enterprise's exit, a batch: each item by its name
+                context["named"] = bulk_confirm.item_names(session, full, list(full.items), limit=None)
+            if fmt:
+                columns, rows = _export_rows(gate, context, who)
+                return download(fmt, f"审批事项{gate.id}", gate.title, columns, rows, ctx.clock.today())
     expiry = GATE_EXPIRY_LABELS[EXPIRY_RULES[gate.kind].value]
     return page(request, "gate.html", user, gate=gate, can_decide=may_decide(user, gate), pager=pager, show=show,
                 expiry=expiry,
                 filters=ITEM_FILTERS, kind_labels_gate=GATE_KIND_LABELS, state_labels=GATE_STATE_LABELS, **context)
+
+
+def _export_rows(gate: GateSummary, context: dict[str, Any],
+                 who: Callable[[str], str]) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
+    """The columns and rows of a gate that is not an application review: what its section of gate.html shows."""
+    outcomes: dict[str, Any] = context["outcomes"]
+    if "declarations" in context:
+        return gate_exports.DECLARATION_COLUMNS, gate_exports.declaration_rows(context["declarations"], who)
+    if "listing" in context:
+        decided = next(iter(outcomes.values()), None)
+        return gate_exports.LIST_CHANGE_COLUMNS, gate_exports.list_approval_rows(context["listing"], decided, who)
+    if "invitations" in context:
+        return gate_exports.ALLIANCE_COLUMNS, gate_exports.alliance_rows(context["invitations"], who)
+    if "ladders" in context:
+        return gate_exports.LADDER_COLUMNS, gate_exports.ladder_export_rows(context["ladders"], outcomes, who)
+    return gate_exports.OTHER_COLUMNS, gate_exports.other_rows(context["named"], context["item_ids"], outcomes, who)
 
 
 def _ids(values: list[Any]) -> list[int]:
@@ -227,14 +250,38 @@ async def decide(request: Request) -> Response:
     gate = await run_in_threadpool(_gate_or_404, ctx, int(request.path_params["gate_id"]))
     if not may_view_gate(user, gate):
         raise HTTPException(403, f"您无权决定审批事项 {gate.id}（{gate.district or '市级'}）")
+    back = str(form.get("back") or "")
+    back = back if back.startswith(f"/gates/{gate.id}") else f"/gates/{gate.id}"
+    if bulk_confirm.wants_confirmation(form) and gate.state == GateState.OPEN:  # no script asked: this page names the count and the items
+        try:
+            check_decider(user, gate)
+        except GateError as exc:
+            raise HTTPException(403, str(exc)) from exc
+        if (refusal := _unconfirmable(form)) is not None:
+            flash(request, refusal, error=True)
+            return RedirectResponse(back, status_code=303)
+        choices = await run_in_threadpool(_gate_choices, ctx, [gate], form)
+        return page(request, "confirm.html", user, **bulk_confirm.context(form, choices, f"/gates/{gate.id}/decide",
+                                                                          back))
     try:
         message = await run_in_threadpool(_decide, ctx, gate, user, form)
     except GateError as exc:  # BadItems, GateNotOpen: say what is wrong on the gate's page, as an error
         flash(request, person_error(exc), error=True)
     else:
         flash(request, message)
-    back = str(form.get("back") or "")
-    return RedirectResponse(back if back.startswith(f"/gates/{gate.id}") else f"/gates/{gate.id}", status_code=303)
+    return RedirectResponse(back, status_code=303)
+
+
+def _unconfirmable(form: FormData) -> str | None:
+    """A bulk rejection without its reason is refused before asking to confirm it (decide_gate would refuse it)."""
+    if bulk_confirm.verb(form) == "驳回" and not str(form.get("reason") or "").strip():
+        return "驳回必须说明理由：请为每个驳回的事项填写理由，或在批量驳回时填写统一理由。"
+    return None
+
+
+def _gate_choices(ctx: WebContext, gates: list[Gate], form: FormData) -> list[bulk_confirm.GateChoice]:
+    with Session(ctx.engine) as session:
+        return [bulk_confirm.choice(session, g, form) for g in gates]
 
 
 async def decide_many(request: Request) -> Response:
@@ -249,6 +296,14 @@ async def decide_many(request: Request) -> Response:
             raise HTTPException(403, str(exc)) from exc
     if form.get("bulk") not in ("approve", "reject"):
         raise HTTPException(400, "请选择“全部批准”或“全部驳回”")
+    back = str(form.get("back") or "")
+    back = back if back.startswith("/inbox") else "/inbox"
+    if any(g.state == GateState.OPEN for g in gates) and bulk_confirm.wants_confirmation(form):  # no script asked: this page names the count and the items
+        if (refusal := _unconfirmable(form)) is not None:
+            flash(request, refusal, error=True)
+            return RedirectResponse(back, status_code=303)
+        choices = await run_in_threadpool(_gate_choices, ctx, gates, form)
+        return page(request, "confirm.html", user, **bulk_confirm.context(form, choices, "/inbox/decide", back))
     messages, failed = [], False
     for gate in gates:
         try:
@@ -257,5 +312,4 @@ async def decide_many(request: Request) -> Response:
             messages.append(f"「{gate.title}」未能决定：{person_error(exc)}")
             failed = True
     flash(request, "；".join(messages) or "未选择审批事项", error=failed or not messages)
-    back = str(form.get("back") or "")
-    return RedirectResponse(back if back.startswith("/inbox") else "/inbox", status_code=303)
+    return RedirectResponse(back, status_code=303)

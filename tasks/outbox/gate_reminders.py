@@ -90,7 +90,7 @@ def gate_reminders(session: Session, *, program_id: int, slug: str, program_name
         stage = reminder_stage(today, due_on, wdays.working_days_between(today, due_on), rules.before_working_days)
         if stage is ReminderStage.OVERDUE:
             overdue.append({"title": title, "item_count": undecided, "due_on": due_on.isoformat(),
-                            "days_overdue": days_overdue(today, due_on),
+                            "due_provisional": bool(provisional), "days_overdue": days_overdue(today, due_on),
                             "deciders": "、".join(p.label for p in deciders) or "（无人可决定：请添加审核人员）"})
             continue
         if stage is None or (stage is ReminderStage.DUE and not rules.on_due_day):

@@ -275,7 +275,8 @@ def _payments_overdue(run: _Run, report: ReminderReport) -> _Due[Any]:
     program's threshold are also listed in the report for an interview. Period = the month count."""
     rows = run.session.execute(
         select(PAY.c.id, PAY.c.amount, PAY.c.due_on, INST.c.id, INST.c.name, INST.c.email, INST.c.district,
-               type_coerce(INST.c.kind, String))  # the plain value: 100,000 enum constructions cost seconds
+               type_coerce(INST.c.kind, String),  # the plain value: 100,000 enum constructions cost seconds
+               PAY.c.due_on_provisional)
         .select_from(PAY.join(ORD, ORD.c.id == PAY.c.order_id).join(INST, INST.c.id == PAY.c.institution_id))
         .where(ORD.c.program_id == run.program_id, _unpaid(run.today), PAY.c.due_on < run.today)
         .order_by(PAY.c.due_on, PAY.c.id)
@@ -283,7 +284,7 @@ def _payments_overdue(run: _Run, report: ReminderReport) -> _Due[Any]:
     threshold = run.defn.rules.overdue_interview_after_months
     months_of = {due_on: months_overdue(due_on, run.today) for due_on in {r[2] for r in rows}}
     flagged: dict[int, tuple[InterviewCandidate, list[int], list[Decimal]]] = {}
-    for pay_id, amount, due_on, inst_id, name, _email, district, kind in rows:
+    for pay_id, amount, due_on, inst_id, name, _email, district, kind, _provisional in rows:
         months = months_of[due_on]
         if months > threshold and kind in _INTERVIEW_KINDS:
             if inst_id not in flagged:
@@ -297,10 +298,10 @@ def _payments_overdue(run: _Run, report: ReminderReport) -> _Due[Any]:
                             for c, ids, amounts in flagged.values()]
 
     def build(key: str, r: Any) -> NoticeDraft:
-        _pay_id, amount, due_on, inst_id, name, email, _district, _kind = r
+        _pay_id, amount, due_on, inst_id, name, email, _district, _kind, provisional = r
         return run.draft(key, PAYMENT_OVERDUE, "institution", int(inst_id), name, email,
                          {"institution_name": name, "amount": str(amount), "due_on": due_on.isoformat(),
-                          "months_overdue": months_of[due_on]})
+                          "due_provisional": bool(provisional), "months_overdue": months_of[due_on]})
 
     return _Due(PAYMENT_OVERDUE, [(f"reminder:payment_overdue:{r[0]}:{months_of[r[2]]}", r) for r in rows], build)
 
@@ -324,16 +325,21 @@ def _calendar_unpublished(run: _Run) -> _Due[Any]:
     year = unofficial_year_to_warn(run.session, run.today, get_settings().calendar_warning_from_day)
     if year is None:
         return _Due(CALENDAR_UNPUBLISHED, [], lambda key, r: run.draft(key, CALENDAR_UNPUBLISHED, "user", 0, "", None, {}))
-    managers = run.session.execute(
-        select(USR.c.id, USR.c.display_name, USR.c.unit, USR.c.email, USR.c.program_slugs)
-        .where(USR.c.role == Role.PROGRAM_MANAGER.value, USR.c.active.is_(True)).order_by(USR.c.id)).tuples()
-    mine = [(int(i), addressee(display_name=display, unit=unit) if display or unit else "项目管理员", email)
-            for i, display, unit, email, slugs in managers if not slugs or run.program.slug in slugs]
+    mine = _program_managers(run)
 
     def build(key: str, m: tuple[int, str, str | None]) -> NoticeDraft:
         return run.draft(key, CALENDAR_UNPUBLISHED, "user", m[0], m[1], m[2], {"manager_name": m[1], "year": year})
 
     return _Due(CALENDAR_UNPUBLISHED, [(f"calendar_unpublished:{year}:{m[0]}", m) for m in mine], build)
+
+
+def _program_managers(run: _Run) -> list[tuple[int, str, str | None]]:
+    """(id, how a letter addresses them, e-mail) of the program's active managers (few rows)."""
+    managers = run.session.execute(
+        select(USR.c.id, USR.c.display_name, USR.c.unit, USR.c.email, USR.c.program_slugs)
+        .where(USR.c.role == Role.PROGRAM_MANAGER.value, USR.c.active.is_(True)).order_by(USR.c.id)).tuples()
+    return [(int(i), addressee(display_name=display, unit=unit) if display or unit else "项目管理员", email)
+            for i, display, unit, email, slugs in managers if not slugs or run.program.slug in slugs]
 
 
 def _audit_chain_broken(run: _Run) -> _Due[Any]:
@@ -397,25 +403,27 @@ def _quarter_to_report(run: _Run) -> tuple[int, int, date] | None:
     return year, quarter, run.wdays.first_month_of_quarter_deadline(run.today)
 
 
-def _quarterly(run: _Run, reviewers: Sequence[_Reviewer], report: ReminderReport) -> _Due[_Reviewer]:
-    """In a quarter's first month, ask every district bureau of the program for last quarter's table.
+def _quarterly(run: _Run, report: ReminderReport) -> _Due[tuple[int, str, str | None]]:
+    """In a quarter's first month, while last quarter's table is not yet issued, tell the program's managers what is
+    still theirs to do: have the quarter's data complete, then review the table the system issues and forward it.
 
-    Period = the reported quarter, per recipient.
+    Nobody fills the table in any more (tasks/reports/issue.py issues it, and its issue stops these reminders), so
+    district bureaus are not asked for it. Period = the reported quarter, per recipient.
     """
     period = _quarter_to_report(run)
 
-    def build(key: str, r: _Reviewer) -> NoticeDraft:
+    def build(key: str, m: tuple[int, str, str | None]) -> NoticeDraft:
         assert period is not None
         year, quarter, due_on = period
-        return run.draft(key, QUARTERLY, "user", r.id, r.name, r.email,
+        return run.draft(key, QUARTERLY, "user", m[0], m[1], m[2],
                          {"year": year, "quarter": quarter, "due_on": due_on.isoformat()})
 
     if period is None:
         return _Due(QUARTERLY, [], build)
     year, quarter, _ = period
     report.quarter_reminded = (year, quarter)
-    return _Due(QUARTERLY, [(f"reminder:quarterly:{run.program_id}:{year}Q{quarter}:{r.id}", r) for r in reviewers],
-                build)
+    return _Due(QUARTERLY, [(f"reminder:quarterly:{run.program_id}:{year}Q{quarter}:{m[0]}", m)
+                            for m in _program_managers(run)], build)
 
 
 def _escalations(run: _Run, lag: Sequence[Laggard], reviewers: Sequence[_Reviewer],
@@ -434,7 +442,7 @@ def _escalations(run: _Run, lag: Sequence[Laggard], reviewers: Sequence[_Reviewe
         if g.enterprises:
             what = f"{what}（{'、'.join(g.enterprises)}）"
         late[g.district].append({"name": g.name, "what": what, "due_on": g.due_on.isoformat(),
-                                 "days_late": g.days_late})
+                                 "due_provisional": g.due_provisional, "days_late": g.days_late})
     by_district: dict[str, list[_Reviewer]] = defaultdict(list)
     for r in reviewers:
         for d in r.districts:
@@ -528,7 +536,7 @@ def send_reminders(engine: Engine, slug: str, *, clock: Clock) -> ReminderReport
             contracts,
             _payments_due(run),
             _payments_overdue(run, report),
-            _quarterly(run, reviewers, report),
+            _quarterly(run, report),
             _escalations(run, lag, reviewers, report),
             _calendar_unpublished(run),
             *_gates(run, report),

@@ -52,14 +52,16 @@ def reconcile_alliance(engine: Engine, slug: str, *, clock: Clock) -> AllianceRe
             {"program_id": program.id, "city": inv.city, "bureau": inv.bureau, "email": inv.email,
              "state": InvitationState.INVITED, "invited_at": now} for inv in spec.invitees], ["program_id", "city"])
         invitations = list(session.exec(select(AllianceInvitation).where(AllianceInvitation.program_id == program.id)))
-        due = wdays.add_working_days(clock.today(), spec.response_due_working_days)
-        if phase.window.closes is not None:
-            due = min(due, phase.window.closes)
+        deadline = wdays.deadline(clock.today(), spec.response_due_working_days)
+        due, provisional = deadline.day, deadline.provisional  # 暂定 in the letter while the year is unofficial
+        if phase.window.closes is not None and phase.window.closes < due:
+            due, provisional = phase.window.closes, False  # the window's own date is fixed
         enqueue_notices(session, [NoticeDraft(
             key=f"alliance_invitation:{inv.id}", kind="alliance_invitation", recipient_type="city",
             recipient_id=inv.id, recipient_name=inv.bureau, email=inv.email, program_id=program.id,
             context={"program_name": program.name, "city": inv.city, "bureau": inv.bureau,
-                     "lead_city": spec.lead_city, "response_due": due.isoformat()}) for inv in invitations], now)
+                     "lead_city": spec.lead_city, "response_due": due.isoformat(),
+                     "response_due_provisional": provisional}) for inv in invitations], now)
         for inv in invitations:
             report.counts[inv.state.value] = report.counts.get(inv.state.value, 0) + 1
         accepted = [inv.id for inv in invitations if inv.state == InvitationState.ACCEPTED and inv.id is not None]

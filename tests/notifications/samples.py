@@ -16,6 +16,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "bureau": "大连市医疗保障局",
         "lead_city": "沈阳市",
         "response_due": "2025-08-15",
+        "response_due_provisional": False,
         "today": "2025-08-07",
     },
     "declaration_receipt": {
@@ -89,6 +90,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "institution_name": "沈阳市于洪区益康诊所",
         "amount": "56789.1",
         "due_on": "2025-08-31",
+        "due_provisional": False,
         "months_overdue": 3,
     },
     "quarterly_report_reminder": {
@@ -130,9 +132,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "reviewer_name": "刘洋",
         "district": "铁西区",
         "items": [
-            {"name": "沈阳康宁医院", "what": "招采子系统账号注册", "due_on": "2025-11-28", "days_late": 4},
-            {"name": "沈阳市铁西区兴华社区卫生服务站", "what": "购销协议签订", "due_on": "2025-11-28",
+            {"name": "沈阳康宁医院", "what": "招采子系统账号注册", "due_on": "2025-11-28", "due_provisional": False,
              "days_late": 4},
+            {"name": "沈阳市铁西区兴华社区卫生服务站", "what": "购销协议签订", "due_on": "2025-11-28",
+             "due_provisional": False, "days_late": 4},
         ],
     },
     "audit_chain_broken": {
@@ -160,7 +163,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "manager_name": "王经理",
         "items": [
             {"title": "第3批 康平县 医药机构申请初审", "item_count": 16, "deciders": "康平县医疗保障局 李审核",
-             "due_on": "2025-10-09", "days_overdue": 5},
+             "due_on": "2025-10-09", "due_provisional": False, "days_overdue": 5},
         ],
     },
 }

@@ -277,19 +277,24 @@ def test_an_overdue_payment_is_reminded_once_per_month_and_flagged_for_interview
 
 def test_the_quarterly_reminder_goes_once_per_quarter_and_only_in_its_first_month(
         engine: Engine, world: World) -> None:
-    add_user(engine, "manager", Role.PROGRAM_MANAGER)
+    """The system issues the table (tasks/reports/issue.py): nobody is asked to fill it in. The program's managers are
+    told what is still theirs — complete data, then review and forward the issued table; district bureaus get nothing."""
+    from tests.factories import ensure_user
+
+    ensure_user(engine, "manager", Role.PROGRAM_MANAGER, display_name="王科长", unit="沈阳市医疗保障局")
+    ensure_user(engine, "deputy", Role.PROGRAM_MANAGER, display_name="李科长", unit="沈阳市医疗保障局")
     add_user(engine, "hp", Role.DISTRICT_REVIEWER, districts=["和平区"])
     add_user(engine, "sh", Role.DISTRICT_REVIEWER, districts=["沈河区", "大东区"])
-    make_program(engine, "ningxia-2025")  # a reviewer's district must be a loaded program's
-    add_user(engine, "yinchuan", Role.DISTRICT_REVIEWER, districts=["兴庆区"])  # another program's district
 
     report = send_reminders(engine, SLUG, clock=clock_at(2025, 10, 9, 8))
     assert report.quarter_reminded == (2025, 3)
     notices = _notices(engine, "quarterly_report_reminder")
-    # addressed by their districts' bureau, never by the login names "hp" and "sh" (issue #19)
-    assert sorted(n.recipient_name for n in notices) == ["和平区医疗保障局", "大东区、沈河区医疗保障局"]
+    assert len(notices) == 2 and all("科长" in n.recipient_name for n in notices)  # the managers, by name
     assert {(n.context["year"], n.context["quarter"], n.context["due_on"]) for n in notices} == {
         (2025, 3, "2025-10-31")}
+    letter = render_notice("quarterly_report_reminder", render_context(notices[0], {}))
+    assert "无需另行填报" in letter.text and "审核" in letter.text and "报送上级医保部门" in letter.text
+    assert "请于2025年10月31日前报送2025年第3季度" not in letter.text  # no longer asks for the table itself
     _run(engine, 2025, 10, 20)
     _run(engine, 2025, 11, 3)  # second month of the quarter: nothing
     _run(engine, 2025, 12, 1)

@@ -21,7 +21,8 @@ from core.bulk import write_audit
 from core.db import transaction
 from models.catalog import ListVersion
 from models.clock import FixedClock
-from models.operations import PlatformAccount
+from models.compliance.codes import SubjectType, ViolationRule
+from models.operations import PlatformAccount, Violation
 from models.outbox import Notice
 from models.states import AccountState, NoticeStatus, Role
 from models.transitions import AuditRecord
@@ -65,6 +66,7 @@ MARKERS: dict[str, tuple[str, str, str, bool]] = {
     "/notices": ("", "heping-letter@example.cn", "shenhe-letter@example.cn", True),
     "/audit": ("", "和平区审计标记", "沈河区审计标记", True),
     "/programs/{slug}/enforcement": ("", "和平区滞后药房", "沈河区滞后药房", True),
+    "/violations": ("", "和平区滞后药房", "沈河区滞后药房", True),
 }
 # The subject gate is a district gate: only its district's reviewer decides it (a manager decides city gates,
 # tests/web/test_gate_pages.py); the roles the rule allows are refused here for want of that level.
@@ -88,6 +90,10 @@ def build_matrix(engine: Engine) -> Matrix:
                                         state=AccountState.PENDING, due_on=date(2025, 9, 15)))
             _notice(session, inst.id or 0, "heping-letter@example.cn" if d == OWN else "shenhe-letter@example.cn",
                     program_id)
+            session.add(Violation(program_id=program_id, rule=ViolationRule.LATE_PAYMENT,  # for /violations
+                                  subject_type=SubjectType.INSTITUTION, subject_id=inst.id or 0, district=d,
+                                  evidence={"逾期货款": "1 笔"}, detected_on=date(2025, 10, 1),
+                                  detected_at=shanghai(2025, 10, 1, 9)))
         session.commit()
     apps = {d: world.apps[0] if d == OWN else world.apps[-1] for d in (OWN, OTHER)}  # build_world: 沈河区 last
     with transaction(engine) as session:

@@ -1,5 +1,6 @@
 """In the real browser (Debian's Chromium): a manager sees a stalled district flagged in red on the overview, and a
-reviewer is asked to confirm, with the count, before a bulk approval — dismissing it decides nothing (issue 19).
+reviewer is asked to confirm, with the count, before a bulk approval — dismissing it decides nothing (issue 19) —
+and, with JavaScript turned off, is asked on a page of the server's that names the count and the items.
 
 The web app alone is served (uvicorn in a thread over the test's SQLite database): no flow runs here, the pages
 are the subject. Skipped, saying why, without Chromium or Playwright (as tests/web/test_browser.py).
@@ -133,3 +134,72 @@ def test_a_reviewer_confirms_the_count_before_a_bulk_approval(site: tuple[str, W
 
     page.goto(f"{base}/inbox")  # the inbox's bulk button sums the ticked gates' undecided items
     assert page.locator("input[name=gate]").count() == 0  # its only gate is decided
+
+
+@pytest.fixture
+def no_script_page() -> Iterator[Any]:
+    """A browser with JavaScript turned off: the pages must decide nothing in bulk without asking all the same."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            context = browser.new_context(java_script_enabled=False, locale="zh-CN",
+                                          viewport={"width": 1280, "height": 900})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def test_without_javascript_a_bulk_approval_is_confirmed_on_a_page_naming_the_count_and_the_items(
+        site: tuple[str, World], no_script_page: Any, tmp_path: Path) -> None:
+    base, world = site
+    gate = world.district_gate("和平区")
+    page = no_script_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(str(d.message)), d.dismiss()))
+    _sign_in(page, base, world.reviewers["和平区"])
+    page.goto(f"{base}/gates/{gate.id}")
+    names = [n.strip() for n in page.locator("tr[id^=item-] td:nth-child(2) b").all_inner_texts()]
+    assert len(names) == len(gate.items)
+
+    page.click("#approve-all")  # no script: the server asks instead of the browser's dialog
+    page.wait_for_selector("#bulk-confirm")
+    assert page.inner_text("#confirm-count") == str(len(gate.items))
+    listed = page.locator("ol.confirm-items li").all_inner_texts()
+    assert sorted(n.split("（")[0] for n in listed) == sorted(names), listed
+    assert f"确认批准 {len(gate.items)} 项" in page.inner_text("#confirm-yes")
+    _shot(page, tmp_path, "19-bulk-confirm-no-script")
+    with Session(world.engine) as session:
+        assert session.get(Gate, gate.id).state == GateState.OPEN  # type: ignore[union-attr]  # asked, not decided
+
+    page.click("#confirm-back")  # 返回: back on the gate, nothing decided
+    page.wait_for_url(f"{base}/gates/{gate.id}*")
+    with Session(world.engine) as session:
+        assert session.get(Gate, gate.id).state == GateState.OPEN  # type: ignore[union-attr]
+
+    page.click("#approve-all")
+    page.wait_for_selector("#bulk-confirm")
+    page.click("#confirm-yes")
+    page.wait_for_selector(".flash")
+    assert f"批准 {len(gate.items)} 项" in page.inner_text(".flash") and dialogs == []
+    with Session(world.engine) as session:
+        assert session.get(Gate, gate.id).state == GateState.DECIDED  # type: ignore[union-attr]
+
+
+def test_without_javascript_the_inbox_bulk_approval_is_confirmed_with_the_sum_of_the_ticked_gates(
+        site: tuple[str, World], no_script_page: Any) -> None:
+    base, world = site
+    gate = world.district_gate("和平区")
+    page = no_script_page
+    _sign_in(page, base, world.reviewers["和平区"])
+    page.goto(f"{base}/inbox")
+    page.check(f"input[name=gate][value='{gate.id}']")
+    page.click("#bulk-approve")
+    page.wait_for_selector("#bulk-confirm")
+    assert page.inner_text("#confirm-count") == str(len(gate.items))
+    assert gate.title in page.inner_text("#bulk-confirm h2")
+    with Session(world.engine) as session:
+        assert session.get(Gate, gate.id).state == GateState.OPEN  # type: ignore[union-attr]
+    page.click("#confirm-yes")
+    page.wait_for_selector(".flash")
+    with Session(world.engine) as session:
+        assert session.get(Gate, gate.id).state == GateState.DECIDED  # type: ignore[union-attr]

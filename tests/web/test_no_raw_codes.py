@@ -68,15 +68,17 @@ def test_no_page_shows_a_raw_code(world: World, client: TestClient) -> None:
             session.add(Notice(idempotency_key=f"raw-code-{kind}", kind=kind, recipient_type="institution",
                                recipient_name="测试机构", email=None, status=NoticeStatus.NO_ADDRESS,
                                created_at=world.clock.now()))
+        _violations_of_every_rule(session, world)
         session.commit()
         version = session.execute(select(ListVersion.id)).scalars().first()
         gates = session.execute(select(Gate.id)).scalars().all()
     pages = ["/", f"/programs/{SLUG}", f"/programs/{SLUG}/lists", f"/programs/{SLUG}/laggards", "/inbox",
              "/notices", "/notices?status=no_address", "/audit", f"/audit?program={SLUG}&entity=application",
-             f"/lists/{version}", *(f"/gates/{g}" for g in gates)]
+             f"/lists/{version}", *(f"/gates/{g}" for g in gates), "/violations", f"/violations?program={SLUG}"]
     # and what the pages export: the same rows as files (issue #19)
     exports = [f"/programs/{SLUG}/lists?format=csv", f"/programs/{SLUG}/laggards?format=csv", "/notices?format=csv",
-               "/audit?format=csv", "/inbox?format=csv", *(f"/gates/{g}?format=csv" for g in gates)]
+               "/audit?format=csv", "/inbox?format=csv", *(f"/gates/{g}?format=csv" for g in gates),
+               "/violations?format=csv"]
     logins = set(world.reviewers.values())
     shown = {}
     for path in pages + exports:
@@ -87,6 +89,28 @@ def test_no_page_shows_a_raw_code(world: World, client: TestClient) -> None:
         if raw:
             shown[path] = sorted(set(raw))[:10]
     assert not shown, f"raw codes or login names shown to a person: {shown}"
+
+
+def _violations_of_every_rule(session: Session, world: World) -> None:
+    """One open and one closed violation of each rule, by each kind of subject: the violations page shows them all."""
+    from datetime import timedelta
+
+    from models.compliance.codes import CLOSE_REASONS, SubjectType, ViolationRule, ViolationState
+    from models.enrollment import Application
+    from models.operations import Violation
+
+    app = session.get(Application, world.apps[0])
+    assert app is not None
+    today = world.clock.today()
+    for n, rule in enumerate(ViolationRule):
+        for state in ViolationState:
+            closed = state == ViolationState.CLOSED
+            session.add(Violation(program_id=world.program.id or 0, rule=rule, subject_type=SubjectType.INSTITUTION,
+                                  subject_id=app.institution_id, object_key=f"{n}-{state.value}", district="和平区",
+                                  state=state, evidence={"说明": "标签测试"}, detected_on=today - timedelta(days=n),
+                                  detected_at=world.clock.now() - timedelta(days=n),
+                                  closed_on=today if closed else None,
+                                  closed_reason=CLOSE_REASONS.get(rule) if closed else None))
 
 
 def _visible(html: str) -> str:
