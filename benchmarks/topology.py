@@ -352,13 +352,25 @@ def _waiting_gate(api: str, engine: Any, slug: str, state_name: str) -> Any:
 
 
 def _trip(api: str, run_id: str, t0: float, kind: str, message: str) -> dict[str, Any]:
-    """Decision at `t0` → the run's next Running state and its `record-gate-decision` task, by server records."""
-    running = _wait_for(lambda: _first_state_after(api, run_id, "RUNNING", t0), timeout=180,
-                        what="the woken run to run", interval=0.2)
-    task = _wait_for(lambda: _first_task_after(api, run_id, t0, "record-gate-decision"), timeout=180,
-                     what="the woken run's code to run", interval=0.2)
+    """Decision at `t0` → the run's next Running state, its first task run (its code runs again: a woken run
+    reconciles from the top) and its `record-gate-decision` task, by the server's records."""
+    try:
+        running = _wait_for(lambda: _first_state_after(api, run_id, "RUNNING", t0), timeout=180,
+                            what="the woken run to run", interval=0.2)
+        task = _wait_for(lambda: _first_task_after(api, run_id, t0, None), timeout=180,
+                         what="the woken run's code to run", interval=0.2)
+        recorded = _wait_for(lambda: _first_task_after(api, run_id, t0, "record-gate-decision"), timeout=180,
+                             what="the woken run to read the decision", interval=0.2)
+    except TimeoutError as exc:  # what the server knows of the run, for the report
+        states = [(s["type"], s["name"], s["timestamp"]) for s in _api(api, f"/flow_run_states/?flow_run_id={run_id}")]
+        tasks = [(r["name"], r["start_time"]) for r in _api(api, "/task_runs/filter",
+                                                              {"flow_runs": {"id": {"any_": [run_id]}}})]
+        logs = [r["message"][:300] for r in _api(api, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}},
+                                                                       "limit": 200})][-15:]
+        raise TimeoutError(f"{exc}; decided at {datetime.fromtimestamp(t0).isoformat()}; states {states}; "
+                           f"task runs {tasks}; logs {logs}") from exc
     return {"gate": kind, "running_state_s": round(running - t0, 3), "flow_running_s": round(task - t0, 3),
-            "message": message}
+            "decision_read_s": round(recorded - t0, 3), "message": message}
 
 
 def _flow_start(api: str, run_id: str) -> dict[str, Any]:
