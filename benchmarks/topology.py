@@ -61,6 +61,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     programs = int(cfg.get("topology_programs") or 2)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still stop the server and workers
     n = int(cfg["gate_institutions"])
+    _rows(n + 2 * max(1, spread_n // programs) * programs)  # every institution of the run, generated once
     out: dict[str, Any] = {"db": "postgres", "floor": _import_floor(), "flow_start": {}, "suspend": {}, "errors": {}}
     with _prefect_database(pg_url) as prefect_db, fresh_database("postgres", home, name="topology") as db:
         env = _environment(home, db.url, prefect_db)
@@ -225,11 +226,13 @@ _ROWS: list[Any] = []
 
 
 def _rows(count: int) -> list[Any]:
-    """One generated set of institutions for every program here: USCCs and codes are unique across all."""
+    """One generated set of institutions for every program here, made once (a second, larger set would give the
+    same insurance codes to other names): USCCs and codes are unique across all."""
     from benchmarks.data import make_institutions
 
-    if len(_ROWS) < count:
-        _ROWS[:] = make_institutions(max(count, 2 * len(_ROWS)), seed=9)
+    if not _ROWS:
+        _ROWS[:] = make_institutions(count, seed=9)
+    assert len(_ROWS) >= count, (len(_ROWS), count)
     return _ROWS
 
 
@@ -429,7 +432,7 @@ def _spread(api: str, engine: Any, home: Path, env: dict[str, str], procs: _Proc
             programs: int) -> dict[str, Any]:
     per = max(1, n // programs)
     legs: dict[str, Any] = {}
-    offset = 0
+    offset = len(_ROWS) - 2 * per * programs  # after the gate programs' institutions: each program its own
     for workers in (1, 2):
         pool = f"spread-{workers}"
         slugs = [f"bench-spread{workers}-{i}" for i in range(programs)]
