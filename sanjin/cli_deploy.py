@@ -20,7 +20,10 @@ def deploy_command(
 ) -> None:
     """部署到工作池 / register every deployment of every program on a process work pool.
 
-    Start workers with `prefect worker start --pool POOL` on each machine (systemd units in deploy/systemd/).
+    Start workers with `PREFECT_WORKER_QUERY_SECONDS=1 prefect worker start --pool POOL --type process` on each
+    machine, sanjin's `.venv/bin` first on PATH (systemd units in deploy/systemd/): the worker then polls every
+    second and starts each run's engine directly, so a decided gate's suspended run is running again in the time a
+    new Python process takes to import Prefect and the flows, plus 2-4 s.
     Secrets (SANJIN_SMTP_PASSWORD, a database URL with a password) come from each worker's environment.
     """
     import asyncio
