@@ -97,7 +97,7 @@ def lock_program(session: Session | Connection, program_id: int, *, slug: str | 
     if dialect.name == "postgresql":
         try:
             with session.begin_nested():
-                session.execute(select(Program.id).where(Program.id == program_id)  # type: ignore[arg-type]
+                session.execute(select(Program.id).where(Program.id == program_id)
                                 .with_for_update(nowait=True))
             return
         except OperationalError:
