@@ -85,7 +85,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                 finally:
                     procs.stop(f"worker-{name}")
             for part, measure in (("pause", lambda: _pause_trips(api, db.engine, home, n)),
-                                  ("spread", lambda: _spread(api, db.engine, home, env, procs, spread_n, programs))):
+                                  ("spread", lambda: _spread(api, db.engine, home, env, procs, spread_n, programs,
+                                                             first_row=n if out["suspend"] or "pause" in out else 0))):
                 if part not in parts:
                     continue
                 try:
@@ -435,10 +436,12 @@ def _batch_running(engine: Any, slug: str) -> bool:
 
 
 def _spread(api: str, engine: Any, home: Path, env: dict[str, str], procs: _Procs, n: int,
-            programs: int) -> dict[str, Any]:
+            programs: int, *, first_row: int) -> dict[str, Any]:
+    """`first_row`: after the gate programs' institutions, if they were imported (a village clinic's proxy parent
+    is listed before it, so each program's slice finds its parents in the file or already in the system)."""
     per = max(1, n // programs)
     legs: dict[str, Any] = {}
-    offset = len(_ROWS) - 2 * per * programs  # after the gate programs' institutions: each program its own
+    offset = first_row
     for workers in (1, 2):
         pool = f"spread-{workers}"
         slugs = [f"bench-spread{workers}-{i}" for i in range(programs)]
