@@ -189,21 +189,27 @@ def _topology_rows(t: dict[str, Any], add: Any) -> None:
             add("9 topology", db, "ERROR", str(r.get("error"))[:160])
             continue
         floor = r["floor"]["seconds"]
-        pause = r["pause"]
-        for name, s in r["suspend"].items():
+        pause = r.get("pause") or {}
+        first = True
+        for name, s in r.get("suspend", {}).items():
             target = ("≤ 5 s", _verdict(s["flow_running_seconds"], TARGETS["suspend"])) if name == "sanjin" else ("", "")
-            add("9 topology" if name == next(iter(r["suspend"])) else "", db,
+            add("9 topology" if first else "", db,
                 f"decision → flow code running, suspended run, worker set-up {name}", _fmt(s["flow_running_seconds"]),
-                f"paused in-process (poll {pause['poll_seconds']} s)", _fmt(pause["flow_running_seconds"]),
-                _ratio_text(_ratio(pause["flow_running_seconds"], s["flow_running_seconds"])), *target)
+                f"paused in-process (poll {pause.get('poll_seconds')} s)", _fmt(pause.get("flow_running_seconds")),
+                _ratio_text(_ratio(pause.get("flow_running_seconds"), s["flow_running_seconds"])), *target)
             add("", "", f"  decision → Running state ({name})", _fmt(s["running_state_seconds"]), "paused: Running",
-                _fmt(pause["running_state_seconds"]))
-        for name, f in r["flow_start"].items():
+                _fmt(pause.get("running_state_seconds")))
+            first = False
+        for name, f in r.get("flow_start", {}).items():
             add("", "", f"run created → flow code running on a worker ({name})", _fmt(f["created_to_flow_code_s"]),
                 "import floor of a flow process", _fmt(floor), _ratio_text(_ratio(floor, f["created_to_flow_code_s"])))
-        sp = r["spread"]
-        add("", "", f"enrollment of {sp['institutions']:,} over {sp['programs']} programs: 2 workers",
-            _fmt(sp["2_workers"]["seconds"]), "1 worker", _fmt(sp["1_worker"]["seconds"]), f"{sp['speed_up']}× faster")
+        sp = r.get("spread")
+        if sp:
+            add("9 topology" if first else "", db,
+                f"enrollment of {sp['institutions']:,} over {sp['programs']} programs: 2 workers",
+                _fmt(sp["2_workers"]["seconds"]), "1 worker", _fmt(sp["1_worker"]["seconds"]), f"{sp['speed_up']}× faster")
+        for part, error in (r.get("errors") or {}).items():
+            add("", "", f"ERROR in {part}", str(error)[:160])
 
 
 def _overhead(run: dict[str, Any], db: str) -> dict[str, Any]:
