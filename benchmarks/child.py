@@ -60,6 +60,10 @@ def main(argv: list[str]) -> int:
             from benchmarks import gate as module  # type: ignore[no-redef]
 
             result = module.run(cfg)
+        elif figure == "topology":
+            from benchmarks import topology as module  # type: ignore[no-redef]
+
+            result = module.run(cfg)
         else:
             raise SystemExit(f"unknown figure {figure!r}")
         result["status"] = "ok"

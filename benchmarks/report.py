@@ -9,6 +9,7 @@ TARGETS = {
     ("enrollment", "postgres"): 30.0,
     "publication": 5.0,
     "gate": 2.0,
+    "suspend": 5.0,
 }
 REMINDERS_TARGET_MESSAGES_PER_SECOND = 2000.0
 def _ratio(baseline: float | None, product: float | None) -> float | None:
@@ -37,6 +38,7 @@ def build_figures(runs: dict[str, dict[str, Any]], args: Any, api_rss: float | N
     figures["6_prefect_overhead"] = _per_db(runs, "enrollment", args, _overhead)
     figures["7_peak_rss"] = _rss(runs, api_rss)
     figures["8_compliance"] = _per_db(runs, "compliance", args, _compliance)
+    figures["9_topology"] = _per_db(runs, "topology", args, _topology)
     return figures
 
 
@@ -169,6 +171,45 @@ def _gate(run: dict[str, Any], db: str) -> dict[str, Any]:
             "verdict_flow_running": _verdict(run["flow_running_seconds"], target),
             "baseline": {**base, "ratio": _ratio(base["seconds"], run["seconds"]),
                          "ratio_flow_running": _ratio(base["flow_running_seconds"], run["flow_running_seconds"])}}
+
+
+def _topology(run: dict[str, Any], db: str) -> dict[str, Any]:
+    """Figure 9: a real server and workers. Suspend vs pause, flow start, and programs spread over workers."""
+    if "skipped" in run:
+        return {"status": "skipped", "why": run["skipped"]}
+    return {"status": "ok", **{k: v for k, v in run.items() if k != "status"}, "target_seconds": TARGETS["suspend"],
+            "verdict": _verdict(run["seconds"], TARGETS["suspend"])}
+
+
+def _topology_rows(t: dict[str, Any], add: Any) -> None:
+    for db, r in t.items():
+        if r.get("status") == "skipped":
+            continue
+        if r.get("status") != "ok":
+            add("9 topology", db, "ERROR", str(r.get("error"))[:160])
+            continue
+        floor = r["floor"]["seconds"]
+        pause = r.get("pause") or {}
+        first = True
+        for name, s in r.get("suspend", {}).items():
+            target = ("≤ 5 s", _verdict(s["flow_running_seconds"], TARGETS["suspend"])) if name == "sanjin" else ("", "")
+            add("9 topology" if first else "", db,
+                f"decision → flow code running, suspended run, worker set-up {name}", _fmt(s["flow_running_seconds"]),
+                f"paused in-process (poll {pause.get('poll_seconds')} s)", _fmt(pause.get("flow_running_seconds")),
+                _ratio_text(_ratio(pause.get("flow_running_seconds"), s["flow_running_seconds"])), *target)
+            add("", "", f"  decision → Running state ({name})", _fmt(s["running_state_seconds"]), "paused: Running",
+                _fmt(pause.get("running_state_seconds")))
+            first = False
+        for name, f in r.get("flow_start", {}).items():
+            add("", "", f"run created → flow code running on a worker ({name})", _fmt(f["created_to_flow_code_s"]),
+                "import floor of a flow process", _fmt(floor), _ratio_text(_ratio(floor, f["created_to_flow_code_s"])))
+        sp = r.get("spread")
+        if sp:
+            add("9 topology" if first else "", db,
+                f"enrollment of {sp['institutions']:,} over {sp['programs']} programs: 2 workers",
+                _fmt(sp["2_workers"]["seconds"]), "1 worker", _fmt(sp["1_worker"]["seconds"]), f"{sp['speed_up']}× faster")
+        for part, error in (r.get("errors") or {}).items():
+            add("", "", f"ERROR in {part}", str(error)[:160])
 
 
 def _overhead(run: dict[str, Any], db: str) -> dict[str, Any]:
@@ -389,6 +430,9 @@ def table_rows(document: dict[str, Any]) -> list[list[str]]:
             add("", "", "  peak RSS", f"{r['peak_rss_mb']:.0f} MB", "", "", "", "≤ 1024 MB", r["rss_verdict"])
             add("", "", f"  import of {r['orders']:,} order lines (XLSX)", f"{r['import_rows_per_second']:,} rows/s",
                 "calamine read alone", f"{r['calamine_rows_per_second']:,} rows/s")
+    t = f.get("9_topology", {"status": "not run", "why": ""})
+    if not not_run("9 topology", t):
+        _topology_rows(t, add)
     return rows
 
 

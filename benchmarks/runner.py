@@ -25,7 +25,7 @@ from typing import Any
 from benchmarks.mail import SMTP_CONNECTIONS
 from benchmarks.report import build_figures, render_table
 
-FIGURES = ("enrollment", "reminders", "publication", "web", "gate", "compliance")
+FIGURES = ("enrollment", "reminders", "publication", "web", "gate", "compliance", "topology")
 DBS = ("sqlite", "postgres")
 
 
@@ -52,6 +52,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="applications in the batch whose gates figure 5 decides")
     p.add_argument("--gate-baseline-poll", type=int, default=10,
                    help="pause poll interval (s) of figure 5's baseline: Prefect's pause_flow_run default is 10")
+    p.add_argument("--topology-institutions", type=int, default=None,
+                   help="institutions enrolled over the workers in figure 9's spread (default: --institutions)")
+    p.add_argument("--topology-programs", type=int, default=2,
+                   help="programs figure 9's spread runs at once (one program's enrollment holds its lock)")
     p.add_argument("--task-run-recorder", choices=("on", "off"), default="off",
                    help="the harness API's task-run recorder (on: task runs are also counted through the API; "
                         "off by default, as in the demo: it contends for the harness's SQLite lock)")
@@ -207,6 +211,7 @@ def run_child(figure: str, db: str, args: argparse.Namespace, work: Path, api: d
            "orders": args.orders if args.orders is not None else 10 * args.institutions,
            "price_institutions": args.institutions,
            "smtp_connections": args.smtp_connections,
+           "topology_institutions": args.topology_institutions, "topology_programs": args.topology_programs,
            "profile_dir": str(args.profile / f"{figure}-{db}") if args.profile else None}
     config_path, result_path, log_path = home / "config.json", home / "result.json", home / "child.log"
     config_path.write_text(json.dumps(cfg), encoding="utf-8")

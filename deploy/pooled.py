@@ -36,6 +36,12 @@ DEFAULT_POOL = "sanjin"
 HEARTBEAT_SECONDS = 60  # a pooled flow run tells the server it is alive this often (Prefect's default: 180)
 MISSED_HEARTBEATS = 3  # silent this long (3 minutes), a running run is taken for lost with its machine
 DEFAULT_PROGRAM_LIMIT = 2  # a daily run and a woken gate run of one program at once; the rest queue
+# How a worker starts a flow run. Prefect 3.9's process worker, given no command, first starts a "workspace
+# supervisor" (a Python process that imports Prefect, prepares pull steps and a working directory, then execs the
+# engine): a second interpreter and Prefect import per run, ≈ 2-6 s here. Our deployments have no pull steps (the
+# code is the installed package), so the engine is started directly. `python` is the worker's: its PATH must lead
+# to the environment where sanjin is installed (deploy/systemd/sanjin-worker@.service sets it).
+ENGINE_COMMAND = "python -m prefect.engine"
 _POOL_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
@@ -105,8 +111,12 @@ class PoolPlan:
 
 def build_pool_deployments(programs: Sequence[str], pool: str, settings: Settings,
                            program_limit: int = DEFAULT_PROGRAM_LIMIT,
-                           heartbeat_seconds: int = HEARTBEAT_SECONDS) -> PoolPlan:
-    """Every deployment of every named program, for `pool`; nothing touches the API here."""
+                           heartbeat_seconds: int = HEARTBEAT_SECONDS,
+                           engine_command: str | None = ENGINE_COMMAND) -> PoolPlan:
+    """Every deployment of every named program, for `pool`; nothing touches the API here.
+
+    `engine_command=None` leaves Prefect's default start (the workspace supervisor, then the engine).
+    """
     check_pool_name(pool)
     if program_limit < 1:
         raise DeployError(f"每个项目的并发上限至少为 1：{program_limit} / the per-program limit must be at least 1")
@@ -121,6 +131,8 @@ def build_pool_deployments(programs: Sequence[str], pool: str, settings: Setting
         # runs no longer takes the child down with a broken pipe (PREFECT_NOTES: "aborted by Python system exit").
         "stream_output": False,
     }
+    if engine_command:
+        job_variables["command"] = engine_command
     reminders = reminder_schedule(settings.reminder_time)
     specs = [*DEPLOYMENT_SPECS, (reminders_flow, "reminders", {}, reminders["cron"])]
     deployments = []

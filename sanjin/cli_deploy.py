@@ -12,10 +12,18 @@ def deploy_command(
     limit: int = typer.Option(2, "--limit", min=1, help="每个项目同时运行的流程数上限 / most runs of one program at once"),
     heartbeat: int = typer.Option(60, "--heartbeat", min=30, help="流程心跳间隔（秒）；连续三次无心跳视为丢失并重新启动 / seconds "
                                                                   "between a run's heartbeats; three missed and it is replaced"),
+    engine_command: str = typer.Option(
+        "python -m prefect.engine", "--engine-command",
+        help="工作进程启动流程的命令（python 取自工作进程的 PATH）；空字符串则使用 Prefect 默认（先启动工作区监督进程，较慢） / how a "
+             "worker starts a run (`python` from the worker's PATH); \"\" for Prefect's default, a workspace "
+             "supervisor process first (slower)"),
 ) -> None:
     """部署到工作池 / register every deployment of every program on a process work pool.
 
-    Start workers with `prefect worker start --pool POOL` on each machine (systemd units in deploy/systemd/).
+    Start workers with `PREFECT_WORKER_QUERY_SECONDS=1 prefect worker start --pool POOL --type process` on each
+    machine, sanjin's `.venv/bin` first on PATH (systemd units in deploy/systemd/): the worker then polls every
+    second and starts each run's engine directly, so a decided gate's suspended run is running again in the time a
+    new Python process takes to import Prefect and the flows, plus 2-4 s.
     Secrets (SANJIN_SMTP_PASSWORD, a database URL with a password) come from each worker's environment.
     """
     import asyncio
@@ -35,7 +43,7 @@ def deploy_command(
             raise DeployError(f"项目未载入：{'、'.join(unknown)}（已载入：{'、'.join(loaded) or '无'}），请先 sanjin program "
                               f"load / programs not loaded: {', '.join(unknown)}; run `sanjin program load` first")
         pool_plan = build_pool_deployments(chosen, pool, get_settings(), program_limit=limit,
-                                           heartbeat_seconds=heartbeat)
+                                           heartbeat_seconds=heartbeat, engine_command=engine_command or None)
     except DeployError as exc:
         console.print(f"[red]错误 / error:[/] {data(exc)}", highlight=False, markup=True)
         raise typer.Exit(1) from exc
@@ -58,4 +66,5 @@ def deploy_command(
                f"({len(names)} deployments, at most {limit} runs per program at once):")
     for name in names:
         typer.echo(f"  {name}")
-    typer.echo(f"启动工作进程 / start workers: prefect worker start --pool {pool}")
+    typer.echo(f"启动工作进程 / start workers: PREFECT_WORKER_QUERY_SECONDS=1 prefect worker start --pool {pool} "
+               "--type process  (python 与 prefect 需来自同一 PATH / `python` on its PATH must be sanjin's)")

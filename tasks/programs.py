@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Connection, Engine, delete, update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from core.bulk import write_audit
@@ -16,6 +19,9 @@ from models.program import PhaseWindow, Program
 from models.program_definition import ProgramDefinition, load_program_file, program_content_hash
 from models.states import Role
 from models.transitions import AuditRecord
+
+log = logging.getLogger(__name__)
+LOCK_WAIT_LOG_SECONDS = 0.5  # a wait for the program lock longer than this is logged
 
 
 class UnknownProgram(LookupError):
@@ -73,15 +79,36 @@ def get_program(session: Session, slug: str) -> tuple[Program, ProgramDefinition
     return program, ProgramDefinition.model_validate(program.definition)
 
 
-def lock_program(session: Session, program_id: int) -> None:
+def lock_program(session: Session | Connection, program_id: int, *, slug: str | None = None,
+                 what: str = "reconcile") -> None:
     """Hold the program for the rest of the transaction: one reconciler of a program at a time.
 
     Two workers (or a schedule and `sanjin run`) reconciling one program would both read "no batch yet"
     and both write one. A no-op UPDATE is the portable lock, as publication takes it: a row lock on
     PostgreSQL, the database's write lock on SQLite (whose driver begins the transaction at the first
     write, so every read after it sees what the previous holder committed). Other programs go on.
+
+    The second one waits, and says so: on PostgreSQL a NOWAIT probe (in a savepoint, so its refusal
+    leaves the transaction usable) logs "waiting" before the wait; on both, a wait longer than
+    `LOCK_WAIT_LOG_SECONDS` is logged with its length once the lock is held.
     """
+    name = slug or f"#{program_id}"
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    if dialect.name == "postgresql":
+        try:
+            with session.begin_nested():
+                session.execute(select(Program.id).where(Program.id == program_id)
+                                .with_for_update(nowait=True))
+            return
+        except OperationalError:
+            log.warning("项目 %s 正由另一个运行处理，等待其完成后再%s / program %s is held by another run: waiting "
+                        "for it before this %s", name, what, name, what)
+    started = time.monotonic()
     session.execute(update(Program).where(Program.id == program_id).values(id=Program.id))  # type: ignore[arg-type]
+    waited = time.monotonic() - started
+    if waited >= LOCK_WAIT_LOG_SECONDS:
+        log.warning("项目 %s：等待另一个运行 %.1f 秒后开始%s / program %s: waited %.1f s for another run before this %s",
+                    name, waited, what, name, waited, what)
 
 
 def list_programs(engine: Engine) -> list[Program]:

@@ -18,7 +18,7 @@ from benchmarks.runner import main
 pytestmark = [pytest.mark.prefect, pytest.mark.xdist_group("benchmarks-smoke")]
 
 FIGURES = {"1_enrollment", "2_reminders", "3_publication", "4_web", "5_gate_round_trip",
-           "6_prefect_overhead", "7_peak_rss", "8_compliance"}
+           "6_prefect_overhead", "7_peak_rss", "8_compliance", "9_topology"}
 
 
 def _run(tmp_path: Path, name: str, *args: str) -> tuple[int, dict[str, Any]]:
@@ -114,6 +114,8 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
         assert compliance["pass"]["by_rule"][rule] > 0, compliance["pass"]["by_rule"]
     assert compliance["ratio"] is not None and compliance["verdict"] in ("met", "MISSED")  # judged, not asserted
     assert compliance["calamine_rows_per_second"] > 0 and "8 compliance" in printed
+
+    assert figures["9_topology"]["sqlite"]["status"] == "skipped"  # a server and workers: PostgreSQL only
 
     code, large = _run(tmp_path, "large", "--institutions", "400", "--only", "enrollment", "--sample", "10")
     assert code == 0

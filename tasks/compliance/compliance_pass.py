@@ -25,7 +25,7 @@ from tasks.compliance import carrying, prices, supply
 from tasks.compliance.context import PassContext
 from tasks.compliance.derive import refresh_order_completion, refresh_payables
 from tasks.compliance.reconcile import RuleOutcome, create_finding_table, drop_finding_table, reconcile_rule
-from tasks.programs import get_program
+from tasks.programs import get_program, lock_program
 
 PAYMENT = Payment.__table__  # type: ignore[attr-defined]
 ORDER = PurchaseOrder.__table__  # type: ignore[attr-defined]
@@ -86,6 +86,8 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
         program_id = program.id or 0
     result = PassResult(slug)
     with engine.begin() as conn:
+        # One pass of a program at a time: two would both find "no violation yet" and open it twice.
+        lock_program(conn, program_id, slug=slug, what="compliance pass")
         if conn.dialect.name == "postgresql":
             # Every statement of the pass is set-based over the whole program: hash and merge joins. A nested
             # loop chosen from statistics older than the pass's own writes probed tables row by row for minutes.

@@ -41,7 +41,7 @@ from models.workdays import WorkingDays
 from tasks.calendar import working_days_for
 from tasks.enforcement.exit import apply_due_exits
 from tasks.gates.rows import GateSpec, open_gates
-from tasks.programs import get_program
+from tasks.programs import get_program, lock_program
 
 CASE, VIOL, GATE_T = table_of(EnforcementCase), table_of(Violation), table_of(Gate)
 APP_T = table_of(Application)
@@ -228,6 +228,7 @@ def reconcile_enforcement(engine: Engine, slug: str, *, clock: Clock) -> Enforce
     with transaction(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
+        lock_program(session, program.id, slug=slug, what="enforcement pass")  # one pass of a program at a time
         today, wdays = clock.today(), working_days_for(session, defn)
         seeds = seeds_of(defn.sources)
         report.opened = _open_ladders(session, program.id, seeds, clock.now())

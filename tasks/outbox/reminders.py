@@ -58,7 +58,7 @@ from tasks.calendar import display_days
 from tasks.outbox.enqueue import NoticeDraft, enqueue_notices_from
 from tasks.outbox.gate_reminders import gate_reminders
 from tasks.platform.laggards import Laggard, laggards
-from tasks.programs import get_program
+from tasks.programs import get_program, lock_program
 
 __all__ = [
     "PAYMENT_DUE_REMINDER_WORKING_DAYS",
@@ -528,6 +528,9 @@ def send_reminders(engine: Engine, slug: str, *, clock: Clock) -> ReminderReport
     with transaction(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
+        # Idempotency keys already keep a notice from being written twice; the lock keeps two runs from both
+        # computing the same day's escalations and from counting each other's rows in their reports.
+        lock_program(session, program.id, slug=slug, what="reminders")
         run = _Run(session, program, program.id, defn, display_days(session), today)  # horizons only: never refuses
         reviewers = _reviewers(run)
         accounts, contracts = _deadline_reminders(run, lag)

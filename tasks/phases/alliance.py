@@ -19,7 +19,7 @@ from models.windows import require_open
 from tasks.calendar import working_days_for
 from tasks.gates.rows import GateSpec, open_gates
 from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
-from tasks.programs import get_program
+from tasks.programs import get_program, lock_program
 
 
 @dataclass
@@ -41,6 +41,8 @@ def reconcile_alliance(engine: Engine, slug: str, *, clock: Clock) -> AllianceRe
     now = clock.now()
     with transaction(engine) as session:
         program, defn = get_program(session, slug)
+        assert program.id is not None
+        lock_program(session, program.id, slug=slug, what="reconcile the alliance")  # one reconciler at a time
         spec, phase = defn.alliance, defn.phase(PhaseName.ALLIANCE)
         if spec is None or phase is None or not phase.enabled:
             return report

@@ -18,7 +18,7 @@ from models.transitions import GATE
 from tasks.calendar import working_days_for
 from tasks.gates.rows import GateSpec, open_gates
 from tasks.lists.versions import content_hash, drug_entries, latest_version
-from tasks.programs import get_program
+from tasks.programs import get_program, lock_program
 
 
 @dataclass
@@ -54,6 +54,7 @@ def reconcile_drug_list(engine: Engine, slug: str, *, clock: Clock) -> DrugListR
     with transaction(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
+        lock_program(session, program.id, slug=slug, what="reconcile the drug list")  # one reconciler at a time
         phase = defn.phase(PhaseName.DRUG_LIST)
         if phase is None or not phase.enabled or phase.window.state_on(clock.today()) == "not_yet_open":
             return report

@@ -337,7 +337,7 @@ def reconcile_enrollment(engine: Engine, slug: str, *, clock: Clock) -> Enrollme
     with transaction(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
-        lock_program(session, program.id)  # two workers never reconcile one program's enrollment at once
+        lock_program(session, program.id, slug=slug, what="enrollment")  # never two at once for one program
         t = _Tick(session, program, defn, clock, working_days_for(session, defn), report)
         carry_over_overdue(t)
         assign_to_batches(t)

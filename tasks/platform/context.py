@@ -30,7 +30,7 @@ from models.states import ApplicationState, Role
 from models.transitions import AuditRecord
 from models.workdays import WorkingDays
 from tasks.calendar import working_days_for
-from tasks.programs import get_program
+from tasks.programs import get_program, lock_program
 
 __all__ = [
     "ACC",
@@ -107,8 +107,8 @@ def program_context(session: Session, slug: str, clock: Clock, *, lock: bool = T
     """
     program, defn = get_program(session, slug)
     assert program.id is not None
-    if lock:
-        session.execute(select(PROGRAM.c.id).where(PROGRAM.c.id == program.id).with_for_update())
+    if lock:  # a no-op UPDATE, not FOR UPDATE: SQLite ignores FOR UPDATE, but takes its write lock for an UPDATE
+        lock_program(session, program.id, slug=slug, what="platform reconciliation")
     return Ctx(session, program.id, slug, defn, working_days_for(session, defn), clock.today(), clock.now())
 
 

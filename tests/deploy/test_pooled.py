@@ -35,6 +35,16 @@ def test_pooled_code_comes_from_the_installed_package_not_a_path_of_this_machine
         assert str(Path.cwd()) not in json.dumps(deployment.job_variables)
 
 
+def test_a_worker_starts_the_engine_directly_with_its_own_python_unless_told_otherwise(tmp_path: Path) -> None:
+    """No workspace supervisor (a second interpreter per run, seconds of the decision → running time): nothing to
+    pull. The command names `python`, whichever the worker's PATH finds, never this machine's interpreter."""
+    (direct, *_) = build_pool_deployments(["shenyang-2025"], "province", _settings(tmp_path)).deployments
+    assert direct.job_variables["command"] == "python -m prefect.engine"
+    (default, *_) = build_pool_deployments(["shenyang-2025"], "province", _settings(tmp_path),
+                                           engine_command=None).deployments
+    assert "command" not in default.job_variables
+
+
 def test_pooled_runs_keep_bureau_time_and_queue_per_program(tmp_path: Path) -> None:
     for deployment in build_pool_deployments(PROGRAMS, "province", _settings(tmp_path)).deployments:
         assert all(s.schedule.timezone == TIMEZONE for s in deployment.schedules)

@@ -203,7 +203,8 @@ def test_a_province_on_a_prefect_server_with_two_workers_survives_a_killed_worke
     app_url = app_engine.url.render_as_string(hide_password=False)
     env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
-           **prefect_database, "PREFECT_WORKER_QUERY_SECONDS": "2",
+           **prefect_database, "PREFECT_WORKER_QUERY_SECONDS": "1",
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # the workers' `python -m prefect.engine` is ours
            "PREFECT_LOGGING_LEVEL": "INFO", "SANJIN_DATABASE_URL": app_url, "SANJIN_HOME": str(tmp_path / "home"),
            "SANJIN_CLOCK": "database", "SANJIN_MAILER": "maildir", "SANJIN_MAILDIR": str(tmp_path / "maildir")}
     # Three applications of 和平区 and two of 沈河区, their batch declared on the morning after the cut-off.
@@ -345,7 +346,8 @@ def test_a_run_lost_with_its_machine_while_running_is_marked_crashed_and_replace
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
-           **prefect_database, "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "INFO",
+           **prefect_database, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_LEVEL": "INFO",
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "SANJIN_DATABASE_URL": app_engine.url.render_as_string(hide_password=False),
            "SANJIN_HOME": str(tmp_path / "home"), "SANJIN_CLOCK": "database", "SANJIN_MAILER": "maildir",
            "SANJIN_MAILDIR": str(tmp_path / "maildir")}
