@@ -1,0 +1,32 @@
+"""What the bad-input corpus tests share (issue #18): hypothesis settings and the line each family prints.
+
+Derandomized in CI (.ci/run sets SANJIN_REQUIRE_POSTGRES=1; CI=1 as well), so a red build replays the same examples
+on any machine; elsewhere every run draws new examples, so a developer's runs keep exploring. No example database:
+the corpus leaves nothing in the work tree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from hypothesis import HealthCheck, settings
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+ENGLISH = re.compile(r"[A-Za-z]{3,}")
+IN_CI = bool(os.environ.get("CI")) or os.environ.get("SANJIN_REQUIRE_POSTGRES") == "1"
+
+
+def corpus_settings(examples: int) -> settings:
+    """`examples` generated cases, no deadline (a loaded machine), reproducible in CI."""
+    return settings(max_examples=examples, deadline=None, database=None, derandomize=IN_CI,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                           HealthCheck.data_too_large])
+
+
+def report(family: str, database: str, counts: dict[str, int]) -> str:
+    """One line per family and database, e.g. "web-form corpus [postgresql]: 312 cases (sign-in 60, …)"."""
+    parts = ", ".join(f"{name} {n}" for name, n in counts.items())
+    line = f"\n{family} [{database}]: {sum(counts.values())} cases ({parts}), every one refused"
+    print(line)
+    return line
