@@ -8,6 +8,7 @@ shown as a visible `\\u001b`-style escape instead.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -21,6 +22,12 @@ _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u20
 
 def sanitize(text: str) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def json_text(data: Any, **kwargs: Any) -> str:
+    """`--json` output: Chinese as it is, but no character a terminal obeys. json.dumps escapes C0 controls itself
+    and leaves U+202E and its kind raw; sanitize's `\\u202e` is also JSON's escape, so a reader gets the same value."""
+    return sanitize(json.dumps(data, ensure_ascii=False, indent=2, **kwargs))
 
 
 class SafeConsole(Console):
