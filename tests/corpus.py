@@ -11,6 +11,9 @@ import os
 import re
 
 from hypothesis import HealthCheck, settings
+from sqlalchemy import Engine, func, select
+
+from models.tables import metadata
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ENGLISH = re.compile(r"[A-Za-z]{3,}")
@@ -30,3 +33,12 @@ def report(family: str, database: str, counts: dict[str, int]) -> str:
     line = f"\n{family} [{database}]: {sum(counts.values())} cases ({parts}), every one refused"
     print(line)
     return line
+
+
+def row_counts(engine: Engine, *, leave_out: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Every table's row count in one statement (a round trip per table, per case, was a third of the corpus's time)."""
+    tables = [t for t in metadata.sorted_tables if t.name not in leave_out]
+    query = select(*(select(func.count()).select_from(t).scalar_subquery().label(t.name) for t in tables))
+    with engine.connect() as conn:
+        row = conn.execute(query).one()
+    return {t.name: int(n) for t, n in zip(tables, row, strict=True)}

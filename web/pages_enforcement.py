@@ -93,6 +93,8 @@ async def _act(request: Request, roles: tuple[Role, ...], back: str, act: Callab
         message = await run_in_threadpool(act, user, form)
     except GateError as exc:
         message = str(exc)
+    except UnknownProgram as exc:  # a path naming no program was a 500 (issue #18's corpus)
+        raise HTTPException(404, f"没有项目 {request.path_params.get('slug', '')}") from exc
     flash(request, message)
     return RedirectResponse(back, status_code=303)
 
