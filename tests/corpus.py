@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, func, select
@@ -27,10 +28,21 @@ def corpus_settings(examples: int) -> settings:
                                            HealthCheck.data_too_large])
 
 
-def report(family: str, database: str, counts: dict[str, int]) -> str:
+class Stopwatch:
+    """Wall and CPU time of this process since it was made: on a loaded machine the wall time says little alone."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def __str__(self) -> str:
+        return f"{time.perf_counter() - self.wall:.1f} s, {time.process_time() - self.cpu:.1f} s CPU"
+
+
+def report(family: str, database: str, counts: dict[str, int], took: Stopwatch | None = None) -> str:
     """One line per family and database, e.g. "web-form corpus [postgresql]: 312 cases (sign-in 60, …)"."""
     parts = ", ".join(f"{name} {n}" for name, n in counts.items())
     line = f"\n{family} [{database}]: {sum(counts.values())} cases ({parts}), every one refused"
+    line += f" in {took}" if took else ""
     print(line)
     return line
 

@@ -15,12 +15,13 @@ import re
 from collections.abc import Callable
 from urllib.parse import quote
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from tests.corpus import CJK, corpus_settings, report, row_counts
+from tests.corpus import CJK, Stopwatch, corpus_settings, report, row_counts
 from tests.web.conftest import PASSWORD, SLUG, World, build_world, csrf_of, sign_in
 from web.app import create_app
 from web.settings import WebSettings
@@ -78,8 +79,9 @@ def _client(world: World) -> TestClient:
     return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
 
 
+@pytest.mark.slow
 def test_generated_bad_forms_and_paths_are_refused_with_a_message_and_change_nothing(engine: Engine) -> None:
-    world = build_world(engine)
+    took, world = Stopwatch(), build_world(engine)
     anonymous, reviewer, manager = _client(world), sign_in(_client(world), "reviewer0"), sign_in(_client(world),
                                                                                                 "manager")
     check = Checker(world)
@@ -172,7 +174,7 @@ def test_generated_bad_forms_and_paths_are_refused_with_a_message_and_change_not
     families: list[Callable[[], None]] = [sign_in_form, gate_form, inbox_form, notice_forms, enforcement_forms, paths]
     for family in families:
         family()
-    report("web-form corpus", engine.dialect.name, check.tried)
+    report("web-form corpus", engine.dialect.name, check.tried, took)
     assert [g for g in world.gates(gate.kind) if g.decision.get("items")] == []
     assert sum(check.tried.values()) >= 200
 
