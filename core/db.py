@@ -102,6 +102,7 @@ def serialize(session: Session, name: str) -> None:
     Two overlapping application files imported at once both read "institution not yet known", then both
     inserted it: a deadlock or a unique violation whose message printed names, phones and credit codes
     (issue #18). Taken before the import reads anything, the second import waits, then sees the first's rows.
+    Every importer takes one per program and kind (applications, declaration, operations, register).
     PostgreSQL: a transaction-scoped advisory lock keyed by the name. SQLite: a write that changes nothing
     takes the database's write lock now instead of at the first insert (the busy timeout bounds the wait).
     """

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -19,7 +18,7 @@ from models import labels
 from models.clock import SHANGHAI
 from models.program_definition import PhaseName
 from models.states import Role
-from sanjin.terminal import SafeConsole, data
+from sanjin.terminal import SafeConsole, data, json_text
 
 app = typer.Typer(help="集采药品“三进”工作管理系统 / the 三进 program workflow system", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -82,7 +81,7 @@ def program_show(slug: str, as_json: bool = typer.Option(False, "--json", help="
     with Session(_engine()) as session:
         _, defn = get_program(session, slug)
     if as_json:
-        typer.echo(json.dumps(defn.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        typer.echo(json_text(defn.model_dump(mode="json")))
         return
     console.print(f"[bold]{data(defn.name)}[/] ({data(defn.slug)}) — {data(defn.region)}", markup=True)
     for spec in defn.timeline():
@@ -254,7 +253,7 @@ def laggards_command(program: str,
              if (not district or r.district in district) and (user is None or may_see_district(user, r.district))]
     rows = every[:limit] if limit else every
     if as_json:
-        typer.echo(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2, default=str))
+        typer.echo(json_text([asdict(r) for r in rows], default=str))
         return
     where = f"（{'、'.join(district)}）" if district else ""
     if not every:
@@ -297,11 +296,11 @@ def gate_list(program: str | None = typer.Option(None, "--program", help="项目
         mine = check_districts(user, [district] if district else None)
         gates = [g for g in gates if mine is None or g.district in mine]
     if as_json:
-        typer.echo(json.dumps([{"id": g.id, "kind": g.kind.value, "title": g.title, "district": g.district,
-                                "decider_role": g.decider_role.value, "due_on": g.due_on.isoformat(),
-                                "due_on_provisional": g.due_on_provisional,
-                                "items": g.items, "decided_items": sorted(g.decision.get("items", {}))}
-                               for g in gates], ensure_ascii=False, indent=2))
+        typer.echo(json_text([{"id": g.id, "kind": g.kind.value, "title": g.title, "district": g.district,
+                               "decider_role": g.decider_role.value, "due_on": g.due_on.isoformat(),
+                               "due_on_provisional": g.due_on_provisional,
+                               "items": g.items, "decided_items": sorted(g.decision.get("items", {}))}
+                              for g in gates]))
         return
     if not gates:
         scope = "、".join(x for x in (program, district) if x)
@@ -372,7 +371,7 @@ def run(program: str, phase: PhaseName | None = typer.Option(None, "--phase", he
 
     result = asyncio.run(main())
     if as_json:
-        typer.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+        typer.echo(json_text(result, default=str))
         return
     from sanjin.status_view import print_run_summary
 
@@ -389,7 +388,7 @@ def status(program: str, as_json: bool = typer.Option(False, "--json", help="输
     clock = _clock()
     report = program_status(_engine(), program, clock=clock, simulated=clock.simulated() is not None)
     if as_json:
-        typer.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        typer.echo(json_text(report.as_json()))
     else:
         print_status(console, report)
 

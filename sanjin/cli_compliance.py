@@ -6,7 +6,6 @@ file) propagate, so `sanjin.cli.main()` shows them as messages in Chinese and En
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
 from models.compliance.codes import RULE_LABELS, SUBJECT_LABELS, VIOLATION_STATE_LABELS, ViolationRule
-from sanjin.terminal import SafeConsole
+from sanjin.terminal import SafeConsole, json_text
 
 operations_app = typer.Typer(help="运营数据 / the provincial platform's operational exports", no_args_is_help=True)
 violations_app = typer.Typer(help="违规 / violations found by continuous review", no_args_is_help=True)
@@ -69,7 +68,7 @@ def violations_list(program: str, rule: ViolationRule | None = typer.Option(None
     rows = list_violations(_engine(), program, rule=rule, districts=districts, open_only=open_only,
                            limit=limit)
     if as_json:
-        typer.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
+        typer.echo(json_text([r.as_json() for r in rows]))
         return
     table = Table("编号", "规则", "对象", "事项", "区县", "状态", "发现日期", "证据 / 消除原因")
     for r in rows:

@@ -5,7 +5,6 @@ Mounted by `sanjin/cli.py` (the two enterprise commands join its `sanjin enterpr
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import date
 
@@ -14,7 +13,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
-from sanjin.terminal import SafeConsole
+from sanjin.terminal import SafeConsole, json_text
 
 enforcement_app = typer.Typer(help="处理措施 / the enforcement ladder (约谈 → 整改 → 暂停 → 取消资格)",
                               no_args_is_help=True)
@@ -35,7 +34,7 @@ def enforcement_list(program: str, district: str | None = typer.Option(None, "--
 
     rows = list_ladders(_engine(), program, district=district)
     if as_json:
-        typer.echo(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=2))
+        typer.echo(json_text([r.as_json() for r in rows]))
         return
     table = Table("编号", "对象", "区县", "违规", "进度", "整改期限", "待决定事项", "证据")
     for r in rows:

@@ -14,7 +14,7 @@ import typer
 from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
-from sanjin.terminal import SafeConsole
+from sanjin.terminal import SafeConsole, json_text
 
 if TYPE_CHECKING:
     from tasks.reports.issue import IssuedReport
@@ -55,7 +55,6 @@ def register_import(program: str, file: Path = typer.Argument(..., exists=True, 
 def report_coverage(program: str, weeks: int = typer.Option(4, "--weeks", min=1, max=520, help="按最近 N 周的速度预测 / rate of the last N weeks"),
                     as_json: bool = typer.Option(False, "--json", help="输出 JSON 供程序读取（默认输出中文表格） / JSON for machines instead of the Chinese table")) -> None:
     """覆盖率及目标达成预测 / coverage by district and kind against each dated target, with its projection."""
-    import json
 
     from rich.table import Table
 
@@ -63,7 +62,7 @@ def report_coverage(program: str, weeks: int = typer.Option(4, "--weeks", min=1,
 
     report = coverage_report(_engine(), program, clock=_clock(), weeks=weeks)
     if as_json:
-        typer.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        typer.echo(json_text(report.as_json()))
         return
     basis = (f"定点医药机构名册 {report.register_as_of.isoformat()} 版 / register of {report.register_as_of.isoformat()}"
              if report.register_as_of else "尚未导入定点医药机构名册，以本项目全部申报机构为分母 / no register yet: "

@@ -8,6 +8,7 @@ shown as a visible `\\u001b`-style escape instead.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -27,6 +28,12 @@ def sanitize(text: str) -> str:
 def data(value: object) -> str:
     """A value from people's files inside a line that is printed with markup: shown as typed, never as a style."""
     return escape(str(value))
+
+
+def json_text(data: Any, **kwargs: Any) -> str:
+    """`--json` output: Chinese as it is, but no character a terminal obeys. json.dumps escapes C0 controls itself
+    and leaves U+202E and its kind raw; sanitize's `\\u202e` is also JSON's escape, so a reader gets the same value."""
+    return sanitize(json.dumps(data, ensure_ascii=False, indent=2, **kwargs))
 
 
 class SafeConsole(Console):

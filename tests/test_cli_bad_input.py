@@ -107,3 +107,22 @@ def test_the_sanjin_command_applies_the_offline_defaults_before_prefect_starts(t
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
                           check=False, cwd=ROOT)
     assert proc.stdout.strip().splitlines()[-1] == str(dict(sorted(OFFLINE_ENVIRONMENT.items())))
+
+
+def test_prefect_itself_reports_telemetry_off_in_a_sanjin_process_started_with_a_bare_environment() -> None:
+    """Issue #18: the embedded Prefect server tried to send telemetry out of an offline intranet. Asked of Prefect's
+    own switches (its server's analytics setting, its SDK's check), in a process as an operator starts it: none of
+    the variables set, and no CI marker, since Prefect keeps quiet in CI by itself and would hide a regression."""
+    from prefect._internal.analytics.ci_detection import CI_ENV_VARS
+
+    code = ("import sys; sys.argv = ['sanjin', '--help']\n"
+            "from sanjin.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "from prefect.settings import get_current_settings\n"
+            "from prefect._internal.analytics.enabled import is_telemetry_enabled\n"
+            "print(get_current_settings().server.analytics_enabled, is_telemetry_enabled())")
+    env = {k: v for k, v in os.environ.items()
+           if k not in OFFLINE_ENVIRONMENT and k not in CI_ENV_VARS and not k.startswith("PREFECT_")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          check=False, cwd=ROOT)
+    assert proc.stdout.strip().splitlines()[-1] == "False False", (proc.stdout[-500:], proc.stderr[-2000:])

@@ -44,3 +44,31 @@ def test_laggards_are_cut_to_the_limit_filtered_by_district_and_named_in_chinese
     assert [r["district"] for r in rows] == ["和平区"] * 3
     assert _cli("laggards", "shenyang-2025", "--district", "铁西区").strip() == (
         "没有进度滞后的机构（铁西区） / no institution is behind")
+
+
+def test_a_name_with_terminal_controls_is_shown_escaped_in_the_table_and_in_json(engine: Engine, database_url: str,
+                                                                                monkeypatch) -> None:
+    """Issue #18: control characters (ESC sequences, U+202E) in names were printed raw to the terminal. JSON keeps
+    its meaning: the escape `\\u202e` reads back as the same name."""
+    from sqlmodel import Session
+
+    from models.enrollment import Institution
+
+    monkeypatch.setenv("SANJIN_CLOCK", "database")
+    program = make_program(engine, "shenyang-2025")
+    inst = _running(engine, program, district="和平区", kind=InstitutionKind.CHAIN_PHARMACY)
+    hostile = "大药房\x1b[2J\x1b]0;pwned\x07\u202e店药"
+    with Session(engine) as session:
+        row = session.get(Institution, inst.id)
+        assert row is not None
+        row.name = hostile
+        session.add(row)
+        session.commit()
+    _account(engine, program, inst, date(2025, 11, 14))
+    _cli("clock", "set", shanghai(2025, 12, 1, 9).isoformat())
+    table = _cli("laggards", "shenyang-2025")
+    raw = _cli("laggards", "shenyang-2025", "--json")
+    for out in (table, raw):
+        assert not any(c in out for c in "\x1b\x07\u202e"), repr(out)
+    assert "\\u202e店药" in table
+    assert [r["name"] for r in json.loads(raw)] == [hostile]

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError
 from starlette.applications import Starlette
 from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
@@ -102,6 +103,15 @@ async def login_required(request: Request, exc: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
 
+async def unstorable_value(request: Request, exc: Exception) -> Response:
+    """A value from the request the database refuses as such: a NUL character in a path, query or form field, a
+    number past a column's range. SQLite looked these up and found nothing; PostgreSQL raised DataError, a 500 (issue
+    #18's corpus). The person is told what to fix; the log names the kind of error, not the value."""
+    log.warning("web request refused by the database: %s %s (%s)", request.method, request.url.path,
+                type(getattr(exc, "orig", exc)).__name__)
+    return _error_page(request, 400, "请求中含有无法处理的字符或数值（如空字符或过大的数字），请检查输入后重试。")
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("web request failed: %s %s", request.method, request.url.path, exc_info=exc)
     return _error_page(request, 500, "处理请求时发生错误，已记录日志。请稍后重试，或联系系统管理员。")
@@ -121,7 +131,8 @@ def create_app(engine: Engine | None = None, *, clock: Clock | None = None,
         middleware=[Middleware(SecurityHeaders), Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="sanjin_session",
                                max_age=settings.session_minutes * 60, same_site="lax",
                                https_only=settings.secure_cookie(host))],
-        exception_handlers={HTTPException: http_error, LoginRequired: login_required, Exception: server_error},
+        exception_handlers={HTTPException: http_error, LoginRequired: login_required, DataError: unstorable_value,
+                            Exception: server_error},
     )
     app.state.web_settings = settings
     templates = make_templates()

@@ -8,6 +8,7 @@ the user ends it, so a cookie saved before then no longer signs anyone in (ASVS 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import Engine
@@ -89,6 +90,24 @@ async def posted_form(request: Request, engine: Engine, *roles: Role) -> tuple[U
     check_csrf(request, form)
     require_role(user, *roles)
     return user, form
+
+
+MAX_ROW_ID = 2_147_483_647  # an INTEGER column's largest value on PostgreSQL (and the :id path convertor's nine digits)
+
+
+def form_ids(values: Sequence[object], what: str) -> list[int]:
+    """Row ids a form names (gates, items, notices): integers an INTEGER column can hold, or a 400 saying which field.
+
+    A 20-digit id reached PostgreSQL as a bind parameter and failed there (`integer out of range`, a 500), where
+    SQLite simply found no row (issue #18's corpus, web part).
+    """
+    try:
+        ids = [int(str(v)) for v in values]
+    except ValueError as exc:
+        raise HTTPException(400, f"{what}应为整数") from exc
+    if any(abs(i) > MAX_ROW_ID for i in ids):
+        raise HTTPException(400, f"{what}超出范围：没有这样的编号")
+    return ids
 
 
 def may_view_gate(user: User, gate: Gate) -> bool:

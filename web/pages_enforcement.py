@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from urllib.parse import quote
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -93,6 +94,8 @@ async def _act(request: Request, roles: tuple[Role, ...], back: str, act: Callab
         message = await run_in_threadpool(act, user, form)
     except GateError as exc:
         message = str(exc)
+    except UnknownProgram as exc:  # a path naming no program was a 500 (issue #18's corpus)
+        raise HTTPException(404, f"没有项目 {request.path_params.get('slug', '')}") from exc
     flash(request, message)
     return RedirectResponse(back, status_code=303)
 
@@ -112,7 +115,7 @@ async def start(request: Request) -> Response:
                                enterprise=name if violation is None and subject == "enterprise" else None)
         return f"已对“{started.subject_name}”启动处理程序，待决定事项 {started.gate_id}"
 
-    return await _act(request, (Role.PROGRAM_MANAGER, Role.DISTRICT_REVIEWER), f"/programs/{slug}/enforcement", act)
+    return await _act(request, (Role.PROGRAM_MANAGER, Role.DISTRICT_REVIEWER), f"/programs/{quote(slug, safe='')}/enforcement", act)
 
 
 async def exit_request(request: Request) -> Response:
@@ -124,7 +127,7 @@ async def exit_request(request: Request) -> Response:
                             clock=web(request).clock)
         return f"已开启企业退出审批事项 {gate}，待项目管理员批准"
 
-    back = f"/programs/{slug}/enterprises/{enterprise_id}"
+    back = f"/programs/{quote(slug, safe='')}/enterprises/{enterprise_id}"  # the slug as it came, quoted
     return await _act(request, (Role.PROGRAM_MANAGER,), back, act)
 
 
@@ -140,5 +143,5 @@ async def bad_record(request: Request) -> Response:
                              user_name=user.name, clock=web(request).clock)
         return f"已记入不良记录：{name} 自 {bad.starts_on} 起至 {bad.barred_until}（含）不得申报"
 
-    back = f"/programs/{slug}/enterprises/{enterprise_id}"
+    back = f"/programs/{quote(slug, safe='')}/enterprises/{enterprise_id}"  # the slug as it came, quoted
     return await _act(request, (Role.PROGRAM_MANAGER,), back, act)

@@ -37,7 +37,7 @@ from tasks.gates.rows import (
     check_decider,
 )
 from web import bulk_confirm, gate_details, gate_exports
-from web.auth import DECIDERS, may_view_gate, posted_form, require_user
+from web.auth import DECIDERS, form_ids, may_view_gate, posted_form, require_user
 from web.exports import EXPORT_MAX, download, export_format
 from web.pagination import page_of
 from web.queries import ITEM_FILTERS, GateSummary, application_items, gate_summary, inbox_page
@@ -159,10 +159,7 @@ def _export_rows(gate: GateSummary, context: dict[str, Any],
 
 
 def _ids(values: list[Any]) -> list[int]:
-    try:
-        return [int(str(v)) for v in values]
-    except ValueError as exc:
-        raise HTTPException(400, "事项编号应为整数") from exc
+    return form_ids(values, "事项编号")
 
 
 def _choices(gate: Gate, form: FormData) -> tuple[list[int], list[int], dict[int, str], str | None]:

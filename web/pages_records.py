@@ -37,7 +37,7 @@ from tasks.outbox.followup import resend
 from tasks.outbox.printing import print_no_address
 from tasks.programs import UnknownProgram, get_program
 from tasks.trust.scope import audit_scope, notice_scope
-from web.auth import posted_form, require_user
+from web.auth import form_ids, posted_form, require_user
 from web.exports import EXPORT_MAX, download, export_format
 from web.names import entity_names, people
 from web.pagination import page_of
@@ -187,10 +187,7 @@ def notice_cells(n: Notice) -> tuple[str, ...]:
 async def resend_notices(request: Request) -> Response:
     ctx = web(request)
     user, form = await posted_form(request, ctx.engine, Role.PROGRAM_MANAGER)
-    try:
-        ids = [int(str(v)) for v in form.getlist("notice")]
-    except ValueError as exc:
-        raise HTTPException(400, "通知编号应为整数") from exc
+    ids = form_ids(form.getlist("notice"), "通知编号")
     count = await run_in_threadpool(lambda: resend(ctx.engine, ids, clock=ctx.clock, actor=user.name, role=user.role))
     flash(request, f"已重新排队 {count} 条通知" + ("" if count == len(ids) else f"（{len(ids) - count} 条不可重发或仍无邮箱）"))
     back = str(form.get("back") or "")

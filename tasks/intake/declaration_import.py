@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, bindparam, select, update
 
 from core.bulk import insert_ignoring_conflicts, table_of, write_audit
-from core.db import transaction
+from core.db import serialize, transaction
 from models.application_rules import parse_yes_no
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, Product
 from models.clock import Clock
@@ -232,6 +232,7 @@ def import_declaration(
     kind = f"declaration:{hashlib.sha256(name.encode()).hexdigest()[:16]}"
     with transaction(engine) as session:
         program = load_program(session, program_slug)
+        serialize(session, f"import:declaration:{program.id}")  # as applications: an overlapping file waits
         defn = program.definition
         previous = previous_import(session, kind, program.id, digest)
         if previous is not None:

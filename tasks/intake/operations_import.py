@@ -24,7 +24,7 @@ from sqlalchemy import Engine, bindparam, select, update
 from sqlmodel import SQLModel
 
 from core.bulk import insert_ignoring_conflicts, table_of
-from core.db import transaction
+from core.db import serialize, transaction
 from models.application_rules import parse_yes_no
 from models.catalog import Product
 from models.clock import SHANGHAI, Clock
@@ -384,6 +384,7 @@ def import_operations(engine: Engine, slug: str, kind: OperationsKind | str, pat
     record_kind = f"operations:{kind.value}"
     with transaction(engine) as session:
         ctx = program_context(session, slug, clock)
+        serialize(session, f"import:operations:{ctx.program_id}")  # as applications: an overlapping file waits
         t = table_of(ImportRecord)
         previous = session.execute(select(t.c.rows).where(t.c.kind == record_kind, t.c.program_id == ctx.program_id,
                                                           t.c.sha256 == digest)).scalar()

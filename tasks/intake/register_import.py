@@ -18,7 +18,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlmodel import Session
 
 from core.bulk import insert_rows, table_of
-from core.db import transaction
+from core.db import serialize, transaction
 from models.application_rules import parse_kind
 from models.clock import Clock
 from models.program import ImportRecord
@@ -78,6 +78,7 @@ def import_register(engine: Engine, slug: str, path: Path, *, clock: Clock,
     digest = hashlib.sha256(data).hexdigest()
     with transaction(engine) as session:
         ctx = program_context(session, slug, clock)
+        serialize(session, f"import:register:{ctx.program_id}")  # as applications: an overlapping file waits
         t, entries = table_of(ImportRecord), table_of(RegisterEntry)
         previous = session.execute(select(t.c.rows).where(
             t.c.kind == RECORD_KIND, t.c.program_id == ctx.program_id, t.c.sha256 == digest)).first()
