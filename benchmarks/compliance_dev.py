@@ -210,6 +210,8 @@ def run(args: argparse.Namespace) -> None:
         print(json.dumps({"rerun": round(second_s, 2), "opened": second.opened, "closed": second.closed,
                           "steps": second.seconds}))
         print(json.dumps(floor))
+        print("plain SQL differs from the pass:",
+              fig.floor_mismatches(floor, {o.rule.value: o.found for o in first.outcomes}) or "nowhere")
         print(f"RESULT {args.db}: pass {first_s:.2f} s, floor {floor['seconds']:.2f} s, "
               f"ratio {first_s / floor['seconds']:.2f}x, rerun {second_s:.2f} s "
               f"(opened {second.opened}, closed {second.closed}), peak RSS {peak_rss_mb():.0f} MB")
