@@ -144,7 +144,7 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
     )
     conn.execute(insert(CHANGED).from_select(["order_id"], changed))
     refresh_statistics(conn, conn.execute(select(func.count()).select_from(CHANGED)).scalar_one(), CHANGED)
-    _cover(conn, created)
+    _cover(conn)
     conn.execute(insert(PAYMENT).from_select(
         ["order_id", "delivery_id", "institution_id", "amount", "due_on", "due_on_provisional", "due_from",
          "due_working_days", "paid_on"],
@@ -206,7 +206,7 @@ def _new_payables(conn: Connection, program_id: int, calendar: WorkingDays, *, r
     return created
 
 
-def _cover(conn: Connection, created: int) -> None:
+def _cover(conn: Connection) -> None:
     """COVERED: for each payable of a changed order, the first payment date at which the order's cumulative
     payments cover its cumulative payables (oldest due first; NULL while not covered)."""
     stored = (select(literal(0).label("kind"), PAYMENT.c.id.label("ref_id"), PAYMENT.c.order_id, PAYMENT.c.due_on,
@@ -228,7 +228,7 @@ def _cover(conn: Connection, created: int) -> None:
     conn.execute(insert(PAID).from_select(["order_id", "paid_on", "cum_paid"], paid))
     rows = int(conn.execute(select(func.count()).select_from(OWED)).scalar_one())
     refresh_statistics(conn, rows, OWED)
-    refresh_statistics(conn, rows, PAID)
+    refresh_statistics(conn, int(conn.execute(select(func.count()).select_from(PAID)).scalar_one()), PAID)
     covered = (
         select(OWED.c.kind, OWED.c.ref_id, func.min(PAID.c.paid_on))
         .select_from(OWED.outerjoin(PAID, (PAID.c.order_id == OWED.c.order_id) & (PAID.c.cum_paid >= OWED.c.cum_owed)))
@@ -236,7 +236,6 @@ def _cover(conn: Connection, created: int) -> None:
     )
     conn.execute(insert(COVERED).from_select(["kind", "ref_id", "paid_on"], covered))
     refresh_statistics(conn, rows, COVERED)
-    _ = created
 
 
 def _set_marks(conn: Connection, program_id: int, exists_: bool, settlement_id: int, payment_id: int) -> None:
