@@ -110,6 +110,21 @@ def _elapsed(kind: str, start: str, end: str) -> str:
     return f"extract(epoch from ({end} - {start}))"
 
 
+# Each plain-SQL count and the rule whose findings it counts: the floor must find what the pass finds.
+FLOOR_RULES = {"late_orders": "late_delivery", "enterprise_pattern": "delivery_pattern", "late_payables": "late_payment",
+               "prices_in_force": "sale_price", "supply_above_winning_price": "supply_above_winning_price",
+               "too_few_drugs": "too_few_drugs", "no_sales": "no_sales"}
+
+
+def floor_mismatches(floor: dict[str, Any], found: dict[str, int]) -> dict[str, list[int | None]]:
+    """Rules whose count in the plain SQL differs from the pass's findings: {rule: [plain SQL, pass]}; empty if none."""
+    statements = floor["statements"]
+    counts = {rule: statements[name]["rows"] for name, rule in FLOOR_RULES.items()}
+    for band, n in statements["median_purchase_price_bands"]["bands"].items():
+        counts[f"price_alert_{band}"] = n
+    return {rule: [n, found.get(rule)] for rule, n in counts.items() if n != found.get(rule)}
+
+
 def plain_sql(engine: Any, kind: str, sla_hours: int = 72) -> dict[str, Any]:
     """The same joins and aggregations as the pass, as plain SQL counts (no reconciling, no writing)."""
     from sqlalchemy import text
@@ -143,21 +158,46 @@ def plain_sql(engine: Any, kind: str, sla_hours: int = 72) -> dict[str, Any]:
               ON l.institution_id = sp.institution_id AND l.product_id = sp.product_id AND l.e = sp.effective_on
             JOIN product p ON p.id = sp.product_id JOIN institution i ON i.id = sp.institution_id
             WHERE round(sp.offline_price * 100) > round(p.winning_price * 100)""",
-        "median_purchase_price": """SELECT count(*) FROM (SELECT product_id, unit_price,
-              row_number() OVER (PARTITION BY product_id ORDER BY unit_price, id) rn,
-              count(*) OVER (PARTITION BY product_id) cnt
-            FROM purchaseorder WHERE id IN (SELECT max(id) FROM purchaseorder GROUP BY institution_id, product_id)) t
-            WHERE rn IN ((cnt + 1) / 2, (cnt + 2) / 2)""",
+        "supply_above_winning_price": """SELECT count(*) FROM purchaseorder o JOIN product p ON p.id = o.product_id
+            JOIN institution i ON i.id = o.institution_id
+            WHERE round(o.unit_price * 100) > round(p.winning_price * 100)""",
+        "too_few_drugs": """SELECT count(*) FROM application a JOIN batch b ON b.id = a.batch_id
+            JOIN institution i ON i.id = a.institution_id
+            LEFT JOIN (SELECT s.institution_id, count(DISTINCT p.name) n FROM selection s
+                       JOIN product p ON p.id = s.product_id WHERE s.ended_on IS NULL OR s.ended_on > :today
+                       GROUP BY s.institution_id) c ON c.institution_id = a.institution_id
+            WHERE a.state = 'running' AND b.running_at <= :grace AND a.committed_drug_count > 0
+              AND coalesce(c.n, 0) < a.committed_drug_count""",
+        "no_sales": """SELECT count(*) FROM (SELECT di.product_id, min(d.decided_at) listed FROM declarationitem di
+              JOIN enterprisedeclaration d ON d.id = di.declaration_id WHERE d.state = 'accepted'
+              GROUP BY di.product_id) l
+            LEFT JOIN (SELECT product_id, max(ordered_at) last FROM purchaseorder GROUP BY product_id) o
+              ON o.product_id = l.product_id
+            WHERE coalesce(o.last, l.listed) < :year_ago""",
+        "median_purchase_price_bands": """WITH latest AS (SELECT institution_id, product_id, round(unit_price * 100) c
+              FROM purchaseorder WHERE id IN (SELECT max(id) FROM purchaseorder GROUP BY institution_id, product_id)),
+            ranked AS (SELECT product_id, c, row_number() OVER (PARTITION BY product_id ORDER BY c) rn,
+              count(*) OVER (PARTITION BY product_id) cnt FROM latest),
+            med AS (SELECT product_id, sum(c) * CASE WHEN count(*) = 1 THEN 2 ELSE 1 END med2 FROM ranked
+              WHERE rn IN ((cnt + 1) / 2, (cnt + 2) / 2) GROUP BY product_id)
+            SELECT count(*), sum(CASE WHEN l.c * 20000 >= m.med2 * 13000 THEN 1 ELSE 0 END),
+              sum(CASE WHEN l.c * 20000 >= m.med2 * 12000 AND l.c * 20000 < m.med2 * 13000 THEN 1 ELSE 0 END),
+              sum(CASE WHEN l.c * 20000 >= m.med2 * 11000 AND l.c * 20000 < m.med2 * 12000 THEN 1 ELSE 0 END)
+            FROM latest l JOIN med m ON m.product_id = l.product_id JOIN institution i ON i.id = l.institution_id
+            WHERE m.med2 > 0""",
     }
     from models.clock import SHANGHAI
 
     now = TODAY.replace(tzinfo=SHANGHAI)
     cutoff, since = now - timedelta(hours=sla_hours), now - timedelta(days=90)
-    if kind == "sqlite":  # stored as naive UTC text
-        from datetime import UTC
+    from datetime import UTC
 
+    if kind == "sqlite":  # stored as naive UTC text
         cutoff, since = (d.astimezone(UTC).replace(tzinfo=None) for d in (cutoff, since))
-    params = {"cutoff": cutoff, "since": since, "today": now.date()}
+    grace, year_ago = now - timedelta(days=30), now - timedelta(days=365)  # Shenyang's selection grace, 12 months
+    if kind == "sqlite":
+        grace, year_ago = (d.astimezone(UTC).replace(tzinfo=None) for d in (grace, year_ago))
+    params = {"cutoff": cutoff, "since": since, "today": now.date(), "grace": grace, "year_ago": year_ago}
     out: dict[str, Any] = {}
     start = time.perf_counter()
     with engine.connect() as conn:
@@ -165,7 +205,10 @@ def plain_sql(engine: Any, kind: str, sla_hours: int = 72) -> dict[str, Any]:
             t0 = time.perf_counter()
             bound = {k: v for k, v in params.items() if f":{k}" in sql}
             row = conn.execute(text(sql), bound).first()
-            out[name] = {"seconds": round(time.perf_counter() - t0, 2), "rows": row[0] if row else None}
+            values = [int(v or 0) for v in row] if row else []
+            out[name] = {"seconds": round(time.perf_counter() - t0, 2), "rows": values[0] if values else None}
+            if name == "median_purchase_price_bands":  # rows: latest prices compared; then red, yellow, blue
+                out[name]["bands"] = dict(zip(("red", "yellow", "blue"), values[1:], strict=True))
     return {"seconds": round(time.perf_counter() - start, 2), "statements": out}
 
 
@@ -224,6 +267,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             violations = conn.execute(select(func.count()).select_from(Violation)).scalar_one()
             orders = conn.execute(select(func.count()).select_from(PurchaseOrder)).scalar_one()
         by_rule = {o.rule.value: o.opened for o in first.outcomes}
+        mismatches = floor_mismatches(baseline, {o.rule.value: o.found for o in first.outcomes})
         return {
             "db": cfg["db"], "orders": n_orders, "price_institutions": n_inst, "products": n_prod,
             "setup_seconds_untimed": round(setup, 2), "rows": {"orders": orders, **counts, "payables": payables},
@@ -237,7 +281,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                      "rerun_closed": second.closed, "violations": violations},
             "plain_sql": baseline,
             "ratio": round(pass_seconds / baseline["seconds"], 2) if baseline["seconds"] else None,
+            "plain_sql_differs_from_pass": mismatches,
             "checks": {"ok": imported.created == n_orders == orders and second.opened == second.closed == 0
-                       and first.opened > 0},
+                       and first.opened > 0 and not mismatches},
             "peak_rss_mb_product": round(peak_rss_mb(), 1),
         }

@@ -10,6 +10,7 @@ from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, L
 from models.enforcement import BadRecord, EnforcementCase, EnterpriseExit
 from models.enrollment import Application, Batch, Gate, Institution, Review
 from models.operations import (
+    ComplianceMark,
     Contract,
     Delivery,
     EnforcementAction,
@@ -35,7 +36,7 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "AllianceInvitation", "Application", "AuditEvent", "BadRecord", "Batch", "CalendarDay", "CalendarYear",
-    "ClockSetting", "Contract", "DeclarationItem", "Delivery", "EnforcementAction", "EnforcementCase", "Enterprise",
+    "ClockSetting", "ComplianceMark", "Contract", "DeclarationItem", "Delivery", "EnforcementAction", "EnforcementCase", "Enterprise",
     "EnterpriseDeclaration", "EnterpriseExit", "Gate",
     "ImportRecord", "Institution", "ListEntry", "ListVersion", "LowestPrice", "Notice", "Payment", "PhaseWindow",
     "PlatformAccount", "PriceReport", "Product", "Program", "ProgramSnapshot", "PurchaseOrder", "QuarterlyReport",

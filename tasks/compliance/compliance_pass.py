@@ -23,7 +23,7 @@ from models.operations import LowestPrice, Payment, PurchaseOrder
 from tasks.calendar import working_days_for
 from tasks.compliance import carrying, prices, supply
 from tasks.compliance.context import PassContext
-from tasks.compliance.derive import refresh_order_completion, refresh_payables
+from tasks.compliance.derive import drop_order_completion, refresh_order_completion, refresh_payables
 from tasks.compliance.reconcile import RuleOutcome, create_finding_table, drop_finding_table, reconcile_rule
 from tasks.programs import get_program, lock_program
 
@@ -109,8 +109,12 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
             started = time.perf_counter()
             result.outcomes.append(reconcile_rule(conn, program_id, rule, finder(), today=ctx.today,
                                                   now=ctx.now, close_reason=CLOSE_REASONS[rule]))
+            # Sealed rule by rule: the seal reads its rows into Python, and all rules' audit rows at once (600,000
+            # at 1,000,000 order lines) took the pass's peak RSS to 979 MB.
+            seal_audit(conn)
             result.seconds[rule.value] = round(time.perf_counter() - started, 3)
         drop_finding_table(conn)
         prices.drop_price_reference(conn)
+        drop_order_completion(conn)
         seal_audit(conn)  # a bare connection: no Session commit to seal the violations' audit rows
     return result

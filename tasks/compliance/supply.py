@@ -18,6 +18,7 @@ from models.compliance.payment import INTERVIEW_CATEGORIES, interview_threshold
 from models.enrollment import Institution
 from models.operations import Payment, PurchaseOrder
 from tasks.compliance.context import PassContext
+from tasks.compliance.derive import COMPLETION
 from tasks.compliance.sql import SecondsBetween, cents, evidence, kinds_of, text_of
 
 ORDER = PurchaseOrder.__table__  # type: ignore[attr-defined]
@@ -45,13 +46,20 @@ def supply_above_winning_price(ctx: PassContext) -> Select[Any]:
 
 
 def _late_orders(ctx: PassContext) -> Any:
-    """Orders completed after the SLA, or still short once it has passed (as of now)."""
+    """Orders completed after the SLA, or still short once it has passed (as of now).
+
+    Reads the orders outer-joined to this pass's COMPLETION (`_with_completion`).
+    """
     sla = ctx.rules.delivery_sla_hours * 3600
     latest_order_time = ctx.now - timedelta(hours=ctx.rules.delivery_sla_hours)
     return and_(ORDER.c.program_id == ctx.program_id, or_(
-        and_(ORDER.c.delivered_at.is_(None), ORDER.c.ordered_at < latest_order_time),
-        SecondsBetween(ORDER.c.ordered_at, ORDER.c.delivered_at) > sla,
+        and_(COMPLETION.c.delivered_at.is_(None), ORDER.c.ordered_at < latest_order_time),
+        SecondsBetween(ORDER.c.ordered_at, COMPLETION.c.delivered_at) > sla,
     ))
+
+
+def _with_completion() -> Any:
+    return ORDER.outerjoin(COMPLETION, COMPLETION.c.order_id == ORDER.c.id)
 
 
 def late_deliveries(ctx: PassContext) -> Select[Any]:
@@ -59,9 +67,9 @@ def late_deliveries(ctx: PassContext) -> Select[Any]:
     return (
         select(literal(SubjectType.ENTERPRISE.value), ORDER.c.enterprise_id, ORDER.c.order_no, INST.c.district,
                evidence({"订单编号": ORDER.c.order_no, "机构": INST.c.name, "下单时间": text_of(ORDER.c.ordered_at),
-                         "送达时间": text_of(ORDER.c.delivered_at), "时限小时": ctx.rules.delivery_sla_hours}),
-               case((ORDER.c.delivered_at.is_not(None), ORDER.c.accepted_on), else_=literal(None)))
-        .join(INST, INST.c.id == ORDER.c.institution_id)
+                         "送达时间": text_of(COMPLETION.c.delivered_at), "时限小时": ctx.rules.delivery_sla_hours}),
+               case((COMPLETION.c.delivered_at.is_not(None), COMPLETION.c.accepted_on), else_=literal(None)))
+        .select_from(_with_completion().join(INST, INST.c.id == ORDER.c.institution_id))
         .where(_late_orders(ctx))
     )
 
@@ -74,6 +82,7 @@ def delivery_patterns(ctx: PassContext) -> Select[Any]:
         select(literal(SubjectType.ENTERPRISE.value), ORDER.c.enterprise_id, literal(""), literal(None, String),
                evidence({"超时订单数": n, "统计起点": since.isoformat(), "阈值": ctx.rules.delivery_pattern_count}),
                literal(None))
+        .select_from(_with_completion())
         .where(_late_orders(ctx), ORDER.c.ordered_at > since, ORDER.c.ordered_at <= ctx.now)
         .group_by(ORDER.c.enterprise_id)
         .having(n >= ctx.rules.delivery_pattern_count)

@@ -26,6 +26,7 @@ from models.compliance.codes import SubjectType, ViolationRule
 from models.enforcement import BadRecord, EnforcementCase, EnterpriseExit, ExitState, LadderState
 from models.enrollment import Application, Batch, Gate, Institution, Review
 from models.operations import (
+    ComplianceMark,
     Contract,
     Delivery,
     EnforcementAction,
@@ -158,11 +159,12 @@ def build_graph(session: Session) -> list[SQLModel]:
     order = add(PurchaseOrder(program_id=program.id, order_no="PO-2025-000001", institution_id=parent.id,
                               product_id=product.id, enterprise_id=enterprise.id, distributor="国药控股沈阳有限公司",
                               quantity=100, unit_price=Decimal("12.34"), amount=Decimal("1234.00"),
-                              ordered_at=T_SHANGHAI, delivered_at=T_UTC, accepted_on=date(2025, 10, 1)))
+                              ordered_at=T_SHANGHAI))
     delivery = add(Delivery(order_id=order.id, arrived_at=T_UTC, accepted_on=date(2025, 10, 1), quantity=100))
     add(Settlement(order_id=order.id, paid_on=date(2025, 11, 3), amount=Decimal("1234.00")))
     add(Payment(order_id=order.id, delivery_id=delivery.id, institution_id=parent.id,
                 amount=Decimal("999999999999.99"), due_on=date(2025, 11, 30), paid_on=None))
+    add(ComplianceMark(program_id=program.id, settlement_id=2_147_483_647, payment_id=1))
     add(SalePrice(program_id=program.id, institution_id=parent.id, product_id=product.id,
                   offline_price=Decimal("12.34"), online_price=None, effective_on=date(2025, 10, 1)))
     add(LowestPrice(program_id=program.id, drug_code=product.drug_code, price=Decimal("0.01"),

@@ -140,6 +140,38 @@ def test_partial_payments_add_up_and_an_unpaid_payable_closes_when_the_rest_arri
     assert actions == ["violation_opened", "violation_closed"]
 
 
+def test_a_settlement_imported_late_with_an_earlier_date_moves_the_paid_day_of_a_paid_order(engine: Engine) -> None:
+    """The pass recomputes only orders with something new since it last ran; a settlement is new when it arrives,
+    whatever day it was paid: the order here was fully paid (on 12-05) before the earlier payment was imported."""
+    program, inst, product = _setup(engine)
+    order = make_order(engine, program, inst, product, ordered_at=shanghai(2025, 10, 14, 9))
+    make_delivery(engine, order, arrived_at=shanghai(2025, 10, 15, 9), accepted_on=date(2025, 10, 15))
+    make_settlement(engine, order, paid_on=date(2025, 11, 10), amount="100.00")
+    make_settlement(engine, order, paid_on=date(2025, 12, 5), amount="25.00")
+    run(engine, program, clock_at(2025, 12, 10, 8), ViolationRule.LATE_PAYMENT)
+    with Session(engine) as session:
+        assert session.execute(select(Payment.paid_on)).scalar_one() == date(2025, 12, 5)  # type: ignore[call-overload]
+    make_settlement(engine, order, paid_on=date(2025, 11, 20), amount="25.00")
+    run(engine, program, clock_at(2025, 12, 11, 8), ViolationRule.LATE_PAYMENT)
+    with Session(engine) as session:
+        assert session.execute(select(Payment.paid_on)).scalar_one() == date(2025, 11, 20)  # type: ignore[call-overload]
+
+
+def test_an_order_delivered_in_parts_is_complete_when_the_ordered_quantity_has_arrived(engine: Engine) -> None:
+    program, inst, product = _setup(engine)
+    ordered = shanghai(2025, 12, 1, 9, 0)
+    order = make_order(engine, program, inst, product, ordered_at=ordered, quantity=10, order_no="PO-TWO")
+    make_delivery(engine, order, arrived_at=ordered + timedelta(hours=70), quantity=6)
+    make_delivery(engine, order, arrived_at=ordered + timedelta(hours=73), quantity=4)
+    full_then_more = make_order(engine, program, inst, product, ordered_at=ordered, quantity=10, order_no="PO-MORE")
+    make_delivery(engine, full_then_more, arrived_at=ordered + timedelta(hours=70), quantity=10)  # complete here
+    make_delivery(engine, full_then_more, arrived_at=ordered + timedelta(hours=80), quantity=2)
+    run(engine, program, clock_at(2025, 12, 10, 8), ViolationRule.LATE_DELIVERY)
+    [late] = violations(engine, ViolationRule.LATE_DELIVERY)
+    assert (late.object_key, late.state) == ("PO-TWO", ViolationState.CLOSED)
+    assert late.closed_on == (ordered + timedelta(hours=73)).date()
+
+
 def test_a_pharmacy_unpaid_more_than_two_months_after_the_due_date_is_an_interview_candidate(engine: Engine) -> None:
     program, inst, product = _setup(engine)
     public = make_institution(engine, kind=InstitutionKind.TOWNSHIP_HEALTH_CENTER)
