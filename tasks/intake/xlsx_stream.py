@@ -30,7 +30,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import IO
+from typing import IO, NamedTuple
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser, fromstring, iterparse
 from xml.sax.saxutils import quoteattr
 
@@ -84,7 +84,11 @@ def _relationships(archive: zipfile.ZipFile, part: str) -> dict[str, tuple[str, 
 
 def _unescape(text: str) -> str:
     """Excel writes characters XML cannot hold as `_xHHHH_` (a carriage return is `_x000D_`)."""
-    return _ESCAPED.sub(lambda m: chr(int(m[1], 16)), text) if "_x" in text else text
+    return _ESCAPED.sub(_character, text) if "_x" in text else text
+
+
+def _character(m: re.Match[str]) -> str:
+    return chr(int(m[1], 16))
 
 
 _ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
@@ -325,12 +329,12 @@ def _slices(part: IO[bytes], name: str) -> Iterator[Element]:
 
 def _rows(archive: zipfile.ZipFile, part_name: str, values: _Values) -> Iterator[list[object]]:
     """Every row from row 1 (blank and missing rows as []), each cell at its column ("" where there is none)."""
-    strings = values.strings
-    number = values.number
     expected = 0  # rows yielded so far = the number of the last one
     try:
         with archive.open(part_name) as part:
             for sheet_data in _slices(part, part_name):
+                ns = sheet_data.tag[:-len("sheetData")]  # "{namespace}": tags compared whole, not split per cell
+                tags = _Tags(ns + "c", ns + "v", ns + "is", ns + "t")
                 for row in sheet_data:
                     r = row.get("r")
                     index = int(r) if r else expected + 1
@@ -340,50 +344,71 @@ def _rows(archive: zipfile.ZipFile, part_name: str, values: _Values) -> Iterator
                         expected += 1
                         yield []
                     expected = index
-                    cells: list[object] = []
-                    col = 0
-                    for c in row:
-                        if _local(c.tag) != "c":
-                            continue
-                        ref = c.get("r")
-                        if ref is not None:
-                            col = _column(ref)
-                        value: object = ""
-                        typ = c.get("t")
-                        for child in c:
-                            tag = _local(child.tag)
-                            if tag == "v":
-                                if typ in ("inlineStr", "is"):
-                                    continue
-                                text = child.text or ""
-                                if typ == "s":
-                                    if text:
-                                        try:
-                                            value = strings[int(text)]
-                                        except (ValueError, IndexError):
-                                            raise XlsxDamaged(
-                                                f"{part_name}: shared string {text!r} not in the table") from None
-                                elif typ is None or typ == "n":
-                                    if text:
-                                        value = number(text, c.get("s"), typ is not None)
-                                elif typ == "str":
-                                    value = text
-                                elif typ == "b":
-                                    value = text != "0"
-                                elif typ == "d":
-                                    value = values.iso(text)
-                                elif typ == "e":
-                                    value = ""  # #DIV/0!, #N/A: python-calamine gives ""
-                                else:
-                                    raise XlsxDamaged(f"{part_name}: unknown cell type {typ!r}")
-                            elif tag == "is":
-                                value = _rich_text(child)
-                        if col >= len(cells):
-                            cells.extend([""] * (col - len(cells)))
-                            cells.append(value)
-                        else:
-                            cells[col] = value
-                        col += 1
-                    yield cells
-    except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile) as exc:
+                    yield _cells(row, tags, values, part_name)
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise XlsxDamaged(f"{part_name}: {exc}") from exc
+
+
+class _Tags(NamedTuple):
+    c: str
+    v: str
+    inline: str
+    t: str
+
+
+def _cells(row: Element, tags: _Tags, values: _Values, part_name: str) -> list[object]:
+    """One row's cells; the hot loop of a million-row import, so the common cases come first."""
+    cells: list[object] = []
+    col = 0
+    c_tag, v_tag, is_tag, t_tag = tags
+    known = _COLUMN_CACHE
+    for c in row:
+        if c.tag != c_tag:
+            continue  # <extLst> and the like
+        ref = c.get("r")
+        if ref is not None:
+            col = known.get(ref.rstrip("0123456789"), -1)
+            if col < 0:
+                col = _column(ref)
+        value: object = ""
+        typ = c.get("t")
+        for child in c:
+            tag = child.tag
+            if tag == v_tag:
+                if typ == "inlineStr" or typ == "is":
+                    continue  # calamine reads the <is>, never a <v> beside it
+                text = child.text or ""
+                if typ == "s":
+                    if text:
+                        try:
+                            value = values.strings[int(text)]
+                        except (ValueError, IndexError):
+                            raise XlsxDamaged(f"{part_name}: shared string {text!r} not in the table") from None
+                elif typ is None or typ == "n":
+                    if text:
+                        value = values.number(text, c.get("s"), typ is not None)
+                elif typ == "str":
+                    value = text
+                elif typ == "b":
+                    value = text != "0"
+                elif typ == "d":
+                    value = values.iso(text)
+                elif typ == "e":
+                    value = ""  # #DIV/0!, #N/A: python-calamine gives ""
+                else:
+                    raise XlsxDamaged(f"{part_name}: unknown cell type {typ!r}")
+            elif tag == is_tag:
+                if len(child) == 1 and child[0].tag == t_tag:  # plain inline text, no runs
+                    text = child[0].text or ""
+                    value = _unescape(text) if "_x" in text else text
+                else:
+                    value = _rich_text(child)
+        if col == len(cells):
+            cells.append(value)
+        elif col > len(cells):
+            cells.extend([""] * (col - len(cells)))
+            cells.append(value)
+        else:
+            cells[col] = value
+        col += 1
+    return cells
