@@ -270,9 +270,9 @@ def _column(ref: str) -> int:
 _SHEET_DATA = re.compile(rb"<(?:([A-Za-z_][\w.-]*):)?sheetData(?:\s[^>]*)?(/?)>")
 
 
-def _head(part: IO[bytes], name: str) -> tuple[bytes, bytes, bytes, bytes] | None:
-    """(the opening tag wrapping each slice, the closing tag, the row end tag, the bytes after <sheetData>)
-    or None when the sheet has no data."""
+def _head(part: IO[bytes], name: str) -> tuple[bytes, bytes, bytes] | None:
+    """(the opening tags wrapping each slice, the closing tags, the bytes after <sheetData>) or None when the
+    sheet has no data."""
     buf = b""
     while (m := _SHEET_DATA.search(buf)) is None:
         chunk = part.read(_SLICE)
@@ -295,7 +295,20 @@ def _head(part: IO[bytes], name: str) -> tuple[bytes, bytes, bytes, bytes] | Non
     prefix = m[1] + b":" if m[1] else b""
     opening = b"<_w" + decls + b">" + m[0]
     closing = b"</" + prefix + b"sheetData></_w>"
-    return opening, closing, b"</" + prefix + b"row>", buf[m.end():]
+    return opening, closing, buf[m.end():]
+
+
+_PREFIX = re.compile(rb"(?:[A-Za-z_][\w.-]*:)?")
+
+
+def _after_last_row(buf: bytes) -> int:
+    """The end of the last complete row end tag in `buf` (`</row>`, `</x:row>`), or -1."""
+    at = len(buf)
+    while (at := buf.rfind(b"row>", 0, at)) >= 0:
+        start = buf.rfind(b"</", 0, at)
+        if start >= 0 and _PREFIX.fullmatch(buf, start + 2, at):
+            return at + 4
+    return -1
 
 
 def _slices(part: IO[bytes], name: str) -> Iterator[Element]:
@@ -303,16 +316,15 @@ def _slices(part: IO[bytes], name: str) -> Iterator[Element]:
     head = _head(part, name)
     if head is None:
         return
-    opening, closing, row_end, buf = head
+    opening, closing, buf = head
     end_tag = closing[:-len(b"</_w>")]
     while True:
         chunk = part.read(_SLICE)
         buf += chunk
         if chunk:
-            cut = buf.rfind(row_end)
+            cut = _after_last_row(buf)
             if cut < 0:
                 continue
-            cut += len(row_end)
             body, buf = buf[:cut], buf[cut:]
         else:
             stop = buf.find(end_tag)
@@ -332,10 +344,13 @@ def _rows(archive: zipfile.ZipFile, part_name: str, values: _Values) -> Iterator
     expected = 0  # rows yielded so far = the number of the last one
     try:
         with archive.open(part_name) as part:
+            tags_by_ns: dict[str, _Tags] = {}
             for sheet_data in _slices(part, part_name):
-                ns = sheet_data.tag[:-len("sheetData")]  # "{namespace}": tags compared whole, not split per cell
-                tags = _Tags(ns + "c", ns + "v", ns + "is", ns + "t")
                 for row in sheet_data:
+                    # Tags are compared whole ("{namespace}c"), not split per cell; the namespace is the row's own,
+                    # since calamine reads rows by local name whatever their namespace.
+                    ns = row.tag[:row.tag.find("}") + 1]
+                    tags = tags_by_ns.get(ns) or tags_by_ns.setdefault(ns, _Tags(ns + "c", ns + "v", ns + "is", ns + "t"))
                     r = row.get("r")
                     index = int(r) if r else expected + 1
                     if index <= expected:

@@ -22,12 +22,20 @@ from openpyxl.cell.rich_text import CellRichText, TextBlock
 from openpyxl.cell.text import InlineFont
 from openpyxl.utils.datetime import CALENDAR_MAC_1904
 
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from models.operations import PurchaseOrder
+from models.program import ImportRecord
 from tasks.intake import spreadsheets, xlsx_stream
 from tasks.intake.number_formats import CellFormat, custom_format
-from tasks.intake.spreadsheets import SpreadsheetError, read_table_bytes, stream_table_bytes
+from tasks.intake.operations_import import COLUMNS, OperationsKind, import_operations
+from tasks.intake.spreadsheets import ImportRejected, SpreadsheetError, read_table_bytes, stream_table_bytes
 from tasks.intake.upload_limits import UploadLimits
 from tasks.intake.xlsx_stream import open_sheet
+from tests.factories import clock_at, make_enterprise, make_institution, make_product, make_program
 
+CLOCK = clock_at(2025, 12, 20, 9)
 LIMITS = UploadLimits(max_bytes=10_000_000, max_unpacked_bytes=50_000_000, max_rows=500_000, max_columns=200)
 
 
@@ -285,3 +293,80 @@ def test_memory_does_not_grow_with_the_rows_read(tmp_path: Path) -> None:
     assert count == 60_000
     assert peak < 20_000_000, f"peak {peak / 1e6:.1f} MB while streaming"
     assert_same_as_calamine(_export(tmp_path / "small.xlsx", 3_000))
+
+
+# --------------------------------------------------------------------------- the import sees no difference
+
+def count(engine: Any, model: type) -> int:
+    with Session(engine) as session:
+        return int(session.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def _calamine_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read every XLSX with python-calamine, as before the streaming reader."""
+    monkeypatch.setattr(spreadsheets, "open_sheet", lambda data: None)
+
+
+def test_a_bad_orders_export_is_refused_with_the_same_rows_columns_and_values_as_before(
+        engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leading blank rows, a blank row inside, a date-formatted order time, numbers where text is expected, a code
+    with leading zeros and a lost-digits number: every error names the same row, column and value either way."""
+    make_program(engine)
+    inst = make_institution(engine)
+    product = make_product(engine, make_enterprise(engine))
+    path = tmp_path / "订单.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("订单")
+    when = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    sheet.write_row(2, 1, COLUMNS[OperationsKind.ORDERS])  # header on row 3, from column B
+    good = ["PO-1", inst.insurance_code, product.drug_code, "国药控股沈阳有限公司", 10, 12.5]
+    sheet.write_row(3, 1, good)
+    sheet.write_datetime(3, 7, datetime(2025, 12, 1, 9, 30), when)
+    sheet.write_row(5, 1, ["PO-2", "00" + inst.insurance_code, product.drug_code, "配送企业", "十", "12.5",
+                           "2025-12-02 10:00"])  # row 5 left blank
+    sheet.write_row(6, 1, ["PO-3", 123456789012345678, product.drug_code, "配送企业", 2.5, -1])
+    sheet.write_datetime(6, 7, datetime(2026, 12, 1, 9, 30), when)
+    sheet.write_row(7, 1, ["PO-1", inst.insurance_code, 8613800000000, "", 0, "12.50", "昨天"])
+    book.close()
+    with pytest.raises(ImportRejected) as streamed:
+        import_operations(engine, "shenyang-2025", "orders", path, clock=CLOCK)
+    _calamine_only(monkeypatch)
+    with pytest.raises(ImportRejected) as before:
+        import_operations(engine, "shenyang-2025", "orders", path, clock=CLOCK)
+    assert streamed.value.errors == before.value.errors
+    assert [(e.row, e.column, e.value) for e in streamed.value.errors] == [
+        (6, "机构医保编码", "00" + inst.insurance_code), (6, "采购数量", "十"),
+        (7, "机构医保编码", "123456789012345696"), (7, "采购单价(元)", "-1"), (7, "采购数量", "2.5"),
+        (8, "下单时间", "昨天"), (8, "药品统一编码", "8613800000000"), (8, "配送企业", ""), (8, "采购数量", "0")]
+    assert next(e.rule for e in streamed.value.errors if e.row == 7) == "cell.number_lost_digits"
+    assert count(engine, PurchaseOrder) == 0
+
+
+def test_a_good_orders_export_creates_the_same_orders_either_way(engine: Any, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    make_program(engine)
+    inst = make_institution(engine)
+    product = make_product(engine, make_enterprise(engine))
+    path = tmp_path / "orders.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet()
+    when = book.add_format({"num_format": "yyyy/m/d h:mm"})
+    sheet.write_row(0, 0, COLUMNS[OperationsKind.ORDERS])
+    for k in range(1, 41):
+        sheet.write_row(k, 0, [f"PO-{k:03d}", inst.insurance_code, product.drug_code, "配送企业", k, 12.5 + k / 100])
+        sheet.write_datetime(k, 6, datetime(2025, 12, 1, 9, k), when)
+    book.close()
+    streamed = import_operations(engine, "shenyang-2025", "orders", path, clock=CLOCK)
+    with Session(engine) as session:
+        orders = [(o.order_no, o.quantity, o.unit_price, o.ordered_at) for o in
+                  session.execute(select(PurchaseOrder).order_by(PurchaseOrder.order_no)).scalars()]
+        session.execute(delete(PurchaseOrder))
+        session.execute(delete(ImportRecord))
+        session.commit()
+    _calamine_only(monkeypatch)
+    before = import_operations(engine, "shenyang-2025", "orders", path, clock=CLOCK)
+    with Session(engine) as session:
+        again = [(o.order_no, o.quantity, o.unit_price, o.ordered_at) for o in
+                 session.execute(select(PurchaseOrder).order_by(PurchaseOrder.order_no)).scalars()]
+    assert (streamed.rows, streamed.created) == (before.rows, before.created) == (40, 40)
+    assert orders == again and orders[4][3].minute == 5
