@@ -60,9 +60,7 @@ def custom_format(code: str) -> CellFormat:
             brackets = max(brackets - 1, 0)
         elif brackets == 0 and not ampm and ch in "aA":
             ampm = True
-        elif brackets == 0 and ampm and ch in "pmPM/":
-            return CellFormat.DATETIME
-        elif brackets == 0 and not ampm and ch in _DATE_LETTERS:
+        elif brackets == 0 and (ch in "pmPM/" if ampm else ch in _DATE_LETTERS):
             return CellFormat.DATETIME
         elif not (hms and ch.lower() == prev.lower()):
             hms = prev == "[" and ch in "mhsMHS"

@@ -225,9 +225,8 @@ def _streamed_rows(rows: Iterator[list[object]], name: str, limits: UploadLimits
     """The streamed sheet's rows, damage found on the way a SpreadsheetError, and the row and column limits held
     again as rows go by: the scan before reading (check_zip) sees only cells that carry a reference."""
     max_rows, max_columns = limits.max_rows, limits.max_columns
-    number = 0
     try:
-        for number, row in enumerate(rows, 1):  # noqa: B007 - the last number is checked below
+        for number, row in enumerate(rows, 1):
             if number > max_rows or len(row) > max_columns:
                 check_rows_columns(number, len(row), name, limits)
             yield row

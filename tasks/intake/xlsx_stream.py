@@ -29,8 +29,8 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from typing import IO, NamedTuple
+from datetime import datetime, time, timedelta
+from typing import IO, NamedTuple, cast
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser, fromstring, iterparse
 from xml.sax.saxutils import quoteattr
 
@@ -246,7 +246,7 @@ class _Values:
 
 def _round_ms(x: float) -> int:
     """Half away from zero, as Rust's f64::round (Python's round() goes to even)."""
-    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+    return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
 
 
 _COLUMN_CACHE: dict[str, int] = {}
@@ -284,14 +284,15 @@ def _head(part: IO[bytes], name: str) -> tuple[bytes, bytes, bytes] | None:
     if m[2]:
         return None  # <sheetData/>
     # The namespaces in scope at <sheetData>, declared again on each slice's wrapper.
-    parser = XMLPullParser(events=("start-ns",))
+    parser: XMLPullParser[Element] = XMLPullParser(events=("start-ns",))
     try:
         parser.feed(buf[:m.start()])
     except ParseError as exc:
         raise XlsxDamaged(f"{name}: {exc}") from exc
-    decls = b"".join(
-        (b" xmlns" + (b":" + prefix.encode() if prefix else b"") + b"=" + quoteattr(uri).encode())
-        for _, (prefix, uri) in parser.read_events())  # type: ignore[misc]
+    decls = b""
+    for event in parser.read_events():
+        _, (ns_prefix, uri) = cast(tuple[str, tuple[str, str]], event)  # ("start-ns", (prefix, uri))
+        decls += b" xmlns" + (b":" + ns_prefix.encode() if ns_prefix else b"") + b"=" + quoteattr(uri).encode()
     prefix = m[1] + b":" if m[1] else b""
     opening = b"<_w" + decls + b">" + m[0]
     closing = b"</" + prefix + b"sheetData></_w>"

@@ -21,7 +21,6 @@ import xlsxwriter
 from openpyxl.cell.rich_text import CellRichText, TextBlock
 from openpyxl.cell.text import InlineFont
 from openpyxl.utils.datetime import CALENDAR_MAC_1904
-
 from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
@@ -229,7 +228,7 @@ def test_a_hidden_first_sheet_and_a_chart_sheet_are_passed_over() -> None:
 def test_rows_cut_across_slices_read_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sheet is parsed a slice at a time; a slice of a few hundred bytes cuts nearly every row's neighbours."""
     rows = "".join(f'<row r="{r}"><c r="A{r}" t="inlineStr"><is><t>PO{r:06d}</t></is></c><c r="B{r}"><v>{r}.5</v>'
-                   f'</c><c r="C{r}" t="s"><v>{r % 5}</v></c></row>' + ('<row r="%d"/>' % (r + 1) if r % 7 == 0 else "")
+                   f'</c><c r="C{r}" t="s"><v>{r % 5}</v></c></row>' + (f'<row r="{r + 1}"/>' if r % 7 == 0 else "")
                    for r in range(1, 400, 2))
     data = package(rows, shared=SHARED, styles=STYLES)
     whole = _streamed(data)
