@@ -61,7 +61,7 @@ def _child(argv: list[str]) -> dict[str, Any]:
         engine.dispose()
     else:
         raise SystemExit(f"unknown mode {mode!r}")
-    out["seconds"] = round(time.perf_counter() - start, 2)
+    out["seconds"] = round(time.perf_counter() - start, 3)
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return out
 
@@ -121,15 +121,19 @@ def run(orders: int, institutions: int, products: int, db_kind: str, home: Path)
     }
 
 
+def _rate(part: dict[str, Any]) -> str:
+    return f"{part['rows_per_second']:>9,}" if part["rows_per_second"] is not None else f"{'—':>9}"
+
+
 def _report(result: dict[str, Any]) -> str:
     imp, floor, stream = result["import"], result["calamine_floor"], result["streaming_read"]
     return "\n".join([
         f"orders import, {result['orders']:,} lines ({result['file_mb']} MB XLSX), {result['db']}:",
-        f"  import (import_operations)   {imp['seconds']:>8.1f} s  {imp['rows_per_second']:>9,} rows/s  "
+        f"  import (import_operations)   {imp['seconds']:>8.1f} s  {_rate(imp)} rows/s  "
         f"peak RSS {imp['peak_rss_mb']:>7.0f} MB  created {imp['created']:,}",
-        f"  calamine read alone (floor)  {floor['seconds']:>8.1f} s  {floor['rows_per_second']:>9,} rows/s  "
+        f"  calamine read alone (floor)  {floor['seconds']:>8.1f} s  {_rate(floor)} rows/s  "
         f"peak RSS {floor['peak_rss_mb']:>7.0f} MB",
-        f"  streaming read alone         {stream['seconds']:>8.1f} s  {stream['rows_per_second']:>9,} rows/s  "
+        f"  streaming read alone         {stream['seconds']:>8.1f} s  {_rate(stream)} rows/s  "
         f"peak RSS {stream['peak_rss_mb']:>7.0f} MB",
         f"  import rows/s ÷ floor rows/s = {result['import_share_of_floor']}; import peak RSS ≤ 1 GiB: "
         f"{'met' if result['checks']['import_peak_rss_within_1_gib'] else 'MISSED'}",
