@@ -1,4 +1,4 @@
-"""Reading the bureau's upload files (XLSX/XLS via python-calamine, CSV) into rows of text.
+"""Reading the bureau's upload files (XLSX streamed, XLS/ODS via python-calamine, CSV) into rows of text.
 
 Everything comes back as the text the user typed, because identifiers must be validated as text:
 Excel stores a phone number typed into a General cell as the float 13812345678.0, and
@@ -6,7 +6,9 @@ Excel stores a phone number typed into a General cell as the float 13812345678.0
 Validation and error messages key on 1-based spreadsheet row numbers, so blank rows are kept out
 of the data but never renumber the rows after them.
 
-python-calamine rather than openpyxl: LIMITS.md measures 0.84 s against 12.1 s for 100,000 rows.
+python-calamine rather than openpyxl: LIMITS.md measures 0.84 s against 12.1 s for 100,000 rows. An XLSX is
+read by tasks.intake.xlsx_stream instead, which gives calamine's values a slice of rows at a time: calamine
+builds the whole sheet first (~824 MB for a 1,000,000-line order export, issue #14).
 
 The importers' shared vocabulary for refusing a file lives here too (RowError, ImportRejected and the
 reading steps that raise it), so every upload reports the same problem the same way.
@@ -30,6 +32,7 @@ from typing import Any, NamedTuple, cast
 import python_calamine
 
 from tasks.intake.upload_limits import UploadLimits, UploadTooLarge, check_rows_columns, check_size, check_zip
+from tasks.intake.xlsx_stream import XlsxDamaged, open_sheet
 
 __all__ = [
     "DataRow",
@@ -213,6 +216,37 @@ def _open_worksheet(data: bytes, name: str) -> Any:
         ) from exc
 
 
+def _damaged(name: str, exc: Exception) -> SpreadsheetError:
+    return SpreadsheetError(
+        f"无法读取Excel文件“{name}”，文件可能已损坏或加密 / cannot read {name} as a spreadsheet: {exc}")
+
+
+def _streamed_rows(rows: Iterator[list[object]], name: str, limits: UploadLimits) -> Iterator[list[object]]:
+    """The streamed sheet's rows, damage found on the way a SpreadsheetError, and the row and column limits held
+    again as rows go by: the scan before reading (check_zip) sees only cells that carry a reference."""
+    max_rows, max_columns = limits.max_rows, limits.max_columns
+    try:
+        for number, row in enumerate(rows, 1):
+            if number > max_rows or len(row) > max_columns:
+                check_rows_columns(number, len(row), name, limits)
+            yield row
+    except XlsxDamaged as exc:
+        raise _damaged(name, exc) from exc
+    except UploadTooLarge as exc:
+        raise SpreadsheetError(str(exc)) from exc
+
+
+def _open_streamed(data: bytes, name: str, limits: UploadLimits) -> tuple[str, Iterator[list[object]]] | None:
+    """(sheet name, rows) of an XLSX read as a stream, or None for a zip that is not one (ODS, XLSB)."""
+    try:
+        sheet = open_sheet(data)
+    except XlsxDamaged as exc:
+        raise _damaged(name, exc) from exc
+    if sheet is None:
+        return None
+    return sheet.name, _streamed_rows(sheet.rows, name, limits)
+
+
 def _worksheet_rows(sheet: Any) -> Iterator[Sequence[object]]:
     """Rows as `to_python(skip_empty_area=False)` gives them: leading blank columns kept, so positions agree."""
     pad = [""] * sheet.start[1] if sheet.start else []
@@ -273,6 +307,9 @@ def stream_table_bytes(data: bytes, name: str = "upload", limits: UploadLimits |
             check_zip(data, name, limits)
     except UploadTooLarge as exc:
         raise SpreadsheetError(str(exc)) from exc
+    if data.startswith(_ZIP_MAGIC) and (streamed := _open_streamed(data, name, limits)) is not None:
+        sheet_name, rows = streamed
+        return _stream(rows, name, sheet_name)
     if data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
         sheet = _open_worksheet(data, name)
         return _stream(_worksheet_rows(sheet), name, sheet.name)
@@ -283,6 +320,18 @@ def stream_table_bytes(data: bytes, name: str = "upload", limits: UploadLimits |
     if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise SpreadsheetError(f"文件“{name}”不是Excel或CSV文件 / {name} is neither a spreadsheet nor CSV")
     return _stream(_csv_rows(data, name), name, None, from_csv=True)
+
+
+def _padded(rows: Iterable[list[object]]) -> list[list[object]]:
+    """Rows as wide as calamine's grid: to the last column holding a value, blanks after it dropped."""
+    out = []
+    for row in rows:
+        end = len(row)
+        while end and row[end - 1] == "":
+            end -= 1
+        out.append(row[:end] if end < len(row) else row)
+    width = max(map(len, out), default=0)
+    return [row + [""] * (width - len(row)) if len(row) < width else row for row in out]
 
 
 def _read_workbook(data: bytes, name: str) -> Sheet:
@@ -353,6 +402,9 @@ def read_table_bytes(data: bytes, name: str = "upload", limits: UploadLimits | N
             check_zip(data, name, limits)
     except UploadTooLarge as exc:
         raise SpreadsheetError(str(exc)) from exc
+    if data.startswith(_ZIP_MAGIC) and (streamed := _open_streamed(data, name, limits)) is not None:
+        sheet_name, rows = streamed
+        return _build(_padded(rows), name, sheet_name)
     if data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
         return _read_workbook(data, name)
     if Path(name).suffix.lower() in {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}:
