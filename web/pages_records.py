@@ -39,6 +39,7 @@ from tasks.programs import UnknownProgram, get_program
 from tasks.trust.scope import audit_scope, notice_scope
 from web.auth import posted_form, require_user
 from web.exports import EXPORT_MAX, download, export_format
+from web.keyset import in_order, seek
 from web.names import entity_names, people
 from web.pagination import page_of
 from web.render import flash, page, web
@@ -137,7 +138,7 @@ def notices(request: Request) -> Response:
                                                                   "since", "until")}
     if q["status"] and q["status"] not in NoticeStatus.__members__.values():
         raise HTTPException(400, f"未知的通知状态：{q['status']}")
-    pager = page_of("/notices", request.query_params, q)
+    pager = page_of("/notices", request.query_params, q, keyset=True)
     with Session(ctx.engine) as session:
         programs = session.exec(select(Program).order_by(col(Program.slug))).all()
         scope: list[Any] = []
@@ -156,19 +157,20 @@ def notices(request: Request) -> Response:
         where += _since_until(q, col(Notice.created_at))
         by_status = {str(getattr(k, "value", k)): int(n) for k, n in session.execute(
             sa_select(col(Notice.status), func.count()).where(*scope).group_by(col(Notice.status))).all()}
-        if not (q["kind"] or q["recipient"] or q["since"] or q["until"]):
-            total = by_status.get(q["status"], 0) if q["status"] else sum(by_status.values())
-        else:
-            total = int(session.execute(sa_select(func.count()).select_from(Notice).where(*where)).scalar_one())
+        # Counted from the status counts when nothing else filters; otherwise not counted (a recipient's
+        # substring has no index: counting it would read the whole outbox on every page).
+        total = ((by_status.get(q["status"], 0) if q["status"] else sum(by_status.values()))
+                 if not (q["kind"] or q["recipient"] or q["since"] or q["until"]) else None)
         if fmt := export_format(request):
             every = session.exec(select(Notice).where(*where).order_by(col(Notice.id).desc()).limit(EXPORT_MAX)).all()
             return download(fmt, "通知", "通知（发件箱）", NOTICE_COLUMNS, [notice_cells(n) for n in every],
                             ctx.clock.today())
-        rows = session.exec(select(Notice).where(*where).order_by(col(Notice.id).desc())
-                            .offset(pager.offset).limit(pager.per_page)).all()
+        fetched = session.exec(seek(select(Notice).where(*where), [col(Notice.id)], pager, descending=True)).all()
+        rows = in_order(fetched, pager)
+        pager = pager.keyed([(int(n.id or 0),) for n in rows], len(fetched))
         kinds = sorted(set(NOTICE_KINDS) | ({q["kind"]} if q["kind"] else set()))  # no DISTINCT scan of the outbox
     return page(request, "notices.html", user, notices=rows, q=q, labels=NOTICE_STATUS_LABELS, programs=programs,
-                by_status=by_status, kinds=kinds, pager=pager.counted(total),
+                by_status=by_status, kinds=kinds, pager=pager if total is None else pager.counted(total),
                 can_resend=user.role == Role.PROGRAM_MANAGER)
 
 
@@ -219,10 +221,18 @@ async def print_notices(request: Request) -> Response:
     return HTMLResponse(batch.html, headers={"Content-Security-Policy": LETTERS_CSP})
 
 
-def _few(session: Session, column: Any, value: str, cap: int = 20_000) -> bool:
-    """Whether fewer than `cap` audit rows have `column == value` (counted by its index, never beyond the cap)."""
+def _rows_up_to(session: Session, column: Any, value: Any, cap: int = 20_000) -> int:
+    """How many audit rows have `column == value`, counted by its index and never beyond `cap`."""
     probe = sa_select(literal(1)).select_from(AuditEvent).where(column == value).limit(cap).subquery()
-    return int(session.execute(sa_select(func.count()).select_from(probe)).scalar_one()) < cap
+    return int(session.execute(sa_select(func.count()).select_from(probe)).scalar_one())
+
+
+def _audit_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An audit cursor (ISO time, id) as the columns' values; 400 when damaged."""
+    try:
+        return (datetime.fromisoformat(str(key[0])), int(key[1]))
+    except (ValueError, IndexError) as exc:
+        raise HTTPException(400, "翻页位置无效，请从第一页重新翻页 / bad page cursor: start again from page 1") from exc
 
 
 def _day(value: str | None) -> datetime | None:
@@ -243,39 +253,45 @@ def audit(request: Request) -> Response:
     user = require_user(request, ctx.engine)
     q = {k: (request.query_params.get(k) or "").strip() for k in ("program", "entity", "entity_id", "actor",
                                                                   "since", "until")}
-    pager = page_of("/audit", request.query_params, q)
+    pager = page_of("/audit", request.query_params, q, keyset=True)
     with Session(ctx.engine) as session:
         programs = session.exec(select(Program).order_by(col(Program.slug))).all()
         typed = q["actor"]
         if q["actor"]:  # staff type the name they read (李审核), the trail keeps the login
             q["actor"] = session.exec(select(User.name).where(
                 or_(col(User.name) == q["actor"], col(User.display_name) == q["actor"]))).first() or q["actor"]
-        query = select(AuditEvent).order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+        query = select(AuditEvent)
         if (mine := audit_scope(user)) is not None:  # a district reviewer: its districts' rows and its own
             query = query.where(mine)
-        # Newest first is a walk down the time index that stops at the page. Left to itself, SQLite (no
-        # statistics) would rather fetch every row of the program's or the user's index and sort them —
-        # 160–250 ms at 200,000 rows for a page of 50. So unless a filter is selective (one entity's
-        # history; a user or an entity kind with few rows, probed by index up to a cap), program, entity
-        # and user are compared as expressions, which no index serves: the time index is left.
-        as_is = bool(q["entity_id"]) or any(value and _few(session, column, value) for column, value in (
-            (col(AuditEvent.actor), q["actor"]), (col(AuditEvent.entity), q["entity"])))
         program_id, entity, actor = col(AuditEvent.program_id), col(AuditEvent.entity), col(AuditEvent.actor)
+        # Newest first is a walk down one index in (at, id) order that stops at the page: the time index,
+        # or (migration 0018) the (program, at, id), (entity, at, id) or (user, at, id) one. One filter is
+        # left to its index, the one with the fewest rows (probed by index up to a cap); the others are
+        # compared as expressions, which no index serves, so SQLite (no statistics) does not fetch every row
+        # of another index and sort them (160–250 ms at 200,000 rows for a page of 50).
+        ids = _program_ids(session, q["program"]) if q["program"] else []
+        given = [(c, v) for c, v in ((actor, q["actor"]), (entity, q["entity"])) if v]
+        if len(ids) == 1:
+            given.append((program_id, ids[0]))
+        chosen = None if q["entity_id"] else min(given, key=lambda cv: _rows_up_to(session, *cv), default=(None,))[0]
         if q["program"]:
-            query = query.where((program_id if as_is else program_id + 0).in_(_program_ids(session, q["program"])))
+            query = query.where((program_id if chosen is program_id else program_id + 0).in_(ids))
         if q["entity"]:
-            query = query.where((entity if as_is else entity.concat("")) == q["entity"])
-        if q["entity_id"]:
+            query = query.where((entity if chosen is entity or q["entity_id"] else entity.concat("")) == q["entity"])
+        if q["entity_id"]:  # one entity's history: its own index (entity, entity_id)
             query = query.where(col(AuditEvent.entity_id) == q["entity_id"])
         if q["actor"]:
-            query = query.where((actor if as_is else actor.concat("")) == q["actor"])
+            query = query.where((actor if chosen is actor else actor.concat("")) == q["actor"])
         for condition in _since_until(q, col(AuditEvent.at)):
             query = query.where(condition)
+        order = [col(AuditEvent.at), col(AuditEvent.id)]
         if fmt := export_format(request):
-            events = session.exec(query.limit(EXPORT_MAX)).all()
+            events = session.exec(query.order_by(*(c.desc() for c in order)).limit(EXPORT_MAX)).all()
         else:
-            events = session.exec(query.offset(pager.offset).limit(pager.per_page + 1)).all()
-        shown = events if fmt else events[:pager.per_page]
+            fetched = session.exec(seek(query, order, pager, descending=True, values=_audit_key)).all()
+            events = in_order(fetched, pager)
+            pager = pager.keyed([(e.at.isoformat(), int(e.id or 0)) for e in events], len(fetched))
+        shown = events
         names = entity_names(session, ((e.entity, e.entity_id) for e in shown))
         actors = people(session, (e.actor for e in shown))
     rows = [AuditRow(e, names.get((e.entity, e.entity_id), ""),
@@ -286,7 +302,7 @@ def audit(request: Request) -> Response:
     if q["entity"] and q["entity"] not in entities:
         entities[q["entity"]] = q["entity"]
     return page(request, "audit.html", user, events=rows, q=q, typed_actor=typed, programs=programs,
-                entities=entities, pager=pager.probed(len(events)))
+                entities=entities, pager=pager)
 
 
 AUDIT_COLUMNS = ("时间", "对象", "操作", "状态变化", "操作人", "理由")
