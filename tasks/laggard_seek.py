@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, and_, exists, func, literal, or_, tuple_
+from sqlalchemy import Table, and_, case, exists, func, literal, or_, tuple_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel
 
@@ -134,7 +134,9 @@ def _due_that_day(scope: Scope, kind: str, day: date) -> list[Any]:
     if kind == "account":
         return [exists().where(ACC.c.program_id == scope.program_id, ACC.c.institution_id == INST.c.id,
                                ACC.c.state == AccountState.PENDING, ACC.c.due_on == day)]
-    pending = [CON.c.program_id == scope.program_id, CON.c.institution_id == INST.c.id,
+    # `program_id + 0`: probe the institution's few contracts by its index; SQLite (no statistics) would
+    # otherwise take (program_id, state, due_on) for its three equalities and read every pending contract.
+    pending = [CON.c.program_id + 0 == scope.program_id, CON.c.institution_id == INST.c.id,
                CON.c.state == ContractState.PENDING]
     return [exists().where(*pending, CON.c.due_on == day), ~exists().where(*pending, CON.c.due_on < day)]
 
@@ -158,7 +160,7 @@ def _one_deadline(session: Session, scope: Scope, kind: str, day: date, bound: l
 
 
 def _unsigned_count(scope: Scope) -> Any:
-    return (sa_select(func.count()).where(CON.c.program_id == scope.program_id, CON.c.institution_id == INST.c.id,
+    return (sa_select(func.count()).where(CON.c.program_id + 0 == scope.program_id, CON.c.institution_id == INST.c.id,
                                           CON.c.state == ContractState.PENDING, CON.c.due_on.is_not(None),
                                           CON.c.due_on <= scope.contract_horizon).scalar_subquery())
 
@@ -189,3 +191,24 @@ def _payments(session: Session, scope: Scope, key: LaggardKey | None, backwards:
             query = query.where(or_(sub.c.due_on > key[0], and_(sub.c.due_on == key[0], literal(me) > key[1]),
                                     and_(sub.c.due_on == key[0], literal(me) == key[1], rest > value)))
     return list(session.execute(query.order_by(*(c.desc() if backwards else c for c in order)).limit(limit)).all())
+
+
+def count_laggards(session: Session, scope: Scope, kind: str) -> dict[str, int]:
+    """Overdue and due-soon laggards of an account or contract kind, in one walk over the institutions shown
+    (a district's by its index), each checked by index probes: no join of every pending row with its institution."""
+    today = scope.today
+    if kind == "account":
+        def due(*when: Any) -> Any:
+            return exists().where(ACC.c.program_id == scope.program_id, ACC.c.institution_id == INST.c.id,
+                                  ACC.c.state == AccountState.PENDING, ACC.c.due_on.is_not(None), *when)
+        late, soon = due(ACC.c.due_on < today), due(ACC.c.due_on >= today, ACC.c.due_on <= scope.account_horizon)
+    else:
+        def due(*when: Any) -> Any:
+            return exists().where(CON.c.program_id + 0 == scope.program_id, CON.c.institution_id == INST.c.id,
+                                  CON.c.state == ContractState.PENDING, CON.c.due_on.is_not(None), *when)
+        late = due(CON.c.due_on < today)
+        soon = and_(~late, due(CON.c.due_on >= today, CON.c.due_on <= scope.contract_horizon))
+    n_late, n_soon = session.execute(sa_select(
+        func.coalesce(func.sum(case((late, 1), else_=0)), 0), func.coalesce(func.sum(case((soon, 1), else_=0)), 0))
+        .where(*scope.base())).one()
+    return {"overdue": int(n_late), "due_soon": int(n_soon)}

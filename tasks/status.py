@@ -25,7 +25,7 @@ from models.program_definition import PhaseName, ProgramDefinition
 from models.states import AccountState, ApplicationState, ContractState, GateState
 from models.workdays import WorkingDays
 from tasks.laggard_seek import LAGGARD_KINDS as LAGGARD_KINDS  # the pages and the CLI name the kinds from here
-from tasks.laggard_seek import LaggardKey, Scope, seek_laggards
+from tasks.laggard_seek import LaggardKey, Scope, count_laggards, seek_laggards
 from tasks.programs import get_program
 from tasks.reports.coverage import COVERED as COVERED
 from tasks.reports.coverage import Coverage as Coverage
@@ -221,16 +221,19 @@ def laggard_page(session: Session, program_id: int, defn: ProgramDefinition, tod
     kinds = [what] if what in queries else list(queries)
     known = counts
     counts = {}
+    scope = _seek_scope(program_id, defn, wdays, today, district)
     for kind, query in queries.items():
         if known is not None and kind in known:
             counts[kind] = known[kind]
+            continue
+        if kind != "payment" and scope.districts is not None:  # a district's institutions, walked by its index
+            counts[kind] = count_laggards(session, scope, kind)
             continue
         sub = query.subquery()
         n, late = session.execute(select(func.count(), func.coalesce(func.sum(
             case((sub.c.due_on < today, 1), else_=0)), 0))).one()
         counts[kind] = {"overdue": int(late), "due_soon": int(n) - int(late)}
     total = sum(sum(counts[k].values()) for k in kinds)
-    scope = _seek_scope(program_id, defn, wdays, today, district)
     if from_end:
         last = total % limit or limit
         page = seek_laggards(session, scope, kinds, before=END, limit=last)

@@ -12,19 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, tuple_
+from sqlalchemy import tuple_
 
 from web.pagination import Key, Page
 
 T = TypeVar("T")
+Q = TypeVar("Q")  # a select (SQLAlchemy's or SQLModel's): returned as the same kind
 
 
-def seek(query: Select[Any], columns: Sequence[Any], page: Page, *, descending: bool = False,
-         values: Callable[[Key], Key] = lambda key: key) -> Select[Any]:
+def seek(statement: Q, columns: Sequence[Any], page: Page, *, descending: bool = False,
+         values: Callable[[Key], Key] = lambda key: key) -> Q:
     """`query` limited to the page (per_page + 1 rows, to know whether more exist in the reading direction).
 
     `values` turns a cursor's JSON values back into the columns' types (e.g. ISO text into datetimes).
     """
+    query: Any = statement
     backwards = page.backwards
     ordered = [c.desc() if descending != backwards else c.asc() for c in columns]
     key: Key | None = None
@@ -44,7 +46,8 @@ def seek(query: Select[Any], columns: Sequence[Any], page: Page, *, descending: 
     query = query.order_by(None).order_by(*ordered)
     if not page.seek and page.offset:
         query = query.offset(page.offset)  # a shallow page by number (page_of refuses deep ones)
-    return query.limit(page.per_page + 1)
+    limited: Q = query.limit(page.per_page + 1)
+    return limited
 
 
 def in_order(rows: Sequence[T], page: Page) -> list[T]:

@@ -7,6 +7,7 @@ the laggards page.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -42,7 +43,7 @@ from web.charts import (
     trend_svg,
     violations_svg,
 )
-from web.exports import EXPORT_MAX, download, export_format
+from web.exports import CHUNK, export_format, stream
 from web.pagination import page_of
 from web.render import page, web
 from web.snapshots import OVERVIEW_LAGGARDS
@@ -227,18 +228,29 @@ def laggards(request: Request) -> Response:
         with Session(ctx.engine) as session:
             program, defn = get_program(session, slug)
             assert program.id is not None
-            seek = {} if fmt else {"offset": 0 if pager.seek else pager.offset, "from_end": pager.last,
-                                   "after": _laggard_key(pager.after), "before": _laggard_key(pager.before)}
             late = laggard_page(session, program.id, defn, ctx.clock.today(), what=q["what"] or None,
-                                district=q["district"] or mine, limit=EXPORT_MAX if fmt else pager.per_page,
-                                counts=known, **seek)  # type: ignore[arg-type]
+                                district=q["district"] or mine, limit=CHUNK if fmt else pager.per_page,
+                                counts=known, offset=0 if pager.seek or fmt else pager.offset,
+                                from_end=pager.last and not fmt, after=None if fmt else _laggard_key(pager.after),
+                                before=None if fmt else _laggard_key(pager.before))
     except UnknownProgram as exc:
         raise HTTPException(404, f"没有项目 {slug}") from exc
-    if fmt:
-        return download(fmt, f"{slug}-滞后机构", f"{program.name} 进度滞后的机构", LAGGARD_COLUMNS,
-                        [laggard_cells(r) for r in late.rows], ctx.clock.today())
-    keys = [(f"{r.due_on:%Y-%m-%d}", LAGGARD_KINDS.index(r.what), r.district, r.insurance_code, r.institution_id)
-            for r in late.rows]
+    if fmt:  # every laggard of the filter, streamed a chunk (read by key) at a time
+        pid, today, first = program.id, ctx.clock.today(), late
+
+        def chunks() -> Iterator[list[tuple[str, ...]]]:
+            late = first
+            with Session(ctx.engine) as session:
+                while late.rows:
+                    yield [laggard_cells(r) for r in late.rows]
+                    if len(late.rows) < CHUNK:
+                        return
+                    late = laggard_page(session, pid, defn, today, what=q["what"] or None,
+                                        district=q["district"] or mine, limit=CHUNK, counts=late.counts,
+                                        after=_key_of(late.rows[-1]))
+
+        return stream(fmt, f"{slug}-滞后机构", f"{program.name} 进度滞后的机构", LAGGARD_COLUMNS, chunks(), today)
+    keys = [(f"{r.due_on:%Y-%m-%d}", *_key_of(r)[1:]) for r in late.rows]
     pager = pager.counted(late.total).keyed(keys, len(keys))  # counted: the links follow the total
     return page(request, "laggards.html", user, program=program, late=late, pager=pager, q=q,
                 laggard_labels=LAGGARD_LABELS,
@@ -254,3 +266,7 @@ def _laggard_key(key: tuple[object, ...] | None) -> LaggardKey | None:
         return (date.fromisoformat(str(due)), int(str(kind)), str(district), str(code), int(str(inst)))
     except ValueError as exc:
         raise HTTPException(400, "翻页位置无效，请从第一页重新翻页 / bad page cursor: start again from page 1") from exc
+
+
+def _key_of(r: LaggardRow) -> LaggardKey:
+    return (r.due_on, LAGGARD_KINDS.index(r.what), r.district, r.insurance_code, r.institution_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -38,10 +39,10 @@ from tasks.outbox.printing import print_no_address
 from tasks.programs import UnknownProgram, get_program
 from tasks.trust.scope import audit_scope, notice_scope
 from web.auth import posted_form, require_user
-from web.exports import EXPORT_MAX, download, export_format
+from web.exports import CHUNK, download, export_format, stream
 from web.keyset import in_order, seek
 from web.names import entity_names, people
-from web.pagination import page_of
+from web.pagination import Page, page_of
 from web.render import flash, page, web
 
 DIFF_SHOWN = 100  # keys listed per kind of change in the summary; the rest through show=added|changed|removed
@@ -83,7 +84,8 @@ def list_version(request: Request) -> Response:
     show = request.query_params.get("show") or ""
     if show not in ("", "added", "changed", "removed"):
         raise HTTPException(400, f"未知的筛选条件：{show}")
-    pager = page_of(f"/lists/{version_id}", request.query_params, {"show": show})
+    # The diff's keys are one JSON list: its pages are slices of it. The entries are read by key (seek).
+    pager = page_of(f"/lists/{version_id}", request.query_params, {"show": show}, keyset=not show)
     with Session(ctx.engine) as session:
         version = session.get(ListVersion, version_id)
         if version is None:
@@ -105,8 +107,9 @@ def list_version(request: Request) -> Response:
             entries = [(key, found.get(key)) for key in keys]
             total = len(diff[show])
         else:
-            entries = [(key, data) for key, data in session.execute(
-                query.order_by(col(ListEntry.key)).offset(pager.offset).limit(pager.per_page)).all()]
+            fetched = session.execute(seek(query, [col(ListEntry.key)], pager)).all()
+            entries = [(key, data) for key, data in in_order(fetched, pager)]
+            pager = pager.keyed([(key,) for key, _ in entries], len(fetched))
             total = version.entry_count
         publisher = people(session, [version.published_by]).get(version.published_by, version.published_by)
     return page(request, "list_version.html", user, version=version, program=program, entries=entries,
@@ -161,10 +164,12 @@ def notices(request: Request) -> Response:
         # substring has no index: counting it would read the whole outbox on every page).
         total = ((by_status.get(q["status"], 0) if q["status"] else sum(by_status.values()))
                  if not (q["kind"] or q["recipient"] or q["since"] or q["until"]) else None)
-        if fmt := export_format(request):
-            every = session.exec(select(Notice).where(*where).order_by(col(Notice.id).desc()).limit(EXPORT_MAX)).all()
-            return download(fmt, "通知", "通知（发件箱）", NOTICE_COLUMNS, [notice_cells(n) for n in every],
-                            ctx.clock.today())
+        if fmt := export_format(request):  # every notice of the filter, streamed a chunk (read by key) at a time
+            listed = select(Notice).where(*where)
+            return stream(fmt, "通知", "通知（发件箱）", NOTICE_COLUMNS,
+                          (list(map(notice_cells, chunk)) for chunk in _chunks(ctx.engine, listed, [col(Notice.id)],
+                                                                              lambda n: (int(n.id or 0),))),
+                          ctx.clock.today())
         fetched = session.exec(seek(select(Notice).where(*where), [col(Notice.id)], pager, descending=True)).all()
         rows = in_order(fetched, pager)
         pager = pager.keyed([(int(n.id or 0),) for n in rows], len(fetched))
@@ -221,6 +226,28 @@ async def print_notices(request: Request) -> Response:
     return HTMLResponse(batch.html, headers={"Content-Security-Policy": LETTERS_CSP})
 
 
+def _audit_rows(session: Session, events: list[AuditEvent]) -> list[AuditRow]:
+    """Audit rows with what they are about and who acted, by name (one query each for the whole page)."""
+    names = entity_names(session, ((e.entity, e.entity_id) for e in events))
+    actors = people(session, (e.actor for e in events))
+    return [AuditRow(e, names.get((e.entity, e.entity_id), ""),
+                     actors.get(e.actor) or f"{e.actor}（{ROLE_LABELS.get(e.role.value, '')}）") for e in events]
+
+
+def _chunks(engine: Any, query: Any, order: list[Any], key: Any, *, descending: bool = False) -> Iterator[list[Any]]:
+    """Every row of `query` in `order`, CHUNK rows at a time, each chunk read by key after the last (never OFFSET)."""
+    with Session(engine) as session:
+        after: tuple[Any, ...] | None = None
+        while True:
+            chunk_page = Page(1, CHUNK, None, "", (), after=after)
+            rows = list(session.exec(seek(query, order, chunk_page, descending=descending)).all())[:CHUNK]
+            if rows:
+                yield rows
+            if len(rows) < CHUNK:
+                return
+            after = key(rows[-1])
+
+
 def _rows_up_to(session: Session, column: Any, value: Any, cap: int = 20_000) -> int:
     """How many audit rows have `column == value`, counted by its index and never beyond `cap`."""
     probe = sa_select(literal(1)).select_from(AuditEvent).where(column == value).limit(cap).subquery()
@@ -270,7 +297,7 @@ def audit(request: Request) -> Response:
         # compared as expressions, which no index serves, so SQLite (no statistics) does not fetch every row
         # of another index and sort them (160–250 ms at 200,000 rows for a page of 50).
         ids = _program_ids(session, q["program"]) if q["program"] else []
-        given = [(c, v) for c, v in ((actor, q["actor"]), (entity, q["entity"])) if v]
+        given: list[tuple[Any, Any]] = [(c, v) for c, v in ((actor, q["actor"]), (entity, q["entity"])) if v]
         if len(ids) == 1:
             given.append((program_id, ids[0]))
         chosen = None if q["entity_id"] else min(given, key=lambda cv: _rows_up_to(session, *cv), default=(None,))[0]
@@ -285,19 +312,18 @@ def audit(request: Request) -> Response:
         for condition in _since_until(q, col(AuditEvent.at)):
             query = query.where(condition)
         order = [col(AuditEvent.at), col(AuditEvent.id)]
-        if fmt := export_format(request):
-            events = session.exec(query.order_by(*(c.desc() for c in order)).limit(EXPORT_MAX)).all()
-        else:
-            fetched = session.exec(seek(query, order, pager, descending=True, values=_audit_key)).all()
-            events = in_order(fetched, pager)
-            pager = pager.keyed([(e.at.isoformat(), int(e.id or 0)) for e in events], len(fetched))
-        shown = events
-        names = entity_names(session, ((e.entity, e.entity_id) for e in shown))
-        actors = people(session, (e.actor for e in shown))
-    rows = [AuditRow(e, names.get((e.entity, e.entity_id), ""),
-                     actors.get(e.actor) or f"{e.actor}（{ROLE_LABELS.get(e.role.value, '')}）") for e in shown]
-    if fmt:
-        return download(fmt, "审计日志", "审计日志", AUDIT_COLUMNS, [r.cells() for r in rows], ctx.clock.today())
+        if fmt := export_format(request):  # every row of the filter, streamed a chunk (read by key) at a time
+            def cells(chunk: list[AuditEvent]) -> list[tuple[str, ...]]:
+                with Session(ctx.engine) as names_session:
+                    return [r.cells() for r in _audit_rows(names_session, chunk)]
+
+            return stream(fmt, "审计日志", "审计日志", AUDIT_COLUMNS,
+                          (cells(chunk) for chunk in _chunks(ctx.engine, query, order, lambda e: (e.at, int(e.id or 0)),
+                                                             descending=True)), ctx.clock.today())
+        fetched = session.exec(seek(query, order, pager, descending=True, values=_audit_key)).all()
+        events = in_order(fetched, pager)
+        pager = pager.keyed([(e.at.isoformat(), int(e.id or 0)) for e in events], len(fetched))
+        rows = _audit_rows(session, events)
     entities = dict(AUDIT_ENTITY_LABELS)
     if q["entity"] and q["entity"] not in entities:
         entities[q["entity"]] = q["entity"]
