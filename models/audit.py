@@ -22,7 +22,8 @@ class AuditEvent(SQLModel, table=True):
     (`chain`, `chain_seq`, `chain_hash`) by that transaction's commit (core/audit_chain.py)."""
 
     __table_args__ = (
-        Index("ix_audit_entity", "entity", "entity_id"),
+        # One entity's history, newest first (it replaced (entity, entity_id) in migration 0018).
+        Index("ix_audit_entity_id_at", "entity", "entity_id", "at", "id"),
         # One position per place in a chain: two writers that raced past the tail lock could not both commit.
         Index("ux_audit_chain", "chain", "chain_seq", unique=True),
         # The rows a transaction has written but not yet sealed: a handful at any time, so the probe every

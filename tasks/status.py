@@ -257,6 +257,33 @@ def laggard_page(session: Session, program_id: int, defn: ProgramDefinition, tod
     return LaggardPage(counts, rows, total, offset, limit)
 
 
+def laggard_counts_by_district(session: Session, program_id: int, defn: ProgramDefinition,
+                               today: date) -> dict[str, dict[str, dict[str, int]]]:
+    """Overdue and due-soon laggards per district and kind, in one grouped pass per kind (the overview keeps
+    them, so a district's laggards page counts nothing: walking a district's 10,000 institutions took 0.7 s)."""
+    from tasks.calendar import display_days
+
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for kind, query in _laggard_queries(program_id, defn, display_days(session), today, None).items():
+        sub = query.subquery()
+        for district, n, late in session.execute(select(sub.c.district, func.count(), func.coalesce(func.sum(
+                case((sub.c.due_on < today, 1), else_=0)), 0)).group_by(sub.c.district)):
+            out.setdefault(str(district), {})[kind] = {"overdue": int(late), "due_soon": int(n) - int(late)}
+    return out
+
+
+def summed(by_district: dict[str, dict[str, dict[str, int]]], districts: Sequence[str] | None = None
+           ) -> dict[str, dict[str, int]]:
+    """The counts of `districts` (all when None) added up, every kind present."""
+    total = {kind: {"overdue": 0, "due_soon": 0} for kind in LAGGARD_KINDS}
+    for district, kinds in by_district.items():
+        if districts is None or district in districts:
+            for kind, c in kinds.items():
+                for k in ("overdue", "due_soon"):
+                    total[kind][k] += c[k]
+    return total
+
+
 END: LaggardKey = (date.max, len(LAGGARD_KINDS), "\uffff", "\uffff", 2**62)  # after every laggard: read backwards from it
 
 

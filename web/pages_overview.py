@@ -26,7 +26,7 @@ from tasks.gates.districts import ProgramGates, program_gates
 from tasks.laggard_seek import LaggardKey
 from tasks.programs import UnknownProgram, get_program, list_programs
 from tasks.reports.coverage_report import CoverageLine, CoverageReport
-from tasks.status import LAGGARD_KINDS, LaggardRow, laggard_page
+from tasks.status import LAGGARD_KINDS, LaggardRow, laggard_page, summed
 from tasks.trust.scope import districts_of, may_see_district
 from web.auth import require_user
 from web.charts import (
@@ -222,9 +222,9 @@ def laggards(request: Request) -> Response:
     pager = page_of(f"/programs/{slug}/laggards", request.query_params, q, keyset=True)
     fmt = export_format(request)
     simulated = isinstance(ctx.clock, DatabaseClock) and ctx.clock.simulated() is not None
-    try:  # the overview's counts (kept until the data changes) serve the unfiltered list
-        known = None if q["district"] or mine is not None else ctx.overviews.get(ctx.engine, slug, ctx.clock,
-                                                            simulated=simulated).laggards.counts
+    try:  # the overview's counts per district (kept until the data changes) serve every filter
+        shown = [q["district"]] if q["district"] else mine
+        known = summed(ctx.overviews.get(ctx.engine, slug, ctx.clock, simulated=simulated).laggards_by_district, shown)
         with Session(ctx.engine) as session:
             program, defn = get_program(session, slug)
             assert program.id is not None

@@ -147,8 +147,8 @@ def notices(request: Request) -> Response:
         scope: list[Any] = []
         if (mine := notice_scope(user)) is not None:  # a district reviewer: its districts' letters only
             scope.append(mine)
-        if q["program"]:
-            scope.append(col(Notice.program_id).in_(_program_ids(session, q["program"])))
+        if q["program"]:  # one program (slugs are unique): equality keeps (program_id, id) in id order
+            scope.append(col(Notice.program_id) == next(iter(_program_ids(session, q["program"])), -1))
         where = list(scope)
         if q["status"]:
             where.append(col(Notice.status) == NoticeStatus(q["status"]))
@@ -302,7 +302,7 @@ def audit(request: Request) -> Response:
             given.append((program_id, ids[0]))
         chosen = None if q["entity_id"] else min(given, key=lambda cv: _rows_up_to(session, *cv), default=(None,))[0]
         if q["program"]:
-            query = query.where((program_id if chosen is program_id else program_id + 0).in_(ids))
+            query = query.where((program_id if chosen is program_id else program_id + 0) == next(iter(ids), -1))
         if q["entity"]:
             query = query.where((entity if chosen is entity or q["entity_id"] else entity.concat("")) == q["entity"])
         if q["entity_id"]:  # one entity's history: its own index (entity, entity_id)

@@ -36,9 +36,10 @@ def notice_scope(user: User) -> ColumnElement[bool] | None:
     mine = districts_of(user)
     if mine is None:
         return None
-    institutions = select(col(Institution.id)).where(col(Institution.district).in_(mine))
+    # Probed per notice as the outbox page walks it newest first (as audit_scope), not an IN over the districts.
+    institution = exists().where(col(Institution.id) == col(Notice.recipient_id), col(Institution.district).in_(mine))
     return or_(
-        (col(Notice.recipient_type) == "institution") & col(Notice.recipient_id).in_(institutions),
+        (col(Notice.recipient_type) == "institution") & institution,
         (col(Notice.recipient_type) == "user") & (col(Notice.recipient_id) == user.id),
     )
 

@@ -6,8 +6,8 @@ Create Date: 2026-12-06 08:30:00
 
 Staff pages read deep pages by seek (keyset: web/pagination.py), never by OFFSET. A seek is only as fast
 as an index that holds the rows in the page's order:
-- the audit trail, newest first, by (at, id) within a program, an entity kind or a user; the user's
-  index replaces the index on `actor` alone (a prefix of it);
+- the audit trail, newest first, by (at, id) within a program, an entity kind, one entity or a user; the
+  user's index replaces the index on `actor` alone, the entity's the one on (entity, entity_id): prefixes;
 - the outbox, newest first, by id within a status or a program;
 - the laggards, by district and insurance code (tasks/status.py walks institutions in that order).
 """
@@ -25,6 +25,8 @@ def upgrade() -> None:
         batch_op.create_index('ix_audit_entity_at', ['entity', 'at', 'id'], unique=False)
         batch_op.create_index('ix_audit_actor_at', ['actor', 'at', 'id'], unique=False)
         batch_op.drop_index('ix_auditevent_actor')
+        batch_op.create_index('ix_audit_entity_id_at', ['entity', 'entity_id', 'at', 'id'], unique=False)
+        batch_op.drop_index('ix_audit_entity')
     with op.batch_alter_table('notice', schema=None) as batch_op:
         batch_op.create_index('ix_notice_status_id', ['status', 'id'], unique=False)
         batch_op.create_index('ix_notice_program_id', ['program_id', 'id'], unique=False)
@@ -39,6 +41,8 @@ def downgrade() -> None:
         batch_op.drop_index('ix_notice_program_id')
         batch_op.drop_index('ix_notice_status_id')
     with op.batch_alter_table('auditevent', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_entity', ['entity', 'entity_id'], unique=False)
+        batch_op.drop_index('ix_audit_entity_id_at')
         batch_op.create_index('ix_auditevent_actor', ['actor'], unique=False)
         batch_op.drop_index('ix_audit_actor_at')
         batch_op.drop_index('ix_audit_entity_at')
