@@ -126,7 +126,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             """A download: time to its first bytes (the figure: it is streamed) and to its last."""
             for fmt in ("csv", "xlsx"):
                 url = f"{path}{'&' if '?' in path else '?'}format={fmt}"
-                first = _time_page(client(user), timer, url, "", max(3, requests // 4), first_byte=True)
+                first = _time_page(client(user), timer, url, "", max(2, requests // 4), first_byte=True)
                 first["full_ms_p50"] = first.pop("full_p50_ms")
                 pages[f"{stage}.export_{name}_{fmt}"] = first
 

@@ -24,8 +24,8 @@ from models.program import AllianceInvitation
 from models.program_definition import PhaseName, ProgramDefinition
 from models.states import AccountState, ApplicationState, ContractState, GateState
 from models.workdays import WorkingDays
-from tasks.laggard_seek import LAGGARD_KINDS as LAGGARD_KINDS  # the pages and the CLI name the kinds from here
-from tasks.laggard_seek import LaggardKey, Scope, count_laggards, seek_laggards
+from tasks.platform.laggard_seek import LAGGARD_KINDS as LAGGARD_KINDS  # the pages and the CLI name the kinds from here
+from tasks.platform.laggard_seek import LaggardKey, Scope, count_laggards, seek_laggards
 from tasks.programs import get_program
 from tasks.reports.coverage import COVERED as COVERED
 from tasks.reports.coverage import Coverage as Coverage
@@ -209,7 +209,7 @@ def laggard_page(session: Session, program_id: int, defn: ProgramDefinition, tod
     """Who is behind, counted in the database, and one page of them: 100,000 laggards never become objects.
 
     Order as tasks.platform.laggards.laggards: earliest deadline (= most working days late) first, then
-    kind, district and code (and id). The page is read by seek (tasks/laggard_seek.py): the rows after
+    kind, district and code (and id). The page is read by seek (tasks/platform/laggard_seek.py): the rows after
     `after`, before `before`, the last ones (`from_end`), or — for the first pages — the first
     offset + limit rows. `counts` already known for the same filter (the overview's, for the unfiltered
     list) are not counted again.

@@ -23,7 +23,7 @@ from models.program_definition import ProgramDefinition
 from models.progress import FUNNEL
 from models.states import KIND_LABELS, InstitutionKind, Role
 from tasks.gates.districts import ProgramGates, program_gates
-from tasks.laggard_seek import LaggardKey
+from tasks.platform.laggard_seek import LaggardKey
 from tasks.programs import UnknownProgram, get_program, list_programs
 from tasks.reports.coverage_report import CoverageLine, CoverageReport
 from tasks.status import LAGGARD_KINDS, LaggardRow, laggard_page, summed
@@ -258,7 +258,7 @@ def laggards(request: Request) -> Response:
 
 
 def _laggard_key(key: tuple[object, ...] | None) -> LaggardKey | None:
-    """A laggards cursor (ISO deadline, kind, district, code, id) as tasks.laggard_seek keys it; 400 when damaged."""
+    """A laggards cursor (ISO deadline, kind, district, code, id) as tasks.platform.laggard_seek keys it; 400 when damaged."""
     if key is None:
         return None
     try:
