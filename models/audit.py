@@ -22,13 +22,19 @@ class AuditEvent(SQLModel, table=True):
     (`chain`, `chain_seq`, `chain_hash`) by that transaction's commit (core/audit_chain.py)."""
 
     __table_args__ = (
-        Index("ix_audit_entity", "entity", "entity_id"),
+        # One entity's history, newest first (it replaced (entity, entity_id) in migration 0018).
+        Index("ix_audit_entity_id_at", "entity", "entity_id", "at", "id"),
         # One position per place in a chain: two writers that raced past the tail lock could not both commit.
         Index("ux_audit_chain", "chain", "chain_seq", unique=True),
         # The rows a transaction has written but not yet sealed: a handful at any time, so the probe every
         # commit makes is one look into a near-empty index.
         Index("ix_audit_unsealed", "id", sqlite_where=text("chain_seq IS NULL"),
               postgresql_where=text("chain_seq IS NULL")),
+        # The audit page's newest-first walks, one per filter, each in the page's (at, id) order so a page
+        # (and the next, by key) stops after 50 rows (migration 0018, web/pages_records.audit).
+        Index("ix_audit_program_at", "program_id", "at", "id"),
+        Index("ix_audit_entity_at", "entity", "at", "id"),
+        Index("ix_audit_actor_at", "actor", "at", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     # Neither a foreign key nor indexed (migration 0005). An audit trail must not depend on the rows it
@@ -41,7 +47,7 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=48)
     from_state: str | None = Field(default=None, max_length=40)
     to_state: str | None = Field(default=None, max_length=40)
-    actor: str = Field(max_length=64, index=True)
+    actor: str = Field(max_length=64)  # indexed by ix_audit_actor_at (it replaced the index on actor alone)
     role: Role = Field(sa_column=Column(EnumString(Role), nullable=False))
     reason: str | None = None
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))

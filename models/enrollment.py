@@ -26,7 +26,9 @@ class Institution(SQLModel, table=True):
     """A designated medical institution or pharmacy (申请表 fields, seed 001 att.1)."""
 
     # The dashboard's coverage counts institutions per district and kind from this index alone.
-    __table_args__ = (Index("ix_institution_district_kind", "district", "kind"),)
+    __table_args__ = (Index("ix_institution_district_kind", "district", "kind"),
+                      # The laggards page walks institutions in its order, district then code (migration 0018).
+                      Index("ix_institution_district_code", "district", "insurance_code", "id"))
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)  # 单位名称
     address: str = Field(max_length=300)  # 单位地址

@@ -16,7 +16,10 @@ class Notice(SQLModel, table=True):
     """One notice in the outbox; `idempotency_key` makes a re-run write nothing new."""
 
     __table_args__ = (Index("ix_notice_status_next", "status", "next_attempt_at"),
-                      Index("ix_notice_program_kind", "program_id", "kind"))
+                      Index("ix_notice_program_kind", "program_id", "kind"),
+                      # The outbox page, newest first by key, filtered by status or program (migration 0018).
+                      Index("ix_notice_status_id", "status", "id"),
+                      Index("ix_notice_program_id", "program_id", "id"))
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=200, unique=True)
     # Not a foreign key (migration 0005): the outbox is written 100,000 rows at a time by statements that

@@ -7,6 +7,7 @@ the laggards page.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -22,9 +23,10 @@ from models.program_definition import ProgramDefinition
 from models.progress import FUNNEL
 from models.states import KIND_LABELS, InstitutionKind, Role
 from tasks.gates.districts import ProgramGates, program_gates
+from tasks.platform.laggard_seek import LaggardKey
 from tasks.programs import UnknownProgram, get_program, list_programs
 from tasks.reports.coverage_report import CoverageLine, CoverageReport
-from tasks.status import LAGGARD_KINDS, LaggardRow, laggard_page
+from tasks.status import LAGGARD_KINDS, LaggardRow, laggard_page, summed
 from tasks.trust.scope import districts_of, may_see_district
 from web.auth import require_user
 from web.charts import (
@@ -41,7 +43,7 @@ from web.charts import (
     trend_svg,
     violations_svg,
 )
-from web.exports import EXPORT_MAX, download, export_format
+from web.exports import CHUNK, export_format, stream
 from web.pagination import page_of
 from web.render import page, web
 from web.snapshots import OVERVIEW_LAGGARDS
@@ -217,23 +219,54 @@ def laggards(request: Request) -> Response:
     mine = districts_of(user)
     if q["district"] and not may_see_district(user, q["district"]):
         raise HTTPException(403, f"无权查看{q['district']}的滞后机构（仅限本人负责的区县）")
-    pager = page_of(f"/programs/{slug}/laggards", request.query_params, q)
+    pager = page_of(f"/programs/{slug}/laggards", request.query_params, q, keyset=True)
     fmt = export_format(request)
     simulated = isinstance(ctx.clock, DatabaseClock) and ctx.clock.simulated() is not None
-    try:  # the overview's counts (kept until the data changes) serve the unfiltered list
-        known = None if q["district"] or mine is not None else ctx.overviews.get(ctx.engine, slug, ctx.clock,
-                                                            simulated=simulated).laggards.counts
+    try:  # the overview's counts per district (kept until the data changes) serve every filter
+        shown = [q["district"]] if q["district"] else mine
+        known = summed(ctx.overviews.get(ctx.engine, slug, ctx.clock, simulated=simulated).laggards_by_district, shown)
         with Session(ctx.engine) as session:
             program, defn = get_program(session, slug)
             assert program.id is not None
             late = laggard_page(session, program.id, defn, ctx.clock.today(), what=q["what"] or None,
-                                district=q["district"] or mine, offset=0 if fmt else pager.offset,
-                                limit=EXPORT_MAX if fmt else pager.per_page, counts=known)
+                                district=q["district"] or mine, limit=CHUNK if fmt else pager.per_page,
+                                counts=known, offset=0 if pager.seek or fmt else pager.offset,
+                                from_end=pager.last and not fmt, after=None if fmt else _laggard_key(pager.after),
+                                before=None if fmt else _laggard_key(pager.before))
     except UnknownProgram as exc:
         raise HTTPException(404, f"没有项目 {slug}") from exc
-    if fmt:
-        return download(fmt, f"{slug}-滞后机构", f"{program.name} 进度滞后的机构", LAGGARD_COLUMNS,
-                        [laggard_cells(r) for r in late.rows], ctx.clock.today())
-    return page(request, "laggards.html", user, program=program, late=late, pager=pager.counted(late.total), q=q,
+    if fmt:  # every laggard of the filter, streamed a chunk (read by key) at a time
+        pid, today, first = program.id, ctx.clock.today(), late
+
+        def chunks() -> Iterator[list[tuple[str, ...]]]:
+            late = first
+            with Session(ctx.engine) as session:
+                while late.rows:
+                    yield [laggard_cells(r) for r in late.rows]
+                    if len(late.rows) < CHUNK:
+                        return
+                    late = laggard_page(session, pid, defn, today, what=q["what"] or None,
+                                        district=q["district"] or mine, limit=CHUNK, counts=late.counts,
+                                        after=_key_of(late.rows[-1]))
+
+        return stream(fmt, f"{slug}-滞后机构", f"{program.name} 进度滞后的机构", LAGGARD_COLUMNS, chunks(), today)
+    keys = [(f"{r.due_on:%Y-%m-%d}", *_key_of(r)[1:]) for r in late.rows]
+    pager = pager.counted(late.total).keyed(keys, len(keys))  # counted: the links follow the total
+    return page(request, "laggards.html", user, program=program, late=late, pager=pager, q=q,
                 laggard_labels=LAGGARD_LABELS,
                 districts=[d.name for d in defn.districts if may_see_district(user, d.name)])
+
+
+def _laggard_key(key: tuple[object, ...] | None) -> LaggardKey | None:
+    """A laggards cursor (ISO deadline, kind, district, code, id) as tasks.platform.laggard_seek keys it; 400 when damaged."""
+    if key is None:
+        return None
+    try:
+        due, kind, district, code, inst = key
+        return (date.fromisoformat(str(due)), int(str(kind)), str(district), str(code), int(str(inst)))
+    except ValueError as exc:
+        raise HTTPException(400, "翻页位置无效，请从第一页重新翻页 / bad page cursor: start again from page 1") from exc
+
+
+def _key_of(r: LaggardRow) -> LaggardKey:
+    return (r.due_on, LAGGARD_KINDS.index(r.what), r.district, r.insurance_code, r.institution_id)

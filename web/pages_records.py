@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -38,9 +39,10 @@ from tasks.outbox.printing import print_no_address
 from tasks.programs import UnknownProgram, get_program
 from tasks.trust.scope import audit_scope, notice_scope
 from web.auth import form_ids, posted_form, require_user
-from web.exports import EXPORT_MAX, download, export_format
+from web.exports import CHUNK, download, export_format, stream
+from web.keyset import in_order, seek
 from web.names import entity_names, people
-from web.pagination import page_of
+from web.pagination import Page, page_of
 from web.render import flash, page, web
 
 DIFF_SHOWN = 100  # keys listed per kind of change in the summary; the rest through show=added|changed|removed
@@ -82,7 +84,8 @@ def list_version(request: Request) -> Response:
     show = request.query_params.get("show") or ""
     if show not in ("", "added", "changed", "removed"):
         raise HTTPException(400, f"未知的筛选条件：{show}")
-    pager = page_of(f"/lists/{version_id}", request.query_params, {"show": show})
+    # The diff's keys are one JSON list: its pages are slices of it. The entries are read by key (seek).
+    pager = page_of(f"/lists/{version_id}", request.query_params, {"show": show}, keyset=not show)
     with Session(ctx.engine) as session:
         version = session.get(ListVersion, version_id)
         if version is None:
@@ -104,8 +107,9 @@ def list_version(request: Request) -> Response:
             entries = [(key, found.get(key)) for key in keys]
             total = len(diff[show])
         else:
-            entries = [(key, data) for key, data in session.execute(
-                query.order_by(col(ListEntry.key)).offset(pager.offset).limit(pager.per_page)).all()]
+            fetched = session.execute(seek(query, [col(ListEntry.key)], pager)).all()
+            entries = [(key, data) for key, data in in_order(fetched, pager)]
+            pager = pager.keyed([(key,) for key, _ in entries], len(fetched))
             total = version.entry_count
         publisher = people(session, [version.published_by]).get(version.published_by, version.published_by)
     return page(request, "list_version.html", user, version=version, program=program, entries=entries,
@@ -137,14 +141,14 @@ def notices(request: Request) -> Response:
                                                                   "since", "until")}
     if q["status"] and q["status"] not in NoticeStatus.__members__.values():
         raise HTTPException(400, f"未知的通知状态：{q['status']}")
-    pager = page_of("/notices", request.query_params, q)
+    pager = page_of("/notices", request.query_params, q, keyset=True)
     with Session(ctx.engine) as session:
         programs = session.exec(select(Program).order_by(col(Program.slug))).all()
         scope: list[Any] = []
         if (mine := notice_scope(user)) is not None:  # a district reviewer: its districts' letters only
             scope.append(mine)
-        if q["program"]:
-            scope.append(col(Notice.program_id).in_(_program_ids(session, q["program"])))
+        if q["program"]:  # one program (slugs are unique): equality keeps (program_id, id) in id order
+            scope.append(col(Notice.program_id) == next(iter(_program_ids(session, q["program"])), -1))
         where = list(scope)
         if q["status"]:
             where.append(col(Notice.status) == NoticeStatus(q["status"]))
@@ -156,19 +160,22 @@ def notices(request: Request) -> Response:
         where += _since_until(q, col(Notice.created_at))
         by_status = {str(getattr(k, "value", k)): int(n) for k, n in session.execute(
             sa_select(col(Notice.status), func.count()).where(*scope).group_by(col(Notice.status))).all()}
-        if not (q["kind"] or q["recipient"] or q["since"] or q["until"]):
-            total = by_status.get(q["status"], 0) if q["status"] else sum(by_status.values())
-        else:
-            total = int(session.execute(sa_select(func.count()).select_from(Notice).where(*where)).scalar_one())
-        if fmt := export_format(request):
-            every = session.exec(select(Notice).where(*where).order_by(col(Notice.id).desc()).limit(EXPORT_MAX)).all()
-            return download(fmt, "通知", "通知（发件箱）", NOTICE_COLUMNS, [notice_cells(n) for n in every],
-                            ctx.clock.today())
-        rows = session.exec(select(Notice).where(*where).order_by(col(Notice.id).desc())
-                            .offset(pager.offset).limit(pager.per_page)).all()
+        # Counted from the status counts when nothing else filters; otherwise not counted (a recipient's
+        # substring has no index: counting it would read the whole outbox on every page).
+        total = ((by_status.get(q["status"], 0) if q["status"] else sum(by_status.values()))
+                 if not (q["kind"] or q["recipient"] or q["since"] or q["until"]) else None)
+        if fmt := export_format(request):  # every notice of the filter, streamed a chunk (read by key) at a time
+            listed = select(Notice).where(*where)
+            return stream(fmt, "通知", "通知（发件箱）", NOTICE_COLUMNS,
+                          (list(map(notice_cells, chunk)) for chunk in _chunks(ctx.engine, listed, [col(Notice.id)],
+                                                                              lambda n: (int(n.id or 0),))),
+                          ctx.clock.today())
+        fetched = session.exec(seek(select(Notice).where(*where), [col(Notice.id)], pager, descending=True)).all()
+        rows = in_order(fetched, pager)
+        pager = pager.keyed([(int(n.id or 0),) for n in rows], len(fetched))
         kinds = sorted(set(NOTICE_KINDS) | ({q["kind"]} if q["kind"] else set()))  # no DISTINCT scan of the outbox
     return page(request, "notices.html", user, notices=rows, q=q, labels=NOTICE_STATUS_LABELS, programs=programs,
-                by_status=by_status, kinds=kinds, pager=pager.counted(total),
+                by_status=by_status, kinds=kinds, pager=pager if total is None else pager.counted(total),
                 can_resend=user.role == Role.PROGRAM_MANAGER)
 
 
@@ -216,10 +223,40 @@ async def print_notices(request: Request) -> Response:
     return HTMLResponse(batch.html, headers={"Content-Security-Policy": LETTERS_CSP})
 
 
-def _few(session: Session, column: Any, value: str, cap: int = 20_000) -> bool:
-    """Whether fewer than `cap` audit rows have `column == value` (counted by its index, never beyond the cap)."""
+def _audit_rows(session: Session, events: list[AuditEvent]) -> list[AuditRow]:
+    """Audit rows with what they are about and who acted, by name (one query each for the whole page)."""
+    names = entity_names(session, ((e.entity, e.entity_id) for e in events))
+    actors = people(session, (e.actor for e in events))
+    return [AuditRow(e, names.get((e.entity, e.entity_id), ""),
+                     actors.get(e.actor) or f"{e.actor}（{ROLE_LABELS.get(e.role.value, '')}）") for e in events]
+
+
+def _chunks(engine: Any, query: Any, order: list[Any], key: Any, *, descending: bool = False) -> Iterator[list[Any]]:
+    """Every row of `query` in `order`, CHUNK rows at a time, each chunk read by key after the last (never OFFSET)."""
+    with Session(engine) as session:
+        after: tuple[Any, ...] | None = None
+        while True:
+            chunk_page = Page(1, CHUNK, None, "", (), after=after)
+            rows = list(session.exec(seek(query, order, chunk_page, descending=descending)).all())[:CHUNK]
+            if rows:
+                yield rows
+            if len(rows) < CHUNK:
+                return
+            after = key(rows[-1])
+
+
+def _rows_up_to(session: Session, column: Any, value: Any, cap: int = 20_000) -> int:
+    """How many audit rows have `column == value`, counted by its index and never beyond `cap`."""
     probe = sa_select(literal(1)).select_from(AuditEvent).where(column == value).limit(cap).subquery()
-    return int(session.execute(sa_select(func.count()).select_from(probe)).scalar_one()) < cap
+    return int(session.execute(sa_select(func.count()).select_from(probe)).scalar_one())
+
+
+def _audit_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An audit cursor (ISO time, id) as the columns' values; 400 when damaged."""
+    try:
+        return (datetime.fromisoformat(str(key[0])), int(key[1]))
+    except (ValueError, IndexError) as exc:
+        raise HTTPException(400, "翻页位置无效，请从第一页重新翻页 / bad page cursor: start again from page 1") from exc
 
 
 def _day(value: str | None) -> datetime | None:
@@ -240,50 +277,55 @@ def audit(request: Request) -> Response:
     user = require_user(request, ctx.engine)
     q = {k: (request.query_params.get(k) or "").strip() for k in ("program", "entity", "entity_id", "actor",
                                                                   "since", "until")}
-    pager = page_of("/audit", request.query_params, q)
+    pager = page_of("/audit", request.query_params, q, keyset=True)
     with Session(ctx.engine) as session:
         programs = session.exec(select(Program).order_by(col(Program.slug))).all()
         typed = q["actor"]
         if q["actor"]:  # staff type the name they read (李审核), the trail keeps the login
             q["actor"] = session.exec(select(User.name).where(
                 or_(col(User.name) == q["actor"], col(User.display_name) == q["actor"]))).first() or q["actor"]
-        query = select(AuditEvent).order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+        query = select(AuditEvent)
         if (mine := audit_scope(user)) is not None:  # a district reviewer: its districts' rows and its own
             query = query.where(mine)
-        # Newest first is a walk down the time index that stops at the page. Left to itself, SQLite (no
-        # statistics) would rather fetch every row of the program's or the user's index and sort them —
-        # 160–250 ms at 200,000 rows for a page of 50. So unless a filter is selective (one entity's
-        # history; a user or an entity kind with few rows, probed by index up to a cap), program, entity
-        # and user are compared as expressions, which no index serves: the time index is left.
-        as_is = bool(q["entity_id"]) or any(value and _few(session, column, value) for column, value in (
-            (col(AuditEvent.actor), q["actor"]), (col(AuditEvent.entity), q["entity"])))
         program_id, entity, actor = col(AuditEvent.program_id), col(AuditEvent.entity), col(AuditEvent.actor)
+        # Newest first is a walk down one index in (at, id) order that stops at the page: the time index,
+        # or (migration 0018) the (program, at, id), (entity, at, id) or (user, at, id) one. One filter is
+        # left to its index, the one with the fewest rows (probed by index up to a cap); the others are
+        # compared as expressions, which no index serves, so SQLite (no statistics) does not fetch every row
+        # of another index and sort them (160–250 ms at 200,000 rows for a page of 50).
+        ids = _program_ids(session, q["program"]) if q["program"] else []
+        given: list[tuple[Any, Any]] = [(c, v) for c, v in ((actor, q["actor"]), (entity, q["entity"])) if v]
+        if len(ids) == 1:
+            given.append((program_id, ids[0]))
+        chosen = None if q["entity_id"] else min(given, key=lambda cv: _rows_up_to(session, *cv), default=(None,))[0]
         if q["program"]:
-            query = query.where((program_id if as_is else program_id + 0).in_(_program_ids(session, q["program"])))
+            query = query.where((program_id if chosen is program_id else program_id + 0) == next(iter(ids), -1))
         if q["entity"]:
-            query = query.where((entity if as_is else entity.concat("")) == q["entity"])
-        if q["entity_id"]:
+            query = query.where((entity if chosen is entity or q["entity_id"] else entity.concat("")) == q["entity"])
+        if q["entity_id"]:  # one entity's history: its own index (entity, entity_id)
             query = query.where(col(AuditEvent.entity_id) == q["entity_id"])
         if q["actor"]:
-            query = query.where((actor if as_is else actor.concat("")) == q["actor"])
+            query = query.where((actor if chosen is actor else actor.concat("")) == q["actor"])
         for condition in _since_until(q, col(AuditEvent.at)):
             query = query.where(condition)
-        if fmt := export_format(request):
-            events = session.exec(query.limit(EXPORT_MAX)).all()
-        else:
-            events = session.exec(query.offset(pager.offset).limit(pager.per_page + 1)).all()
-        shown = events if fmt else events[:pager.per_page]
-        names = entity_names(session, ((e.entity, e.entity_id) for e in shown))
-        actors = people(session, (e.actor for e in shown))
-    rows = [AuditRow(e, names.get((e.entity, e.entity_id), ""),
-                     actors.get(e.actor) or f"{e.actor}（{ROLE_LABELS.get(e.role.value, '')}）") for e in shown]
-    if fmt:
-        return download(fmt, "审计日志", "审计日志", AUDIT_COLUMNS, [r.cells() for r in rows], ctx.clock.today())
+        order = [col(AuditEvent.at), col(AuditEvent.id)]
+        if fmt := export_format(request):  # every row of the filter, streamed a chunk (read by key) at a time
+            def cells(chunk: list[AuditEvent]) -> list[tuple[str, ...]]:
+                with Session(ctx.engine) as names_session:
+                    return [r.cells() for r in _audit_rows(names_session, chunk)]
+
+            return stream(fmt, "审计日志", "审计日志", AUDIT_COLUMNS,
+                          (cells(chunk) for chunk in _chunks(ctx.engine, query, order, lambda e: (e.at, int(e.id or 0)),
+                                                             descending=True)), ctx.clock.today())
+        fetched = session.exec(seek(query, order, pager, descending=True, values=_audit_key)).all()
+        events = in_order(fetched, pager)
+        pager = pager.keyed([(e.at.isoformat(), int(e.id or 0)) for e in events], len(fetched))
+        rows = _audit_rows(session, events)
     entities = dict(AUDIT_ENTITY_LABELS)
     if q["entity"] and q["entity"] not in entities:
         entities[q["entity"]] = q["entity"]
     return page(request, "audit.html", user, events=rows, q=q, typed_actor=typed, programs=programs,
-                entities=entities, pager=pager.probed(len(events)))
+                entities=entities, pager=pager)
 
 
 AUDIT_COLUMNS = ("时间", "对象", "操作", "状态变化", "操作人", "理由")

@@ -38,7 +38,16 @@ from tasks.gates.districts import DistrictGates, district_gates
 from tasks.programs import get_program
 from tasks.reports.coverage_report import CoverageReport, Past, coverage_history, coverage_report
 from tasks.reports.progress import funnel_counts, snapshots
-from tasks.status import Coverage, LaggardPage, ProgramStatus, coverage, laggard_page, program_status
+from tasks.status import (
+    Coverage,
+    LaggardPage,
+    ProgramStatus,
+    coverage,
+    laggard_counts_by_district,
+    laggard_page,
+    program_status,
+    summed,
+)
 
 # Tables whose new rows change the overview; their updates write audit rows (AuditEvent is first).
 WATCHED: tuple[Any, ...] = (AuditEvent, Application, Institution, Batch, Gate, ListVersion, PlatformAccount, Contract,
@@ -58,6 +67,7 @@ class Overview:
     status: ProgramStatus
     coverage: Coverage
     laggards: LaggardPage
+    laggards_by_district: dict[str, dict[str, dict[str, int]]]  # district → kind → overdue / due_soon
     violations: dict[tuple[str, str | None], int]  # open violations by (rule code, district); None: no district
     coverage_trend: CoverageReport  # coverage over time (weekly, then every four weeks back) and each target's projection
     districts: list[DistrictGates]  # each district's gates: open, past due, expired, carried over (stalled first)
@@ -122,7 +132,8 @@ def compute_overview(engine: Engine, slug: str, clock: Clock, today: date, *, si
         program, defn = get_program(session, slug)
         assert program.id is not None
         cover = coverage(session, program.id)
-        late = laggard_page(session, program.id, defn, today, limit=OVERVIEW_LAGGARDS)
+        by_district = laggard_counts_by_district(session, program.id, defn, today)
+        late = laggard_page(session, program.id, defn, today, limit=OVERVIEW_LAGGARDS, counts=summed(by_district))
         districts = district_gates(session, program.id, defn, today)
         funnel = funnel_counts(session, program.id)
         trend = [(day, counts) for day, counts in snapshots(session, program.id, until=today) if day < today]
@@ -131,5 +142,5 @@ def compute_overview(engine: Engine, slug: str, clock: Clock, today: date, *, si
     violations = {(rule.value, district): n for (rule, district), n in open_counts(engine, program.id).items()}
     coverage_trend = coverage_report(engine, slug, clock=clock, weeks=TREND_WEEKS, history=TREND_HISTORY, past=past,
                                      now=cover)
-    return Overview(status, cover, late, violations, coverage_trend, districts, funnel, trend, datetime.now(UTC),
+    return Overview(status, cover, late, by_district, violations, coverage_trend, districts, funnel, trend, datetime.now(UTC),
                     time.perf_counter() - start)

@@ -17,8 +17,9 @@ import io
 import itertools
 import re
 import zipfile
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
@@ -143,3 +144,67 @@ def _skeleton(sheet_name: str, header: Sequence[str], rows: Sequence[Sequence[st
         parts = {info.filename: archive.read(info) for info in archive.infolist()}
     parts[_MONEY_STYLE] = str(money.xf_index or 0).encode()
     return parts
+
+
+def stream_text_xlsx(sheet_name: str, header: Sequence[str], chunks: Iterator[Sequence[Sequence[str]]], *,
+                     title: str = "") -> Iterator[bytes]:
+    """write_text_xlsx's sheet as bytes while its rows are read, chunk by chunk (a web download's first
+    bytes leave before the last row is read). Widths come from the first chunk; the row count, which
+    the autofilter and its defined name need, is known at the end, so the workbook part is written last
+    (a package's parts may come in any order; [Content_Types].xml still comes first)."""
+    top = 2 if title else 1
+    first = list(next(chunks, []))
+    parts = _skeleton(sheet_name, header, first, title, ())
+    parts.pop(_MONEY_STYLE)
+    letters = [xl_col_to_name(c) for c in range(len(header))]
+    template = "<row r=\"{0}\">" + "".join(
+        f"<c r=\"{letter}{{0}}\" t=\"inlineStr\"><is><t xml:space=\"preserve\">{{{i + 1}}}</t></is></c>"
+        for i, letter in enumerate(letters)) + "</row>"
+    out = _Drain()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, data in parts.items():
+            if name not in (SHEET, "xl/workbook.xml"):
+                archive.writestr(name, data)
+        yield out.take()
+        head, tail = parts[SHEET].decode().split("</sheetData>", 1)
+        head = re.sub(r'<dimension ref="[^"]*"/>', "", head, count=1)  # optional; the count is not known yet
+        number = top
+        with archive.open(SHEET, "w", force_zip64=True) as sheet:
+            sheet.write(head.encode())
+            for chunk in itertools.chain([first], chunks):
+                text = []
+                for row in chunk:
+                    number += 1
+                    joined = "".join(row)
+                    text.append(_careful_row(number, letters, row) if len(row) != len(letters)
+                                or _NEEDS_CARE.search(joined) or len(joined) > MAX_CHARS // 2
+                                else template.format(number, *row))
+                sheet.write("".join(text).encode())
+                yield out.take()
+            last = str(max(number, top + 1))
+            sheet.write(("</sheetData>" + re.sub(r'(<autoFilter ref="[A-Z]+\d+:[A-Z]+)\d+', rf"\g<1>{last}", tail)
+                         ).encode())
+        workbook = re.sub(r"(_xlnm\._FilterDatabase[^>]*>[^<]*!\$[A-Z]+\$\d+:\$[A-Z]+\$)\d+", rf"\g<1>{last}",
+                          parts["xl/workbook.xml"].decode())
+        archive.writestr("xl/workbook.xml", workbook)
+    yield out.take()
+
+
+class _Drain(io.RawIOBase):
+    """A write-only stream zipfile writes into (it then writes data descriptors: no seeking back); the
+    bytes written so far are taken out as they are sent."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
