@@ -98,9 +98,22 @@ def _statement_writes(conn: Connection, clause: Any, multiparams: Any, params: A
         conn.info[WRITTEN] = True
 
 
+_SEALING = [True]
+
+
+def sealing_enabled() -> bool:
+    return _SEALING[0]
+
+
+def set_sealing(enabled: bool) -> None:
+    """Benchmarks only (figure 1 with and without sealing, in one run): with False, bulk writers leave their audit
+    rows unsealed and commits seal nothing. A database written so does not verify."""
+    _SEALING[0] = enabled
+
+
 def seal_written(conn: Connection) -> int:
     """Seal if this connection's transaction wrote audit rows (the Session commit hook); else nothing, not even a probe."""
-    if not conn.info.get(WRITTEN):
+    if not conn.info.get(WRITTEN) or not _SEALING[0]:
         return 0
     sealed = seal_audit(conn)
     conn.info[WRITTEN] = False
@@ -363,4 +376,4 @@ def _edited_or_inserted(conn: Connection, chain: int, row: Any, previous: str) -
 
 
 __all__ = ["ChainBreak", "ChainReport", "Places", "advance_head", "check_recorded", "mark_audit_written", "seal_audit",
-           "seal_written", "take_places", "verify_chain"]
+           "seal_written", "sealing_enabled", "set_sealing", "take_places", "verify_chain"]

@@ -49,7 +49,7 @@ from sqlalchemy.sql.selectable import Select, Subquery
 from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, SQLModel
 
-from core.audit_chain import advance_head, mark_audit_written, take_places
+from core.audit_chain import advance_head, mark_audit_written, sealing_enabled, take_places
 from models.audit import CONTENT_COLUMNS, AuditEvent, Same, audit_row, chain_links, chain_of
 from models.base import AwareDateTime
 from models.states import Role
@@ -290,18 +290,6 @@ def insert_from_select(session: Session, table: type[SQLModel] | Table, columns:
 # sealed by the commit. Either way the chain is the same; the threshold only keeps a transaction that writes a
 # row or two from holding its chain's lock longer than its commit.
 PRESEAL_ROWS = 500
-_SEALING = [True]
-
-
-def sealing_enabled() -> bool:
-    return _SEALING[0]
-
-
-def set_sealing(enabled: bool) -> None:
-    """Benchmarks only (figure 1 with and without sealing, in one run): with False, bulk writers leave their audit
-    rows unsealed and commits seal nothing. A database written so does not verify."""
-    _SEALING[0] = enabled
-
 
 def _audit_forms(dialect_name: str, processors: Mapping[str, Callable[[Any], Any] | None], name: str,
                  value: Any) -> tuple[Any, Any]:
@@ -551,8 +539,6 @@ __all__ = [
     "json_object",
     "json_rows",
     "json_text",
-    "sealing_enabled",
-    "set_sealing",
     "table_of",
     "write_audit",
 ]
