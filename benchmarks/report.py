@@ -283,6 +283,10 @@ def table_rows(document: dict[str, Any]) -> list[list[str]]:
                     "no seal", _fmt(se["unsealed_seconds"]), f"{se['cost_percent']:+.1f} %"
                     if se["cost_percent"] is not None else "", "≤ +5 %",
                     "" if se["cost_percent"] is None else "met" if se["cost_percent"] <= 5.0 else "MISSED")
+                if se.get("cpu_cost_percent") is not None:
+                    add("", "", "  … the same, this process's CPU seconds", _fmt(se["sealed_cpu_seconds"]), "no seal",
+                        _fmt(se["unsealed_cpu_seconds"]), f"{se['cpu_cost_percent']:+.1f} %", "≤ +5 %",
+                        "met" if se["cpu_cost_percent"] <= 5.0 else "MISSED")
             if ch := r.get("audit_chain"):
                 add("", "", "  audit trail verifies (rows walked)", f"{ch['rows']:,}", "", "", "", "intact",
                     "met" if ch["intact"] else "MISSED")
