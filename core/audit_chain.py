@@ -114,6 +114,7 @@ def set_sealing(enabled: bool) -> None:
 def seal_written(conn: Connection) -> int:
     """Seal if this connection's transaction wrote audit rows (the Session commit hook); else nothing, not even a probe."""
     if not conn.info.get(WRITTEN) or not _SEALING[0]:
+        conn.info[WRITTEN] = False
         return 0
     sealed = seal_audit(conn)
     conn.info[WRITTEN] = False

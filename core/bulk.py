@@ -55,7 +55,7 @@ from sqlalchemy.sql.selectable import Select, Subquery
 from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, SQLModel
 
-from core.audit_chain import advance_head, mark_audit_written, sealing_enabled, take_places
+from core.audit_chain import WRITTEN, advance_head, mark_audit_written, sealing_enabled, take_places
 from models.audit import CONTENT_COLUMNS, AuditEvent, Same, audit_row, chain_links, chain_of
 from models.base import AwareDateTime
 from models.states import Role
@@ -444,7 +444,8 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
         func.row_number().over(order_by=(src.c.entity_id, src.c.reason)) - 1,
         cast(src.c.entity_id, String), cast(src.c.reason, Text))))
     numbered = MOVED
-    rows = conn.execute(select(numbered.c.entity_id, numbered.c.reason).order_by(numbered.c.k)).all()
+    # The driver's own tuples: 100,000 of them through SQLAlchemy's Row cost a tenth of a second more.
+    rows = conn.exec_driver_sql(f"SELECT entity_id, reason FROM {MOVED.name} ORDER BY k").cursor.fetchall()
     n = len(rows)
     if n == 0:
         return 0
@@ -480,8 +481,10 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
     if not postgres and places.ids != list(range(places.ids[0], places.ids[0] + n)):  # pragma: no cover
         raise RuntimeError("SQLite audit ids are not contiguous")
     columns = ["id", *AUDIT_COLUMNS, "chain", "chain_seq", "chain_hash"]
+    marked = conn.info.get(WRITTEN, False)  # the insert below is sealed: it leaves the commit nothing to probe for
     written = int(conn.execute(insert(AUDIT_TABLE).from_select(columns, query)
                                .execution_options(preserve_rowcount=True)).rowcount)
+    conn.info[WRITTEN] = marked
     if written != n:
         raise RuntimeError(f"audit rows moved while being written: {written} of {n}")
     advance_head(conn, chain, places.after_seq + n, links[-1])

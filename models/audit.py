@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from itertools import count, repeat
+from itertools import repeat
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -121,6 +121,11 @@ def _fragment(value: Any) -> str:
     return _ENCODE(value)
 
 
+def _alike(values: Sequence[Any]) -> bool:
+    """Every value the same value of the same type (so the same JSON)."""
+    return list(values).count(values[0]) == len(values) and len(set(map(type, values))) == 1  # 1 == True, not as JSON
+
+
 def chain_links(previous: str, after_seq: int, columns: Sequence[Sequence[Any] | Same]) -> list[str]:
     """The hashes of rows appended after place `after_seq` (whose hash is `previous`), in order.
 
@@ -129,24 +134,29 @@ def chain_links(previous: str, after_seq: int, columns: Sequence[Sequence[Any] |
     building a list and running the JSON encoder per row: this is the whole cost of sealing 100,000 rows as they
     are written, about a microsecond a row.
     """
+    if not any(not isinstance(c, Same) for c in columns):
+        raise ValueError("no per-row column: the rows cannot be counted")
     parts: list[Iterable[str]] = []
     pending: list[str] = []  # fragments of consecutive shared values, joined once
     for column in columns:
+        if not isinstance(column, Same) and column and _alike(column):
+            column = Same(column[0])  # e.g. every reason None: one fragment, not one per row
         if isinstance(column, Same):
             pending.append(_fragment(column.value))
             continue
         if pending:
             parts.append(repeat(",".join(pending)))
             pending = []
-        parts.append(map(_fragment, column))
+        kinds = set(map(type, column))
+        parts.append(map(int.__repr__, column) if kinds == {int} else map(encode_basestring, column)
+                     if kinds == {str} else map(_fragment, column))
     if pending:
         parts.append(repeat(",".join(pending)))
-    if not any(not isinstance(c, Same) for c in columns):
-        raise ValueError("no per-row column: the rows cannot be counted")
     sha256, join = hashlib.sha256, ",".join
     links: list[str] = []
     append = links.append
-    for seq, row in zip(count(after_seq + 1), zip(*parts, strict=False), strict=False):
+    rows = len(next(c for c in columns if not isinstance(c, Same)))
+    for seq, row in zip(range(after_seq + 1, after_seq + 1 + rows), zip(*parts, strict=False), strict=False):
         previous = sha256(f"{previous}[{seq},{join(row)}]".encode()).hexdigest()
         append(previous)
     return links
