@@ -92,6 +92,9 @@ def _enrollment(run: dict[str, Any], db: str) -> dict[str, Any]:
         "task_runs": run["task_runs"],
         "task_runs_independent_of_n": failure is None and run["task_runs"]["client_side"] == run["task_runs"]["expected"],
         "checks": run["checks"],
+        "audit_chain": run.get("audit_chain"),
+        "sealing": run.get("sealing"),
+        "floor": run.get("floor"),
         "outcome": run["outcome"],
         "decisions": run["decisions"],
         "flows": run["flows"],
@@ -314,6 +317,22 @@ def table_rows(document: dict[str, Any]) -> list[list[str]]:
                 "", "", "", f"≤ {r['target_seconds']:g} s", r["verdict"])
             for stage, sec in r["stages"].items():
                 add("", "", f"  {stage}", _fmt(sec))
+            if fl := r.get("floor"):
+                add("", "", "  end to end vs its floor (plain script, same I/O)", _fmt(fl["product_seconds"]),
+                    "calamine + pydantic + Core + 3 transitions + outbox", _fmt(fl["seconds"]),
+                    _ratio_text(fl["ratio"]), f"≤ {fl['target_ratio']:g}×", fl["verdict"] or "")
+            if se := r.get("sealing"):
+                add("", "", "  audit sealed vs seal switched off (same process)", _fmt(se["sealed_seconds"]),
+                    "no seal", _fmt(se["unsealed_seconds"]), f"{se['cost_percent']:+.1f} %"
+                    if se["cost_percent"] is not None else "", "≤ +5 %",
+                    "" if se["cost_percent"] is None else "met" if se["cost_percent"] <= 5.0 else "MISSED")
+                if se.get("cpu_cost_percent") is not None:
+                    add("", "", "  … the same, this process's CPU seconds", _fmt(se["sealed_cpu_seconds"]), "no seal",
+                        _fmt(se["unsealed_cpu_seconds"]), f"{se['cpu_cost_percent']:+.1f} %", "≤ +5 %",
+                        "met" if se["cpu_cost_percent"] <= 5.0 else "MISSED")
+            if ch := r.get("audit_chain"):
+                add("", "", "  audit trail verifies (rows walked)", f"{ch['rows']:,}", "", "", "", "intact",
+                    "met" if ch["intact"] else "MISSED")
             add("", "", "  flows (wall) vs 1 task run / institution", _fmt(per["product_seconds"]),
                 f"task run per institution ({'extrap. from ' + format(per['sample'], ',') if per['extrapolated'] else 'measured'})",
                 _fmt(per["seconds"]), _ratio_text(per["ratio"]))

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     import_max_rows: int = Field(default=500_000, ge=10)
     import_max_columns: int = Field(default=200, ge=16, le=702)  # 702 = ZZ: the scan reads two letters
 
+    # The audit chains' heads as each check saw them, kept outside the database (tasks/trust/audit_anchor.py):
+    # empty for SANJIN_HOME/audit-heads.json, "off" for none (the tests' throw-away databases), or a path —
+    # ideally on storage the database's administrators cannot write.
+    audit_heads_file: str = ""
+
     reminder_time: str = "08:30"  # Asia/Shanghai, daily reminder run (deploy/schedules.py validates it)
     mailer: Literal["smtp", "maildir"] = "smtp"
     maildir: Path = Field(default=Path("var/maildir"), description="where the maildir mailer writes")

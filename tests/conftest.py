@@ -22,6 +22,9 @@ from models.tables import metadata
 # Test databases simulate time, as demo and rehearsal databases do (core/clock_store.py); a test of the
 # refusal on a real-time installation removes the setting for itself.
 os.environ["SANJIN_CLOCK"] = "database"
+# Test databases are thrown away and their schemas reused: no record of audit heads outside them, unless a
+# test of that record points the setting at a file of its own.
+os.environ["SANJIN_AUDIT_HEADS_FILE"] = "off"
 
 PG_URL = os.environ.get("SANJIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("SANJIN_REQUIRE_POSTGRES") == "1"

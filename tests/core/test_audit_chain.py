@@ -78,16 +78,48 @@ def test_a_deleted_row_is_named(engine: Engine) -> None:
     assert "删除" in broken.message()
 
 
-def test_a_deleted_last_row_is_not_a_break_but_moves_the_head(engine: Engine) -> None:
-    """Without an anchor outside the database the newest rows can be cut off unseen: the head is reported
-    (the daily check logs it) so that a shorter chain the next day is evident to whoever compares."""
+@pytest.mark.parametrize("cut", [1, 3])
+def test_rows_cut_off_the_end_are_named_against_the_chains_head(engine: Engine, cut: int) -> None:
+    """Deleting the newest rows leaves a shorter chain that links; the head row still says how long it was."""
     program = make_program(engine)
-    before = _chained(engine, program.id)
+    _write(engine, program.id, 5)
+    ids = _ids(engine, program.id or 0)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM auditevent WHERE id >= :i"), {"i": ids[-cut]})
+    broken = _verify(engine, program.id).broken
+    assert broken is not None and (broken.kind, broken.position, broken.head) == ("deleted", len(ids) - cut + 1,
+                                                                                   len(ids))
+    assert "至链尾被删除" in broken.message() and "to the end of chain" in broken.message()
+
+
+def test_rows_cut_off_with_their_head_deleted_are_named(engine: Engine) -> None:
+    program = make_program(engine)
     _write(engine, program.id, 5)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM auditevent WHERE id = :i"), {"i": _ids(engine, program.id or 0)[-1]})
-    report = _verify(engine, program.id)
-    assert report.broken is None and report.heads[program.id or 0][0] == before + 4
+        conn.execute(text("DELETE FROM auditchainhead WHERE chain = :c"), {"c": program.id})
+    broken = _verify(engine, program.id).broken
+    assert broken is not None and broken.kind == "deleted" and "链头记录被删除" in broken.message()
+
+
+def test_rows_cut_off_with_their_head_moved_back_are_named_against_the_recorded_heads(engine: Engine) -> None:
+    """Someone who can write the database moves the head back with the rows: the heads an earlier check recorded
+    outside the database (tasks/trust/audit_anchor.py) still show it."""
+    from core.audit_chain import check_recorded
+
+    program = make_program(engine)
+    _write(engine, program.id, 5)
+    recorded = _verify(engine).heads
+    ids = _ids(engine, program.id or 0)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM auditevent WHERE id >= :i"), {"i": ids[-2]})
+        conn.execute(text("UPDATE auditchainhead SET seq = seq - 2, hash = (SELECT chain_hash FROM auditevent "
+                          "WHERE id = :i) WHERE chain = :c"), {"i": ids[-3], "c": program.id})
+    assert _verify(engine, program.id).broken is None  # the database alone no longer shows it
+    with engine.connect() as conn:
+        broken = check_recorded(conn, recorded)
+    assert broken is not None and (broken.kind, broken.chain, broken.position) == ("deleted", program.id, len(ids))
+    assert "此前校验记下的链头" in broken.message()
 
 
 def test_a_row_inserted_by_hand_is_named(engine: Engine) -> None:
@@ -133,6 +165,86 @@ def test_a_row_moved_to_another_program_breaks_both_chains(engine: Engine) -> No
     assert _verify(engine).broken is not None
 
 
+def test_bulk_writes_are_sealed_as_written_in_the_order_the_transaction_wrote(engine: Engine) -> None:
+    """Writers of many rows hash them before inserting them (nothing is read back or updated at commit); rows
+    left to the commit before and after them keep their places in the order written."""
+    from sqlalchemy import Integer, literal, select
+
+    from core.bulk import PRESEAL_ROWS, audit_from_select, insert_columns, json_rows, table_of
+    from models.audit import AuditEvent
+
+    program = make_program(engine)
+    before = _chained(engine, program.id)
+    n = PRESEAL_ROWS + 10
+    with transaction(engine) as session:
+        write_audit(session, [AuditRecord("program", 1, "note", None, None, "王经理", Role.PROGRAM_MANAGER,
+                                          shanghai(2025, 9, 1, 9), "先写的一条", program_id=program.id)])
+        write_audit(session, [AuditRecord(
+            entity="application", entity_id=i, action="approve", from_state="submitted", to_state="approved",
+            actor="张审核", role=Role.DISTRICT_REVIEWER, at=shanghai(2025, 9, 1, 10, i % 60), reason="理由\"\n",
+            program_id=program.id, data={"batch": i, "名称": "和平区"}) for i in range(n)])
+        moved = json_rows(session, "moved", [("entity_id", Integer())], [(i,) for i in range(n)])
+        assert audit_from_select(session, select(moved.c.entity_id, literal("逾期").label("reason"))
+                                 .where(moved.c.entity_id >= 0), entity="application", action="run",
+                                 from_state="approved", to_state="running", actor="系统", role=Role.SYSTEM,
+                                 at=shanghai(2025, 9, 2, 8), program_id=program.id, data={"batch": 7}) == n
+        insert_columns(session, table_of(AuditEvent), {"entity_id": [str(i) for i in range(n)]}, {
+            "program_id": program.id, "entity": "application", "action": "submit", "from_state": None,
+            "to_state": "submitted", "actor": "导入", "role": Role.SYSTEM, "reason": None,
+            "at": shanghai(2025, 9, 1, 8)}, stored={"data": [f'{{"row": {i}}}' for i in range(n)]})
+        write_audit(session, [AuditRecord("program", 1, "note", None, None, "王经理", Role.PROGRAM_MANAGER,
+                                          shanghai(2025, 9, 3, 9), "后写的一条", program_id=program.id)])
+        # sealed as written: places already taken before the commit
+        sealed = session.connection().execute(text(
+            "SELECT count(*) FROM auditevent WHERE chain_seq IS NOT NULL AND chain = :c"), {"c": program.id})
+        assert sealed.scalar_one() == before + 1 + 3 * n
+    report = _verify(engine, program.id)
+    assert report.broken is None and report.heads[program.id or 0][0] == before + 2 + 3 * n
+    with engine.connect() as conn:
+        order = [r for r, in conn.execute(text(
+            "SELECT reason FROM auditevent WHERE chain = :c AND entity = 'program' AND action = 'note' "
+            "ORDER BY chain_seq"), {"c": program.id})]
+        by_seq = [int(i) for i in conn.execute(text(
+            "SELECT id FROM auditevent WHERE chain = :c ORDER BY chain_seq"), {"c": program.id}).scalars()]
+    assert order == ["先写的一条", "后写的一条"] and by_seq == sorted(by_seq)
+
+
+def test_an_edited_row_of_a_bulk_write_is_named(engine: Engine) -> None:
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    _write(engine, program.id, PRESEAL_ROWS + 1)
+    victim = _ids(engine, program.id or 0)[-7]
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE auditevent SET data = :d WHERE id = :i"), {"i": victim, "d": '{"batch": 2}'})
+    broken = _verify(engine, program.id).broken
+    assert broken is not None and (broken.kind, broken.audit_id) == ("edited", victim)
+
+
+def test_two_bulk_writers_at_once_do_not_fork_the_chain(engine: Engine) -> None:
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    before = _chained(engine, program.id)
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            for j in range(2):
+                _write(engine, program.id, PRESEAL_ROWS, actor=f"审核员{k}", start=10_000 * k + 1000 * j)
+        except BaseException as exc:  # pragma: no cover - the assertion below shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    report = _verify(engine, program.id)
+    assert report.broken is None and report.heads[program.id or 0][0] == before + 3 * 2 * PRESEAL_ROWS
+
+
 def test_two_writers_at_once_do_not_fork_the_chain(engine: Engine) -> None:
     program = make_program(engine)
     before = _chained(engine, program.id)
@@ -170,6 +282,10 @@ def test_postgres_refuses_to_update_or_delete_audit_rows_but_seals_new_ones() ->
         for statement in ("UPDATE auditevent SET reason = 'x'", "DELETE FROM auditevent",
                           "TRUNCATE auditevent", "UPDATE auditevent SET chain_seq = NULL"):
             with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+                conn.execute(text(statement))
+        for statement in ("UPDATE auditchainhead SET seq = seq - 1", "UPDATE auditchainhead SET hash = 'x'",
+                          "DELETE FROM auditchainhead", "TRUNCATE auditchainhead"):
+            with pytest.raises(DBAPIError, match="only move forward"), engine.begin() as conn:
                 conn.execute(text(statement))
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE auditevent DISABLE TRIGGER auditevent_append_only"))

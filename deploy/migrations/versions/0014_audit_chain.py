@@ -54,7 +54,7 @@ def upgrade() -> None:
     op.create_index('ux_audit_chain', 'auditevent', ['chain', 'chain_seq'], unique=True)
     op.create_index('ix_audit_unsealed', 'auditevent', ['id'], unique=False,
                     sqlite_where=sa.text('chain_seq IS NULL'), postgresql_where=sa.text('chain_seq IS NULL'))
-    seal_audit(op.get_bind(), own_only=False)  # the rows written so far, in id order, in this migration's transaction
+    seal_audit(op.get_bind(), own_only=False, heads=False)  # the rows so far, in id order (heads: 0018)
     if op.get_bind().dialect.name == 'postgresql':
         op.execute(APPEND_ONLY)
 
