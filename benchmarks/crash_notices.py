@@ -20,7 +20,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from benchmarks.crash_proc import Child
 
 ROOT = Path(__file__).resolve().parent.parent
 SLUG = "shenyang-2025"
@@ -159,19 +160,46 @@ def check(url: str, notices: int, received: list[tuple[str, str]]) -> dict[str, 
     return found
 
 
-def _start(command: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def child_main(args: list[str]) -> None:
+    url, port, batch, at = args
+    child(url, int(port), int(at) or None, int(batch))
 
 
-def _wait_ready(proc: subprocess.Popen[str]) -> bool:
-    """Until the sender says it starts sending (imports and connections done); False if it ended first."""
-    assert proc.stdout is not None
-    return proc.stdout.readline().strip() == READY
+def _sent(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from core.db import make_engine
+    from models.outbox import Notice
+    from models.states import NoticeStatus
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(Notice)
+                                    .where(Notice.status == NoticeStatus.SENT)).scalar_one())
+    finally:
+        engine.dispose()
 
 
-def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_delay: float = 1.5,
-        kill_at_handoff: int | None = None, batch_size: int = 500) -> dict[str, Any]:
-    """Prepare, send under `kills` crashes, finish with one run left alone, and count; `url` defaults to SQLite."""
+def _kill_at_random_point(sender: Child, url: str, target: int, jitter: float, rng: random.Random) -> bool:
+    """Once `target` notices are recorded sent, wait a random moment more (so the kill falls anywhere in the
+    pipeline: a chunk on the wire, one being recorded, one being claimed) and kill; whether it was running."""
+    if sender.wait_for(READY, 600) is None:
+        return False
+    while sender.poll() is None and _sent(url) < target:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, jitter))
+    return sender.kill()
+
+
+def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_delay: float = 0.3,
+        kill_at_handoff: int | None = None, batch_size: int = 500, fork: bool = False) -> dict[str, Any]:
+    """Prepare, send under `kills` crashes, finish with one run left alone, and count; `url` defaults to SQLite.
+
+    Kill k of K falls once a random number of notices between k/(K+1) and (k+1)/(K+1) of them are recorded
+    sent, plus a random delay of up to `max_delay` seconds: random points spread over the whole send (a kill
+    after a random time alone mostly fell on a restarted sender with nothing left to do).
+    """
     from benchmarks.mail import Sink
 
     os.environ["SANJIN_CLOCK"] = "database"  # a rehearsal database: time is simulated (core/clock_store.py)
@@ -181,49 +209,46 @@ def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_de
         url = url or f"sqlite:///{home / 'sanjin.db'}"
         prepare(url, notices)
         sink = Sink(home, "crash")
-        received: list[tuple[str, str]] = []
-        killed_running = 0
+        killed_running, failures = 0, []
         try:
-            command = [sys.executable, "-m", "benchmarks.crash_notices", "child", url, str(sink.port),
-                       str(batch_size)]
+            args = [url, str(sink.port), str(batch_size)]
             started = time.perf_counter()
-            for _ in range(kills):
-                proc = _start(command + [str(kill_at_handoff or 0)])
-                if _wait_ready(proc):
-                    if kill_at_handoff:
-                        proc.wait(timeout=600)
-                    else:
-                        time.sleep(rng.uniform(0.0, max_delay))
-                if proc.poll() is None:
-                    proc.kill()  # SIGKILL: no clean-up, no rollback handler, as a power cut
-                    killed_running += 1
-                elif proc.returncode == -signal.SIGKILL:
-                    killed_running += 1
-                proc.communicate()
+            for k in range(kills):
+                sender = Child("benchmarks.crash_notices", [*args, str(kill_at_handoff or 0)], fork=fork)
+                if kill_at_handoff:
+                    sender.wait(600)
+                    killed = sender.poll() == -signal.SIGKILL
+                else:
+                    target = int(rng.uniform(k, k + 1) * notices / (kills + 1))
+                    killed = _kill_at_random_point(sender, url, target, max_delay, rng)
+                killed_running += killed
+                status = sender.wait(600)
+                if status not in (0, -signal.SIGKILL):  # a sender that failed by itself is a finding
+                    failures.append(f"sender exited {status}: {sender.stderr_tail(600)}")
                 _advance_past_lease(url)
-            final = subprocess.run(command + ["0"], cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False)
-            if final.returncode != 0:
-                raise RuntimeError(f"the run after the crashes failed: {final.stderr[-2000:]}")
+            final = Child("benchmarks.crash_notices", [*args, "0"], fork=fork)
+            if final.wait(1800) != 0:
+                raise RuntimeError(f"the run after the crashes failed: {final.stderr_tail()}")
             seconds = time.perf_counter() - started
         finally:
             stats = sink.stop()
         received = [(str(mid), str(rcpt)) for mid, rcpt in stats["messages"]]
         found = check(url, notices, received)
+        found["problems"] += failures
         found.update(kills=kills, killed_while_running=killed_running, seconds=round(seconds, 1))
         return found
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        url, port, batch, at = sys.argv[2:6]
-        child(url, int(port), int(at) or None, int(batch))
+        child_main(sys.argv[2:6])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notices", type=int, default=10_000)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--url", default=None)
     parser.add_argument("--seed", type=int, default=18)
-    parser.add_argument("--max-delay", type=float, default=1.5, help="seconds after a sender starts, at most")
+    parser.add_argument("--max-delay", type=float, default=0.3, help="seconds after the kill's point, at most")
     parser.add_argument("--kill-at-handoff", type=int, default=None, help="kill each sender at its K-th chunk")
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args()

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import mailbox
 import re
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -62,8 +62,14 @@ class Mailer(Protocol):
         """The From address (may carry a display name); Message-IDs take their domain from it."""
         ...
 
-    async def send_many(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
-        """One outcome per message, in the same order; never raises for a single message's failure."""
+    async def send_many(self, messages: list[OutgoingMessage], *,
+                        record_first: RecordFirst | None = None) -> list[SendOutcome]:
+        """One outcome per message, in the same order; never raises for a single message's failure.
+
+        With `record_first`, no message may reach the server before it is recorded: each is taken as far
+        as the mailer can without it being accepted, `record_first(refs)` is awaited, and only the refs it
+        returns are finished; the others are abandoned (reported TEMPORARY, "not recorded").
+        """
         ...
 
     async def aclose(self) -> None:
@@ -95,6 +101,9 @@ class SmtpSettings(Protocol):
 
 
 T = TypeVar("T")
+# The caller's record of messages about to be handed over; returns the refs that may be finished.
+RecordFirst = Callable[[list[int]], Awaitable[set[int]]]
+NOT_RECORDED = "not recorded before delivery (another sender holds it): abandoned unsent"
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -220,7 +229,10 @@ class SmtpMailer:
             self._loop = loop
         return self._slots
 
-    async def send_many(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
+    async def send_many(self, messages: list[OutgoingMessage], *,
+                        record_first: RecordFirst | None = None) -> list[SendOutcome]:
+        if record_first is not None:
+            return await self._send_recorded_first(messages, record_first)
         results: list[SendOutcome | None] = [None] * len(messages)
         queue: Iterator[int] = iter(range(len(messages)))
         last_connect_error: list[str] = []
@@ -229,7 +241,7 @@ class SmtpMailer:
             for i in queue:
                 outcome, usable = await self._send_one(slot, messages[i])
                 results[i] = outcome
-                if not usable:
+                if not usable and outcome is not None:
                     # This connection cannot be opened (server down, or its connection limit reached):
                     # stop this worker and let the others carry on with what they can.
                     last_connect_error.append(outcome.detail or "")
@@ -243,8 +255,68 @@ class SmtpMailer:
             for r, m in zip(results, messages, strict=True)
         ]
 
-    async def _send_one(self, slot: _Slot, msg: OutgoingMessage) -> tuple[SendOutcome, bool]:
-        """The outcome, and whether the connection slot is still worth using."""
+    async def _send_recorded_first(self, messages: list[OutgoingMessage],
+                                   record_first: RecordFirst) -> list[SendOutcome]:
+        """A message per connection at a time, each up to the end of its content (no final dot: nothing the
+        server would accept yet); then one `record_first` for the group, and at once the final dots of those
+        it kept. A sender killed before the record has handed nothing over; killed after, what it recorded.
+
+        Slower than `send_many` (one record per group of `connections` messages): it carries only the few
+        notices a lost sender may have delivered already (tasks/outbox/leases.py).
+        """
+        results: dict[int, SendOutcome] = {}
+        slots = self._pool()
+        for start in range(0, len(messages), len(slots)):
+            group = list(zip(slots, messages[start : start + len(slots)], strict=False))
+            begun = await asyncio.gather(*(self._send_one(slot, msg, hold=True) for slot, msg in group))
+            held = []
+            for (slot, msg), (outcome, _) in zip(group, begun, strict=True):
+                if outcome is None:
+                    held.append((slot, msg))
+                else:
+                    results[msg.ref] = outcome
+            kept = await record_first([msg.ref for _, msg in held]) if held else set()
+            for slot, msg in held:
+                if msg.ref not in kept:
+                    slot.drop()  # the server discards a message whose content never ended
+                    results[msg.ref] = SendOutcome(msg.ref, Delivery.TEMPORARY, NOT_RECORDED)
+            finishing = [(slot, msg) for slot, msg in held if msg.ref in kept]
+            # Each final dot goes out in its task's first step, right after the record: one turn of the loop.
+            for (_, msg), outcome in zip(finishing, await asyncio.gather(
+                    *(self._finish(slot, msg) for slot, msg in finishing)), strict=True):
+                results[msg.ref] = outcome
+        return [results[m.ref] for m in messages]
+
+    async def _finish(self, slot: _Slot, msg: OutgoingMessage) -> SendOutcome:
+        """Write a held message's final dot and read the server's answer; no answer counts as delivered (it may
+        have been). Lost before the dot, the connection ends the message unsent (TEMPORARY)."""
+        client = slot.client
+        protocol = client.protocol if client is not None else None
+        try:
+            if client is None or protocol is None:
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+            protocol.write(b".\r\n")
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            slot.drop()
+            return SendOutcome(msg.ref, Delivery.TEMPORARY, f"connection lost before the end: {_describe(exc)}")
+        try:
+            async with asyncio.timeout(client.timeout):
+                reply = await protocol.read_response(timeout=None)
+        except (TimeoutError, aiosmtplib.SMTPException, ConnectionError) as exc:
+            slot.drop()
+            return SendOutcome(msg.ref, Delivery.SENT, f"no reply to the end of the message: {_describe(exc)}")
+        if reply.code == 250:
+            return SendOutcome(msg.ref, Delivery.SENT)
+        if reply.code == 421 or not 400 <= reply.code < 600:
+            slot.drop()
+        return SendOutcome(msg.ref, classify_code(reply.code), f"{reply.code} {reply.message}", reply.code)
+
+    async def _send_one(self, slot: _Slot, msg: OutgoingMessage,
+                        hold: bool = False) -> tuple[SendOutcome | None, bool]:
+        """The outcome, and whether the connection slot is still worth using.
+
+        `hold`: stop before the final dot, the message's content written (outcome None); `_finish` ends it.
+        """
         if not _ADDRESS.match(msg.recipient):
             return SendOutcome(msg.ref, Delivery.PERMANENT, f"malformed address {msg.recipient!r}"), True
         if self._limiter is not None:
@@ -257,8 +329,8 @@ class SmtpMailer:
                 # Connect, greeting, TLS and AUTH failures say nothing about this message: retry later.
                 return SendOutcome(msg.ref, Delivery.TEMPORARY, f"connect: {_describe(exc)}"), False
             try:
-                await _transaction(client, msg)
-                return SendOutcome(msg.ref, Delivery.SENT), True
+                await _transaction(client, msg, hold=hold)
+                return (None if hold else SendOutcome(msg.ref, Delivery.SENT)), True
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 refused = exc.recipients[0] if exc.recipients else None
                 code = refused.code if refused else 550
@@ -294,8 +366,11 @@ class SmtpMailer:
         await asyncio.gather(*(slot.quit() for slot in self._slots))
 
 
-async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage) -> None:
+async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage, *, hold: bool = False) -> None:
     """MAIL, RCPT and DATA for one message, raising what `SMTP.sendmail` raises for one recipient.
+
+    `hold`: everything but the final dot, the line that makes the server accept the message; the caller
+    writes it (`SmtpMailer._finish`) once the message is recorded.
 
     Not `sendmail` itself, which for one already-checked recipient parses both addresses four times,
     runs three regular-expression passes over the whole message (line endings for SIZE, then line
@@ -343,6 +418,9 @@ async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage) -> None:
             protocol = client.protocol
             if protocol is None:
                 raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+            if hold:
+                protocol.write(stuffed)
+                return
             protocol.write(stuffed + b".\r\n")
             reply = await protocol.read_response(timeout=None)
             if reply.code != 250:
@@ -395,9 +473,14 @@ class MaildirMailer:
             self._box.add(msg.data)
         return [SendOutcome(m.ref, Delivery.SENT) for m in messages]
 
-    async def send_many(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
+    async def send_many(self, messages: list[OutgoingMessage], *,
+                        record_first: RecordFirst | None = None) -> list[SendOutcome]:
         # File writes off the event loop, so a demo's other coroutines keep running.
-        return await asyncio.to_thread(self._write, messages)
+        if record_first is None:
+            return await asyncio.to_thread(self._write, messages)
+        kept = await record_first([m.ref for m in messages])  # then written: a file never precedes its record
+        written = {o.ref: o for o in await asyncio.to_thread(self._write, [m for m in messages if m.ref in kept])}
+        return [written.get(m.ref) or SendOutcome(m.ref, Delivery.TEMPORARY, NOT_RECORDED) for m in messages]
 
     async def aclose(self) -> None:
         return None

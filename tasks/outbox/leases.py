@@ -4,12 +4,25 @@ Delivery guarantee. A notice is claimed (`pending` → `sending`, with a lease) 
 it goes to SMTP, and marked `sent` in a second transaction *after* the server accepted it. A crash
 between the two leaves it in `sending`; once its lease expires the next run puts it back to `pending`
 and sends it again with the **same Message-ID** (derived from the notice's id and idempotency key).
-So delivery is at-least-once at the SMTP level — at most the two chunks last handed to SMTP can arrive
-twice (the one in flight and the one delivered just before it, whose record was under way; 1,000
-messages at the default chunk size), and a duplicate carries the same Message-ID, so it is recognisably
-the same letter (many mail systems fold it into one) — while the outbox records every notice exactly
-once (`idempotency_key` is unique; the `sent` mark is guarded by the lease, so a sender that lost its
-lease cannot overwrite the outcome of the one that took over).
+So a crash can make a notice arrive twice — at most the two chunks last handed to SMTP (the one in
+flight and the one delivered just before it, whose record was under way; 1,000 messages at the default
+chunk size), and a duplicate carries the same Message-ID, so it is recognisably the same letter (many
+mail systems fold it into one) — while the outbox records every notice exactly once (`idempotency_key`
+is unique; the `sent` mark is guarded by the lease, so a sender that lost its lease cannot overwrite the
+outcome of the one that took over).
+
+**At most twice, however many crashes.** A notice put back after a lost lease is marked
+`maybe_delivered`, and its next delivery is *recorded first* (`record_handed_over`): the mailer takes it
+up to the end of its content, the row is marked `sent`, and only then is the final dot written — the
+moment the server accepts it. A sender killed before that record commits has handed nothing over (a
+server discards a message whose content never ended); killed after, the notice is recorded and never
+sent again. Issue #18: with the resend pipelined like a first delivery, a second crash could catch it
+delivered and unrecorded again, and it arrived three times (four with three kills at the same moment of
+the pipeline; tests/test_crash_notices.py). The price: if the sender dies in the microseconds between
+that record and the final dot, and the copy the lost sender handed over had not arrived either (it died
+before the server accepted it), the notice is recorded sent without having arrived. A server that refuses
+the message after the record (a 4xx/5xx reply to the dot) is recorded as any refusal (retry or dead); one
+that does not answer leaves it `sent`: a third attempt could make a third copy.
 
 While a notice is `sending`, `next_attempt_at` holds its lease expiry: the table needs no extra
 column, and the lease value doubles as the token that proves a sender still owns the row.
@@ -80,6 +93,7 @@ class ClaimedNotice:
     created_at: datetime
     attempts: int
     lease: datetime
+    maybe_delivered: bool = False  # a lost sender may have delivered it: record before handing over
 
 
 @dataclass
@@ -94,6 +108,8 @@ class Chunk:
     message_ids: dict[int, str] = field(default_factory=dict)
     reclaimed: int = 0
     dead: int = 0  # reclaimed rows out of attempts
+    handed_over: set[int] = field(default_factory=set)  # recorded `sent` before the server got their end
+    handed_at: datetime | None = None  # their `sent_at`: the guard for a refusal that comes after it
 
 
 def backoff(attempts: int, *, base: timedelta = RETRY_BASE, cap: timedelta = RETRY_CAP) -> timedelta:
@@ -106,7 +122,8 @@ def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple
     """Put rows whose sender died back to `pending` (or `dead` when out of attempts); returns (back, dead).
 
     A lease expiry counts as an attempt, so a notice that crashes its sender every time ends dead
-    instead of looping forever.
+    instead of looping forever. Either way the notice is marked `maybe_delivered`: the lost sender may
+    have handed it over, so its next delivery is recorded first (see the module's docstring).
     """
     t = table_of(Notice)
     now = clock.now()
@@ -115,13 +132,13 @@ def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple
         dead = conn.execute(
             update(t)
             .where(expired, t.c.attempts + 1 >= max_attempts)
-            .values(status=DEAD, attempts=t.c.attempts + 1, next_attempt_at=None,
+            .values(status=DEAD, attempts=t.c.attempts + 1, next_attempt_at=None, maybe_delivered=True,
                     last_error="sender lost while sending (lease expired); out of attempts")
         ).rowcount
         back = conn.execute(
             update(t)
             .where(expired)
-            .values(status=RETRY, attempts=t.c.attempts + 1, next_attempt_at=now,
+            .values(status=RETRY, attempts=t.c.attempts + 1, next_attempt_at=now, maybe_delivered=True,
                     last_error="sender lost while sending (lease expired); resending")
         ).rowcount
     if back or dead:
@@ -162,11 +179,11 @@ def claim(engine: Engine, *, clock: Clock, batch_size: int, lease: timedelta = L
             .where(t.c.id.in_(chosen), t.c.status == N.PENDING)
             .values(status=CLAIMED, next_attempt_at=lease_until)
             .returning(t.c.id, t.c.idempotency_key, t.c.kind, t.c.email, t.c.recipient_name, t.c.context,
-                       t.c.program_id, t.c.created_at, t.c.attempts, t.c.next_attempt_at)
+                       t.c.program_id, t.c.created_at, t.c.attempts, t.c.next_attempt_at, t.c.maybe_delivered)
         ).all()
     claimed = [
         ClaimedNotice(r.id, r.idempotency_key, r.kind, r.email, r.recipient_name, dict(r.context or {}),
-                 r.program_id, r.created_at, r.attempts, r.next_attempt_at)
+                      r.program_id, r.created_at, r.attempts, r.next_attempt_at, bool(r.maybe_delivered))
         for r in rows
     ]
     return sorted(claimed, key=lambda c: c.id)
@@ -208,6 +225,26 @@ def release(engine: Engine, chunk: Chunk, *, clock: Clock) -> None:
             conn.execute(update(t).where(_owned(t, ids, chunk.lease)).values(status=RETRY, next_attempt_at=clock.now()))
 
 
+def record_handed_over(engine: Engine, chunk: Chunk, refs: Sequence[int], *, clock: Clock) -> set[int]:
+    """Mark `refs` sent *before* the server is given the end of their content; returns those this sender
+    still owned (only they may be finished: another sender holds the rest).
+
+    For notices a lost sender may have delivered already (`maybe_delivered`): recorded first, a copy can
+    only arrive once it is recorded, so no later crash sends it again (see the module's docstring).
+    """
+    t = table_of(Notice)
+    now = chunk.handed_at or clock.now()
+    chunk.handed_at = now
+    attempts = {r.id: r.attempts for r in chunk.rows}
+    rows = [(ref, chunk.message_ids[ref], chunk.subjects.get(ref)) for ref in refs if ref in attempts]
+    owned = and_(t.c.status == N.SENDING, t.c.next_attempt_at == chunk.lease)
+    with Session(engine) as session, session.begin():
+        kept = _update_each(session, rows, owned, "subject", status=SENT, sent_at=now, attempts=t.c.attempts + 1,
+                            last_error=None, next_attempt_at=None)
+    chunk.handed_over.update(kept)
+    return kept
+
+
 def record_outcomes(
     engine: Engine,
     chunk: Chunk,
@@ -231,9 +268,15 @@ def record_outcomes(
     sent: list[tuple[int, str, str | None]] = []
     retry: dict[int, list[tuple[int, str, str | None]]] = defaultdict(list)  # by attempts: one backoff each
     dead: list[tuple[int, str, str | None]] = []
+    refused_after: list[tuple[SendOutcome, tuple[int, str, str | None]]] = []  # recorded sent, then refused
     for row in chunk.rows:
         outcome = chunk.outcomes.get(row.id)
         if outcome is None:  # dropped before sending: its lease was lost (see renew_lease)
+            continue
+        if row.id in chunk.handed_over:
+            if outcome.delivery is not Delivery.SENT:
+                refused_after.append((outcome, (row.id, chunk.message_ids[row.id],
+                                                (outcome.detail or outcome.delivery.value)[:1000])))
             continue
         attempts = row.attempts + 1
         mid = chunk.message_ids[row.id]
@@ -250,18 +293,45 @@ def record_outcomes(
     owned = and_(t.c.status == N.SENDING, t.c.next_attempt_at == chunk.lease)
     after = t.c.attempts + 1  # = the claimed row's attempts + 1: the lease guard proves nobody changed it
     with Session(engine) as session, session.begin():
-        report.sent = _update_each(session, sent, owned, "subject", status=SENT, sent_at=now, attempts=after,
-                                   last_error=None, next_attempt_at=None)
+        report.sent = len(_update_each(session, sent, owned, "subject", status=SENT, sent_at=now, attempts=after,
+                                       last_error=None, next_attempt_at=None))
         for attempts, failed in retry.items():
             at = now + backoff(attempts, base=retry_base, cap=retry_cap)
-            report.retried += _update_each(session, failed, owned, "last_error", status=RETRY, attempts=after,
-                                           next_attempt_at=at)
-        report.dead = _update_each(session, dead, owned, "last_error", status=DEAD, attempts=after,
-                                   next_attempt_at=None)
+            report.retried += len(_update_each(session, failed, owned, "last_error", status=RETRY, attempts=after,
+                                               next_attempt_at=at))
+        report.dead = len(_update_each(session, dead, owned, "last_error", status=DEAD, attempts=after,
+                                       next_attempt_at=None))
+        back, gone = _undo_handed_over(session, chunk, refused_after, now, max_attempts, retry_base, retry_cap)
+    report.sent += len(chunk.handed_over) - back - gone
+    report.retried += back
+    report.dead += gone
     report.skipped = len(chunk.rows) - report.sent - report.retried - report.dead
     if report.skipped:
         log.warning("outbox: %d notices were taken over by another sender before they were marked", report.skipped)
     return report
+
+
+def _undo_handed_over(session: Session, chunk: Chunk, refused: list[tuple[SendOutcome, tuple[int, str, str | None]]],
+                      now: datetime, max_attempts: int, retry_base: timedelta,
+                      retry_cap: timedelta) -> tuple[int, int]:
+    """Rows recorded sent before the end of their content, which the server then refused: due again later (a
+    temporary refusal) or dead, as any refusal; guarded by the `sent_at` this sender wrote. Still
+    `maybe_delivered`, so the next try is recorded first as well. Returns (back in the queue, dead)."""
+    t = table_of(Notice)
+    mine = and_(t.c.status == N.SENT, t.c.sent_at == chunk.handed_at)
+    attempts = {r.id: r.attempts + 1 for r in chunk.rows}  # the record before the dot counted this attempt
+    retry = [row for outcome, row in refused
+             if outcome.delivery is Delivery.TEMPORARY and attempts[row[0]] < max_attempts]
+    dead = [row for outcome, row in refused if row not in retry]
+    back = 0
+    for n in sorted({attempts[row[0]] for row in retry}):
+        at = now + backoff(n, base=retry_base, cap=retry_cap)
+        back += len(_update_each(session, [row for row in retry if attempts[row[0]] == n], mine, "last_error",
+                                 status=RETRY, sent_at=None, next_attempt_at=at))
+    gone = len(_update_each(session, dead, mine, "last_error", status=DEAD, sent_at=None, next_attempt_at=None))
+    if back or gone:
+        log.warning("outbox: %d notices recorded before their delivery were refused by the server", back + gone)
+    return back, gone
 
 
 _RECORD_SLICE = 1000
@@ -269,19 +339,19 @@ _OUTCOME_COLUMNS = (("id", Integer()), ("mid", String()), ("text", String()))
 
 
 def _update_each(session: Session, rows: Sequence[tuple[int, str, str | None]], guard: Any, text_column: str,
-                 **values: Any) -> int:
+                 **values: Any) -> set[int]:
     """Set `values` on the rows (id, Message-ID, text) still guarded, with each row's Message-ID and text
-    (its subject or its error) in `text_column`; returns how many rows it changed."""
+    (its subject or its error) in `text_column`; returns the ids of the rows it changed."""
     t = table_of(Notice)
-    count = 0
+    changed: set[int] = set()
     for start in range(0, len(rows), _RECORD_SLICE):
         part = json_rows(session, "outcome_rows", _OUTCOME_COLUMNS, rows[start : start + _RECORD_SLICE])
         v = select(part).cte("outcomes").prefix_with("MATERIALIZED")
         stmt = (update(t).where(t.c.id == v.c.id, guard)
                 .values(**values, message_id=v.c.mid, **{text_column: v.c.text}).add_cte(v).returning(t.c.id))
         # Counted from RETURNING: Python's sqlite3 reports no rowcount for a statement opening with WITH.
-        count += len(session.connection().execute(stmt).all())
-    return count
+        changed.update(int(i) for i in session.connection().execute(stmt).scalars())
+    return changed
 
 
 __all__ = [
@@ -298,6 +368,7 @@ __all__ = [
     "backoff",
     "claim",
     "reclaim_expired",
+    "record_handed_over",
     "record_outcomes",
     "release",
     "renew_lease",

@@ -10,6 +10,8 @@ statement per notice. At most two chunks are claimed and unrecorded at any momen
 and either the one being prepared, which has not been sent and goes back to the queue if sending fails
 (or if its lease cannot be restarted), or the one just delivered, being recorded. The price of
 recording off the critical path is the second chunk in the at-least-once bound (tasks/outbox/leases.py).
+Notices a lost sender may have delivered go out first in their chunk, each recorded before the server can
+accept it, so a crash never makes one arrive a third time (issue #18).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from tasks.outbox.leases import (
     SendReport,
     claim,
     reclaim_expired,
+    record_handed_over,
     record_outcomes,
     release,
     renew_lease,
@@ -182,9 +185,23 @@ async def _off_loop(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args)
 
 
-async def _deliver(mailer: Mailer, chunk: Chunk) -> Chunk:
+async def _deliver(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -> Chunk:
+    """Hand the chunk to the mailer: first, recorded before each reaches the server, the notices a lost sender
+    may have delivered already (so no crash makes them arrive a third time); then the rest, pipelined.
+
+    The record before the final dots runs on the loop, not in a worker thread: the dots follow it with no
+    turn of the loop in between, the narrowest window there is (tasks/outbox/leases.py's docstring).
+    """
     # An exception here is treated like a crash: the chunk stays `sending` until its lease expires.
-    for outcome in await mailer.send_many(chunk.messages):
+    again = {r.id for r in chunk.rows if r.maybe_delivered}
+    first = [m for m in chunk.messages if m.ref in again]
+    rest = [m for m in chunk.messages if m.ref not in again] if first else chunk.messages
+
+    async def record(refs: list[int]) -> set[int]:
+        return record_handed_over(engine, chunk, refs, clock=clock)
+
+    for outcome in [*(await mailer.send_many(first, record_first=record) if first else []),
+                    *(await mailer.send_many(rest) if rest else [])]:
         chunk.outcomes[outcome.ref] = outcome
     return chunk
 
@@ -242,7 +259,7 @@ async def send_pending_async(
                     release(engine, chunk, clock=clock)
                 raise
             if chunk.rows:
-                sending = asyncio.ensure_future(_deliver(mailer, chunk))
+                sending = asyncio.ensure_future(_deliver(mailer, chunk, engine, clock))
             if delivered is not None:
                 # Recorded while the next chunk is on the wire: on the loop, the UPDATEs left every
                 # connection idle (on PostgreSQL ~8 % of the sending time at 30,000).
@@ -321,7 +338,7 @@ def send_chunk(
     async def one() -> SendReport:
         chunk = await _claim_chunk(engine, mailer.sender, clock, policy)
         if chunk.rows:
-            await _deliver(mailer, chunk)
+            await _deliver(mailer, chunk, engine, clock)
         return _settle(engine, chunk, clock, policy)
 
     return _run(one, mailer)

@@ -85,8 +85,8 @@ class CrashAfterSend:
     def sender(self):
         return self.inner.sender
 
-    async def send_many(self, messages):
-        await self.inner.send_many(messages)
+    async def send_many(self, messages, **kwargs):
+        await self.inner.send_many(messages, **kwargs)
         raise RuntimeError("worker killed after delivery")
 
     async def aclose(self):
@@ -207,9 +207,16 @@ def test_a_crash_between_delivery_and_marking_is_resent_with_the_same_message_id
     assert send_pending(engine, mailer, clock=clock) == SendReport()  # and exactly once in the outbox
 
 
+class CrashOnHandoff(CrashAfterSend):
+    """Dies as it is handed the messages, before any reaches the server."""
+
+    async def send_many(self, messages, **kwargs):
+        raise RuntimeError("worker killed while handing over")
+
+
 def test_a_notice_that_keeps_killing_its_sender_ends_dead(engine, clock, smtp_server):
     [nid] = enqueue(engine, clock, [draft(1)])
-    crashing = CrashAfterSend(SmtpMailer(smtp_server.settings()))
+    crashing = CrashOnHandoff(SmtpMailer(smtp_server.settings()))
     for _ in range(3):
         with pytest.raises(RuntimeError):
             send_pending(engine, crashing, clock=clock, max_attempts=3)

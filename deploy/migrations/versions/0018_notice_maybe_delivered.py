@@ -1,0 +1,26 @@
+"""notices a lost sender may have delivered: their next delivery is recorded before it is handed over (issue #18)
+
+Revision ID: 0018_notice_maybe_delivered
+Revises: 0017_staff_names
+Create Date: 2026-12-06 08:40:00
+
+`notice.maybe_delivered` is set when a sender's lease runs out with the notice still `sending` (the sender
+died, perhaps after the server accepted the message). Such a notice is sent again recorded first — its row
+marked sent before the server is given the end of its content — so however many times senders die, it
+arrives at most twice. Not null, false for every existing row; no index (read with the claimed rows).
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = '0018_notice_maybe_delivered'
+down_revision = '0017_staff_names'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column('notice', sa.Column('maybe_delivered', sa.Boolean(), server_default=sa.false(), nullable=False))
+
+
+def downgrade() -> None:
+    op.drop_column('notice', 'maybe_delivered')
