@@ -275,31 +275,34 @@ class SmtpMailer:
                     held.append((slot, msg))
                 else:
                     results[msg.ref] = outcome
+            # Each held connection waits for its reply before the record (aiosmtplib drops a reply nobody waits
+            # for), so the final dots can follow the record with no turn of the loop: the whole window in which
+            # a crash leaves a notice recorded but not handed over is the return from the record.
+            replies = [asyncio.ensure_future(self._reply(slot, msg)) for slot, msg in held]
+            await asyncio.sleep(0)
             kept = await record_first([msg.ref for _, msg in held]) if held else set()
-            for slot, msg in held:
-                if msg.ref not in kept:
-                    slot.drop()  # the server discards a message whose content never ended
-                    results[msg.ref] = SendOutcome(msg.ref, Delivery.TEMPORARY, NOT_RECORDED)
-            finishing = [(slot, msg) for slot, msg in held if msg.ref in kept]
-            # Each final dot goes out in its task's first step, right after the record: one turn of the loop.
-            for (_, msg), outcome in zip(finishing, await asyncio.gather(
-                    *(self._finish(slot, msg) for slot, msg in finishing)), strict=True):
-                results[msg.ref] = outcome
+            for (slot, msg), reply in zip(held, replies, strict=True):
+                client = slot.client
+                protocol = client.protocol if client is not None else None
+                if msg.ref in kept and protocol is not None and protocol.is_connected:
+                    protocol.write(b".\r\n")
+                    continue
+                reply.cancel()
+                slot.drop()  # the server discards a message whose content never ended
+                results[msg.ref] = SendOutcome(msg.ref, Delivery.TEMPORARY,
+                                               NOT_RECORDED if msg.ref not in kept else "connection lost before the end")
+            for (_, msg), reply in zip(held, replies, strict=True):
+                if msg.ref not in results:
+                    results[msg.ref] = await reply
         return [results[m.ref] for m in messages]
 
-    async def _finish(self, slot: _Slot, msg: OutgoingMessage) -> SendOutcome:
-        """Write a held message's final dot and read the server's answer; no answer counts as delivered (it may
-        have been). Lost before the dot, the connection ends the message unsent (TEMPORARY)."""
+    async def _reply(self, slot: _Slot, msg: OutgoingMessage) -> SendOutcome:
+        """The server's answer to a held message's final dot; no answer counts as delivered (it may have been)."""
         client = slot.client
         protocol = client.protocol if client is not None else None
         try:
             if client is None or protocol is None:
                 raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            protocol.write(b".\r\n")
-        except aiosmtplib.SMTPServerDisconnected as exc:
-            slot.drop()
-            return SendOutcome(msg.ref, Delivery.TEMPORARY, f"connection lost before the end: {_describe(exc)}")
-        try:
             async with asyncio.timeout(client.timeout):
                 reply = await protocol.read_response(timeout=None)
         except (TimeoutError, aiosmtplib.SMTPException, ConnectionError) as exc:
@@ -315,7 +318,7 @@ class SmtpMailer:
                         hold: bool = False) -> tuple[SendOutcome | None, bool]:
         """The outcome, and whether the connection slot is still worth using.
 
-        `hold`: stop before the final dot, the message's content written (outcome None); `_finish` ends it.
+        `hold`: stop before the final dot, the message's content written (outcome None); `_reply` reads the end.
         """
         if not _ADDRESS.match(msg.recipient):
             return SendOutcome(msg.ref, Delivery.PERMANENT, f"malformed address {msg.recipient!r}"), True

@@ -18,7 +18,7 @@ moment the server accepts it. A sender killed before that record commits has han
 server discards a message whose content never ended); killed after, the notice is recorded and never
 sent again. Issue #18: with the resend pipelined like a first delivery, a second crash could catch it
 delivered and unrecorded again, and it arrived three times (four with three kills at the same moment of
-the pipeline; tests/test_crash_notices.py). The price: if the sender dies in the microseconds between
+the pipeline; tests/test_crash.py). The price: if the sender dies in the microseconds between
 that record and the final dot, and the copy the lost sender handed over had not arrived either (it died
 before the server accepted it), the notice is recorded sent without having arrived. A server that refuses
 the message after the record (a 4xx/5xx reply to the dot) is recorded as any refusal (retry or dead); one
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Integer, String, Table, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Integer, String, Table, and_, or_, select, update
 from sqlmodel import Session
 
 from core.bulk import chunked, json_rows, table_of
@@ -225,12 +225,14 @@ def release(engine: Engine, chunk: Chunk, *, clock: Clock) -> None:
             conn.execute(update(t).where(_owned(t, ids, chunk.lease)).values(status=RETRY, next_attempt_at=clock.now()))
 
 
-def record_handed_over(engine: Engine, chunk: Chunk, refs: Sequence[int], *, clock: Clock) -> set[int]:
+def record_handed_over(conn: Connection, chunk: Chunk, refs: Sequence[int], *, clock: Clock) -> set[int]:
     """Mark `refs` sent *before* the server is given the end of their content; returns those this sender
     still owned (only they may be finished: another sender holds the rest).
 
     For notices a lost sender may have delivered already (`maybe_delivered`): recorded first, a copy can
-    only arrive once it is recorded, so no later crash sends it again (see the module's docstring).
+    only arrive once it is recorded, so no later crash sends it again (see the module's docstring). Commits
+    on the caller's connection and leaves it open: the caller ends the messages first and closes it after
+    (returning a connection to the pool costs a round trip, which would widen the window).
     """
     t = table_of(Notice)
     now = chunk.handed_at or clock.now()
@@ -238,10 +240,11 @@ def record_handed_over(engine: Engine, chunk: Chunk, refs: Sequence[int], *, clo
     attempts = {r.id: r.attempts for r in chunk.rows}
     rows = [(ref, chunk.message_ids[ref], chunk.subjects.get(ref)) for ref in refs if ref in attempts]
     owned = and_(t.c.status == N.SENDING, t.c.next_attempt_at == chunk.lease)
-    with Session(engine) as session, session.begin():
+    with Session(bind=conn) as session:
         kept = _update_each(session, rows, owned, "subject", status=SENT, sent_at=now, attempts=t.c.attempts + 1,
                             last_error=None, next_attempt_at=None)
-    chunk.handed_over.update(kept)
+        chunk.handed_over.update(kept)
+        session.commit()
     return kept
 
 

@@ -189,8 +189,9 @@ async def _deliver(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -
     """Hand the chunk to the mailer: first, recorded before each reaches the server, the notices a lost sender
     may have delivered already (so no crash makes them arrive a third time); then the rest, pipelined.
 
-    The record before the final dots runs on the loop, not in a worker thread: the dots follow it with no
-    turn of the loop in between, the narrowest window there is (tasks/outbox/leases.py's docstring).
+    The record before the final dots runs on the loop, not in a worker thread, and its connection goes back
+    to the pool only afterwards: the dots follow the commit with no turn of the loop in between, the
+    narrowest window there is (tasks/outbox/leases.py's docstring).
     """
     # An exception here is treated like a crash: the chunk stays `sending` until its lease expires.
     again = {r.id for r in chunk.rows if r.maybe_delivered}
@@ -198,7 +199,14 @@ async def _deliver(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -
     rest = [m for m in chunk.messages if m.ref not in again] if first else chunk.messages
 
     async def record(refs: list[int]) -> set[int]:
-        return record_handed_over(engine, chunk, refs, clock=clock)
+        conn = engine.connect()
+        try:
+            kept = record_handed_over(conn, chunk, refs, clock=clock)
+        except BaseException:
+            conn.close()
+            raise
+        asyncio.get_running_loop().call_soon(conn.close)  # after the final dots, which follow with no await
+        return kept
 
     for outcome in [*(await mailer.send_many(first, record_first=record) if first else []),
                     *(await mailer.send_many(rest) if rest else [])]:
