@@ -52,6 +52,12 @@ class SendOutcome:
     delivery: Delivery
     detail: str | None = None
     code: int | None = None
+    # TEMPORARY, but the whole message was handed over and no answer came: the server may have accepted it.
+    maybe_delivered: bool = False
+
+
+class _Unanswered(Exception):
+    """The message's end went out and no reply came (a timeout, a dropped connection)."""
 
 
 class Mailer(Protocol):
@@ -334,6 +340,10 @@ class SmtpMailer:
             try:
                 await _transaction(client, msg, hold=hold)
                 return (None if hold else SendOutcome(msg.ref, Delivery.SENT)), True
+            except _Unanswered as exc:
+                slot.drop()  # never resent on another connection: it may have arrived
+                return SendOutcome(msg.ref, Delivery.TEMPORARY, _describe(exc.__cause__ or exc),
+                                   maybe_delivered=True), True
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 refused = exc.recipients[0] if exc.recipients else None
                 code = refused.code if refused else 550
@@ -406,6 +416,7 @@ async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage, *, hold: b
     stuffed = content.replace(b"\r\n.", b"\r\n..")
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
+    handed = False
     try:
         async with asyncio.timeout(client.timeout):
             reply = await client.execute_command(b"MAIL", *mail, timeout=None)
@@ -425,11 +436,14 @@ async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage, *, hold: b
                 protocol.write(stuffed)
                 return
             protocol.write(stuffed + b".\r\n")
+            handed = True
             reply = await protocol.read_response(timeout=None)
             if reply.code != 250:
                 raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-    except (TimeoutError, aiosmtplib.SMTPServerDisconnected):
+    except (TimeoutError, aiosmtplib.SMTPServerDisconnected) as exc:
         client.close()  # a reply may still be on its way: this session can no longer be trusted
+        if handed:
+            raise _Unanswered(str(exc)) from exc
         raise
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         # Abandon the envelope so the connection can carry the next message (as sendmail does).

@@ -22,7 +22,9 @@ the pipeline; tests/test_crash.py). The price: if the sender dies in the microse
 that record and the final dot, and the copy the lost sender handed over had not arrived either (it died
 before the server accepted it), the notice is recorded sent without having arrived. A server that refuses
 the message after the record (a 4xx/5xx reply to the dot) is recorded as any refusal (retry or dead); one
-that does not answer leaves it `sent`: a third attempt could make a third copy.
+that does not answer leaves it `sent` (a third attempt could make a third copy). A first delivery the
+server did not answer after its end (a timeout, a dropped connection) may have arrived as well: it is
+retried marked `maybe_delivered` (SendOutcome.maybe_delivered), and never resent within the attempt.
 
 While a notice is `sending`, `next_attempt_at` holds its lease expiry: the table needs no extra
 column, and the lease value doubles as the token that proves a sender still owns the row.
@@ -269,7 +271,9 @@ def record_outcomes(
     t = table_of(Notice)
     now = clock.now()
     sent: list[tuple[int, str, str | None]] = []
-    retry: dict[int, list[tuple[int, str, str | None]]] = defaultdict(list)  # by attempts: one backoff each
+    # By attempts (one backoff each) and whether the server may have accepted it unanswered (then the next
+    # delivery is recorded first, as after a lost sender).
+    retry: dict[tuple[int, bool], list[tuple[int, str, str | None]]] = defaultdict(list)
     dead: list[tuple[int, str, str | None]] = []
     refused_after: list[tuple[SendOutcome, tuple[int, str, str | None]]] = []  # recorded sent, then refused
     for row in chunk.rows:
@@ -287,7 +291,7 @@ def record_outcomes(
         if outcome.delivery is Delivery.SENT:
             sent.append((row.id, mid, chunk.subjects.get(row.id)))
         elif outcome.delivery is Delivery.TEMPORARY and attempts < max_attempts:
-            retry[attempts].append((row.id, mid, error))
+            retry[attempts, outcome.maybe_delivered or row.maybe_delivered].append((row.id, mid, error))
         else:
             if outcome.delivery is Delivery.TEMPORARY:
                 error = f"gave up after {attempts} attempts: {error}"[:1000]
@@ -298,10 +302,10 @@ def record_outcomes(
     with Session(engine) as session, session.begin():
         report.sent = len(_update_each(session, sent, owned, "subject", status=SENT, sent_at=now, attempts=after,
                                        last_error=None, next_attempt_at=None))
-        for attempts, failed in retry.items():
+        for (attempts, maybe), failed in retry.items():
             at = now + backoff(attempts, base=retry_base, cap=retry_cap)
             report.retried += len(_update_each(session, failed, owned, "last_error", status=RETRY, attempts=after,
-                                               next_attempt_at=at))
+                                               next_attempt_at=at, maybe_delivered=maybe))
         report.dead = len(_update_each(session, dead, owned, "last_error", status=DEAD, attempts=after,
                                        next_attempt_at=None))
         back, gone = _undo_handed_over(session, chunk, refused_after, now, max_attempts, retry_base, retry_cap)

@@ -512,3 +512,45 @@ def test_a_chunk_claimed_ahead_gets_a_full_lease_when_it_goes_out(engine, clock,
     assert rescues == [SendReport()]  # nothing looked lost: chunk 2's lease started when it was sent
     assert smtp_server.handler.received == []
     assert sorted(ref for batch in mailer.batches for ref in batch) == sorted(rows(engine))
+
+
+def lose_sender(engine, clock, smtp_server, drafts) -> list[int]:
+    """The drafts delivered by a sender that dies before recording them, then reclaimed once its lease ran out."""
+    ids = enqueue(engine, clock, drafts)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        send_pending(engine, CrashAfterSend(SmtpMailer(smtp_server.settings())), clock=clock)
+    clock.advance(LEASE + timedelta(seconds=1))
+    return ids
+
+
+def test_a_notice_a_lost_sender_may_have_delivered_is_recorded_sent_before_the_server_has_it_again(
+        engine, clock, smtp_server):
+    ids = lose_sender(engine, clock, smtp_server, [draft(1), draft(2)])
+    seen_at_delivery: list[NoticeStatus] = []
+    handler = smtp_server.handler
+    original = handler.handle_DATA
+
+    async def handle_data(server, session, envelope):
+        stored = rows(engine)
+        seen_at_delivery.extend(n.status for n in stored.values() if n.email in envelope.rcpt_tos)
+        return await original(server, session, envelope)
+
+    handler.handle_DATA = handle_data
+    assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport(sent=2, reclaimed=2)
+    assert seen_at_delivery == [NoticeStatus.SENT, NoticeStatus.SENT]  # recorded before the server had the end
+    stored = rows(engine)
+    assert all((stored[i].status, stored[i].attempts, stored[i].maybe_delivered) == (NoticeStatus.SENT, 2, True)
+               for i in ids)
+    received = [parse(r.data)["Message-ID"] for r in handler.received]
+    assert len(received) == 4 and set(received[:2]) == set(received[2:]) == {stored[i].message_id for i in ids}
+
+
+def test_a_resend_recorded_first_that_the_server_then_refuses_is_retried_later_still_recorded_first(
+        engine, clock, smtp_server):
+    [nid] = lose_sender(engine, clock, smtp_server, [draft(1)])
+    smtp_server.handler.stall = {"inst1@example.cn"}  # answers the end of the message with 451
+    report = send_pending(engine, SmtpMailer(smtp_server.settings(), timeout=10), clock=clock)
+    assert report == SendReport(retried=1, reclaimed=1)
+    row = rows(engine)[nid]
+    assert (row.status, row.sent_at, row.attempts, row.maybe_delivered) == (NoticeStatus.PENDING, None, 2, True)
+    assert row.next_attempt_at == clock.now() + backoff(2) and "451" in (row.last_error or "")
