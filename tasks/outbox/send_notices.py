@@ -346,6 +346,7 @@ def send_chunk(
     async def one() -> SendReport:
         chunk = await _claim_chunk(engine, mailer.sender, clock, policy)
         if chunk.rows:
+            renew_lease(engine, chunk, clock=clock, lease=policy.lease)  # handed over: counted and marked
             await _deliver(mailer, chunk, engine, clock)
         return _settle(engine, chunk, clock, policy)
 
