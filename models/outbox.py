@@ -36,8 +36,9 @@ class Notice(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     message_id: str | None = Field(default=None, max_length=200)
-    # A sender was lost while holding it (its lease ran out), perhaps after the server had accepted it: a copy
-    # may have arrived. Its next delivery is recorded before the server can accept it (tasks/outbox/leases.py),
+    # Handed to the mailer in an attempt whose outcome may not be recorded (set as its chunk goes out; kept
+    # when a lost sender's lease runs out, or when the server did not answer the message's end): a copy may
+    # have arrived. Its next delivery is recorded before the server can accept it (tasks/outbox/leases.py),
     # so no crash can make it arrive a third time.
     maybe_delivered: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     last_error: str | None = None

@@ -4,10 +4,10 @@ Revision ID: 0018_notice_maybe_delivered
 Revises: 0017_staff_names
 Create Date: 2026-12-06 08:40:00
 
-`notice.maybe_delivered` is set when a sender's lease runs out with the notice still `sending` (the sender
-died, perhaps after the server accepted the message). Such a notice is sent again recorded first — its row
-marked sent before the server is given the end of its content — so however many times senders die, it
-arrives at most twice. Not null, false for every existing row; no index (read with the claimed rows).
+`notice.maybe_delivered` is set as the notice's chunk is handed to the mailer, and stays set when the sender
+is lost before recording the outcome (or the server did not answer the message's end): a copy may have
+arrived. Such a notice is sent again recorded first — its row marked sent before the server is given the end
+of its content — so however many times senders die, it arrives at most twice. Not null, false for every existing row; no index (read with the claimed rows).
 """
 from alembic import op
 import sqlalchemy as sa
