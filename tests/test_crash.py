@@ -27,6 +27,7 @@ def crash_run(part: str, kind: str, **options: object) -> dict[str, object]:
     return found
 
 
+@pytest.mark.slow  # 28-30 s each at a load average of ~20 on 2 cores (~3 s of CPU)
 @pytest.mark.parametrize("kind", DATABASES)
 def test_a_sender_killed_as_it_hands_over_its_second_chunk_every_time_delivers_no_notice_three_times(kind):
     """The defect: each restarted sender reclaims the chunk the killed one had delivered and not recorded, sends
@@ -54,7 +55,7 @@ def test_a_send_of_2000_notices_killed_6_times_delivers_each_at_least_once_at_mo
 @pytest.mark.parametrize("kind", DATABASES)
 def test_enrollment_of_1000_applications_killed_6_times_ends_with_each_once_in_one_state(kind):
     found = crash_run("enrollment", kind, size=1000, kills=6, max_delay=4.0)
-    assert found["killed_while_running"] >= 4  # most kills fell on a child at work
+    assert found["killed_while_running"] >= 3  # at least half the kills fell on a child at work
     assert found["applications"] == found["institutions_applied"] == found["submit_audits"] == 1000
     assert found["states"] == {"submitted": 1000} and found["imports"] == 1
     assert found["audit_verify"]["exit"] == 0
