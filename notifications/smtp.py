@@ -11,7 +11,7 @@ import contextlib
 import logging
 import mailbox
 import re
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -69,12 +69,13 @@ class Mailer(Protocol):
         ...
 
     async def send_many(self, messages: list[OutgoingMessage], *,
-                        record_first: RecordFirst | None = None) -> list[SendOutcome]:
+                        on_accepted: OnAccepted | None = None) -> list[SendOutcome]:
         """One outcome per message, in the same order; never raises for a single message's failure.
 
-        With `record_first`, no message may reach the server before it is recorded: each is taken as far
-        as the mailer can without it being accepted, `record_first(refs)` is awaited, and only the refs it
-        returns are finished; the others are abandoned (reported TEMPORARY, "not recorded").
+        With `on_accepted`, carefully: one message at a time, and `on_accepted(ref)` is called right after
+        the server accepted it (SMTP: its 250 reply to the message's end; a maildir: the file written),
+        before the next one starts. The caller records the message there, so a crash leaves at most the one
+        message just accepted unrecorded (tasks/outbox/leases.py).
         """
         ...
 
@@ -107,9 +108,8 @@ class SmtpSettings(Protocol):
 
 
 T = TypeVar("T")
-# The caller's record of messages about to be handed over; returns the refs that may be finished.
-RecordFirst = Callable[[list[int]], Awaitable[set[int]]]
-NOT_RECORDED = "not recorded before delivery (another sender holds it): abandoned unsent"
+# The caller's record of one message the server has just accepted (synchronous: nothing else runs before it).
+OnAccepted = Callable[[int], object]
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -236,9 +236,9 @@ class SmtpMailer:
         return self._slots
 
     async def send_many(self, messages: list[OutgoingMessage], *,
-                        record_first: RecordFirst | None = None) -> list[SendOutcome]:
-        if record_first is not None:
-            return await self._send_recorded_first(messages, record_first)
+                        on_accepted: OnAccepted | None = None) -> list[SendOutcome]:
+        if on_accepted is not None:
+            return await self._send_carefully(messages, on_accepted)
         results: list[SendOutcome | None] = [None] * len(messages)
         queue: Iterator[int] = iter(range(len(messages)))
         last_connect_error: list[str] = []
@@ -247,7 +247,7 @@ class SmtpMailer:
             for i in queue:
                 outcome, usable = await self._send_one(slot, messages[i])
                 results[i] = outcome
-                if not usable and outcome is not None:
+                if not usable:
                     # This connection cannot be opened (server down, or its connection limit reached):
                     # stop this worker and let the others carry on with what they can.
                     last_connect_error.append(outcome.detail or "")
@@ -261,71 +261,28 @@ class SmtpMailer:
             for r, m in zip(results, messages, strict=True)
         ]
 
-    async def _send_recorded_first(self, messages: list[OutgoingMessage],
-                                   record_first: RecordFirst) -> list[SendOutcome]:
-        """A message per connection at a time, each up to the end of its content (no final dot: nothing the
-        server would accept yet); then one `record_first` for the group, and at once the final dots of those
-        it kept. A sender killed before the record has handed nothing over; killed after, what it recorded.
-
-        Slower than `send_many` (one record per group of `connections` messages): it carries only the few
-        notices a lost sender may have delivered already (tasks/outbox/leases.py).
+    async def _send_carefully(self, messages: list[OutgoingMessage], on_accepted: OnAccepted) -> list[SendOutcome]:
+        """One message per SMTP transaction on one pooled connection, `on_accepted(ref)` called right after the
+        server's 250 to each and before the next begins: a crash leaves at most that one message accepted and
+        unrecorded. Far slower than `send_many` (no concurrency, a record per message): it carries only the
+        few notices a lost sender may have delivered already (tasks/outbox/leases.py).
         """
-        results: dict[int, SendOutcome] = {}
-        slots = self._pool()
-        for start in range(0, len(messages), len(slots)):
-            group = list(zip(slots, messages[start : start + len(slots)], strict=False))
-            begun = await asyncio.gather(*(self._send_one(slot, msg, hold=True) for slot, msg in group))
-            held = []
-            for (slot, msg), (outcome, _) in zip(group, begun, strict=True):
-                if outcome is None:
-                    held.append((slot, msg))
-                else:
-                    results[msg.ref] = outcome
-            # Each held connection waits for its reply before the record (aiosmtplib drops a reply nobody waits
-            # for), so the final dots can follow the record with no turn of the loop: the whole window in which
-            # a crash leaves a notice recorded but not handed over is the return from the record.
-            replies = [asyncio.ensure_future(self._reply(slot, msg)) for slot, msg in held]
-            await asyncio.sleep(0)
-            kept = await record_first([msg.ref for _, msg in held]) if held else set()
-            for (slot, msg), reply in zip(held, replies, strict=True):
-                client = slot.client
-                protocol = client.protocol if client is not None else None
-                if msg.ref in kept and protocol is not None and protocol.is_connected:
-                    protocol.write(b".\r\n")
-                    continue
-                reply.cancel()
-                slot.drop()  # the server discards a message whose content never ended
-                results[msg.ref] = SendOutcome(msg.ref, Delivery.TEMPORARY,
-                                               NOT_RECORDED if msg.ref not in kept else "connection lost before the end")
-            for (_, msg), reply in zip(held, replies, strict=True):
-                if msg.ref not in results:
-                    results[msg.ref] = await reply
-        return [results[m.ref] for m in messages]
+        slot = self._pool()[0]
+        results: list[SendOutcome] = []
+        for msg in messages:
+            outcome, usable = await self._send_one(slot, msg)
+            if outcome.delivery is Delivery.SENT:
+                on_accepted(msg.ref)  # no await between the 250 and the record
+            results.append(outcome)
+            if not usable:  # the connection cannot be opened: the rest waits for a later run
+                reason = outcome.detail or ""
+                results += [SendOutcome(m.ref, Delivery.TEMPORARY, f"no SMTP connection: {reason}")
+                            for m in messages[len(results):]]
+                break
+        return results
 
-    async def _reply(self, slot: _Slot, msg: OutgoingMessage) -> SendOutcome:
-        """The server's answer to a held message's final dot; no answer counts as delivered (it may have been)."""
-        client = slot.client
-        protocol = client.protocol if client is not None else None
-        try:
-            if client is None or protocol is None:
-                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            async with asyncio.timeout(client.timeout):
-                reply = await protocol.read_response(timeout=None)
-        except (TimeoutError, aiosmtplib.SMTPException, ConnectionError) as exc:
-            slot.drop()
-            return SendOutcome(msg.ref, Delivery.SENT, f"no reply to the end of the message: {_describe(exc)}")
-        if reply.code == 250:
-            return SendOutcome(msg.ref, Delivery.SENT)
-        if reply.code == 421 or not 400 <= reply.code < 600:
-            slot.drop()
-        return SendOutcome(msg.ref, classify_code(reply.code), f"{reply.code} {reply.message}", reply.code)
-
-    async def _send_one(self, slot: _Slot, msg: OutgoingMessage,
-                        hold: bool = False) -> tuple[SendOutcome | None, bool]:
-        """The outcome, and whether the connection slot is still worth using.
-
-        `hold`: stop before the final dot, the message's content written (outcome None); `_reply` reads the end.
-        """
+    async def _send_one(self, slot: _Slot, msg: OutgoingMessage) -> tuple[SendOutcome, bool]:
+        """The outcome, and whether the connection slot is still worth using."""
         if not _ADDRESS.match(msg.recipient):
             return SendOutcome(msg.ref, Delivery.PERMANENT, f"malformed address {msg.recipient!r}"), True
         if self._limiter is not None:
@@ -338,8 +295,8 @@ class SmtpMailer:
                 # Connect, greeting, TLS and AUTH failures say nothing about this message: retry later.
                 return SendOutcome(msg.ref, Delivery.TEMPORARY, f"connect: {_describe(exc)}"), False
             try:
-                await _transaction(client, msg, hold=hold)
-                return (None if hold else SendOutcome(msg.ref, Delivery.SENT)), True
+                await _transaction(client, msg)
+                return SendOutcome(msg.ref, Delivery.SENT), True
             except _Unanswered as exc:
                 slot.drop()  # never resent on another connection: it may have arrived
                 return SendOutcome(msg.ref, Delivery.TEMPORARY, _describe(exc.__cause__ or exc),
@@ -379,11 +336,8 @@ class SmtpMailer:
         await asyncio.gather(*(slot.quit() for slot in self._slots))
 
 
-async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage, *, hold: bool = False) -> None:
+async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage) -> None:
     """MAIL, RCPT and DATA for one message, raising what `SMTP.sendmail` raises for one recipient.
-
-    `hold`: everything but the final dot, the line that makes the server accept the message; the caller
-    writes it (`SmtpMailer._finish`) once the message is recorded.
 
     Not `sendmail` itself, which for one already-checked recipient parses both addresses four times,
     runs three regular-expression passes over the whole message (line endings for SIZE, then line
@@ -432,9 +386,6 @@ async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage, *, hold: b
             protocol = client.protocol
             if protocol is None:
                 raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            if hold:
-                protocol.write(stuffed)
-                return
             protocol.write(stuffed + b".\r\n")
             handed = True
             reply = await protocol.read_response(timeout=None)
@@ -491,13 +442,16 @@ class MaildirMailer:
         return [SendOutcome(m.ref, Delivery.SENT) for m in messages]
 
     async def send_many(self, messages: list[OutgoingMessage], *,
-                        record_first: RecordFirst | None = None) -> list[SendOutcome]:
+                        on_accepted: OnAccepted | None = None) -> list[SendOutcome]:
         # File writes off the event loop, so a demo's other coroutines keep running.
-        if record_first is None:
+        if on_accepted is None:
             return await asyncio.to_thread(self._write, messages)
-        kept = await record_first([m.ref for m in messages])  # then written: a file never precedes its record
-        written = {o.ref: o for o in await asyncio.to_thread(self._write, [m for m in messages if m.ref in kept])}
-        return [written.get(m.ref) or SendOutcome(m.ref, Delivery.TEMPORARY, NOT_RECORDED) for m in messages]
+        results = []
+        for msg in messages:  # written, then recorded, one at a time: a record never precedes its file
+            [outcome] = await asyncio.to_thread(self._write, [msg])
+            on_accepted(msg.ref)
+            results.append(outcome)
+        return results
 
     async def aclose(self) -> None:
         return None
@@ -507,6 +461,7 @@ __all__ = [
     "Delivery",
     "MaildirMailer",
     "Mailer",
+    "OnAccepted",
     "OutgoingMessage",
     "SendOutcome",
     "SmtpMailer",

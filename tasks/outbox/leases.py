@@ -11,26 +11,24 @@ mail systems fold it into one) — while the outbox records every notice exactly
 is unique; the `sent` mark is guarded by the lease, so a sender that lost its lease cannot overwrite the
 outcome of the one that took over).
 
-**At most twice, however many crashes.** As a chunk goes to the mailer its rows are marked
-`maybe_delivered` and their attempt counted (`renew_lease`), so a notice put back after a lost lease
-carries the mark if the lost sender had handed it over, and its next delivery is *recorded first*
-(`record_handed_over`): the mailer takes it up to the end of its content, the row is marked `sent`, and
-only then is the final dot written — the moment the server accepts it. A sender killed before that record
-commits has handed nothing over (a server discards a message whose content never ended); killed after,
-the notice is recorded and never sent again. Issue #18: with the resend pipelined like a first delivery,
-a second crash could catch it delivered and unrecorded again, and it arrived three times (four with three
-kills at the same moment of the pipeline; tests/test_crash.py). The price, at-least-once is no longer
-absolute for those notices: a sender that dies after the record commits and before the final dots are
-written leaves them recorded sent, and if the copy the lost sender had handed over never arrived either
-(it was still on the wire), they never arrive. The dots follow the record with no turn of the loop, but
-the window also holds the commit's reply and, on a loaded machine, the wait for the CPU: at 10,000
-notices and 20 random kills on this 2-core machine (load average ~20), 0, 15, 16 and 31 notices were lost
-so in four sends on SQLite and PostgreSQL (benchmarks/README.md); never a third copy. No order removes
-both risks: recorded after the dots instead, the same kill makes a third copy. A server that refuses the
-message after the record (a 4xx/5xx reply to the dot) is recorded as any refusal (retry or dead); one
-that does not answer leaves it `sent` (a third attempt could make a third copy). A first delivery the
-server did not answer after its end (a timeout, a dropped connection) may have arrived as well: it is
-retried marked `maybe_delivered` (SendOutcome.maybe_delivered), and never resent within the attempt.
+**At most twice, and never lost.** As a chunk goes to the mailer its rows are marked `maybe_delivered`
+and their attempt counted (`renew_lease`, one UPDATE a chunk), so a notice put back after a lost lease
+carries the mark if the lost sender had handed it over. Such a notice is resent *carefully*: one message
+per SMTP transaction on one connection, and its row is committed `sent` right after the server's 250 reply
+to it (`record_accepted`: a single-row UPDATE and commit per notice), before the next one starts. Nothing
+is ever recorded before the server has accepted it, so no crash loses a notice. A crash during a careful
+resend leaves unrecorded at most the one message whose 250 has just come in and whose commit has not
+(milliseconds), so a third copy needs a kill in that window for that very notice, after an earlier kill
+caught its first copy delivered and unrecorded. A refusal is recorded as any refusal (retry or dead, still
+marked). Issue #18: with the resend pipelined like a first delivery, a second crash could catch a whole
+chunk delivered and unrecorded again, and it arrived three times (four with three kills at the same moment
+of the pipeline; tests/test_crash.py). An earlier fix recorded the resend before its final dot instead; a
+kill between the record and the dot lost notices (15-31 of 10,000 in three of four runs at 20 kills,
+benchmarks/README.md). A record and commit per notice is affordable only because only crash leftovers go
+this way: at most the two chunks a lost sender had handed over and not recorded, per crash. A first
+delivery the server did not answer after its end (a timeout, a dropped connection) may have arrived as
+well: it is retried marked `maybe_delivered` (SendOutcome.maybe_delivered), and never resent within the
+attempt.
 
 While a notice is `sending`, `next_attempt_at` holds its lease expiry: the table needs no extra
 column, and the lease value doubles as the token that proves a sender still owns the row.
@@ -101,7 +99,7 @@ class ClaimedNotice:
     created_at: datetime
     attempts: int
     lease: datetime
-    maybe_delivered: bool = False  # a lost sender may have delivered it: record before handing over
+    maybe_delivered: bool = False  # a lost sender may have delivered it: resend carefully
 
 
 @dataclass
@@ -116,8 +114,7 @@ class Chunk:
     message_ids: dict[int, str] = field(default_factory=dict)
     reclaimed: int = 0
     dead: int = 0  # reclaimed rows out of attempts
-    handed_over: set[int] = field(default_factory=set)  # recorded `sent` before the server got their end
-    handed_at: datetime | None = None  # their `sent_at`: the guard for a refusal that comes after it
+    recorded: set[int] = field(default_factory=set)  # sent carefully, recorded `sent` one by one
 
 
 def backoff(attempts: int, *, base: timedelta = RETRY_BASE, cap: timedelta = RETRY_CAP) -> timedelta:
@@ -131,8 +128,7 @@ def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple
 
     The attempt was counted when the chunk was handed to the mailer (`renew_lease`), so a notice that
     crashes its sender every time ends dead instead of looping forever; such a row is `maybe_delivered`
-    (the lost sender may have handed it over), and its next delivery is recorded first (see the module's
-    docstring). A row claimed ahead that never reached the mailer goes back as it was.
+    (the lost sender may have handed it over), and its next delivery is careful (see the module's docstring). A row claimed ahead that never reached the mailer goes back as it was.
     """
     t = table_of(Notice)
     now = clock.now()
@@ -210,8 +206,8 @@ def renew_lease(engine: Engine, chunk: Chunk, *, clock: Clock, lease: timedelta)
     The mark is what tells a lost sender's rows apart: a chunk claimed ahead (while the previous one was
     on the wire) that never reached the mailer is put back uncounted and unmarked, as `release` does, and
     goes out again as a first delivery; a chunk that was handed over is counted and its rows' next
-    delivery is recorded first. Without it, at 10,000 notices and 20 kills, every reclaimed row took the
-    slower recorded-first path and a chunk claimed ahead again and again was counted dead after six kills
+    delivery is careful. Without it, at 10,000 notices and 20 kills, every reclaimed row took the
+    slower careful path and a chunk claimed ahead again and again was counted dead after six kills
     (68 notices) without ever being attempted. One UPDATE of the chunk's rows per chunk, on the way out.
 
     The lease: a chunk is claimed while the previous one is still being sent, so without the restart its
@@ -241,27 +237,23 @@ def release(engine: Engine, chunk: Chunk, *, clock: Clock) -> None:
             conn.execute(update(t).where(_owned(t, ids, chunk.lease)).values(status=RETRY, next_attempt_at=clock.now()))
 
 
-def record_handed_over(conn: Connection, chunk: Chunk, refs: Sequence[int], *, clock: Clock) -> set[int]:
-    """Mark `refs` sent *before* the server is given the end of their content; returns those this sender
-    still owned (only they may be finished: another sender holds the rest).
+def record_accepted(conn: Connection, chunk: Chunk, ref: int, *, at: datetime) -> bool:
+    """Commit one carefully sent notice as `sent`, right after the server accepted it; False if another
+    sender holds it meanwhile (then `record_outcomes` skips it, as any row whose lease was lost).
 
-    For notices a lost sender may have delivered already (`maybe_delivered`): recorded first, a copy can
-    only arrive once it is recorded, so no later crash sends it again (see the module's docstring). Commits
-    on the caller's connection and leaves it open: the caller ends the messages first and closes it after
-    (returning a connection to the pool costs a round trip, which would widen the window).
+    A single-row UPDATE and commit per notice, on the caller's open connection (no pool round trip): only
+    notices a lost sender may have delivered come this way, at most a couple of chunks per crash. `at` is
+    read once before the careful send (the installation's clock is a database read).
     """
     t = table_of(Notice)
-    now = chunk.handed_at or clock.now()
-    chunk.handed_at = now
-    attempts = {r.id: r.attempts for r in chunk.rows}
-    rows = [(ref, chunk.message_ids[ref], chunk.subjects.get(ref)) for ref in refs if ref in attempts]
-    owned = and_(t.c.status == N.SENDING, t.c.next_attempt_at == chunk.lease)
-    with Session(bind=conn) as session:
-        kept = _update_each(session, rows, owned, "subject", status=SENT, sent_at=now, last_error=None,
-                            next_attempt_at=None)
-        chunk.handed_over.update(kept)
-        session.commit()
-    return kept
+    owned = and_(t.c.id == ref, t.c.status == N.SENDING, t.c.next_attempt_at == chunk.lease)
+    done = conn.execute(update(t).where(owned).values(
+        status=SENT, sent_at=at, last_error=None, next_attempt_at=None,
+        message_id=chunk.message_ids[ref], subject=chunk.subjects.get(ref)).returning(t.c.id)).first()
+    conn.commit()
+    if done is not None:
+        chunk.recorded.add(ref)
+    return done is not None
 
 
 def record_outcomes(
@@ -286,18 +278,14 @@ def record_outcomes(
     now = clock.now()
     sent: list[tuple[int, str, str | None]] = []
     # By attempts (one backoff each) and whether the server may have accepted it unanswered (then the next
-    # delivery is recorded first, as after a lost sender).
+    # delivery is careful, as after a lost sender).
     retry: dict[tuple[int, bool], list[tuple[int, str, str | None]]] = defaultdict(list)
     dead: list[tuple[int, str, str | None]] = []
-    refused_after: list[tuple[SendOutcome, tuple[int, str, str | None]]] = []  # recorded sent, then refused
     for row in chunk.rows:
         outcome = chunk.outcomes.get(row.id)
         if outcome is None:  # dropped before sending: its lease was lost (see renew_lease)
             continue
-        if row.id in chunk.handed_over:
-            if outcome.delivery is not Delivery.SENT:
-                refused_after.append((outcome, (row.id, chunk.message_ids[row.id],
-                                                (outcome.detail or outcome.delivery.value)[:1000])))
+        if row.id in chunk.recorded:  # committed right after the server accepted it
             continue
         attempts = row.attempts + 1
         mid = chunk.message_ids[row.id]
@@ -322,37 +310,11 @@ def record_outcomes(
                                                next_attempt_at=at, maybe_delivered=maybe))
         report.dead = len(_update_each(session, dead, owned, "last_error", status=DEAD, attempts=after,
                                        next_attempt_at=None))
-        back, gone = _undo_handed_over(session, chunk, refused_after, now, max_attempts, retry_base, retry_cap)
-    report.sent += len(chunk.handed_over) - back - gone
-    report.retried += back
-    report.dead += gone
+    report.sent += len(chunk.recorded)
     report.skipped = len(chunk.rows) - report.sent - report.retried - report.dead
     if report.skipped:
         log.warning("outbox: %d notices were taken over by another sender before they were marked", report.skipped)
     return report
-
-
-def _undo_handed_over(session: Session, chunk: Chunk, refused: list[tuple[SendOutcome, tuple[int, str, str | None]]],
-                      now: datetime, max_attempts: int, retry_base: timedelta,
-                      retry_cap: timedelta) -> tuple[int, int]:
-    """Rows recorded sent before the end of their content, which the server then refused: due again later (a
-    temporary refusal) or dead, as any refusal; guarded by the `sent_at` this sender wrote. Still
-    `maybe_delivered`, so the next try is recorded first as well. Returns (back in the queue, dead)."""
-    t = table_of(Notice)
-    mine = and_(t.c.status == N.SENT, t.c.sent_at == chunk.handed_at)
-    attempts = {r.id: r.attempts + 1 for r in chunk.rows}  # counted as the chunk was handed over
-    retry = [row for outcome, row in refused
-             if outcome.delivery is Delivery.TEMPORARY and attempts[row[0]] < max_attempts]
-    dead = [row for outcome, row in refused if row not in retry]
-    back = 0
-    for n in sorted({attempts[row[0]] for row in retry}):
-        at = now + backoff(n, base=retry_base, cap=retry_cap)
-        back += len(_update_each(session, [row for row in retry if attempts[row[0]] == n], mine, "last_error",
-                                 status=RETRY, sent_at=None, next_attempt_at=at))
-    gone = len(_update_each(session, dead, mine, "last_error", status=DEAD, sent_at=None, next_attempt_at=None))
-    if back or gone:
-        log.warning("outbox: %d notices recorded before their delivery were refused by the server", back + gone)
-    return back, gone
 
 
 _RECORD_SLICE = 1000
@@ -389,7 +351,7 @@ __all__ = [
     "backoff",
     "claim",
     "reclaim_expired",
-    "record_handed_over",
+    "record_accepted",
     "record_outcomes",
     "release",
     "renew_lease",

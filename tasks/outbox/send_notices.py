@@ -10,8 +10,9 @@ statement per notice. At most two chunks are claimed and unrecorded at any momen
 and either the one being prepared, which has not been sent and goes back to the queue if sending fails
 (or if its lease cannot be restarted), or the one just delivered, being recorded. The price of
 recording off the critical path is the second chunk in the at-least-once bound (tasks/outbox/leases.py).
-Notices a lost sender may have delivered go out first in their chunk, each recorded before the server can
-accept it, so a crash never makes one arrive a third time (issue #18).
+Notices a lost sender may have delivered go out first in their chunk, carefully: one at a time, each recorded
+right after the server accepts it, so a crash neither loses one nor, short of a kill in the milliseconds
+between a 250 and its commit, makes it arrive a third time (issue #18).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from tasks.outbox.leases import (
     SendReport,
     claim,
     reclaim_expired,
-    record_handed_over,
+    record_accepted,
     record_outcomes,
     release,
     renew_lease,
@@ -186,30 +187,24 @@ async def _off_loop(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
 
 
 async def _deliver(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -> Chunk:
-    """Hand the chunk to the mailer: first, recorded before each reaches the server, the notices a lost sender
-    may have delivered already (so no crash makes them arrive a third time); then the rest, pipelined.
+    """Hand the chunk to the mailer: first, carefully, the notices a lost sender may have delivered already
+    (one at a time, each committed `sent` right after the server accepted it, so a crash leaves at most one
+    of them unrecorded and none recorded unsent); then the rest, pipelined.
 
-    The record before the final dots runs on the loop, not in a worker thread, and its connection goes back
-    to the pool only afterwards: the dots follow the commit with no turn of the loop in between, the
-    narrowest window there is (tasks/outbox/leases.py's docstring).
+    The record runs on the loop, not in a worker thread, on one connection held for the careful part: nothing
+    else runs between the server's 250 and the commit (tasks/outbox/leases.py's docstring).
     """
     # An exception here is treated like a crash: the chunk stays `sending` until its lease expires.
     again = {r.id for r in chunk.rows if r.maybe_delivered}
     first = [m for m in chunk.messages if m.ref in again]
     rest = [m for m in chunk.messages if m.ref not in again] if first else chunk.messages
-
-    async def record(refs: list[int]) -> set[int]:
-        conn = engine.connect()
-        try:
-            kept = record_handed_over(conn, chunk, refs, clock=clock)
-        except BaseException:
-            conn.close()
-            raise
-        asyncio.get_running_loop().call_soon(conn.close)  # after the final dots, which follow with no await
-        return kept
-
-    for outcome in [*(await mailer.send_many(first, record_first=record) if first else []),
-                    *(await mailer.send_many(rest) if rest else [])]:
+    if first:
+        at = clock.now()
+        with engine.connect() as conn:
+            for outcome in await mailer.send_many(
+                    first, on_accepted=lambda ref: record_accepted(conn, chunk, ref, at=at)):
+                chunk.outcomes[outcome.ref] = outcome
+    for outcome in await mailer.send_many(rest) if rest else []:
         chunk.outcomes[outcome.ref] = outcome
     return chunk
 

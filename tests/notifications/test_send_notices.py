@@ -523,30 +523,34 @@ def lose_sender(engine, clock, smtp_server, drafts) -> list[int]:
     return ids
 
 
-def test_a_notice_a_lost_sender_may_have_delivered_is_recorded_sent_before_the_server_has_it_again(
+def test_notices_a_lost_sender_may_have_delivered_are_resent_one_by_one_each_recorded_right_after_the_server_accepts_it(
         engine, clock, smtp_server):
-    ids = lose_sender(engine, clock, smtp_server, [draft(1), draft(2)])
-    seen_at_delivery: list[NoticeStatus] = []
+    ids = lose_sender(engine, clock, smtp_server, [draft(1), draft(2), draft(3)])
+    assert all(n.maybe_delivered for n in rows(engine).values())
     handler = smtp_server.handler
+    statuses_at_each_delivery: list[list[NoticeStatus]] = []
     original = handler.handle_DATA
 
     async def handle_data(server, session, envelope):
         stored = rows(engine)
-        seen_at_delivery.extend(n.status for n in stored.values() if n.email in envelope.rcpt_tos)
+        statuses_at_each_delivery.append([stored[i].status for i in ids])
         return await original(server, session, envelope)
 
     handler.handle_DATA = handle_data
-    assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport(sent=2, reclaimed=2)
-    assert seen_at_delivery == [NoticeStatus.SENT, NoticeStatus.SENT]  # recorded before the server had the end
+    assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport(sent=3, reclaimed=3)
+    # Never recorded before the server has it: each earlier resend is committed sent before the next one starts.
+    S, G = NoticeStatus.SENDING, NoticeStatus.SENT
+    assert statuses_at_each_delivery == [[S, S, S], [G, S, S], [G, G, S]]
+    resent = handler.received[3:]
+    assert len({r.peer for r in resent}) == 1  # one connection, one message at a time
     stored = rows(engine)
-    assert all((stored[i].status, stored[i].attempts, stored[i].maybe_delivered) == (NoticeStatus.SENT, 2, True)
-               for i in ids)
+    assert [(stored[i].status, stored[i].attempts) for i in ids] == [(NoticeStatus.SENT, 2)] * 3
     received = [parse(r.data)["Message-ID"] for r in handler.received]
-    assert len(received) == 4 and set(received[:2]) == set(received[2:]) == {stored[i].message_id for i in ids}
+    # Twice each under the same Message-ID: first concurrently (in any order), then one by one in order.
+    assert sorted(received[:3]) == sorted(received[3:]) and received[3:] == [stored[i].message_id for i in ids]
 
 
-def test_a_resend_recorded_first_that_the_server_then_refuses_is_retried_later_still_recorded_first(
-        engine, clock, smtp_server):
+def test_a_careful_resend_the_server_refuses_is_retried_later_and_stays_careful(engine, clock, smtp_server):
     [nid] = lose_sender(engine, clock, smtp_server, [draft(1)])
     smtp_server.handler.stall = {"inst1@example.cn"}  # answers the end of the message with 451
     report = send_pending(engine, SmtpMailer(smtp_server.settings(), timeout=10), clock=clock)
