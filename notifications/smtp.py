@@ -68,14 +68,15 @@ class Mailer(Protocol):
         """The From address (may carry a display name); Message-IDs take their domain from it."""
         ...
 
-    async def send_many(self, messages: list[OutgoingMessage], *,
-                        on_accepted: OnAccepted | None = None) -> list[SendOutcome]:
+    async def send_many(self, messages: list[OutgoingMessage], *, on_accepted: OnAccepted | None = None,
+                        careful: OnAccepted | None = None) -> list[SendOutcome]:
         """One outcome per message, in the same order; never raises for a single message's failure.
 
-        With `on_accepted`, carefully: one message at a time, and `on_accepted(ref)` is called right after
-        the server accepted it (SMTP: its 250 reply to the message's end; a maildir: the file written),
-        before the next one starts. The caller records the message there, so a crash leaves at most the one
-        message just accepted unrecorded (tasks/outbox/leases.py).
+        `on_accepted(ref)` is called as soon as the server accepted a message (SMTP: its 250 reply to the
+        message's end; a maildir: the file written), so the caller can record progress before the end.
+        With `careful`, one message at a time: `careful(ref)` before the message starts, `on_accepted(ref)`
+        right after it is accepted and before the next one starts; the caller records there, so a crash
+        leaves at most the one message just accepted unrecorded (tasks/outbox/leases.py).
         """
         ...
 
@@ -110,6 +111,10 @@ class SmtpSettings(Protocol):
 T = TypeVar("T")
 # The caller's record of one message the server has just accepted (synchronous: nothing else runs before it).
 OnAccepted = Callable[[int], object]
+
+
+def _ignore(ref: int) -> None:
+    return None
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -235,10 +240,10 @@ class SmtpMailer:
             self._loop = loop
         return self._slots
 
-    async def send_many(self, messages: list[OutgoingMessage], *,
-                        on_accepted: OnAccepted | None = None) -> list[SendOutcome]:
-        if on_accepted is not None:
-            return await self._send_carefully(messages, on_accepted)
+    async def send_many(self, messages: list[OutgoingMessage], *, on_accepted: OnAccepted | None = None,
+                        careful: OnAccepted | None = None) -> list[SendOutcome]:
+        if careful is not None:
+            return await self._send_carefully(messages, careful, on_accepted or _ignore)
         results: list[SendOutcome | None] = [None] * len(messages)
         queue: Iterator[int] = iter(range(len(messages)))
         last_connect_error: list[str] = []
@@ -247,6 +252,8 @@ class SmtpMailer:
             for i in queue:
                 outcome, usable = await self._send_one(slot, messages[i])
                 results[i] = outcome
+                if on_accepted is not None and outcome.delivery is Delivery.SENT:
+                    on_accepted(outcome.ref)
                 if not usable:
                     # This connection cannot be opened (server down, or its connection limit reached):
                     # stop this worker and let the others carry on with what they can.
@@ -261,15 +268,17 @@ class SmtpMailer:
             for r, m in zip(results, messages, strict=True)
         ]
 
-    async def _send_carefully(self, messages: list[OutgoingMessage], on_accepted: OnAccepted) -> list[SendOutcome]:
-        """One message per SMTP transaction on one pooled connection, `on_accepted(ref)` called right after the
-        server's 250 to each and before the next begins: a crash leaves at most that one message accepted and
+    async def _send_carefully(self, messages: list[OutgoingMessage], before: OnAccepted,
+                              on_accepted: OnAccepted) -> list[SendOutcome]:
+        """One message per SMTP transaction on one pooled connection, `before(ref)` called as it starts and
+        `on_accepted(ref)` right after the server's 250 to it, before the next begins: a crash leaves at most that one message accepted and
         unrecorded. Far slower than `send_many` (no concurrency, a record per message): it carries only the
         few notices a lost sender may have delivered already (tasks/outbox/leases.py).
         """
         slot = self._pool()[0]
         results: list[SendOutcome] = []
         for msg in messages:
+            before(msg.ref)
             outcome, usable = await self._send_one(slot, msg)
             if outcome.delivery is Delivery.SENT:
                 on_accepted(msg.ref)  # no await between the 250 and the record
@@ -441,15 +450,21 @@ class MaildirMailer:
             self._box.add(msg.data)
         return [SendOutcome(m.ref, Delivery.SENT) for m in messages]
 
-    async def send_many(self, messages: list[OutgoingMessage], *,
-                        on_accepted: OnAccepted | None = None) -> list[SendOutcome]:
+    async def send_many(self, messages: list[OutgoingMessage], *, on_accepted: OnAccepted | None = None,
+                        careful: OnAccepted | None = None) -> list[SendOutcome]:
         # File writes off the event loop, so a demo's other coroutines keep running.
-        if on_accepted is None:
-            return await asyncio.to_thread(self._write, messages)
+        if careful is None:
+            outcomes = await asyncio.to_thread(self._write, messages)
+            report = on_accepted or _ignore
+            for o in outcomes:
+                report(o.ref)
+            return outcomes
         results = []
-        for msg in messages:  # written, then recorded, one at a time: a record never precedes its file
+        for msg in messages:  # written, then reported, one at a time: a record never precedes its file
+            careful(msg.ref)
             [outcome] = await asyncio.to_thread(self._write, [msg])
-            on_accepted(msg.ref)
+            if on_accepted is not None:
+                on_accepted(msg.ref)
             results.append(outcome)
         return results
 

@@ -32,10 +32,14 @@ def crash_run(part: str, kind: str, **options: object) -> dict[str, object]:
 def test_a_sender_killed_as_it_hands_over_its_second_chunk_every_time_delivers_no_notice_three_times(kind):
     """The defect: each restarted sender reclaims the chunk the killed one had delivered and not recorded, sends
     it again first, and dies the same way; it arrived four times after three kills. Now a notice a lost sender
-    may have delivered is recorded before the server can accept it again."""
+    may have delivered is resent one at a time, each recorded right after the server accepted it, so the
+    second sender's kill (as it hands over its next chunk) finds the resent chunk recorded."""
     found = crash_run("notices", kind, size=10, kills=3, kill_at_handoff=2, batch_size=5)
     assert found["killed_while_running"] >= 2  # the crash point was reached: the test is not vacuous
-    assert found["deliveries_per_message_id"] == {"1": 5, "2": 5}  # the first chunk twice, never more
+    copies = found["deliveries_per_message_id"]
+    # Every notice arrived, none more than twice; the twice-delivered are at most the first chunk (its accepted
+    # messages recorded while it was on the wire may have escaped the first kill: seen 4 or 5 of 5).
+    assert set(copies) <= {"1", "2"} and sum(copies.values()) == 10 and copies.get("2", 0) <= 5
     assert found["statuses"] == {"sent": 10}
     assert found["problems"] == []
 

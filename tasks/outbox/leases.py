@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, String, Table, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Integer, String, Table, and_, case, or_, select, update
 from sqlmodel import Session
 
 from core.bulk import chunked, json_rows, table_of
@@ -114,7 +114,7 @@ class Chunk:
     message_ids: dict[int, str] = field(default_factory=dict)
     reclaimed: int = 0
     dead: int = 0  # reclaimed rows out of attempts
-    recorded: set[int] = field(default_factory=set)  # sent carefully, recorded `sent` one by one
+    recorded: set[int] = field(default_factory=set)  # recorded `sent` before the chunk's end
 
 
 def backoff(attempts: int, *, base: timedelta = RETRY_BASE, cap: timedelta = RETRY_CAP) -> timedelta:
@@ -209,6 +209,9 @@ def renew_lease(engine: Engine, chunk: Chunk, *, clock: Clock, lease: timedelta)
     delivery is careful. Without it, at 10,000 notices and 20 kills, every reclaimed row took the
     slower careful path and a chunk claimed ahead again and again was counted dead after six kills
     (68 notices) without ever being attempted. One UPDATE of the chunk's rows per chunk, on the way out.
+    A row marked already goes out carefully, one at a time, and its attempt is counted as it starts
+    (`count_attempt`), not here: a sender killed early in a careful chunk would otherwise count the whole
+    chunk an attempt (at 10,000 notices and 20 kills on PostgreSQL two notices ended dead, one never tried).
 
     The lease: a chunk is claimed while the previous one is still being sent, so without the restart its
     lease would run down for two chunks' sending time instead of one (with a provider's rate limit, long
@@ -221,7 +224,9 @@ def renew_lease(engine: Engine, chunk: Chunk, *, clock: Clock, lease: timedelta)
     with engine.begin() as conn:
         for ids in chunked([r.id for r in chunk.rows]):
             kept.update(conn.execute(update(t).where(_owned(t, ids, chunk.lease))
-                                     .values(next_attempt_at=renewed, attempts=t.c.attempts + 1, maybe_delivered=True)
+                                     .values(next_attempt_at=renewed, maybe_delivered=True,
+                                             attempts=case((t.c.maybe_delivered, t.c.attempts),
+                                                           else_=t.c.attempts + 1))
                                      .returning(t.c.id)).scalars())
     if len(kept) < len(chunk.rows):
         log.warning("outbox: %d claimed notices were taken over before sending", len(chunk.rows) - len(kept))
@@ -235,6 +240,32 @@ def release(engine: Engine, chunk: Chunk, *, clock: Clock) -> None:
     with engine.begin() as conn:
         for ids in chunked([r.id for r in chunk.rows]):
             conn.execute(update(t).where(_owned(t, ids, chunk.lease)).values(status=RETRY, next_attempt_at=clock.now()))
+
+
+def count_attempt(conn: Connection, chunk: Chunk, ref: int) -> None:
+    """Count the attempt of one carefully sent notice as it starts (a single-row UPDATE and commit), so a
+    notice that kills its sender every time still ends dead, and one never tried is never counted."""
+    t = table_of(Notice)
+    conn.execute(update(t).where(t.c.id == ref, t.c.status == N.SENDING, t.c.next_attempt_at == chunk.lease)
+                 .values(attempts=t.c.attempts + 1))
+    conn.commit()
+
+
+def record_sent(engine: Engine, chunk: Chunk, refs: Sequence[int], clock: Clock) -> None:
+    """Record `sent` the messages of a chunk the server has accepted so far, while the rest is on the wire.
+
+    Shrinks what a crash leaves delivered and unrecorded (to be resent, maybe a second copy) from the
+    chunks in flight to the messages accepted since the last such record; `record_outcomes` settles the
+    rest. One UPDATE of up to a thousand rows, off the event loop, every `PROGRESS_EVERY`.
+    """
+    t = table_of(Notice)
+    now = clock.now()
+    owned = and_(t.c.status == N.SENDING, t.c.next_attempt_at == chunk.lease)
+    rows = [(ref, chunk.message_ids[ref], chunk.subjects.get(ref)) for ref in refs]
+    with Session(engine) as session, session.begin():
+        done = _update_each(session, rows, owned, "subject", status=SENT, sent_at=now, last_error=None,
+                            next_attempt_at=None)
+    chunk.recorded.update(done)
 
 
 def record_accepted(conn: Connection, chunk: Chunk, ref: int, *, at: datetime) -> bool:
@@ -350,9 +381,11 @@ __all__ = [
     "SendReport",
     "backoff",
     "claim",
+    "count_attempt",
     "reclaim_expired",
     "record_accepted",
     "record_outcomes",
+    "record_sent",
     "release",
     "renew_lease",
 ]

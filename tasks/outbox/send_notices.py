@@ -18,6 +18,7 @@ between a 250 and its commit, makes it arrive a third time (issue #18).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,9 +44,11 @@ from tasks.outbox.leases import (
     ClaimedNotice,
     SendReport,
     claim,
+    count_attempt,
     reclaim_expired,
     record_accepted,
     record_outcomes,
+    record_sent,
     release,
     renew_lease,
 )
@@ -186,13 +189,30 @@ async def _off_loop(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args)
 
 
+# How often the accepted messages of a chunk on the wire are recorded (`record_sent`).
+PROGRESS_EVERY = 0.02
+
+
+async def _record_progress(engine: Engine, chunk: Chunk, clock: Clock, accepted: list[int],
+                           done: asyncio.Event) -> None:
+    """Every `PROGRESS_EVERY` while the chunk is on the wire, record `sent` what the server accepted since."""
+    recorded = 0
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), PROGRESS_EVERY)
+        if len(accepted) > recorded and not done.is_set():
+            refs, recorded = accepted[recorded:], len(accepted)
+            await _off_loop(engine, record_sent, engine, chunk, refs, clock)
+
+
 async def _deliver(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -> Chunk:
     """Hand the chunk to the mailer: first, carefully, the notices a lost sender may have delivered already
     (one at a time, each committed `sent` right after the server accepted it, so a crash leaves at most one
-    of them unrecorded and none recorded unsent); then the rest, pipelined.
+    of them unrecorded and none recorded unsent); then the rest, pipelined, its accepted messages recorded
+    every `PROGRESS_EVERY` while the rest is on the wire.
 
-    The record runs on the loop, not in a worker thread, on one connection held for the careful part: nothing
-    else runs between the server's 250 and the commit (tasks/outbox/leases.py's docstring).
+    The careful record runs on the loop, not in a worker thread, on one connection held for the careful part:
+    nothing else runs between the server's 250 and the commit (tasks/outbox/leases.py's docstring).
     """
     # An exception here is treated like a crash: the chunk stays `sending` until its lease expires.
     again = {r.id for r in chunk.rows if r.maybe_delivered}
@@ -202,10 +222,20 @@ async def _deliver(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -
         at = clock.now()
         with engine.connect() as conn:
             for outcome in await mailer.send_many(
-                    first, on_accepted=lambda ref: record_accepted(conn, chunk, ref, at=at)):
+                    first, careful=lambda ref: count_attempt(conn, chunk, ref),
+                    on_accepted=lambda ref: record_accepted(conn, chunk, ref, at=at)):
                 chunk.outcomes[outcome.ref] = outcome
-    for outcome in await mailer.send_many(rest) if rest else []:
-        chunk.outcomes[outcome.ref] = outcome
+    if rest:
+        accepted: list[int] = []
+        done = asyncio.Event()
+        recorder = asyncio.ensure_future(_record_progress(engine, chunk, clock, accepted, done))
+        try:
+            outcomes = await mailer.send_many(rest, on_accepted=accepted.append)
+        finally:
+            done.set()
+            await recorder  # settled only after its last progress record, so the two never overlap
+        for outcome in outcomes:
+            chunk.outcomes[outcome.ref] = outcome
     return chunk
 
 

@@ -208,9 +208,12 @@ def test_a_crash_between_delivery_and_marking_is_resent_with_the_same_message_id
 
 
 class CrashOnHandoff(CrashAfterSend):
-    """Dies as it is handed the messages, before any reaches the server."""
+    """Dies as it is handed its first message, before it reaches the server (a careful send has just
+    counted that message's attempt)."""
 
     async def send_many(self, messages, **kwargs):
+        if kwargs.get("careful") is not None:
+            kwargs["careful"](messages[0].ref)
         raise RuntimeError("worker killed while handing over")
 
 
@@ -235,7 +238,7 @@ def test_a_sender_that_lost_its_lease_cannot_overwrite_the_new_owners_result(eng
 
         sender = rescuer.sender
 
-        async def send_many(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
+        async def send_many(self, messages: list[OutgoingMessage], **_: object) -> list[SendOutcome]:
             clock.advance(LEASE + timedelta(minutes=1))
             # Called from inside this event loop, send_pending runs itself on a thread of its own.
             rescue_reports.append(send_pending(engine, rescuer, clock=clock))
@@ -366,7 +369,7 @@ class Scripted:
     def __init__(self, verdict=lambda rcpt: Delivery.SENT, during=None):
         self.verdict, self.during, self.batches = verdict, during, []
 
-    async def send_many(self, messages):
+    async def send_many(self, messages, **_):
         self.batches.append([m.ref for m in messages])
         if self.during is not None:
             effect = self.during(len(self.batches))
@@ -421,7 +424,7 @@ def test_while_one_chunk_is_sent_the_next_is_ready_and_a_crash_hands_it_back_una
         return {stored[i].status for i in ids[5:10]}
 
     class Watching(Scripted):
-        async def send_many(self, messages):
+        async def send_many(self, messages, **_):
             # The next chunk is claimed in a worker thread while this one is out; wait (bounded) to see it.
             deadline = time.monotonic() + 10
             while statuses() == {NoticeStatus.PENDING} and time.monotonic() < deadline:

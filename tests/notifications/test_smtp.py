@@ -171,20 +171,23 @@ def test_a_careful_send_reports_each_acceptance_before_the_next_message_starts(s
     handler = smtp_server.handler
     mailer = SmtpMailer(smtp_server.settings(smtp_connections=4), timeout=10)
     handler.replies = {"inst1@example.cn": "550 5.1.1 No such user"}
-    outcomes = run(mailer.send_many(messages(4), on_accepted=lambda ref: accepted_when_server_had.append(
-        (ref, len(handler.received)))))
+    started_when_server_had: list[tuple[int, int]] = []
+    outcomes = run(mailer.send_many(
+        messages(4), careful=lambda ref: started_when_server_had.append((ref, len(handler.received))),
+        on_accepted=lambda ref: accepted_when_server_had.append((ref, len(handler.received)))))
     run(mailer.aclose())
     assert [o.delivery for o in outcomes] == [Delivery.SENT, Delivery.PERMANENT, Delivery.SENT, Delivery.SENT]
     # Each acceptance reported once the server had that message and before it had the next; a refusal never.
     assert accepted_when_server_had == [(0, 1), (2, 2), (3, 3)]
+    assert started_when_server_had == [(0, 0), (1, 1), (2, 1), (3, 2)]  # each start before the server has it
     assert len({r.peer for r in handler.received}) == 1  # one connection, however many the pool holds
 
 
 def test_the_maildir_writes_each_careful_message_before_reporting_it(tmp_path):
     mailer = MaildirMailer(tmp_path / "maildir", sender=FROM)
     files_when_reported: list[tuple[int, int]] = []
-    outcomes = run(mailer.send_many(messages(3), on_accepted=lambda ref: files_when_reported.append(
-        (ref, len(list((tmp_path / "maildir" / "new").iterdir()))))))
+    outcomes = run(mailer.send_many(messages(3), careful=lambda ref: None, on_accepted=lambda ref: files_when_reported
+                                    .append((ref, len(list((tmp_path / "maildir" / "new").iterdir()))))))
     assert [o.delivery for o in outcomes] == [Delivery.SENT] * 3
     assert files_when_reported == [(0, 1), (1, 2), (2, 3)]
 
