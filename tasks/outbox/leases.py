@@ -19,13 +19,15 @@ to it (`record_accepted`: a single-row UPDATE and commit per notice), before the
 is ever recorded before the server has accepted it, so no crash loses a notice. A crash during a careful
 resend leaves unrecorded at most the one message whose 250 has just come in and whose commit has not
 (milliseconds), so a third copy needs a kill in that window for that very notice, after an earlier kill
-caught its first copy delivered and unrecorded. A refusal is recorded as any refusal (retry or dead, still
-marked). Issue #18: with the resend pipelined like a first delivery, a second crash could catch a whole
+caught its first copy delivered and unrecorded — itself a window of ~20 ms plus a commit, since a chunk's
+accepted messages are recorded while the rest is on the wire (`record_sent`). A refusal is recorded as
+any refusal (retry or dead, still marked); a careful resend's attempt is counted as it starts. Issue #18: with the resend pipelined like a first delivery, a second crash could catch a whole
 chunk delivered and unrecorded again, and it arrived three times (four with three kills at the same moment
 of the pipeline; tests/test_crash.py). An earlier fix recorded the resend before its final dot instead; a
 kill between the record and the dot lost notices (15-31 of 10,000 in three of four runs at 20 kills,
 benchmarks/README.md). A record and commit per notice is affordable only because only crash leftovers go
-this way: at most the two chunks a lost sender had handed over and not recorded, per crash. A first
+this way: at most the two chunks a lost sender had handed over and not recorded, per crash. At 10,000
+notices and 20 kills: none lost, none three times, on both databases and two seeds. A first
 delivery the server did not answer after its end (a timeout, a dropped connection) may have arrived as
 well: it is retried marked `maybe_delivered` (SendOutcome.maybe_delivered), and never resent within the
 attempt.
