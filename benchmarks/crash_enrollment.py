@@ -4,8 +4,10 @@ random moments, restart it each time, then check every application is in exactly
     .venv/bin/python -m benchmarks.crash_enrollment [--rows 10000] [--kills 20] [--url URL] [--seed N]
 
 The child imports the file and reconciles enrollment on the two days the enrollment test uses (the batch on
-09-12, its cut-off passed on 09-20); the parent kills it after a random delay, `kills` times, then lets one
-child finish. A run after a crash must find the same state and do nothing twice.
+09-12, its cut-off passed on 09-20), saying which step it is in; the parent kills it at a random moment of a
+step, `kills` times spread over the three steps, then lets one child finish. A run after a crash must find
+the same state and do nothing twice. `python -m benchmarks.crash` runs this with the sender's crash test and
+`sanjin audit verify`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
+import signal
 import sys
 import tempfile
 import time
@@ -21,8 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.crash_proc import Child
+
 ROOT = Path(__file__).resolve().parent.parent
 SLUG = "shenyang-2025"
+PHASES = ("import", "reconcile-0912", "reconcile-0920")  # the child's markers, in order
 
 
 def child(url: str, path: str) -> None:
@@ -35,11 +40,19 @@ def child(url: str, path: str) -> None:
     engine = make_engine(url)
     clock = DatabaseClock(engine)
     clock.set(datetime(2025, 9, 12, 10, tzinfo=SHANGHAI))
+    print(PHASES[0], flush=True)
     import_applications(engine, SLUG, Path(path), clock=clock, actor="crash-test")
     clock.set(datetime(2025, 9, 12, 12, tzinfo=SHANGHAI))
+    print(PHASES[1], flush=True)
     reconcile_enrollment(engine, SLUG, clock=clock)
     clock.set(datetime(2025, 9, 20, 9, tzinfo=SHANGHAI))
+    print(PHASES[2], flush=True)
     reconcile_enrollment(engine, SLUG, clock=clock)
+    print("done", flush=True)
+
+
+def child_main(args: list[str]) -> None:
+    child(args[0], args[1])
 
 
 def prepare(url: str, rows: int, workdir: Path) -> Path:
@@ -88,6 +101,10 @@ def check(url: str, rows: int) -> dict[str, Any]:
                                                                                        AuditEvent.entity == "application")),
             "receipts": count(select(func.count()).select_from(Notice).where(Notice.kind == "application_receipt")),
             "gates": count(select(func.count()).select_from(Gate).where(Gate.kind == GateKind.DISTRICT_REVIEW)),
+            "gate_keys": count(select(func.count(func.distinct(Gate.natural_key)))
+                               .where(Gate.kind == GateKind.DISTRICT_REVIEW)),
+            "batch_districts": count(select(func.count()).select_from(
+                select(Application.batch_id, Application.district).distinct().subquery())),
             "states": {str(k.value if hasattr(k, "value") else k): v for k, v in states.items()},
         }
     engine.dispose()
@@ -95,40 +112,63 @@ def check(url: str, rows: int) -> dict[str, Any]:
                                                          "receipts") if found[k] != rows]
     if found["imports"] != 1:
         problems.append(f"imports: {found['imports']} != 1")
-    if found["gates"] != 3:  # one district review per district of the file, never two
-        problems.append(f"district gates: {found['gates']} != 3")
+    if not found["gates"] == found["gate_keys"] == found["batch_districts"]:  # one review per batch and district
+        problems.append(f"district gates: {found['gates']} ({found['gate_keys']} keys) for "
+                        f"{found['batch_districts']} batch × district pairs")
     if set(found["states"]) != {ApplicationState.SUBMITTED.value}:  # waiting at their district gates
         problems.append(f"unexpected states {found['states']}")
     found["problems"] = problems
     return found
 
 
-def run(rows: int, kills: int, url: str | None = None, seed: int = 18, max_delay: float = 8.0) -> dict[str, Any]:
+def run(rows: int, kills: int, url: str | None = None, seed: int = 18, max_delay: float = 30.0,
+        fork: bool = False) -> dict[str, Any]:
+    """Prepare, run under `kills` crashes, finish with one run left alone, and count; `url` defaults to SQLite.
+
+    Kills are spread over the three steps (the import, then each day's reconciliation): kill k of K falls in
+    step 3k // K, a random delay after the child enters it — at most `max_delay` seconds, and at most that
+    step's length as last seen (a kill after a random time alone mostly fell on a restarted child that had
+    nothing left to do: 2 of 20 kills at 10,000 applications).
+    """
+    import os
+
+    os.environ["SANJIN_CLOCK"] = "database"  # a rehearsal database: time is simulated (core/clock_store.py)
     rng = random.Random(seed)
+    length = dict.fromkeys(PHASES, max_delay)  # each step's length, learnt as children get through it
     with tempfile.TemporaryDirectory(prefix="sanjin-crash-") as tmp:
         workdir = Path(tmp)
         url = url or f"sqlite:///{workdir / 'sanjin.db'}"
         path = prepare(url, rows, workdir)
-        command = [sys.executable, "-m", "benchmarks.crash_enrollment", "child", url, str(path)]
-        killed_running = 0
-        for _ in range(kills):
-            proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(0.2, max_delay))
-            if proc.poll() is None:
-                proc.kill()  # SIGKILL: no cleanup, no rollback handler, as a power cut
+        killed_running, killed_in = 0, dict.fromkeys(PHASES, 0)
+        for k in range(kills):
+            phase = PHASES[min(len(PHASES) - 1, len(PHASES) * k // max(1, kills))]
+            proc = Child("benchmarks.crash_enrollment", [url, str(path)], fork=fork)
+            entered = proc.wait_for(phase, 1800)
+            if entered is not None:
+                time.sleep(max(0.0, entered + rng.uniform(0.0, length[phase]) - time.monotonic()))
+            if proc.kill():
                 killed_running += 1
-            proc.wait()
-        final = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False)
-        if final.returncode != 0:
-            raise RuntimeError(f"the run after the crashes failed: {final.stderr[-2000:]}")
+                current = [m for _, m in proc.markers if m in PHASES][-1:]
+                if current:
+                    killed_in[current[0]] += 1
+            status = proc.wait()
+            if status not in (0, -signal.SIGKILL):
+                raise RuntimeError(f"a run failed by itself: {proc.stderr_tail()}")
+            for a, b in zip(PHASES, [*PHASES[1:], "done"], strict=True):  # a step seen whole: its real length
+                start, end = proc.seen(a), proc.seen(b)
+                if start is not None and end is not None:
+                    length[a] = min(length[a], end - start)
+        final = Child("benchmarks.crash_enrollment", [url, str(path)], fork=fork)
+        if final.wait() != 0:
+            raise RuntimeError(f"the run after the crashes failed: {final.stderr_tail()}")
         found = check(url, rows)
-        found.update(rows=rows, kills=kills, killed_while_running=killed_running)
+        found.update(rows=rows, kills=kills, killed_while_running=killed_running, killed_in=killed_in)
         return found
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        child(sys.argv[2], sys.argv[3])
+        child_main(sys.argv[2:4])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)

@@ -188,7 +188,7 @@ class OneConnectionPerMessage:
     def sender(self) -> str:
         return self._sender
 
-    async def send_many(self, messages: list[Any]) -> list[Any]:
+    async def send_many(self, messages: list[Any], **_: Any) -> list[Any]:
         import aiosmtplib
 
         from notifications.smtp import Delivery, SendOutcome

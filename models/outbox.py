@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index
+from sqlalchemy import Column, Index, false
 from sqlmodel import Field, SQLModel
 
 from models.base import AwareDateTime, EnumString, JSONType
@@ -39,6 +39,11 @@ class Notice(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     message_id: str | None = Field(default=None, max_length=200)
+    # Handed to the mailer in an attempt whose outcome may not be recorded (set as its chunk goes out; kept
+    # when a lost sender's lease runs out, or when the server did not answer the message's end): a copy may
+    # have arrived. Its next delivery is recorded before the server can accept it (tasks/outbox/leases.py),
+    # so no crash can make it arrive a third time.
+    maybe_delivered: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     last_error: str | None = None
     created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))

@@ -52,6 +52,12 @@ class SendOutcome:
     delivery: Delivery
     detail: str | None = None
     code: int | None = None
+    # TEMPORARY, but the whole message was handed over and no answer came: the server may have accepted it.
+    maybe_delivered: bool = False
+
+
+class _Unanswered(Exception):
+    """The message's end went out and no reply came (a timeout, a dropped connection)."""
 
 
 class Mailer(Protocol):
@@ -62,8 +68,16 @@ class Mailer(Protocol):
         """The From address (may carry a display name); Message-IDs take their domain from it."""
         ...
 
-    async def send_many(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
-        """One outcome per message, in the same order; never raises for a single message's failure."""
+    async def send_many(self, messages: list[OutgoingMessage], *, on_accepted: OnAccepted | None = None,
+                        careful: OnAccepted | None = None) -> list[SendOutcome]:
+        """One outcome per message, in the same order; never raises for a single message's failure.
+
+        `on_accepted(ref)` is called as soon as the server accepted a message (SMTP: its 250 reply to the
+        message's end; a maildir: the file written), so the caller can record progress before the end.
+        With `careful`, one message at a time: `careful(ref)` before the message starts, `on_accepted(ref)`
+        right after it is accepted and before the next one starts; the caller records there, so a crash
+        leaves at most the one message just accepted unrecorded (tasks/outbox/leases.py).
+        """
         ...
 
     async def aclose(self) -> None:
@@ -95,6 +109,12 @@ class SmtpSettings(Protocol):
 
 
 T = TypeVar("T")
+# The caller's record of one message the server has just accepted (synchronous: nothing else runs before it).
+OnAccepted = Callable[[int], object]
+
+
+def _ignore(ref: int) -> None:
+    return None
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -220,7 +240,10 @@ class SmtpMailer:
             self._loop = loop
         return self._slots
 
-    async def send_many(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
+    async def send_many(self, messages: list[OutgoingMessage], *, on_accepted: OnAccepted | None = None,
+                        careful: OnAccepted | None = None) -> list[SendOutcome]:
+        if careful is not None:
+            return await self._send_carefully(messages, careful, on_accepted or _ignore)
         results: list[SendOutcome | None] = [None] * len(messages)
         queue: Iterator[int] = iter(range(len(messages)))
         last_connect_error: list[str] = []
@@ -229,6 +252,8 @@ class SmtpMailer:
             for i in queue:
                 outcome, usable = await self._send_one(slot, messages[i])
                 results[i] = outcome
+                if on_accepted is not None and outcome.delivery is Delivery.SENT:
+                    on_accepted(outcome.ref)
                 if not usable:
                     # This connection cannot be opened (server down, or its connection limit reached):
                     # stop this worker and let the others carry on with what they can.
@@ -242,6 +267,28 @@ class SmtpMailer:
             r if r is not None else SendOutcome(m.ref, Delivery.TEMPORARY, f"no SMTP connection: {reason}")
             for r, m in zip(results, messages, strict=True)
         ]
+
+    async def _send_carefully(self, messages: list[OutgoingMessage], before: OnAccepted,
+                              on_accepted: OnAccepted) -> list[SendOutcome]:
+        """One message per SMTP transaction on one pooled connection, `before(ref)` called as it starts and
+        `on_accepted(ref)` right after the server's 250 to it, before the next begins: a crash leaves at most that one message accepted and
+        unrecorded. Far slower than `send_many` (no concurrency, a record per message): it carries only the
+        few notices a lost sender may have delivered already (tasks/outbox/leases.py).
+        """
+        slot = self._pool()[0]
+        results: list[SendOutcome] = []
+        for msg in messages:
+            before(msg.ref)
+            outcome, usable = await self._send_one(slot, msg)
+            if outcome.delivery is Delivery.SENT:
+                on_accepted(msg.ref)  # no await between the 250 and the record
+            results.append(outcome)
+            if not usable:  # the connection cannot be opened: the rest waits for a later run
+                reason = outcome.detail or ""
+                results += [SendOutcome(m.ref, Delivery.TEMPORARY, f"no SMTP connection: {reason}")
+                            for m in messages[len(results):]]
+                break
+        return results
 
     async def _send_one(self, slot: _Slot, msg: OutgoingMessage) -> tuple[SendOutcome, bool]:
         """The outcome, and whether the connection slot is still worth using."""
@@ -259,6 +306,10 @@ class SmtpMailer:
             try:
                 await _transaction(client, msg)
                 return SendOutcome(msg.ref, Delivery.SENT), True
+            except _Unanswered as exc:
+                slot.drop()  # never resent on another connection: it may have arrived
+                return SendOutcome(msg.ref, Delivery.TEMPORARY, _describe(exc.__cause__ or exc),
+                                   maybe_delivered=True), True
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 refused = exc.recipients[0] if exc.recipients else None
                 code = refused.code if refused else 550
@@ -328,6 +379,7 @@ async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage) -> None:
     stuffed = content.replace(b"\r\n.", b"\r\n..")
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
+    handed = False
     try:
         async with asyncio.timeout(client.timeout):
             reply = await client.execute_command(b"MAIL", *mail, timeout=None)
@@ -344,11 +396,14 @@ async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage) -> None:
             if protocol is None:
                 raise aiosmtplib.SMTPServerDisconnected("Connection lost")
             protocol.write(stuffed + b".\r\n")
+            handed = True
             reply = await protocol.read_response(timeout=None)
             if reply.code != 250:
                 raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-    except (TimeoutError, aiosmtplib.SMTPServerDisconnected):
+    except (TimeoutError, aiosmtplib.SMTPServerDisconnected) as exc:
         client.close()  # a reply may still be on its way: this session can no longer be trusted
+        if handed:
+            raise _Unanswered(str(exc)) from exc
         raise
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         # Abandon the envelope so the connection can carry the next message (as sendmail does).
@@ -395,9 +450,23 @@ class MaildirMailer:
             self._box.add(msg.data)
         return [SendOutcome(m.ref, Delivery.SENT) for m in messages]
 
-    async def send_many(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
+    async def send_many(self, messages: list[OutgoingMessage], *, on_accepted: OnAccepted | None = None,
+                        careful: OnAccepted | None = None) -> list[SendOutcome]:
         # File writes off the event loop, so a demo's other coroutines keep running.
-        return await asyncio.to_thread(self._write, messages)
+        if careful is None:
+            outcomes = await asyncio.to_thread(self._write, messages)
+            report = on_accepted or _ignore
+            for o in outcomes:
+                report(o.ref)
+            return outcomes
+        results = []
+        for msg in messages:  # written, then reported, one at a time: a record never precedes its file
+            careful(msg.ref)
+            [outcome] = await asyncio.to_thread(self._write, [msg])
+            if on_accepted is not None:
+                on_accepted(msg.ref)
+            results.append(outcome)
+        return results
 
     async def aclose(self) -> None:
         return None
@@ -407,6 +476,7 @@ __all__ = [
     "Delivery",
     "MaildirMailer",
     "Mailer",
+    "OnAccepted",
     "OutgoingMessage",
     "SendOutcome",
     "SmtpMailer",

@@ -10,11 +10,15 @@ statement per notice. At most two chunks are claimed and unrecorded at any momen
 and either the one being prepared, which has not been sent and goes back to the queue if sending fails
 (or if its lease cannot be restarted), or the one just delivered, being recorded. The price of
 recording off the critical path is the second chunk in the at-least-once bound (tasks/outbox/leases.py).
+Notices a lost sender may have delivered go out first in their chunk, carefully: one at a time, each recorded
+right after the server accepts it, so a crash neither loses one nor, short of a kill in the milliseconds
+between a 250 and its commit, makes it arrive a third time (issue #18).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,8 +44,11 @@ from tasks.outbox.leases import (
     ClaimedNotice,
     SendReport,
     claim,
+    count_attempt,
     reclaim_expired,
+    record_accepted,
     record_outcomes,
+    record_sent,
     release,
     renew_lease,
 )
@@ -182,10 +189,54 @@ async def _off_loop(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args)
 
 
-async def _deliver(mailer: Mailer, chunk: Chunk) -> Chunk:
+# How often the accepted messages of a chunk on the wire are recorded (`record_sent`).
+PROGRESS_EVERY = 0.02
+
+
+async def _record_progress(engine: Engine, chunk: Chunk, clock: Clock, accepted: list[int],
+                           done: asyncio.Event) -> None:
+    """Every `PROGRESS_EVERY` while the chunk is on the wire, record `sent` what the server accepted since."""
+    recorded = 0
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), PROGRESS_EVERY)
+        if len(accepted) > recorded and not done.is_set():
+            refs, recorded = accepted[recorded:], len(accepted)
+            await _off_loop(engine, record_sent, engine, chunk, refs, clock)
+
+
+async def _deliver(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -> Chunk:
+    """Hand the chunk to the mailer: first, carefully, the notices a lost sender may have delivered already
+    (one at a time, each committed `sent` right after the server accepted it, so a crash leaves at most one
+    of them unrecorded and none recorded unsent); then the rest, pipelined, its accepted messages recorded
+    every `PROGRESS_EVERY` while the rest is on the wire.
+
+    The careful record runs on the loop, not in a worker thread, on one connection held for the careful part:
+    nothing else runs between the server's 250 and the commit (tasks/outbox/leases.py's docstring).
+    """
     # An exception here is treated like a crash: the chunk stays `sending` until its lease expires.
-    for outcome in await mailer.send_many(chunk.messages):
-        chunk.outcomes[outcome.ref] = outcome
+    again = {r.id for r in chunk.rows if r.maybe_delivered}
+    first = [m for m in chunk.messages if m.ref in again]
+    rest = [m for m in chunk.messages if m.ref not in again] if first else chunk.messages
+    if first:
+        at = clock.now()
+        # Autocommit: each record is one statement and one round trip, not an UPDATE and then a COMMIT.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for outcome in await mailer.send_many(
+                    first, careful=lambda ref: count_attempt(conn, chunk, ref),
+                    on_accepted=lambda ref: record_accepted(conn, chunk, ref, at=at)):
+                chunk.outcomes[outcome.ref] = outcome
+    if rest:
+        accepted: list[int] = []
+        done = asyncio.Event()
+        recorder = asyncio.ensure_future(_record_progress(engine, chunk, clock, accepted, done))
+        try:
+            outcomes = await mailer.send_many(rest, on_accepted=accepted.append)
+        finally:
+            done.set()
+            await recorder  # settled only after its last progress record, so the two never overlap
+        for outcome in outcomes:
+            chunk.outcomes[outcome.ref] = outcome
     return chunk
 
 
@@ -242,7 +293,7 @@ async def send_pending_async(
                     release(engine, chunk, clock=clock)
                 raise
             if chunk.rows:
-                sending = asyncio.ensure_future(_deliver(mailer, chunk))
+                sending = asyncio.ensure_future(_deliver(mailer, chunk, engine, clock))
             if delivered is not None:
                 # Recorded while the next chunk is on the wire: on the loop, the UPDATEs left every
                 # connection idle (on PostgreSQL ~8 % of the sending time at 30,000).
@@ -321,7 +372,8 @@ def send_chunk(
     async def one() -> SendReport:
         chunk = await _claim_chunk(engine, mailer.sender, clock, policy)
         if chunk.rows:
-            await _deliver(mailer, chunk)
+            renew_lease(engine, chunk, clock=clock, lease=policy.lease)  # handed over: counted and marked
+            await _deliver(mailer, chunk, engine, clock)
         return _settle(engine, chunk, clock, policy)
 
     return _run(one, mailer)

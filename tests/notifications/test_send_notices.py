@@ -85,8 +85,8 @@ class CrashAfterSend:
     def sender(self):
         return self.inner.sender
 
-    async def send_many(self, messages):
-        await self.inner.send_many(messages)
+    async def send_many(self, messages, **kwargs):
+        await self.inner.send_many(messages, **kwargs)
         raise RuntimeError("worker killed after delivery")
 
     async def aclose(self):
@@ -207,9 +207,19 @@ def test_a_crash_between_delivery_and_marking_is_resent_with_the_same_message_id
     assert send_pending(engine, mailer, clock=clock) == SendReport()  # and exactly once in the outbox
 
 
+class CrashOnHandoff(CrashAfterSend):
+    """Dies as it is handed its first message, before it reaches the server (a careful send has just
+    counted that message's attempt)."""
+
+    async def send_many(self, messages, **kwargs):
+        if kwargs.get("careful") is not None:
+            kwargs["careful"](messages[0].ref)
+        raise RuntimeError("worker killed while handing over")
+
+
 def test_a_notice_that_keeps_killing_its_sender_ends_dead(engine, clock, smtp_server):
     [nid] = enqueue(engine, clock, [draft(1)])
-    crashing = CrashAfterSend(SmtpMailer(smtp_server.settings()))
+    crashing = CrashOnHandoff(SmtpMailer(smtp_server.settings()))
     for _ in range(3):
         with pytest.raises(RuntimeError):
             send_pending(engine, crashing, clock=clock, max_attempts=3)
@@ -228,7 +238,7 @@ def test_a_sender_that_lost_its_lease_cannot_overwrite_the_new_owners_result(eng
 
         sender = rescuer.sender
 
-        async def send_many(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
+        async def send_many(self, messages: list[OutgoingMessage], **_: object) -> list[SendOutcome]:
             clock.advance(LEASE + timedelta(minutes=1))
             # Called from inside this event loop, send_pending runs itself on a thread of its own.
             rescue_reports.append(send_pending(engine, rescuer, clock=clock))
@@ -359,7 +369,7 @@ class Scripted:
     def __init__(self, verdict=lambda rcpt: Delivery.SENT, during=None):
         self.verdict, self.during, self.batches = verdict, during, []
 
-    async def send_many(self, messages):
+    async def send_many(self, messages, **_):
         self.batches.append([m.ref for m in messages])
         if self.during is not None:
             effect = self.during(len(self.batches))
@@ -414,7 +424,7 @@ def test_while_one_chunk_is_sent_the_next_is_ready_and_a_crash_hands_it_back_una
         return {stored[i].status for i in ids[5:10]}
 
     class Watching(Scripted):
-        async def send_many(self, messages):
+        async def send_many(self, messages, **_):
             # The next chunk is claimed in a worker thread while this one is out; wait (bounded) to see it.
             deadline = time.monotonic() + 10
             while statuses() == {NoticeStatus.PENDING} and time.monotonic() < deadline:
@@ -505,3 +515,49 @@ def test_a_chunk_claimed_ahead_gets_a_full_lease_when_it_goes_out(engine, clock,
     assert rescues == [SendReport()]  # nothing looked lost: chunk 2's lease started when it was sent
     assert smtp_server.handler.received == []
     assert sorted(ref for batch in mailer.batches for ref in batch) == sorted(rows(engine))
+
+
+def lose_sender(engine, clock, smtp_server, drafts) -> list[int]:
+    """The drafts delivered by a sender that dies before recording them, then reclaimed once its lease ran out."""
+    ids = enqueue(engine, clock, drafts)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        send_pending(engine, CrashAfterSend(SmtpMailer(smtp_server.settings())), clock=clock)
+    clock.advance(LEASE + timedelta(seconds=1))
+    return ids
+
+
+def test_notices_a_lost_sender_may_have_delivered_are_resent_one_by_one_each_recorded_right_after_the_server_accepts_it(
+        engine, clock, smtp_server):
+    ids = lose_sender(engine, clock, smtp_server, [draft(1), draft(2), draft(3)])
+    assert all(n.maybe_delivered for n in rows(engine).values())
+    handler = smtp_server.handler
+    statuses_at_each_delivery: list[list[NoticeStatus]] = []
+    original = handler.handle_DATA
+
+    async def handle_data(server, session, envelope):
+        stored = rows(engine)
+        statuses_at_each_delivery.append([stored[i].status for i in ids])
+        return await original(server, session, envelope)
+
+    handler.handle_DATA = handle_data
+    assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport(sent=3, reclaimed=3)
+    # Never recorded before the server has it: each earlier resend is committed sent before the next one starts.
+    S, G = NoticeStatus.SENDING, NoticeStatus.SENT
+    assert statuses_at_each_delivery == [[S, S, S], [G, S, S], [G, G, S]]
+    resent = handler.received[3:]
+    assert len({r.peer for r in resent}) == 1  # one connection, one message at a time
+    stored = rows(engine)
+    assert [(stored[i].status, stored[i].attempts) for i in ids] == [(NoticeStatus.SENT, 2)] * 3
+    received = [parse(r.data)["Message-ID"] for r in handler.received]
+    # Twice each under the same Message-ID: first concurrently (in any order), then one by one in order.
+    assert sorted(received[:3]) == sorted(received[3:]) and received[3:] == [stored[i].message_id for i in ids]
+
+
+def test_a_careful_resend_the_server_refuses_is_retried_later_and_stays_careful(engine, clock, smtp_server):
+    [nid] = lose_sender(engine, clock, smtp_server, [draft(1)])
+    smtp_server.handler.stall = {"inst1@example.cn"}  # answers the end of the message with 451
+    report = send_pending(engine, SmtpMailer(smtp_server.settings(), timeout=10), clock=clock)
+    assert report == SendReport(retried=1, reclaimed=1)
+    row = rows(engine)[nid]
+    assert (row.status, row.sent_at, row.attempts, row.maybe_delivered) == (NoticeStatus.PENDING, None, 2, True)
+    assert row.next_attempt_at == clock.now() + backoff(2) and "451" in (row.last_error or "")

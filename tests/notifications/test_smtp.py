@@ -166,6 +166,32 @@ def test_maildir_mailer_stores_the_exact_bytes(tmp_path):
     assert stored == sorted(m.message_id for m in msgs)
 
 
+def test_a_careful_send_reports_each_acceptance_before_the_next_message_starts(smtp_server):
+    accepted_when_server_had: list[tuple[int, int]] = []
+    handler = smtp_server.handler
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=4), timeout=10)
+    handler.replies = {"inst1@example.cn": "550 5.1.1 No such user"}
+    started_when_server_had: list[tuple[int, int]] = []
+    outcomes = run(mailer.send_many(
+        messages(4), careful=lambda ref: started_when_server_had.append((ref, len(handler.received))),
+        on_accepted=lambda ref: accepted_when_server_had.append((ref, len(handler.received)))))
+    run(mailer.aclose())
+    assert [o.delivery for o in outcomes] == [Delivery.SENT, Delivery.PERMANENT, Delivery.SENT, Delivery.SENT]
+    # Each acceptance reported once the server had that message and before it had the next; a refusal never.
+    assert accepted_when_server_had == [(0, 1), (2, 2), (3, 3)]
+    assert started_when_server_had == [(0, 0), (1, 1), (2, 1), (3, 2)]  # each start before the server has it
+    assert len({r.peer for r in handler.received}) == 1  # one connection, however many the pool holds
+
+
+def test_the_maildir_writes_each_careful_message_before_reporting_it(tmp_path):
+    mailer = MaildirMailer(tmp_path / "maildir", sender=FROM)
+    files_when_reported: list[tuple[int, int]] = []
+    outcomes = run(mailer.send_many(messages(3), careful=lambda ref: None, on_accepted=lambda ref: files_when_reported
+                                    .append((ref, len(list((tmp_path / "maildir" / "new").iterdir()))))))
+    assert [o.delivery for o in outcomes] == [Delivery.SENT] * 3
+    assert files_when_reported == [(0, 1), (1, 2), (2, 3)]
+
+
 def test_content_arrives_byte_for_byte_even_with_lines_that_start_with_a_dot(smtp_server):
     # RFC 5321 §4.5.2: the sender doubles a leading dot, the server removes it; a lone "." would end DATA.
     data = b"Subject: dots\n\n.\n..two\n.leading\nmiddle . dot\n"
@@ -197,6 +223,9 @@ def test_a_server_that_stops_answering_mid_message_is_temporary_and_the_connecti
     assert time.perf_counter() - started < 3  # the deadline, not the server, decided
     assert [o.delivery for o in outcomes] == [Delivery.TEMPORARY, Delivery.SENT]
     assert "Timeout" in (outcomes[0].detail or "")
+    # The server had the whole message and never answered: it may have accepted it, so the retry is careful
+    # (one at a time, recorded right after the server accepts it: no crash can then make it arrive a third time).
+    assert [o.maybe_delivered for o in outcomes] == [True, False]
     assert [r.rcpt_tos for r in smtp_server.handler.received] == [["inst1@example.cn"]]
 
 

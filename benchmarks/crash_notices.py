@@ -1,0 +1,261 @@
+"""Crash test of the sender (issue #18): kill -9 a process sending the outbox to a real SMTP server at random
+moments, restart it each time, then count what the server received under each Message-ID.
+
+    .venv/bin/python -m benchmarks.crash_notices [--notices 10000] [--kills 20] [--url URL] [--seed N]
+
+The server is aiosmtpd in a process of its own (benchmarks.smtp_sink), alive across every restart of the
+sender, so it counts every copy a crash makes arrive again. The sender runs as the product runs it
+(`send_pending` on the installation's clock, 16 pooled connections, chunks of 500). Before each restart
+the simulated clock moves past the lease (as the next scheduled run would find it), so the restarted
+sender reclaims what the killed one held. The parent kills each sender at a random moment once it has
+started sending; `--kill-at-handoff K` instead kills every sender as it hands its K-th chunk to SMTP (the
+deterministic crash point the tests use). The end: every notice sent, each delivered at least once and at
+most twice, always under its stored Message-ID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks.crash_proc import Child
+
+ROOT = Path(__file__).resolve().parent.parent
+SLUG = "shenyang-2025"
+SENDER = "沈阳市医疗保障局 <sanjin@ybj.shenyang.example.gov.cn>"
+START = datetime(2025, 10, 9, 9, 0)
+READY = "sending"
+
+
+def prepare(url: str, notices: int) -> None:
+    """The program and `notices` application receipts in the outbox, every one due, each with its address."""
+    from sqlmodel import Session
+
+    from core.clock_store import DatabaseClock
+    from core.db import make_engine
+    from models.clock import SHANGHAI
+    from models.tables import metadata
+    from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
+    from tasks.programs import load_program
+    from tests.factories import clock_at
+
+    engine = make_engine(url)
+    metadata.create_all(engine)
+    program = load_program(engine, ROOT / "deploy" / "programs" / f"{SLUG}.yaml", clock=clock_at(2025, 8, 1, 9))
+    clock = DatabaseClock(engine)
+    clock.set(START.replace(tzinfo=SHANGHAI))
+    drafts = [NoticeDraft(key=f"application_receipt:crash:{n}", kind="application_receipt",
+                          recipient_type="institution", recipient_name=f"沈阳市第{n}社区卫生服务中心",
+                          email=f"inst{n}@example.cn", recipient_id=n, program_id=program.program_id,
+                          context={"institution_name": f"沈阳市第{n}社区卫生服务中心", "application_id": n,
+                                   "submitted_on": "2025-09-12", "district": "和平区"})
+              for n in range(1, notices + 1)]
+    with Session(engine) as session, session.begin():
+        for start in range(0, len(drafts), 5000):
+            enqueue_notices(session, drafts[start : start + 5000], clock.now())
+    engine.dispose()
+
+
+class _KillAtHandoff:
+    """The mailer, except that the process dies (SIGKILL, no clean-up) as the `at`-th chunk is handed to it."""
+
+    def __init__(self, inner: Any, at: int) -> None:
+        self.inner, self.at, self.calls = inner, at, 0
+
+    @property
+    def sender(self) -> str:
+        return str(self.inner.sender)
+
+    async def send_many(self, messages: list[Any], **kwargs: Any) -> list[Any]:
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return list(await self.inner.send_many(messages, **kwargs))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def child(url: str, port: int, kill_at_handoff: int | None, batch_size: int) -> None:
+    from core.clock_store import DatabaseClock
+    from core.db import make_engine
+    from core.settings import Settings
+    from notifications.smtp import SmtpMailer
+    from tasks.outbox.send_notices import send_pending
+
+    engine = make_engine(url)
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_sender=SENDER, smtp_connections=16,
+                        smtp_rate_per_second=0.0, smtp_starttls=False, smtp_ssl=False)
+    mailer: Any = SmtpMailer(settings)
+    if kill_at_handoff:
+        mailer = _KillAtHandoff(mailer, kill_at_handoff)
+    print(READY, flush=True)
+    send_pending(engine, mailer, clock=DatabaseClock(engine), batch_size=batch_size)
+
+
+def _advance_past_lease(url: str) -> None:
+    """As the next scheduled run finds it: the killed sender's leases have run out."""
+    from core.clock_store import DatabaseClock
+    from core.db import make_engine
+    from tasks.outbox.leases import LEASE
+
+    engine = make_engine(url)
+    clock = DatabaseClock(engine)
+    clock.set(clock.now() + LEASE + timedelta(minutes=1))
+    engine.dispose()
+
+
+def check(url: str, notices: int, received: list[tuple[str, str]]) -> dict[str, Any]:
+    """Every notice sent once in the outbox; on the wire, each at least once and at most twice, same Message-ID."""
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    from core.db import make_engine
+    from models.outbox import Notice
+
+    engine = make_engine(url)
+    with Session(engine) as session:
+        statuses = {str(k.value if hasattr(k, "value") else k): int(v) for k, v in
+                    session.execute(select(Notice.status, func.count()).group_by(Notice.status)).all()}
+        keys = int(session.execute(select(func.count(func.distinct(Notice.idempotency_key)))).scalar_one())
+        stored = {str(mid): str(email) for mid, email in session.execute(select(Notice.message_id, Notice.email))}
+    engine.dispose()
+    per_id = Counter(mid for mid, _ in received)
+    copies = Counter(per_id[mid] for mid in stored)  # copies received → how many notices
+    wrong_address = sum(1 for mid, rcpt in received if mid in stored and rcpt != stored[mid])
+    found: dict[str, Any] = {
+        "notices": sum(statuses.values()),
+        "idempotency_keys": keys,
+        "statuses": statuses,
+        "received": len(received),
+        "message_ids_received": len(per_id),
+        "deliveries_per_message_id": {str(k): v for k, v in sorted(copies.items())},
+        "min_deliveries": min((per_id[mid] for mid in stored), default=0),
+        "max_deliveries": max((per_id[mid] for mid in stored), default=0),
+        "unknown_message_ids": sum(1 for mid in per_id if mid not in stored),
+        "wrong_address": wrong_address,
+    }
+    problems = []
+    if found["notices"] != notices or keys != notices:
+        problems.append(f"notices {found['notices']} / keys {keys} != {notices}")
+    if statuses != {"sent": notices}:
+        problems.append(f"statuses {statuses}, expected all {notices} sent")
+    if found["min_deliveries"] < 1:
+        problems.append(f"{copies.get(0, 0)} notices never arrived")
+    if found["max_deliveries"] > 2:
+        problems.append(f"{sum(v for k, v in copies.items() if k > 2)} notices arrived more than twice")
+    if found["unknown_message_ids"] or wrong_address:
+        problems.append(f"{found['unknown_message_ids']} unknown Message-IDs, {wrong_address} to a wrong address")
+    found["problems"] = problems
+    return found
+
+
+def child_main(args: list[str]) -> None:
+    url, port, batch, at = args
+    child(url, int(port), int(at) or None, int(batch))
+
+
+def _sent(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from core.db import make_engine
+    from models.outbox import Notice
+    from models.states import NoticeStatus
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(Notice)
+                                    .where(Notice.status == NoticeStatus.SENT)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _kill_at_random_point(sender: Child, url: str, target: int, jitter: float, rng: random.Random) -> bool:
+    """Once `target` notices are recorded sent, wait a random moment more (so the kill falls anywhere in the
+    pipeline: a chunk on the wire, one being recorded, one being claimed) and kill; whether it was running."""
+    if sender.wait_for(READY, 600) is None:
+        return False
+    while sender.poll() is None and _sent(url) < target:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, jitter))
+    return sender.kill()
+
+
+def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_delay: float = 0.3,
+        kill_at_handoff: int | None = None, batch_size: int = 500, fork: bool = False) -> dict[str, Any]:
+    """Prepare, send under `kills` crashes, finish with one run left alone, and count; `url` defaults to SQLite.
+
+    Kill k of K falls once a random number of notices between k/(K+1) and (k+1)/(K+1) of them are recorded
+    sent, plus a random delay of up to `max_delay` seconds: random points spread over the whole send (a kill
+    after a random time alone mostly fell on a restarted sender with nothing left to do).
+    """
+    from benchmarks.mail import Sink
+
+    os.environ["SANJIN_CLOCK"] = "database"  # a rehearsal database: time is simulated (core/clock_store.py)
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory(prefix="sanjin-crash-notices-") as tmp:
+        home = Path(tmp)
+        url = url or f"sqlite:///{home / 'sanjin.db'}"
+        prepare(url, notices)
+        sink = Sink(home, "crash")
+        killed_running, failures = 0, []
+        try:
+            args = [url, str(sink.port), str(batch_size)]
+            started = time.perf_counter()
+            for k in range(kills):
+                sender = Child("benchmarks.crash_notices", [*args, str(kill_at_handoff or 0)], fork=fork)
+                if kill_at_handoff:
+                    sender.wait(600)
+                    killed = sender.poll() == -signal.SIGKILL
+                else:
+                    target = int(rng.uniform(k, k + 1) * notices / (kills + 1))
+                    killed = _kill_at_random_point(sender, url, target, max_delay, rng)
+                killed_running += killed
+                status = sender.wait(600)
+                if status not in (0, -signal.SIGKILL):  # a sender that failed by itself is a finding
+                    failures.append(f"sender exited {status}: {sender.stderr_tail(600)}")
+                _advance_past_lease(url)
+            final = Child("benchmarks.crash_notices", [*args, "0"], fork=fork)
+            if final.wait(1800) != 0:
+                raise RuntimeError(f"the run after the crashes failed: {final.stderr_tail()}")
+            seconds = time.perf_counter() - started
+        finally:
+            stats = sink.stop()
+        received = [(str(mid), str(rcpt)) for mid, rcpt in stats["messages"]]
+        found = check(url, notices, received)
+        found["problems"] += failures
+        found.update(kills=kills, killed_while_running=killed_running, seconds=round(seconds, 1))
+        return found
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        child_main(sys.argv[2:6])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notices", type=int, default=10_000)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--url", default=None)
+    parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--max-delay", type=float, default=0.3, help="seconds after the kill's point, at most")
+    parser.add_argument("--kill-at-handoff", type=int, default=None, help="kill each sender at its K-th chunk")
+    parser.add_argument("--batch-size", type=int, default=500)
+    args = parser.parse_args()
+    found = run(args.notices, args.kills, args.url, args.seed, args.max_delay, args.kill_at_handoff, args.batch_size)
+    print(json.dumps(found, ensure_ascii=False, indent=2))
+    sys.exit(1 if found["problems"] else 0)
+
+
+if __name__ == "__main__":
+    main()
