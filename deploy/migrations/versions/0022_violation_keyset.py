@@ -1,7 +1,7 @@
 """the violations page pages newest first by (detected_at, id) within a program (issue #19)
 
-Revision ID: 0021_violation_keyset
-Revises: 0020_keyset_pages
+Revision ID: 0022_violation_keyset
+Revises: 0021_keyset_pages
 Create Date: 2026-12-06 08:40:00
 
 The staff page of violations (web/pages_violations.py) reads one page after the last violation shown, in
@@ -10,8 +10,8 @@ stopped, however deep, instead of sorting a program's every violation per page.
 """
 from alembic import op
 
-revision = '0021_violation_keyset'
-down_revision = '0020_keyset_pages'
+revision = '0022_violation_keyset'
+down_revision = '0021_keyset_pages'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """notices a lost sender may have delivered: their next delivery is careful (issue #18)
 
-Revision ID: 0018_notice_maybe_delivered
-Revises: 0017_staff_names
+Revision ID: 0019_notice_maybe_delivered
+Revises: 0018_audit_chain_heads
 Create Date: 2026-12-06 08:40:00
 
 `notice.maybe_delivered` is set as the notice's chunk is handed to the mailer, and stays set when the sender
@@ -14,8 +14,8 @@ with the claimed rows).
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0018_notice_maybe_delivered'
-down_revision = '0017_staff_names'
+revision = '0019_notice_maybe_delivered'
+down_revision = '0018_audit_chain_heads'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """indexes for deep pages read by key: the audit trail, the outbox and the laggards (issue #19)
 
-Revision ID: 0020_keyset_pages
-Revises: 0019_compliance_marks
+Revision ID: 0021_keyset_pages
+Revises: 0020_compliance_marks
 Create Date: 2026-12-06 08:30:00
 
 Staff pages read deep pages by seek (keyset: web/pagination.py), never by OFFSET. A seek is only as fast
@@ -13,8 +13,8 @@ as an index that holds the rows in the page's order:
 """
 from alembic import op
 
-revision = '0020_keyset_pages'
-down_revision = '0019_compliance_marks'
+revision = '0021_keyset_pages'
+down_revision = '0020_compliance_marks'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """the compliance pass remembers how far it has read settlements and payables; order completion is no longer stored
 
-Revision ID: 0019_compliance_marks
-Revises: 0018_audit_chain_heads
+Revision ID: 0020_compliance_marks
+Revises: 0019_notice_maybe_delivered
 Create Date: 2026-12-06 08:40:00
 
 `compliancemark` (one row per program): the highest settlement and payable ids the pass has seen, so that it
@@ -16,8 +16,8 @@ and the next pass of the old code fills them.
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0019_compliance_marks'
-down_revision = '0018_audit_chain_heads'
+revision = '0020_compliance_marks'
+down_revision = '0019_notice_maybe_delivered'
 branch_labels = None
 depends_on = None
 
