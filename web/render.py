@@ -24,6 +24,7 @@ from models.labels import (
     entity_state_label,
 )
 from models.program import User
+from models.people import person_label
 from models.reasons import reason_text
 from web.auth import csrf_token
 from web.queries import GateItemCache
@@ -53,8 +54,15 @@ def make_templates() -> Jinja2Templates:
     templates.env.filters["actor"] = lambda name: ROLE_LABELS["system"] if name == "system" else name
     templates.env.filters["action"] = lambda a: AUDIT_ACTION_LABELS.get(str(a), str(a))
     templates.env.filters["dt"] = _local_time
+    templates.env.filters["person"] = _signed_in_as
     templates.env.filters["reason"] = reason_text
     return templates
+
+
+def _signed_in_as(user: User) -> str:
+    """The page header names the signed-in person as colleagues would, never by a login name (issue #19)."""
+    return person_label(user.name, display_name=user.display_name, unit=user.unit, role=user.role.value,
+                        districts=user.districts or ())
 
 
 def _local_time(d: datetime | None) -> str:

@@ -19,7 +19,7 @@ from models.catalog import ListVersion
 from models.enrollment import Gate
 from models.outbox import Notice
 from models.states import NoticeStatus
-from tests.web.conftest import SLUG, World
+from tests.web.conftest import SLUG, World, sign_in
 from tests.web.test_pages import _run_to_published_list
 
 # Every code the catalog names: a cell or line that is exactly one of these is a code shown to a person.
@@ -89,6 +89,18 @@ def test_no_page_shows_a_raw_code(world: World, client: TestClient) -> None:
         if raw:
             shown[path] = sorted(set(raw))[:10]
     assert not shown, f"raw codes or login names shown to a person: {shown}"
+
+
+def test_a_reviewer_without_a_display_name_never_reads_a_login_name(world: World, client: TestClient) -> None:
+    """The header names the signed-in person by unit and role when no display name was given (issue #19)."""
+    login = world.reviewers["和平区"]
+    sign_in(client, login)
+    for path in ("/", "/inbox", "/notices", "/audit", f"/programs/{SLUG}/laggards", "/violations"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        visible = _visible(response.text)
+        assert login not in visible, path
+        assert "和平区医疗保障局" in visible, path
 
 
 def _violations_of_every_rule(session: Session, world: World) -> None:
