@@ -23,8 +23,8 @@ from models.labels import (
     WINDOW_LABELS,
     entity_state_label,
 )
-from models.program import User
 from models.people import person_label
+from models.program import User
 from models.reasons import reason_text
 from web.auth import csrf_token
 from web.queries import GateItemCache
