@@ -53,7 +53,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         product["audit_chain"] = _chain_check(db.engine)
     product["peak_rss_mb_product"] = round(peak_rss_mb(), 1)
     product["sealing"] = _unsealed_comparison(cfg, home, xlsx, n, product)
-    product["floor"] = _floor(cfg, home, xlsx, product)
+    product["floor"] = _floor(cfg, home, xlsx, product, product["sealing"])
 
     orm = _orm_baseline(cfg["db"], home, rows[:sample], n)
     per_institution = _per_institution_baseline(rows[:sample], n)
@@ -245,8 +245,15 @@ def _unsealed_comparison(cfg: dict[str, Any], home: Path, xlsx: Path, n: int, se
             "order": "figure 1 (sealed, first in the process), then unsealed, then sealed again: compared"}
 
 
-def _floor(cfg: dict[str, Any], home: Path, xlsx: Path, product: dict[str, Any]) -> dict[str, Any]:
-    """The plain script of benchmarks/enrollment_floor.py on the same file, same database kind, same process."""
+def _floor(cfg: dict[str, Any], home: Path, xlsx: Path, product: dict[str, Any], sealing: dict[str, Any]
+           ) -> dict[str, Any]:
+    """The plain script of benchmarks/enrollment_floor.py on the same file, same database kind, same process.
+
+    The floor runs last, in a process whose modules, statement caches and Prefect clients the product's runs
+    have warmed; figure 1 ran first and paid that warm-up. So the ratio is given twice: figure 1's (the
+    figure), and that of the product's third run (sealed, warm, `sealing.sealed_seconds`) — what a long-running
+    worker pays per enrollment.
+    """
     from benchmarks.enrollment_floor import run_floor
 
     with fresh_database(cfg["db"], home, name="enrollment_floor", migrate=False, make_current=False) as db:
@@ -258,7 +265,11 @@ def _floor(cfg: dict[str, Any], home: Path, xlsx: Path, product: dict[str, Any])
             "verdict": None if ratio is None else "met" if ratio <= target else "MISSED",
             # CPU wherever each ran (the product's includes the Prefect API server's): what load moves least.
             "product_cpu_seconds": product["cpu_seconds"], "cpu_ratio": cpu_ratio,
-            "cpu_verdict": None if cpu_ratio is None else "met" if cpu_ratio <= target else "MISSED"}
+            "cpu_verdict": None if cpu_ratio is None else "met" if cpu_ratio <= target else "MISSED",
+            "warm_product_seconds": sealing["sealed_seconds"], "warm_product_cpu_seconds": sealing["sealed_cpu_seconds"],
+            "warm_ratio": round(sealing["sealed_seconds"] / floor["seconds"], 2) if floor["seconds"] else None,
+            "warm_cpu_ratio": round(sealing["sealed_cpu_seconds"] / floor["cpu_seconds"], 2)
+            if floor["cpu_seconds"] else None}
 
 
 def _summarize_decisions(decisions: list[dict[str, Any]]) -> dict[str, Any]:

@@ -326,6 +326,12 @@ def table_rows(document: dict[str, Any]) -> list[list[str]]:
                     add("", "", "  … the same, CPU seconds (process + API server + database)",
                         _fmt(fl["product_cpu_seconds"]), "floor's CPU", _fmt(fl["cpu_seconds"]),
                         _ratio_text(fl["cpu_ratio"]), f"≤ {fl['target_ratio']:g}×", fl["cpu_verdict"] or "")
+                if fl.get("warm_cpu_ratio") is not None:
+                    add("", "", "  … the product's third run (warm, sealed) vs the floor: wall / CPU",
+                        f"{_fmt(fl['warm_product_seconds'])} / {_fmt(fl['warm_product_cpu_seconds'])}", "floor",
+                        f"{_fmt(fl['seconds'])} / {_fmt(fl['cpu_seconds'])}",
+                        f"{_ratio_text(fl['warm_ratio'])} / {_ratio_text(fl['warm_cpu_ratio'])}",
+                        f"≤ {fl['target_ratio']:g}×")
                 if not fl.get("counts", {}).get("ok", True):
                     add("", "", "  the floor's counts are WRONG", str(fl["counts"]), "", "", "", "", "MISSED")
             if se := r.get("sealing"):
