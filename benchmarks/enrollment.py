@@ -34,8 +34,11 @@ EXPECTED_TASKS = {"reconcile-enrollment": 4, "reconcile-accounts": 1, "reconcile
 
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.cpu import install
     from benchmarks.data import make_institutions
     from sanjin.demo_data import APPLICATION_HEADER, write_xlsx
+
+    install()  # before any engine connects: a PostgreSQL backend opened earlier would not be counted
 
     home = Path(cfg["home"])
     n = int(cfg["institutions"])
