@@ -186,13 +186,21 @@ def _warm_up_api() -> dict[str, Any]:
             "why": "a production API server is long-running; its one-time warm-up is not per-run overhead"}
 
 
-def _harness_server_peak_rss() -> float | None:
-    """VmHWM of the harness's uvicorn subprocess (Linux), read before the harness stops it."""
+def _harness_server_pid() -> int | None:
+    """The pid of the harness's uvicorn subprocess, or None (another kind of API, or not started yet)."""
     try:
         from prefect.server.api.server import SubprocessASGIServer
 
         server = SubprocessASGIServer._instances.get(None)
-        pid = server.server_process.pid  # type: ignore[union-attr]
+        return int(server.server_process.pid)  # type: ignore[union-attr]
+    except Exception:
+        return None
+
+
+def _harness_server_peak_rss() -> float | None:
+    """VmHWM of the harness's uvicorn subprocess (Linux), read before the harness stops it."""
+    try:
+        pid = _harness_server_pid()
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 1024, 1)
@@ -216,6 +224,8 @@ def run_child(figure: str, db: str, args: argparse.Namespace, work: Path, api: d
     config_path, result_path, log_path = home / "config.json", home / "result.json", home / "child.log"
     config_path.write_text(json.dumps(cfg), encoding="utf-8")
     env = {**os.environ, "PREFECT_API_URL": api["url"], "PYTHONUNBUFFERED": "1"}
+    if (api_pid := _harness_server_pid()) is not None:  # benchmarks/cpu.py counts the API server's CPU too
+        env["SANJIN_BENCH_API_PID"] = str(api_pid)
     if args.pg_url:
         env["SANJIN_BENCH_POSTGRES_URL"] = args.pg_url
     _progress(f"{figure} on {db}: running (log {log_path})…")

@@ -210,9 +210,10 @@ def institution_rows(session: Session, program_id: int) -> ListRows:
     result = read_whole_list(session.connection(), institution_list_query(program_id))
     rows: dict[str, tuple[str, ...]] = {}
     cells = _KIND_CELLS
+    suspended = ApplicationState.SUSPENDED.value  # an enum's .value is a Python-level property: once, not per row
     for code, name, district, kind, address, phone, batch_no, state in result:
         kind_label, category = cells[kind]
-        mark = SUSPENDED_MARK if state == ApplicationState.SUSPENDED.value else "三进"
+        mark = SUSPENDED_MARK if state == suspended else "三进"
         rows[code] = (code, name, district, kind_label, category, address, phone, f"第{batch_no}批", mark)
     return ListRows(INSTITUTION_COLUMNS, rows)
 
