@@ -24,7 +24,6 @@ from sqlalchemy import (
     Table,
     and_,
     case,
-    cast,
     delete,
     exists,
     func,
@@ -40,8 +39,8 @@ from sqlalchemy.sql.selectable import Select
 from models.audit import AuditEvent
 from models.compliance.codes import ViolationRule, ViolationState
 from models.operations import Violation
-from models.states import Role
 from tasks.compliance.sql import refresh_statistics
+from tasks.compliance.violation_audit import audit_violations
 
 VIOLATION = Violation.__table__  # type: ignore[attr-defined]
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -88,19 +87,6 @@ def _same_key(program_id: int, rule: ViolationRule, v: Any = VIOLATION) -> Colum
                 v.c.object_key == FINDING.c.object_key)
 
 
-def _audit(conn: Connection, program_id: int, action: str, reason: str | None, now: datetime,
-           where: ColumnElement[bool], from_state: str | None, to_state: ColumnElement[Any] | str) -> None:
-    rows = select(
-        literal(program_id), literal("violation"), cast(VIOLATION.c.id, String), literal(action),
-        literal(from_state, String), to_state if not isinstance(to_state, str) else literal(to_state),
-        literal("system"), literal(Role.SYSTEM.value), literal(reason, String), VIOLATION.c.evidence,
-        literal(now, AuditEvent.__table__.c.at.type),  # type: ignore[attr-defined]
-    ).where(where)
-    conn.execute(insert(AUDIT).from_select(
-        ["program_id", "entity", "entity_id", "action", "from_state", "to_state", "actor", "role", "reason", "data",
-         "at"], rows))
-
-
 def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findings: Select[Any], *,
                    today: date, now: datetime, close_reason: str) -> RuleOutcome:
     """Bring the stored violations of one rule in line with today's findings (columns as FINDING_COLUMNS)."""
@@ -113,7 +99,8 @@ def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findi
     still_found = exists().where(_same_key(program_id, rule), FINDING.c.cured_on.is_(None))
     gone = and_(VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value,
                 VIOLATION.c.state == ViolationState.OPEN.value, ~still_found)
-    _audit(conn, program_id, CLOSED, close_reason, now, gone, ViolationState.OPEN.value, ViolationState.CLOSED.value)
+    audit_violations(conn, program_id, action=CLOSED, reason=close_reason, now=now, where=gone,
+                     from_state=ViolationState.OPEN.value, to_state=ViolationState.CLOSED.value)
     cured_on = select(func.min(FINDING.c.cured_on)).where(_same_key(program_id, rule)).scalar_subquery()
     closed = int(conn.execute(
         update(VIOLATION).where(gone).values(state=ViolationState.CLOSED.value,
@@ -149,6 +136,7 @@ def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findi
     new_rows = and_(VIOLATION.c.id > before, VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value)
     opened = int(conn.execute(select(func.count()).where(new_rows)).scalar_one())
     if opened:
-        _audit(conn, program_id, OPENED, None, now, new_rows, None, VIOLATION.c.state)
+        audit_violations(conn, program_id, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
+                         to_state=VIOLATION.c.state)
     refresh_statistics(conn, opened, VIOLATION)
     return RuleOutcome(rule, found, opened, closed)
