@@ -29,6 +29,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.sql.elements import ColumnElement
 
 from models.calendar import due_columns
 from models.compliance.payment import payment_due_on
@@ -48,7 +49,7 @@ _SCRATCH = MetaData()
 # order row (9 of 48 s at 100,000 lines on PostgreSQL) to save the rerun a fraction of a second.
 COMPLETION = Table("compliance_completion", _SCRATCH, Column("order_id", Integer, primary_key=True),
                    Column("delivered_at", DELIVERY.c.arrived_at.type), Column("accepted_on", Date),
-                   prefixes=["TEMPORARY"])
+                   Column("deliveries", Integer, nullable=False), prefixes=["TEMPORARY"])
 DUE = Table("compliance_due", _SCRATCH, Column("accepted_on", Date, primary_key=True), Column("due_on", Date),
             Column("due_on_provisional", Boolean), Column("due_from", Date), Column("due_working_days", SmallInteger),
             prefixes=["TEMPORARY"])
@@ -89,9 +90,9 @@ def refresh_order_completion(conn: Connection, program_id: int) -> int:
     # grouping when it ran over all of them).
     simple = (func.count() == 1) | (delivered < ORDER.c.quantity)
     conn.execute(insert(COMPLETION).from_select(
-        ["order_id", "delivered_at", "accepted_on"],
+        ["order_id", "delivered_at", "accepted_on", "deliveries"],
         per_order.add_columns(case((delivered >= ORDER.c.quantity, func.max(DELIVERY.c.arrived_at))),
-                              func.max(DELIVERY.c.accepted_on)).having(simple)))
+                              func.max(DELIVERY.c.accepted_on), func.count()).having(simple)))
     staged = per_order.having(~simple)
     running = (
         select(DELIVERY.c.order_id, DELIVERY.c.arrived_at, DELIVERY.c.accepted_on, ORDER.c.quantity,
@@ -105,10 +106,10 @@ def refresh_order_completion(conn: Connection, program_id: int) -> int:
     done = (
         select(running.c.order_id,
                func.min(case((running.c.cum >= running.c.quantity, running.c.arrived_at))),
-               func.max(running.c.accepted_on))
+               func.max(running.c.accepted_on), func.count())
         .group_by(running.c.order_id)
     )
-    conn.execute(insert(COMPLETION).from_select(["order_id", "delivered_at", "accepted_on"], done))
+    conn.execute(insert(COMPLETION).from_select(["order_id", "delivered_at", "accepted_on", "deliveries"], done))
     orders = int(conn.execute(select(func.count()).select_from(COMPLETION)).scalar_one())
     refresh_statistics(conn, orders, COMPLETION)  # a temporary table: autovacuum never analyzes it
     return orders
@@ -134,13 +135,20 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
     for table in _PAYABLE_TABLES:
         table.create(conn, checkfirst=True)
         conn.execute(delete(table))
-    created = _new_payables(conn, program_id, calendar, roll_forward=roll_forward, due=due)
+    top_before = int(conn.execute(select(func.coalesce(func.max(PAYMENT.c.id), 0))).scalar_one())
+    single = created = 0
+    if _due_dates(conn, program_id, calendar, roll_forward=roll_forward, due=due):
+        single = _single_payables(conn, program_id, top_before)
+        created = single + _new_payables(conn, program_id)
     program_orders = select(ORDER.c.id).where(ORDER.c.program_id == program_id)
+    # An order whose only payable this pass wrote with its paid day (`_single_payables`) is settled already.
+    settled_now = exists().where(PAYMENT.c.order_id == SETTLEMENT.c.order_id, PAYMENT.c.id > top_before)
     changed = union(
         select(NEW.c.order_id),
         select(SETTLEMENT.c.order_id).where(SETTLEMENT.c.id > settlement_mark,
-                                            SETTLEMENT.c.order_id.in_(program_orders)),
-        select(PAYMENT.c.order_id).where(PAYMENT.c.id > payment_mark, PAYMENT.c.order_id.in_(program_orders)),
+                                            SETTLEMENT.c.order_id.in_(program_orders), ~settled_now),
+        select(PAYMENT.c.order_id).where(PAYMENT.c.id > payment_mark, PAYMENT.c.id <= top_before,
+                                         PAYMENT.c.order_id.in_(program_orders)),
     )
     conn.execute(insert(CHANGED).from_select(["order_id"], changed))
     refresh_statistics(conn, conn.execute(select(func.count()).select_from(CHANGED)).scalar_one(), CHANGED)
@@ -153,7 +161,7 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
         # In delivery order, so the ids the payables get keep the order the running sum gave them (by delivery)
         .select_from(NEW.outerjoin(COVERED, (COVERED.c.kind == 1) & (COVERED.c.ref_id == NEW.c.delivery_id)))
         .order_by(NEW.c.delivery_id)))
-    refresh_statistics(conn, created, PAYMENT)
+    refresh_statistics(conn, created - single, PAYMENT)
     conn.execute(
         update(PAYMENT)
         .values(paid_on=COVERED.c.paid_on)
@@ -177,11 +185,10 @@ def _lock_inputs(conn: Connection) -> None:
         conn.exec_driver_sql("LOCK TABLE settlement, delivery IN SHARE ROW EXCLUSIVE MODE")
 
 
-def _new_payables(conn: Connection, program_id: int, calendar: WorkingDays, *, roll_forward: bool, due: str) -> int:
-    """Fill NEW with a payable for each of the program's deliveries that has none yet; how many."""
-    unbilled = ~exists().where(PAYMENT.c.delivery_id == DELIVERY.c.id)
+def _due_dates(conn: Connection, program_id: int, calendar: WorkingDays, *, roll_forward: bool, due: str) -> int:
+    """Fill DUE with the 次月底 of each acceptance date of the program's deliveries without a payable; how many."""
     program_deliveries = (select(DELIVERY.c.accepted_on).join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
-                          .where(ORDER.c.program_id == program_id, unbilled).distinct())
+                          .where(ORDER.c.program_id == program_id, _unbilled()).distinct())
     accepted = [r[0] for r in conn.execute(program_deliveries)]
     if not accepted:
         return 0
@@ -190,6 +197,49 @@ def _new_payables(conn: Connection, program_id: int, calendar: WorkingDays, *, r
     plain = {d: payment_due_on(d, calendar, roll_forward=False, due=due) for d in accepted}
     deadlines = {d: calendar.deadline(end, 0) if roll_forward else fixed_deadline(end) for d, end in plain.items()}
     conn.execute(insert(DUE), [{"accepted_on": d, **due_columns(dl)} for d, dl in deadlines.items()])
+    return len(accepted)
+
+
+def _unbilled() -> ColumnElement[bool]:
+    return ~exists().where(PAYMENT.c.delivery_id == DELIVERY.c.id)
+
+
+def _single_payables(conn: Connection, program_id: int, top_before: int) -> int:
+    """Write at once, with its paid day, the payable of each order delivered in one delivery, with no payable yet
+    and at most one settlement; how many. Most orders are so: their payable is covered when that settlement pays
+    its amount, with no running sums. The running sums (`_cover`) take the rest.
+
+    Measured at 100,000 order lines: the temporary tables of the running sums (payables to create, changed
+    orders, what is owed, what is paid, the covered days) cost 4.6 s of a 16 s first pass on SQLite and 9.5 s of
+    PostgreSQL's, against 0.4 s for the plain SQL's own grouping of deliveries and settlements.
+    """
+    paid = (select(SETTLEMENT.c.order_id, func.count().label("n"), func.sum(cents(SETTLEMENT.c.amount)).label("cents"),
+                   func.max(SETTLEMENT.c.paid_on).label("paid_on"))
+            .group_by(SETTLEMENT.c.order_id).subquery("paid"))
+    amount = func.round(DELIVERY.c.quantity * ORDER.c.unit_price, 2)
+    no_payable = ~exists().where(PAYMENT.c.order_id == ORDER.c.id)  # none from a delivery, none recorded by hand
+    rows = (
+        select(ORDER.c.id, DELIVERY.c.id, ORDER.c.institution_id, amount, DUE.c.due_on, DUE.c.due_on_provisional,
+               DUE.c.due_from, DUE.c.due_working_days, case((paid.c.cents >= cents(amount), paid.c.paid_on)))
+        .select_from(DELIVERY.join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
+                     .join(COMPLETION, COMPLETION.c.order_id == DELIVERY.c.order_id)
+                     .join(DUE, DUE.c.accepted_on == DELIVERY.c.accepted_on)
+                     .outerjoin(paid, paid.c.order_id == DELIVERY.c.order_id))
+        .where(ORDER.c.program_id == program_id, COMPLETION.c.deliveries == 1, func.coalesce(paid.c.n, 0) <= 1,
+               no_payable)
+        .order_by(DELIVERY.c.id)
+    )
+    conn.execute(insert(PAYMENT).from_select(
+        ["order_id", "delivery_id", "institution_id", "amount", "due_on", "due_on_provisional", "due_from",
+         "due_working_days", "paid_on"], rows))
+    written = int(conn.execute(select(func.count()).where(PAYMENT.c.id > top_before)).scalar_one())
+    refresh_statistics(conn, written, PAYMENT)
+    return written
+
+
+def _new_payables(conn: Connection, program_id: int) -> int:
+    """Fill NEW with a payable for each of the program's deliveries that has none yet; how many."""
+    unbilled = _unbilled()
     new = (
         select(DELIVERY.c.id, ORDER.c.id, ORDER.c.institution_id, func.round(DELIVERY.c.quantity * ORDER.c.unit_price, 2),
                DUE.c.due_on, DUE.c.due_on_provisional, DUE.c.due_from, DUE.c.due_working_days)
