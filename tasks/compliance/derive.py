@@ -137,9 +137,10 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
         conn.execute(delete(table))
     top_before = int(conn.execute(select(func.coalesce(func.max(PAYMENT.c.id), 0))).scalar_one())
     single = created = 0
-    if _due_dates(conn, program_id, calendar, roll_forward=roll_forward, due=due):
+    if unbilled := _due_dates(conn, program_id, calendar, roll_forward=roll_forward, due=due):
         single = _single_payables(conn, program_id, top_before)
-        created = single + _new_payables(conn, program_id)
+        # Every one written with its paid day (the common first pass): no payable left for the running sums.
+        created = single + (_new_payables(conn, program_id) if single < unbilled else 0)
     program_orders = select(ORDER.c.id).where(ORDER.c.program_id == program_id)
     # An order whose only payable this pass wrote with its paid day (`_single_payables`) is settled already.
     settled_now = exists().where(PAYMENT.c.order_id == SETTLEMENT.c.order_id, PAYMENT.c.id > top_before)
@@ -186,10 +187,12 @@ def _lock_inputs(conn: Connection) -> None:
 
 
 def _due_dates(conn: Connection, program_id: int, calendar: WorkingDays, *, roll_forward: bool, due: str) -> int:
-    """Fill DUE with the 次月底 of each acceptance date of the program's deliveries without a payable; how many."""
-    program_deliveries = (select(DELIVERY.c.accepted_on).join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
-                          .where(ORDER.c.program_id == program_id, _unbilled()).distinct())
-    accepted = [r[0] for r in conn.execute(program_deliveries)]
+    """Fill DUE with the 次月底 of each acceptance date of the program's deliveries without a payable; how many
+    such deliveries there are."""
+    program_deliveries = (select(DELIVERY.c.accepted_on, func.count()).join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
+                          .where(ORDER.c.program_id == program_id, _unbilled()).group_by(DELIVERY.c.accepted_on))
+    counted = conn.execute(program_deliveries).all()
+    accepted = [r[0] for r in counted]
     if not accepted:
         return 0
     # 次月底 rolled forward into a year without an official schedule is provisional (暂定): stored with its
@@ -197,7 +200,7 @@ def _due_dates(conn: Connection, program_id: int, calendar: WorkingDays, *, roll
     plain = {d: payment_due_on(d, calendar, roll_forward=False, due=due) for d in accepted}
     deadlines = {d: calendar.deadline(end, 0) if roll_forward else fixed_deadline(end) for d, end in plain.items()}
     conn.execute(insert(DUE), [{"accepted_on": d, **due_columns(dl)} for d, dl in deadlines.items()])
-    return len(accepted)
+    return sum(int(r[1]) for r in counted)
 
 
 def _unbilled() -> ColumnElement[bool]:
