@@ -92,6 +92,9 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
             # Every statement of the pass is set-based over the whole program: hash and merge joins. A nested
             # loop chosen from statistics older than the pass's own writes probed tables row by row for minutes.
             conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+            # As the bulk writers (core/bulk.insert_from_select): the pass groups, sorts and hashes a million order
+            # lines, deliveries and settlements at provincial scale; the default 4 MB sends those through disk.
+            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         started = time.perf_counter()
         ctx = PassContext(program_id, defn.rules, clock.today(), clock.now(), working_days_for(conn, defn))
         refresh_order_completion(conn, program_id)
