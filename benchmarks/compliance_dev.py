@@ -159,25 +159,33 @@ class CpuClock:
 
 
 class StatementTimer:
-    def __init__(self, engine: Any) -> None:
+    """Wall and CPU seconds of each statement (CPU: this process and the PostgreSQL backends, `CpuClock`)."""
+
+    def __init__(self, engine: Any, cpu: CpuClock | None = None) -> None:
         from sqlalchemy import event
 
-        self.rows: list[tuple[float, str]] = []
-        self._start: list[float] = []
+        self.rows: list[tuple[float, float, str]] = []
+        self._start: list[tuple[float, float]] = []
+        self.cpu = cpu
         event.listen(engine, "before_cursor_execute", self.before)
         event.listen(engine, "after_cursor_execute", self.after)
 
+    def _cpu(self) -> float:
+        return self.cpu.seconds() if self.cpu is not None else time.process_time()
+
     def before(self, *args: Any) -> None:
-        self._start.append(time.perf_counter())
+        self._start.append((time.perf_counter(), self._cpu()))
 
     def after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.rows.append((time.perf_counter() - self._start.pop(), " ".join(statement.split())[:160]))
+        wall, cpu = self._start.pop()
+        self.rows.append((time.perf_counter() - wall, self._cpu() - cpu, " ".join(statement.split())[:150]))
 
     def report(self, title: str, top: int) -> None:
-        total = sum(s for s, _ in self.rows)
-        print(f"--- {title}: {len(self.rows)} statements, {total:.2f} s in SQL")
-        for s, stmt in sorted(self.rows, reverse=True)[:top]:
-            print(f"{s:8.2f}  {stmt}")
+        wall = sum(r[0] for r in self.rows)
+        cpu = sum(r[1] for r in self.rows)
+        print(f"--- {title}: {len(self.rows)} statements, {wall:.2f} s wall, {cpu:.2f} s CPU in SQL (wall, CPU)")
+        for w, c, stmt in sorted(self.rows, key=lambda r: r[1], reverse=True)[:top]:
+            print(f"{w:8.2f} {c:6.2f}  {stmt}")
         self.rows = []
 
 
@@ -216,8 +224,8 @@ def run(args: argparse.Namespace) -> None:
 
             with engine.begin() as conn:
                 conn.execute(text("ANALYZE"))
-        timer = StatementTimer(engine)
         cpu = CpuClock(engine)
+        timer = StatementTimer(engine, cpu)
         engine.dispose()  # connections from here on are seen by the CPU clock
         clock = DatabaseClock(engine)
         c0 = cpu.seconds()
