@@ -90,7 +90,11 @@ def refresh_order_completion(conn: Connection, program_id: int) -> int:
     conn.execute(insert(COMPLETION).from_select(
         ["order_id", "delivered_at", "accepted_on", "deliveries"],
         per_order.add_columns(case((delivered >= ORDER.c.quantity, func.max(DELIVERY.c.arrived_at))),
-                              func.max(DELIVERY.c.accepted_on), func.count())))
+                              func.max(DELIVERY.c.accepted_on), func.count())
+        # In key order: PostgreSQL's hash aggregate hands the orders out in hash order, and a temporary table's
+        # primary key filled at random through its 8 MB of local buffers took 21.6 s at 1,000,000 orders, in
+        # order 7.9 s (psql, same base, same load). SQLite's grouping is in this order already.
+        .order_by(DELIVERY.c.order_id)))
     # An order complete in parts was complete at the first delivery by which the running sum reached the ordered
     # quantity: recomputed for those orders only, by index on delivery (order_id, arrived_at). A second grouping
     # of every delivery to find them cost 0.3–0.4 s per 100,000 lines though none were in parts.
