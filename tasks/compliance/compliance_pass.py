@@ -92,6 +92,9 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
             # Every statement of the pass is set-based over the whole program: hash and merge joins. A nested
             # loop chosen from statistics older than the pass's own writes probed tables row by row for minutes.
             conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+            # As the bulk writers (core/bulk.insert_from_select): the pass groups, sorts and hashes a million order
+            # lines, deliveries and settlements at provincial scale; the default 4 MB sends those through disk.
+            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         started = time.perf_counter()
         ctx = PassContext(program_id, defn.rules, clock.today(), clock.now(), working_days_for(conn, defn))
         refresh_order_completion(conn, program_id)
@@ -109,12 +112,11 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
             started = time.perf_counter()
             result.outcomes.append(reconcile_rule(conn, program_id, rule, finder(), today=ctx.today,
                                                   now=ctx.now, close_reason=CLOSE_REASONS[rule]))
-            # Sealed rule by rule: the seal reads its rows into Python, and all rules' audit rows at once (600,000
-            # at 1,000,000 order lines) took the pass's peak RSS to 979 MB.
-            seal_audit(conn)
             result.seconds[rule.value] = round(time.perf_counter() - started, 3)
         drop_finding_table(conn)
         prices.drop_price_reference(conn)
         drop_order_completion(conn)
-        seal_audit(conn)  # a bare connection: no Session commit to seal the violations' audit rows
+        # The violations' audit rows are written sealed (tasks/compliance/violation_audit.py); this seals anything
+        # else the pass's bare connection wrote (no Session commit to do it), normally one probe that finds nothing.
+        seal_audit(conn)
     return result

@@ -29,6 +29,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.sql.elements import ColumnElement
 
 from models.calendar import due_columns
 from models.compliance.payment import payment_due_on
@@ -48,7 +49,7 @@ _SCRATCH = MetaData()
 # order row (9 of 48 s at 100,000 lines on PostgreSQL) to save the rerun a fraction of a second.
 COMPLETION = Table("compliance_completion", _SCRATCH, Column("order_id", Integer, primary_key=True),
                    Column("delivered_at", DELIVERY.c.arrived_at.type), Column("accepted_on", Date),
-                   prefixes=["TEMPORARY"])
+                   Column("deliveries", Integer, nullable=False), prefixes=["TEMPORARY"])
 DUE = Table("compliance_due", _SCRATCH, Column("accepted_on", Date, primary_key=True), Column("due_on", Date),
             Column("due_on_provisional", Boolean), Column("due_from", Date), Column("due_working_days", SmallInteger),
             prefixes=["TEMPORARY"])
@@ -84,31 +85,29 @@ def refresh_order_completion(conn: Connection, program_id: int) -> int:
     per_order = (select(DELIVERY.c.order_id).join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
                  .where(ORDER.c.program_id == program_id).group_by(DELIVERY.c.order_id, ORDER.c.quantity))
     delivered = func.sum(DELIVERY.c.quantity)
-    # An order delivered in one go, or still short, needs no running sum: it was complete when its only delivery
-    # arrived, or is not complete. Most orders are; the window below runs over the rest only (it cost 3–4× the
-    # grouping when it ran over all of them).
-    simple = (func.count() == 1) | (delivered < ORDER.c.quantity)
+    # One grouping for every order: complete at its last delivery if the quantity arrived. Right for an order
+    # delivered in one go or still short, which most are.
     conn.execute(insert(COMPLETION).from_select(
-        ["order_id", "delivered_at", "accepted_on"],
+        ["order_id", "delivered_at", "accepted_on", "deliveries"],
         per_order.add_columns(case((delivered >= ORDER.c.quantity, func.max(DELIVERY.c.arrived_at))),
-                              func.max(DELIVERY.c.accepted_on)).having(simple)))
-    staged = per_order.having(~simple)
-    running = (
-        select(DELIVERY.c.order_id, DELIVERY.c.arrived_at, DELIVERY.c.accepted_on, ORDER.c.quantity,
-               # (order_id, arrived_at) is unique: no tiebreak needed, and SQLite can follow that index
-               func.sum(DELIVERY.c.quantity).over(partition_by=DELIVERY.c.order_id,
-                                                  order_by=DELIVERY.c.arrived_at).label("cum"))
-        .join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
-        .where(DELIVERY.c.order_id.in_(staged))
-        .subquery("running")
-    )
-    done = (
-        select(running.c.order_id,
-               func.min(case((running.c.cum >= running.c.quantity, running.c.arrived_at))),
-               func.max(running.c.accepted_on))
-        .group_by(running.c.order_id)
-    )
-    conn.execute(insert(COMPLETION).from_select(["order_id", "delivered_at", "accepted_on"], done))
+                              func.max(DELIVERY.c.accepted_on), func.count())
+        # In key order: PostgreSQL's hash aggregate hands the orders out in hash order, and a temporary table's
+        # primary key filled at random through its 8 MB of local buffers took 21.6 s at 1,000,000 orders, in
+        # order 7.9 s (psql, same base, same load). SQLite's grouping is in this order already.
+        .order_by(DELIVERY.c.order_id)))
+    # An order complete in parts was complete at the first delivery by which the running sum reached the ordered
+    # quantity: recomputed for those orders only, by index on delivery (order_id, arrived_at). A second grouping
+    # of every delivery to find them cost 0.3–0.4 s per 100,000 lines though none were in parts.
+    earlier = DELIVERY.alias("earlier")
+    reached = (select(func.sum(earlier.c.quantity))
+               .where(earlier.c.order_id == DELIVERY.c.order_id, earlier.c.arrived_at <= DELIVERY.c.arrived_at)
+               .correlate(DELIVERY).scalar_subquery())
+    ordered = select(ORDER.c.quantity).where(ORDER.c.id == COMPLETION.c.order_id).correlate(COMPLETION).scalar_subquery()
+    first = (select(func.min(DELIVERY.c.arrived_at))
+             .where(DELIVERY.c.order_id == COMPLETION.c.order_id, reached >= ordered).correlate(COMPLETION)
+             .scalar_subquery())
+    conn.execute(update(COMPLETION).values(delivered_at=first)
+                 .where(COMPLETION.c.deliveries > 1, COMPLETION.c.delivered_at.is_not(None)))
     orders = int(conn.execute(select(func.count()).select_from(COMPLETION)).scalar_one())
     refresh_statistics(conn, orders, COMPLETION)  # a temporary table: autovacuum never analyzes it
     return orders
@@ -134,13 +133,21 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
     for table in _PAYABLE_TABLES:
         table.create(conn, checkfirst=True)
         conn.execute(delete(table))
-    created = _new_payables(conn, program_id, calendar, roll_forward=roll_forward, due=due)
+    top_before = int(conn.execute(select(func.coalesce(func.max(PAYMENT.c.id), 0))).scalar_one())
+    single = created = 0
+    if unbilled := _due_dates(conn, program_id, calendar, roll_forward=roll_forward, due=due):
+        single = _single_payables(conn, program_id, top_before)
+        # Every one written with its paid day (the common first pass): no payable left for the running sums.
+        created = single + (_new_payables(conn, program_id) if single < unbilled else 0)
     program_orders = select(ORDER.c.id).where(ORDER.c.program_id == program_id)
+    # An order whose only payable this pass wrote with its paid day (`_single_payables`) is settled already.
+    settled_now = exists().where(PAYMENT.c.order_id == SETTLEMENT.c.order_id, PAYMENT.c.id > top_before)
     changed = union(
         select(NEW.c.order_id),
         select(SETTLEMENT.c.order_id).where(SETTLEMENT.c.id > settlement_mark,
-                                            SETTLEMENT.c.order_id.in_(program_orders)),
-        select(PAYMENT.c.order_id).where(PAYMENT.c.id > payment_mark, PAYMENT.c.order_id.in_(program_orders)),
+                                            SETTLEMENT.c.order_id.in_(program_orders), ~settled_now),
+        select(PAYMENT.c.order_id).where(PAYMENT.c.id > payment_mark, PAYMENT.c.id <= top_before,
+                                         PAYMENT.c.order_id.in_(program_orders)),
     )
     conn.execute(insert(CHANGED).from_select(["order_id"], changed))
     refresh_statistics(conn, conn.execute(select(func.count()).select_from(CHANGED)).scalar_one(), CHANGED)
@@ -153,7 +160,7 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
         # In delivery order, so the ids the payables get keep the order the running sum gave them (by delivery)
         .select_from(NEW.outerjoin(COVERED, (COVERED.c.kind == 1) & (COVERED.c.ref_id == NEW.c.delivery_id)))
         .order_by(NEW.c.delivery_id)))
-    refresh_statistics(conn, created, PAYMENT)
+    refresh_statistics(conn, created - single, PAYMENT)
     conn.execute(
         update(PAYMENT)
         .values(paid_on=COVERED.c.paid_on)
@@ -177,12 +184,13 @@ def _lock_inputs(conn: Connection) -> None:
         conn.exec_driver_sql("LOCK TABLE settlement, delivery IN SHARE ROW EXCLUSIVE MODE")
 
 
-def _new_payables(conn: Connection, program_id: int, calendar: WorkingDays, *, roll_forward: bool, due: str) -> int:
-    """Fill NEW with a payable for each of the program's deliveries that has none yet; how many."""
-    unbilled = ~exists().where(PAYMENT.c.delivery_id == DELIVERY.c.id)
-    program_deliveries = (select(DELIVERY.c.accepted_on).join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
-                          .where(ORDER.c.program_id == program_id, unbilled).distinct())
-    accepted = [r[0] for r in conn.execute(program_deliveries)]
+def _due_dates(conn: Connection, program_id: int, calendar: WorkingDays, *, roll_forward: bool, due: str) -> int:
+    """Fill DUE with the 次月底 of each acceptance date of the program's deliveries without a payable; how many
+    such deliveries there are."""
+    program_deliveries = (select(DELIVERY.c.accepted_on, func.count()).join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
+                          .where(ORDER.c.program_id == program_id, _unbilled()).group_by(DELIVERY.c.accepted_on))
+    counted = conn.execute(program_deliveries).all()
+    accepted = [r[0] for r in counted]
     if not accepted:
         return 0
     # 次月底 rolled forward into a year without an official schedule is provisional (暂定): stored with its
@@ -190,6 +198,49 @@ def _new_payables(conn: Connection, program_id: int, calendar: WorkingDays, *, r
     plain = {d: payment_due_on(d, calendar, roll_forward=False, due=due) for d in accepted}
     deadlines = {d: calendar.deadline(end, 0) if roll_forward else fixed_deadline(end) for d, end in plain.items()}
     conn.execute(insert(DUE), [{"accepted_on": d, **due_columns(dl)} for d, dl in deadlines.items()])
+    return sum(int(r[1]) for r in counted)
+
+
+def _unbilled() -> ColumnElement[bool]:
+    return ~exists().where(PAYMENT.c.delivery_id == DELIVERY.c.id)
+
+
+def _single_payables(conn: Connection, program_id: int, top_before: int) -> int:
+    """Write at once, with its paid day, the payable of each order delivered in one delivery, with no payable yet
+    and at most one settlement; how many. Most orders are so: their payable is covered when that settlement pays
+    its amount, with no running sums. The running sums (`_cover`) take the rest.
+
+    Measured at 100,000 order lines: the temporary tables of the running sums (payables to create, changed
+    orders, what is owed, what is paid, the covered days) cost 4.6 s of a 16 s first pass on SQLite and 9.5 s of
+    PostgreSQL's, against 0.4 s for the plain SQL's own grouping of deliveries and settlements.
+    """
+    paid = (select(SETTLEMENT.c.order_id, func.count().label("n"), func.sum(cents(SETTLEMENT.c.amount)).label("cents"),
+                   func.max(SETTLEMENT.c.paid_on).label("paid_on"))
+            .group_by(SETTLEMENT.c.order_id).subquery("paid"))
+    amount = func.round(DELIVERY.c.quantity * ORDER.c.unit_price, 2)
+    no_payable = ~exists().where(PAYMENT.c.order_id == ORDER.c.id)  # none from a delivery, none recorded by hand
+    rows = (
+        select(ORDER.c.id, DELIVERY.c.id, ORDER.c.institution_id, amount, DUE.c.due_on, DUE.c.due_on_provisional,
+               DUE.c.due_from, DUE.c.due_working_days, case((paid.c.cents >= cents(amount), paid.c.paid_on)))
+        .select_from(DELIVERY.join(ORDER, ORDER.c.id == DELIVERY.c.order_id)
+                     .join(COMPLETION, COMPLETION.c.order_id == DELIVERY.c.order_id)
+                     .join(DUE, DUE.c.accepted_on == DELIVERY.c.accepted_on)
+                     .outerjoin(paid, paid.c.order_id == DELIVERY.c.order_id))
+        .where(ORDER.c.program_id == program_id, COMPLETION.c.deliveries == 1, func.coalesce(paid.c.n, 0) <= 1,
+               no_payable)
+        # Unordered: each of these orders has this one payable, so no running sum reads their ids' order.
+    )
+    conn.execute(insert(PAYMENT).from_select(
+        ["order_id", "delivery_id", "institution_id", "amount", "due_on", "due_on_provisional", "due_from",
+         "due_working_days", "paid_on"], rows))
+    written = int(conn.execute(select(func.count()).where(PAYMENT.c.id > top_before)).scalar_one())
+    refresh_statistics(conn, written, PAYMENT)
+    return written
+
+
+def _new_payables(conn: Connection, program_id: int) -> int:
+    """Fill NEW with a payable for each of the program's deliveries that has none yet; how many."""
+    unbilled = _unbilled()
     new = (
         select(DELIVERY.c.id, ORDER.c.id, ORDER.c.institution_id, func.round(DELIVERY.c.quantity * ORDER.c.unit_price, 2),
                DUE.c.due_on, DUE.c.due_on_provisional, DUE.c.due_from, DUE.c.due_working_days)

@@ -40,8 +40,8 @@ from sqlalchemy.sql.selectable import Select
 from models.audit import AuditEvent
 from models.compliance.codes import ViolationRule, ViolationState
 from models.operations import Violation
-from models.states import Role
 from tasks.compliance.sql import refresh_statistics
+from tasks.compliance.violation_audit import audit_violations
 
 VIOLATION = Violation.__table__  # type: ignore[attr-defined]
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -88,22 +88,12 @@ def _same_key(program_id: int, rule: ViolationRule, v: Any = VIOLATION) -> Colum
                 v.c.object_key == FINDING.c.object_key)
 
 
-def _audit(conn: Connection, program_id: int, action: str, reason: str | None, now: datetime,
-           where: ColumnElement[bool], from_state: str | None, to_state: ColumnElement[Any] | str) -> None:
-    rows = select(
-        literal(program_id), literal("violation"), cast(VIOLATION.c.id, String), literal(action),
-        literal(from_state, String), to_state if not isinstance(to_state, str) else literal(to_state),
-        literal("system"), literal(Role.SYSTEM.value), literal(reason, String), VIOLATION.c.evidence,
-        literal(now, AuditEvent.__table__.c.at.type),  # type: ignore[attr-defined]
-    ).where(where)
-    conn.execute(insert(AUDIT).from_select(
-        ["program_id", "entity", "entity_id", "action", "from_state", "to_state", "actor", "role", "reason", "data",
-         "at"], rows))
-
-
 def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findings: Select[Any], *,
                    today: date, now: datetime, close_reason: str) -> RuleOutcome:
     """Bring the stored violations of one rule in line with today's findings (columns as FINDING_COLUMNS)."""
+    held = select(VIOLATION.c.id).where(VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value).limit(1)
+    if conn.execute(held).first() is None:
+        return _first_findings(conn, program_id, rule, findings, today=today, now=now, close_reason=close_reason)
     conn.execute(delete(FINDING))
     conn.execute(insert(FINDING).from_select(FINDING_COLUMNS, findings))
     # Counted, not taken from rowcount: psycopg reports -1 for some INSERT … SELECT statements.
@@ -113,7 +103,8 @@ def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findi
     still_found = exists().where(_same_key(program_id, rule), FINDING.c.cured_on.is_(None))
     gone = and_(VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value,
                 VIOLATION.c.state == ViolationState.OPEN.value, ~still_found)
-    _audit(conn, program_id, CLOSED, close_reason, now, gone, ViolationState.OPEN.value, ViolationState.CLOSED.value)
+    audit_violations(conn, program_id, action=CLOSED, reason=close_reason, now=now, where=gone,
+                     from_state=ViolationState.OPEN.value, to_state=ViolationState.CLOSED.value)
     cured_on = select(func.min(FINDING.c.cured_on)).where(_same_key(program_id, rule)).scalar_subquery()
     closed = int(conn.execute(
         update(VIOLATION).where(gone).values(state=ViolationState.CLOSED.value,
@@ -149,6 +140,40 @@ def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findi
     new_rows = and_(VIOLATION.c.id > before, VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value)
     opened = int(conn.execute(select(func.count()).where(new_rows)).scalar_one())
     if opened:
-        _audit(conn, program_id, OPENED, None, now, new_rows, None, VIOLATION.c.state)
+        audit_violations(conn, program_id, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
+                         to_state=VIOLATION.c.state)
     refresh_statistics(conn, opened, VIOLATION)
     return RuleOutcome(rule, found, opened, closed)
+
+
+def _first_findings(conn: Connection, program_id: int, rule: ViolationRule, findings: Select[Any], *,
+                    today: date, now: datetime, close_reason: str) -> RuleOutcome:
+    """A rule with no violation yet in the program: nothing to close, no earlier occurrence to number after, so
+    its findings are written as violations directly (the first pass after the platform's data came in).
+
+    Through the findings table they cost an insert of every finding, its count and statistics, and a join with
+    an empty aggregate: at 100,000 order lines, 0.8 s of the first pass's 1.4 s for the 25,000 late deliveries on
+    PostgreSQL. Same rows as `reconcile_rule` writes: occurrence 1, open, or closed when cured before first seen.
+    """
+    before = conn.execute(select(func.coalesce(func.max(VIOLATION.c.id), 0))).scalar_one()
+    # The finding queries' columns are FINDING_COLUMNS by position, not by name.
+    subject_type, subject_id, object_key, district, evidence, cured = list(findings.subquery("found").c)
+    # An untyped NULL is text to PostgreSQL here (and SQLite's CAST AS DATE would make a date a number).
+    cured_on: ColumnElement[Any] = cast(cured, Date) if conn.dialect.name == "postgresql" else cured
+    is_cured = cured_on.is_not(None)
+    rows = select(
+        literal(program_id), literal(rule.value), subject_type, subject_id, object_key, literal(1), district,
+        case((is_cured, literal(ViolationState.CLOSED.value)), else_=literal(ViolationState.OPEN.value)),
+        evidence, literal(today), literal(now, VIOLATION.c.detected_at.type),
+        cured_on, case((is_cured, literal(close_reason)), else_=literal(None, String)),
+    )
+    conn.execute(insert(VIOLATION).from_select(
+        ["program_id", "rule", "subject_type", "subject_id", "object_key", "occurrence", "district", "state",
+         "evidence", "detected_on", "detected_at", "closed_on", "closed_reason"], rows))
+    new_rows = and_(VIOLATION.c.id > before, VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value)
+    opened = int(conn.execute(select(func.count()).where(new_rows)).scalar_one())
+    if opened:
+        audit_violations(conn, program_id, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
+                         to_state=VIOLATION.c.state)
+    refresh_statistics(conn, opened, VIOLATION)
+    return RuleOutcome(rule, opened, opened, 0)

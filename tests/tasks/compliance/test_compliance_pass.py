@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, insert, select, update
 from sqlmodel import Session
 
+from core.audit_chain import verify_chain
 from models.audit import AuditEvent
 from models.catalog import DeclarationItem, Product
 from models.clock import FixedClock
@@ -103,6 +104,28 @@ def test_rerunning_the_pass_changes_nothing(engine: Engine) -> None:
     assert table_counts(engine) == counts
     with Session(engine) as session:
         assert [(v.id, v.state, v.evidence) for v in session.execute(select(Violation)).scalars()] == before
+
+
+def test_the_pass_audit_rows_are_sealed_into_the_program_chain_as_written(engine: Engine) -> None:
+    """Opened, cured-on-sight and closed violations: every audit row in the chain, in order, none left to the commit."""
+    program, inst, product = _setup(engine)
+    ordered = shanghai(2025, 12, 1, 9, 0)
+    undelivered = make_order(engine, program, inst, product, ordered_at=ordered, order_no="PO-OPEN")
+    late = make_order(engine, program, inst, product, ordered_at=ordered, order_no="PO-CURED")
+    make_delivery(engine, late, arrived_at=ordered + timedelta(hours=80), accepted_on=date(2025, 12, 4))
+    make_sale_price(engine, program, inst, product, offline="13.00", effective_on=date(2025, 12, 1))
+    run_compliance_pass(engine, program.slug, clock=clock_at(2025, 12, 10, 8))
+    make_delivery(engine, undelivered, arrived_at=shanghai(2025, 12, 11, 9, 0), accepted_on=date(2025, 12, 11))
+    closed = run_compliance_pass(engine, program.slug, clock=clock_at(2025, 12, 12, 8)).closed
+    assert closed >= 1
+    with Session(engine) as session:
+        actions = [a for (a,) in session.execute(select(AuditEvent.action).where(  # type: ignore[call-overload]
+            AuditEvent.entity == "violation").order_by(AuditEvent.chain_seq))]
+        assert actions.count("violation_closed") == closed and "violation_opened" in actions
+        unsealed = session.execute(select(AuditEvent.id).where(AuditEvent.chain_seq.is_(None))).all()  # type: ignore[union-attr]
+        assert unsealed == []
+        report = verify_chain(session.connection(), program.id)
+    assert report.broken is None and report.rows >= len(actions)
 
 
 def test_paid_on_the_last_day_of_the_next_month_is_on_time_and_the_day_after_is_a_violation(engine: Engine) -> None:
