@@ -10,7 +10,7 @@ times), so how often this process polls adds nothing to a figure:
   `sanjin serve`, polling every 2 s, the deployments' value), from the decision's start to the Running state
   and to the run's first task run after it (its code running again);
 - two worker set-ups in the same run: **Prefect's defaults** (the worker polls every 10 s and starts each
-  run through its workspace supervisor, a second interpreter) and **sanjin's** (`PREFECT_WORKER_QUERY_SECONDS=1`
+  run through its workspace supervisor, a second interpreter) and **sanjin's** (`PREFECT_WORKER_QUERY_SECONDS=0.5`
   and `sanjin deploy`'s `--engine-command`, the engine started directly);
 - the floor: `python -c "import prefect.engine, flows.enrollment"` timed in the same run — what any new flow
   process pays before the flow can run, whatever the orchestration;
@@ -47,7 +47,7 @@ from benchmarks.env import DEFAULT_PG_URL, benchmark_program_file, fresh_databas
 BIN = Path(sys.executable).parent
 SETUPS = {  # name → (worker environment, `sanjin deploy` engine command)
     "prefect_defaults": ({}, ""),
-    "sanjin": ({"PREFECT_WORKER_QUERY_SECONDS": "1"}, "python -m prefect.engine"),
+    "sanjin": ({"PREFECT_WORKER_QUERY_SECONDS": "0.5"}, "python -m prefect.engine"),
 }
 TRIPS = 3
 

@@ -29,7 +29,6 @@ from prefect.flow_runs import apause_flow_run, asuspend_flow_run
 from core.clock_store import DatabaseClock
 from core.db import shared_engine
 from flows.gate_input import GateDecisionInput
-from tasks.gates.deciding import decide_gate
 from tasks.gates.rows import GateError, attach_waiting_run
 
 
@@ -45,6 +44,8 @@ def record_decision(decision: GateDecisionInput) -> str:
     """Write a decision that came through Prefect's form; one from the CLI or web is already written."""
     if decision.recorded:
         return "already recorded"
+    from tasks.gates.deciding import decide_gate  # its effects' modules only when a form's decision is written
+
     engine = shared_engine()
     try:
         result = decide_gate(engine, decision.gate_id, approve=decision.approve, reject=decision.reject,
