@@ -10,7 +10,7 @@ times), so how often this process polls adds nothing to a figure:
   `sanjin serve`, polling every 2 s, the deployments' value), from the decision's start to the Running state
   and to the run's first task run after it (its code running again);
 - two worker set-ups in the same run: **Prefect's defaults** (the worker polls every 10 s and starts each
-  run through its workspace supervisor, a second interpreter) and **sanjin's** (`PREFECT_WORKER_QUERY_SECONDS=1`
+  run through its workspace supervisor, a second interpreter) and **sanjin's** (`PREFECT_WORKER_QUERY_SECONDS=0.5`
   and `sanjin deploy`'s `--engine-command`, the engine started directly);
 - the floor: `python -c "import prefect.engine, flows.enrollment"` timed in the same run — what any new flow
   process pays before the flow can run, whatever the orchestration;
@@ -47,7 +47,7 @@ from benchmarks.env import DEFAULT_PG_URL, benchmark_program_file, fresh_databas
 BIN = Path(sys.executable).parent
 SETUPS = {  # name → (worker environment, `sanjin deploy` engine command)
     "prefect_defaults": ({}, ""),
-    "sanjin": ({"PREFECT_WORKER_QUERY_SECONDS": "1"}, "python -m prefect.engine"),
+    "sanjin": ({"PREFECT_WORKER_QUERY_SECONDS": "0.5"}, "python -m prefect.engine"),
 }
 TRIPS = 3
 
@@ -68,7 +68,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         env = _environment(home, db.url, prefect_db)
         with _processes(home) as procs:
             api = _start_server(procs, env)
-            for name, (worker_env, command) in SETUPS.items():
+            for name in cfg.get("topology_setups") or list(SETUPS):
+                worker_env, command = SETUPS[name]
                 if "suspend" not in parts:
                     break
                 slug = f"bench-{name.replace('_', '-')}"
@@ -182,6 +183,10 @@ def _environment(home: Path, app_url: str, prefect_db: dict[str, str]) -> dict[s
     return {**os.environ, **prefect_db, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
             "PREFECT_HOME": str(home / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "INFO", "PREFECT_LOGGING_TO_API_ENABLED": "true",
+            # A real server records task runs (its default). The runner switches the recorder off for its SQLite
+            # test harness through this process's environment; inherited, it left this server with no task
+            # runs at all, and every trip waited for one in vain.
+            "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "true",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # the workers' `python` is this one
             "SANJIN_DATABASE_URL": app_url, "SANJIN_HOME": str(home), "SANJIN_CLOCK": "database",
             "SANJIN_MAILER": "maildir", "SANJIN_MAILDIR": str(home / "maildir")}
@@ -373,14 +378,17 @@ def _waiting_gate(api: str, engine: Any, slug: str, state_name: str) -> Any:
     return gate if state["type"] == "PAUSED" and state["name"] == state_name else None
 
 
+GATE_STEP = "reconcile-"  # the woken run's first step past the gate: a reconciliation that reads the decision
+
+
 def _trip(api: str, run_id: str, t0: float, kind: str, message: str) -> dict[str, Any]:
-    """Decision at `t0` → the run's next Running state and its first task run after it (its code runs again: a
-    woken run reconciles from the top, then reads the decision), by the server's records."""
+    """Decision at `t0` → the run's next Running state → its first reconciliation after it started (its code running
+    past the gate: the step that acts on the decision), by the server's records, with where the time went."""
     try:
         running = _wait_for(lambda: _first_state_after(api, run_id, "RUNNING", t0), timeout=180,
                             what="the woken run to run", interval=0.2)
-        task = _wait_for(lambda: _first_task_after(api, run_id, t0, None), timeout=180,
-                         what="the woken run's code to run", interval=0.2)
+        task = _wait_for(lambda: _first_task_after(api, run_id, t0, GATE_STEP), timeout=180,
+                         what="the woken run's code to run past the gate", interval=0.2)
     except TimeoutError as exc:  # what the server knows of the run, for the report
         states = [(s["type"], s["name"], s["timestamp"]) for s in _api(api, f"/flow_run_states/?flow_run_id={run_id}")]
         tasks = [(r["name"], r["start_time"]) for r in _api(api, "/task_runs/filter",
@@ -389,8 +397,31 @@ def _trip(api: str, run_id: str, t0: float, kind: str, message: str) -> dict[str
                                                                        "limit": 200})][-15:]
         raise TimeoutError(f"{exc}; decided at {datetime.fromtimestamp(t0).isoformat()}; states {states}; "
                            f"task runs {tasks}; logs {logs}") from exc
+    with contextlib.suppress(TimeoutError):  # the breakdown ends with the run waiting again (or done)
+        _wait_for(lambda: any(_first_state_after(api, run_id, k, task) for k in ("PAUSED", "COMPLETED", "FAILED")),
+                  timeout=120, what="the woken run to wait again or end", interval=0.2)
     return {"gate": kind, "running_state_s": round(running - t0, 3), "flow_running_s": round(task - t0, 3),
-            "message": message}
+            "message": message, "breakdown": _breakdown(api, run_id, t0, task)}
+
+
+def _breakdown(api: str, run_id: str, t0: float, gate_step: float) -> dict[str, float | None]:
+    """Seconds from the decision to each thing the server recorded of the wake: the run re-queued (`Resuming`, the
+    API call), a worker taking it (`Pending`: its poll), the process being started (`Submitting`), the engine
+    running the flow (`Running`: the interpreter started, Prefect and the flow imported, the run loaded), the
+    first task of the woken run, the step past the gate, and the next suspension (the run waiting again)."""
+    states = sorted((_ts(s["timestamp"]), s["type"], s["name"]) for s in
+                    _api(api, f"/flow_run_states/?flow_run_id={run_id}") if _ts(s["timestamp"]) >= t0)
+
+    def first(kind: str, name: str | None = None) -> float | None:
+        found = [t for t, k, n in states if k == kind and (name is None or n == name)]
+        return round(found[0] - t0, 3) if found else None
+
+    first_task = _first_task_after(api, run_id, t0, None)
+    return {"resuming": first("SCHEDULED"), "pending": first("PENDING", "Pending"),
+            "submitting": first("PENDING", "Submitting"), "running": first("RUNNING"),
+            "first_task": round(first_task - t0, 3) if first_task else None,
+            "gate_step": round(gate_step - t0, 3),
+            "waiting_again": first("PAUSED"), "completed": first("COMPLETED")}
 
 
 def _flow_start(api: str, run_id: str) -> dict[str, Any]:

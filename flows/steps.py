@@ -1,35 +1,47 @@
-"""The Prefect tasks the phase flows are made of: one task run per phase step, never per item."""
+"""The Prefect tasks the phase flows are made of: one task run per phase step, never per item.
+
+Each step imports its reconciler when it runs, not when this module is imported. A pooled run woken by a gate
+decision starts in a new process (figure 9: decision → running), and importing every phase's reconcilers and
+their models for one flow was a third of that process's start; a flow now pays for the steps it runs.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prefect import task
-from prefect.artifacts import acreate_table_artifact
-from sqlalchemy import Engine
 
 from core.clock_store import DatabaseClock
 from core.db import shared_engine, transaction
-from tasks.lists.versions import publish_list
-from tasks.phases.alliance import AllianceReport, reconcile_alliance
-from tasks.phases.drug_list import DrugListReport, reconcile_drug_list
-from tasks.phases.enrollment import EnrollmentReport, reconcile_enrollment
-from tasks.programs import get_program
-from tasks.status import program_status
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from tasks.phases.alliance import AllianceReport
+    from tasks.phases.drug_list import DrugListReport
+    from tasks.phases.enrollment import EnrollmentReport
 
 
 @task(name="reconcile-alliance")
 def alliance_step(program: str) -> AllianceReport:
+    from tasks.phases.alliance import reconcile_alliance
+
     engine = shared_engine()
     return reconcile_alliance(engine, program, clock=DatabaseClock(engine))
 
 
 @task(name="reconcile-drug-list")
 def drug_list_step(program: str) -> DrugListReport:
+    from tasks.phases.drug_list import reconcile_drug_list
+
     engine = shared_engine()
     return reconcile_drug_list(engine, program, clock=DatabaseClock(engine))
 
 
 @task(name="reconcile-enrollment")
 def enrollment_step(program: str) -> EnrollmentReport:
+    from tasks.phases.enrollment import reconcile_enrollment
+
     engine = shared_engine()
     return reconcile_enrollment(engine, program, clock=DatabaseClock(engine))
 
@@ -37,6 +49,9 @@ def enrollment_step(program: str) -> EnrollmentReport:
 @task(name="republish-institution-list")
 def republish_institutions_step(program: str) -> int | None:
     """Republish the participating-institution list if it changed (e.g. a suspension); None if unchanged."""
+    from tasks.lists.versions import publish_list
+    from tasks.programs import get_program
+
     engine = shared_engine()
     clock = DatabaseClock(engine)
     with transaction(engine) as session:
@@ -47,6 +62,10 @@ def republish_institutions_step(program: str) -> int | None:
 
 async def progress_artifact(program: str, phase: str) -> None:
     """Keep the phase's table artifact (counts per state) current for Prefect's UI (a flow's own call, not a task)."""
+    from prefect.artifacts import acreate_table_artifact
+
+    from tasks.status import program_status
+
     engine = shared_engine()
     # The table shows phases only: no outbox counts (a pass over every notice, 300,000 after enrollment).
     status = program_status(engine, program, clock=DatabaseClock(engine), outbox=False)
@@ -142,6 +161,7 @@ def _violations_row(engine: Engine, program: str) -> dict[str, object]:
 
     from models.compliance.codes import RULE_LABELS
     from tasks.compliance.views import counts_by_rule
+    from tasks.programs import get_program
 
     with Session(engine) as session:
         program_id = get_program(session, program)[0].id or 0

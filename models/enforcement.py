@@ -20,6 +20,7 @@ from enum import StrEnum
 from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+import models.operations  # noqa: F401  EnforcementCase.violation_id references its table: it must be in the metadata
 from models import labels
 from models.base import AwareDateTime, EnumString
 from models.calendar import ProvisionalDue

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+import models.catalog  # noqa: F401  Batch.list_version_id references its table: it must be in the metadata
 from models.base import AwareDateTime, EnumString, JSONType
 from models.calendar import ProvisionalDue
 from models.states import (

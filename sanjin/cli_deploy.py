@@ -20,8 +20,8 @@ def deploy_command(
 ) -> None:
     """部署到工作池 / register every deployment of every program on a process work pool.
 
-    Start workers with `PREFECT_WORKER_QUERY_SECONDS=1 prefect worker start --pool POOL --type process` on each
-    machine, sanjin's `.venv/bin` first on PATH (systemd units in deploy/systemd/): the worker then polls every
+    Start workers with `PREFECT_WORKER_QUERY_SECONDS=0.5 prefect worker start --pool POOL --type process` on each
+    machine, sanjin's `.venv/bin` first on PATH (systemd units in deploy/systemd/): the worker then polls twice a
     second and starts each run's engine directly, so a decided gate's suspended run is running again in the time a
     new Python process takes to import Prefect and the flows, plus 2-4 s.
     Secrets (SANJIN_SMTP_PASSWORD, a database URL with a password) come from each worker's environment.
@@ -66,5 +66,5 @@ def deploy_command(
                f"({len(names)} deployments, at most {limit} runs per program at once):")
     for name in names:
         typer.echo(f"  {name}")
-    typer.echo(f"启动工作进程 / start workers: PREFECT_WORKER_QUERY_SECONDS=1 prefect worker start --pool {pool} "
+    typer.echo(f"启动工作进程 / start workers: PREFECT_WORKER_QUERY_SECONDS=0.5 prefect worker start --pool {pool} "
                "--type process  (python 与 prefect 需来自同一 PATH / `python` on its PATH must be sanjin's)")

@@ -27,7 +27,6 @@ from core.db import transaction
 from models.calendar import due_columns
 from models.clock import Clock
 from models.enrollment import Application, Batch, Gate, Institution
-from models.operations import PlatformAccount
 from models.program import Program
 from models.program_definition import PhaseName, ProgramDefinition
 from models.states import AccountState, ApplicationState, BatchState, GateKind, GateState, Role
@@ -36,11 +35,9 @@ from models.windows import accepts_submissions
 from models.workdays import Deadline, WorkingDays, fixed_deadline
 from tasks.calendar import working_days_for
 from tasks.gates.rows import GateSpec, open_gates
-from tasks.lists.versions import publish_list
-from tasks.outbox.enqueue import enqueue_notices_from
 from tasks.programs import get_program, lock_program
 
-APP, INST, ACCOUNT = table_of(Application), table_of(Institution), table_of(PlatformAccount)
+APP, INST = table_of(Application), table_of(Institution)
 IN_REVIEW = (ApplicationState.SUBMITTED, ApplicationState.DISTRICT_APPROVED)
 # A batch run after the accounts window has closed gets this long to register (assumed; the seeds
 # give only Shenyang's fixed window, 000 §五 step 4).
@@ -283,6 +280,14 @@ def run_matured_batches(t: _Tick) -> None:
     By criteria (this batch, approved), whatever the batch size: the database writes the audit rows,
     the accounts and the notices from the rows themselves (`INSERT … SELECT`), then moves the states.
     """
+    # Imported here, not at the top: only a batch that runs needs the list publisher, the accounts and the
+    # outbox (their models are a third of the enrollment flow's import). A pooled run woken by a gate decision
+    # starts in a new process, and every module it does not import shortens decision → running (figure 9).
+    from models.operations import PlatformAccount
+    from tasks.lists.versions import publish_list
+    from tasks.outbox.enqueue import enqueue_notices_from
+
+    account_table = table_of(PlatformAccount)
     now = t.clock.now()
     s = t.session
     for batch in s.exec(select(Batch).where(Batch.program_id == t.pid, Batch.state == BatchState.MATURED)).all():
@@ -300,7 +305,7 @@ def run_matured_batches(t: _Tick) -> None:
         due = _account_due(t)
         proxied = INST.c.proxy_parent_id.is_not(None)
         due_cols = due_columns(due)
-        insert_from_select(s, ACCOUNT, ["program_id", "institution_id", "state", "due_on", "due_on_provisional",
+        insert_from_select(s, account_table, ["program_id", "institution_id", "state", "due_on", "due_on_provisional",
                                         "due_from", "due_working_days"], core_select(
             literal(t.pid, Integer), INST.c.id,
             case((proxied, AccountState.EXEMPT.value), else_=AccountState.PENDING.value),

@@ -244,13 +244,21 @@ def test_a_province_on_a_prefect_server_with_two_workers_survives_a_killed_worke
         _wait_for(lambda: not any(_children(w.pid) for w in workers.values()), timeout=30,
                   what="no flow process left on any worker while the run waits")
 
-        for gate in districts:
-            out = topology.run(str(BIN / "sanjin"), "gate", "decide", str(gate.id), "--approve-rest", "--as",
-                               reviewers[gate.district])
-            assert "decision recorded" in out and "resumed" not in out, out  # a suspended run is re-queued
+        # The first district from the command line; the woken run suspends again on the second, which is decided
+        # through Prefect's form (a resume with input nothing has recorded yet): the run woken by it records it.
+        first, second = districts
+        out = topology.run(str(BIN / "sanjin"), "gate", "decide", str(first.id), "--approve-rest", "--as",
+                           reviewers[first.district])
+        assert "decision recorded" in out and "resumed" not in out, out  # a suspended run is re-queued
         decided = time.monotonic()
         _wait_for(lambda: _state(api, run_id)[0] == "RUNNING", timeout=90, what="the woken run to run", interval=0.2)
         suspend_to_running = time.monotonic() - decided
+        _wait_for(lambda: _state(api, run_id) == ("PAUSED", "Suspended") and _suspended_since(api, run_id) > decided,
+                  timeout=90, what="the woken run to suspend again on the other district's gate")
+        form = {"run_input": {"gate_id": second.id, "approve": second.items, "decided_by": reviewers[second.district],
+                              "recorded": False}}  # (refused for a moment, until the run has saved its form's schema)
+        _wait_for(lambda: _api(api, f"/flow_runs/{run_id}/resume", form)["status"] == "ACCEPT", timeout=30,
+                  what="Prefect to accept the form's decision", interval=0.2)
         city = _wait_for(lambda: _open_gate(app_engine, GateKind.CITY_REVIEW), timeout=90, what="the city gate")
         _wait_for(lambda: _state(api, city.flow_run_id) == ("PAUSED", "Suspended"), timeout=60,
                   what="the run to suspend at the city gate")
@@ -292,6 +300,8 @@ def test_a_province_on_a_prefect_server_with_two_workers_survives_a_killed_worke
         assert sorted(states) == [ApplicationState.RUNNING.value] * 5
         gates = session.execute(select(Gate.kind, func.count()).group_by(Gate.kind)).all()
         assert dict(gates) == {GateKind.DISTRICT_REVIEW.value: 2, GateKind.CITY_REVIEW.value: 1}
+        by_form = session.get(Gate, second.id)
+        assert by_form is not None and by_form.decided_by == reviewers[second.district]  # recorded by the woken run
         audit = session.execute(select(AuditEvent.entity, AuditEvent.entity_id, AuditEvent.action, func.count())
                                 .group_by(AuditEvent.entity, AuditEvent.entity_id, AuditEvent.action)).all()
         assert [row for row in audit if row[3] > 1 and row[2] not in ("load_created",)] == []
@@ -302,6 +312,14 @@ def test_a_province_on_a_prefect_server_with_two_workers_survives_a_killed_worke
           f"district decision → suspended run running again {suspend_to_running:.1f} s, → city gate waiting "
           f"{district_leg:.1f} s; city decision (worker killed) → batch running {city_leg:.1f} s; "
           f"whole test {time.monotonic() - started:.0f} s")
+
+
+def _suspended_since(api: str, run_id: str) -> float:
+    """When the run's current state began (a monotonic-clock reading, for comparing with `time.monotonic()`)."""
+    from datetime import datetime
+
+    started = datetime.fromisoformat(_api(api, f"/flow_runs/{run_id}")["state"]["timestamp"].replace("Z", "+00:00"))
+    return time.monotonic() - (time.time() - started.timestamp())
 
 
 def _schedules_off(api: str) -> None:
