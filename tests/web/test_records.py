@@ -116,7 +116,8 @@ def test_a_reviewers_outbox_status_counts_are_the_notices_its_scope_lets_it_read
                  for kind in ("enterprise", "city") for i, _ in institutions]
         session.execute(insert(Notice), [
             {**r, "idempotency_key": f"scope-{k}", "program_id": world.program.id if k % 4 else None,
-             "kind": "application_decision", "context": {}, "status": statuses[k % 3]} for k, r in enumerate(rows)])
+             "kind": "application_decision", "context": {}, "status": statuses[k % 3],
+             "created_at": shanghai(2025, 9, 1, 9)} for k, r in enumerate(rows)])
         session.commit()
         for name in [*world.reviewers.values(), "manager"]:
             user = users[name]
