@@ -19,7 +19,9 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index('ix_notice_recipient', 'notice', ['recipient_type', 'recipient_id', 'status'])
+    op.create_index('ix_notice_program_status', 'notice', ['program_id', 'status'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_notice_program_status', table_name='notice')
     op.drop_index('ix_notice_recipient', table_name='notice')
