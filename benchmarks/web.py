@@ -199,27 +199,33 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- timing
 
 
-def running_pages(client: Callable[[str], Any], largest: str, n: int) -> list[tuple[str, str, str, str]]:
+def running_pages(client: Callable[[str], Any], largest: str, n: int,
+                  keep: Callable[[str], bool] = lambda name: True) -> list[tuple[str, str, str, str]]:
     """The running state's pages: (name, user, path, text the page must show). Deep pages are reached as staff
-    reach them (下一页 after 下一页), so building this list walks them once."""
+    reach them (下一页 after 下一页), so building this list walks them once; `keep` names the pages wanted (the
+    others are neither walked nor listed)."""
     lag = f"/programs/{SLUG}/laggards"
     deep_pages = max(1, min(200, n // 50 // 2))  # page 200 at 100,000 (the issue's), reached by 下一页
     audit_filter = f"/audit?program={SLUG}&entity=application&actor=manager&since=2025-09-01&until=2025-12-31"
     manager = client("manager")
-    return [
+
+    def follow(name: str, path: str, pages: int) -> str:
+        return _follow_next(manager, path, pages) if keep(name) else path
+
+    pages = [
         ("overview", "manager", f"/programs/{SLUG}", "进度滞后"),
         ("manager_inbox", "manager", "/inbox", "待我审批"),
         ("home", "manager", "/", "待决定审批"),
         ("laggards", "manager", lag, "进度滞后"),
-        ("laggards_deep_page", "manager", _follow_next(manager, lag, deep_pages), "进度滞后"),
+        ("laggards_deep_page", "manager", follow("laggards_deep_page", lag, deep_pages), "进度滞后"),
         ("laggards_last_page", "manager", f"{lag}?last=1", "进度滞后"),
         ("laggards_contracts", "manager", f"{lag}?what=contract", "进度滞后"),
         ("laggards_district", "manager", f"{lag}?district={largest}", "进度滞后"),
         ("laggards_district_deep_page", "manager",
-         _follow_next(manager, f"{lag}?district={largest}", max(1, deep_pages // 13)), "进度滞后"),
+         follow("laggards_district_deep_page", f"{lag}?district={largest}", max(1, deep_pages // 13)), "进度滞后"),
         ("laggards_reviewer", reviewer(largest), lag, "进度滞后"),
         ("notices", "manager", "/notices", "发件箱"),
-        ("notices_deep_page", "manager", _follow_next(manager, "/notices", deep_pages), "发件箱"),
+        ("notices_deep_page", "manager", follow("notices_deep_page", "/notices", deep_pages), "发件箱"),
         ("notices_last_page", "manager", "/notices?last=1", "发件箱"),
         ("notices_status", "manager", "/notices?status=pending", "发件箱"),
         ("notices_program_kind", "manager", f"/notices?program={SLUG}&kind=application_decision", "发件箱"),
@@ -227,9 +233,9 @@ def running_pages(client: Callable[[str], Any], largest: str, n: int) -> list[tu
         ("notices_dates", "manager", "/notices?since=2025-09-01&until=2025-12-31", "发件箱"),
         ("notices_reviewer", reviewer(largest), "/notices", "发件箱"),
         ("audit", "manager", "/audit", "审计日志"),
-        ("audit_deep_page", "manager", _follow_next(manager, "/audit", deep_pages), "审计日志"),
+        ("audit_deep_page", "manager", follow("audit_deep_page", "/audit", deep_pages), "审计日志"),
         ("audit_filtered", "manager", audit_filter, "审计日志"),
-        ("audit_filtered_deep_page", "manager", _follow_next(manager, audit_filter, deep_pages), "审计日志"),
+        ("audit_filtered_deep_page", "manager", follow("audit_filtered_deep_page", audit_filter, deep_pages), "审计日志"),
         ("audit_program", "manager", f"/audit?program={SLUG}", "审计日志"),
         ("audit_entity", "manager", "/audit?entity=gate", "审计日志"),
         ("audit_actor", "manager", f"/audit?actor={reviewer(largest)}", "审计日志"),
@@ -238,6 +244,7 @@ def running_pages(client: Callable[[str], Any], largest: str, n: int) -> list[tu
         ("lists", "manager", f"/programs/{SLUG}/lists", "已发布"),
         ("enforcement", "manager", f"/programs/{SLUG}/enforcement", ""),
     ]
+    return [page for page in pages if keep(page[0])]
 
 
 def running_exports(largest: str) -> list[tuple[str, str, str]]:

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     wanted = re.compile(args.pages)
     out: dict[str, Any] = {"db": engine.dialect.name, "institutions": n, "slug": SLUG, "pages": {}}
-    for name, user, path, expect in running_pages(client, largest, n):
+    for name, user, path, expect in running_pages(client, largest, n, keep=lambda name: bool(wanted.search(name))):
         if wanted.search(name):
             out["pages"][name] = page = _time_page(client(user), timer, path, expect, args.requests)
             _print(name, page)
