@@ -24,6 +24,7 @@ from sqlalchemy import Select, Table, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
+from core.sql_hints import unindexed
 from models.enrollment import Application, Gate, Institution, Review
 from models.program import Program, User
 from models.states import Decision, GateKind, GateState, Role
@@ -232,13 +233,13 @@ def _position(items: list[int], key: ItemKey) -> int:
 
 def _matching(session: Session, gate: GateSummary, show: ItemFilter, chunk: list[int]) -> set[int]:
     """Which of `chunk` the filter keeps: undecided ones have no review of this gate (probed by the unique
-    (application_id, level) index: `gate_id + 0` keeps SQLite off the gate's index, which would read every
+    (application_id, level) index: unindexed(gate_id) keeps SQLite off the gate's index, which would read every
     review of a decided city gate), findings ones a non-empty findings list (probed by primary key)."""
     if show == "all":
         return set(chunk)
     if show == "undecided":
         reviewed = session.execute(sa_select(REVIEW.c.application_id).where(
-            REVIEW.c.application_id.in_(chunk), REVIEW.c.gate_id + 0 == gate.id)).scalars()
+            REVIEW.c.application_id.in_(chunk), unindexed(REVIEW.c.gate_id) == gate.id)).scalars()
         return set(chunk) - {int(i) for i in reviewed}
     a = APPLICATION.c
     return {int(i) for i in session.execute(sa_select(a.id).where(

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, Integer, case, cast, exists, false, func, or_, se
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
+from core.sql_hints import unindexed
 from models.audit import AuditEvent
 from models.enrollment import Application, Gate, Institution
 from models.operations import Contract, PlatformAccount, Selection
@@ -59,8 +60,8 @@ def notice_counts(session: Session, user: User, *, program_id: int | None = None
     if mine is None:
         where = [] if program_id is None else [col(Notice.program_id) == program_id]
         return _by_status(session, select(status, func.count()).where(*where).group_by(status))
-    # `program_id + 0`: the recipient index, not the program's, which would read the program's every notice.
-    program = [] if program_id is None else [col(Notice.program_id) + 0 == program_id]
+    # unindexed: SQLite takes the recipient index, not the program's, which would read the program's every notice.
+    program = [] if program_id is None else [unindexed(col(Notice.program_id)) == program_id]
     theirs = select(col(Institution.id)).where(col(Institution.district).in_(mine))
     counts = _by_status(session, select(status, func.count()).where(
         col(Notice.recipient_type) == "institution", col(Notice.recipient_id).in_(theirs), *program).group_by(status))
