@@ -75,9 +75,10 @@ def _use_url(url: str) -> None:
 
 @contextmanager
 def fresh_database(kind: str, home: Path, *, name: str = "sanjin", pg_url: str = DEFAULT_PG_URL,
-                   migrate: bool = True, make_current: bool = True) -> Iterator[Database]:
+                   migrate: bool = True, make_current: bool = True, keep: bool = False) -> Iterator[Database]:
     """An empty database with the product's schema: a new SQLite file under `home`, or a new PostgreSQL
-    schema reached through `?options=-csearch_path%3D<schema>` and dropped on exit."""
+    schema reached through `?options=-csearch_path%3D<schema>` and dropped on exit (unless `keep`: its URL is
+    written to `home/<name>.url` for a later look, e.g. benchmarks.web_retime)."""
     from sqlalchemy import create_engine, text
 
     from core.db import make_engine, shared_engine
@@ -108,15 +109,18 @@ def fresh_database(kind: str, home: Path, *, name: str = "sanjin", pg_url: str =
             from core.migrate import upgrade
 
             upgrade(engine)
+        if keep:
+            (home / f"{name}.url").write_text(url, encoding="utf-8")
         yield Database(kind, url, engine, schema)
     finally:
         if make_current:
             _use_url(os.environ.get("SANJIN_BENCH_IDLE_URL", f"sqlite:///{home / 'idle.db'}"))
         else:
             engine.dispose()
-        if admin is not None:
+        if admin is not None and not keep:
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        if admin is not None:
             admin.dispose()
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -90,7 +91,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     baseline_requests = int(cfg.get("web_baseline_requests", 3))
     profile_dir = Path(cfg["profile_dir"]) if cfg.get("profile_dir") else None
     profiles: dict[str, Any] = {}
-    with fresh_database(cfg["db"], home, name="web") as db:
+    with fresh_database(cfg["db"], home, name="web", keep=bool(cfg.get("keep"))) as db:
         engine = db.engine
         clock = setup_program(engine, home, shanghai(9, 22))
         start = time.perf_counter()
@@ -114,7 +115,11 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         district_gate = _open_gate_id(engine, district=largest)
         pages: dict[str, Any] = {}
 
+        wanted = re.compile(cfg.get("web_pages") or "")  # a developer's filter (--pages): the rest is not timed
+
         def measure(stage: str, name: str, user: str, path: str, expect: str) -> None:
+            if not wanted.search(f"{stage}.{name}"):
+                return
             with profiled(profile_dir, f"4-{stage}-{name}", profiles):
                 pages[f"{stage}.{name}"] = _time_page(client(user), timer, path, expect, requests)
             if name == "overview":  # and with the figures recomputed on every request (as after each change)
@@ -125,6 +130,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         def export(stage: str, name: str, user: str, path: str) -> None:
             """A download: time to its first bytes (the figure: it is streamed) and to its last."""
             for fmt in ("csv", "xlsx"):
+                if not wanted.search(f"{stage}.export_{name}_{fmt}"):
+                    continue
                 url = f"{path}{'&' if '?' in path else '?'}format={fmt}"
                 first = _time_page(client(user), timer, url, "", max(2, requests // 4), first_byte=True)
                 first["full_ms_p50"] = first.pop("full_p50_ms")
@@ -162,45 +169,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                                   f"/gates/{city_gate}")
         running = _make_running(engine, clock)
         _analyze(engine)
-        measure("running", "overview", "manager", f"/programs/{SLUG}", "进度滞后")
-        measure("running", "manager_inbox", "manager", "/inbox", "待我审批")
-        measure("running", "home", "manager", "/", "待决定审批")
-        lag = f"/programs/{SLUG}/laggards"
-        deep_pages = max(1, min(200, n // 50 // 2))  # page 200 at 100,000 (the issue's), reached by 下一页
-        measure("running", "laggards", "manager", lag, "进度滞后")
-        measure("running", "laggards_deep_page", "manager", _follow_next(client("manager"), lag, deep_pages), "进度滞后")
-        measure("running", "laggards_last_page", "manager", f"{lag}?last=1", "进度滞后")
-        measure("running", "laggards_contracts", "manager", f"{lag}?what=contract", "进度滞后")
-        measure("running", "laggards_district", "manager", f"{lag}?district={largest}", "进度滞后")
-        measure("running", "laggards_district_deep_page", "manager",
-                _follow_next(client("manager"), f"{lag}?district={largest}", max(1, deep_pages // 13)), "进度滞后")
-        measure("running", "laggards_reviewer", reviewer(largest), lag, "进度滞后")
-        measure("running", "notices", "manager", "/notices", "发件箱")
-        measure("running", "notices_deep_page", "manager", _follow_next(client("manager"), "/notices", deep_pages),
-                "发件箱")
-        measure("running", "notices_last_page", "manager", "/notices?last=1", "发件箱")
-        measure("running", "notices_status", "manager", "/notices?status=pending", "发件箱")
-        measure("running", "notices_program_kind", "manager", f"/notices?program={SLUG}&kind=application_decision",
-                "发件箱")
-        measure("running", "notices_recipient", "manager", "/notices?recipient=%E5%92%8C%E5%B9%B3", "发件箱")
-        measure("running", "notices_dates", "manager", "/notices?since=2025-09-01&until=2025-12-31", "发件箱")
-        measure("running", "notices_reviewer", reviewer(largest), "/notices", "发件箱")
-        audit_filter = f"/audit?program={SLUG}&entity=application&actor=manager&since=2025-09-01&until=2025-12-31"
-        measure("running", "audit", "manager", "/audit", "审计日志")
-        measure("running", "audit_deep_page", "manager", _follow_next(client("manager"), "/audit", deep_pages), "审计日志")
-        measure("running", "audit_filtered", "manager", audit_filter, "审计日志")
-        measure("running", "audit_filtered_deep_page", "manager", _follow_next(client("manager"), audit_filter,
-                                                                                deep_pages), "审计日志")
-        measure("running", "audit_program", "manager", f"/audit?program={SLUG}", "审计日志")
-        measure("running", "audit_entity", "manager", "/audit?entity=gate", "审计日志")
-        measure("running", "audit_actor", "manager", f"/audit?actor={reviewer(largest)}", "审计日志")
-        measure("running", "audit_entity_id", "manager", "/audit?entity=application&entity_id=5000", "审计日志")
-        measure("running", "audit_reviewer", reviewer(largest), "/audit", "审计日志")
-        measure("running", "lists", "manager", f"/programs/{SLUG}/lists", "已发布")
-        measure("running", "enforcement", "manager", f"/programs/{SLUG}/enforcement", "")
-        for name, user, path in (("laggards", "manager", lag), ("laggards_district", "manager", f"{lag}?district={largest}"),
-                                 ("notices", "manager", "/notices"), ("audit", "manager", "/audit"),
-                                 ("audit_filtered", "manager", audit_filter), ("lists", "manager", f"/programs/{SLUG}/lists")):
+        for name, user, path, expect in running_pages(client, largest, n):
+            measure("running", name, user, path, expect)
+        for name, user, path in running_exports(largest):
             export("running", name, user, path)
         baselines["running.overview"] = _baseline(url, "overview", None, baseline_requests)
         checks = _checks(engine, n, city_gate)
@@ -226,6 +197,65 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- timing
+
+
+def running_pages(client: Callable[[str], Any], largest: str, n: int,
+                  keep: Callable[[str], bool] = lambda name: True) -> list[tuple[str, str, str, str]]:
+    """The running state's pages: (name, user, path, text the page must show). Deep pages are reached as staff
+    reach them (下一页 after 下一页), so building this list walks them once; `keep` names the pages wanted (the
+    others are neither walked nor listed)."""
+    lag = f"/programs/{SLUG}/laggards"
+    deep_pages = max(1, min(200, n // 50 // 2))  # page 200 at 100,000 (the issue's), reached by 下一页
+    audit_filter = f"/audit?program={SLUG}&entity=application&actor=manager&since=2025-09-01&until=2025-12-31"
+    manager = client("manager")
+
+    def follow(name: str, path: str, pages: int) -> str:
+        return _follow_next(manager, path, pages) if keep(name) else path
+
+    pages = [
+        ("overview", "manager", f"/programs/{SLUG}", "进度滞后"),
+        ("manager_inbox", "manager", "/inbox", "待我审批"),
+        ("home", "manager", "/", "待决定审批"),
+        ("laggards", "manager", lag, "进度滞后"),
+        ("laggards_deep_page", "manager", follow("laggards_deep_page", lag, deep_pages), "进度滞后"),
+        ("laggards_last_page", "manager", f"{lag}?last=1", "进度滞后"),
+        ("laggards_contracts", "manager", f"{lag}?what=contract", "进度滞后"),
+        ("laggards_district", "manager", f"{lag}?district={largest}", "进度滞后"),
+        ("laggards_district_deep_page", "manager",
+         follow("laggards_district_deep_page", f"{lag}?district={largest}", max(1, deep_pages // 13)), "进度滞后"),
+        ("laggards_reviewer", reviewer(largest), lag, "进度滞后"),
+        ("notices", "manager", "/notices", "发件箱"),
+        ("notices_deep_page", "manager", follow("notices_deep_page", "/notices", deep_pages), "发件箱"),
+        ("notices_last_page", "manager", "/notices?last=1", "发件箱"),
+        ("notices_status", "manager", "/notices?status=pending", "发件箱"),
+        ("notices_program_kind", "manager", f"/notices?program={SLUG}&kind=application_decision", "发件箱"),
+        ("notices_recipient", "manager", "/notices?recipient=%E5%92%8C%E5%B9%B3", "发件箱"),
+        ("notices_dates", "manager", "/notices?since=2025-09-01&until=2025-12-31", "发件箱"),
+        ("notices_reviewer", reviewer(largest), "/notices", "发件箱"),
+        ("audit", "manager", "/audit", "审计日志"),
+        ("audit_deep_page", "manager", follow("audit_deep_page", "/audit", deep_pages), "审计日志"),
+        ("audit_filtered", "manager", audit_filter, "审计日志"),
+        ("audit_filtered_deep_page", "manager", follow("audit_filtered_deep_page", audit_filter, deep_pages), "审计日志"),
+        ("audit_program", "manager", f"/audit?program={SLUG}", "审计日志"),
+        ("audit_entity", "manager", "/audit?entity=gate", "审计日志"),
+        ("audit_actor", "manager", f"/audit?actor={reviewer(largest)}", "审计日志"),
+        ("audit_entity_id", "manager", "/audit?entity=application&entity_id=5000", "审计日志"),
+        ("audit_reviewer", reviewer(largest), "/audit", "审计日志"),
+        ("lists", "manager", f"/programs/{SLUG}/lists", "已发布"),
+        ("enforcement", "manager", f"/programs/{SLUG}/enforcement", ""),
+    ]
+    return [page for page in pages if keep(page[0])]
+
+
+def running_exports(largest: str) -> list[tuple[str, str, str]]:
+    """The running state's downloads: (name, user, path); each is timed as CSV and as XLSX."""
+    lag = f"/programs/{SLUG}/laggards"
+    audit_filter = f"/audit?program={SLUG}&entity=application&actor=manager&since=2025-09-01&until=2025-12-31"
+    return [("laggards", "manager", lag), ("laggards_district", "manager", f"{lag}?district={largest}"),
+            ("notices", "manager", "/notices"), ("audit", "manager", "/audit"),
+            ("audit_filtered", "manager", audit_filter), ("lists", "manager", f"/programs/{SLUG}/lists")]
+
+
 
 
 def _targeted(key: str) -> bool:
@@ -651,6 +681,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--baseline-requests", type=int, default=3)
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--pages", default="", help="time only the pages whose stage.name matches this regular "
+                                                     "expression (development; the states are still set up)")
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schema afterwards (SQLite's file "
+                                                            "stays in --work-dir anyway), for benchmarks.web_retime")
     args = parser.parse_args(argv)
     from benchmarks.env import prepare_process
 
@@ -658,7 +692,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     prepare_process(home)
     os.environ.setdefault("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing here talks to Prefect
     result = run({"home": str(home), "db": args.db, "institutions": args.institutions, "web_requests": args.requests,
-                  "web_baseline_requests": args.baseline_requests,
+                  "web_baseline_requests": args.baseline_requests, "web_pages": args.pages, "keep": args.keep,
                   "profile_dir": str(args.profile) if args.profile else None})
     for key, page in result["pages"].items():
         base = result["baseline"]["pages"].get(key)

@@ -19,7 +19,11 @@ class Notice(SQLModel, table=True):
                       Index("ix_notice_program_kind", "program_id", "kind"),
                       # The outbox page, newest first by key, filtered by status or program (migration 0018).
                       Index("ix_notice_status_id", "status", "id"),
-                      Index("ix_notice_program_id", "program_id", "id"))
+                      Index("ix_notice_program_id", "program_id", "id"),
+                      # The outbox's counts by status, read from an index alone: a district reviewer's through its
+                      # institutions' notices, one program's (migration 0023).
+                      Index("ix_notice_recipient", "recipient_type", "recipient_id", "status"),
+                      Index("ix_notice_program_status", "program_id", "status"))
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=200, unique=True)
     # Not a foreign key (migration 0005): the outbox is written 100,000 rows at a time by statements that

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from sqlalchemy import Engine
 
-from core.clock_store import DatabaseClock
-from core.db import shared_engine
 from models import labels
 from models.clock import SHANGHAI
-from models.program_definition import PhaseName
+from models.phase_names import PhaseName
 from models.states import Role
 from sanjin.terminal import SafeConsole, data, json_text
+
+if TYPE_CHECKING:  # `sanjin --help` and the commands that run no flow import neither SQLAlchemy nor Prefect here
+    from sqlalchemy import Engine
+
+    from core.clock_store import DatabaseClock
 
 app = typer.Typer(help="集采药品“三进”工作管理系统 / the 三进 program workflow system", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -44,10 +45,14 @@ AS_HELP = "以该用户身份查看：区县审核员只见本人负责的区县
 
 
 def _engine() -> Engine:
+    from core.db import shared_engine
+
     return shared_engine()
 
 
 def _clock() -> DatabaseClock:
+    from core.clock_store import DatabaseClock
+
     return DatabaseClock(_engine())
 
 
@@ -347,6 +352,7 @@ def run(program: str, phase: PhaseName | None = typer.Option(None, "--phase", he
         wait: bool = typer.Option(False, "--wait", help="等待人工决定 / wait for decisions"),
         as_json: bool = typer.Option(False, "--json", help="输出流程结果的 JSON 供程序读取（默认输出中文摘要） / the flow's result as JSON")) -> None:
     """运行项目流程（或某一阶段），然后显示项目进度 / run the program flow, or one phase flow, then show where it stands."""
+    import asyncio  # here, not at the top: only the commands that run a flow pay for it
     import os
 
     # Offline by default: Prefect's telemetry would log an ERROR line on a machine without internet.
@@ -444,7 +450,6 @@ def main() -> None:
     from typer.exceptions import Abort
 
     from core.offline import apply_offline_defaults
-    from sanjin.errors import USER_ERRORS, environment_message
 
     apply_offline_defaults()  # before anything imports Prefect: no telemetry out of the intranet
     err = SafeConsole(stderr=True)
@@ -462,9 +467,13 @@ def main() -> None:
         fail("已取消 / aborted")
     except ClickException as exc:
         fail(f"命令参数有误 / bad arguments: {exc.format_message()}（`sanjin --help` 查看用法 / see `sanjin --help`)")
-    except USER_ERRORS as exc:
-        fail(str(exc))
     except Exception as exc:
+        # Imported only now: the error classes live all over tasks/, and importing them all (SQLAlchemy with
+        # them) cost every command, `--help` included, ~1 s of start-up before it did anything.
+        from sanjin.errors import USER_ERRORS, environment_message
+
+        if isinstance(exc, USER_ERRORS):
+            fail(str(exc))
         message = environment_message(exc)
         if message is None:
             raise

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
 
 from models.clock import to_shanghai
 from sanjin.terminal import SafeConsole, data
+
+if TYPE_CHECKING:  # types only: `sanjin --help` imports no SQLAlchemy
+    from sqlalchemy import Engine
 
 calendar_app = typer.Typer(help="节假日安排 / the official holiday schedules (working days)", no_args_is_help=True)
 console = SafeConsole(width=None if sys.stdout.isatty() else 160)

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
 
-from core.clock_store import DatabaseClock
 from models.compliance.codes import RULE_LABELS, SUBJECT_LABELS, VIOLATION_STATE_LABELS, ViolationRule
 from sanjin.terminal import SafeConsole, json_text
+
+if TYPE_CHECKING:  # types only: `sanjin --help` imports no SQLAlchemy
+    from sqlalchemy import Engine
+
+    from core.clock_store import DatabaseClock
 
 operations_app = typer.Typer(help="运营数据 / the provincial platform's operational exports", no_args_is_help=True)
 violations_app = typer.Typer(help="违规 / violations found by continuous review", no_args_is_help=True)
@@ -29,6 +33,8 @@ def _engine() -> Engine:
 
 
 def _clock() -> DatabaseClock:
+    from core.clock_store import DatabaseClock
+
     return DatabaseClock(_engine())
 
 

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import sys
 from datetime import date
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
 
-from core.clock_store import DatabaseClock
 from sanjin.terminal import SafeConsole, json_text
+
+if TYPE_CHECKING:  # types only: `sanjin --help` imports no SQLAlchemy
+    from sqlalchemy import Engine
+
+    from core.clock_store import DatabaseClock
 
 enforcement_app = typer.Typer(help="处理措施 / the enforcement ladder (约谈 → 整改 → 暂停 → 取消资格)",
                               no_args_is_help=True)
@@ -24,6 +28,12 @@ def _engine() -> Engine:
     from core.db import shared_engine
 
     return shared_engine()
+
+
+def _clock(engine: Engine) -> DatabaseClock:
+    from core.clock_store import DatabaseClock
+
+    return DatabaseClock(engine)
 
 
 @enforcement_app.command("list")
@@ -72,7 +82,7 @@ def enforcement_decide(gate: int = typer.Argument(..., min=1, max=2**31 - 1),
             raise UnknownGate(gate)
         items = list(row.items)
     result = decide_gate(engine, gate, approve=items if approve else [], reject=items if reject else [],
-                         reason=reason, user_name=user, clock=DatabaseClock(engine),
+                         reason=reason, user_name=user, clock=_clock(engine),
                          options={"bad_record": bad_record})
     console.print(f"处理措施 {gate}：{'已批准' if result.approved else '不再处理'} / "
                   f"{'approved' if result.approved else 'dropped'}")
@@ -91,7 +101,7 @@ def enforcement_start(program: str, violation: int | None = typer.Option(None, "
     from tasks.enforcement.manual import start_ladder
 
     engine = _engine()
-    started = start_ladder(engine, program, user_name=user, clock=DatabaseClock(engine), reason=reason,
+    started = start_ladder(engine, program, user_name=user, clock=_clock(engine), reason=reason,
                            violation_id=violation, institution=institution, enterprise=enterprise)
     console.print(f"已对“{started.subject_name}”启动处理程序 {started.case_id}，待决定事项 {started.gate_id} / "
                   f"ladder {started.case_id} started; gate {started.gate_id} is open")
@@ -111,7 +121,7 @@ def enterprise_bad_record(program: str, enterprise: str, starts: str = typer.Opt
 
     engine = _engine()
     bad = bar_enterprise(engine, program, enterprise, starts_on=_day(starts), reason=reason, user_name=user,
-                         clock=DatabaseClock(engine))
+                         clock=_clock(engine))
     console.print(f"{enterprise}：自 {bad.starts_on} 起禁止申报至 {bad.barred_until}（含） / "
                   f"barred from {bad.starts_on} through {bad.barred_until}")
 
@@ -123,6 +133,6 @@ def enterprise_exit(program: str, enterprise: str, exits_from: str = typer.Optio
 
     engine = _engine()
     gate = request_exit(engine, program, enterprise, exits_on=_day(exits_from), reason=reason, user_name=user,
-                        clock=DatabaseClock(engine))
+                        clock=_clock(engine))
     console.print(f"已开启审批事项 {gate}：{enterprise} 自 {exits_from} 起退出（待项目负责人批准） / "
                   f"gate {gate} opened for the manager")

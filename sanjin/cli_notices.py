@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
 
 from models import labels
 from models.clock import to_shanghai
 from models.labels import LIST_KIND_LABELS
-from models.outbox import Notice
 from models.states import NoticeStatus, Role
 from sanjin.terminal import SafeConsole, data
+
+if TYPE_CHECKING:  # types only: `sanjin --help` imports no SQLAlchemy
+    from sqlalchemy import Engine
+
+    from models.outbox import Notice
 
 notices_app = typer.Typer(help="通知 / outgoing notices (the outbox)", no_args_is_help=True)
 console = SafeConsole(width=None if sys.stdout.isatty() else 160)
@@ -32,6 +35,8 @@ def _engine() -> Engine:
 
 
 def _program_id(engine: Engine, slug: str | None) -> int | None:
+    from sqlmodel import Session
+
     if slug is None:
         return None
     from tasks.programs import get_program
@@ -52,6 +57,9 @@ def notices_list(program: str | None = typer.Option(None, "--program", help="项
                  actor: str | None = typer.Option(None, "--as", help="以该用户身份查看（区县审核员只见本区县） / "
                                                                      "show what this user may see")) -> None:
     """列出通知（最新在前） / list notices, newest first."""
+    from sqlmodel import Session, col, select
+
+    from models.outbox import Notice
     from tasks.trust.scope import acting_user, notice_scope
 
     engine = _engine()
@@ -103,7 +111,10 @@ def notices_retry(ids: list[int] = typer.Argument(..., min=1, max=2**31 - 1, hel
                   email: list[str] = typer.Option([], "--email", help="编号=邮箱 / ID=address for a no-address notice"),
                   actor: str = typer.Option("system", "--as", help="操作人登录名（记入审计日志） / who does this, by login name (audited)")) -> None:
     """重新发送失败或无地址的通知 / requeue dead or no-address notices (exit 1 if any stays)."""
+    from sqlmodel import Session, col, select
+
     from core.clock_store import DatabaseClock
+    from models.outbox import Notice
     from tasks.gates.rows import find_user
     from tasks.outbox.followup import resend
 
@@ -134,6 +145,8 @@ def notices_retry(ids: list[int] = typer.Argument(..., min=1, max=2**31 - 1, hel
 @notices_app.command("no-address")
 def notices_no_address(program: str | None = typer.Option(None, "--program", help="项目代码，如 shenyang-2025 / the program's slug")) -> None:
     """无邮箱的通知：打印或电话通知 / notices nobody can e-mail, for print or phone follow-up."""
+    from sqlmodel import Session, col, select
+
     from models.catalog import Enterprise
     from models.enrollment import Institution
     from tasks.outbox.followup import list_no_address

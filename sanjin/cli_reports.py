@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy import Engine
 
-from core.clock_store import DatabaseClock
 from sanjin.terminal import SafeConsole, json_text
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: `sanjin --help` imports no SQLAlchemy
+    from sqlalchemy import Engine
+
+    from core.clock_store import DatabaseClock
     from tasks.reports.issue import IssuedReport
 
 register_app = typer.Typer(help="定点医药机构名册 / the register of designated institutions", no_args_is_help=True)
@@ -32,6 +33,8 @@ def _engine() -> Engine:
 
 
 def _clock() -> DatabaseClock:
+    from core.clock_store import DatabaseClock
+
     return DatabaseClock(_engine())
 
 

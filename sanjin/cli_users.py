@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
 
 from models import labels
 from sanjin.terminal import SafeConsole
+
+if TYPE_CHECKING:  # types only: `sanjin --help` imports no SQLAlchemy
+    from sqlalchemy import Engine
 
 console = SafeConsole(width=None if sys.stdout.isatty() else 160)
 

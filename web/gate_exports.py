@@ -7,10 +7,11 @@ alliance confirmation every invitation; an enforcement gate each ladder with its
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from models.catalog import Product
@@ -23,7 +24,7 @@ from models.labels import (
 )
 from models.states import KIND_LABELS
 from web.gate_details import DeclarationDetail, InvitationRow, ListApprovalDetail
-from web.queries import GateItemCache, GateSummary, ItemFilter, application_items
+from web.queries import ApplicationItem, GateItemCache, GateSummary, ItemFilter, ItemSeek, item_page
 
 if TYPE_CHECKING:
     from tasks.enforcement.views import LadderRow
@@ -40,25 +41,31 @@ def inbox_cells(g: GateSummary) -> tuple[object, ...]:
             g.undecided, g.items, due, g.due_in)
 
 
-def application_rows(session: Session, gate: GateSummary, show: ItemFilter, cache: GateItemCache,
-                     who: Callable[[str], str] = str) -> list[tuple[object, ...]]:
-    """Every item of the gate matching `show`, a chunk of items at a time; `who` names a reviewer."""
-    rows: list[tuple[object, ...]] = []
-    offset = 0
-    while True:
-        items, _, more = application_items(session, gate, show=show, offset=offset, limit=CHUNK, cache=cache)
-        for it in items:
-            a, i, o = it.application, it.institution, it.outcome
-            findings = "；".join(str(f.get("message") or f) for f in a.findings)
-            rows.append((i.name, i.district, i.insurance_code, i.uscc, KIND_LABELS.get(i.kind, "其他"),
-                         i.contact_name, i.phone, a.committed_drug_count,
-                         "按中选价" if a.price_option == "at_winning_price" else "加价不超过15%",
-                         a.participation_years, findings, APPLICATION_STATE_LABELS.get(a.state.value, "其他"),
-                         ("已批准" if o.decision == "approve" else "已驳回") if o else "待决定",
-                         who(o.by) if o else "", (o.reason or "") if o else ""))
-        if not more:
-            return rows
-        offset += CHUNK
+def application_chunks(engine: Engine, gate: GateSummary, show: ItemFilter, cache: GateItemCache,
+                       who: Callable[[str], str] = str) -> Iterator[list[tuple[object, ...]]]:
+    """Every item of the gate matching `show`, CHUNK items at a time, each chunk read by key after the last
+    (web.queries.item_page), for web.exports.stream: a city gate's 100,000 items leave while they are read."""
+    with Session(engine) as session:
+        where = ItemSeek()
+        while True:
+            found = item_page(session, gate, show=show, where=where, limit=CHUNK, cache=cache)
+            if found.items:
+                yield [application_cells(it, who) for it in found.items]
+            if found.fetched <= CHUNK or not found.keys:
+                return
+            where = ItemSeek(after=found.keys[-1])
+
+
+def application_cells(it: ApplicationItem, who: Callable[[str], str] = str) -> tuple[object, ...]:
+    """One application item as the download's row: what its row on the gate page shows."""
+    a, i, o = it.application, it.institution, it.outcome
+    findings = "；".join(str(f.get("message") or f) for f in a.findings)
+    return (i.name, i.district, i.insurance_code, i.uscc, KIND_LABELS.get(i.kind, "其他"),
+            i.contact_name, i.phone, a.committed_drug_count,
+            "按中选价" if a.price_option == "at_winning_price" else "加价不超过15%",
+            a.participation_years, findings, APPLICATION_STATE_LABELS.get(a.state.value, "其他"),
+            ("已批准" if o.decision == "approve" else "已驳回") if o else "待决定",
+            who(o.by) if o else "", (o.reason or "") if o else "")
 
 
 # The other gate kinds: the rows their sections of gate.html show, with the decision on each item.

@@ -38,9 +38,9 @@ from tasks.gates.rows import (
 )
 from web import bulk_confirm, gate_details, gate_exports
 from web.auth import DECIDERS, form_ids, may_view_gate, posted_form, require_user
-from web.exports import EXPORT_MAX, download, export_format
+from web.exports import EXPORT_MAX, download, export_format, stream
 from web.pagination import page_of
-from web.queries import ITEM_FILTERS, GateSummary, application_items, gate_summary, inbox_page
+from web.queries import ITEM_FILTERS, GateSummary, ItemKey, ItemSeek, gate_summary, inbox_page, item_page
 from web.render import WebContext, flash, page, web
 
 log = logging.getLogger(__name__)
@@ -92,22 +92,26 @@ def gate_detail(request: Request) -> Response:
     show = request.query_params.get("show") or "all"
     if show not in ITEM_FILTERS:
         raise HTTPException(400, f"未知的筛选条件：{show}")
-    pager = page_of(f"/gates/{gate_id}", request.query_params, {"show": show if show != "all" else ""})
+    # Read by key (下一页 carries the last row's position in the gate's list); "all" also by any page number,
+    # a slice of the parsed list. The filters' deep pages only by key: each page walks on from its cursor.
+    pager = page_of(f"/gates/{gate_id}", request.query_params, {"show": show if show != "all" else ""}, keyset=True,
+                    deep_numbers=show == "all")
     context: dict[str, Any] = {}
     with Session(ctx.engine) as session:
         gate = _summary_or_404(ctx, session, gate_id)
         if not may_view(user, gate):
             raise HTTPException(403, f"您无权查看审批事项 {gate.id}（{gate.district or '市级'}）")
         who = ctx.templates.env.filters["actor"]
-        if (fmt := export_format(request)) and gate.is_application_gate:
-            rows = gate_exports.application_rows(session, gate, show, ctx.gate_items,  # type: ignore[arg-type]
-                                                 who)
-            return download(fmt, f"审批事项{gate.id}", gate.title, gate_exports.ITEM_COLUMNS, rows, ctx.clock.today())
+        if (fmt := export_format(request)) and gate.is_application_gate:  # every matching item, streamed by key
+            chunks = gate_exports.application_chunks(ctx.engine, gate, show, ctx.gate_items, who)  # type: ignore[arg-type]
+            return stream(fmt, f"审批事项{gate.id}", gate.title, gate_exports.ITEM_COLUMNS, chunks, ctx.clock.today())
         if gate.is_application_gate:
-            items, total, more = application_items(session, gate, show=show,  # type: ignore[arg-type]
-                                                   offset=pager.offset, limit=pager.per_page, cache=ctx.gate_items)
-            pager = pager.counted(total) if total is not None else pager.probed(pager.per_page + more)
-            context.update(items=items, kind_labels={k.value: v for k, v in KIND_LABELS.items()})
+            where = ItemSeek(offset=0 if pager.seek else pager.offset, after=_item_key(pager.after),
+                             before=_item_key(pager.before), last=pager.last)
+            found = item_page(session, gate, show=show, where=where, limit=pager.per_page,  # type: ignore[arg-type]
+                              cache=ctx.gate_items)
+            pager = (pager.counted(found.total) if found.total is not None else pager).keyed(found.keys, found.fetched)
+            context.update(items=found.items, kind_labels={k.value: v for k, v in KIND_LABELS.items()})
         else:
             full = session.get(Gate, gate_id)
             assert full is not None
@@ -140,6 +144,16 @@ def gate_detail(request: Request) -> Response:
     return page(request, "gate.html", user, gate=gate, can_decide=may_decide(user, gate), pager=pager, show=show,
                 expiry=expiry,
                 filters=ITEM_FILTERS, kind_labels_gate=GATE_KIND_LABELS, state_labels=GATE_STATE_LABELS, **context)
+
+
+def _item_key(key: tuple[object, ...] | None) -> ItemKey | None:
+    """A gate-items cursor ((position, id), or (id,) for approved / rejected) as integers; 400 when damaged."""
+    if key is None:
+        return None
+    try:
+        return tuple(int(str(v)) for v in key)
+    except ValueError as exc:
+        raise HTTPException(400, "翻页位置无效，请从第一页重新翻页 / bad page cursor: start again from page 1") from exc
 
 
 def _export_rows(gate: GateSummary, context: dict[str, Any],

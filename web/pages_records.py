@@ -37,7 +37,7 @@ from tasks.lists.versions import columns_of, version_rows
 from tasks.outbox.followup import resend
 from tasks.outbox.printing import print_no_address
 from tasks.programs import UnknownProgram, get_program
-from tasks.trust.scope import audit_scope, notice_scope
+from tasks.trust.scope import audit_scope, notice_counts, notice_scope
 from web.auth import form_ids, posted_form, require_user
 from web.exports import CHUNK, download, export_format, stream
 from web.keyset import in_order, seek
@@ -147,8 +147,9 @@ def notices(request: Request) -> Response:
         scope: list[Any] = []
         if (mine := notice_scope(user)) is not None:  # a district reviewer: its districts' letters only
             scope.append(mine)
-        if q["program"]:  # one program (slugs are unique): equality keeps (program_id, id) in id order
-            scope.append(col(Notice.program_id) == next(iter(_program_ids(session, q["program"])), -1))
+        program_id = next(iter(_program_ids(session, q["program"])), -1) if q["program"] else None
+        if program_id is not None:  # one program (slugs are unique): equality keeps (program_id, id) in id order
+            scope.append(col(Notice.program_id) == program_id)
         where = list(scope)
         if q["status"]:
             where.append(col(Notice.status) == NoticeStatus(q["status"]))
@@ -158,8 +159,7 @@ def notices(request: Request) -> Response:
             where.append(or_(col(Notice.recipient_name).contains(q["recipient"], autoescape=True),
                              col(Notice.email).contains(q["recipient"], autoescape=True)))
         where += _since_until(q, col(Notice.created_at))
-        by_status = {str(getattr(k, "value", k)): int(n) for k, n in session.execute(
-            sa_select(col(Notice.status), func.count()).where(*scope).group_by(col(Notice.status))).all()}
+        by_status = notice_counts(session, user, program_id=program_id)
         # Counted from the status counts when nothing else filters; otherwise not counted (a recipient's
         # substring has no index: counting it would read the whole outbox on every page).
         total = ((by_status.get(q["status"], 0) if q["status"] else sum(by_status.values()))
@@ -170,7 +170,12 @@ def notices(request: Request) -> Response:
                           (list(map(notice_cells, chunk)) for chunk in _chunks(ctx.engine, listed, [col(Notice.id)],
                                                                               lambda n: (int(n.id or 0),))),
                           ctx.clock.today())
-        fetched = session.exec(seek(select(Notice).where(*where), [col(Notice.id)], pager, descending=True)).all()
+        # The page's ids first (an index-only read for a district reviewer: its notices by the recipient index,
+        # sorted), then those rows whole: sorting a district's ~9,000 whole rows (their JSON context) cost 60 ms.
+        ids = [int(i) for i in session.execute(seek(sa_select(col(Notice.id)).where(*where), [col(Notice.id)], pager,
+                                                    descending=True)).scalars()]
+        whole = {n.id: n for n in session.exec(select(Notice).where(col(Notice.id).in_(ids)))} if ids else {}
+        fetched = [whole[i] for i in ids if i in whole]
         rows = in_order(fetched, pager)
         pager = pager.keyed([(int(n.id or 0),) for n in rows], len(fetched))
         kinds = sorted(set(NOTICE_KINDS) | ({q["kind"]} if q["kind"] else set()))  # no DISTINCT scan of the outbox

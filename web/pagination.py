@@ -173,11 +173,14 @@ def _int(params: QueryParams, name: str, default: int) -> int:
         raise HTTPException(400, f"{name} 应为正整数：{value}") from exc
 
 
-def page_of(path: str, params: QueryParams, filters: dict[str, str], *, keyset: bool = False) -> Page:
+def page_of(path: str, params: QueryParams, filters: dict[str, str], *, keyset: bool = False,
+            deep_numbers: bool = False) -> Page:
     """The requested page (400 for a page number that is not a positive integer); `filters` go into links.
 
     With `keyset`, `after` / `before` / `last=1` are read, and a deep page asked for by number alone is
-    refused: nothing may make the database skip tens of thousands of rows.
+    refused: nothing may make the database skip tens of thousands of rows. `deep_numbers`: this list
+    serves any page by number without skipping rows in the database (a gate's items, sliced from the
+    parsed list), so numbers are not refused and the 跳至 form reaches every page.
     """
     number = _int(params, "page", 1)
     per_page = min(_int(params, "per_page", PER_PAGE), MAX_PER_PAGE)
@@ -189,7 +192,7 @@ def page_of(path: str, params: QueryParams, filters: dict[str, str], *, keyset: 
     after = decode_key(str(params["after"])) if params.get("after") else None
     before = decode_key(str(params["before"])) if params.get("before") and after is None else None
     last = params.get("last") == "1" and after is None and before is None
-    if after is None and before is None and not last and number > SHALLOW_PAGES:
+    if after is None and before is None and not last and number > SHALLOW_PAGES and not deep_numbers:
         raise HTTPException(400, f"第 {number} 页太靠后，不能按页码直接打开：请用“下一页”“末页”翻页，或用筛选条件缩小范围 / "
                                  f"page {number} is too deep to open by number: use 下一页 / 末页 or narrow the filters")
-    return Page(number, per_page, None, path, kept, after=after, before=before, last=last, keyset=True)
+    return Page(number, per_page, None, path, kept, after=after, before=before, last=last, keyset=not deep_numbers)

@@ -5,8 +5,10 @@ JSON, and its `decision` JSON grows by an entry per decided item. Parsing them o
 costs more than the page's whole budget (measured: 30 ms for the items, 330 ms for a fully
 decided gate's outcomes), so for application gates the database counts the items
 (`json_array_length`), picks one page of them (`json_each` / `json_array_elements_text`), and the
-outcomes come from the Review rows the decision wrote (indexed by gate). Gates of the other kinds
-hold a handful of items and are read whole.
+outcomes come from the Review rows the decision wrote (indexed by gate). Deep pages and the filters
+(待决定, 有校验发现) are read by key: a cursor names a position in the gate's parsed item list, and the
+filter probes the items from there on until the page is full (issue #19: no OFFSET walk of the JSON
+array). Gates of the other kinds hold a handful of items and are read whole.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Integer, Select, Table, cast, func
+from sqlalchemy import Select, Table, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
+from core.sql_hints import unindexed
 from models.enrollment import Application, Gate, Institution, Review
 from models.program import Program, User
 from models.states import Decision, GateKind, GateState, Role
@@ -170,20 +173,6 @@ def gate_summary(session: Session, gate_id: int, today: date) -> GateSummary | N
     return _summaries(session, rows, today)[0] if rows else None
 
 
-def _elements(session: Session, gate_id: int) -> Any:
-    """The gate's items as a one-column table (`value`), unpacked by the database from the JSON array.
-
-    Both functions produce the elements in array order and stream them, so a page with LIMIT/OFFSET
-    stops early; an ORDER BY on the position would sort all 100,000 first (measured: 1 ms vs 7–11 ms).
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        element = cast(func.json_array_elements_text(GATE.c["items"]), Integer).label("value")
-        return sa_select(element).where(GATE.c.id == gate_id).subquery()  # a set-returning select: streams
-    items = sa_select(GATE.c["items"]).where(GATE.c.id == gate_id).scalar_subquery()
-    lite = func.json_each(items).table_valued("value")
-    return sa_select(lite.c.value.label("value")).subquery()
-
-
 class GateItemCache:
     """A few gates' item lists, parsed once: a gate's items never change after it opens (tasks.gates.rows).
 
@@ -214,38 +203,149 @@ class GateItemCache:
         return items
 
 
-def _page_ids(session: Session, gate: GateSummary, show: ItemFilter, offset: int, limit: int,
-              cache: GateItemCache | None) -> list[int]:
-    """Item ids of one page, in the gate's order; the database walks the JSON array and stops at the page.
+ItemKey = tuple[int, ...]  # gate order: (position in the gate's items, id); approved / rejected: (id,)
+PROBE_MAX = 4_000  # items checked per query while a filter walks the gate's list
 
-    approved / rejected come from this gate's reviews (by index); undecided skips the reviewed ones;
-    findings looks up each item's application until the page is full (no count: the pager only
-    knows whether there is a next page).
+
+@dataclass(frozen=True)
+class ItemSeek:
+    """Where a page of a gate's items starts: by number (OFFSET into the parsed list: only "all" goes deep this
+    way), after or before a row's key (下一页 / 上一页), or from the end (末页)."""
+
+    offset: int = 0
+    after: ItemKey | None = None
+    before: ItemKey | None = None
+    last: bool = False
+
+    @property
+    def backwards(self) -> bool:
+        return self.before is not None or self.last
+
+
+def _position(items: list[int], key: ItemKey) -> int:
+    """The position a cursor names, checked against the list (a cursor of another gate or a damaged one: 400)."""
+    from starlette.exceptions import HTTPException
+
+    if len(key) == 2 and 0 <= key[0] < len(items) and items[key[0]] == key[1]:
+        return key[0]
+    raise HTTPException(400, "翻页位置无效，请从第一页重新翻页 / bad page cursor: start again from page 1")
+
+
+def _matching(session: Session, gate: GateSummary, show: ItemFilter, chunk: list[int]) -> set[int]:
+    """Which of `chunk` the filter keeps: undecided ones have no review of this gate (probed by the unique
+    (application_id, level) index: unindexed(gate_id) keeps SQLite off the gate's index, which would read every
+    review of a decided city gate), findings ones a non-empty findings list (probed by primary key)."""
+    if show == "all":
+        return set(chunk)
+    if show == "undecided":
+        reviewed = session.execute(sa_select(REVIEW.c.application_id).where(
+            REVIEW.c.application_id.in_(chunk), unindexed(REVIEW.c.gate_id) == gate.id)).scalars()
+        return set(chunk) - {int(i) for i in reviewed}
+    a = APPLICATION.c
+    return {int(i) for i in session.execute(sa_select(a.id).where(
+        a.id.in_(chunk), func.json_array_length(a.findings) > 0)).scalars()}
+
+
+def _walk(session: Session, gate: GateSummary, show: ItemFilter, items: list[int], start: int, backwards: bool,
+          want: int) -> list[int]:
+    """Positions of up to `want` items the filter keeps, from position `start` on in the reading direction.
+
+    Keyset over the gate's own order: the walk starts at the cursor's position in the parsed list (never
+    at the first item) and checks growing chunks until the page is full, so a deep page costs what the
+    first does. A filter that keeps few items walks far: "undecided" stops at once when none are left.
     """
-    a, r = APPLICATION.c, REVIEW.c
-    if show == "all" and cache is not None:
-        return cache.get(session, gate)[offset:offset + limit]
+    found: list[int] = []
+    size = max(want, 64)
+    pos = start
+    while len(found) < want and (pos >= 0 if backwards else pos < len(items)):
+        if backwards:
+            low = max(0, pos - size + 1)
+            positions = range(pos, low - 1, -1)
+            pos = low - 1
+        else:
+            high = min(len(items), pos + size)
+            positions = range(pos, high)
+            pos = high
+        keep = _matching(session, gate, show, [items[p] for p in positions])
+        found += [p for p in positions if items[p] in keep][:want - len(found)]
+        size = min(size * 2, PROBE_MAX)
+    return found
+
+
+def _page_ids(session: Session, gate: GateSummary, show: ItemFilter, where: ItemSeek, limit: int,
+              cache: GateItemCache) -> tuple[list[int], list[ItemKey]]:
+    """Item ids of one page (up to `limit`, in the reading direction) and their keys.
+
+    "all", "undecided" and "findings" are in the gate's order, read from the parsed list by position;
+    "approved" and "rejected" come from this gate's reviews in application order, by their index, sought
+    by key (the id).
+    """
     if show in ("approved", "rejected"):
+        if (gate.approved if show == "approved" else gate.rejected) == 0:
+            return [], []
+        r = REVIEW.c
         wanted = Decision.APPROVE if show == "approved" else Decision.REJECT
-        query = (sa_select(r.application_id).where(r.gate_id == gate.id, r.decision == wanted)
-                 .order_by(r.application_id))
-    else:
-        items = _elements(session, gate.id)
-        query = sa_select(items.c.value)  # in the gate's order (see _elements)
-        if show == "undecided":
-            query = query.where(items.c.value.not_in(sa_select(r.application_id).where(r.gate_id == gate.id)))
-        elif show == "findings":
-            query = query.join(APPLICATION, a.id == items.c.value).where(func.json_array_length(a.findings) > 0)
-    return [int(i) for i in session.execute(query.offset(offset).limit(limit)).scalars()]
+        query = sa_select(r.application_id).where(r.gate_id == gate.id, r.decision == wanted)
+        if where.after is not None:
+            query = query.where(r.application_id > where.after[-1])
+        elif where.before is not None:
+            query = query.where(r.application_id < where.before[-1])
+        query = query.order_by(r.application_id.desc() if where.backwards else r.application_id)
+        if not (where.after or where.backwards):
+            query = query.offset(where.offset)
+        ids = [int(i) for i in session.execute(query.limit(limit)).scalars()]
+        return ids, [(i,) for i in ids]
+    if show == "undecided" and gate.undecided == 0:
+        return [], []
+    items = cache.get(session, gate)
+    if where.after is not None:
+        start, backwards = _position(items, where.after) + 1, False
+    elif where.before is not None:
+        start, backwards = _position(items, where.before) - 1, True
+    elif where.last:
+        start, backwards = len(items) - 1, True
+    elif show == "all":  # a page by number: a slice of the parsed list, nothing skipped in the database
+        positions = list(range(where.offset, min(len(items), where.offset + limit)))
+        return [items[p] for p in positions], [(p, items[p]) for p in positions]
+    else:  # a filter's shallow page by number (web.pagination refuses deep ones): walked from the start
+        found = _walk(session, gate, show, items, 0, False, where.offset + limit)[where.offset:]
+        return [items[p] for p in found], [(p, items[p]) for p in found]
+    found = _walk(session, gate, show, items, start, backwards, limit)
+    return [items[p] for p in found], [(p, items[p]) for p in found]
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    """One page of an application gate's items, in the gate's order."""
+
+    items: list[ApplicationItem]
+    keys: list[ItemKey]  # each shown item's cursor key, same order
+    total: int | None  # items matching the filter (None: not counted)
+    fetched: int  # rows read in the reading direction: per_page + 1 says another page exists that way
+
+
+def item_page(session: Session, gate: GateSummary, *, show: ItemFilter = "all", where: ItemSeek = ItemSeek(),
+              limit: int = 50, cache: GateItemCache | None = None) -> ItemPage:
+    """One page of an application gate's items, with this gate's outcome and earlier levels' opinions."""
+    totals = {"all": gate.items, "approved": gate.approved, "rejected": gate.rejected, "undecided": gate.undecided}
+    ids, keys = _page_ids(session, gate, show, where, limit + 1, cache or GateItemCache(1))
+    fetched = len(ids)
+    ids, keys = ids[:limit], keys[:limit]
+    if where.backwards:
+        ids.reverse()
+        keys.reverse()
+    return ItemPage(_application_items(session, gate, ids), keys, totals.get(show), fetched)
 
 
 def application_items(session: Session, gate: GateSummary, *, show: ItemFilter = "all", offset: int = 0,
                       limit: int = 50, cache: GateItemCache | None = None) -> tuple[list[ApplicationItem], int | None, bool]:
-    """One page of an application gate's items, with this gate's outcome and earlier levels' opinions;
-    how many items match `show` (None: not counted), and whether a next page exists."""
-    totals = {"all": gate.items, "approved": gate.approved, "rejected": gate.rejected, "undecided": gate.undecided}
-    ids = _page_ids(session, gate, show, offset, limit + 1, cache)
-    more, ids = len(ids) > limit, ids[:limit]
+    """One page by number: its items, how many match `show` (None: not counted), and whether a next page exists."""
+    found = item_page(session, gate, show=show, where=ItemSeek(offset=offset), limit=limit, cache=cache)
+    return found.items, found.total, found.fetched > limit
+
+
+def _application_items(session: Session, gate: GateSummary, ids: list[int]) -> list[ApplicationItem]:
+    """The applications `ids` (in that order) with their institutions, outcomes, earlier opinions and attempts."""
     rows = {app.id: (app, inst) for app, inst in session.exec(
         select(Application, Institution).join(Institution, col(Institution.id) == col(Application.institution_id))
         .where(col(Application.id).in_(ids))).all()} if ids else {}
@@ -268,4 +368,4 @@ def application_items(session: Session, gate: GateSummary, *, show: ItemFilter =
                 attempts.setdefault(old.institution_id, []).append(old)
     items = [ApplicationItem(*rows[i], outcomes.get(i), earlier.get(i, []), attempts.get(rows[i][0].institution_id, []))
              for i in ids if i in rows]
-    return items, totals.get(show), more
+    return items

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from enum import StrEnum
 from typing import Self
 
 from pydantic import model_validator
 
 from models.labels import PHASE_LABELS
+from models.phase_names import PhaseName as PhaseName  # re-exported: its home since the CLI needs it alone
 from models.program_definition.base import SHANGHAI, RuleViolations, WindowState, _Strict
-
-
-class PhaseName(StrEnum):
-    """The six phases of SPEC's phase table; a program enables the ones it runs."""
-
-    ALLIANCE = "alliance"
-    DRUG_LIST = "drug_list"
-    ENROLLMENT = "enrollment"
-    ACCOUNTS = "accounts"
-    CONTRACTS = "contracts"
-    CONTINUOUS_REVIEW = "continuous_review"
-
 
 _PHASE_ORDER = {name: i for i, name in enumerate(PhaseName)}
 

@@ -23,6 +23,7 @@ from sqlalchemy import Table, and_, case, exists, func, literal, or_, tuple_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel
 
+from core.sql_hints import unindexed
 from models.enrollment import Application, Institution
 from models.operations import Contract, Payment, PlatformAccount, PurchaseOrder
 from models.states import AccountState, ApplicationState, ContractState
@@ -134,9 +135,9 @@ def _due_that_day(scope: Scope, kind: str, day: date) -> list[Any]:
     if kind == "account":
         return [exists().where(ACC.c.program_id == scope.program_id, ACC.c.institution_id == INST.c.id,
                                ACC.c.state == AccountState.PENDING, ACC.c.due_on == day)]
-    # `program_id + 0`: probe the institution's few contracts by its index; SQLite (no statistics) would
+    # unindexed(program_id): probe the institution's few contracts by its index; SQLite (no statistics) would
     # otherwise take (program_id, state, due_on) for its three equalities and read every pending contract.
-    pending = [CON.c.program_id + 0 == scope.program_id, CON.c.institution_id == INST.c.id,
+    pending = [unindexed(CON.c.program_id) == scope.program_id, CON.c.institution_id == INST.c.id,
                CON.c.state == ContractState.PENDING]
     return [exists().where(*pending, CON.c.due_on == day), ~exists().where(*pending, CON.c.due_on < day)]
 
@@ -160,7 +161,7 @@ def _one_deadline(session: Session, scope: Scope, kind: str, day: date, bound: l
 
 
 def _unsigned_count(scope: Scope) -> Any:
-    return (sa_select(func.count()).where(CON.c.program_id + 0 == scope.program_id, CON.c.institution_id == INST.c.id,
+    return (sa_select(func.count()).where(unindexed(CON.c.program_id) == scope.program_id, CON.c.institution_id == INST.c.id,
                                           CON.c.state == ContractState.PENDING, CON.c.due_on.is_not(None),
                                           CON.c.due_on <= scope.contract_horizon).scalar_subquery())
 
@@ -204,7 +205,7 @@ def count_laggards(session: Session, scope: Scope, kind: str) -> dict[str, int]:
         late, soon = due(ACC.c.due_on < today), due(ACC.c.due_on >= today, ACC.c.due_on <= scope.account_horizon)
     else:
         def due(*when: Any) -> Any:
-            return exists().where(CON.c.program_id + 0 == scope.program_id, CON.c.institution_id == INST.c.id,
+            return exists().where(unindexed(CON.c.program_id) == scope.program_id, CON.c.institution_id == INST.c.id,
                                   CON.c.state == ContractState.PENDING, CON.c.due_on.is_not(None), *when)
         late = due(CON.c.due_on < today)
         soon = and_(~late, due(CON.c.due_on >= today, CON.c.due_on <= scope.contract_horizon))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, Integer, case, cast, exists, false, or_, select, true
+from sqlalchemy import Engine, Integer, case, cast, exists, false, func, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import col
+from sqlmodel import Session, col
 
+from core.sql_hints import unindexed
 from models.audit import AuditEvent
 from models.enrollment import Application, Gate, Institution
 from models.operations import Contract, PlatformAccount, Selection
@@ -36,12 +37,41 @@ def notice_scope(user: User) -> ColumnElement[bool] | None:
     mine = districts_of(user)
     if mine is None:
         return None
-    # Probed per notice as the outbox page walks it newest first (as audit_scope), not an IN over the districts.
-    institution = exists().where(col(Institution.id) == col(Notice.recipient_id), col(Institution.district).in_(mine))
+    # The districts' institutions as one subquery (read once by the district index), not a probe of the
+    # institution per notice: the outbox page walks notices newest first, and a district whose notices are
+    # the oldest made that walk probe ~100,000 institutions (142 ms CPU a page, issue #19). With the recipient
+    # index (migration 0023) the database may also start from the district's notices and sort them.
+    theirs = select(col(Institution.id)).where(col(Institution.district).in_(mine))
     return or_(
-        (col(Notice.recipient_type) == "institution") & institution,
+        (col(Notice.recipient_type) == "institution") & col(Notice.recipient_id).in_(theirs),
         (col(Notice.recipient_type) == "user") & (col(Notice.recipient_id) == user.id),
     )
+
+
+def notice_counts(session: Session, user: User, *, program_id: int | None = None) -> dict[str, int]:
+    """How many notices of each status a user may read (notice_scope's rule), in one program when given.
+
+    A district reviewer's are counted from its districts' institutions through the recipient index
+    (migration 0023): notice_scope checked for every notice of the outbox cost 137 ms a page at 100,000
+    institutions (issue #19); this reads the district's institutions and their notices' index entries only.
+    """
+    status = col(Notice.status)
+    mine = districts_of(user)
+    if mine is None:
+        where = [] if program_id is None else [col(Notice.program_id) == program_id]
+        return _by_status(session, select(status, func.count()).where(*where).group_by(status))
+    # unindexed: SQLite takes the recipient index, not the program's, which would read the program's every notice.
+    program = [] if program_id is None else [unindexed(col(Notice.program_id)) == program_id]
+    theirs = select(col(Institution.id)).where(col(Institution.district).in_(mine))
+    counts = _by_status(session, select(status, func.count()).where(
+        col(Notice.recipient_type) == "institution", col(Notice.recipient_id).in_(theirs), *program).group_by(status))
+    own = _by_status(session, select(status, func.count()).where(
+        col(Notice.recipient_type) == "user", col(Notice.recipient_id) == user.id, *program).group_by(status))
+    return {k: counts.get(k, 0) + own.get(k, 0) for k in counts.keys() | own.keys()}
+
+
+def _by_status(session: Session, query: Any) -> dict[str, int]:
+    return {str(getattr(k, "value", k)): int(n) for k, n in session.execute(query).all()}
 
 
 def audit_scope(user: User) -> ColumnElement[bool] | None:
@@ -104,4 +134,5 @@ def check_districts(user: User, asked: list[str] | None) -> list[str] | None:
     return asked or mine
 
 
-__all__ = ["acting_user", "audit_scope", "check_districts", "districts_of", "may_see_district", "notice_scope"]
+__all__ = ["acting_user", "audit_scope", "check_districts", "districts_of", "may_see_district", "notice_counts",
+           "notice_scope"]

@@ -98,3 +98,54 @@ def test_the_audit_trail_and_the_outbox_by_key_match_offset(world: World, client
             found = NEXT.search(text)
             url = html.unescape(found.group(1)) if found else ""
         assert rows == whole, path
+
+
+def test_a_gates_items_by_key_hold_what_its_whole_list_shows_for_every_filter_both_ways(world: World,
+                                                                                      client: TestClient) -> None:
+    """下一页 and 上一页 of a gate's items carry the row's key (its position in the gate's list), for every filter:
+    walked one item a page, forwards and back from 末页, they hold the single-page list; a damaged or foreign key
+    is refused in words; a filter's deep page by number alone is refused, "all" by number is served."""
+    from sqlalchemy import update
+
+    from models.enrollment import Application
+    from models.states import GateKind
+    from web.pagination import encode_key
+
+    gate = world.district_gate("和平区")
+    with world.engine.begin() as conn:  # a finding on every other item, so the filter keeps some and skips some
+        conn.execute(update(Application).where(Application.id.in_(gate.items[::2]))  # type: ignore[attr-defined]
+                     .values(findings=[{"column": "联系电话", "message": "联系电话与机构所在地区号不符"}]))
+    sign_in(client, world.reviewers["和平区"])
+    item = re.compile(r'<tr id="item-(\d+)">')
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(f"/gates/{gate.id}").text)
+    assert token
+    decided = client.post(f"/gates/{gate.id}/decide", data={"csrf_token": token.group(1), f"item_{gate.items[1]}":
+                                                           "approve", "confirm": "given"})
+    assert decided.status_code == 303
+    for show in ("", "undecided", "findings", "approved"):
+        base = f"/gates/{gate.id}?show={show}" if show else f"/gates/{gate.id}?"
+        whole = item.findall(client.get(f"{base}&per_page=200").text)
+        forwards: list[str] = []
+        url = f"{base}&per_page=1"
+        while url:
+            text = client.get(url).text
+            forwards += item.findall(text)
+            found = NEXT.search(text)
+            url = html.unescape(found.group(1)) if found else ""
+        assert forwards == whole and whole, (show, forwards, whole)
+        backwards: list[str] = []
+        url = f"{base}&per_page=1&page={len(whole)}&last=1"  # the 末页 link
+        while url:
+            text = client.get(url).text
+            backwards = item.findall(text) + backwards
+            found = PREV.search(text)
+            url = html.unescape(found.group(1)) if found else ""
+            if url and "before=" not in url:  # the first page's link is by number: read it and stop
+                backwards = item.findall(client.get(url).text) + backwards
+                break
+        assert backwards == whole, (show, backwards, whole)
+    assert world.gates(GateKind.DISTRICT_REVIEW)
+    assert client.get(f"/gates/{gate.id}?show=undecided&after={encode_key([0, 999999])}").status_code == 400
+    assert client.get(f"/gates/{gate.id}?show=undecided&after=not-a-key").status_code == 400
+    assert client.get(f"/gates/{gate.id}?show=undecided&page=21").status_code == 400
+    assert client.get(f"/gates/{gate.id}?page=21").status_code == 200

@@ -93,3 +93,39 @@ def test_a_list_version_pages_its_entries_and_its_changes(world: World, client: 
     assert added.count('<tr class="">') == 4 and "新增的条目" in added  # every entry of the first version is new
     assert "没有条目" in client.get(f"/lists/{version.id}?show=removed").text
     assert client.get(f"/lists/{version.id}?show=bogus").status_code == 400
+
+
+def test_a_reviewers_outbox_status_counts_are_the_notices_its_scope_lets_it_read(world: World, client: TestClient) -> None:
+    """The counts go through the recipient index (tasks.trust.scope.notice_counts), not notice_scope per notice:
+    they must still count exactly what notice_scope shows — its districts' institutions and itself, never an
+    enterprise or another user that shares an id with one of them — per program and in all."""
+    from sqlalchemy import func, select
+    from sqlmodel import col
+
+    from models.enrollment import Institution
+    from models.program import User
+    from tasks.trust.scope import notice_counts, notice_scope
+
+    statuses = [NoticeStatus.PENDING, NoticeStatus.NO_ADDRESS, NoticeStatus.SENT]
+    with Session(world.engine) as session:
+        institutions = session.execute(select(col(Institution.id), col(Institution.name))).all()
+        users = {u.name: u for u in session.execute(select(User)).scalars()}
+        rows = [{"recipient_type": "institution", "recipient_id": i, "recipient_name": name} for i, name in institutions]
+        rows += [{"recipient_type": "user", "recipient_id": u.id, "recipient_name": u.name} for u in users.values()]
+        rows += [{"recipient_type": kind, "recipient_id": i, "recipient_name": "同号的其他收件人"}
+                 for kind in ("enterprise", "city") for i, _ in institutions]
+        session.execute(insert(Notice), [
+            {**r, "idempotency_key": f"scope-{k}", "program_id": world.program.id if k % 4 else None,
+             "kind": "application_decision", "context": {}, "status": statuses[k % 3],
+             "created_at": shanghai(2025, 9, 1, 9)} for k, r in enumerate(rows)])
+        session.commit()
+        for name in [*world.reviewers.values(), "manager"]:
+            user = users[name]
+            scope = notice_scope(user)
+            for program_id in (None, world.program.id):
+                where = [c for c in (scope, col(Notice.program_id) == program_id if program_id else None) if c is not None]
+                expected = {str(getattr(s, "value", s)): int(n) for s, n in session.execute(
+                    select(col(Notice.status), func.count()).where(*where).group_by(Notice.status)).all()}
+                assert notice_counts(session, user, program_id=program_id) == expected, (name, program_id)
+    page = sign_in(client, world.reviewers["和平区"]).get("/notices").text
+    assert "发件箱" in page
