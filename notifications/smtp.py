@@ -103,8 +103,8 @@ class Mailer(Protocol):
         `on_accepted(ref)` is called as soon as the server accepted a message (SMTP: its 250 reply to the
         message's end; a maildir: the file written), so the caller can record progress before the end.
         With `careful`, one message at a time, each step told to `careful` (`CarefulLog`) before the next
-        one, so the caller can commit that the end is going out before it does, and the outcome before the next
-        message starts (tasks/outbox/leases.py); `on_accepted` is then not called.
+        one, so the caller can commit that the end is going out as it goes, and the outcome before the next
+        message starts (tasks/outbox/careful.py); `on_accepted` is then not called.
         """
         ...
 
@@ -528,7 +528,7 @@ class MaildirMailer:
                 report(o.ref)
             return outcomes
         results = []
-        for msg in messages:  # written, then reported, one at a time: a record never precedes its file
+        for msg in messages:  # one at a time, each step reported as it happens: `sent` never precedes its file
             careful.starting(msg.ref)
             if careful.ending(msg.ref):
                 [outcome] = await asyncio.to_thread(self._write, [msg])
