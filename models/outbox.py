@@ -43,9 +43,10 @@ class Notice(SQLModel, table=True):
     # when a lost sender's lease runs out, or when the server did not answer the message's end): a copy may
     # have arrived. Its next delivery is careful (tasks/outbox/leases.py).
     maybe_delivered: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
-    # That careful resend's end is going out (committed right before its final dot; cleared if the server refuses
-    # it): a second copy may have arrived. Unless its acceptance is recorded it is settled `sent`, not
-    # confirmed, and never handed over again, so no crash can make it arrive a third time (migration 0023).
+    # That careful resend's end went out (committed back to back with its final dot; cleared if the server
+    # refuses it): a second copy may have arrived. Unless its acceptance is recorded it is settled `sent`, not
+    # confirmed, and never handed over again, so a crash cannot make it arrive a third time (migration 0023,
+    # tasks/outbox/careful.py).
     second_copy_out: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     last_error: str | None = None
     created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))

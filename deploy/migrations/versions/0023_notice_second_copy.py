@@ -4,8 +4,8 @@ Revision ID: 0023_notice_second_copy
 Revises: 0022_violation_keyset
 Create Date: 2026-12-06 12:00:00
 
-`notice.second_copy_out` is committed right before a careful resend's final dot is written (the server can
-accept the message only after it), and cleared when the server refuses that end. A notice found with it and
+`notice.second_copy_out` is committed back to back with a careful resend's final dot (tasks/outbox/careful.py
+says in which order on each database), and cleared when the server refuses that end. A notice found with it and
 no recorded acceptance — its sender lost, or the server silent after the end — may have arrived twice
 (`maybe_delivered`, then this resend), so it is settled `sent`, marked not confirmed, and never handed over
 again: no kill can make it arrive a third time (tasks/outbox/leases.py). Not null, false for every existing
