@@ -204,21 +204,35 @@ async def _record_progress(engine: Engine, chunk: Chunk, clock: Clock, accepted:
 
 
 async def _deliver(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -> Chunk:
-    """Hand the chunk to the mailer: first, carefully, the notices a lost sender may have delivered already
-    (one at a time, each step committed as it happens: tasks/outbox/careful.py); then the rest, pipelined,
-    its accepted messages recorded every `PROGRESS_EVERY` while the rest is on the wire.
+    """Hand the chunk to the mailer: first, carefully, the notices a lost sender may have delivered already,
+    then the rest, pipelined (`_deliver_carefully`, `_deliver_rest`)."""
+    await _deliver_carefully(mailer, chunk, engine, clock)
+    return await _deliver_rest(mailer, chunk, engine, clock)
 
-    The careful records run on the loop, not in a worker thread, on one connection held for the careful part:
-    nothing else runs between a step and its commit.
+
+async def _deliver_carefully(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -> None:
+    """The notices a lost sender may have delivered already, one at a time, each step committed as it happens
+    (tasks/outbox/careful.py); nothing when the chunk has none.
+
+    The records run on the loop, on one connection held for the careful part, and the caller runs this while no
+    other thread of the sender works (no claim, no record off the loop): a thread holding the GIL when SQLite's
+    commit of a resend's mark returns kept the end from going out for milliseconds (up to Python's 5 ms switch
+    interval), and a kill there, on the full-size crash test, left a notice marked and never delivered.
     """
     # An exception here is treated like a crash: the chunk stays `sending` until its lease expires.
     again = {r.id for r in chunk.rows if r.maybe_delivered}
     first = [m for m in chunk.messages if m.ref in again]
-    rest = [m for m in chunk.messages if m.ref not in again] if first else chunk.messages
     if first:
         with careful_record(engine, chunk, clock.now()) as record:
             for outcome in await mailer.send_many(first, careful=record):
                 chunk.outcomes[outcome.ref] = outcome
+
+
+async def _deliver_rest(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -> Chunk:
+    """The chunk's first deliveries, pipelined, its accepted messages recorded every `PROGRESS_EVERY` while the
+    rest is on the wire."""
+    again = {r.id for r in chunk.rows if r.maybe_delivered}
+    rest = [m for m in chunk.messages if m.ref not in again] if again else chunk.messages
     if rest:
         accepted: list[int] = []
         done = asyncio.Event()
@@ -288,7 +302,9 @@ async def send_pending_async(
                     release(engine, chunk, clock=clock)
                 raise
             if chunk.rows:
-                sending = asyncio.ensure_future(_deliver(mailer, chunk, engine, clock))
+                # Alone: the previous chunk is delivered and not yet being recorded, the next not yet claimed.
+                await _deliver_carefully(mailer, chunk, engine, clock)
+                sending = asyncio.ensure_future(_deliver_rest(mailer, chunk, engine, clock))
             if delivered is not None:
                 # Recorded while the next chunk is on the wire: on the loop, the UPDATEs left every
                 # connection idle (on PostgreSQL ~8 % of the sending time at 30,000).
