@@ -25,8 +25,8 @@ server runs and commits what it received from a client that has died since: 50 o
 whose client was SIGKILLed right after sending them were committed, tried here). So on SQLite the mark is
 committed just before the end, and on PostgreSQL it is sent just after it; between the two is no await, no
 round trip, only this process's own Python — and no other thread of it competing for the GIL, as the careful
-part runs alone (send_notices._deliver_carefully): with a worker thread busy, SQLite's commit gave the GIL away
-and the end waited for it, and one full-size crash run lost a notice there. A kill in what remains, on SQLite,
+part runs alone (send_notices._deliver_carefully): with a worker thread busy, SQLite's commit gives the GIL away
+and the end waits to get it back (the likeliest cause of a notice one full-size crash run lost). A kill in what remains, on SQLite,
 settles as sent a copy that never left (lost if its first copy had not arrived either); on PostgreSQL, leaves
 a copy out unmarked (a third copy if its first had arrived).
 """
