@@ -106,7 +106,7 @@ def summary(found: dict[str, Any]) -> str:
     else:
         body = (f"{found['notices']} notices ({found['idempotency_keys']} keys) {found['statuses']}, "
                 f"{found['received']} received; deliveries per Message-ID {found['deliveries_per_message_id']} "
-                f"(min {found['min_deliveries']}, max {found['max_deliveries']})")
+                f"(min {found['min_deliveries']}, max {found['max_deliveries']}), {found.get('unconfirmed', 0)} sent unconfirmed")
     return f"{head}; {body}; audit verify exit {found['audit_verify']['exit']}; problems {found['problems'] or 'none'}"
 
 

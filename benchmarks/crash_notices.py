@@ -8,8 +8,9 @@ sender, so it counts every copy a crash makes arrive again. The sender runs as t
 (`send_pending` on the installation's clock, 16 pooled connections, chunks of 500). Before each restart
 the simulated clock moves past the lease (as the next scheduled run would find it), so the restarted
 sender reclaims what the killed one held. The parent kills each sender at a random moment once it has
-started sending; `--kill-at-handoff K` instead kills every sender as it hands its K-th chunk to SMTP (the
-deterministic crash point the tests use). The end: every notice sent, each delivered at least once and at
+started sending; `--kill-at-handoff K` instead kills every sender as it hands its K-th chunk to SMTP, and
+`--kill-plan accepted:1,careful:1,…` kills the k-th sender at the k-th point named (`_KillAt`): the
+deterministic crash points the tests use. The end: every notice sent, each delivered at least once and at
 most twice, always under its stored Message-ID.
 """
 
@@ -66,27 +67,76 @@ def prepare(url: str, notices: int) -> None:
     engine.dispose()
 
 
-class _KillAtHandoff:
-    """The mailer, except that the process dies (SIGKILL, no clean-up) as the `at`-th chunk is handed to it."""
+class _KillAt:
+    """The mailer, except that the process dies (SIGKILL, no clean-up) at a chosen point of the send.
 
-    def __init__(self, inner: Any, at: int) -> None:
-        self.inner, self.at, self.calls = inner, at, 0
+    `spec` names the point: `handoff:K` as the K-th chunk is handed to the mailer; `accepted:K` as the server's
+    acceptance of the K-th pipelined message comes back, before anything records it (so that copy arrived and
+    is unrecorded); `careful:K` the same for the K-th message of a careful resend (tasks/outbox/careful.py);
+    `end:K` right after the K-th careful end went out (and its mark was committed), before the server's reply.
+    """
+
+    POINTS = ("handoff", "accepted", "careful", "end")
+
+    def __init__(self, inner: Any, spec: str) -> None:
+        point, _, at = spec.partition(":")
+        if point not in self.POINTS or not at.isdigit():
+            raise ValueError(f"kill point {spec!r}: expected one of {', '.join(p + ':K' for p in self.POINTS)}")
+        self.inner, self.point, self.at = inner, point, int(at)
+        self.seen = dict.fromkeys(self.POINTS, 0)
+
+    def reached(self, point: str) -> None:
+        """Count a passage at `point`; die if it is the chosen one."""
+        self.seen[point] += 1
+        if point == self.point and self.seen[point] == self.at:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     @property
     def sender(self) -> str:
         return str(self.inner.sender)
 
     async def send_many(self, messages: list[Any], **kwargs: Any) -> list[Any]:
-        self.calls += 1
-        if self.calls == self.at:
-            os.kill(os.getpid(), signal.SIGKILL)
+        self.reached("handoff")
+        if kwargs.get("careful") is not None:
+            kwargs["careful"] = _KillingLog(kwargs["careful"], self)
+        elif kwargs.get("on_accepted") is not None:
+            record = kwargs["on_accepted"]
+
+            def accepted(ref: int) -> object:
+                self.reached("accepted")
+                return record(ref)
+
+            kwargs["on_accepted"] = accepted
         return list(await self.inner.send_many(messages, **kwargs))
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
-def child(url: str, port: int, kill_at_handoff: int | None, batch_size: int) -> None:
+class _KillingLog:
+    """A careful send's log (notifications.smtp.CarefulLog) passing each step on, with `_KillAt`'s careful points."""
+
+    def __init__(self, inner: Any, killer: _KillAt) -> None:
+        self.inner, self.killer = inner, killer
+
+    def starting(self, ref: int) -> object:
+        return self.inner.starting(ref)
+
+    def ending(self, ref: int) -> bool:
+        return bool(self.inner.ending(ref))
+
+    def ended(self, ref: int) -> object:
+        done = self.inner.ended(ref)
+        self.killer.reached("end")
+        return done
+
+    def settled(self, outcome: Any, ending: bool) -> object:
+        if outcome.delivery.value == "sent":
+            self.killer.reached("careful")
+        return self.inner.settled(outcome, ending)
+
+
+def child(url: str, port: int, kill_at: str | None, batch_size: int, connections: int = 16) -> None:
     from core.clock_store import DatabaseClock
     from core.db import make_engine
     from core.settings import Settings
@@ -94,11 +144,11 @@ def child(url: str, port: int, kill_at_handoff: int | None, batch_size: int) -> 
     from tasks.outbox.send_notices import send_pending
 
     engine = make_engine(url)
-    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_sender=SENDER, smtp_connections=16,
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_sender=SENDER, smtp_connections=connections,
                         smtp_rate_per_second=0.0, smtp_starttls=False, smtp_ssl=False)
     mailer: Any = SmtpMailer(settings)
-    if kill_at_handoff:
-        mailer = _KillAtHandoff(mailer, kill_at_handoff)
+    if kill_at:
+        mailer = _KillAt(mailer, kill_at)
     print(READY, flush=True)
     send_pending(engine, mailer, clock=DatabaseClock(engine), batch_size=batch_size)
 
@@ -118,7 +168,7 @@ def _advance_past_lease(url: str) -> None:
 def check(url: str, notices: int, received: list[tuple[str, str]]) -> dict[str, Any]:
     """Every notice sent once in the outbox; on the wire, each at least once and at most twice, same Message-ID."""
     from sqlalchemy import func, select
-    from sqlmodel import Session
+    from sqlmodel import Session, col
 
     from core.db import make_engine
     from models.outbox import Notice
@@ -129,6 +179,9 @@ def check(url: str, notices: int, received: list[tuple[str, str]]) -> dict[str, 
                     session.execute(select(Notice.status, func.count()).group_by(Notice.status)).all()}
         keys = int(session.execute(select(func.count(func.distinct(Notice.idempotency_key)))).scalar_one())
         stored = {str(mid): str(email) for mid, email in session.execute(select(Notice.message_id, Notice.email))}
+        # Settled sent without the server's acceptance: a careful resend went out and was never answered.
+        unconfirmed = int(session.execute(select(func.count()).select_from(Notice).where(
+            col(Notice.second_copy_out), col(Notice.last_error).is_not(None))).scalar_one())
     engine.dispose()
     per_id = Counter(mid for mid, _ in received)
     copies = Counter(per_id[mid] for mid in stored)  # copies received → how many notices
@@ -142,6 +195,7 @@ def check(url: str, notices: int, received: list[tuple[str, str]]) -> dict[str, 
         "deliveries_per_message_id": {str(k): v for k, v in sorted(copies.items())},
         "min_deliveries": min((per_id[mid] for mid in stored), default=0),
         "max_deliveries": max((per_id[mid] for mid in stored), default=0),
+        "unconfirmed": unconfirmed,
         "unknown_message_ids": sum(1 for mid in per_id if mid not in stored),
         "wrong_address": wrong_address,
     }
@@ -161,8 +215,8 @@ def check(url: str, notices: int, received: list[tuple[str, str]]) -> dict[str, 
 
 
 def child_main(args: list[str]) -> None:
-    url, port, batch, at = args
-    child(url, int(port), int(at) or None, int(batch))
+    url, port, batch, at, connections = args
+    child(url, int(port), None if at == "-" else at, int(batch), int(connections))
 
 
 def _sent(url: str) -> int:
@@ -193,17 +247,24 @@ def _kill_at_random_point(sender: Child, url: str, target: int, jitter: float, r
 
 
 def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_delay: float = 0.3,
-        kill_at_handoff: int | None = None, batch_size: int = 500, fork: bool = False) -> dict[str, Any]:
+        kill_at_handoff: int | None = None, batch_size: int = 500, fork: bool = False,
+        kill_plan: list[str] | None = None, connections: int = 16) -> dict[str, Any]:
     """Prepare, send under `kills` crashes, finish with one run left alone, and count; `url` defaults to SQLite.
 
     Kill k of K falls once a random number of notices between k/(K+1) and (k+1)/(K+1) of them are recorded
     sent, plus a random delay of up to `max_delay` seconds: random points spread over the whole send (a kill
-    after a random time alone mostly fell on a restarted sender with nothing left to do).
+    after a random time alone mostly fell on a restarted sender with nothing left to do). `kill_at_handoff`
+    instead kills every sender as it hands over its K-th chunk; `kill_plan` kills sender k at the point
+    `kill_plan[k]` names (see `_KillAt`; `kills` is then its length): deterministic crash points.
     """
     from benchmarks.mail import Sink
 
     os.environ["SANJIN_CLOCK"] = "database"  # a rehearsal database: time is simulated (core/clock_store.py)
     rng = random.Random(seed)
+    if kill_plan is None and kill_at_handoff:
+        kill_plan = [f"handoff:{kill_at_handoff}"] * kills
+    if kill_plan is not None:
+        kills = len(kill_plan)
     with tempfile.TemporaryDirectory(prefix="sanjin-crash-notices-") as tmp:
         home = Path(tmp)
         url = url or f"sqlite:///{home / 'sanjin.db'}"
@@ -211,11 +272,12 @@ def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_de
         sink = Sink(home, "crash")
         killed_running, failures = 0, []
         try:
-            args = [url, str(sink.port), str(batch_size)]
             started = time.perf_counter()
             for k in range(kills):
-                sender = Child("benchmarks.crash_notices", [*args, str(kill_at_handoff or 0)], fork=fork)
-                if kill_at_handoff:
+                point = kill_plan[k] if kill_plan is not None else "-"
+                sender = Child("benchmarks.crash_notices",
+                               [url, str(sink.port), str(batch_size), point, str(connections)], fork=fork)
+                if kill_plan is not None:
                     sender.wait(600)
                     killed = sender.poll() == -signal.SIGKILL
                 else:
@@ -226,7 +288,8 @@ def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_de
                 if status not in (0, -signal.SIGKILL):  # a sender that failed by itself is a finding
                     failures.append(f"sender exited {status}: {sender.stderr_tail(600)}")
                 _advance_past_lease(url)
-            final = Child("benchmarks.crash_notices", [*args, "0"], fork=fork)
+            final = Child("benchmarks.crash_notices", [url, str(sink.port), str(batch_size), "-", str(connections)],
+                          fork=fork)
             if final.wait(1800) != 0:
                 raise RuntimeError(f"the run after the crashes failed: {final.stderr_tail()}")
             seconds = time.perf_counter() - started
@@ -241,7 +304,7 @@ def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_de
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        child_main(sys.argv[2:6])
+        child_main(sys.argv[2:7])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notices", type=int, default=10_000)
@@ -251,8 +314,13 @@ def main() -> None:
     parser.add_argument("--max-delay", type=float, default=0.3, help="seconds after the kill's point, at most")
     parser.add_argument("--kill-at-handoff", type=int, default=None, help="kill each sender at its K-th chunk")
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--kill-plan", default=None,
+                        help="comma-separated kill points, one per sender: handoff:K, accepted:K, careful:K, end:K")
+    parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    found = run(args.notices, args.kills, args.url, args.seed, args.max_delay, args.kill_at_handoff, args.batch_size)
+    plan = args.kill_plan.split(",") if args.kill_plan else None
+    found = run(args.notices, args.kills, args.url, args.seed, args.max_delay, args.kill_at_handoff, args.batch_size,
+                kill_plan=plan, connections=args.connections)
     print(json.dumps(found, ensure_ascii=False, indent=2))
     sys.exit(1 if found["problems"] else 0)
 

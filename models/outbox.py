@@ -45,9 +45,13 @@ class Notice(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=200)
     # Handed to the mailer in an attempt whose outcome may not be recorded (set as its chunk goes out; kept
     # when a lost sender's lease runs out, or when the server did not answer the message's end): a copy may
-    # have arrived. Its next delivery is recorded before the server can accept it (tasks/outbox/leases.py),
-    # so no crash can make it arrive a third time.
+    # have arrived. Its next delivery is careful (tasks/outbox/leases.py).
     maybe_delivered: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # That careful resend's end went out (committed back to back with its final dot; cleared if the server
+    # refuses it): a second copy may have arrived. Unless its acceptance is recorded it is settled `sent`, not
+    # confirmed, and never handed over again, so a crash cannot make it arrive a third time (migration 0023,
+    # tasks/outbox/careful.py).
+    second_copy_out: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     last_error: str | None = None
     created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))

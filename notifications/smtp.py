@@ -57,7 +57,35 @@ class SendOutcome:
 
 
 class _Unanswered(Exception):
-    """The message's end went out and no reply came (a timeout, a dropped connection)."""
+    """The message's end went out and no reply came (a timeout, a dropped connection) or one we cannot read."""
+
+
+class _Withdrawn(Exception):
+    """A careful send's caller withdrew the message before its end (`CarefulLog.ending` returned False)."""
+
+
+class CarefulLog(Protocol):
+    """What a careful send tells its caller about each message, synchronously, at each step, so the caller can
+    commit there before the send goes on (tasks/outbox/careful.py's `CarefulRecord`)."""
+
+    def starting(self, ref: int) -> object:
+        """The message is about to start (before MAIL)."""
+        ...
+
+    def ending(self, ref: int) -> bool:
+        """All but the message's end (the final dot) is with the server; the end is written right after this
+        returns True, with no await in between. False withdraws the message: its end is never written."""
+        ...
+
+    def ended(self, ref: int) -> object:
+        """The end has just been written to the socket (before the server's reply is awaited)."""
+        ...
+
+    def settled(self, outcome: SendOutcome, ending: bool) -> object:
+        """The message's outcome, right after the server's reply and before the next message starts. `ending`:
+        `ending` had returned True. A refusal, or a failure before the end was written, means it did not arrive;
+        a `maybe_delivered` outcome that it may have."""
+        ...
 
 
 class Mailer(Protocol):
@@ -69,14 +97,14 @@ class Mailer(Protocol):
         ...
 
     async def send_many(self, messages: list[OutgoingMessage], *, on_accepted: OnAccepted | None = None,
-                        careful: OnAccepted | None = None) -> list[SendOutcome]:
+                        careful: CarefulLog | None = None) -> list[SendOutcome]:
         """One outcome per message, in the same order; never raises for a single message's failure.
 
         `on_accepted(ref)` is called as soon as the server accepted a message (SMTP: its 250 reply to the
         message's end; a maildir: the file written), so the caller can record progress before the end.
-        With `careful`, one message at a time: `careful(ref)` before the message starts, `on_accepted(ref)`
-        right after it is accepted and before the next one starts; the caller records there, so a crash
-        leaves at most the one message just accepted unrecorded (tasks/outbox/leases.py).
+        With `careful`, one message at a time, each step told to `careful` (`CarefulLog`) before the next
+        one, so the caller can commit that the end is going out as it goes, and the outcome before the next
+        message starts (tasks/outbox/careful.py); `on_accepted` is then not called.
         """
         ...
 
@@ -241,9 +269,9 @@ class SmtpMailer:
         return self._slots
 
     async def send_many(self, messages: list[OutgoingMessage], *, on_accepted: OnAccepted | None = None,
-                        careful: OnAccepted | None = None) -> list[SendOutcome]:
+                        careful: CarefulLog | None = None) -> list[SendOutcome]:
         if careful is not None:
-            return await self._send_carefully(messages, careful, on_accepted or _ignore)
+            return await self._send_carefully(messages, careful)
         results: list[SendOutcome | None] = [None] * len(messages)
         queue: Iterator[int] = iter(range(len(messages)))
         last_connect_error: list[str] = []
@@ -268,20 +296,20 @@ class SmtpMailer:
             for r, m in zip(results, messages, strict=True)
         ]
 
-    async def _send_carefully(self, messages: list[OutgoingMessage], before: OnAccepted,
-                              on_accepted: OnAccepted) -> list[SendOutcome]:
-        """One message per SMTP transaction on one pooled connection, `before(ref)` called as it starts and
-        `on_accepted(ref)` right after the server's 250 to it, before the next begins: a crash leaves at most that one message accepted and
-        unrecorded. Far slower than `send_many` (no concurrency, a record per message): it carries only the
-        few notices a lost sender may have delivered already (tasks/outbox/leases.py).
+    async def _send_carefully(self, messages: list[OutgoingMessage], log: CarefulLog) -> list[SendOutcome]:
+        """One message per SMTP transaction on one pooled connection, each step told to `log` with no await
+        between it and what follows (`CarefulLog`): the caller records that a message's end is going out, and
+        its outcome, before the next one starts. Far slower than `send_many` (no concurrency, records per
+        message): it carries only the few notices a lost sender may have delivered already
+        (tasks/outbox/careful.py).
         """
         slot = self._pool()[0]
         results: list[SendOutcome] = []
         for msg in messages:
-            before(msg.ref)
-            outcome, usable = await self._send_one(slot, msg)
-            if outcome.delivery is Delivery.SENT:
-                on_accepted(msg.ref)  # no await between the 250 and the record
+            log.starting(msg.ref)
+            end = _End(log, msg.ref)
+            outcome, usable = await self._send_one(slot, msg, end)
+            log.settled(outcome, end.began)  # no await between the reply and the record
             results.append(outcome)
             if not usable:  # the connection cannot be opened: the rest waits for a later run
                 reason = outcome.detail or ""
@@ -290,8 +318,8 @@ class SmtpMailer:
                 break
         return results
 
-    async def _send_one(self, slot: _Slot, msg: OutgoingMessage) -> tuple[SendOutcome, bool]:
-        """The outcome, and whether the connection slot is still worth using."""
+    async def _send_one(self, slot: _Slot, msg: OutgoingMessage, end: _End | None = None) -> tuple[SendOutcome, bool]:
+        """The outcome, and whether the connection slot is still worth using; `end` as `_transaction`'s."""
         if not _ADDRESS.match(msg.recipient):
             return SendOutcome(msg.ref, Delivery.PERMANENT, f"malformed address {msg.recipient!r}"), True
         if self._limiter is not None:
@@ -304,8 +332,11 @@ class SmtpMailer:
                 # Connect, greeting, TLS and AUTH failures say nothing about this message: retry later.
                 return SendOutcome(msg.ref, Delivery.TEMPORARY, f"connect: {_describe(exc)}"), False
             try:
-                await _transaction(client, msg)
+                await _transaction(client, msg, end)
                 return SendOutcome(msg.ref, Delivery.SENT), True
+            except _Withdrawn:
+                slot.drop()  # mid-DATA: closing the connection is how the content is abandoned
+                return SendOutcome(msg.ref, Delivery.TEMPORARY, "withdrawn before its end"), True
             except _Unanswered as exc:
                 slot.drop()  # never resent on another connection: it may have arrived
                 return SendOutcome(msg.ref, Delivery.TEMPORARY, _describe(exc.__cause__ or exc),
@@ -345,8 +376,13 @@ class SmtpMailer:
         await asyncio.gather(*(slot.quit() for slot in self._slots))
 
 
-async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage) -> None:
+async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage, end: _End | None = None) -> None:
     """MAIL, RCPT and DATA for one message, raising what `SMTP.sendmail` raises for one recipient.
+
+    With `end` (a careful send): the content is written and flushed to the socket first; then `end.before()`,
+    the end (the final dot, three bytes) and `end.after()` follow one another with nothing in between that
+    could wait, so the caller's record that the end went out and the end itself leave this process within
+    microseconds of each other. `end.before()` False withdraws the message (`_Withdrawn`: its end never went).
 
     Not `sendmail` itself, which for one already-checked recipient parses both addresses four times,
     runs three regular-expression passes over the whole message (line endings for SIZE, then line
@@ -395,7 +431,15 @@ async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage) -> None:
             protocol = client.protocol
             if protocol is None:
                 raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            protocol.write(stuffed + b".\r\n")
+            if end is None:
+                protocol.write(stuffed + b".\r\n")
+            else:
+                protocol.write(stuffed)
+                await _flushed(protocol)
+                if not end.before():
+                    raise _Withdrawn
+                protocol.write(b".\r\n")
+                end.after()
             handed = True
             reply = await protocol.read_response(timeout=None)
             if reply.code != 250:
@@ -405,11 +449,35 @@ async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage) -> None:
         if handed:
             raise _Unanswered(str(exc)) from exc
         raise
-    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
+        if handed and isinstance(exc, aiosmtplib.SMTPResponseException) and not 400 <= exc.code < 600:
+            # A reply to the end that is neither an acceptance nor a refusal (garbled): it may have arrived.
+            client.close()
+            raise _Unanswered(_describe(exc)) from exc
         # Abandon the envelope so the connection can carry the next message (as sendmail does).
         with contextlib.suppress(ConnectionError, aiosmtplib.SMTPException):
             await client.rset()
         raise
+
+
+class _End:
+    """A careful message's end, told to its `CarefulLog`; `began`: the log let it go out."""
+
+    def __init__(self, log: CarefulLog, ref: int) -> None:
+        self.log, self.ref, self.began = log, ref, False
+
+    def before(self) -> bool:
+        self.began = self.log.ending(self.ref) or self.began
+        return self.began
+
+    def after(self) -> None:
+        self.log.ended(self.ref)
+
+
+async def _flushed(protocol: Any) -> None:
+    """Until the socket has taken every byte written so far (at once, unless the content outgrew its buffer)."""
+    while (transport := protocol.transport) is not None and transport.get_write_buffer_size() > 0:
+        await asyncio.sleep(0.001)
 
 
 def _crlf(data: bytes) -> bytes:
@@ -451,7 +519,7 @@ class MaildirMailer:
         return [SendOutcome(m.ref, Delivery.SENT) for m in messages]
 
     async def send_many(self, messages: list[OutgoingMessage], *, on_accepted: OnAccepted | None = None,
-                        careful: OnAccepted | None = None) -> list[SendOutcome]:
+                        careful: CarefulLog | None = None) -> list[SendOutcome]:
         # File writes off the event loop, so a demo's other coroutines keep running.
         if careful is None:
             outcomes = await asyncio.to_thread(self._write, messages)
@@ -460,11 +528,15 @@ class MaildirMailer:
                 report(o.ref)
             return outcomes
         results = []
-        for msg in messages:  # written, then reported, one at a time: a record never precedes its file
-            careful(msg.ref)
-            [outcome] = await asyncio.to_thread(self._write, [msg])
-            if on_accepted is not None:
-                on_accepted(msg.ref)
+        for msg in messages:  # one at a time, each step reported as it happens: `sent` never precedes its file
+            careful.starting(msg.ref)
+            if careful.ending(msg.ref):
+                [outcome] = await asyncio.to_thread(self._write, [msg])
+                careful.ended(msg.ref)
+                careful.settled(outcome, True)
+            else:
+                outcome = SendOutcome(msg.ref, Delivery.TEMPORARY, "withdrawn before its end")
+                careful.settled(outcome, False)
             results.append(outcome)
         return results
 
@@ -473,6 +545,7 @@ class MaildirMailer:
 
 
 __all__ = [
+    "CarefulLog",
     "Delivery",
     "MaildirMailer",
     "Mailer",

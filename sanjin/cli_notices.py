@@ -92,7 +92,9 @@ def notices_send() -> None:
     engine = _engine()
     report = send_pending(engine, mailer_from_settings(), clock=DatabaseClock(engine))
     console.print(f"已发送 sent {report.sent}, 待重试 retried {report.retried}, 失败 dead {report.dead}, "
-                  f"跳过 skipped {report.skipped}, 回收 reclaimed {report.reclaimed}")
+                  f"跳过 skipped {report.skipped}, 回收 reclaimed {report.reclaimed}"
+                  + (f", 已发出未确认 sent unconfirmed {report.unconfirmed}（见说明 / see the notes）"
+                     if report.unconfirmed else ""))
 
 
 def _parse_emails(values: list[str]) -> dict[int, str]:

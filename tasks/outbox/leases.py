@@ -11,26 +11,23 @@ mail systems fold it into one) — while the outbox records every notice exactly
 is unique; the `sent` mark is guarded by the lease, so a sender that lost its lease cannot overwrite the
 outcome of the one that took over).
 
-**At most twice, and never lost.** As a chunk goes to the mailer its rows are marked `maybe_delivered`
-and their attempt counted (`renew_lease`, one UPDATE a chunk), so a notice put back after a lost lease
-carries the mark if the lost sender had handed it over. Such a notice is resent *carefully*: one message
-per SMTP transaction on one connection, and its row is committed `sent` right after the server's 250 reply
-to it (`record_accepted`: a single-row UPDATE and commit per notice), before the next one starts. Nothing
-is ever recorded before the server has accepted it, so no crash loses a notice. A crash during a careful
-resend leaves unrecorded at most the one message whose 250 has just come in and whose commit has not
-(milliseconds), so a third copy needs a kill in that window for that very notice, after an earlier kill
-caught its first copy delivered and unrecorded — itself a window of ~20 ms plus a commit, since a chunk's
-accepted messages are recorded while the rest is on the wire (`record_sent`). A refusal is recorded as
-any refusal (retry or dead, still marked); a careful resend's attempt is counted as it starts. Issue #18: with the resend pipelined like a first delivery, a second crash could catch a whole
-chunk delivered and unrecorded again, and it arrived three times (four with three kills at the same moment
-of the pipeline; tests/test_crash.py). An earlier fix recorded the resend before its final dot instead; a
-kill between the record and the dot lost notices (15-31 of 10,000 in three of four runs at 20 kills,
-benchmarks/README.md). A record and commit per notice is affordable only because only crash leftovers go
-this way: at most the two chunks a lost sender had handed over and not recorded, per crash. At 10,000
-notices and 20 kills: none lost, none three times, on both databases and two seeds. A first
-delivery the server did not answer after its end (a timeout, a dropped connection) may have arrived as
-well: it is retried marked `maybe_delivered` (SendOutcome.maybe_delivered), and never resent within the
-attempt.
+**At most twice.** As a chunk goes to the mailer its rows are marked `maybe_delivered` and their attempt
+counted (`renew_lease`, one UPDATE a chunk), so a notice put back after a lost lease carries the mark if the
+lost sender had handed it over; so does a first delivery the server did not answer after its end (a timeout,
+a dropped connection: SendOutcome.maybe_delivered), which is never resent within the attempt. Such a notice
+is resent *carefully* (tasks/outbox/careful.py): one message per SMTP transaction on one connection, its
+attempt, its end going out (`second_copy_out`) and its acceptance each committed as they happen. A notice
+whose careful resend went out and whose acceptance is not recorded is settled `sent`, not confirmed
+(`UNCONFIRMED`, counted in SendReport.unconfirmed), and never handed over again: one first delivery, at
+most one careful one. Nothing is recorded `sent` before the server has accepted it, except such an
+unconfirmed resend, whose end had left (careful.py's docstring names the microseconds where that is not
+so). A record and commit per step is affordable only because only crash leftovers go this way: at most the
+two chunks a lost sender had handed over and not recorded, per crash; a chunk's accepted messages are
+recorded while the rest is on the wire (`record_sent`), which keeps the first copies unrecorded by a crash
+few. Issue #18: with the resend pipelined like a first delivery, a second crash could catch a whole chunk
+delivered and unrecorded again (four copies with three kills at the same moment of the pipeline); with the
+careful resend recorded only after its 250, a kill between the two gave a third copy (1 notice of 2,000 in
+about 1 CI-sized run of 6; tests/test_crash.py).
 
 While a notice is `sending`, `next_attempt_at` holds its lease expiry: the table needs no extra
 column, and the lease value doubles as the token that proves a sender still owns the row.
@@ -45,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, String, Table, and_, case, or_, select, update
+from sqlalchemy import Engine, Integer, String, Table, and_, case, or_, select, update
 from sqlmodel import Session
 
 from core.bulk import chunked, json_rows, table_of
@@ -80,11 +77,14 @@ class SendReport:
     dead: int = 0
     skipped: int = 0
     reclaimed: int = 0  # rows found in `sending` past their lease (a crashed run) and put back
+    # Settled `sent` without the server's acceptance: a careful resend went out and no answer was recorded (a
+    # copy may have arrived twice; never handed over a third time). Not counted in `sent`.
+    unconfirmed: int = 0
 
     @property
     def attempted(self) -> int:
         """Claimed rows this run settled or lost; 0 means nothing was due (a chunk loop can stop)."""
-        return self.sent + self.retried + self.dead + self.skipped
+        return self.sent + self.retried + self.dead + self.skipped + self.unconfirmed
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,7 @@ class Chunk:
     message_ids: dict[int, str] = field(default_factory=dict)
     reclaimed: int = 0
     dead: int = 0  # reclaimed rows out of attempts
+    unconfirmed: int = 0  # reclaimed rows whose careful resend had gone out: settled, not resent
     recorded: set[int] = field(default_factory=set)  # recorded `sent` before the chunk's end
 
 
@@ -125,17 +126,32 @@ def backoff(attempts: int, *, base: timedelta = RETRY_BASE, cap: timedelta = RET
     return min(cap, wait)
 
 
-def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple[int, int]:
-    """Put rows whose sender died back to `pending` (or `dead` when out of attempts); returns (back, dead).
+# The note on a notice settled `sent` without the server's acceptance (SendReport.unconfirmed), shown where
+# the outbox is listed; `{why}` says what left it unconfirmed.
+UNCONFIRMED = ("未确认送达：{why_zh}；邮件已第二次交给服务器，为免第三份不再自动重发 / not confirmed: {why}; "
+               "handed to the server a second time, so it is not sent again (never a third copy)")
+LOST_SENDER = {"why_zh": "发送程序在服务器应答前中断", "why": "the sender was lost before the server's answer"}
+
+
+def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple[int, int, int]:
+    """Settle rows whose sender died: back to `pending` (or `dead` when out of attempts), or `sent`, not
+    confirmed, when their careful resend had gone out; returns (back, dead, unconfirmed).
 
     The attempt was counted when the chunk was handed to the mailer (`renew_lease`), so a notice that
     crashes its sender every time ends dead instead of looping forever; such a row is `maybe_delivered`
-    (the lost sender may have handed it over), and its next delivery is careful (see the module's docstring). A row claimed ahead that never reached the mailer goes back as it was.
+    (the lost sender may have handed it over), and its next delivery is careful (see the module's docstring).
+    A row claimed ahead that never reached the mailer goes back as it was. A row whose careful resend had gone
+    out (`second_copy_out`) may have arrived twice already: it is never handed over again.
     """
     t = table_of(Notice)
     now = clock.now()
     expired = and_(t.c.status == N.SENDING, t.c.next_attempt_at <= now)
     with engine.begin() as conn:
+        unconfirmed = conn.execute(
+            update(t)
+            .where(expired, t.c.second_copy_out)
+            .values(status=SENT, sent_at=now, next_attempt_at=None, last_error=UNCONFIRMED.format(**LOST_SENDER))
+        ).rowcount
         dead = conn.execute(
             update(t)
             .where(expired, t.c.attempts >= max_attempts)
@@ -148,9 +164,10 @@ def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple
             .values(status=RETRY, next_attempt_at=now,
                     last_error="sender lost while sending (lease expired); resending")
         ).rowcount
-    if back or dead:
-        log.warning("outbox: %d notices reclaimed after a lost sender, %d of them dead", back + dead, dead)
-    return back, dead
+    if back or dead or unconfirmed:
+        log.warning("outbox: %d notices reclaimed after a lost sender, %d of them dead, %d sent unconfirmed",
+                    back + dead + unconfirmed, dead, unconfirmed)
+    return back, dead, unconfirmed
 
 
 def claim(engine: Engine, *, clock: Clock, batch_size: int, lease: timedelta = LEASE) -> list[ClaimedNotice]:
@@ -244,15 +261,6 @@ def release(engine: Engine, chunk: Chunk, *, clock: Clock) -> None:
             conn.execute(update(t).where(_owned(t, ids, chunk.lease)).values(status=RETRY, next_attempt_at=clock.now()))
 
 
-def count_attempt(conn: Connection, chunk: Chunk, ref: int) -> None:
-    """Count the attempt of one carefully sent notice as it starts (a single-row UPDATE and commit), so a
-    notice that kills its sender every time still ends dead, and one never tried is never counted."""
-    t = table_of(Notice)
-    conn.execute(update(t).where(t.c.id == ref, t.c.status == N.SENDING, t.c.next_attempt_at == chunk.lease)
-                 .values(attempts=t.c.attempts + 1))
-    conn.commit()
-
-
 def record_sent(engine: Engine, chunk: Chunk, refs: Sequence[int], clock: Clock) -> None:
     """Record `sent` the messages of a chunk the server has accepted so far, while the rest is on the wire.
 
@@ -268,25 +276,6 @@ def record_sent(engine: Engine, chunk: Chunk, refs: Sequence[int], clock: Clock)
         done = _update_each(session, rows, owned, "subject", status=SENT, sent_at=now, last_error=None,
                             next_attempt_at=None)
     chunk.recorded.update(done)
-
-
-def record_accepted(conn: Connection, chunk: Chunk, ref: int, *, at: datetime) -> bool:
-    """Commit one carefully sent notice as `sent`, right after the server accepted it; False if another
-    sender holds it meanwhile (then `record_outcomes` skips it, as any row whose lease was lost).
-
-    A single-row UPDATE and commit per notice, on the caller's open connection (no pool round trip): only
-    notices a lost sender may have delivered come this way, at most a couple of chunks per crash. `at` is
-    read once before the careful send (the installation's clock is a database read).
-    """
-    t = table_of(Notice)
-    owned = and_(t.c.id == ref, t.c.status == N.SENDING, t.c.next_attempt_at == chunk.lease)
-    done = conn.execute(update(t).where(owned).values(
-        status=SENT, sent_at=at, last_error=None, next_attempt_at=None,
-        message_id=chunk.message_ids[ref], subject=chunk.subjects.get(ref)).returning(t.c.id)).first()
-    conn.commit()
-    if done is not None:
-        chunk.recorded.add(ref)
-    return done is not None
 
 
 def record_outcomes(
@@ -314,6 +303,7 @@ def record_outcomes(
     # delivery is careful, as after a lost sender).
     retry: dict[tuple[int, bool], list[tuple[int, str, str | None]]] = defaultdict(list)
     dead: list[tuple[int, str, str | None]] = []
+    unconfirmed: list[tuple[int, str, str | None]] = []
     for row in chunk.rows:
         outcome = chunk.outcomes.get(row.id)
         if outcome is None:  # dropped before sending: its lease was lost (see renew_lease)
@@ -325,6 +315,11 @@ def record_outcomes(
         error = (outcome.detail or outcome.delivery.value)[:1000]
         if outcome.delivery is Delivery.SENT:
             sent.append((row.id, mid, chunk.subjects.get(row.id)))
+        elif outcome.maybe_delivered and row.maybe_delivered:
+            # A careful resend's end went out and the server did not answer it: its second copy may have
+            # arrived (careful.py committed `second_copy_out` with the end), so it is never handed over again.
+            why = {"why_zh": "服务器未应答重发", "why": f"the server did not answer its resend ({error[:200]})"}
+            unconfirmed.append((row.id, mid, UNCONFIRMED.format(**why)[:1000]))
         elif outcome.delivery is Delivery.TEMPORARY and attempts < max_attempts:
             retry[attempts, outcome.maybe_delivered or row.maybe_delivered].append((row.id, mid, error))
         else:
@@ -343,8 +338,10 @@ def record_outcomes(
                                                next_attempt_at=at, maybe_delivered=maybe))
         report.dead = len(_update_each(session, dead, owned, "last_error", status=DEAD, attempts=after,
                                        next_attempt_at=None))
+        report.unconfirmed = len(_update_each(session, unconfirmed, owned, "last_error", status=SENT, sent_at=now,
+                                              attempts=after, next_attempt_at=None))
     report.sent += len(chunk.recorded)
-    report.skipped = len(chunk.rows) - report.sent - report.retried - report.dead
+    report.skipped = len(chunk.rows) - report.sent - report.retried - report.dead - report.unconfirmed
     if report.skipped:
         log.warning("outbox: %d notices were taken over by another sender before they were marked", report.skipped)
     return report
@@ -378,14 +375,13 @@ __all__ = [
     "RETRY_BASE",
     "RETRY_CAP",
     "SENT",
+    "UNCONFIRMED",
     "Chunk",
     "ClaimedNotice",
     "SendReport",
     "backoff",
     "claim",
-    "count_attempt",
     "reclaim_expired",
-    "record_accepted",
     "record_outcomes",
     "record_sent",
     "release",

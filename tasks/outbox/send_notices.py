@@ -1,7 +1,7 @@
 """Sending the outbox: claim due notices in chunks, render, deliver, record each outcome.
 
 The delivery guarantee (at-least-once over SMTP, each notice recorded exactly once) and the lease that
-proves a sender still owns a row are tasks/outbox_leases.py's; this module drives them as a pipeline.
+proves a sender still owns a row are tasks/outbox/leases.py's; this module drives them as a pipeline.
 
 Throughput (issue #6: 100,000 reminders at ≥ 2,000 messages/s). Chunks are pipelined — the next is
 claimed and rendered while the current one is on the wire, and a chunk's outcomes are recorded while
@@ -10,9 +10,8 @@ statement per notice. At most two chunks are claimed and unrecorded at any momen
 and either the one being prepared, which has not been sent and goes back to the queue if sending fails
 (or if its lease cannot be restarted), or the one just delivered, being recorded. The price of
 recording off the critical path is the second chunk in the at-least-once bound (tasks/outbox/leases.py).
-Notices a lost sender may have delivered go out first in their chunk, carefully: one at a time, each recorded
-right after the server accepts it, so a crash neither loses one nor, short of a kill in the milliseconds
-between a 250 and its commit, makes it arrive a third time (issue #18).
+Notices a lost sender may have delivered go out first in their chunk, carefully (tasks/outbox/careful.py): one at
+a time, each step committed as it happens, so no crash makes one arrive a third time (issue #18).
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from notifications.render import build_message, message_id_for, render_notice, s
 from notifications.smtp import Delivery, Mailer, OutgoingMessage, SendOutcome
 from notifications.smtp import run as run_loop
 from tasks.outbox.attachments import MissingAttachment, attachment_refs, attachments_of, load_report_files
+from tasks.outbox.careful import careful_record
 from tasks.outbox.leases import (
     LEASE,
     RETRY_BASE,
@@ -44,9 +44,7 @@ from tasks.outbox.leases import (
     ClaimedNotice,
     SendReport,
     claim,
-    count_attempt,
     reclaim_expired,
-    record_accepted,
     record_outcomes,
     record_sent,
     release,
@@ -156,9 +154,9 @@ def _claim_rows(engine: Engine, clock: Clock,
     # One reading of the clock for the whole step (the installation's clock is a database read).
     now = clock.now()
     at = FixedClock(now)
-    reclaimed, dead = reclaim_expired(engine, clock=at, max_attempts=policy.max_attempts)
+    reclaimed, dead, unconfirmed = reclaim_expired(engine, clock=at, max_attempts=policy.max_attempts)
     rows = claim(engine, clock=at, batch_size=policy.batch_size, lease=policy.lease)
-    chunk = Chunk(rows, rows[0].lease if rows else None, reclaimed=reclaimed, dead=dead)
+    chunk = Chunk(rows, rows[0].lease if rows else None, reclaimed=reclaimed, dead=dead, unconfirmed=unconfirmed)
     names = program_letterheads(engine, (r.program_id for r in rows)) if rows else {}
     # Only a chunk holding a notice with attachments pays for the query (a reminder run never does).
     refs = attachment_refs(r.context for r in rows if "attachments" in r.context)
@@ -206,26 +204,35 @@ async def _record_progress(engine: Engine, chunk: Chunk, clock: Clock, accepted:
 
 
 async def _deliver(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -> Chunk:
-    """Hand the chunk to the mailer: first, carefully, the notices a lost sender may have delivered already
-    (one at a time, each committed `sent` right after the server accepted it, so a crash leaves at most one
-    of them unrecorded and none recorded unsent); then the rest, pipelined, its accepted messages recorded
-    every `PROGRESS_EVERY` while the rest is on the wire.
+    """Hand the chunk to the mailer: first, carefully, the notices a lost sender may have delivered already,
+    then the rest, pipelined (`_deliver_carefully`, `_deliver_rest`)."""
+    await _deliver_carefully(mailer, chunk, engine, clock)
+    return await _deliver_rest(mailer, chunk, engine, clock)
 
-    The careful record runs on the loop, not in a worker thread, on one connection held for the careful part:
-    nothing else runs between the server's 250 and the commit (tasks/outbox/leases.py's docstring).
+
+async def _deliver_carefully(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -> None:
+    """The notices a lost sender may have delivered already, one at a time, each step committed as it happens
+    (tasks/outbox/careful.py); nothing when the chunk has none.
+
+    The records run on the loop, on one connection held for the careful part, and the caller runs this while no
+    other thread of the sender works (no claim, no record off the loop): a thread holding the GIL when SQLite's
+    commit of a resend's mark returns kept the end from going out for milliseconds (up to Python's 5 ms switch
+    interval), and a kill there, on the full-size crash test, left a notice marked and never delivered.
     """
     # An exception here is treated like a crash: the chunk stays `sending` until its lease expires.
     again = {r.id for r in chunk.rows if r.maybe_delivered}
     first = [m for m in chunk.messages if m.ref in again]
-    rest = [m for m in chunk.messages if m.ref not in again] if first else chunk.messages
     if first:
-        at = clock.now()
-        # Autocommit: each record is one statement and one round trip, not an UPDATE and then a COMMIT.
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for outcome in await mailer.send_many(
-                    first, careful=lambda ref: count_attempt(conn, chunk, ref),
-                    on_accepted=lambda ref: record_accepted(conn, chunk, ref, at=at)):
+        with careful_record(engine, chunk, clock.now()) as record:
+            for outcome in await mailer.send_many(first, careful=record):
                 chunk.outcomes[outcome.ref] = outcome
+
+
+async def _deliver_rest(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -> Chunk:
+    """The chunk's first deliveries, pipelined, its accepted messages recorded every `PROGRESS_EVERY` while the
+    rest is on the wire."""
+    again = {r.id for r in chunk.rows if r.maybe_delivered}
+    rest = [m for m in chunk.messages if m.ref not in again] if again else chunk.messages
     if rest:
         accepted: list[int] = []
         done = asyncio.Event()
@@ -244,6 +251,7 @@ def _settle(engine: Engine, chunk: Chunk, clock: Clock, policy: _Policy) -> Send
     report = record_outcomes(engine, chunk, clock=clock, max_attempts=policy.max_attempts,
                              retry_base=policy.retry_base, retry_cap=policy.retry_cap) if chunk.rows else SendReport()
     report.reclaimed, report.dead = chunk.reclaimed, report.dead + chunk.dead
+    report.unconfirmed += chunk.unconfirmed
     return report
 
 
@@ -253,6 +261,7 @@ def _add(total: SendReport, part: SendReport) -> None:
     total.dead += part.dead
     total.skipped += part.skipped
     total.reclaimed += part.reclaimed
+    total.unconfirmed += part.unconfirmed
 
 
 async def send_pending_async(
@@ -293,7 +302,9 @@ async def send_pending_async(
                     release(engine, chunk, clock=clock)
                 raise
             if chunk.rows:
-                sending = asyncio.ensure_future(_deliver(mailer, chunk, engine, clock))
+                # Alone: the previous chunk is delivered and not yet being recorded, the next not yet claimed.
+                await _deliver_carefully(mailer, chunk, engine, clock)
+                sending = asyncio.ensure_future(_deliver_rest(mailer, chunk, engine, clock))
             if delivered is not None:
                 # Recorded while the next chunk is on the wire: on the loop, the UPDATEs left every
                 # connection idle (on PostgreSQL ~8 % of the sending time at 30,000).

@@ -213,7 +213,7 @@ class CrashOnHandoff(CrashAfterSend):
 
     async def send_many(self, messages, **kwargs):
         if kwargs.get("careful") is not None:
-            kwargs["careful"](messages[0].ref)
+            kwargs["careful"].starting(messages[0].ref)
         raise RuntimeError("worker killed while handing over")
 
 
@@ -561,3 +561,63 @@ def test_a_careful_resend_the_server_refuses_is_retried_later_and_stays_careful(
     row = rows(engine)[nid]
     assert (row.status, row.sent_at, row.attempts, row.maybe_delivered) == (NoticeStatus.PENDING, None, 2, True)
     assert row.next_attempt_at == clock.now() + backoff(2) and "451" in (row.last_error or "")
+    assert not row.second_copy_out  # refused: that copy never arrived, so the next resend may go out
+
+
+class DiesAfterTheEnd(CrashAfterSend):
+    """A careful resend killed right after its end went out, before the server's answer is read."""
+
+    async def send_many(self, messages, **kwargs):
+        careful = kwargs.get("careful")
+        if careful is None:
+            return await self.inner.send_many(messages, **kwargs)
+
+        class Dying:
+            def __getattr__(self, name):
+                return getattr(careful, name)
+
+            def ended(self, ref):
+                careful.ended(ref)
+                raise RuntimeError("worker killed after the end")
+
+        return await self.inner.send_many(messages, **{**kwargs, "careful": Dying()})
+
+
+def test_a_notice_whose_careful_resend_went_out_before_its_sender_was_lost_is_never_sent_a_third_time(
+        engine, clock, smtp_server):
+    [nid] = lose_sender(engine, clock, smtp_server, [draft(1)])  # copy 1 arrived, unrecorded
+    with pytest.raises(RuntimeError, match="after the end"):
+        send_pending(engine, DiesAfterTheEnd(SmtpMailer(smtp_server.settings())), clock=clock)
+    row = rows(engine)[nid]
+    assert (row.status, row.second_copy_out) == (NoticeStatus.SENDING, True)
+    clock.advance(LEASE + timedelta(seconds=1))
+    assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport(reclaimed=0,
+                                                                                                unconfirmed=1)
+    row = rows(engine)[nid]
+    assert (row.status, row.sent_at) == (NoticeStatus.SENT, clock.now())
+    assert "not confirmed" in (row.last_error or "") and "未确认" in (row.last_error or "")
+    assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport()
+    received = [parse(r.data)["Message-ID"] for r in smtp_server.handler.received]
+    assert received == [row.message_id] * 2  # the first copy and the careful one, never a third
+
+
+def test_a_careful_resend_the_server_leaves_unanswered_is_settled_sent_unconfirmed_and_never_sent_again(
+        engine, clock, smtp_server):
+    [nid] = lose_sender(engine, clock, smtp_server, [draft(1)])
+    original = smtp_server.handler.handle_DATA
+
+    async def silent(server, session, envelope):  # takes the message, answers too late
+        await original(server, session, envelope)
+        await asyncio.sleep(2)
+        return "250 too late"
+
+    smtp_server.handler.handle_DATA = silent
+    report = send_pending(engine, SmtpMailer(smtp_server.settings(), timeout=0.5), clock=clock)
+    assert report == SendReport(reclaimed=1, unconfirmed=1)
+    row = rows(engine)[nid]
+    assert (row.status, row.attempts, row.second_copy_out) == (NoticeStatus.SENT, 2, True)
+    assert "did not answer its resend" in (row.last_error or "")
+    clock.advance(LEASE + timedelta(days=1))
+    smtp_server.handler.handle_DATA = original
+    assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport()
+    assert len(smtp_server.handler.received) == 2

@@ -166,30 +166,68 @@ def test_maildir_mailer_stores_the_exact_bytes(tmp_path):
     assert stored == sorted(m.message_id for m in msgs)
 
 
-def test_a_careful_send_reports_each_acceptance_before_the_next_message_starts(smtp_server):
-    accepted_when_server_had: list[tuple[int, int]] = []
+class Steps:
+    """A careful send's log (CarefulLog) noting each step with what the server had received by then."""
+
+    def __init__(self, received, withdraw=()):
+        self.received, self.withdraw, self.steps = received, set(withdraw), []
+
+    def note(self, step, ref):
+        self.steps.append((step, ref, len(self.received())))
+
+    def starting(self, ref):
+        self.note("start", ref)
+
+    def ending(self, ref):
+        self.note("ending", ref)
+        return ref not in self.withdraw
+
+    def ended(self, ref):
+        self.steps.append(("ended", ref, None))  # the server (a thread here) may or may not have read it yet
+
+    def settled(self, outcome, ending):
+        self.note(f"{outcome.delivery.value}{'' if ending else ' (no end)'}", outcome.ref)
+
+
+def test_a_careful_send_reports_each_step_before_the_next_and_each_outcome_before_the_next_message(smtp_server):
     handler = smtp_server.handler
     mailer = SmtpMailer(smtp_server.settings(smtp_connections=4), timeout=10)
     handler.replies = {"inst1@example.cn": "550 5.1.1 No such user"}
-    started_when_server_had: list[tuple[int, int]] = []
-    outcomes = run(mailer.send_many(
-        messages(4), careful=lambda ref: started_when_server_had.append((ref, len(handler.received))),
-        on_accepted=lambda ref: accepted_when_server_had.append((ref, len(handler.received)))))
+    log = Steps(lambda: handler.received, withdraw={3})
+    outcomes = run(mailer.send_many(messages(5), careful=log))
     run(mailer.aclose())
-    assert [o.delivery for o in outcomes] == [Delivery.SENT, Delivery.PERMANENT, Delivery.SENT, Delivery.SENT]
-    # Each acceptance reported once the server had that message and before it had the next; a refusal never.
-    assert accepted_when_server_had == [(0, 1), (2, 2), (3, 3)]
-    assert started_when_server_had == [(0, 0), (1, 1), (2, 1), (3, 2)]  # each start before the server has it
-    assert len({r.peer for r in handler.received}) == 1  # one connection, however many the pool holds
+    assert [o.delivery for o in outcomes] == [Delivery.SENT, Delivery.PERMANENT, Delivery.SENT, Delivery.TEMPORARY,
+                                              Delivery.SENT]
+    # The end goes out only after `ending`; the server has the message only once its end went out; each outcome
+    # is reported once the server had the message and before the next one starts; a refused recipient never
+    # reaches the end; a withdrawn message never arrives.
+    assert log.steps == [("start", 0, 0), ("ending", 0, 0), ("ended", 0, None), ("sent", 0, 1),
+                         ("start", 1, 1), ("permanent (no end)", 1, 1),
+                         ("start", 2, 1), ("ending", 2, 1), ("ended", 2, None), ("sent", 2, 2),
+                         ("start", 3, 2), ("ending", 3, 2), ("temporary (no end)", 3, 2),
+                         ("start", 4, 2), ("ending", 4, 2), ("ended", 4, None), ("sent", 4, 3)]
+    assert [r.rcpt_tos for r in handler.received] == [["inst0@example.cn"], ["inst2@example.cn"], ["inst4@example.cn"]]
+    assert len({r.peer for r in handler.received}) <= 2  # one connection (a second after the withdrawn message)
+
+
+def test_a_careful_message_whose_end_the_server_leaves_unanswered_says_so(smtp_server):
+    smtp_server.handler.stall = {"inst0@example.cn"}
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=1), timeout=0.5)
+    log = Steps(lambda: smtp_server.handler.received)
+    outcomes = run(mailer.send_many(messages(1), careful=log))
+    run(mailer.aclose())
+    assert [(o.delivery, o.maybe_delivered) for o in outcomes] == [(Delivery.TEMPORARY, True)]
+    assert [step for step, _, _ in log.steps] == ["start", "ending", "ended", "temporary"]  # the end went out
 
 
 def test_the_maildir_writes_each_careful_message_before_reporting_it(tmp_path):
     mailer = MaildirMailer(tmp_path / "maildir", sender=FROM)
-    files_when_reported: list[tuple[int, int]] = []
-    outcomes = run(mailer.send_many(messages(3), careful=lambda ref: None, on_accepted=lambda ref: files_when_reported
-                                    .append((ref, len(list((tmp_path / "maildir" / "new").iterdir()))))))
-    assert [o.delivery for o in outcomes] == [Delivery.SENT] * 3
-    assert files_when_reported == [(0, 1), (1, 2), (2, 3)]
+    log = Steps(lambda: list((tmp_path / "maildir" / "new").iterdir()) if (tmp_path / "maildir" / "new").exists()
+                else [])
+    outcomes = run(mailer.send_many(messages(2), careful=log))
+    assert [o.delivery for o in outcomes] == [Delivery.SENT] * 2
+    assert log.steps == [("start", 0, 0), ("ending", 0, 0), ("ended", 0, None), ("sent", 0, 1),
+                         ("start", 1, 1), ("ending", 1, 1), ("ended", 1, None), ("sent", 1, 2)]
 
 
 def test_content_arrives_byte_for_byte_even_with_lines_that_start_with_a_dot(smtp_server):

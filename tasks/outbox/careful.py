@@ -1,0 +1,150 @@
+"""The careful resend: each step of a notice a lost sender may have delivered is committed as it happens.
+
+A notice whose first copy may have arrived unrecorded (`maybe_delivered`: its chunk was handed over and its
+sender lost, or the server did not answer its end) is resent one message per SMTP transaction on one
+connection, and each step is committed on one autocommit connection before the send goes on
+(notifications/smtp.py's `CarefulLog`):
+
+- `starting`: its attempt is counted (so a notice that kills its sender every time still ends dead);
+- its end (the final dot) and `second_copy_out` are committed back to back: from then on a second copy may
+  have arrived, and a notice found so marked without a recorded acceptance (its sender lost, or the server
+  silent after the end) is settled `sent`, not confirmed, and never handed over again
+  (leases.reclaim_expired, leases.record_outcomes) — no kill but one in the microseconds named below makes
+  it arrive a third time;
+- `settled`: its acceptance is committed `sent` right after the server's 250; a refusal clears the mark (that
+  copy never arrived), and the notice is retried or dead as any refusal.
+
+Issue #18: before the mark, a careful resend was recorded only after its 250, and a kill between the end and
+that record, for a notice whose first copy had arrived unrecorded too, made it arrive three times (1 notice of
+2,000 in about 1 CI-sized run of 6). Recording the resend before its end instead lost notices in an earlier
+version (a kill between the record and the end: 15-31 of 10,000 at 20 kills), because that window held a
+database round trip. What remains is the moment between the two points of no return, which are put back to
+back: the end leaves this process with `protocol.write`; a SQLite commit is beyond a kill once the call
+returns (the WAL is written by this process), a PostgreSQL statement once its bytes are in the socket (the
+server runs and commits what it received from a client that has died since: 50 of 50 autocommitted UPDATEs
+whose client was SIGKILLed right after sending them were committed, tried here). So on SQLite the mark is
+committed just before the end, and on PostgreSQL it is sent just after it; between the two is no await, no
+round trip, only this process's own Python — and no other thread of it competing for the GIL, as the careful
+part runs alone (send_notices._deliver_carefully): with a worker thread busy, SQLite's commit gives the GIL away
+and the end waits to get it back (the likeliest cause of a notice one full-size crash run lost). A kill in what remains, on SQLite,
+settles as sent a copy that never left (lost if its first copy had not arrived either); on PostgreSQL, leaves
+a copy out unmarked (a third copy if its first had arrived).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, update
+
+from core.bulk import table_of
+from models.outbox import Notice
+from models.states import NoticeStatus
+from notifications.smtp import Delivery, SendOutcome
+from tasks.outbox.leases import SENT, Chunk
+
+log = logging.getLogger(__name__)
+
+
+def count_attempt(conn: Connection, chunk: Chunk, ref: int) -> None:
+    """Count the attempt of one carefully sent notice as it starts (a single-row UPDATE, autocommitted), so a
+    notice that kills its sender every time still ends dead, and one never tried is never counted."""
+    t = table_of(Notice)
+    conn.execute(update(t).where(t.c.id == ref, t.c.status == NoticeStatus.SENDING, t.c.next_attempt_at == chunk.lease)
+                 .values(attempts=t.c.attempts + 1))
+    conn.commit()
+
+
+def mark_second_copy(conn: Connection, chunk: Chunk, ref: int, out: bool = True) -> bool:
+    """Commit that the notice's careful resend is (or, `out=False`, was not after all) out; False if another
+    sender holds it meanwhile. Its Message-ID and subject go with the mark, so a notice settled unconfirmed names them."""
+    t = table_of(Notice)
+    owned = (t.c.id == ref) & (t.c.status == NoticeStatus.SENDING) & (t.c.next_attempt_at == chunk.lease)
+    values = ({"second_copy_out": True, "message_id": chunk.message_ids[ref], "subject": chunk.subjects.get(ref)}
+              if out else {"second_copy_out": False})
+    done = conn.execute(update(t).where(owned).values(**values).returning(t.c.id)).first()
+    conn.commit()
+    return done is not None
+
+
+def record_accepted(conn: Connection, chunk: Chunk, ref: int, *, at: datetime) -> bool:
+    """Commit one carefully sent notice as `sent`, right after the server accepted it; False if another
+    sender holds it meanwhile (then `record_outcomes` skips it, as any row whose lease was lost).
+
+    A single-row UPDATE and commit per notice, on the caller's open connection (no pool round trip): only
+    notices a lost sender may have delivered come this way, at most a couple of chunks per crash. `at` is
+    read once before the careful send (the installation's clock is a database read).
+    """
+    t = table_of(Notice)
+    owned = (t.c.id == ref) & (t.c.status == NoticeStatus.SENDING) & (t.c.next_attempt_at == chunk.lease)
+    done = conn.execute(update(t).where(owned).values(
+        status=SENT, sent_at=at, last_error=None, next_attempt_at=None,
+        message_id=chunk.message_ids[ref], subject=chunk.subjects.get(ref)).returning(t.c.id)).first()
+    conn.commit()
+    if done is not None:
+        chunk.recorded.add(ref)
+    return done is not None
+
+
+class CarefulRecord:
+    """The `CarefulLog` of one careful send: each step committed on `conn` (autocommit) as the mailer reports it.
+
+    `conn` must be an AUTOCOMMIT connection held for the whole careful send, on the event loop's thread:
+    nothing else runs between a step and its commit.
+    """
+
+    def __init__(self, conn: Connection, chunk: Chunk, at: datetime) -> None:
+        self.conn, self.chunk, self.at = conn, chunk, at
+        # Where each dialect's commit is beyond a kill (the module's docstring): SQLite when the call returns,
+        # so the mark goes first; PostgreSQL when the statement's bytes leave, so the end goes first.
+        self.mark_first = conn.dialect.name != "postgresql"
+
+    def starting(self, ref: int) -> None:
+        count_attempt(self.conn, self.chunk, ref)
+
+    def ending(self, ref: int) -> bool:
+        return mark_second_copy(self.conn, self.chunk, ref) if self.mark_first else True
+
+    def ended(self, ref: int) -> None:
+        if not self.mark_first and not mark_second_copy(self.conn, self.chunk, ref):
+            log.warning("outbox: notice %d was taken over by another sender as its careful resend went out", ref)
+
+    def settled(self, outcome: SendOutcome, ending: bool) -> None:
+        if outcome.delivery is Delivery.SENT:
+            record_accepted(self.conn, self.chunk, outcome.ref, at=self.at)
+        elif ending and not outcome.maybe_delivered:  # refused, or never written: that copy did not arrive
+            mark_second_copy(self.conn, self.chunk, outcome.ref, out=False)
+
+
+@contextmanager
+def careful_record(engine: Engine, chunk: Chunk, at: datetime) -> Iterator[CarefulRecord]:
+    """A `CarefulRecord` on a connection of its own in autocommit (each step one statement and one round
+    trip, not an UPDATE and then a COMMIT), held for the whole careful send.
+
+    On PostgreSQL without server-side prepared statements for the while: psycopg prepares a statement on its
+    sixth run, one more round trip before the statement's bytes leave — in the moment between a careful
+    resend's end and its mark (the module's docstring).
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        raw: Any = conn.connection.dbapi_connection
+        threshold = getattr(raw, "prepare_threshold", None)
+        if threshold is not None:
+            raw.prepare_threshold = None
+        try:
+            yield CarefulRecord(conn, chunk, at)
+        finally:
+            if threshold is not None:
+                raw.prepare_threshold = threshold
+
+
+__all__ = [
+    "CarefulRecord",
+    "careful_record",
+    "count_attempt",
+    "mark_second_copy",
+    "record_accepted",
+]
