@@ -1,7 +1,7 @@
 """payables are derived rows: no foreign keys on payment (issue #14, figure 8)
 
-Revision ID: 0024_payables_without_keys
-Revises: 0023_notice_recipient
+Revision ID: 0025_payables_without_keys
+Revises: 0024_notice_second_copy
 Create Date: 2026-12-06 11:30:00
 
 `payment` holds the payables the compliance pass derives: one per accepted delivery, written by one
@@ -14,8 +14,8 @@ where queries need them (order_id, institution_id; delivery_id unique: one payab
 """
 from alembic import op
 
-revision = '0024_payables_without_keys'
-down_revision = '0023_notice_recipient'
+revision = '0025_payables_without_keys'
+down_revision = '0024_notice_second_copy'
 branch_labels = None
 depends_on = None
 

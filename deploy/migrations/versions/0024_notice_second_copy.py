@@ -1,7 +1,7 @@
 """notices whose careful resend went out unconfirmed: never handed to the server a third time (issue #18)
 
-Revision ID: 0023_notice_second_copy
-Revises: 0022_violation_keyset
+Revision ID: 0024_notice_second_copy
+Revises: 0023_notice_recipient
 Create Date: 2026-12-06 12:00:00
 
 `notice.second_copy_out` is committed back to back with a careful resend's final dot (tasks/outbox/careful.py
@@ -14,8 +14,8 @@ row; no index (read with the rows a reclaim already selects).
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0023_notice_second_copy'
-down_revision = '0022_violation_keyset'
+revision = '0024_notice_second_copy'
+down_revision = '0023_notice_recipient'
 branch_labels = None
 depends_on = None
 
