@@ -56,6 +56,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="institutions enrolled over the workers in figure 9's spread (default: --institutions)")
     p.add_argument("--topology-programs", type=int, default=2,
                    help="programs figure 9's spread runs at once (one program's enrollment holds its lock)")
+    p.add_argument("--topology-parts", default="suspend,pause,spread",
+                   help="figure 9's parts to run: any of suspend,pause,spread")
+    p.add_argument("--topology-setups", default="",
+                   help="figure 9's worker set-ups for the suspend part: any of prefect_defaults,sanjin (default all)")
     p.add_argument("--task-run-recorder", choices=("on", "off"), default="off",
                    help="the harness API's task-run recorder (on: task runs are also counted through the API; "
                         "off by default, as in the demo: it contends for the harness's SQLite lock)")
@@ -220,6 +224,8 @@ def run_child(figure: str, db: str, args: argparse.Namespace, work: Path, api: d
            "price_institutions": args.institutions,
            "smtp_connections": args.smtp_connections,
            "topology_institutions": args.topology_institutions, "topology_programs": args.topology_programs,
+           "topology_parts": [p for p in args.topology_parts.split(",") if p],
+           "topology_setups": [s for s in args.topology_setups.split(",") if s],
            "profile_dir": str(args.profile / f"{figure}-{db}") if args.profile else None}
     config_path, result_path, log_path = home / "config.json", home / "result.json", home / "child.log"
     config_path.write_text(json.dumps(cfg), encoding="utf-8")
