@@ -6,7 +6,8 @@ The enrollment flow runs with wait=True (poll_seconds=1) in a thread and pauses 
 Then, as the CLI's `sanjin gate decide` does: tasks.gates.deciding.decide_gate records the decision and
 flows.resume.resume_waiting_run wakes the run. Measured from the start of decide_gate until
 - the flow run leaves PAUSED in Prefect's API (polled every 20 ms), and
-- the flow's own code runs again (the `record-gate-decision` task function is entered).
+- the flow's own code runs again (its first task function after the decision is entered: the reconciliation, or
+  `record-gate-decision` for a decision made through Prefect's form).
 Three round trips in the product's run: the batch's last two district gates, then the city gate they
 open. The second is decided the way a person at a terminal does it, `sanjin gate decide` in a new
 process, measured from the command's start (imports included) and reported apart (`cli`); the figure
@@ -182,12 +183,12 @@ def _round_trips(engine: Any, clock: Any, probe: TaskProbe, *, poll_seconds: int
             t2 = time.perf_counter()
         # Left PAUSED: seen in the API, or its code already ran again — a `sanjin gate decide` process can still be
         # exiting when the woken run has recorded, reconciled and paused again at the next gate (seen under load).
+        # The woken run's first task: a decision made through the CLI or web is already in the database, so the run
+        # goes straight to reconciling (flows/waiting.py); one made through Prefect's form is recorded first.
         _wait_for(lambda g=gate, m=mark, s=t0: read_flow_run_state(g.flow_run_id or "") != "PAUSED" or any(
-            name == "record-gate-decision" and ts > s for name, ts in probe.started[m:]), timeout=60,
-                  what="the run to leave PAUSED")
+            ts > s for _name, ts in probe.started[m:]), timeout=60, what="the run to leave PAUSED")
         t3 = time.perf_counter()
-        t4 = _wait_for(lambda m=mark, s=t0: next((ts for name, ts in probe.started[m:]
-                                                  if name == "record-gate-decision" and ts > s), None),
+        t4 = _wait_for(lambda m=mark, s=t0: next((ts for _name, ts in probe.started[m:] if ts > s), None),
                        timeout=max(60, 3 * poll_seconds), what="the flow to run again", interval=0.005)
         trip = {"gate": gate.kind.value, "via": via, "items": len(gate.items), "left_paused_s": round(t3 - t0, 3),
                 "flow_running_s": round(t4 - t0, 3), "resume_message": message}
