@@ -67,6 +67,7 @@ def _serve_all(console: Any, host: str, port: int, programs: list[str], limit: i
         # critical messages are shown, and Ctrl-C and SIGTERM end quietly.
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # 20 s: short on a busy machine
     try:
         serve_plan = plan(host, port, programs)
         sock = bind(host, port)

@@ -51,6 +51,9 @@ def _prepare_environment(home: Path) -> None:
     # makes each flow cost seconds (measured: 5.0 s → 0.9 s for a flow with two subflows). Flow runs,
     # their states and artifacts are still recorded; production runs a PostgreSQL-backed server.
     os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
+    # Prefect gives its temporary server 20 s to start; a busy or slow machine (a laptop, CI running tests in
+    # parallel) can need more, and the demo then ended in a traceback before its first day.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from core import db
     from core.settings import get_settings
 
