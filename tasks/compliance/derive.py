@@ -142,14 +142,19 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
     program_orders = select(ORDER.c.id).where(ORDER.c.program_id == program_id)
     # An order whose only payable this pass wrote with its paid day (`_single_payables`) is settled already.
     settled_now = exists().where(PAYMENT.c.order_id == SETTLEMENT.c.order_id, PAYMENT.c.id > top_before)
-    changed = union(
-        select(NEW.c.order_id),
-        select(SETTLEMENT.c.order_id).where(SETTLEMENT.c.id > settlement_mark,
-                                            SETTLEMENT.c.order_id.in_(program_orders), ~settled_now),
-        select(PAYMENT.c.order_id).where(PAYMENT.c.id > payment_mark, PAYMENT.c.id <= top_before,
-                                         PAYMENT.c.order_id.in_(program_orders)),
-    )
-    conn.execute(insert(CHANGED).from_select(["order_id"], changed))
+    branches = [select(NEW.c.order_id)]
+    # With no payable before this pass (the first pass), a settlement changes only orders already in NEW (the
+    # others have no payable to cover, or were settled just now): scanning every settlement to find them cost
+    # 1.7 s of CPU at 1,000,000 lines on SQLite and found nothing.
+    if top_before:
+        branches += [
+            select(SETTLEMENT.c.order_id).where(SETTLEMENT.c.id > settlement_mark,
+                                                SETTLEMENT.c.order_id.in_(program_orders), ~settled_now),
+            select(PAYMENT.c.order_id).where(PAYMENT.c.id > payment_mark, PAYMENT.c.id <= top_before,
+                                             PAYMENT.c.order_id.in_(program_orders)),
+        ]
+    conn.execute(insert(CHANGED).from_select(
+        ["order_id"], union(*branches) if len(branches) > 1 else branches[0].distinct()))
     refresh_statistics(conn, conn.execute(select(func.count()).select_from(CHANGED)).scalar_one(), CHANGED)
     _cover(conn)
     conn.execute(insert(PAYMENT).from_select(

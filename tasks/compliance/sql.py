@@ -99,17 +99,27 @@ def text_of(value: ColumnElement[Any]) -> ColumnElement[str]:
     return cast(value, String)
 
 
-def refresh_statistics(conn: Connection, rows_written: int, table: Table) -> None:
+def refresh_statistics(conn: Connection, rows_written: int, table: Table, *, later: bool = False) -> None:
     """ANALYZE `table` on PostgreSQL once the pass has written enough rows into it (counted per connection).
 
     The pass writes payables and violations in one transaction and then reads them in the next statements. Planned
     from statistics taken while `violation` was empty, PostgreSQL probed it by sequential scan once per finding:
     a first pass over 100,000 order lines spent 600 s in three violation inserts. SQLite needs nothing.
+    `later`: only count the rows; the statement that joins the table calls `flush_statistics` first.
     """
     if conn.dialect.name != "postgresql":
         return
     pending: dict[str, int] = conn.info.setdefault("compliance_unanalyzed", {})
     pending[table.name] = pending.get(table.name, 0) + rows_written
-    if pending[table.name] >= BULK_ANALYZE_ROWS:
+    if not later:
+        flush_statistics(conn, table)
+
+
+def flush_statistics(conn: Connection, table: Table) -> None:
+    """ANALYZE `table` now if enough rows were written into it since its last ANALYZE (PostgreSQL)."""
+    if conn.dialect.name != "postgresql":
+        return
+    pending: dict[str, int] = conn.info.setdefault("compliance_unanalyzed", {})
+    if pending.get(table.name, 0) >= BULK_ANALYZE_ROWS:
         conn.exec_driver_sql(f'ANALYZE "{table.name}"')
         pending[table.name] = 0

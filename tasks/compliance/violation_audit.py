@@ -55,8 +55,12 @@ def audit_violations(conn: Connection, program_id: int, *, action: str, reason: 
               "actor": "system", "role": Role.SYSTEM, "reason": reason, "at": now}
     if not sealing_enabled():  # benchmarks only (core.audit_chain.set_sealing): the commit seals nothing either
         return _unsealed(conn, shared, where, to_state_column)
-    rows = conn.execute(select(VIOLATION.c.id, type_coerce(to_state_column, String), cast(VIOLATION.c.evidence, Text))
-                        .where(where).order_by(VIOLATION.c.id)).all()
+    # The driver's tuples as they come: integer and text columns have no result processing to apply, and building
+    # SQLAlchemy rows for 600,000 violations was ~1 s of the pass's CPU at 1,000,000 order lines.
+    result = conn.execute(select(VIOLATION.c.id, type_coerce(to_state_column, String), cast(VIOLATION.c.evidence, Text))
+                          .where(where).order_by(VIOLATION.c.id))
+    rows = result.cursor.fetchall()
+    result.close()
     n = len(rows)
     if n == 0:
         return 0
