@@ -100,13 +100,21 @@ def user_add(name: str, role: Role = typer.Option(..., "--role", help="角色：
              district: list[str] = typer.Option([], "--district", help="区县名称，如 和平区（可重复） / a district by name, e.g. 和平区 (repeatable)"),
              display_name: str | None = typer.Option(None, "--display-name", help="显示姓名，如 王科长（页面和信函中显示，不显示登录名） / the name people see"),
              unit: str | None = typer.Option(None, "--unit", help="所在单位，如 和平区医疗保障局（信函称谓和页面显示） / the person's unit, e.g. 和平区医疗保障局"),
-             password: str | None = typer.Option(None, "--password", help="网页登录密码（至少 12 位，不得为常见密码） / password for the web pages"),
+             password: str | None = typer.Option(None, "--password", help="网页登录密码（至少 12 位，不得为常见密码；会出现在进程列表和命令历史中，脚本请用 --password-stdin） / password for the web pages (visible in the process list: prefer --ask-password or --password-stdin)"),
+             ask_password: bool = typer.Option(False, "--ask-password", help="交互输入密码（输入两次，不回显） / type the password twice, hidden"),
+             password_stdin: bool = typer.Option(False, "--password-stdin", help="从标准输入的第一行读取密码（供脚本使用） / read the password from the first line of standard input"),
              email: str | None = typer.Option(None, "--email", help="电子邮箱（接收督办、待办提醒） / e-mail for reminders and escalations"),
              actor: str | None = typer.Option(None, "--as", help="操作人（默认为系统登录名） / who adds it")) -> None:
     """添加用户（已有的用户名、未知区县、弱密码均被拒绝） / add a user (district reviewers need --district)."""
     from models.people import person_label
     from tasks.users import add_user
 
+    if sum((password is not None, ask_password, password_stdin)) > 1:
+        raise typer.BadParameter("--password、--ask-password、--password-stdin 只能选一个 / choose one way to give the password")
+    if ask_password:
+        password = typer.prompt("新密码 / new password", hide_input=True, confirmation_prompt=True)
+    elif password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
     user = add_user(_engine(), name, role, districts=district, display_name=display_name, unit=unit,
                     password=password, email=email, actor=actor or _operator())
     shown = person_label(user.name, display_name=user.display_name, unit=user.unit, role=user.role.value,

@@ -14,6 +14,7 @@ from models.program import User
 from models.states import Role
 from sanjin.cli import app
 from sanjin.errors import USER_ERRORS
+from tasks.signin.passwords import verify
 from tasks.signin.state import ThrottlePolicy, open_session, record_failure, refusal, session_user
 from tasks.users import BadUser
 from tests.factories import make_program
@@ -98,3 +99,37 @@ def test_user_disable_ends_the_sessions_and_refuses_an_unknown_name(database_url
     assert session_user(engine, token, utcnow()) is None
     missing = _cli("user", "disable", "nobody")
     assert isinstance(missing.exception, BadUser) and "没有用户" in str(missing.exception)
+
+
+def _stored_password(engine: Engine, name: str) -> str | None:
+    with Session(engine) as session:
+        return session.exec(select(User).where(User.name == name)).one().password_hash
+
+
+def test_user_add_reads_the_password_from_stdin_so_it_never_shows_in_the_process_list(database_url: str,
+                                                                                       engine: Engine) -> None:
+    make_program(engine)
+    result = _cli("user", "add", "wang", "--role", "observer", "--password-stdin", stdin=f"{GOOD}\n")
+    assert result.exit_code == 0, result.output
+    assert GOOD not in result.output
+    assert verify(GOOD, _stored_password(engine, "wang"))
+
+
+def test_user_add_asks_the_password_twice_hidden_and_refuses_a_mismatch(database_url: str, engine: Engine) -> None:
+    make_program(engine)
+    asked = _cli("user", "add", "wang", "--role", "observer", "--ask-password", stdin=f"{GOOD}\n{GOOD}\n")
+    assert asked.exit_code == 0 and GOOD not in asked.output, asked.output
+    assert verify(GOOD, _stored_password(engine, "wang"))
+    other = "另一个足够长的密码短语2026"
+    mismatch = _cli("user", "add", "li", "--role", "observer", "--ask-password", stdin=f"{GOOD}\n{other}\n")
+    assert mismatch.exit_code != 0
+    with Session(engine) as session:
+        assert session.exec(select(User).where(User.name == "li")).first() is None
+
+
+def test_user_add_refuses_two_ways_of_giving_the_password_at_once(database_url: str, engine: Engine) -> None:
+    make_program(engine)
+    both = _cli("user", "add", "wang", "--role", "observer", "--password", GOOD, "--password-stdin", stdin=f"{GOOD}\n")
+    assert both.exit_code == 2 and "只能选一个" in both.output
+    with Session(engine) as session:
+        assert session.exec(select(User)).all() == []
