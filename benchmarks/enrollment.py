@@ -17,6 +17,7 @@ Baselines, on the same generated rows in the same process:
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -220,35 +221,68 @@ def _chain_check(engine: Any) -> dict[str, Any]:
 
 def _unsealed_comparison(cfg: dict[str, Any], home: Path, xlsx: Path, n: int, sealed: dict[str, Any]
                          ) -> dict[str, Any]:
-    """Figure 1 again in this process with the audit seal switched off, then on (issue #18: no loss of bulk write
-    speed), each in a fresh database.
+    """Figure 1 again in this process, in pairs with the audit seal switched off and on (issue #18: no loss of bulk
+    write speed), each run in a fresh database; the cost is the medians' difference.
 
-    Figure 1's own run comes first and alone pays this process's first-flow start-up, so the cost is measured
-    between the two later runs, which are alike but for the seal; the first run's difference is shown too.
+    One pair was a coin toss: on a shared machine two runs of the same code differed by more than the seal costs
+    (+7 % one day, +19 % the next). The pairs alternate which runs first (off-on, on-off, …), so a machine that
+    slows down or warms up during the comparison weighs on both sides alike. Figure 1's own run comes first and
+    alone pays this process's first-flow start-up; it is shown, not compared.
     """
     from core.audit_chain import set_sealing
 
-    set_sealing(False)
-    try:
-        with fresh_database(cfg["db"], home, name="enrollment_unsealed") as db:
-            unsealed = _product_run(db, home, xlsx, n, None, {})
-    finally:
-        set_sealing(True)
-    with fresh_database(cfg["db"], home, name="enrollment_sealed_again") as db:
-        again = _product_run(db, home, xlsx, n, None, {})
-    a, b = again["seconds"], unsealed["seconds"]
-    ca, cb = again["cpu_seconds"], unsealed["cpu_seconds"]
+    pairs = max(1, int(cfg.get("seal_pairs") or SEAL_PAIRS))
+    runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for i in range(pairs):
+        for seal in ((False, True) if i % 2 == 0 else (True, False)):
+            set_sealing(seal)
+            try:
+                with fresh_database(cfg["db"], home, name=f"enrollment_{'sealed' if seal else 'unsealed'}_{i}") as db:
+                    runs[seal].append(_product_run(db, home, xlsx, n, None, {}))
+            finally:
+                set_sealing(True)
+    on, off = runs[True], runs[False]
+    a, b = _median([r["seconds"] for r in on]), _median([r["seconds"] for r in off])
+    ca, cb = _median([r["cpu_seconds"] for r in on]), _median([r["cpu_seconds"] for r in off])
     return {"sealed_seconds": a, "unsealed_seconds": b, "cost_seconds": round(a - b, 3),
             "cost_percent": round(100 * (a - b) / b, 1) if b else None, "target_percent": 5.0,
             "sealed_cpu_seconds": ca, "unsealed_cpu_seconds": cb,
             "cpu_cost_percent": round(100 * (ca - cb) / cb, 1) if cb else None,
+            "pairs": pairs,
+            "pair_cost_percent": [round(100 * (x["seconds"] - y["seconds"]) / y["seconds"], 1)
+                                  for x, y in zip(on, off, strict=True)],
+            "pair_cpu_cost_percent": [round(100 * (x["cpu_seconds"] - y["cpu_seconds"]) / y["cpu_seconds"], 1)
+                                      for x, y in zip(on, off, strict=True)],
+            "sealed_runs_seconds": [r["seconds"] for r in on], "unsealed_runs_seconds": [r["seconds"] for r in off],
+            "sealed_runs_cpu_seconds": [r["cpu_seconds"] for r in on],
+            "unsealed_runs_cpu_seconds": [r["cpu_seconds"] for r in off],
             "first_run_sealed_seconds": sealed["seconds"],
-            "sealed_cpu": again["cpu"], "unsealed_cpu": unsealed["cpu"],
-            "sealed_stages": again["stages"], "unsealed_stages": unsealed["stages"],
-            "sealed_cpu_stages": again["cpu_stages"], "unsealed_cpu_stages": unsealed["cpu_stages"],
-            "failures": [f for f in (unsealed["failure"], again["failure"]) if f],
-            "checks_ok": unsealed["checks"]["ok"] and again["checks"]["ok"],
-            "order": "figure 1 (sealed, first in the process), then unsealed, then sealed again: compared"}
+            "sealed_cpu": _median_run(on, "cpu_seconds")["cpu"], "unsealed_cpu": _median_run(off, "cpu_seconds")["cpu"],
+            "sealed_stages": _median_stages(on, "stages"), "unsealed_stages": _median_stages(off, "stages"),
+            "sealed_cpu_stages": _median_stages(on, "cpu_stages"),
+            "unsealed_cpu_stages": _median_stages(off, "cpu_stages"),
+            "failures": [r["failure"] for r in off + on if r["failure"]],
+            "checks_ok": all(r["checks"]["ok"] for r in off + on),
+            "order": f"figure 1 (sealed, first in the process), then {pairs} pairs seal off/on, alternating which "
+                     "runs first: medians compared"}
+
+
+SEAL_PAIRS = 3  # unsealed/sealed pairs of figure 1 after its own run (benchmarks --seal-pairs)
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+def _median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The run whose `key` is the median (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
+
+
+def _median_stages(runs: list[dict[str, Any]], key: str) -> dict[str, float]:
+    """Each stage's median over the runs (stages a failed run did not reach are left out of its median)."""
+    names = list(dict.fromkeys(name for r in runs for name in r[key]))
+    return {name: _median([r[key][name] for r in runs if name in r[key]]) for name in names}
 
 
 def _floor(cfg: dict[str, Any], home: Path, xlsx: Path, product: dict[str, Any], sealing: dict[str, Any]

@@ -335,7 +335,8 @@ def table_rows(document: dict[str, Any]) -> list[list[str]]:
                 if not fl.get("counts", {}).get("ok", True):
                     add("", "", "  the floor's counts are WRONG", str(fl["counts"]), "", "", "", "", "MISSED")
             if se := r.get("sealing"):
-                add("", "", "  audit sealed vs seal switched off (same process)", _fmt(se["sealed_seconds"]),
+                add("", "", f"  audit sealed vs seal switched off (same process, medians of {se.get('pairs', 1)} pairs)",
+                    _fmt(se["sealed_seconds"]),
                     "no seal", _fmt(se["unsealed_seconds"]), f"{se['cost_percent']:+.1f} %"
                     if se["cost_percent"] is not None else "", "≤ +5 %",
                     "" if se["cost_percent"] is None else "met" if se["cost_percent"] <= 5.0 else "MISSED")

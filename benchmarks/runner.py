@@ -33,6 +33,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--institutions", type=int, default=100_000, help="institutions enrolled and listed (figures 1, 3)")
+    p.add_argument("--seal-pairs", type=int, default=3,
+                   help="figure 1's audit-seal cost: this many pairs of runs with the seal off and on (medians)")
     p.add_argument("--products", type=int, default=5_000, help="products on the published drug list (figure 3)")
     p.add_argument("--web-requests", type=int, default=40,
                    help="requests timed per page for the overview and inbox (figure 4)")
@@ -217,7 +219,7 @@ def run_child(figure: str, db: str, args: argparse.Namespace, work: Path, api: d
     home = work / f"{figure}-{db}"
     home.mkdir(parents=True, exist_ok=True)
     cfg = {"home": str(home), "db": db, "institutions": args.institutions, "products": args.products,
-           "sample": args.sample, "gate_institutions": args.gate_institutions,
+           "sample": args.sample, "seal_pairs": args.seal_pairs, "gate_institutions": args.gate_institutions,
            "gate_baseline_poll": args.gate_baseline_poll, "reminders": args.reminders,
            "web_requests": args.web_requests,
            "orders": args.orders if args.orders is not None else 10 * args.institutions,

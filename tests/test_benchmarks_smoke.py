@@ -39,7 +39,7 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, small = _run(tmp_path, "small", "--institutions", "200", "--products", "50", "--sample", "20",
                        "--gate-institutions", "20", "--gate-baseline-poll", "2", "--task-run-recorder", "on",
-                       "--reminders", "50", "--smtp-connections", "4", "--web-requests", "3")
+                       "--reminders", "50", "--smtp-connections", "4", "--web-requests", "3", "--seal-pairs", "1")
     printed = capsys.readouterr().out
     assert code == 0, _failed(small)
     assert "1 enrollment" in printed and '"figures"' in printed  # the table, then the JSON
@@ -118,10 +118,13 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
 
     assert figures["9_topology"]["sqlite"]["status"] == "skipped"  # a server and workers: PostgreSQL only
 
-    code, large = _run(tmp_path, "large", "--institutions", "400", "--only", "enrollment", "--sample", "10")
+    code, large = _run(tmp_path, "large", "--institutions", "400", "--only", "enrollment", "--sample", "10",
+                       "--seal-pairs", "2")
     assert code == 0
     bigger = large["figures"]["1_enrollment"]["sqlite"]
     assert bigger["checks"]["ok"] and bigger["checks"]["running_applications"] == 400
+    sealing = bigger["sealing"]  # two pairs, off/on then on/off: two runs a side, medians compared
+    assert sealing["checks_ok"] and len(sealing["sealed_runs_seconds"]) == len(sealing["unsealed_runs_seconds"]) == 2
     assert bigger["task_runs"]["client_side"] == runs["client_side"]  # independent of N
     assert bigger["task_runs"]["by_task"] == runs["by_task"]
     assert large["figures"]["3_publication"]["status"] == "not run"

@@ -209,6 +209,34 @@ def test_bulk_writes_are_sealed_as_written_in_the_order_the_transaction_wrote(en
     assert order == ["先写的一条", "后写的一条"] and by_seq == sorted(by_seq)
 
 
+def test_rows_a_query_moves_are_chained_in_entity_order_with_consecutive_ids_whatever_order_it_reads(
+        engine: Engine) -> None:
+    """The database numbers the moved rows as it copies them (SQLite: their rowids, not row_number()); twice in
+    one transaction the numbering starts afresh, and the chain still holds every row once, in entity order."""
+    from sqlalchemy import Integer, literal, select
+
+    from core.bulk import PRESEAL_ROWS, audit_from_select, json_rows
+
+    program = make_program(engine)
+    before = _chained(engine, program.id)
+    n = PRESEAL_ROWS + 7
+    with transaction(engine) as session:
+        for action, reason in (("run", "逾期"), ("stop", None)):
+            moved = json_rows(session, "moved", [("entity_id", Integer())], [(i,) for i in reversed(range(n))])
+            assert audit_from_select(session, select(moved.c.entity_id, literal(reason).label("reason"))
+                                     .where(moved.c.entity_id >= 0), entity="application", action=action,
+                                     from_state="approved", to_state="running", actor="系统", role=Role.SYSTEM,
+                                     at=shanghai(2025, 9, 2, 8), program_id=program.id, data={"batch": 7}) == n
+    report = _verify(engine, program.id)
+    assert report.broken is None and report.heads[program.id or 0][0] == before + 2 * n
+    with engine.connect() as conn:
+        for action in ("run", "stop"):
+            rows = conn.execute(text("SELECT id, entity_id, chain_seq FROM auditevent WHERE chain = :c "
+                                     "AND action = :a ORDER BY chain_seq"), {"c": program.id, "a": action}).all()
+            assert [int(e) for _, e, _ in rows] == list(range(n))
+            assert [i - rows[0][0] for i, _, _ in rows] == [s - rows[0][2] for _, _, s in rows] == list(range(n))
+
+
 def test_an_edited_row_of_a_bulk_write_is_named(engine: Engine) -> None:
     from core.bulk import PRESEAL_ROWS
 
