@@ -382,9 +382,11 @@ def _time_page(client: Any, timer: ServerTimer, path: str, expect: str, requests
                before: Callable[[], Any] | None = None, first_byte: bool = False) -> dict[str, Any]:
     """Two warm-up requests (templates compiled, caches filled), then `requests` timed ones.
 
-    `first_byte` (a streamed download): the figure is the time to the first body bytes. The first warm-up
-    reads the whole file, and its time, CPU and size are kept beside the figure (`full_ms`, `full_cpu_ms`,
-    `bytes`); the others stop reading after the first bytes (ServerTimer.cut). Timing every download to its
+    `first_byte` (a streamed download): the figure is the time to the first body bytes, and the CPU is the web
+    process's to that moment (PostgreSQL's is to the end of the request: it may include the next chunk, read
+    while the first is sent). The first warm-up reads the whole file, and its time, CPU and size are kept beside
+    the figure (`full_ms`, `full_cpu_ms`, `full_db_cpu_ms`, `bytes`); the others stop reading after the first
+    bytes (ServerTimer.cut). Timing every download to its
     last byte made figure 4 at 100,000 institutions run for hours (the laggards CSV alone: 271 s under load).
     """
     seconds = []
