@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sqlmodel import Session, col
     from starlette.testclient import TestClient
 
-    from benchmarks.web import ServerTimer, _signed_in, _time_page, running_exports, running_pages
+    from benchmarks.web import DatabaseCpu, ServerTimer, _signed_in, _time_page, running_exports, running_pages
     from core.clock_store import DatabaseClock
     from core.db import shared_engine
     from models.enrollment import Institution
@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         n = int(session.execute(select(func.count()).select_from(Institution)).scalar_one())
         largest = session.execute(select(col(Institution.district)).group_by(col(Institution.district))
                                   .order_by(func.count().desc()).limit(1)).scalar_one()
-    timer = ServerTimer(create_app(engine, clock=clock, settings=WebSettings(secret_key="benchmark-secret-0123456789")))
+    timer = ServerTimer(create_app(engine, clock=clock, settings=WebSettings(secret_key="benchmark-secret-0123456789")),
+                        DatabaseCpu(engine))
     clients: dict[str, Any] = {}
 
     def client(user: str) -> Any:
@@ -72,16 +73,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if wanted.search(f"export_{name}_{fmt}"):
                     url_ = f"{path}{'&' if '?' in path else '?'}format={fmt}"
                     out["pages"][f"export_{name}_{fmt}"] = page = _time_page(
-                        client(user), timer, url_, "", max(2, args.requests // 4), first_byte=True)
+                        client(user), timer, url_, "", args.requests, first_byte=True)
                     _print(f"export_{name}_{fmt}", page)
     print(json.dumps(out, ensure_ascii=False, indent=1))
     return out
 
 
 def _print(name: str, page: dict[str, Any]) -> None:
-    whole = f"  whole p50 {page['full_p50_ms']} ms" if "full_p50_ms" in page else ""
-    print(f"{name:<36} p50 {page['p50_ms']:>8} ms  p95 {page['p95_ms']:>8} ms  cpu p50 {page['cpu_p50_ms']:>7} ms{whole}",
-          flush=True)
+    from benchmarks.web import page_line
+
+    print(f"{name:<36} {page_line(page)}", flush=True)
 
 
 if __name__ == "__main__":

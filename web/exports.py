@@ -65,6 +65,15 @@ def download(fmt: str, stem: str, title: str, columns: Sequence[str], rows: Sequ
 
 
 CHUNK = 1_000  # rows read (by key) and sent at a time by a streamed download
+# The first chunk is smaller: the browser shows the download as started at its first bytes, and 1,000 rows of
+# names and labels took 60–100 ms of CPU before them at 100,000 institutions (issue #19's 100 ms is to the first
+# byte); later chunks are larger, as fewer seeks make the whole file quicker.
+FIRST_CHUNK = 100
+
+
+def chunk_size(first: bool) -> int:
+    """Rows to read for the next chunk of a streamed download."""
+    return FIRST_CHUNK if first else CHUNK
 
 
 def stream(fmt: str, stem: str, title: str, columns: Sequence[str], chunks: Iterator[Sequence[Sequence[object]]],

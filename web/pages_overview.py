@@ -43,7 +43,7 @@ from web.charts import (
     trend_svg,
     violations_svg,
 )
-from web.exports import CHUNK, export_format, stream
+from web.exports import CHUNK, chunk_size, export_format, stream
 from web.pagination import page_of
 from web.render import page, web
 from web.snapshots import OVERVIEW_LAGGARDS
@@ -229,7 +229,7 @@ def laggards(request: Request) -> Response:
             program, defn = get_program(session, slug)
             assert program.id is not None
             late = laggard_page(session, program.id, defn, ctx.clock.today(), what=q["what"] or None,
-                                district=q["district"] or mine, limit=CHUNK if fmt else pager.per_page,
+                                district=q["district"] or mine, limit=chunk_size(True) if fmt else pager.per_page,
                                 counts=known, offset=0 if pager.seek or fmt else pager.offset,
                                 from_end=pager.last and not fmt, after=None if fmt else _laggard_key(pager.after),
                                 before=None if fmt else _laggard_key(pager.before))
@@ -239,12 +239,13 @@ def laggards(request: Request) -> Response:
         pid, today, first = program.id, ctx.clock.today(), late
 
         def chunks() -> Iterator[list[tuple[str, ...]]]:
-            late = first
+            late, size = first, chunk_size(True)
             with Session(ctx.engine) as session:
                 while late.rows:
                     yield [laggard_cells(r) for r in late.rows]
-                    if len(late.rows) < CHUNK:
+                    if len(late.rows) < size:
                         return
+                    size = CHUNK
                     late = laggard_page(session, pid, defn, today, what=q["what"] or None,
                                         district=q["district"] or mine, limit=CHUNK, counts=late.counts,
                                         after=_key_of(late.rows[-1]))
