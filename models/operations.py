@@ -27,8 +27,11 @@ class PlatformAccount(ProvisionalDue, table=True):
     __table_args__ = (UniqueConstraint("program_id", "institution_id"),
                       Index("ix_platformaccount_program_state_due", "program_id", "state", "due_on"))
     id: int | None = Field(default=None, primary_key=True)
-    program_id: int = Field(foreign_key="program.id")  # both indexes above lead with it
-    institution_id: int = Field(foreign_key="institution.id", index=True)
+    # Neither is a foreign key (migration 0026): accounts are opened 100,000 at a time by an INSERT … SELECT from
+    # the batch's own institutions, and programs and institutions are never deleted; PostgreSQL's two per-row
+    # checks doubled that insert.
+    program_id: int  # both indexes above lead with it
+    institution_id: int = Field(index=True)
     state: AccountState = Field(
         default=AccountState.PENDING, sa_column=Column(EnumString(AccountState), nullable=False)
     )

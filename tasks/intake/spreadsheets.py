@@ -336,6 +336,27 @@ def _padded(rows: Iterable[list[object]]) -> list[list[object]]:
     return [row + [""] * (width - len(row)) if len(row) < width else row for row in out]
 
 
+def _whole_grid(sheet: Any, name: str, limits: UploadLimits) -> list[list[object]]:
+    """calamine's sheet as the rows `_padded(_streamed_rows(_worksheet_rows(sheet)))` gives, built by calamine.
+
+    `to_python` makes the grid's lists in Rust: the rows one by one through Python generators cost ~0.9 s of CPU
+    for 100,000 applications (figure 1), a third of the read. Its rows are all as wide as the grid, so the limits
+    are checked once and `_padded` has nothing to do unless the grid's last column is blank throughout.
+    """
+    grid: list[list[object]] = sheet.to_python(skip_empty_area=False)
+    width = len(grid[0]) if grid else 0
+    try:
+        if width > limits.max_columns:
+            check_rows_columns(1, width, name, limits)
+        if len(grid) > limits.max_rows:
+            check_rows_columns(limits.max_rows + 1, width, name, limits)
+    except UploadTooLarge as exc:
+        raise SpreadsheetError(str(exc)) from exc
+    if width and all(row[-1] == "" for row in grid):
+        return _padded(grid)
+    return grid
+
+
 def _read_workbook(data: bytes, name: str) -> Sheet:
     try:
         workbook = python_calamine.load_workbook(io.BytesIO(data))
@@ -424,8 +445,7 @@ def read_table_bytes(data: bytes, name: str = "upload", limits: UploadLimits | N
         raise SpreadsheetError(str(exc)) from exc
     if data.startswith(_ZIP_MAGIC) and _worksheet_bytes(data) <= WHOLE_SHEET_BYTES:
         sheet = _open_worksheet(data, name)
-        rows = _streamed_rows(cast(Iterator[list[object]], _worksheet_rows(sheet)), name, limits)
-        return _build(_padded(rows), name, sheet.name)
+        return _build(_whole_grid(sheet, name, limits), name, sheet.name)
     if data.startswith(_ZIP_MAGIC) and (streamed := _open_streamed(data, name, limits)) is not None:
         sheet_name, streamed_rows = streamed
         return _build(_padded(streamed_rows), name, sheet_name)

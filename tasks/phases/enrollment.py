@@ -192,19 +192,29 @@ def carry_over_overdue(t: _Tick) -> None:
         t.report.carried_over += len(undecided)
 
 
+def _id_lists(t: _Tick, batch_id: int, state: ApplicationState, by_district: bool) -> dict[str | None, list[int]]:
+    """The ids of the batch's applications in `state`, sorted, per district or all under None.
+
+    The database joins each group's ids into one text: 100,000 rows fetched one by one through SQLAlchemy
+    cost ~0.4 s (figure 1's declare stage), 13 texts split in Python a few milliseconds.
+    """
+    ids = cast(APP.c.id, String)
+    joined = (func.string_agg(ids, ",") if t.session.connection().dialect.name == "postgresql"
+              else func.group_concat(ids, ","))
+    where = (APP.c.batch_id == batch_id, APP.c.state == state)
+    query = (core_select(APP.c.district, joined).where(*where).group_by(APP.c.district) if by_district
+             else core_select(null(), joined).where(*where))
+    return {key: sorted(map(int, text.split(","))) for key, text in t.session.execute(query).tuples() if text}
+
+
 def _ids(t: _Tick, batch_id: int, state: ApplicationState) -> list[int]:
-    query = select(APP.c.id).where(APP.c.batch_id == batch_id, APP.c.state == state).order_by(APP.c.id)
-    return [int(i) for i in t.session.execute(query).scalars()]
+    return _id_lists(t, batch_id, state, by_district=False).get(None, [])
 
 
 def _ids_by_district(t: _Tick, batch_id: int, state: ApplicationState) -> dict[str, list[int]]:
     """One query for every district (one per district would each walk the whole batch)."""
-    out: dict[str, list[int]] = {}
-    for district, app_id in t.session.execute(
-            select(APP.c.district, APP.c.id).where(APP.c.batch_id == batch_id, APP.c.state == state)
-            .order_by(APP.c.district, APP.c.id)).tuples():
-        out.setdefault(district, []).append(int(app_id))
-    return out
+    return {district: ids for district, ids in _id_lists(t, batch_id, state, by_district=True).items()
+            if district is not None}
 
 
 def open_review_gates(t: _Tick) -> None:

@@ -260,6 +260,18 @@ def test_rows_without_references_are_held_to_the_row_limit_while_read() -> None:
     assert len(read_table_bytes(data, "长.xlsx", LIMITS).rows) == 29
 
 
+def test_a_sheet_read_whole_by_calamine_is_held_to_the_row_and_column_limits() -> None:
+    """The grid calamine builds is checked as the rows streamed one by one were: the first row past a limit named."""
+    data = package("".join("<row><c><v>1</v></c><c><v>2</v></c><c><v>3</v></c></row>" for _ in range(30)))
+    rows = UploadLimits(max_bytes=10_000_000, max_unpacked_bytes=50_000_000, max_rows=20, max_columns=200)
+    with pytest.raises(SpreadsheetError, match=r"第 21 行.*SANJIN_IMPORT_MAX_ROWS"):
+        read_table_bytes(data, "长.xlsx", rows)
+    columns = UploadLimits(max_bytes=10_000_000, max_unpacked_bytes=50_000_000, max_rows=500_000, max_columns=2)
+    with pytest.raises(SpreadsheetError, match=r"第 3 列.*SANJIN_IMPORT_MAX_COLUMNS"):
+        read_table_bytes(data, "宽.xlsx", columns)
+    assert [r.cells for r in read_table_bytes(data, "好.xlsx", LIMITS).rows][:1] == [("1", "2", "3")]
+
+
 def test_an_ods_is_still_read_by_calamine() -> None:
     assert open_sheet(b"PK\x03\x04 not a zip") is None
     buf = io.BytesIO()
