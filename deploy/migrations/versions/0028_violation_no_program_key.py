@@ -1,7 +1,7 @@
 """violations are the compliance pass's rows: no foreign key on violation.program_id (issue #14, figure 8)
 
-Revision ID: 0026_violation_no_program_key
-Revises: 0025_payables_without_keys
+Revision ID: 0028_violation_no_program_key
+Revises: 0027_audit_at_id
 Create Date: 2026-12-06 14:40:00
 
 The compliance pass writes a program's violations by `INSERT … SELECT` with the program's id as a constant, under
@@ -12,8 +12,8 @@ leading column of every index of the table.
 """
 from alembic import op
 
-revision = '0026_violation_no_program_key'
-down_revision = '0025_payables_without_keys'
+revision = '0028_violation_no_program_key'
+down_revision = '0027_audit_at_id'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """the audit trail's newest-first walk in (at, id) order on PostgreSQL too (issue #19)
 
-Revision ID: 0026_audit_at_id
-Revises: 0025_payables_without_keys
+Revision ID: 0027_audit_at_id
+Revises: 0026_accounts_without_keys
 Create Date: 2026-12-06 14:40:00
 
 The audit page reads newest first by (at, id). ix_auditevent_at had `at` alone: SQLite's index entries end in
@@ -12,8 +12,8 @@ a district reviewer's audit page took 1.5 s at 100,000 institutions (EXPLAIN ANA
 """
 from alembic import op
 
-revision = '0026_audit_at_id'
-down_revision = '0025_payables_without_keys'
+revision = '0027_audit_at_id'
+down_revision = '0026_accounts_without_keys'
 branch_labels = None
 depends_on = None
 
