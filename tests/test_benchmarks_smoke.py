@@ -49,8 +49,11 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
     assert web["status"] == "ok", web
     assert web["checks"]["ok"] and web["checks"]["running_applications"] == 200, web["checks"]
     assert web["bulk_decisions"]["city_gate"]["approved"] == 200
-    timed = {k: web["pages"][k]["n"] for k in web["targeted_pages"]}  # downloads: max(2, requests // 4) times
-    assert all(n == (2 if ".export_" in k else 3) for k, n in timed.items()), timed
+    # Every page and download timed `requests` times; a download to its first bytes, and read whole once beside it.
+    timed = {k: web["pages"][k]["n"] for k in web["targeted_pages"]}
+    assert all(n == 3 for n in timed.values()), timed
+    downloads = [k for k in web["targeted_pages"] if ".export_" in k]
+    assert downloads and all(web["pages"][k]["full_ms"] > 0 and web["pages"][k]["bytes"] > 0 for k in downloads)
     assert web["verdict"] in ("met", "MISSED")  # judged, not asserted
     assert "4 dashboard" in printed
     assert "2 reminders" in printed
