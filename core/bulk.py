@@ -297,8 +297,8 @@ def insert_from_select(session: Session, table: type[SQLModel] | Table, columns:
 # row or two from holding its chain's lock longer than its commit.
 PRESEAL_ROWS = 500
 
-def _audit_forms(dialect_name: str, processors: Mapping[str, Callable[[Any], Any] | None], name: str,
-                 value: Any) -> tuple[Any, Any]:
+def audit_forms(dialect_name: str, processors: Mapping[str, Callable[[Any], Any] | None], name: str,
+                value: Any) -> tuple[Any, Any]:
     """(what is inserted, what the hash covers) for one value of an audit column.
 
     What the hash covers is the value as the database stores it and `verify_chain` reads it back: a string, an
@@ -332,7 +332,7 @@ def _write_sealed(session: Session, chain: int, n: int, per_row: dict[str, list[
     """Insert `n` audit rows of one chain already sealed: places, ids and hashes computed before the insert.
 
     `per_row` columns in `stored` are already the stored values (the JSON text of `data`); every other value
-    goes through `_audit_forms`, once per distinct shared value. `shared` holds the values every row has.
+    goes through `audit_forms`, once per distinct shared value. `shared` holds the values every row has.
     """
     conn = session.connection()
     dialect = conn.dialect
@@ -351,7 +351,7 @@ def _write_sealed(session: Session, chain: int, n: int, per_row: dict[str, list[
         for v in values:
             key = (type(v), v) if not isinstance(v, dict | list) else None
             if key is None or key not in memo:
-                form = _audit_forms(dialect.name, processors, name, v)
+                form = audit_forms(dialect.name, processors, name, v)
                 if key is None:
                     forms.append(form)
                     continue
@@ -360,7 +360,7 @@ def _write_sealed(session: Session, chain: int, n: int, per_row: dict[str, list[
         insert_values[name] = [f[0] for f in forms]
         hashed[name] = [f[1] for f in forms]
     for name, value in shared.items():
-        inserted, as_hashed = _audit_forms(dialect.name, processors, name, value)
+        inserted, as_hashed = audit_forms(dialect.name, processors, name, value)
         insert_values[name] = [inserted] * n
         hashed[name] = Same(as_hashed)
     places = take_places(conn, chain, n)
@@ -464,7 +464,7 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
                                                  for e, r in rows])
     chain = chain_of(program_id)
     processors = {"at": AUDIT_TABLE.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)}
-    forms = {name: _audit_forms(conn.dialect.name, processors, name, value)
+    forms = {name: audit_forms(conn.dialect.name, processors, name, value)
              for name, value in {**shared, "program_id": program_id}.items()}
     places = take_places(conn, chain, n)
     hashed: dict[str, Sequence[Any] | Same] = {name: Same(form[1]) for name, form in forms.items()}
@@ -593,6 +593,7 @@ def chunked(ids: Sequence[K], size: int = ID_CHUNK) -> list[Sequence[K]]:
 __all__ = [
     "AUDIT_COLUMNS",
     "ID_CHUNK",
+    "audit_forms",
     "audit_from_select",
     "chunked",
     "dialect_name",

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.audit_chain import WRITTEN, advance_head, sealing_enabled, take_places
-from core.bulk import AUDIT_COLUMNS, _audit_forms
+from core.bulk import AUDIT_COLUMNS, audit_forms
 from models.audit import CONTENT_COLUMNS, AuditEvent, Same, chain_links, chain_of
 from models.base import AwareDateTime
 from models.operations import Violation
@@ -66,7 +66,7 @@ def audit_violations(conn: Connection, program_id: int, *, action: str, reason: 
         return 0
     dialect = conn.dialect
     processors = {"at": AUDIT.c.at.type.dialect_impl(dialect).bind_processor(dialect)}
-    forms = {name: _audit_forms(dialect.name, processors, name, value) for name, value in shared.items()}
+    forms = {name: audit_forms(dialect.name, processors, name, value) for name, value in shared.items()}
     chain = chain_of(program_id)
     places = take_places(conn, chain, n)
     hashed: dict[str, Any] = {name: Same(form[1]) for name, form in forms.items()}
