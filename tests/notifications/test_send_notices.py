@@ -626,3 +626,54 @@ def test_a_careful_resend_the_server_leaves_unanswered_is_settled_sent_unconfirm
     smtp_server.handler.handle_DATA = original
     assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport()
     assert len(smtp_server.handler.received) == 2
+
+
+def row_is_locked(engine, notice_id):
+    with engine.connect() as conn:
+        try:
+            conn.exec_driver_sql(f"SELECT id FROM notice WHERE id = {int(notice_id)} FOR UPDATE NOWAIT")
+        except OperationalError:
+            return True
+        return False
+
+
+class WatchesTheMark(CrashAfterSend):
+    """Reads, from another connection, whether a careful resend's mark is committed just before its end goes out."""
+
+    def __init__(self, inner, engine):
+        super().__init__(inner)
+        self.engine, self.before_end, self.locked_before_end = engine, [], []
+
+    async def send_many(self, messages, **kwargs):
+        careful = kwargs.get("careful")
+        if careful is None:
+            return await self.inner.send_many(messages, **kwargs)
+        watcher = self
+
+        class Watching:
+            def __getattr__(self, name):
+                return getattr(careful, name)
+
+            def ending(self, ref):
+                going = careful.ending(ref)
+                watcher.before_end.append(rows(watcher.engine)[ref].second_copy_out)
+                if watcher.engine.dialect.name == "postgresql":
+                    watcher.locked_before_end.append(row_is_locked(watcher.engine, ref))
+                return going
+
+        return await self.inner.send_many(messages, **{**kwargs, "careful": Watching()})
+
+
+def test_a_careful_resends_mark_is_committed_at_its_databases_point_of_no_return(engine, clock, smtp_server):
+    """SQLite's commit is beyond a kill once it returns, so the mark is committed before the end goes out;
+    PostgreSQL's once its bytes leave, so only the mark's COMMIT follows the end (the UPDATE ran before it,
+    uncommitted): a kill between the two is then a matter of microseconds, not of a statement's round trip."""
+    [nid] = lose_sender(engine, clock, smtp_server, [draft(1)])
+    mailer = WatchesTheMark(SmtpMailer(smtp_server.settings()), engine)
+    assert send_pending(engine, mailer, clock=clock) == SendReport(sent=1, reclaimed=1)
+    assert mailer.before_end == [engine.dialect.name == "sqlite"]
+    # PostgreSQL: the mark's UPDATE has run (the row is held) and waits only for its COMMIT.
+    assert mailer.locked_before_end == ([True] if engine.dialect.name == "postgresql" else [])
+    row = rows(engine)[nid]
+    assert (row.status, row.second_copy_out, row.attempts) == (NoticeStatus.SENT, True, 2)
+    assert len(smtp_server.handler.received) == 2
