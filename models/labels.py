@@ -132,7 +132,7 @@ ENTITY_STATE_LABELS: dict[str, dict[str, str]] = {
     "alliance_invitation": INVITATION_STATE_LABELS, "enterprise": ENTERPRISE_STATE_LABELS,
     "declaration": DECLARATION_STATE_LABELS, "application": APPLICATION_STATE_LABELS, "batch": BATCH_STATE_LABELS,
     "gate": GATE_STATE_LABELS, "platform_account": ACCOUNT_STATE_LABELS, "contract": CONTRACT_STATE_LABELS,
-    "notice": NOTICE_STATUS_LABELS, "enforcement_action": ENFORCEMENT_STATE_LABELS,
+    "notice": NOTICE_STATUS_LABELS, "enforcement_action": ENFORCEMENT_STATE_LABELS, "violation": VIOLATION_STATE_LABELS,
     "user": ROLE_LABELS, "list_version": LIST_KIND_LABELS,  # a user's role; the kind of list published
 }
 

@@ -52,6 +52,8 @@ def entity_names(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tup
         out.update({(entity, str(i)): n for i, n in names.items()})
 
     for entity, raw in wanted.items():
+        if entity == "violation":  # a compliance pass's batch row names its rule, not one violation
+            out.update({(entity, r): VIOLATION_LABELS[r] for r in raw if r in VIOLATION_LABELS})
         ids = _ints(raw)
         if not ids:
             continue

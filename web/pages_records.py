@@ -356,6 +356,9 @@ class AuditRow:
     @property
     def what(self) -> str:
         kind = AUDIT_ENTITY_LABELS.get(self.event.entity, "记录")
+        counted = (self.event.data or {}).get("violations") if self.event.entity == "violation" else None
+        if self.name and isinstance(counted, int):  # one row for a rule's findings of a compliance pass
+            return f"{kind} · {self.name} · {counted:,} 条"
         return f"{kind} · {self.name}" if self.name else f"{kind}（第{self.event.entity_id}号）"
 
     @property

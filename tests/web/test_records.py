@@ -129,3 +129,17 @@ def test_a_reviewers_outbox_status_counts_are_the_notices_its_scope_lets_it_read
                 assert notice_counts(session, user, program_id=program_id) == expected, (name, program_id)
     page = sign_in(client, world.reviewers["和平区"]).get("/notices").text
     assert "发件箱" in page
+
+
+def test_a_compliance_pass_row_on_the_audit_trail_names_its_rule_and_how_many_violations_in_chinese(
+        world: World, client: TestClient) -> None:
+    with Session(world.engine) as session:
+        session.execute(insert(AuditEvent), [
+            {"program_id": world.program.id, "entity": "violation", "entity_id": "late_delivery",
+             "action": "violation_opened", "to_state": "open", "actor": "system", "role": Role.SYSTEM,
+             "data": {"rule": "late_delivery", "violations": 12345, "ids": [[1, 12345]], "sha256": "0" * 64},
+             "at": shanghai(2026, 1, 10, 9)}])
+        session.commit()
+    sign_in(client, "manager")
+    page = client.get(f"/audit?program={SLUG}&entity=violation").text
+    assert "违规记录 · 超时配送 · 12,345 条" in page and "— → 未整改" in page and "late_delivery" not in page.replace('value="late_delivery"', "")
