@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 import models.catalog  # noqa: F401  Batch.list_version_id references its table: it must be in the metadata
 from models.base import AwareDateTime, EnumString, JSONType
 from models.calendar import ProvisionalDue
+from models.gate_decisions import no_decisions
 from models.states import (
     ApplicationState,
     BatchState,
@@ -133,7 +134,8 @@ class Gate(ProvisionalDue, table=True):
     state: GateState = Field(default=GateState.OPEN, sa_column=Column(EnumString(GateState), nullable=False))
     opened_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
     due_on: date
-    decision: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    # {"outcomes": [...]}: each outcome once with the items it covers (models/gate_decisions.py, migration 0029)
+    decision: dict[str, Any] = Field(default_factory=no_decisions, sa_column=Column(JSONType, nullable=False))
     decided_by: str | None = Field(default=None, max_length=64)
     decided_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     flow_run_id: str | None = Field(default=None, max_length=64)  # the Prefect run waiting, if any

@@ -293,6 +293,7 @@ def gate_list(program: str | None = typer.Option(None, "--program", help="项目
     from rich.table import Table
     from sqlmodel import Session
 
+    from models.gate_decisions import decided_count, decided_ids
     from tasks.gates.rows import list_gates
     from tasks.programs import get_program
 
@@ -312,7 +313,7 @@ def gate_list(program: str | None = typer.Option(None, "--program", help="项目
         typer.echo(json_text([{"id": g.id, "kind": g.kind.value, "title": g.title, "district": g.district,
                                "decider_role": g.decider_role.value, "due_on": g.due_on.isoformat(),
                                "due_on_provisional": g.due_on_provisional,
-                               "items": g.items, "decided_items": sorted(g.decision.get("items", {}))}
+                               "items": g.items, "decided_items": sorted(map(str, decided_ids(g.decision)))}
                               for g in gates]))
         return
     if not gates:
@@ -323,7 +324,7 @@ def gate_list(program: str | None = typer.Option(None, "--program", help="项目
     for g in gates:
         table.add_row(str(g.id), g.title, g.district or "—", labels.ROLE_LABELS[g.decider_role.value],
                       g.due_on.isoformat() + ("（暂定）" if g.due_on_provisional else ""),
-                      f"{len(g.decision.get('items', {}))}/{len(g.items)}")
+                      f"{decided_count(g.decision)}/{len(g.items)}")
     console.print(table)
 
 
@@ -338,6 +339,7 @@ def gate_decide(gate: int = typer.Argument(..., min=1, max=ID_MAX),
 
     from flows.resume import resume_waiting_run
     from models.enrollment import Gate
+    from models.gate_decisions import decided_ids
     from tasks.gates.deciding import decide_gate
     from tasks.gates.rows import UnknownGate
 
@@ -347,8 +349,8 @@ def gate_decide(gate: int = typer.Argument(..., min=1, max=ID_MAX),
             row = session.get(Gate, gate)
             if row is None:
                 raise UnknownGate(gate)
-            done = set(row.decision.get("items", {}))
-            approve = [i for i in row.items if str(i) not in done and i not in reject]
+            done = decided_ids(row.decision)
+            approve = [i for i in row.items if i not in done and i not in reject]
     result = decide_gate(engine, gate, approve=approve, reject=reject, reason=reason, user_name=user, clock=_clock())
     console.print(f"审批事项 {gate}: 批准 {len(result.approved)}, 驳回 {len(result.rejected)}, "
                   f"待定 {len(result.undecided)} → {labels.GATE_STATE_LABELS[result.state.value]}")

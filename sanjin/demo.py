@@ -287,6 +287,7 @@ def _reapply(engine: Engine, script: Script, clock: DatabaseClock) -> str:
 
 def decide_open_gates(engine: Engine, rng: random.Random, clock: DatabaseClock) -> list[str]:
     """The scripted reviewers: prompt, mostly approving, some rejections with reasons; one district is slow."""
+    from models.gate_decisions import decided_ids
     from models.states import GateKind
     from tasks.gates.deciding import decide_gate
     from tasks.gates.rows import GateError, list_gates
@@ -297,7 +298,8 @@ def decide_open_gates(engine: Engine, rng: random.Random, clock: DatabaseClock) 
         assert gate.id is not None
         if gate.district == SLOW_DISTRICT and (today - gate.opened_at.astimezone(SHANGHAI).date()).days < 12:
             continue
-        pending = [i for i in gate.items if str(i) not in gate.decision.get("items", {})]
+        decided = decided_ids(gate.decision)
+        pending = [i for i in gate.items if i not in decided]
         reject: list[int] = []
         reasons: dict[int, str] = {}
         if gate.kind == GateKind.DISTRICT_REVIEW:

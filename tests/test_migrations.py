@@ -7,7 +7,9 @@ form matters: it is percent-encoded, and Alembic's configparser once refused suc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -95,3 +97,53 @@ def test_the_schema_comparison_does_see_a_column_the_migrations_lack(empty_engin
 def test_the_alembic_config_accepts_a_percent_encoded_url(empty_engine):
     url = empty_engine.url.render_as_string(hide_password=False)
     assert alembic_config(empty_engine).get_main_option("sqlalchemy.url") == url
+
+
+def test_a_gates_item_by_item_decisions_become_one_entry_per_outcome_and_back(empty_engine):
+    """Migration 0029 regroups `gate.decision` (same facts), and its downgrade spreads them back."""
+    from alembic import command
+    from sqlmodel import Session
+
+    from models.enrollment import Gate
+    from models.states import GateKind, Role
+    from tests.factories import make_program
+
+    upgrade(empty_engine)
+    program = make_program(empty_engine)
+    at = "2025-09-22T10:00:00+08:00"
+    old = {"items": {str(i): {"decision": "approve", "reason": None, "by": "manager", "at": at} for i in (3, 1, 2)}
+           | {"4": {"decision": "reject", "reason": "材料不全", "by": "manager", "at": at}}}
+    with Session(empty_engine) as session:
+        gate = Gate(natural_key="g", program_id=program.id, phase="enrollment", kind=GateKind.CITY_REVIEW, title="g",
+                    subject_type="batch", items=[1, 2, 3, 4], decider_role=Role.PROGRAM_MANAGER,
+                    opened_at=datetime(2025, 9, 22, tzinfo=UTC), due_on=date(2025, 9, 30), decision=old)
+        empty = Gate(natural_key="h", program_id=program.id, phase="enrollment", kind=GateKind.CITY_REVIEW, title="h",
+                     subject_type="batch", items=[5], decider_role=Role.PROGRAM_MANAGER,
+                     opened_at=datetime(2025, 9, 22, tzinfo=UTC), due_on=date(2025, 9, 30), decision={"items": {}})
+        session.add_all([gate, empty])
+        session.commit()
+        ids = (gate.id, empty.id)
+    script = ScriptDirectory.from_config(alembic_config())
+    before = script.get_revision("0029_gate_decision_outcomes").down_revision
+    cfg = alembic_config(empty_engine)
+
+    def stored() -> list[object]:
+        with empty_engine.connect() as conn:
+            return [conn.execute(text("select decision from gate where id = :i"), {"i": i}).scalar_one() for i in ids]
+
+    def as_json(values: list[object]) -> list[object]:
+        return [json.loads(v) if isinstance(v, str) else v for v in values]
+
+    with empty_engine.begin() as conn:  # back to the old form: old rows written by the old code
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, str(before))
+    assert as_json(stored()) == [old, {"items": {}}]
+    upgrade(empty_engine)
+    assert as_json(stored()) == [
+        {"outcomes": [{"decision": "approve", "reason": None, "by": "manager", "at": at, "items": [1, 2, 3]},
+                      {"decision": "reject", "reason": "材料不全", "by": "manager", "at": at, "items": [4]}]},
+        {"outcomes": []}]
+    with empty_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, str(before))
+    assert as_json(stored()) == [old, {"items": {}}]

@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 from models.catalog import Enterprise, EnterpriseDeclaration
 from models.enforcement import EnterpriseExit
 from models.enrollment import Application, Gate, Institution
+from models.gate_decisions import decided_ids
 from models.labels import GATE_KIND_LABELS
 from models.program import AllianceInvitation
 from models.states import GateKind
@@ -86,7 +87,7 @@ def item_names(session: Session, gate: Gate, ids: list[int], limit: int | None =
 
 def undecided(gate: Gate, form: FormData) -> list[int]:
     """The items the bulk choice would decide (pages_gates._choices's rule): every undecided one, or this page's."""
-    decided = {int(k) for k in gate.decision.get("items", {})}
+    decided = decided_ids(gate.decision)
     if str(form.get("bulk") or "").endswith("_page"):
         listed = [int(str(v)) for v in form.getlist("page_item") if str(v).isdigit()]
         return [i for i in listed if i not in decided]

@@ -22,6 +22,7 @@ from starlette.responses import RedirectResponse, Response
 from flows.resume import resume_waiting_run
 from models.enrollment import Gate
 from models.gate_deadlines import EXPIRY_RULES
+from models.gate_decisions import decided_ids, item_outcomes
 from models.labels import GATE_EXPIRY_LABELS, GATE_KIND_LABELS, GATE_STATE_LABELS
 from models.program import Program, User
 from models.states import KIND_LABELS, GateKind, GateState, Role
@@ -115,7 +116,7 @@ def gate_detail(request: Request) -> Response:
         else:
             full = session.get(Gate, gate_id)
             assert full is not None
-            outcomes: dict[str, Any] = full.decision.get("items", {})
+            outcomes: dict[str, Any] = item_outcomes(full.decision)
             context.update(outcomes=outcomes, item_ids=list(full.items))
             if gate.kind == GateKind.DECLARATION_REVIEW:
                 context["declarations"] = [d for d in (gate_details.declaration_detail(
@@ -184,7 +185,7 @@ def _choices(gate: Gate, form: FormData) -> tuple[list[int], list[int], dict[int
     optional `reason_<id>`. Items already decided are left out of bulk choices; naming one in a radio is
     refused by decide_gate with a message.
     """
-    decided = {int(k) for k in gate.decision.get("items", {})}
+    decided = decided_ids(gate.decision)
     reason = str(form.get("reason") or "").strip() or None
     bulk = form.get("bulk")
     if bulk in ("approve", "reject"):

@@ -26,6 +26,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from core.sql_hints import unindexed
 from models.enrollment import Application, Gate, Institution, Review
+from models.gate_decisions import tally as decided_tally
 from models.program import Program, User
 from models.states import Decision, GateKind, GateState, Role
 from tasks.calendar import display_days
@@ -129,9 +130,7 @@ def _summaries(session: Session, rows: Sequence[Any], today: date) -> list[GateS
             counts.setdefault(int(gate_id), {})[str(getattr(decision, "value", decision))] = int(n)
     if other_ids:
         for gate_id, decision in session.execute(sa_select(GATE.c.id, GATE.c.decision).where(GATE.c.id.in_(other_ids))):
-            tally = counts.setdefault(int(gate_id), {})
-            for outcome in (decision or {}).get("items", {}).values():
-                tally[outcome["decision"]] = tally.get(outcome["decision"], 0) + 1
+            counts[int(gate_id)] = decided_tally(decision)
     calendars: dict[int, Any] = {}
     out = []
     for r in rows:

@@ -17,6 +17,7 @@ from core.db import transaction
 from models.calendar import due_columns
 from models.clock import Clock
 from models.enrollment import Gate
+from models.gate_decisions import no_decisions
 from models.program import User
 from models.states import GateKind, GateState, Role
 from models.transitions import AuditRecord
@@ -97,7 +98,7 @@ def open_gates(session: Session, specs: Sequence[GateSpec], clock: Clock) -> int
             "natural_key": s.natural_key, "program_id": s.program_id, "phase": s.phase, "kind": s.kind,
             "title": s.title, "subject_type": s.subject_type, "subject_id": s.subject_id, "items": list(s.items),
             "district": s.district, "decider_role": s.decider_role, "state": GateState.OPEN, "opened_at": now,
-            **due_columns(s.due), "decision": {"items": {}}, "version": 1,
+            **due_columns(s.due), "decision": no_decisions(), "version": 1,
         }
         for s in specs
     ]

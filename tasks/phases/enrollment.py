@@ -27,6 +27,7 @@ from core.db import transaction
 from models.calendar import due_columns
 from models.clock import Clock
 from models.enrollment import Application, Batch, Gate, Institution
+from models.gate_decisions import decided_ids
 from models.program import Program
 from models.program_definition import PhaseName, ProgramDefinition
 from models.states import AccountState, ApplicationState, BatchState, GateKind, GateState, Role
@@ -179,7 +180,8 @@ def carry_over_overdue(t: _Tick) -> None:
         Gate.program_id == t.pid, Gate.phase == PhaseName.ENROLLMENT.value, Gate.state == GateState.OPEN,
         Gate.due_on < t.today)).all()
     for gate in overdue:
-        undecided = [i for i in gate.items if str(i) not in gate.decision.get("items", {})]
+        decided = decided_ids(gate.decision)
+        undecided = [i for i in gate.items if i not in decided]
         new, record = GATE.apply(gate.id or 0, gate.state, "expire", actor="system", role=Role.SYSTEM,
                                  at=t.clock.now(), reason="申报窗口关闭后逾期未决定，未决定的申请转入下一批", program_id=t.pid,
                                  data={"carried_over": undecided})

@@ -22,6 +22,7 @@ from core.clock_store import DatabaseClock
 from flows.enrollment import enrollment_flow
 from models.audit import AuditEvent
 from models.enrollment import Batch, Gate, Review
+from models.gate_decisions import decided_ids
 from models.outbox import Notice
 from models.states import ApplicationState, GateKind, GateState, InstitutionKind
 from models.tables import Application
@@ -199,7 +200,7 @@ def test_a_district_reviewer_giving_another_districts_decision_in_the_form_chang
     _wait_for(lambda: _run_state(district.flow_run_id) == "PAUSED", what="the run to wait again")
     with Session(engine) as session:
         gate = session.get(Gate, district.id)
-        assert gate is not None and gate.state == GateState.OPEN and gate.decision["items"] == {}
+        assert gate is not None and gate.state == GateState.OPEN and decided_ids(gate.decision) == set()
     from flows.resume import resume_waiting_run
 
     result = decide_gate(engine, district.id, approve=district.items, user_name=declared_batch["reviewer"],

@@ -144,7 +144,8 @@ def build_graph(session: Session) -> list[SQLModel]:
                     kind=GateKind.DISTRICT_REVIEW, title="和平区第1批申请审核", subject_type="batch",
                     subject_id=batch.id, items=[application.id], district="和平区",
                     decider_role=Role.DISTRICT_REVIEWER, state=GateState.DECIDED, opened_at=T_SHANGHAI,
-                    due_on=date(2025, 9, 24), decision={"items": {str(application.id): "approve"}, "理由": "材料齐全"},
+                    due_on=date(2025, 9, 24), decision={"outcomes": [{"decision": "approve", "reason": "材料齐全", "by": "reviewer0",
+                                                "at": "2025-09-20T10:00:00+08:00", "items": [application.id]}]},
                     decided_by="reviewer0", decided_at=T_UTC, flow_run_id="0f8c2b8e-run", version=2,
                     due_on_provisional=True, due_from=date(2025, 9, 17), due_working_days=5))
     add(Review(application_id=application.id, level=ReviewLevel.DISTRICT, decision=Decision.APPROVE, reason="材料齐全",

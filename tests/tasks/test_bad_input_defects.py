@@ -22,7 +22,7 @@ from models.validators import FieldError
 from tasks.intake.application_import import import_applications
 from tasks.intake.declaration_import import import_declaration
 from tasks.intake.spreadsheets import ImportRejected, SpreadsheetError, read_table_bytes
-from tasks.intake.upload_limits import UploadLimits
+from tasks.intake.upload_limits import UploadLimits, UploadTooLarge, check_zip
 from tasks.platform.files import parse_volume
 from tests.factories_files import (
     APPLICATION_HEADER,
@@ -71,6 +71,33 @@ def test_a_cell_beyond_the_column_limit_is_refused_and_one_within_both_limits_is
         read_table_bytes(xlsx_with_a_cell_at(5, 16_383), "wide.xlsx", LIMITS)
     sheet = read_table_bytes(xlsx_with_a_cell_at(9, 30), "ok.xlsx", LIMITS)
     assert len(sheet.rows) == 1 and sheet.rows[0].number == 10
+
+
+def sheet_xml(cell: str, *, straddle: bool = False) -> bytes:
+    """An XLSX-shaped archive whose sheet holds this cell element; `straddle`: blanks before it put the 1 MB
+    boundary of the scan's reads inside its reference."""
+    head = b'<worksheet><sheetData><row r="2">'
+    padding = b" " * ((1 << 20) - len(head) - 8) if straddle else b""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", head + padding + cell.encode() + b"</row></sheetData></worksheet>")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("cell", "refused"), [
+    ("<c r='ZZ5'><v>1</v></c>", r"第 702 列"),  # quoted with ', as a few writers do
+    ('<c r="AB600001"><v>1</v></c>', r"第 600001 行"),  # a column within the limit, a row beyond it
+    ('<row r="900000"><c><v>1</v></c></row>', r"第 900000 行"),  # a row's own number
+    ('<c r="A499999"><v>1</v></c><c r="GR7"><v>1</v></c>', None),  # GR = 200: both within the limits
+])
+def test_every_reference_beyond_a_limit_is_found_in_one_pass_over_the_sheet(cell: str, refused: str | None) -> None:
+    for straddle in (False, True):
+        data = sheet_xml(cell, straddle=straddle)
+        if refused is None:
+            check_zip(data, "ok.xlsx", LIMITS)
+            continue
+        with pytest.raises(UploadTooLarge, match=refused):
+            check_zip(data, "far.xlsx", LIMITS)
 
 
 def test_a_compression_bomb_is_refused_from_the_zip_directory_at_once() -> None:

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from models.audit import AuditEvent
 from models.enrollment import Application, Batch, Gate, Review
+from models.gate_decisions import decided_ids
 from models.outbox import Notice
 from models.program import Program
 from models.states import (
@@ -25,6 +26,7 @@ from models.states import (
 )
 from models.transitions import InvalidTransition
 from tasks.gates.deciding import decide_gate
+from tasks.gates.rows import BadItems
 from tasks.phases.enrollment import reconcile_enrollment
 from tests.factories import (
     clock_at,
@@ -116,6 +118,26 @@ def test_each_decision_is_one_review_row_with_its_own_reason(engine: Engine, wor
     assert all(_state(engine, i) == ApplicationState.DISTRICT_APPROVED for i in rest)
     with Session(engine) as session:
         assert session.get(Gate, gate.id).state == GateState.DECIDED  # type: ignore[union-attr]
+
+
+def test_the_gate_row_keeps_each_outcome_once_with_the_items_it_covers(engine: Engine, world) -> None:
+    """Not a document entry per item (10.7 MB for a city gate of 100,000, issue #17): one per outcome."""
+    gate = _gate(engine, GateKind.DISTRICT_REVIEW, "和平区")
+    first, second, *rest = gate.items
+    reviewer = world["reviewers"]["和平区"]
+    decide_gate(engine, gate.id, reject=[first, second], reasons={first: "地址与执业许可证不符", second: "地址与执业许可证不符"},
+                user_name=reviewer, clock=world["clock"])
+    with Session(engine) as session:
+        assert decided_ids(session.get(Gate, gate.id).decision) == {first, second}  # type: ignore[union-attr]
+    with pytest.raises(BadItems, match="already decided"):  # an item is decided once
+        decide_gate(engine, gate.id, approve=[first, *rest], user_name=reviewer, clock=world["clock"])
+    decide_gate(engine, gate.id, approve=rest, user_name=reviewer, clock=world["clock"])
+    with Session(engine) as session:
+        stored = session.get(Gate, gate.id).decision  # type: ignore[union-attr]
+    at = world["clock"].now().isoformat()
+    assert stored == {"outcomes": [
+        {"decision": "reject", "reason": "地址与执业许可证不符", "by": reviewer, "at": at, "items": sorted([first, second])},
+        {"decision": "approve", "reason": None, "by": reviewer, "at": at, "items": sorted(rest)}]}
 
 
 def test_a_district_rejection_is_told_at_once_an_approval_waits_for_the_city(engine: Engine, world) -> None:
