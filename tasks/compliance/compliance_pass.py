@@ -122,7 +122,7 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
         flush_statistics(conn, VIOLATION)  # what the first findings wrote, for the next pass and the pages
         prices.drop_price_reference(conn)
         drop_order_completion(conn)
-        # The violations' audit rows are written sealed (tasks/compliance/violation_audit.py); this seals anything
-        # else the pass's bare connection wrote (no Session commit to do it), normally one probe that finds nothing.
+        # The pass's audit rows (a few per rule, tasks/compliance/violation_audit.py) are sealed here: its bare
+        # connection has no Session commit to do it.
         seal_audit(conn)
     return result

@@ -3,7 +3,8 @@
 Per rule: the findings go into a temporary table once; open violations no longer found close (with the day and
 the reason, audit first); findings with no open violation open one (a finding already cured when first seen —
 a late delivery that has since arrived — is recorded closed); audit rows for what opened. A re-run finds the
-same rows and writes nothing.
+same rows and writes nothing. The audit trail gets one row per rule, action and resulting state, naming the
+violations (tasks/compliance/violation_audit.py says why not one per violation).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findi
     still_found = exists().where(_same_key(program_id, rule), FINDING.c.cured_on.is_(None))
     gone = and_(VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value,
                 VIOLATION.c.state == ViolationState.OPEN.value, ~still_found)
-    audit_violations(conn, program_id, action=CLOSED, reason=close_reason, now=now, where=gone,
+    audit_violations(conn, program_id, rule.value, action=CLOSED, reason=close_reason, now=now, where=gone,
                      from_state=ViolationState.OPEN.value, to_state=ViolationState.CLOSED.value)
     cured_on = select(func.min(FINDING.c.cured_on)).where(_same_key(program_id, rule)).scalar_subquery()
     closed = int(conn.execute(
@@ -141,7 +142,7 @@ def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findi
     new_rows = and_(VIOLATION.c.id > before, VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value)
     opened = int(conn.execute(select(func.count()).where(new_rows)).scalar_one())
     if opened:
-        audit_violations(conn, program_id, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
+        audit_violations(conn, program_id, rule.value, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
                          to_state=VIOLATION.c.state)
     refresh_statistics(conn, opened, VIOLATION)
     return RuleOutcome(rule, found, opened, closed)
@@ -176,7 +177,7 @@ def _first_findings(conn: Connection, program_id: int, rule: ViolationRule, find
         .execution_options(preserve_rowcount=True)).rowcount)
     new_rows = and_(VIOLATION.c.id > before, VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value)
     if opened:
-        audit_violations(conn, program_id, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
+        audit_violations(conn, program_id, rule.value, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
                          to_state=VIOLATION.c.state)
     # Counted, not analyzed: a first pass wrote every rule this way and analyzed `violation` after each of the
     # big ones (three ANALYZEs, ~1 s at 1,000,000 lines) though none of its statements joins it.
