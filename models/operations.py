@@ -141,15 +141,18 @@ class Payment(ProvisionalDue, table=True):
 
 
 class ComplianceMark(SQLModel, table=True):
-    """How far the compliance pass has read a program's settlements and payables (the highest ids it has seen).
+    """How far the compliance pass has read a program's settlements, payables and deliveries (the highest ids seen).
 
     Which payables were paid when is recomputed only for orders with a settlement or a payable past the mark (and
     for new deliveries): recomputing every order each pass rewrote a million `paid_on`s that had not changed.
+    A delivery at or below `delivery_id` without a payable was paid on time by its order's one settlement: the
+    pass does not write such payables (no reader asks for them; migration 0029) until the order gets another one.
     """
 
     program_id: int = Field(foreign_key="program.id", primary_key=True)
     settlement_id: int = 0
     payment_id: int = 0
+    delivery_id: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class SalePrice(SQLModel, table=True):

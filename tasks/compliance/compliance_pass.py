@@ -104,7 +104,7 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
         ctx = PassContext(program_id, defn.rules, clock.today(), clock.now(), working_days_for(conn, defn))
         refresh_order_completion(conn, program_id)
         result.payables_created = refresh_payables(
-            conn, program_id, ctx.calendar, due=defn.rules.payment_due,
+            conn, program_id, ctx.calendar, today=ctx.today, due=defn.rules.payment_due,
             roll_forward=defn.rules.payment_due_roll_forward_to_working_day)
         create_finding_table(conn)  # temporary: a failed pass rolls it back with everything else
         alerts = {ViolationRule.PRICE_ALERT_RED, ViolationRule.PRICE_ALERT_YELLOW, ViolationRule.PRICE_ALERT_BLUE}

@@ -210,6 +210,59 @@ def test_a_settlement_imported_late_with_an_earlier_date_moves_the_paid_day_of_a
         assert session.execute(select(Payment.paid_on)).scalar_one() == date(2025, 11, 20)  # type: ignore[call-overload]
 
 
+def payables(engine: Engine) -> list[tuple[int | None, date | None]]:
+    """(delivery, paid day) of every stored payable, in the order written."""
+    with Session(engine) as session:
+        return [(p.delivery_id, p.paid_on)
+                for p in session.execute(select(Payment).order_by(Payment.id)).scalars()]  # type: ignore[arg-type]
+
+
+def test_a_second_delivery_after_a_payable_paid_on_time_is_owed_in_full_and_is_late_when_unpaid(engine: Engine) -> None:
+    """The pass does not write a payable its order's one settlement paid on time; when the order gets another
+    delivery the skipped one is written with it, so that settlement pays it and not the new one (oldest due first)."""
+    program, inst, product = _setup(engine)
+    order = make_order(engine, program, inst, product, ordered_at=shanghai(2025, 10, 14, 9), quantity=20,
+                       order_no="PO-RE")
+    make_delivery(engine, order, arrived_at=shanghai(2025, 10, 15, 9), quantity=10)  # 125.00, due 11-30
+    make_settlement(engine, order, paid_on=date(2025, 11, 20), amount="125.00")
+    run(engine, program, clock_at(2025, 12, 5, 8), ViolationRule.LATE_PAYMENT)
+    assert violations(engine, ViolationRule.LATE_PAYMENT) == []
+    assert payables(engine) == []  # paid on time: read by no one, not written
+    make_delivery(engine, order, arrived_at=shanghai(2025, 11, 10, 9), quantity=10)  # 125.00, due 12-31
+    run(engine, program, clock_at(2026, 1, 5, 8), ViolationRule.LATE_PAYMENT)
+    [late] = violations(engine, ViolationRule.LATE_PAYMENT)
+    assert late.state is ViolationState.OPEN and late.object_key.startswith("PO-RE#")
+    assert [paid_on for _, paid_on in payables(engine)] == [date(2025, 11, 20), None]
+    run(engine, program, clock_at(2026, 1, 5, 8), ViolationRule.LATE_PAYMENT)
+    assert len(payables(engine)) == 2 and len(violations(engine, ViolationRule.LATE_PAYMENT)) == 1
+
+
+def test_orders_paid_on_time_beside_orders_that_need_running_sums_get_every_late_payable_once(engine: Engine) -> None:
+    """The first pass skips the payables paid on time and still writes, through the running sums, those of orders
+    with two settlements or two deliveries; a rerun (nothing new) writes none of the skipped ones."""
+    program, inst, product = _setup(engine)
+    ordered, arrived = shanghai(2025, 10, 14, 9), shanghai(2025, 10, 15, 9)  # due 11-30
+    on_time = make_order(engine, program, inst, product, ordered_at=ordered, order_no="A")
+    make_delivery(engine, on_time, arrived_at=arrived)
+    make_settlement(engine, on_time, paid_on=date(2025, 11, 30), amount="125.00")
+    two_payments = make_order(engine, program, inst, product, ordered_at=ordered, order_no="B")
+    make_delivery(engine, two_payments, arrived_at=arrived)
+    make_settlement(engine, two_payments, paid_on=date(2025, 11, 10), amount="100.00")
+    make_settlement(engine, two_payments, paid_on=date(2025, 12, 2), amount="25.00")
+    two_deliveries = make_order(engine, program, inst, product, ordered_at=ordered, quantity=20, order_no="C")
+    make_delivery(engine, two_deliveries, arrived_at=arrived)
+    make_delivery(engine, two_deliveries, arrived_at=arrived + timedelta(hours=1))
+    make_settlement(engine, two_deliveries, paid_on=date(2025, 11, 20), amount="125.00")
+    clock = clock_at(2025, 12, 5, 8)
+    run(engine, program, clock, ViolationRule.LATE_PAYMENT)
+    found = {(v.object_key.split("#")[0], v.state, v.closed_on) for v in violations(engine, ViolationRule.LATE_PAYMENT)}
+    assert found == {("B", ViolationState.CLOSED, date(2025, 12, 2)), ("C", ViolationState.OPEN, None)}
+    written = payables(engine)
+    assert len(written) == 3  # B's and C's two, not A's
+    run(engine, program, clock, ViolationRule.LATE_PAYMENT)
+    assert payables(engine) == written and len(violations(engine, ViolationRule.LATE_PAYMENT)) == 2
+
+
 def test_an_order_delivered_in_parts_is_complete_when_the_ordered_quantity_has_arrived(engine: Engine) -> None:
     program, inst, product = _setup(engine)
     ordered = shanghai(2025, 12, 1, 9, 0)
