@@ -116,7 +116,8 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
                 continue
             started = time.perf_counter()
             result.outcomes.append(reconcile_rule(conn, program_id, rule, finder(), today=ctx.today,
-                                                  now=ctx.now, close_reason=CLOSE_REASONS[rule]))
+                                                  now=ctx.now, close_reason=CLOSE_REASONS[rule],
+                                                  merge_joins=rule in supply.ORDER_KEYED))
             result.seconds[rule.value] = round(time.perf_counter() - started, 3)
         drop_finding_table(conn)
         flush_statistics(conn, VIOLATION)  # what the first findings wrote, for the next pass and the pages
