@@ -124,7 +124,8 @@ class Payment(ProvisionalDue, table=True):
     """What is owed for one accepted delivery: due at the end of the following month (次月底).
 
     Written by the compliance pass from deliveries and settlements; `paid_on` is the day the order's payments
-    covered it (oldest payable first). Rows without a delivery are payables recorded by hand.
+    covered it (oldest payable first). Rows without a delivery are payables recorded by hand. A delivery paid on
+    time by its order's one settlement has none (read by no one; `ComplianceMark.delivery_id`).
 
     No foreign keys (migration 0023): these are derived rows, written by one `INSERT … SELECT` that reads every
     reference from the rows it names, and orders, deliveries and institutions are never deleted. The three
@@ -133,7 +134,7 @@ class Payment(ProvisionalDue, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(index=True)  # purchaseorder.id
-    delivery_id: int | None = Field(default=None, unique=True)  # delivery.id (one payable per delivery)
+    delivery_id: int | None = Field(default=None, unique=True)  # delivery.id (at most one payable per delivery)
     institution_id: int = Field(index=True)  # institution.id
     amount: Decimal = Field(sa_column=Column(MONEY, nullable=False))
     due_on: date

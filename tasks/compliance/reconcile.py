@@ -42,6 +42,7 @@ from models.audit import AuditEvent
 from models.compliance.codes import ViolationRule, ViolationState
 from models.operations import Violation
 from tasks.compliance.sql import flush_statistics, refresh_statistics
+from tasks.compliance.sql import merge_joins as merge_joins_in
 from tasks.compliance.violation_audit import audit_violations
 
 VIOLATION = Violation.__table__  # type: ignore[attr-defined]
@@ -158,13 +159,8 @@ def _finding_statement(conn: Connection, statement: Any, merge_joins: bool) -> A
     The late deliveries and the enterprises' pattern join every order to COMPLETION, both in order-id order by
     their keys: merged, not a hash table of ~1,000,000 orders built per statement.
     """
-    merge = merge_joins and conn.dialect.name == "postgresql"
-    if merge:
-        conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
-    result = conn.execute(statement)
-    if merge:
-        conn.exec_driver_sql("SET LOCAL enable_hashjoin TO DEFAULT")
-    return result
+    with merge_joins_in(conn, merge_joins):
+        return conn.execute(statement)
 
 
 def _first_findings(conn: Connection, program_id: int, rule: ViolationRule, findings: Select[Any], *,
