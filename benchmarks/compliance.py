@@ -217,6 +217,7 @@ def plain_sql(engine: Any, kind: str, sla_hours: int = 72) -> dict[str, Any]:
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy import func, select
+    from sqlmodel import col
 
     from benchmarks.data import make_institutions
     from benchmarks.publication import _insert_running, _seed_drugs
@@ -224,7 +225,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     from models.catalog import Product
     from models.clock import SHANGHAI
     from models.enrollment import Institution
-    from models.operations import Payment, PurchaseOrder, Violation
+    from models.operations import ComplianceMark, Delivery, Payment, PurchaseOrder, Violation
     from tasks.compliance.compliance_pass import run_compliance_pass
     from tasks.intake.operations_import import import_operations
 
@@ -275,13 +276,17 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         baseline = plain_sql(engine, db.kind)
         with engine.connect() as conn:
             payables = conn.execute(select(func.count()).select_from(Payment)).scalar_one()
+            # Deliveries the pass has seen (at or below its mark): those without a payable were paid on time.
+            mark = conn.execute(select(func.max(ComplianceMark.delivery_id))).scalar_one() or 0
+            seen = conn.execute(select(func.count()).where(col(Delivery.id) <= mark)).scalar_one()
             violations = conn.execute(select(func.count()).select_from(Violation)).scalar_one()
             orders = conn.execute(select(func.count()).select_from(PurchaseOrder)).scalar_one()
         by_rule = {o.rule.value: o.opened for o in first.outcomes}
         mismatches = floor_mismatches(baseline, {o.rule.value: o.found for o in first.outcomes})
         return {
             "db": cfg["db"], "orders": n_orders, "price_institutions": n_inst, "products": n_prod,
-            "setup_seconds_untimed": round(setup, 2), "rows": {"orders": orders, **counts, "payables": payables},
+            "setup_seconds_untimed": round(setup, 2), "rows": {"orders": orders, **counts, "payables": payables,
+                                                                            "deliveries_seen": seen},
             "import": {"seconds": round(import_seconds, 2), "created": imported.created,
                        "rows_per_second": round(n_orders / import_seconds) if import_seconds else None,
                        "calamine_read_seconds": round(floor, 2),

@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> None:
     else:
         from sqlalchemy import text
 
-        name = f"cs_run_{uuid.uuid4().hex[:6]}"
+        name = f"compliance_run_{uuid.uuid4().hex[:6]}"
         admin = _pg_admin()
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{Path(args.base).name}"'))

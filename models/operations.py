@@ -124,7 +124,8 @@ class Payment(ProvisionalDue, table=True):
     """What is owed for one accepted delivery: due at the end of the following month (次月底).
 
     Written by the compliance pass from deliveries and settlements; `paid_on` is the day the order's payments
-    covered it (oldest payable first). Rows without a delivery are payables recorded by hand.
+    covered it (oldest payable first). Rows without a delivery are payables recorded by hand. A delivery paid on
+    time by its order's one settlement has none (read by no one; `ComplianceMark.delivery_id`).
 
     No foreign keys (migration 0023): these are derived rows, written by one `INSERT … SELECT` that reads every
     reference from the rows it names, and orders, deliveries and institutions are never deleted. The three
@@ -133,7 +134,7 @@ class Payment(ProvisionalDue, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(index=True)  # purchaseorder.id
-    delivery_id: int | None = Field(default=None, unique=True)  # delivery.id (one payable per delivery)
+    delivery_id: int | None = Field(default=None, unique=True)  # delivery.id (at most one payable per delivery)
     institution_id: int = Field(index=True)  # institution.id
     amount: Decimal = Field(sa_column=Column(MONEY, nullable=False))
     due_on: date
@@ -141,15 +142,18 @@ class Payment(ProvisionalDue, table=True):
 
 
 class ComplianceMark(SQLModel, table=True):
-    """How far the compliance pass has read a program's settlements and payables (the highest ids it has seen).
+    """How far the compliance pass has read a program's settlements, payables and deliveries (the highest ids seen).
 
     Which payables were paid when is recomputed only for orders with a settlement or a payable past the mark (and
     for new deliveries): recomputing every order each pass rewrote a million `paid_on`s that had not changed.
+    A delivery at or below `delivery_id` without a payable was paid on time by its order's one settlement: the
+    pass does not write such payables (no reader asks for them; migration 0029) until the order gets another one.
     """
 
     program_id: int = Field(foreign_key="program.id", primary_key=True)
     settlement_id: int = 0
     payment_id: int = 0
+    delivery_id: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class SalePrice(SQLModel, table=True):

@@ -104,7 +104,7 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
         ctx = PassContext(program_id, defn.rules, clock.today(), clock.now(), working_days_for(conn, defn))
         refresh_order_completion(conn, program_id)
         result.payables_created = refresh_payables(
-            conn, program_id, ctx.calendar, due=defn.rules.payment_due,
+            conn, program_id, ctx.calendar, today=ctx.today, due=defn.rules.payment_due,
             roll_forward=defn.rules.payment_due_roll_forward_to_working_day)
         create_finding_table(conn)  # temporary: a failed pass rolls it back with everything else
         alerts = {ViolationRule.PRICE_ALERT_RED, ViolationRule.PRICE_ALERT_YELLOW, ViolationRule.PRICE_ALERT_BLUE}
@@ -116,13 +116,14 @@ def run_compliance_pass(engine: Engine, slug: str, *, clock: Clock,
                 continue
             started = time.perf_counter()
             result.outcomes.append(reconcile_rule(conn, program_id, rule, finder(), today=ctx.today,
-                                                  now=ctx.now, close_reason=CLOSE_REASONS[rule]))
+                                                  now=ctx.now, close_reason=CLOSE_REASONS[rule],
+                                                  merge_joins=rule in supply.ORDER_KEYED))
             result.seconds[rule.value] = round(time.perf_counter() - started, 3)
         drop_finding_table(conn)
         flush_statistics(conn, VIOLATION)  # what the first findings wrote, for the next pass and the pages
         prices.drop_price_reference(conn)
         drop_order_completion(conn)
-        # The violations' audit rows are written sealed (tasks/compliance/violation_audit.py); this seals anything
-        # else the pass's bare connection wrote (no Session commit to do it), normally one probe that finds nothing.
+        # The pass's audit rows (a few per rule, tasks/compliance/violation_audit.py) are sealed here: its bare
+        # connection has no Session commit to do it.
         seal_audit(conn)
     return result

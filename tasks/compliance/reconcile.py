@@ -3,7 +3,8 @@
 Per rule: the findings go into a temporary table once; open violations no longer found close (with the day and
 the reason, audit first); findings with no open violation open one (a finding already cured when first seen —
 a late delivery that has since arrived — is recorded closed); audit rows for what opened. A re-run finds the
-same rows and writes nothing.
+same rows and writes nothing. The audit trail gets one row per rule, action and resulting state, naming the
+violations (tasks/compliance/violation_audit.py says why not one per violation).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from models.audit import AuditEvent
 from models.compliance.codes import ViolationRule, ViolationState
 from models.operations import Violation
 from tasks.compliance.sql import flush_statistics, refresh_statistics
+from tasks.compliance.sql import merge_joins as merge_joins_in
 from tasks.compliance.violation_audit import audit_violations
 
 VIOLATION = Violation.__table__  # type: ignore[attr-defined]
@@ -89,14 +91,18 @@ def _same_key(program_id: int, rule: ViolationRule, v: Any = VIOLATION) -> Colum
 
 
 def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findings: Select[Any], *,
-                   today: date, now: datetime, close_reason: str) -> RuleOutcome:
-    """Bring the stored violations of one rule in line with today's findings (columns as FINDING_COLUMNS)."""
+                   today: date, now: datetime, close_reason: str, merge_joins: bool = False) -> RuleOutcome:
+    """Bring the stored violations of one rule in line with today's findings (columns as FINDING_COLUMNS).
+
+    `merge_joins`: the finding query joins inputs that all come in one key's order (PostgreSQL then plans it
+    without hash joins, `_finding_statement`)."""
     held = select(VIOLATION.c.id).where(VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value).limit(1)
     if conn.execute(held).first() is None:
-        return _first_findings(conn, program_id, rule, findings, today=today, now=now, close_reason=close_reason)
+        return _first_findings(conn, program_id, rule, findings, today=today, now=now, close_reason=close_reason,
+                               merge_joins=merge_joins)
     flush_statistics(conn, VIOLATION)  # this rule's statements join `violation` (the first findings did not)
     conn.execute(delete(FINDING))
-    conn.execute(insert(FINDING).from_select(FINDING_COLUMNS, findings))
+    _finding_statement(conn, insert(FINDING).from_select(FINDING_COLUMNS, findings), merge_joins)
     # Counted, not taken from rowcount: psycopg reports -1 for some INSERT … SELECT statements.
     found = int(conn.execute(select(func.count()).select_from(FINDING)).scalar_one())
     refresh_statistics(conn, found, FINDING)  # a temporary table: autovacuum never analyzes it
@@ -104,7 +110,7 @@ def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findi
     still_found = exists().where(_same_key(program_id, rule), FINDING.c.cured_on.is_(None))
     gone = and_(VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value,
                 VIOLATION.c.state == ViolationState.OPEN.value, ~still_found)
-    audit_violations(conn, program_id, action=CLOSED, reason=close_reason, now=now, where=gone,
+    audit_violations(conn, program_id, rule.value, action=CLOSED, reason=close_reason, now=now, where=gone,
                      from_state=ViolationState.OPEN.value, to_state=ViolationState.CLOSED.value)
     cured_on = select(func.min(FINDING.c.cured_on)).where(_same_key(program_id, rule)).scalar_subquery()
     closed = int(conn.execute(
@@ -141,14 +147,24 @@ def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findi
     new_rows = and_(VIOLATION.c.id > before, VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value)
     opened = int(conn.execute(select(func.count()).where(new_rows)).scalar_one())
     if opened:
-        audit_violations(conn, program_id, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
+        audit_violations(conn, program_id, rule.value, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
                          to_state=VIOLATION.c.state)
     refresh_statistics(conn, opened, VIOLATION)
     return RuleOutcome(rule, found, opened, closed)
 
 
+def _finding_statement(conn: Connection, statement: Any, merge_joins: bool) -> Any:
+    """Run the statement that reads a rule's findings; with `merge_joins`, PostgreSQL plans it without hash joins.
+
+    The late deliveries and the enterprises' pattern join every order to COMPLETION, both in order-id order by
+    their keys: merged, not a hash table of ~1,000,000 orders built per statement.
+    """
+    with merge_joins_in(conn, merge_joins):
+        return conn.execute(statement)
+
+
 def _first_findings(conn: Connection, program_id: int, rule: ViolationRule, findings: Select[Any], *,
-                    today: date, now: datetime, close_reason: str) -> RuleOutcome:
+                    today: date, now: datetime, close_reason: str, merge_joins: bool = False) -> RuleOutcome:
     """A rule with no violation yet in the program: nothing to close, no earlier occurrence to number after, so
     its findings are written as violations directly (the first pass after the platform's data came in).
 
@@ -170,13 +186,13 @@ def _first_findings(conn: Connection, program_id: int, rule: ViolationRule, find
     )
     # The insert's own row count (kept by `preserve_rowcount`, as the audit writer's): counting the new rows
     # afterwards read them again by index, 0.27 s of CPU at 1,000,000 order lines on PostgreSQL.
-    opened = int(conn.execute(insert(VIOLATION).from_select(
+    opened = int(_finding_statement(conn, insert(VIOLATION).from_select(
         ["program_id", "rule", "subject_type", "subject_id", "object_key", "occurrence", "district", "state",
          "evidence", "detected_on", "detected_at", "closed_on", "closed_reason"], rows)
-        .execution_options(preserve_rowcount=True)).rowcount)
+        .execution_options(preserve_rowcount=True), merge_joins).rowcount)
     new_rows = and_(VIOLATION.c.id > before, VIOLATION.c.program_id == program_id, VIOLATION.c.rule == rule.value)
     if opened:
-        audit_violations(conn, program_id, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
+        audit_violations(conn, program_id, rule.value, action=OPENED, reason=None, now=now, where=new_rows, from_state=None,
                          to_state=VIOLATION.c.state)
     # Counted, not analyzed: a first pass wrote every rule this way and analyzed `violation` after each of the
     # big ones (three ANALYZEs, ~1 s at 1,000,000 lines) though none of its statements joins it.

@@ -6,7 +6,8 @@ basis points; elapsed time is whole seconds on SQLite (`strftime('%s')`) and exa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -123,3 +124,20 @@ def flush_statistics(conn: Connection, table: Table) -> None:
     if pending.get(table.name, 0) >= BULK_ANALYZE_ROWS:
         conn.exec_driver_sql(f'ANALYZE "{table.name}"')
         pending[table.name] = 0
+
+
+@contextmanager
+def merge_joins(conn: Connection, wanted: bool = True) -> Iterator[None]:
+    """PostgreSQL plans the statements inside without hash joins (for the rest of the pass, as set before).
+
+    For statements whose inputs all come in order-id order by their keys (orders, deliveries, settlements, the
+    pass's COMPLETION): merge joins stream them, where hash joins built a table of ~1,000,000 rows per join.
+    """
+    merge = wanted and conn.dialect.name == "postgresql"
+    if merge:
+        conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+    try:
+        yield
+    finally:
+        if merge:
+            conn.exec_driver_sql("SET LOCAL enable_hashjoin TO DEFAULT")

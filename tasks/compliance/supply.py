@@ -13,7 +13,7 @@ from sqlalchemy import String, and_, case, false, func, literal, or_, select, tr
 from sqlalchemy.sql.selectable import Select
 
 from models.catalog import Product
-from models.compliance.codes import SubjectType
+from models.compliance.codes import SubjectType, ViolationRule
 from models.compliance.payment import INTERVIEW_CATEGORIES, interview_threshold
 from models.enrollment import Institution
 from models.operations import Payment, PurchaseOrder
@@ -126,4 +126,7 @@ def interview_candidates(ctx: PassContext, distinct_dues: list[Any]) -> Select[A
     )
 
 
-__all__ = ["delivery_patterns", "interview_candidates", "late_deliveries", "late_payments"]
+# The rules whose finding query joins every order to COMPLETION (both in order-id order by their keys).
+ORDER_KEYED = frozenset({ViolationRule.LATE_DELIVERY, ViolationRule.DELIVERY_PATTERN})
+
+__all__ = ["ORDER_KEYED", "delivery_patterns", "interview_candidates", "late_deliveries", "late_payments"]

@@ -106,26 +106,56 @@ def test_rerunning_the_pass_changes_nothing(engine: Engine) -> None:
         assert [(v.id, v.state, v.evidence) for v in session.execute(select(Violation)).scalars()] == before
 
 
-def test_the_pass_audit_rows_are_sealed_into_the_program_chain_as_written(engine: Engine) -> None:
-    """Opened, cured-on-sight and closed violations: every audit row in the chain, in order, none left to the commit."""
+def test_the_pass_audits_each_rule_s_openings_and_closings_as_one_sealed_row_naming_every_violation(
+        engine: Engine) -> None:
+    """Opened, cured-on-sight and closed violations: one audit row per rule, action and resulting state (not one
+    per violation, tasks/compliance/violation_audit.py), naming every violation it covers, sealed into the chain."""
     program, inst, product = _setup(engine)
     ordered = shanghai(2025, 12, 1, 9, 0)
-    undelivered = make_order(engine, program, inst, product, ordered_at=ordered, order_no="PO-OPEN")
+    undelivered = [make_order(engine, program, inst, product, ordered_at=ordered, order_no=f"PO-OPEN-{k}")
+                   for k in range(3)]
     late = make_order(engine, program, inst, product, ordered_at=ordered, order_no="PO-CURED")
     make_delivery(engine, late, arrived_at=ordered + timedelta(hours=80), accepted_on=date(2025, 12, 4))
     make_sale_price(engine, program, inst, product, offline="13.00", effective_on=date(2025, 12, 1))
-    run_compliance_pass(engine, program.slug, clock=clock_at(2025, 12, 10, 8))
-    make_delivery(engine, undelivered, arrived_at=shanghai(2025, 12, 11, 9, 0), accepted_on=date(2025, 12, 11))
+    first = run_compliance_pass(engine, program.slug, clock=clock_at(2025, 12, 10, 8))
+    for order in undelivered[:2]:
+        make_delivery(engine, order, arrived_at=shanghai(2025, 12, 11, 9, 0), accepted_on=date(2025, 12, 11))
     closed = run_compliance_pass(engine, program.slug, clock=clock_at(2025, 12, 12, 8)).closed
-    assert closed >= 1
+    assert closed == 2
     with Session(engine) as session:
-        actions = [a for (a,) in session.execute(select(AuditEvent.action).where(  # type: ignore[call-overload]
-            AuditEvent.entity == "violation").order_by(AuditEvent.chain_seq))]
-        assert actions.count("violation_closed") == closed and "violation_opened" in actions
+        rows = list(session.execute(select(AuditEvent).where(  # type: ignore[call-overload]
+            AuditEvent.entity == "violation").order_by(AuditEvent.chain_seq)).scalars())
+        late_rows = [(r.action, r.to_state, r.data["violations"]) for r in rows if r.entity_id == "late_delivery"]
+        assert late_rows == [("violation_opened", "closed", 1), ("violation_opened", "open", 3),
+                             ("violation_closed", "closed", 2)]
+        # Every violation the passes opened is named by exactly one opening row, every closed one by a closing row.
+        named = {(r.action, i) for r in rows for a, b in r.data["ids"] for i in range(a, b + 1)}
+        opened_ids = {v.id for v in session.execute(select(Violation)).scalars()}
+        assert {i for action, i in named if action == "violation_opened"} == opened_ids
+        assert sum(r.data["violations"] for r in rows if r.action == "violation_opened") == first.opened
+        closing = next(r for r in rows if r.action == "violation_closed")
+        assert closing.reason and closing.from_state == "open" and closing.actor == "system"
         unsealed = session.execute(select(AuditEvent.id).where(AuditEvent.chain_seq.is_(None))).all()  # type: ignore[union-attr]
         assert unsealed == []
         report = verify_chain(session.connection(), program.id)
-    assert report.broken is None and report.rows >= len(actions)
+    assert report.broken is None and report.rows >= len(rows)
+
+
+def test_evidence_edited_after_the_pass_no_longer_matches_the_digest_its_audit_row_sealed(engine: Engine) -> None:
+    from tasks.compliance.violation_audit import batch_digest
+
+    program, inst, product = _setup(engine)
+    for k in range(2):
+        make_order(engine, program, inst, product, ordered_at=shanghai(2025, 12, 1, 9, 0), order_no=f"PO-{k}")
+    run(engine, program, clock_at(2025, 12, 10, 8), ViolationRule.LATE_DELIVERY)
+    with Session(engine) as session:
+        [row] = session.execute(select(AuditEvent).where(AuditEvent.entity == "violation")).scalars()  # type: ignore[arg-type]
+        assert batch_digest(session.connection(), row.data["ids"], "open") == row.data["sha256"]
+        victim = session.execute(select(Violation).order_by(Violation.id)).scalars().first()  # type: ignore[arg-type]
+        assert victim is not None
+        session.execute(update(Violation).where(Violation.id == victim.id)  # type: ignore[arg-type]
+                        .values(evidence={"订单编号": "forged"}))
+        assert batch_digest(session.connection(), row.data["ids"], "open") != row.data["sha256"]
 
 
 def test_paid_on_the_last_day_of_the_next_month_is_on_time_and_the_day_after_is_a_violation(engine: Engine) -> None:
@@ -178,6 +208,59 @@ def test_a_settlement_imported_late_with_an_earlier_date_moves_the_paid_day_of_a
     run(engine, program, clock_at(2025, 12, 11, 8), ViolationRule.LATE_PAYMENT)
     with Session(engine) as session:
         assert session.execute(select(Payment.paid_on)).scalar_one() == date(2025, 11, 20)  # type: ignore[call-overload]
+
+
+def payables(engine: Engine) -> list[tuple[int | None, date | None]]:
+    """(delivery, paid day) of every stored payable, in the order written."""
+    with Session(engine) as session:
+        return [(p.delivery_id, p.paid_on)
+                for p in session.execute(select(Payment).order_by(Payment.id)).scalars()]  # type: ignore[arg-type]
+
+
+def test_a_second_delivery_after_a_payable_paid_on_time_is_owed_in_full_and_is_late_when_unpaid(engine: Engine) -> None:
+    """The pass does not write a payable its order's one settlement paid on time; when the order gets another
+    delivery the skipped one is written with it, so that settlement pays it and not the new one (oldest due first)."""
+    program, inst, product = _setup(engine)
+    order = make_order(engine, program, inst, product, ordered_at=shanghai(2025, 10, 14, 9), quantity=20,
+                       order_no="PO-RE")
+    make_delivery(engine, order, arrived_at=shanghai(2025, 10, 15, 9), quantity=10)  # 125.00, due 11-30
+    make_settlement(engine, order, paid_on=date(2025, 11, 20), amount="125.00")
+    run(engine, program, clock_at(2025, 12, 5, 8), ViolationRule.LATE_PAYMENT)
+    assert violations(engine, ViolationRule.LATE_PAYMENT) == []
+    assert payables(engine) == []  # paid on time: read by no one, not written
+    make_delivery(engine, order, arrived_at=shanghai(2025, 11, 10, 9), quantity=10)  # 125.00, due 12-31
+    run(engine, program, clock_at(2026, 1, 5, 8), ViolationRule.LATE_PAYMENT)
+    [late] = violations(engine, ViolationRule.LATE_PAYMENT)
+    assert late.state is ViolationState.OPEN and late.object_key.startswith("PO-RE#")
+    assert [paid_on for _, paid_on in payables(engine)] == [date(2025, 11, 20), None]
+    run(engine, program, clock_at(2026, 1, 5, 8), ViolationRule.LATE_PAYMENT)
+    assert len(payables(engine)) == 2 and len(violations(engine, ViolationRule.LATE_PAYMENT)) == 1
+
+
+def test_orders_paid_on_time_beside_orders_that_need_running_sums_get_every_late_payable_once(engine: Engine) -> None:
+    """The first pass skips the payables paid on time and still writes, through the running sums, those of orders
+    with two settlements or two deliveries; a rerun (nothing new) writes none of the skipped ones."""
+    program, inst, product = _setup(engine)
+    ordered, arrived = shanghai(2025, 10, 14, 9), shanghai(2025, 10, 15, 9)  # due 11-30
+    on_time = make_order(engine, program, inst, product, ordered_at=ordered, order_no="A")
+    make_delivery(engine, on_time, arrived_at=arrived)
+    make_settlement(engine, on_time, paid_on=date(2025, 11, 30), amount="125.00")
+    two_payments = make_order(engine, program, inst, product, ordered_at=ordered, order_no="B")
+    make_delivery(engine, two_payments, arrived_at=arrived)
+    make_settlement(engine, two_payments, paid_on=date(2025, 11, 10), amount="100.00")
+    make_settlement(engine, two_payments, paid_on=date(2025, 12, 2), amount="25.00")
+    two_deliveries = make_order(engine, program, inst, product, ordered_at=ordered, quantity=20, order_no="C")
+    make_delivery(engine, two_deliveries, arrived_at=arrived)
+    make_delivery(engine, two_deliveries, arrived_at=arrived + timedelta(hours=1))
+    make_settlement(engine, two_deliveries, paid_on=date(2025, 11, 20), amount="125.00")
+    clock = clock_at(2025, 12, 5, 8)
+    run(engine, program, clock, ViolationRule.LATE_PAYMENT)
+    found = {(v.object_key.split("#")[0], v.state, v.closed_on) for v in violations(engine, ViolationRule.LATE_PAYMENT)}
+    assert found == {("B", ViolationState.CLOSED, date(2025, 12, 2)), ("C", ViolationState.OPEN, None)}
+    written = payables(engine)
+    assert len(written) == 3  # B's and C's two, not A's
+    run(engine, program, clock, ViolationRule.LATE_PAYMENT)
+    assert payables(engine) == written and len(violations(engine, ViolationRule.LATE_PAYMENT)) == 2
 
 
 def test_an_order_delivered_in_parts_is_complete_when_the_ordered_quantity_has_arrived(engine: Engine) -> None:
