@@ -1,7 +1,7 @@
 """the compliance pass's delivery mark: payables settled on time are not written (issue #14, figure 8)
 
-Revision ID: 0029_compliancemark_delivery
-Revises: 0028_violation_no_program_key
+Revision ID: 0030_compliancemark_delivery
+Revises: 0029_gate_decision_outcomes
 Create Date: 2026-12-06 17:40:00
 
 A payable paid in full by its order's one settlement on or before its due day (and today) is read by no one: every
@@ -12,8 +12,8 @@ Existing marks start at 0: every delivery is looked at again once, as before.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0029_compliancemark_delivery'
-down_revision = '0028_violation_no_program_key'
+revision = "0030_compliancemark_delivery"
+down_revision = "0029_gate_decision_outcomes"
 branch_labels = None
 depends_on = None
 
