@@ -470,21 +470,20 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
     hashed: dict[str, Sequence[Any] | Same] = {name: Same(form[1]) for name, form in forms.items()}
     hashed.update(id=places.ids, entity_id=[r[0] for r in rows], reason=[r[1] for r in rows])
     links = chain_links(places.previous, places.after_seq, [hashed[c] for c in CONTENT_COLUMNS])
-    # The rows' offsets 0 … n-1. SQLite's rowids are consecutive (one insert into an empty table) but need not
-    # start at 1; PostgreSQL's row_number() - 1 starts at 0.
-    first, last = (0, n - 1) if postgres else conn.exec_driver_sql(f"SELECT min(k), max(k) FROM {MOVED.name}").one()
-    if last - first != n - 1:  # pragma: no cover - a temporary table only this transaction writes
-        raise RuntimeError(f"audit rows numbered {first} … {last}, not {n} in a row")
+    # The rows' offsets 0 … n-1: PostgreSQL's row_number() - 1 starts at 0; SQLite gives the first row put into
+    # an empty table rowid 1 and each next one the largest rowid + 1 (its documented rowid rule), so 1 … n.
+    first = 0 if postgres else 1
     k = numbered.c.k - first if first else numbered.c.k
     digests = bindparam("sealed_hashes", "".join(links).encode("ascii"), type_=LargeBinary)
+    ids: Any = literal(places.ids[0], Integer) + k  # contiguous ids: the usual case (`take_places`)
     if postgres:
-        ids: Any = text(f"(CAST(:sealed_ids AS integer[]))[{MOVED.name}.k + 1]").bindparams(
-            bindparam("sealed_ids", places.ids, type_=ARRAY(Integer)))
+        if not places.contiguous:
+            ids = text(f"(CAST(:sealed_ids AS integer[]))[{MOVED.name}.k + 1]").bindparams(
+                bindparam("sealed_ids", places.ids, type_=ARRAY(Integer)))
         digest: Any = func.encode(func.substring(digests, k * 64 + 1, 64), "escape")
         data: Any = cast(literal(forms["data"][0], Text), AUDIT_TABLE.c.data.type)
         at: Any = literal(forms["at"][0], AwareDateTime())
     else:
-        ids = literal(places.ids[0], Integer) + k
         digest = cast(func.substr(digests, k * 64 + 1, 64), Text)
         data, at = literal(forms["data"][0], Text), literal(forms["at"][0], String)
     text_of = {name: literal(forms[name][0], Integer if name == "program_id" else String)
@@ -492,9 +491,7 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
     query = select(ids, text_of["program_id"], text_of["entity"], numbered.c.entity_id, text_of["action"],
                    text_of["from_state"], text_of["to_state"], text_of["actor"], text_of["role"], numbered.c.reason,
                    data, at, literal(chain, Integer), literal(places.after_seq + 1, Integer) + k, digest
-                   ).where(numbered.c.k >= first)
-    if not postgres and places.ids != list(range(places.ids[0], places.ids[0] + n)):  # pragma: no cover
-        raise RuntimeError("SQLite audit ids are not contiguous")
+                   ).where(numbered.c.k.between(first, first + n - 1))  # any other numbering fails the count below
     columns = ["id", *AUDIT_COLUMNS, "chain", "chain_seq", "chain_hash"]
     marked = conn.info.get(WRITTEN, False)  # the insert below is sealed: it leaves the commit nothing to probe for
     written = int(conn.execute(insert(AUDIT_TABLE).from_select(columns, query)
