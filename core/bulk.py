@@ -437,8 +437,10 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
     src = source.subquery("moved")
     if postgres:
         conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")  # as insert_from_select: the numbering sorts
-        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {MOVED.name} (k integer PRIMARY KEY, "
-                             "entity_id text, reason text) ON COMMIT DELETE ROWS")
+        # No primary key: the rows are read twice, each time whole (ordered by a sort, and by the insert's scan);
+        # keeping an index of k cost a third of filling the table, 0.03-0.05 s of the server's CPU per 100,000.
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {MOVED.name} (k integer, entity_id text, "
+                             "reason text) ON COMMIT DELETE ROWS")
     else:
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {MOVED.name} (k INTEGER PRIMARY KEY, "
                              "entity_id TEXT, reason TEXT)")
