@@ -113,10 +113,14 @@ def set_sealing(enabled: bool) -> None:
 
 def seal_written(conn: Connection) -> int:
     """Seal if this connection's transaction wrote audit rows (the Session commit hook); else nothing, not even a probe."""
+    return _seal_written(conn)[0]
+
+
+def _seal_written(conn: Connection, hold: int | None = None) -> tuple[int, tuple[int, str] | None]:
     if not conn.info.get(WRITTEN) or not _SEALING[0]:
         conn.info[WRITTEN] = False
-        return 0
-    sealed = seal_audit(conn)
+        return 0, None
+    sealed = _seal(conn, own_only=True, heads=True, hold=hold)
     conn.info[WRITTEN] = False
     return sealed
 
@@ -127,18 +131,26 @@ def seal_audit(conn: Connection, *, own_only: bool = True, heads: bool = True) -
     `own_only=False` (the migration that introduced the chains) seals every unsealed row, oldest first;
     `heads=False` there too, as the head table came later (migration 0018 builds it from the tails).
     """
+    return _seal(conn, own_only=own_only, heads=heads)[0]
+
+
+def _seal(conn: Connection, *, own_only: bool, heads: bool, hold: int | None = None
+          ) -> tuple[int, tuple[int, str] | None]:
+    """`seal_audit`, and with `hold` a chain whose head stays locked and unmoved: its new end is returned instead,
+    for the bulk write that appends next (`take_places`; it moves the head once, after its own rows)."""
     # The common case, one probe of the (near-empty) partial index. Ordered by id so that SQLite takes that index:
     # unordered, it scanned the whole (chain, chain_seq) index instead, 400,000 entries on every commit.
     probe = select(AUDIT.c.id).where(AUDIT.c.chain_seq.is_(None)).order_by(AUDIT.c.id).limit(1)
     if conn.execute(probe).first() is None:
-        return 0
+        return 0, None
     rows = conn.execute(select(*_content(conn)).where(_own_rows(conn, own_only)).order_by(AUDIT.c.id)).all()
     if not rows:
-        return 0
+        return 0, None
     by_chain: dict[int, list[Any]] = {}
     for row in rows:
         by_chain.setdefault(chain_of(row.program_id), []).append(row)
     sealed: list[tuple[int, int, int, str]] = []  # id, chain, seq, hash
+    held: tuple[int, str] | None = None
 
     for chain in sorted(by_chain):  # ascending: two sealers never wait for each other in a circle
         seq, previous = _take_head(conn, chain) if heads else _tail(conn, chain)
@@ -146,10 +158,12 @@ def seal_audit(conn: Connection, *, own_only: bool = True, heads: bool = True) -
             seq += 1
             previous = link_hash(previous, content_bytes(seq, row))
             sealed.append((int(row.id), chain, seq, previous))
-        if heads:
+        if chain == hold:
+            held = (seq, previous)
+        elif heads:
             advance_head(conn, chain, seq, previous)
     _store(conn, sealed)
-    return len(sealed)
+    return len(sealed), held
 
 
 def _tail(conn: Connection, chain: int) -> tuple[int, str]:
@@ -166,18 +180,19 @@ def _take_head(conn: Connection, chain: int) -> tuple[int, str]:
     insert is a write, so on SQLite it takes the database's write lock before anything is read; on PostgreSQL
     `FOR UPDATE` makes a second appender wait for the first one's commit, then read the head it moved.
     """
+    postgres = conn.dialect.name == "postgresql"
+    read = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.chain == chain)
+    if postgres:
+        read = read.with_for_update()
+        if (head := conn.execute(read).first()) is not None:  # the usual case: the head exists, now locked
+            return int(head.seq), str(head.hash)
+    insert: Any = pg_insert(HEAD) if postgres else sqlite_insert(HEAD)
     tail = select(literal(chain, Integer), func.coalesce(func.max(AUDIT.c.chain_seq), 0),
                   func.coalesce(select(AUDIT.c.chain_hash).where(AUDIT.c.chain == chain)
                                 .order_by(AUDIT.c.chain_seq.desc()).limit(1).scalar_subquery(), GENESIS)
                   ).where(AUDIT.c.chain == chain)
-    insert: Any = pg_insert(HEAD) if conn.dialect.name == "postgresql" else sqlite_insert(HEAD)
-    exists = conn.execute(select(HEAD.c.seq).where(HEAD.c.chain == chain)).first() is not None
-    if not exists or conn.dialect.name == "sqlite":  # SQLite: the insert (a no-op if present) takes the write lock
-        conn.execute(insert.from_select(["chain", "seq", "hash"], tail).on_conflict_do_nothing(
-            index_elements=["chain"]))
-    read = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.chain == chain)
-    if conn.dialect.name == "postgresql":
-        read = read.with_for_update()
+    # SQLite: always, as the insert (a no-op if the head exists) takes the write lock.
+    conn.execute(insert.from_select(["chain", "seq", "hash"], tail).on_conflict_do_nothing(index_elements=["chain"]))
     head = conn.execute(read).one()
     return int(head.seq), str(head.hash)
 
@@ -209,8 +224,8 @@ def take_places(conn: Connection, chain: int, n: int) -> Places:
     in which the transaction wrote. The head stays locked until the transaction ends; the writer inserts the
     rows with their hashes and calls `advance_head`.
     """
-    seal_written(conn)
-    after_seq, previous = _take_head(conn, chain)
+    _, held = _seal_written(conn, hold=chain)  # a decision's own row, written just before its items' rows
+    after_seq, previous = held if held is not None else _take_head(conn, chain)
     if conn.dialect.name == "postgresql":
         ids, contiguous = _reserve_ids(conn, n)
         return Places(chain, ids, after_seq, previous, contiguous)
