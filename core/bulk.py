@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement, Label, Null
 from sqlalchemy.sql.selectable import Select, Subquery
 from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, SQLModel
@@ -445,32 +445,38 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {MOVED.name} (k INTEGER PRIMARY KEY, "
                              "entity_id TEXT, reason TEXT)")
     conn.execute(MOVED.delete())
+    # A reason every row shares (a bound string, NULL) is neither copied nor read back per row.
+    reason = _constant_reason(source)
+    moved = [cast(src.c.entity_id, String)] + ([cast(src.c.reason, Text)] if reason is None else [])
+    into = ["entity_id", "reason"][:len(moved)]
+    order = (src.c.entity_id, src.c.reason) if reason is None else (src.c.entity_id,)
     if postgres:
-        conn.execute(insert(MOVED).from_select(["k", "entity_id", "reason"], select(
-            func.row_number().over(order_by=(src.c.entity_id, src.c.reason)) - 1,
-            cast(src.c.entity_id, String), cast(src.c.reason, Text))))
+        conn.execute(insert(MOVED).from_select(["k", *into], select(func.row_number().over(order_by=order) - 1,
+                                                                    *moved)))
     else:
         # SQLite numbers the rows itself, as it inserts them (k is the rowid, NULL given): a fifth of the CPU
         # of numbering them with row_number(), 0.01 s instead of 0.06 s per 100,000. The rows are hashed and
         # inserted in the order of k, whatever it is; ORDER BY only keeps a chain's rows in entity order.
-        conn.execute(insert(MOVED).from_select(["entity_id", "reason"], select(
-            cast(src.c.entity_id, String), cast(src.c.reason, Text)).order_by(src.c.entity_id, src.c.reason)))
+        conn.execute(insert(MOVED).from_select(into, select(*moved).order_by(*order)))
     numbered = MOVED
     # The driver's own tuples: 100,000 of them through SQLAlchemy's Row cost a tenth of a second more.
-    rows = conn.exec_driver_sql(f"SELECT entity_id, reason FROM {MOVED.name} ORDER BY k").cursor.fetchall()
+    rows = conn.exec_driver_sql(f"SELECT {', '.join(into)} FROM {MOVED.name} ORDER BY k").cursor.fetchall()
     n = len(rows)
     if n == 0:
         return 0
+    entity_ids = [r[0] for r in rows]
+    reasons: Sequence[Any] | Same = [r[1] for r in rows] if reason is None else Same(reason[0])
     if n < PRESEAL_ROWS:
-        return insert_rows(session, AuditEvent, [{"program_id": program_id, **shared, "entity_id": e, "reason": r}
-                                                 for e, r in rows])
+        return insert_rows(session, AuditEvent, [
+            {"program_id": program_id, **shared, "entity_id": e, "reason": r} for e, r in zip(
+                entity_ids, repeat(reasons.value) if isinstance(reasons, Same) else reasons, strict=False)])
     chain = chain_of(program_id)
     processors = {"at": AUDIT_TABLE.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)}
     forms = {name: audit_forms(conn.dialect.name, processors, name, value)
              for name, value in {**shared, "program_id": program_id}.items()}
     places = take_places(conn, chain, n)
     hashed: dict[str, Sequence[Any] | Same] = {name: Same(form[1]) for name, form in forms.items()}
-    hashed.update(id=places.ids, entity_id=[r[0] for r in rows], reason=[r[1] for r in rows])
+    hashed.update(id=places.ids, entity_id=entity_ids, reason=reasons)
     links = chain_links(places.previous, places.after_seq, [hashed[c] for c in CONTENT_COLUMNS])
     # The rows' offsets 0 … n-1: PostgreSQL's row_number() - 1 starts at 0; SQLite gives the first row put into
     # an empty table rowid 1 and each next one the largest rowid + 1 (its documented rowid rule), so 1 … n.
@@ -490,8 +496,9 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
         data, at = literal(forms["data"][0], Text), literal(forms["at"][0], String)
     text_of = {name: literal(forms[name][0], Integer if name == "program_id" else String)
                for name in ("program_id", "entity", "action", "from_state", "to_state", "actor", "role")}
+    reason_of = numbered.c.reason if reason is None else literal(reason[0], Text)
     query = select(ids, text_of["program_id"], text_of["entity"], numbered.c.entity_id, text_of["action"],
-                   text_of["from_state"], text_of["to_state"], text_of["actor"], text_of["role"], numbered.c.reason,
+                   text_of["from_state"], text_of["to_state"], text_of["actor"], text_of["role"], reason_of,
                    data, at, literal(chain, Integer), literal(places.after_seq + 1, Integer) + k, digest
                    ).where(numbered.c.k.between(first, first + n - 1))  # any other numbering fails the count below
     columns = ["id", *AUDIT_COLUMNS, "chain", "chain_seq", "chain_hash"]
@@ -503,6 +510,18 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
         raise RuntimeError(f"audit rows moved while being written: {written} of {n}")
     advance_head(conn, chain, places.after_seq + n, links[-1])
     return n
+
+
+def _constant_reason(source: Select[Any]) -> tuple[str | None] | None:
+    """The reason every row of `source` has, if it selects a constant: a bound string or NULL (as one tuple)."""
+    column = source.selected_columns["reason"]
+    element = column.element if isinstance(column, Label) else column
+    if isinstance(element, Null):
+        return (None,)
+    if isinstance(element, BindParameter) and element.callable is None and (
+            element.value is None or type(element.value) is str):
+        return (element.value,)
+    return None
 
 
 def json_rows(session: Session, name: str, columns: Sequence[tuple[str, TypeEngine[Any]]],

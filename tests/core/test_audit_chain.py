@@ -409,3 +409,28 @@ def test_audit_ids_another_writer_took_meanwhile_leave_a_gap_and_the_rows_still_
         ids = _ids(engine, program.id or 0)[before:]
         assert ids == sorted(ids) and len(set(ids)) == 2 * n
         assert {b - a for a, b in pairwise(ids[:n])} == {3}
+
+
+def test_rows_a_query_moves_with_reasons_of_their_own_or_one_shared_reason_verify(engine: Engine) -> None:
+    """A moved row's reason is per row when the query reads it from a table, and copied once when it is a
+    constant (a bound string or NULL); either way the stored reason is the hashed one."""
+    from sqlalchemy import Integer, Text, literal, null, select
+
+    from core.bulk import PRESEAL_ROWS, audit_from_select, json_rows
+
+    program = make_program(engine)
+    n = PRESEAL_ROWS + 2
+    own = {i: (None if i % 3 == 0 else f"理由 \"{i}\"\n") for i in range(n)}
+    with transaction(engine) as session:
+        items = json_rows(session, "items", [("entity_id", Integer()), ("reason", Text())], list(own.items()))
+        for action, reason in (("own", items.c.reason), ("shared", literal("逾期未交")), ("none", null())):
+            assert audit_from_select(session, select(items.c.entity_id, reason.label("reason"))
+                                     .where(items.c.entity_id >= 0), entity="application", action=action,
+                                     from_state="approved", to_state="running", actor="系统", role=Role.SYSTEM,
+                                     at=shanghai(2025, 9, 2, 8), program_id=program.id, data={}) == n
+    assert _verify(engine, program.id).broken is None
+    with engine.connect() as conn:
+        stored = {a: dict(conn.execute(text("SELECT CAST(entity_id AS INTEGER), reason FROM auditevent "
+                                            "WHERE action = :a"), {"a": a}).tuples().all())
+                  for a in ("own", "shared", "none")}
+    assert stored == {"own": own, "shared": dict.fromkeys(own, "逾期未交"), "none": dict.fromkeys(own)}
