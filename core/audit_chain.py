@@ -9,7 +9,9 @@ transaction locks until it commits — so two writers neither fork a chain nor l
 - **at commit**, for every other writer (a handful of rows from the ORM, raw SQL): they leave `chain_seq` NULL
   and the commit (a Session's `before_commit`, core/db.py, or `seal_audit` called by a writer on a bare
   connection) seals them onto the tail. Chains are locked in ascending order there, so two such sealers
-  never wait for each other in a circle.
+  never wait for each other in a circle. Such rows written before a bulk write of the same transaction (a
+  gate decision's own row, then its items') are sealed by `take_places` first, which keeps that chain's head
+  locked and unmoved for the bulk rows: the head is read and moved once.
 
 On PostgreSQL a seal at commit takes only the rows its own transaction inserted (`xmin`), so a row slipped in
 by hand with an empty chain position stays outside the chain, where `verify_chain` names it.

@@ -427,10 +427,12 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
 
     The moved rows are numbered (`k`) into a temporary table, so what is hashed and what is inserted are the
     same rows even if the source would select others a moment later; their text, as the database casts it, is
-    read to hash them in that order; the insert selects them by `k` and takes each row's id, place and hash
-    from two parameters: the hashes as one byte string (sliced in constant time) and, on PostgreSQL, the ids
-    its sequence reserved as one integer array. Inserting from Python instead (executemany) cost twice the
-    database's CPU of `INSERT … SELECT` on SQLite.
+    read to hash them in that order; the insert selects them by `k` and takes each row's place and id from `k`
+    (the reserved ids are contiguous: on PostgreSQL, unless another writer took some meanwhile, then they come as
+    one integer array) and its hash from one parameter, the hashes as one byte string sliced in constant time.
+    Inserting from Python instead (executemany) cost twice the database's CPU of `INSERT … SELECT` on SQLite.
+    Reading the source once into Python and sending the rows back as arrays (`unnest`) instead of the temporary
+    table cost PostgreSQL about as much (0.30 against 0.33 s per 100,000, psql) and this process 0.07 s more.
     """
     conn = session.connection()
     postgres = conn.dialect.name == "postgresql"
@@ -449,7 +451,7 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
     reason = _constant_reason(source)
     moved = [cast(src.c.entity_id, String)] + ([cast(src.c.reason, Text)] if reason is None else [])
     into = ["entity_id", "reason"][:len(moved)]
-    order = (src.c.entity_id, src.c.reason) if reason is None else (src.c.entity_id,)
+    order = (src.c.entity_id, src.c.reason)  # as when the reason is copied: the same plan for reading the source
     if postgres:
         conn.execute(insert(MOVED).from_select(["k", *into], select(func.row_number().over(order_by=order) - 1,
                                                                     *moved)))
