@@ -5,7 +5,10 @@ transaction locks until it commits — so two writers neither fork a chain nor l
 - **as it is written**, for the bulk writers (core/bulk.py): `take_places` locks the head, reserves ids and
   places, the writer hashes the rows in Python (`models.audit.chain_links`, ~1 µs a row) and inserts them
   sealed, and `advance_head` moves the head. Nothing is read back or updated: sealing 100,000 rows at commit
-  by reading them back and `UPDATE`-ing them cost 8 s of figure 1 on SQLite and 10 s on PostgreSQL.
+  by reading them back and `UPDATE`-ing them cost 8 s of figure 1 on SQLite and 10 s on PostgreSQL. Now a bulk
+  write's seal costs 0.12-0.22 s of CPU per 100,000 rows on SQLite and 0.14-0.21 s on PostgreSQL (0.4-0.6 s
+  before its ids were reserved with one sequence lookup), ~0.1 s of it the hashing (benchmarks/README.md, "The
+  audit seal's cost, session 10").
 - **at commit**, for every other writer (a handful of rows from the ORM, raw SQL): they leave `chain_seq` NULL
   and the commit (a Session's `before_commit`, core/db.py, or `seal_audit` called by a writer on a bare
   connection) seals them onto the tail. Chains are locked in ascending order there, so two such sealers
