@@ -5,11 +5,16 @@ transaction locks until it commits — so two writers neither fork a chain nor l
 - **as it is written**, for the bulk writers (core/bulk.py): `take_places` locks the head, reserves ids and
   places, the writer hashes the rows in Python (`models.audit.chain_links`, ~1 µs a row) and inserts them
   sealed, and `advance_head` moves the head. Nothing is read back or updated: sealing 100,000 rows at commit
-  by reading them back and `UPDATE`-ing them cost 8 s of figure 1 on SQLite and 10 s on PostgreSQL.
+  by reading them back and `UPDATE`-ing them cost 8 s of figure 1 on SQLite and 10 s on PostgreSQL. Now a bulk
+  write's seal costs 0.12-0.22 s of CPU per 100,000 rows on SQLite and 0.14-0.21 s on PostgreSQL (0.4-0.6 s
+  before its ids were reserved with one sequence lookup), ~0.1 s of it the hashing (benchmarks/README.md, "The
+  audit seal's cost, session 10").
 - **at commit**, for every other writer (a handful of rows from the ORM, raw SQL): they leave `chain_seq` NULL
   and the commit (a Session's `before_commit`, core/db.py, or `seal_audit` called by a writer on a bare
   connection) seals them onto the tail. Chains are locked in ascending order there, so two such sealers
-  never wait for each other in a circle.
+  never wait for each other in a circle. Such rows written before a bulk write of the same transaction (a
+  gate decision's own row, then its items') are sealed by `take_places` first, which keeps that chain's head
+  locked and unmoved for the bulk rows: the head is read and moved once.
 
 On PostgreSQL a seal at commit takes only the rows its own transaction inserted (`xmin`), so a row slipped in
 by hand with an empty chain position stays outside the chain, where `verify_chain` names it.
@@ -113,10 +118,14 @@ def set_sealing(enabled: bool) -> None:
 
 def seal_written(conn: Connection) -> int:
     """Seal if this connection's transaction wrote audit rows (the Session commit hook); else nothing, not even a probe."""
+    return _seal_written(conn)[0]
+
+
+def _seal_written(conn: Connection, hold: int | None = None) -> tuple[int, tuple[int, str] | None]:
     if not conn.info.get(WRITTEN) or not _SEALING[0]:
         conn.info[WRITTEN] = False
-        return 0
-    sealed = seal_audit(conn)
+        return 0, None
+    sealed = _seal(conn, own_only=True, heads=True, hold=hold)
     conn.info[WRITTEN] = False
     return sealed
 
@@ -127,18 +136,26 @@ def seal_audit(conn: Connection, *, own_only: bool = True, heads: bool = True) -
     `own_only=False` (the migration that introduced the chains) seals every unsealed row, oldest first;
     `heads=False` there too, as the head table came later (migration 0018 builds it from the tails).
     """
+    return _seal(conn, own_only=own_only, heads=heads)[0]
+
+
+def _seal(conn: Connection, *, own_only: bool, heads: bool, hold: int | None = None
+          ) -> tuple[int, tuple[int, str] | None]:
+    """`seal_audit`, and with `hold` a chain whose head stays locked and unmoved: its new end is returned instead,
+    for the bulk write that appends next (`take_places`; it moves the head once, after its own rows)."""
     # The common case, one probe of the (near-empty) partial index. Ordered by id so that SQLite takes that index:
     # unordered, it scanned the whole (chain, chain_seq) index instead, 400,000 entries on every commit.
     probe = select(AUDIT.c.id).where(AUDIT.c.chain_seq.is_(None)).order_by(AUDIT.c.id).limit(1)
     if conn.execute(probe).first() is None:
-        return 0
+        return 0, None
     rows = conn.execute(select(*_content(conn)).where(_own_rows(conn, own_only)).order_by(AUDIT.c.id)).all()
     if not rows:
-        return 0
+        return 0, None
     by_chain: dict[int, list[Any]] = {}
     for row in rows:
         by_chain.setdefault(chain_of(row.program_id), []).append(row)
     sealed: list[tuple[int, int, int, str]] = []  # id, chain, seq, hash
+    held: tuple[int, str] | None = None
 
     for chain in sorted(by_chain):  # ascending: two sealers never wait for each other in a circle
         seq, previous = _take_head(conn, chain) if heads else _tail(conn, chain)
@@ -146,10 +163,12 @@ def seal_audit(conn: Connection, *, own_only: bool = True, heads: bool = True) -
             seq += 1
             previous = link_hash(previous, content_bytes(seq, row))
             sealed.append((int(row.id), chain, seq, previous))
-        if heads:
+        if chain == hold:
+            held = (seq, previous)
+        elif heads:
             advance_head(conn, chain, seq, previous)
     _store(conn, sealed)
-    return len(sealed)
+    return len(sealed), held
 
 
 def _tail(conn: Connection, chain: int) -> tuple[int, str]:
@@ -166,18 +185,19 @@ def _take_head(conn: Connection, chain: int) -> tuple[int, str]:
     insert is a write, so on SQLite it takes the database's write lock before anything is read; on PostgreSQL
     `FOR UPDATE` makes a second appender wait for the first one's commit, then read the head it moved.
     """
+    postgres = conn.dialect.name == "postgresql"
+    read = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.chain == chain)
+    if postgres:
+        read = read.with_for_update()
+        if (head := conn.execute(read).first()) is not None:  # the usual case: the head exists, now locked
+            return int(head.seq), str(head.hash)
+    insert: Any = pg_insert(HEAD) if postgres else sqlite_insert(HEAD)
     tail = select(literal(chain, Integer), func.coalesce(func.max(AUDIT.c.chain_seq), 0),
                   func.coalesce(select(AUDIT.c.chain_hash).where(AUDIT.c.chain == chain)
                                 .order_by(AUDIT.c.chain_seq.desc()).limit(1).scalar_subquery(), GENESIS)
                   ).where(AUDIT.c.chain == chain)
-    insert: Any = pg_insert(HEAD) if conn.dialect.name == "postgresql" else sqlite_insert(HEAD)
-    exists = conn.execute(select(HEAD.c.seq).where(HEAD.c.chain == chain)).first() is not None
-    if not exists or conn.dialect.name == "sqlite":  # SQLite: the insert (a no-op if present) takes the write lock
-        conn.execute(insert.from_select(["chain", "seq", "hash"], tail).on_conflict_do_nothing(
-            index_elements=["chain"]))
-    read = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.chain == chain)
-    if conn.dialect.name == "postgresql":
-        read = read.with_for_update()
+    # SQLite: always, as the insert (a no-op if the head exists) takes the write lock.
+    conn.execute(insert.from_select(["chain", "seq", "hash"], tail).on_conflict_do_nothing(index_elements=["chain"]))
     head = conn.execute(read).one()
     return int(head.seq), str(head.hash)
 
@@ -189,12 +209,17 @@ def advance_head(conn: Connection, chain: int, seq: int, digest: str) -> None:
 
 @dataclass(frozen=True)
 class Places:
-    """Where a bulk write's rows go: their ids, and the place and hash they follow in their chain."""
+    """Where a bulk write's rows go: their ids, and the place and hash they follow in their chain.
+
+    `contiguous`: the ids are `ids[0]`, `ids[0] + 1`, … — the usual case, so an insert can compute each row's id
+    from its offset instead of receiving them all as a parameter.
+    """
 
     chain: int
     ids: list[int]
     after_seq: int
     previous: str
+    contiguous: bool = True
 
 
 def take_places(conn: Connection, chain: int, n: int) -> Places:
@@ -204,17 +229,35 @@ def take_places(conn: Connection, chain: int, n: int) -> Places:
     in which the transaction wrote. The head stays locked until the transaction ends; the writer inserts the
     rows with their hashes and calls `advance_head`.
     """
-    seal_written(conn)
-    after_seq, previous = _take_head(conn, chain)
+    _, held = _seal_written(conn, hold=chain)  # a decision's own row, written just before its items' rows
+    after_seq, previous = held if held is not None else _take_head(conn, chain)
     if conn.dialect.name == "postgresql":
-        # One array, ordered by the database: 100,000 one-column rows through SQLAlchemy cost 0.05 s more.
-        ids = list(conn.execute(text(
-            "SELECT array_agg(i ORDER BY i) FROM (SELECT nextval(pg_get_serial_sequence('auditevent', 'id')) AS i "
-            "FROM generate_series(1, :n)) AS reserved"), {"n": n}).scalar_one() or [])
-    else:  # SQLite: the head's insert holds the write lock, so no other writer takes ids meanwhile
-        top = int(conn.execute(select(func.coalesce(func.max(AUDIT.c.id), 0))).scalar_one())
-        ids = list(range(top + 1, top + n + 1))
-    return Places(chain, ids, after_seq, previous)
+        ids, contiguous = _reserve_ids(conn, n)
+        return Places(chain, ids, after_seq, previous, contiguous)
+    # SQLite: the head's insert holds the write lock, so no other writer takes ids meanwhile
+    top = int(conn.execute(select(func.coalesce(func.max(AUDIT.c.id), 0))).scalar_one())
+    return Places(chain, list(range(top + 1, top + n + 1)), after_seq, previous)
+
+
+def _reserve_ids(conn: Connection, n: int) -> tuple[list[int], bool]:
+    """`n` ids from auditevent's sequence (PostgreSQL), and whether they are contiguous.
+
+    The sequence is looked up once: named inside `nextval(...)` (`pg_get_serial_sequence` per row) it cost
+    0.25-0.35 s of the server's CPU per 100,000 ids, more than the insert's own `nextval`s. One backend taking
+    `n` values in one statement gets them in a row unless another writer of audit rows takes some meanwhile;
+    then these are given up (a gap in the ids, as a rolled-back insert leaves) and `n` more come back as one
+    array, in order.
+    """
+    sequence = conn.execute(text("SELECT CAST(CAST(pg_get_serial_sequence('auditevent', 'id') AS regclass) "
+                                 "AS oid)")).scalar_one()
+    reserve = "SELECT nextval(CAST(CAST(:seq AS oid) AS regclass)) AS i FROM generate_series(1, :n)"
+    first, last = conn.execute(text(f"SELECT min(i), max(i) FROM ({reserve}) AS reserved"),
+                               {"seq": int(sequence), "n": n}).one()
+    if n and last - first == n - 1:
+        return list(range(first, last + 1)), True
+    ids = conn.execute(text(f"SELECT array_agg(i ORDER BY i) FROM ({reserve}) AS reserved"),
+                       {"seq": int(sequence), "n": n}).scalar_one()
+    return list(ids or []), False
 
 
 def _store(conn: Connection, sealed: list[tuple[int, int, int, str]]) -> None:

@@ -4,6 +4,7 @@ insertion made behind the application's back is named by `verify_chain` (issue #
 from __future__ import annotations
 
 import threading
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import Engine, text
@@ -348,3 +349,88 @@ def test_upgrading_an_existing_database_seals_its_earlier_audit_rows_oldest_firs
         report = _verify(engine)
         assert report.broken is None and report.heads[0][0] == 3
         engine.dispose()
+
+
+def _move(session, n: int, program_id: int | None, action: str = "run") -> int:  # type: ignore[no-untyped-def]
+    """One bulk transition's audit rows, written by the database (`audit_from_select`) and sealed as written."""
+    from sqlalchemy import Integer, literal, select
+
+    from core.bulk import audit_from_select, json_rows
+
+    moved = json_rows(session, "moved", [("entity_id", Integer())], [(i,) for i in range(n)])
+    return audit_from_select(session, select(moved.c.entity_id, literal(None).label("reason"))
+                             .where(moved.c.entity_id >= 0), entity="application", action=action,
+                             from_state="approved", to_state="running", actor="系统", role=Role.SYSTEM,
+                             at=shanghai(2025, 9, 2, 8), program_id=program_id, data={"batch": 7})
+
+
+def test_a_decisions_own_rows_before_its_bulk_rows_keep_their_places_in_both_chains(engine: Engine) -> None:
+    """A gate decision writes its own row (sealed at once, before the bulk rows take their places) and then its
+    items' rows: the row in the bulk's chain comes first there, the row of another chain ends that chain."""
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    before, before_system = _chained(engine, program.id), _chained(engine, None)
+    n = PRESEAL_ROWS + 3
+    with transaction(engine) as session:
+        write_audit(session, [
+            AuditRecord("gate", 1, "decide", "open", "decided", "张审核", Role.DISTRICT_REVIEWER,
+                        shanghai(2025, 9, 2, 7), None, program_id=program.id),
+            AuditRecord("user", 9, "login", None, None, "张审核", Role.DISTRICT_REVIEWER, shanghai(2025, 9, 2, 7))])
+        assert _move(session, n, program.id) == n
+    report = _verify(engine)
+    assert report.broken is None
+    assert report.heads[program.id or 0][0] == before + 1 + n and report.heads[0][0] == before_system + 1
+    with engine.connect() as conn:
+        first = conn.execute(text("SELECT entity FROM auditevent WHERE chain = :c AND chain_seq = :s"),
+                             {"c": program.id, "s": before + 1}).scalar_one()
+    assert first == "gate"
+
+
+def test_audit_ids_another_writer_took_meanwhile_leave_a_gap_and_the_rows_still_chain_in_order() -> None:
+    """PostgreSQL: a bulk write reserves its ids in one statement and uses them as first + offset when they are
+    contiguous; when they are not (another writer took ids in between; here the sequence steps by 3), it takes
+    them again as one array and the chain is the same."""
+    from core.bulk import PRESEAL_ROWS
+    from models.tables import metadata
+
+    with fresh_pg_schema("auditids") as engine:
+        metadata.create_all(engine)
+        program = make_program(engine)
+        before = _chained(engine, program.id)
+        with engine.begin() as conn:
+            conn.execute(text("ALTER SEQUENCE auditevent_id_seq INCREMENT BY 3"))
+        n = PRESEAL_ROWS + 5
+        with transaction(engine) as session:
+            assert _move(session, n, program.id) == n
+        _write(engine, program.id, n, start=n)  # write_audit's bulk path, the same reservation
+        report = _verify(engine, program.id)
+        assert report.broken is None and report.heads[program.id or 0][0] == before + 2 * n
+        ids = _ids(engine, program.id or 0)[before:]
+        assert ids == sorted(ids) and len(set(ids)) == 2 * n
+        assert {b - a for a, b in pairwise(ids[:n])} == {3}
+
+
+def test_rows_a_query_moves_with_reasons_of_their_own_or_one_shared_reason_verify(engine: Engine) -> None:
+    """A moved row's reason is per row when the query reads it from a table, and copied once when it is a
+    constant (a bound string or NULL); either way the stored reason is the hashed one."""
+    from sqlalchemy import Integer, Text, literal, null, select
+
+    from core.bulk import PRESEAL_ROWS, audit_from_select, json_rows
+
+    program = make_program(engine)
+    n = PRESEAL_ROWS + 2
+    own = {i: (None if i % 3 == 0 else f"理由 \"{i}\"\n") for i in range(n)}
+    with transaction(engine) as session:
+        items = json_rows(session, "items", [("entity_id", Integer()), ("reason", Text())], list(own.items()))
+        for action, reason in (("own", items.c.reason), ("shared", literal("逾期未交")), ("none", null())):
+            assert audit_from_select(session, select(items.c.entity_id, reason.label("reason"))
+                                     .where(items.c.entity_id >= 0), entity="application", action=action,
+                                     from_state="approved", to_state="running", actor="系统", role=Role.SYSTEM,
+                                     at=shanghai(2025, 9, 2, 8), program_id=program.id, data={}) == n
+    assert _verify(engine, program.id).broken is None
+    with engine.connect() as conn:
+        stored = {a: dict(conn.execute(text("SELECT CAST(entity_id AS INTEGER), reason FROM auditevent "
+                                            "WHERE action = :a"), {"a": a}).tuples().all())
+                  for a in ("own", "shared", "none")}
+    assert stored == {"own": own, "shared": dict.fromkeys(own, "逾期未交"), "none": dict.fromkeys(own)}
