@@ -176,7 +176,8 @@ def compute_overview(engine: Engine, slug: str, clock: Clock, today: date, *, si
         funnel = funnel_counts(session, program.id)
         trend = [(day, counts) for day, counts in snapshots(session, program.id, until=today) if day < today]
         trend.append((today, funnel))  # today as it stands, whether or not the day's snapshot is taken yet
-    # Violations open and close with an audit row each (tasks/compliance/reconcile.py): the token sees them.
+    # A pass that opens or closes violations writes audit rows (one per rule and state,
+    # tasks/compliance/violation_audit.py): the token sees them.
     violations = {(rule.value, district): n for (rule, district), n in open_counts(engine, program.id).items()}
     coverage_trend = coverage_report(engine, slug, clock=clock, weeks=TREND_WEEKS, history=TREND_HISTORY, past=past,
                                      now=cover)
