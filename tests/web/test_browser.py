@@ -113,7 +113,8 @@ def test_reviewers_then_the_manager_approve_and_the_served_flow_carries_the_batc
             for i, (district, name) in enumerate(sorted(world.reviewers.items())):
                 _sign_in(page, base, name)
                 page.click("nav >> text=待我审批")
-                assert page.locator("input[name=gate]").count() == 1  # only its own district's gate
+                page.wait_for_url(f"{base}/inbox", wait_until="load")  # a click waits for the response, not the page
+                sync_api.expect(page.locator("input[name=gate]")).to_have_count(1)  # only its own district's gate
                 _shot(page, tmp_path, f"2-inbox-{i}-{name}")
                 page.check("input[data-select-all=gate]")  # the page's script ticks every gate on the page
                 page.click("#bulk-approve")
@@ -131,8 +132,10 @@ def test_reviewers_then_the_manager_approve_and_the_served_flow_carries_the_batc
             wait_for(lambda: flow_run_state(run_id) == "PAUSED", timeout=60, what="the run to wait on the city gate")
             _sign_in(page, base, "manager")
             page.click("nav >> text=待我审批")
+            page.wait_for_url(f"{base}/inbox", wait_until="load")
             page.click(f"a[href='/gates/{city.id}']")
-            assert page.locator("tr[id^=item-]").count() == len(world.apps)
+            page.wait_for_url(f"{base}/gates/{city.id}", wait_until="load")
+            sync_api.expect(page.locator("tr[id^=item-]")).to_have_count(len(world.apps))
             assert "区县意见：批准" in page.inner_text("table.items")
             _shot(page, tmp_path, "4-city-gate")
             page.click("#approve-all")
