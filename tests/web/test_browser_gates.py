@@ -92,6 +92,7 @@ def test_a_manager_sees_the_stalled_district_flagged_red_on_the_overview(site: t
     home_alert = page.locator(f"tr[data-program='{SLUG}'] td.alerts").inner_text()
     assert "审批滞后" in home_alert and "和平区" in home_alert
     page.click(f"a[href='/programs/{SLUG}']")
+    page.wait_for_url(f"{base}/programs/{SLUG}", wait_until="load")  # a click waits for the response, not the page
     alert = page.locator("#stalled-alert")
     assert alert.is_visible() and "和平区" in alert.inner_text()
     row = page.locator("tr[data-district='和平区']")
