@@ -7,7 +7,7 @@ read 统计起点：2025-09-24T09:00:00+08:00.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Engine, insert, select
 from sqlmodel import Session
@@ -18,8 +18,10 @@ from models.audit import AuditEvent
 from models.catalog import ListVersion
 from models.enrollment import Gate, Institution
 from models.program import User
+from models.program_definition import PhaseName
 from models.reasons import evidence_text, reason_text
 from models.states import GateKind, InstitutionKind, ListKind, Role
+from models.windows import WindowClosed
 from tasks.phases.enrollment import reconcile_enrollment
 from tests.factories import ensure_user, make_applications, make_institution, make_program, shanghai
 from tests.web.conftest import PASSWORD, SLUG, World, sign_in
@@ -80,3 +82,11 @@ def test_a_village_clinic_names_the_institution_that_procures_for_it(engine: Eng
                     raise_server_exceptions=False, follow_redirects=False)
     page = sign_in(client, "manager").get(f"/gates/{gate}").text
     assert f"由{parent.name}代采" in page and "上级机构 #" not in page
+
+
+def test_a_window_refusal_names_the_phase_in_words_in_both_languages() -> None:
+    """The demo's summary printed 'the drug_list window of …': the English half named the phase by its code."""
+    message = str(WindowClosed("沈阳市集采药品“三进”工作（2025年）", PhaseName.DRUG_LIST, date(2025, 8, 10),
+                               date(2025, 9, 15), date(2025, 8, 7)))
+    assert "「征集“三进”集采药品清单」" in message or "药品清单" in message
+    assert "the drug list window" in message and "drug_list" not in message
