@@ -63,7 +63,8 @@ KINDS: tuple[str, ...] = (
 COMMON_KEYS: frozenset[str] = frozenset({"program_name", "recipient_name", "today"})
 # Who the letter comes from, from the program file's `issuer` (tasks.outbox.send_notices.render_context):
 # the 落款, the 文号 and the contact every letter ends with. Empty when a program gives none.
-LETTERHEAD_KEYS: tuple[str, ...] = ("issuer_office", "document_number", "contact_name", "contact_phone")
+# `printed`: the letter goes on paper (sanjin notices print), so its footer speaks of a letter, not an e-mail.
+LETTERHEAD_KEYS: tuple[str, ...] = ("issuer_office", "document_number", "contact_name", "contact_phone", "printed")
 
 # What each kind's producer must put in the context, besides COMMON_KEYS: the contract between the
 # code that enqueues a notice and the templates (a test keeps the two in step).
