@@ -35,6 +35,7 @@ from jinja2.runtime import make_logging_undefined
 from models.clock import SHANGHAI, to_shanghai
 from models.labels import DECISION_LABELS, ENFORCEMENT_KIND_LABELS, REVIEW_LEVEL_LABELS
 from models.outbox import Notice
+from models.reasons import readable_instants
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,7 @@ def _environment(strict: bool) -> Environment:
     env.filters["cn_date"] = cn_date
     env.filters["yuan"] = yuan
     env.filters["md"] = month_day
+    env.filters["instants"] = readable_instants  # evidence keeps ISO instants; a letter writes 2025-09-23 09:00
     env.globals["LABELS"] = LABELS
     return env
 

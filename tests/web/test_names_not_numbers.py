@@ -22,8 +22,10 @@ from models.program_definition import PhaseName
 from models.reasons import evidence_text, reason_text
 from models.states import GateKind, InstitutionKind, ListKind, Role
 from models.windows import WindowClosed
+from notifications.render import render_notice
 from tasks.phases.enrollment import reconcile_enrollment
 from tests.factories import ensure_user, make_applications, make_institution, make_program, shanghai
+from tests.notifications.samples import sample
 from tests.web.conftest import PASSWORD, SLUG, World, sign_in
 from web.app import create_app
 from web.settings import WebSettings
@@ -90,3 +92,12 @@ def test_a_window_refusal_names_the_phase_in_words_in_both_languages() -> None:
                                date(2025, 9, 15), date(2025, 8, 7)))
     assert "「征集“三进”集采药品清单」" in message or "药品清单" in message
     assert "the drug list window" in message and "drug_list" not in message
+
+
+def test_an_enforcement_letter_writes_the_evidence_instant_as_a_letter_would() -> None:
+    """The printed 约谈 letter read 统计起点：2025-09-23T09:00:00+08:00 (the reason as the compliance pass keeps it)."""
+    context = {**sample("enforcement_notice"),
+               "reason": "企业多次超时或拒绝配送（统计起点：2025-09-23T09:00:00+08:00；超时订单数：5；阈值：3）"}
+    rendered = render_notice("enforcement_notice", context, strict=True)
+    for body in (rendered.text, rendered.html):
+        assert "统计起点：2025-09-23 09:00" in body and "T09:00:00" not in body
