@@ -78,6 +78,7 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
         "application_receipt": ("institution_name", "application_id", "district", "submitted_on"),
         "application_decision": (
             "institution_name", "application_id", "decision", "level", "reason", "can_reapply",
+            "district",  # the district review names its bureau (和平区医疗保障局), not a generic 区（县）医保局
         ),
         "batch_published": ("batch_number", "institution_name", "published_on", "list_url"),
         "account_reminder": ("institution_name", "due_on", "due_provisional", "working_days_left"),

@@ -17,6 +17,7 @@ from core.clock_store import DatabaseClock
 from models.audit import AuditEvent
 from models.catalog import ListVersion
 from models.enrollment import Gate, Institution
+from models.outbox import Notice
 from models.program import User
 from models.program_definition import PhaseName
 from models.reasons import evidence_text, reason_text
@@ -26,7 +27,7 @@ from notifications.render import render_notice
 from tasks.phases.enrollment import reconcile_enrollment
 from tests.factories import ensure_user, make_applications, make_institution, make_program, shanghai
 from tests.notifications.samples import sample
-from tests.web.conftest import PASSWORD, SLUG, World, sign_in
+from tests.web.conftest import PASSWORD, SLUG, World, csrf_of, sign_in
 from web.app import create_app
 from web.settings import WebSettings
 
@@ -101,3 +102,19 @@ def test_an_enforcement_letter_writes_the_evidence_instant_as_a_letter_would() -
     rendered = render_notice("enforcement_notice", context, strict=True)
     for body in (rendered.text, rendered.html):
         assert "统计起点：2025-09-23 09:00" in body and "T09:00:00" not in body
+
+
+def test_a_district_rejection_letter_names_the_districts_bureau(world: World, client: TestClient) -> None:
+    """The rejection read 区（县）医保局初审结果：未通过 — which bureau, the institution could not tell."""
+    sign_in(client, world.reviewers["和平区"])
+    gate = world.district_gate("和平区")
+    first = gate.items[0]
+    client.post(f"/gates/{gate.id}/decide", data={f"item_{first}": "reject", f"reason_{first}": "承诺药品数量不足",
+                                                  "csrf_token": csrf_of(client, "/inbox")})
+    with Session(world.engine) as session:
+        notice = session.execute(select(Notice).where(Notice.kind == "application_decision")).scalars().one()
+        rendered = render_notice(notice.kind, {**notice.context, "recipient_name": notice.recipient_name,
+                                              "today": "2025-09-20"},
+                                 strict=True)
+    for body in (rendered.text, rendered.html):
+        assert "和平区医疗保障局初审结果" in body and "区（县）医保局" not in body
