@@ -25,7 +25,7 @@ class WindowClosed(Exception):
         when_en = "has not opened yet" if on < opens else "has closed"
         super().__init__(
             f"{program}「{label or PHASE_LABELS[phase]}」窗口（{opens.isoformat()} 至 {closes_txt}）{when}，"
-            f"{on.isoformat()} 不接受提交 / the {phase.value} window of {program} "
+            f"{on.isoformat()} 不接受提交 / the {phase.value.replace('_', ' ')} window of {program} "
             f"({opens.isoformat()} to {closes.isoformat() if closes else 'open-ended'}) {when_en}: "
             f"submissions on {on.isoformat()} are refused"
         )

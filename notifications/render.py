@@ -35,6 +35,7 @@ from jinja2.runtime import make_logging_undefined
 from models.clock import SHANGHAI, to_shanghai
 from models.labels import DECISION_LABELS, ENFORCEMENT_KIND_LABELS, REVIEW_LEVEL_LABELS
 from models.outbox import Notice
+from models.reasons import readable_instants
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ KINDS: tuple[str, ...] = (
 COMMON_KEYS: frozenset[str] = frozenset({"program_name", "recipient_name", "today"})
 # Who the letter comes from, from the program file's `issuer` (tasks.outbox.send_notices.render_context):
 # the 落款, the 文号 and the contact every letter ends with. Empty when a program gives none.
-LETTERHEAD_KEYS: tuple[str, ...] = ("issuer_office", "document_number", "contact_name", "contact_phone")
+# `printed`: the letter goes on paper (sanjin notices print), so its footer speaks of a letter, not an e-mail.
+LETTERHEAD_KEYS: tuple[str, ...] = ("issuer_office", "document_number", "contact_name", "contact_phone", "printed")
 
 # What each kind's producer must put in the context, besides COMMON_KEYS: the contract between the
 # code that enqueues a notice and the templates (a test keeps the two in step).
@@ -76,6 +78,7 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
         "application_receipt": ("institution_name", "application_id", "district", "submitted_on"),
         "application_decision": (
             "institution_name", "application_id", "decision", "level", "reason", "can_reapply",
+            "district",  # the district review names its bureau (和平区医疗保障局), not a generic 区（县）医保局
         ),
         "batch_published": ("batch_number", "institution_name", "published_on", "list_url"),
         "account_reminder": ("institution_name", "due_on", "due_provisional", "working_days_left"),
@@ -192,6 +195,7 @@ def _environment(strict: bool) -> Environment:
     env.filters["cn_date"] = cn_date
     env.filters["yuan"] = yuan
     env.filters["md"] = month_day
+    env.filters["instants"] = readable_instants  # evidence keeps ISO instants; a letter writes 2025-09-23 09:00
     env.globals["LABELS"] = LABELS
     return env
 

@@ -35,12 +35,12 @@ def user_list() -> None:
     """列出用户及其状态 / list users: role, districts, active, password set, locked."""
     from tasks.users import list_users
 
-    table = Table("用户名 / name", "姓名 / display", "角色 / role", "区县 / districts", "状态 / state")
+    table = Table("用户名 / name", "姓名 / display", "单位 / unit", "角色 / role", "区县 / districts", "状态 / state")
     for row in list_users(_engine()):
         state = "已停用" if not row.active else ("已锁定" if row.locked else "正常")
         if row.active and not row.has_password:
             state += "（未设密码，不能登录网页）"
-        table.add_row(row.name, row.display_name or "—", labels.ROLE_LABELS[row.role.value],
+        table.add_row(row.name, row.display_name or "—", row.unit or "—", labels.ROLE_LABELS[row.role.value],
                       "、".join(row.districts) or "—", state)
     console.print(table)
 

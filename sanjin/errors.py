@@ -50,6 +50,13 @@ def environment_message(exc: BaseException) -> str | None:
             return f"无法连接数据库，请检查 SANJIN_DATABASE_URL 与数据库服务 / cannot connect to the database: {detail}"
         return (f"数据库操作失败，本次操作未写入任何数据（{type(exc.orig).__name__}） / a database operation failed and "
                 "nothing was written; try again, or ask the administrator")
+    if isinstance(exc, RuntimeError) and "ephemeral Prefect API server" in str(exc):
+        # Without PREFECT_API_URL, `run` starts a temporary Prefect server and waits 20 s for it; on a loaded
+        # machine it printed Prefect's 55-line traceback instead (seen trying `sanjin run` in session 11).
+        return ("Prefect 临时服务未能在时限内启动（机器负载过高？），流程没有开始；请稍后重试，或调大 "
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS，或启动 Prefect 服务并设置 PREFECT_API_URL / the temporary "
+                "Prefect server did not start in time and no flow ran: try again, raise "
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or run a Prefect server and set PREFECT_API_URL")
     return None
 
 

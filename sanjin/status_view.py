@@ -51,13 +51,16 @@ def print_status(console: Console, status: ProgramStatus) -> None:
             f"{NOTICE_STATUS_LABELS.get(k, k)} {v}" for k, v in sorted(status.outbox.items())))
 
 
+RUN_STEPS = {"snapshot": "每日统计"}  # steps of the program flow that are not phases (was shown as 其他)
+
+
 def print_run_summary(console: Console, result: dict[str, object]) -> None:
     """What a run did, in words: the phases reconciled, gates waiting, notices sent; `--json` has the rest."""
     ran, waiting, blocked = [], 0, []
     for key, value in result.items():
         if key in ("notices", "reminders"):
             continue
-        ran.append(SHORT_PHASES.get(key, "其他"))
+        ran.append(SHORT_PHASES.get(key) or RUN_STEPS.get(key, "其他"))
         if isinstance(value, dict):
             waiting += len(value.get("open_gate_ids") or [])
             if value.get("calendar_blocked"):

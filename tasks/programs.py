@@ -79,6 +79,12 @@ def get_program(session: Session, slug: str) -> tuple[Program, ProgramDefinition
     return program, ProgramDefinition.model_validate(program.definition)
 
 
+# The Chinese half of the lock's log line: `sanjin run` prints it, and "开始enrollment" was a code in a sentence.
+LOCK_WHAT = {"enrollment": "机构申报", "reminders": "发送提醒", "compliance pass": "合规检查",
+             "enforcement pass": "处理措施", "platform reconciliation": "平台数据核对",
+             "reconcile the alliance": "联盟邀请", "reconcile the drug list": "药品清单征集"}
+
+
 def lock_program(session: Session | Connection, program_id: int, *, slug: str | None = None,
                  what: str = "reconcile") -> None:
     """Hold the program for the rest of the transaction: one reconciler of a program at a time.
@@ -102,13 +108,13 @@ def lock_program(session: Session | Connection, program_id: int, *, slug: str | 
             return
         except OperationalError:
             log.warning("项目 %s 正由另一个运行处理，等待其完成后再%s / program %s is held by another run: waiting "
-                        "for it before this %s", name, what, name, what)
+                        "for it before this %s", name, LOCK_WHAT.get(what, "运行"), name, what)
     started = time.monotonic()
     session.execute(update(Program).where(Program.id == program_id).values(id=Program.id))  # type: ignore[arg-type]
     waited = time.monotonic() - started
     if waited >= LOCK_WAIT_LOG_SECONDS:
         log.warning("项目 %s：等待另一个运行 %.1f 秒后开始%s / program %s: waited %.1f s for another run before this %s",
-                    name, waited, what, name, waited, what)
+                    name, waited, LOCK_WHAT.get(what, "本次运行"), name, waited, what)
 
 
 def list_programs(engine: Engine) -> list[Program]:

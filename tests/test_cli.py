@@ -223,9 +223,10 @@ def test_a_run_is_summarised_in_words_not_as_raw_json():
     print_run_summary(console, {"alliance": {"invited": 13, "open_gate_ids": []},
                                 "enrollment": {"batched": 4, "open_gate_ids": [7, 8]},
                                 "accounts": {"calendar_blocked": "2027年节假日安排尚未录入"},
+                                "snapshot": {"written": 1},
                                 "notices": {"sent": 6, "retried": 1, "dead": 0}})
     out = console.export_text()
-    assert "已运行 / ran: 联盟邀请、机构申报、账户注册" in out
+    assert "已运行 / ran: 联盟邀请、机构申报、账户注册、每日统计" in out  # the flow's own step, not 其他
     assert "待决定的审批事项 / gates waiting: 2 项" in out
     assert "账户注册：2027年节假日安排尚未录入" in out
     assert "已发送 6，稍后重试 1，发送失败 0" in out

@@ -126,3 +126,25 @@ def test_prefect_itself_reports_telemetry_off_in_a_sanjin_process_started_with_a
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
                           check=False, cwd=ROOT)
     assert proc.stdout.strip().splitlines()[-1] == "False False", (proc.stdout[-500:], proc.stderr[-2000:])
+
+
+def test_a_temporary_prefect_server_that_starts_too_late_is_a_message_not_a_traceback() -> None:
+    from sanjin.errors import environment_message
+
+    message = environment_message(RuntimeError("Timed out while attempting to connect to ephemeral Prefect API server."))
+    assert message is not None and "流程没有开始" in message and "PREFECT_API_URL" in message
+    assert environment_message(RuntimeError("something else")) is None  # other failures still show where they came from
+
+
+def test_a_wait_for_another_run_is_logged_with_the_step_in_chinese() -> None:
+    """`sanjin run` printed "等待另一个运行 0.5 秒后开始enrollment": a code inside the Chinese sentence."""
+    from tasks.programs import LOCK_WHAT
+
+    for what in ("enrollment", "reminders", "compliance pass", "enforcement pass", "platform reconciliation",
+                 "reconcile the alliance", "reconcile the drug list"):
+        assert what in LOCK_WHAT and LOCK_WHAT[what].isascii() is False
+    import re
+    from pathlib import Path
+    called = set(re.findall(r'what="([^"]+)"', "".join(p.read_text(encoding="utf-8")
+                                                       for p in (Path(__file__).parents[1] / "tasks").rglob("*.py"))))
+    assert called <= set(LOCK_WHAT), f"lock_program callers without a Chinese label: {called - set(LOCK_WHAT)}"

@@ -50,7 +50,8 @@ def test_user_add_refuses_an_unknown_district_and_a_weak_password(database_url: 
 
 def test_user_list_shows_roles_districts_and_who_is_locked_in_chinese(database_url: str, engine: Engine) -> None:
     make_program(engine)
-    _cli("user", "add", "r1", "--role", "district_reviewer", "--district", "和平区", "--password", GOOD)
+    _cli("user", "add", "r1", "--role", "district_reviewer", "--district", "和平区", "--password", GOOD,
+         "--display-name", "审核科", "--unit", "和平区医疗保障局")
     _cli("user", "add", "m1", "--role", "program_manager")
     policy = ThrottlePolicy(account_failures=3)
     for _ in range(3):
@@ -59,6 +60,7 @@ def test_user_list_shows_roles_districts_and_who_is_locked_in_chinese(database_u
     r1 = next(line for line in out.splitlines() if "r1" in line)
     m1 = next(line for line in out.splitlines() if "m1" in line)
     assert "区县审核员" in r1 and "和平区" in r1 and "已锁定" in r1
+    assert "审核科" in r1 and "和平区医疗保障局" in r1  # the unit tells thirteen 审核科 apart
     assert "项目管理员" in m1 and "未设密码" in m1
     assert "district_reviewer" not in out
 

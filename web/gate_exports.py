@@ -22,6 +22,7 @@ from models.labels import (
     GATE_KIND_LABELS,
     INVITATION_STATE_LABELS,
 )
+from models.reasons import evidence_text
 from models.states import KIND_LABELS
 from web.gate_details import DeclarationDetail, InvitationRow, ListApprovalDetail
 from web.queries import ApplicationItem, GateItemCache, GateSummary, ItemFilter, ItemSeek, item_page
@@ -141,7 +142,7 @@ LADDER_COLUMNS = ("对象", "区县", "违规或立案理由", "发现日期", "
 def ladder_export_rows(ladders: list[LadderRow], outcomes: dict[str, Any],
                        who: Callable[[str], str]) -> list[tuple[object, ...]]:
     return [(r.subject, r.district or "", r.rule, f"{r.detected_on:%Y-%m-%d}",
-             "；".join(f"{k}：{v}" for k, v in r.evidence.items()), r.state,
+             evidence_text(r.evidence), r.state,
              f"{r.due_on:%Y-%m-%d}" + ("（暂定）" if r.due_provisional else "") if r.due_on else "",
              *_outcome(outcomes.get(str(r.id)), who)) for r in ladders]
 

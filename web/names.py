@@ -11,9 +11,11 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from models.catalog import Enterprise, EnterpriseDeclaration
+from models.catalog import Enterprise, EnterpriseDeclaration, ListVersion
+from models.compliance.codes import SubjectType
+from models.enforcement import EnforcementCase
 from models.enrollment import Application, Batch, Gate, Institution
-from models.labels import VIOLATION_LABELS
+from models.labels import LIST_KIND_LABELS, VIOLATION_LABELS
 from models.operations import Contract, PlatformAccount, Violation
 from models.outbox import Notice
 from models.people import person_label
@@ -54,6 +56,9 @@ def entity_names(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tup
     for entity, raw in wanted.items():
         if entity == "violation":  # a compliance pass's batch row names its rule, not one violation
             out.update({(entity, r): VIOLATION_LABELS[r] for r in raw if r in VIOLATION_LABELS})
+        if entity == "user":  # a lockout of a name is recorded by the name typed, other rows by the user's id
+            by_name = people(session, [r for r in raw if not r.isdigit()])
+            out.update({(entity, r): by_name[r] for r in raw if r in by_name})
         ids = _ints(raw)
         if not ids:
             continue
@@ -91,6 +96,29 @@ def entity_names(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tup
         elif entity == "program":
             put(entity, {int(i): str(n) for i, n in session.execute(
                 select(Program.id, Program.name).where(col(Program.id).in_(ids))).all()})
+        elif entity == "user":
+            put(entity, {int(u.id or 0): person_label(u.name, display_name=u.display_name, unit=u.unit,
+                                                      role=u.role.value, districts=u.districts)
+                         for u in session.exec(select(User).where(col(User.id).in_(ids))).all()})
+        elif entity == "institution":
+            put(entity, {int(i): str(n) for i, n in session.execute(
+                select(Institution.id, Institution.name).where(col(Institution.id).in_(ids))).all()})
+        elif entity == "list_version":
+            put(entity, {int(i): f"{LIST_KIND_LABELS.get(str(getattr(k, 'value', k)), '清单')} 第{n}版"
+                         for i, k, n in session.execute(select(ListVersion.id, ListVersion.kind, ListVersion.number)
+                                                        .where(col(ListVersion.id).in_(ids))).all()})
+        elif entity == "enforcement_case":  # whose ladder, for which rule
+            rows = session.execute(
+                select(EnforcementCase.id, Institution.name, Enterprise.name, Violation.rule)
+                .outerjoin(Institution, (col(EnforcementCase.subject_type) == SubjectType.INSTITUTION)
+                           & (col(Institution.id) == col(EnforcementCase.subject_id)))
+                .outerjoin(Enterprise, (col(EnforcementCase.subject_type) == SubjectType.ENTERPRISE)
+                           & (col(Enterprise.id) == col(EnforcementCase.subject_id)))
+                .outerjoin(Violation, col(Violation.id) == col(EnforcementCase.violation_id))
+                .where(col(EnforcementCase.id).in_(ids))).all()
+            put(entity, {int(i): (inst or ent or "") + (f"（{VIOLATION_LABELS.get(str(getattr(r, 'value', r)), '')}）"
+                                                          if r is not None else "")
+                         for i, inst, ent, r in rows if inst or ent})
         elif entity == "violation":
             put(entity, {int(i): VIOLATION_LABELS.get(str(getattr(r, "value", r)), str(r)) + (f" · {d}" if d else "")
                          for i, r, d in session.execute(select(Violation.id, Violation.rule, Violation.district)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from flows.resume import resume_waiting_run
-from models.enrollment import Gate
+from models.enrollment import Gate, Institution
 from models.gate_deadlines import EXPIRY_RULES
 from models.gate_decisions import decided_ids, item_outcomes
 from models.labels import GATE_EXPIRY_LABELS, GATE_KIND_LABELS, GATE_STATE_LABELS
@@ -112,7 +112,10 @@ def gate_detail(request: Request) -> Response:
             found = item_page(session, gate, show=show, where=where, limit=pager.per_page,  # type: ignore[arg-type]
                               cache=ctx.gate_items)
             pager = (pager.counted(found.total) if found.total is not None else pager).keyed(found.keys, found.fetched)
-            context.update(items=found.items, kind_labels={k.value: v for k, v in KIND_LABELS.items()})
+            parent_ids = {it.institution.proxy_parent_id for it in found.items if it.institution.proxy_parent_id}
+            parents = dict(session.execute(select(Institution.id, Institution.name)  # 代采 by name, not by id
+                                           .where(col(Institution.id).in_(parent_ids))).tuples().all()) if parent_ids else {}
+            context.update(items=found.items, parents=parents, kind_labels={k.value: v for k, v in KIND_LABELS.items()})
         else:
             full = session.get(Gate, gate_id)
             assert full is not None

@@ -22,6 +22,7 @@ from models.compliance.codes import SubjectType, ViolationRule, ViolationState
 from models.labels import VIOLATION_LABELS, VIOLATION_STATE_LABELS, VIOLATION_SUBJECT_LABELS
 from models.program import Program
 from models.program_definition import ProgramDefinition
+from models.reasons import evidence_text
 from tasks.compliance.violation_page import (
     ViolationFilter,
     ViolationRow,
@@ -101,7 +102,7 @@ def cells(r: ViolationRow) -> tuple[str, ...]:
     """A violation as the page's row reads it (the XLSX and CSV of the page)."""
     due = f"{r.due_on:%Y-%m-%d}" + ("（暂定）" if r.due_provisional else "") if r.due_on else ""
     return (f"{r.detected_on:%Y-%m-%d}", r.program, r.rule, r.subject_kind, r.subject, r.district or "", r.object_key,
-            "；".join(f"{k}：{v}" for k, v in r.evidence.items()), r.state,
+            evidence_text(r.evidence), r.state,
             f"{r.closed_on:%Y-%m-%d}" if r.closed_on else "", r.closed_reason, r.ladder or "未进入处理程序", due)
 
 

@@ -25,7 +25,7 @@ from models.labels import (
 )
 from models.people import person_label
 from models.program import User
-from models.reasons import reason_text
+from models.reasons import evidence_text, reason_text
 from web.auth import csrf_token
 from web.queries import GateItemCache
 from web.snapshots import OverviewCache
@@ -56,6 +56,7 @@ def make_templates() -> Jinja2Templates:
     templates.env.filters["dt"] = _local_time
     templates.env.filters["person"] = _signed_in_as
     templates.env.filters["reason"] = reason_text
+    templates.env.filters["evidence"] = evidence_text
     return templates
 
 

@@ -119,7 +119,8 @@ def _review_applications(ctx: DecisionContext, level: ReviewLevel) -> None:
                     "program_name": json_text(s, program.name), "institution_name": INST.c.name,
                     "application_id": APP.c.id, "decision": json_text(s, decision.value),
                     "level": json_text(s, level.value), "reason": o.reason,
-                    "can_reapply": json_bool(s, literal(not o.approved))}).label("context"))
+                    "can_reapply": json_bool(s, literal(not o.approved)),
+                    "district": INST.c.district}).label("context"))
                 .select_from(joined.join(INST, INST.c.id == APP.c.institution_id)), now)
     # Last, the states: the statements above read the states the items were in.
     for o in outcomes:

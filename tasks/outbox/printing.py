@@ -74,7 +74,7 @@ def print_no_address(engine: Engine, slug: str, *, clock: Clock, actor: str, rol
         heads = program_letterheads(engine, [program.id]) if rows else {}
         letters = []
         for n in rows:
-            rendered = render_notice(n.kind, render_context(n, heads))
+            rendered = render_notice(n.kind, {**render_context(n, heads), "printed": True})  # a paper letter's footer
             found = _BODY.search(rendered.html)
             letters.append(_page(found.group(1) if found else str(escape(rendered.text))))
         ids = [int(n.id or 0) for n in rows]

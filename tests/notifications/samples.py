@@ -52,6 +52,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "application_id": "SY2025-APP-02001",
         "decision": "reject",
         "level": "district",
+        "district": "铁西区",
         "reason": "承诺函缺少法定代表人签字",
         "can_reapply": True,
     },

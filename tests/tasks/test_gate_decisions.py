@@ -154,7 +154,7 @@ def test_a_district_rejection_is_told_at_once_an_approval_waits_for_the_city(eng
     assert notice.recipient_id == world["silent"].id and notice.recipient_name == world["silent"].name
     assert notice.context == {"program_name": world["program"].name, "institution_name": world["silent"].name,
                               "application_id": silent, "decision": "reject", "level": "district",
-                              "reason": "未签署承诺书", "can_reapply": True}
+                              "reason": "未签署承诺书", "can_reapply": True, "district": world["silent"].district}
     # No e-mail address: kept for print or phone follow-up, never tried by the sender.
     assert (notice.status, notice.email, notice.next_attempt_at) == (NoticeStatus.NO_ADDRESS, None, None)
 

@@ -114,6 +114,8 @@ def test_the_manager_prints_the_letters_nobody_can_e_mail_once(world: World, cli
     token = csrf_of(client, "/notices")
     first = client.post("/notices/print", data={"program": SLUG, "csrf_token": token})
     assert first.status_code == 200 and first.text.count('<section class="letter">') == 13
+    # a paper letter does not call itself an e-mail nor say replies by e-mail are not read
+    assert "本邮件" not in first.text and first.text.count("纸质送达") == 13
     assert "unsafe-inline" in first.headers["content-security-policy"]
     assert "script" not in first.headers["content-security-policy"]
     again = client.post("/notices/print", data={"program": SLUG, "csrf_token": token})
