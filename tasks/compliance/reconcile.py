@@ -170,6 +170,7 @@ def _open(conn: Connection, program_id: int, rule: ViolationRule, rows: Select[A
     statement = insert(VIOLATION).from_select(VIOLATION_COLUMNS, rows)
     if conn.dialect.name == "postgresql":
         new_rows = raw_rows(_finding_statement(conn, statement.returning(*audited_columns()), merge_joins))
+        new_rows.sort(key=lambda r: r[0])  # returned in the order inserted, which the ids follow: nearly free
         if new_rows:
             audit_rows(conn, program_id, rule.value, action=OPENED, reason=None, now=now, from_state=None,
                        rows=new_rows)

@@ -63,9 +63,7 @@ def raw_rows(result: Any) -> list[Any]:
 
 def audit_rows(conn: Connection, program_id: int, rule: str, *, action: str, reason: str | None, now: datetime,
                from_state: str | None, rows: list[Any]) -> int:
-    """The audit rows for violations given as (id, resulting state, evidence as stored) tuples, in any order."""
-    if any(rows[i][0] > rows[i + 1][0] for i in range(len(rows) - 1)):
-        rows = sorted(rows, key=lambda r: r[0])
+    """The audit rows for violations given as (id, resulting state, evidence as stored) tuples, by ascending id."""
     by_state: dict[str, tuple[list[int], Any]] = {}
     for vid, state, evidence in rows:
         ids, digest = by_state.setdefault(state, ([], hashlib.sha256()))
