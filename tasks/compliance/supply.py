@@ -126,7 +126,10 @@ def interview_candidates(ctx: PassContext, distinct_dues: list[Any]) -> Select[A
     )
 
 
-# The rules whose finding query joins every order to COMPLETION (both in order-id order by their keys).
-ORDER_KEYED = frozenset({ViolationRule.LATE_DELIVERY, ViolationRule.DELIVERY_PATTERN})
+# The rules whose finding query joins by order id inputs that come in that order by their keys: every order to
+# COMPLETION, or the payables (by their order_id index) to the orders. The late payments merged read the orders'
+# key up to the last payable's order; hashed, they built a table of every order (~1,000,000 rows): their SELECT
+# alone, psql, serial as in the INSERT, 0.62 s of CPU merged against 1.0 s hashed at 1,000,000 lines.
+ORDER_KEYED = frozenset({ViolationRule.LATE_DELIVERY, ViolationRule.DELIVERY_PATTERN, ViolationRule.LATE_PAYMENT})
 
 __all__ = ["ORDER_KEYED", "delivery_patterns", "interview_candidates", "late_deliveries", "late_payments"]

@@ -42,12 +42,28 @@ def audit_violations(conn: Connection, program_id: int, rule: str, *, action: st
     `to_state`: a value, or a column of the violation. Call before an UPDATE that changes what `where` selects.
     """
     to_state_column = to_state if not isinstance(to_state, str) else literal(to_state, String)
-    # The driver's tuples as they come: integer and text columns have no result processing to apply, and building
-    # SQLAlchemy rows for 600,000 violations was ~1 s of the pass's CPU at 1,000,000 order lines.
-    result = conn.execute(select(VIOLATION.c.id, type_coerce(to_state_column, String), cast(VIOLATION.c.evidence, Text))
-                          .where(where).order_by(VIOLATION.c.id))
+    result = conn.execute(select(*audited_columns(to_state_column)).where(where).order_by(VIOLATION.c.id))
+    return audit_rows(conn, program_id, rule, action=action, reason=reason, now=now, from_state=from_state,
+                      rows=raw_rows(result))
+
+
+def audited_columns(to_state: ColumnElement[Any] = VIOLATION.c.state) -> tuple[ColumnElement[Any], ...]:
+    """What an audit row's digest covers of each violation: its id, resulting state and evidence as stored. Also the
+    RETURNING of the reconciler's INSERT, so the rows it opens are audited as written, not read back."""
+    return VIOLATION.c.id, type_coerce(to_state, String), cast(VIOLATION.c.evidence, Text)
+
+
+def raw_rows(result: Any) -> list[Any]:
+    """The driver's tuples as they come: integer and text columns have no result processing to apply, and building
+    SQLAlchemy rows for 600,000 violations was ~1 s of the pass's CPU at 1,000,000 order lines."""
     rows = result.cursor.fetchall()
     result.close()
+    return list(rows)
+
+
+def audit_rows(conn: Connection, program_id: int, rule: str, *, action: str, reason: str | None, now: datetime,
+               from_state: str | None, rows: list[Any]) -> int:
+    """The audit rows for violations given as (id, resulting state, evidence as stored) tuples, by ascending id."""
     by_state: dict[str, tuple[list[int], Any]] = {}
     for vid, state, evidence in rows:
         ids, digest = by_state.setdefault(state, ([], hashlib.sha256()))

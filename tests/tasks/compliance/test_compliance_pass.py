@@ -263,6 +263,22 @@ def test_orders_paid_on_time_beside_orders_that_need_running_sums_get_every_late
     assert payables(engine) == written and len(violations(engine, ViolationRule.LATE_PAYMENT)) == 2
 
 
+def test_each_payable_is_due_at_the_end_of_the_month_after_its_own_acceptance_day(engine: Engine) -> None:
+    """Deliveries accepted weeks apart, with days between them on which nothing was accepted: each unpaid payable
+    gets the 次月底 of its own acceptance day (PostgreSQL looks the due day up by day offset, `_due_by_day`)."""
+    program, inst, product = _setup(engine)
+    accepted = [date(2025, 10, 1), date(2025, 10, 31), date(2025, 11, 1), date(2025, 12, 2)]
+    for k, day in enumerate(accepted):
+        order = make_order(engine, program, inst, product, ordered_at=shanghai(day.year, day.month, day.day, 8),
+                           order_no=f"D{k}")
+        make_delivery(engine, order, arrived_at=shanghai(day.year, day.month, day.day, 9), accepted_on=day)
+    run(engine, program, clock_at(2026, 3, 2, 8), ViolationRule.LATE_PAYMENT)
+    with Session(engine) as session:
+        due = {p.delivery_id: p.due_on for p in session.execute(select(Payment)).scalars()}
+    assert sorted(due.values()) == [date(2025, 11, 30), date(2025, 11, 30), date(2025, 12, 31), date(2026, 1, 31)]
+    assert len(violations(engine, ViolationRule.LATE_PAYMENT)) == 4
+
+
 def test_an_order_delivered_in_parts_is_complete_when_the_ordered_quantity_has_arrived(engine: Engine) -> None:
     program, inst, product = _setup(engine)
     ordered = shanghai(2025, 12, 1, 9, 0)
