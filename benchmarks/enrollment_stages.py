@@ -2,6 +2,7 @@
 
     python -m benchmarks.enrollment_stages build DIR N     # the XLSX, and a SQLite snapshot before each stage
     python -m benchmarks.enrollment_stages time DIR STAGE K   # K runs of STAGE, each from its snapshot
+    SANJIN_BENCH_SEAL=0 python -m benchmarks.enrollment_stages time DIR STAGE K   # the same with the seal off
 
 A full figure-1 run takes minutes and its wall time moves with the machine's load; a stage from a snapshot
 takes seconds, and alternating two checkouts (run this from each) gives their CPU seconds side by side. The
@@ -116,6 +117,10 @@ def main(argv: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     prepare_process(out / "home")
     os.environ["SANJIN_CLOCK"] = "database"
+    if os.environ.get("SANJIN_BENCH_SEAL", "1") == "0":  # issue #18's comparison, as figure 1's --seal-pairs
+        from core.audit_chain import set_sealing
+
+        set_sealing(False)
     if command == "build":
         build(out, int(argv[2]))
     else:

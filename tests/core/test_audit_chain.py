@@ -434,3 +434,36 @@ def test_rows_a_query_moves_with_reasons_of_their_own_or_one_shared_reason_verif
                                             "WHERE action = :a"), {"a": a}).tuples().all())
                   for a in ("own", "shared", "none")}
     assert stored == {"own": own, "shared": dict.fromkeys(own, "逾期未交"), "none": dict.fromkeys(own)}
+
+
+def test_a_bulk_write_inserted_in_slices_while_a_thread_hashes_chains_like_one_insert(engine: Engine) -> None:
+    """SQLite writes a large `audit_from_select` a slice at a time, each slice's hashes computed on a thread while
+    the one before is inserted: every row still follows the one before it across the slices' seams, the head
+    ends at the last row, and an edit in the last slice is still named."""
+    from sqlalchemy import Integer, Text, select
+
+    from core.bulk import SLICED_ROWS, _slices, audit_from_select, json_rows
+
+    program = make_program(engine)
+    before = _chained(engine, program.id)
+    n = SLICED_ROWS + 3
+    assert len(_slices(n)) > 1 and _slices(n)[-1][1] == n
+    with transaction(engine) as session:
+        items = json_rows(session, "items", [("entity_id", Integer()), ("reason", Text())],
+                          [(i, None if i % 2 else f"理由{i}") for i in range(n)])
+        assert audit_from_select(session, select(items.c.entity_id, items.c.reason.label("reason"))
+                                 .where(items.c.entity_id >= 0), entity="application", action="run",
+                                 from_state="approved", to_state="running", actor="系统", role=Role.SYSTEM,
+                                 at=shanghai(2025, 9, 2, 8), program_id=program.id, data={"batch": 3}) == n
+    report = _verify(engine, program.id)
+    assert report.broken is None and report.heads[program.id or 0][0] == before + n
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, entity_id, chain_seq FROM auditevent WHERE chain = :c AND action = 'run' "
+                                 "ORDER BY chain_seq"), {"c": program.id}).all()
+    assert [int(e) for _, e, _ in rows] == list(range(n))
+    assert [i - rows[0][0] for i, _, _ in rows] == [s - rows[0][2] for _, _, s in rows] == list(range(n))
+    victim = _ids(engine, program.id or 0)[-2]
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE auditevent SET reason = 'x' WHERE id = :i"), {"i": victim})
+    broken = _verify(engine, program.id).broken
+    assert broken is not None and (broken.kind, broken.audit_id) == ("edited", victim)
