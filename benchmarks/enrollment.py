@@ -339,13 +339,21 @@ def _floor(cfg: dict[str, Any], home: Path, xlsx: Path, product: dict[str, Any],
     The floor runs last, in a process whose modules, statement caches and Prefect clients the product's runs
     have warmed; figure 1 ran first and paid that warm-up. So the ratio is given twice: figure 1's (the
     figure), and that of the product's third run (sealed, warm, `sealing.sealed_seconds`) — what a long-running
-    worker pays per enrollment.
+    worker pays per enrollment. Then the same-I/O floor (every row figure 1 writes, `run_same_io_floor`), in a
+    database of its own, with its own ratios under `same_io`.
     """
-    from benchmarks.enrollment_floor import run_floor
+    from benchmarks.enrollment_floor import run_floor, run_same_io_floor
 
     with fresh_database(cfg["db"], home, name="enrollment_floor", migrate=False, make_current=False) as db:
         floor = run_floor(db.engine, xlsx)
+    with fresh_database(cfg["db"], home, name="enrollment_floor_same_io", migrate=False, make_current=False) as db:
+        same_io = run_same_io_floor(db.engine, xlsx)
     target = 2.0 if cfg["db"] == "sqlite" else 3.0
+    return {**_ratios(floor, product, sealing, target), "same_io": _ratios(same_io, product, sealing, target)}
+
+
+def _ratios(floor: dict[str, Any], product: dict[str, Any], sealing: dict[str, Any], target: float
+            ) -> dict[str, Any]:
     ratio = round(product["seconds"] / floor["seconds"], 2) if floor["seconds"] else None
     cpu_ratio = round(product["cpu_seconds"] / floor["cpu_seconds"], 2) if floor["cpu_seconds"] else None
     return {**floor, "product_seconds": product["seconds"], "ratio": ratio, "target_ratio": target,
