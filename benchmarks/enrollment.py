@@ -118,13 +118,15 @@ def _product_run(db: Any, home: Path, xlsx: Path, n: int, profile_dir: Path | No
     out: dict[str, Any] = {}
     failure: dict[str, Any] = {}
     cpu_stages: dict[str, float] = {}
+    collector = CollectorMeter()
 
     @contextmanager
     def stage(name: str, profile: str) -> Iterator[None]:
-        """The stage's wall time (the Stopwatch), its CPU wherever it ran (benchmarks/cpu.py) and its profile."""
+        """The stage's wall time (the Stopwatch), its CPU wherever it ran (benchmarks/cpu.py), the cycle
+        collector's share of it and its profile."""
         meter = CpuMeter().start()
         try:
-            with watch.stage(name), profiled(profile_dir, profile, profiles):
+            with watch.stage(name), collector.stage(name), profiled(profile_dir, profile, profiles):
                 yield
         finally:
             cpu_stages[name] = round(meter.stop().total, 3)
@@ -186,6 +188,7 @@ def _product_run(db: Any, home: Path, xlsx: Path, n: int, profile_dir: Path | No
         "cpu": cpu.as_dict(),
         "stages": {k: round(v, 3) for k, v in watch.stages.items()},
         "cpu_stages": cpu_stages,
+        "collector": collector.report(),
         "failure": failure or None,
         "outcome": outcome,
         "checks": _checks(engine, n),
@@ -205,6 +208,50 @@ def _product_run(db: Any, home: Path, xlsx: Path, n: int, profile_dir: Path | No
             "outside_prefect": round(watch.total() - flows_seconds, 3),
         },
     }
+
+
+class CollectorMeter:
+    """CPU seconds Python's cycle collector took in each stage, by generation (this process only).
+
+    Why: figure 1's process holds Prefect, its client and FastAPI's models (~300,000 tracked objects, three
+    times the stage harness's), and a full collection walks them all; a stage that keeps 100,000 new tuples
+    alive triggers some. The stage harness (benchmarks.enrollment_stages) does not show this cost.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {}
+        self.counts: dict[str, list[int]] = {}
+        self._current: str | None = None
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        elif self._current is not None:
+            generation = info["generation"]
+            self.seconds[self._current][generation] += time.process_time() - self._started
+            self.counts[self._current][generation] += 1
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        import gc
+
+        self._current = name
+        self.seconds[name], self.counts[name] = [0.0, 0.0, 0.0], [0, 0, 0]
+        gc.callbacks.append(self._callback)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(self._callback)
+            self._current = None
+
+    def report(self) -> dict[str, Any]:
+        import gc
+
+        return {"tracked_objects_at_end": len(gc.get_objects()),
+                "seconds": round(sum(map(sum, self.seconds.values())), 3),
+                "stages": {name: {"seconds": round(sum(s), 3), "by_generation": [round(x, 3) for x in s],
+                                  "collections": self.counts[name]} for name, s in self.seconds.items()}}
 
 
 def _chain_check(engine: Any) -> dict[str, Any]:
@@ -292,13 +339,21 @@ def _floor(cfg: dict[str, Any], home: Path, xlsx: Path, product: dict[str, Any],
     The floor runs last, in a process whose modules, statement caches and Prefect clients the product's runs
     have warmed; figure 1 ran first and paid that warm-up. So the ratio is given twice: figure 1's (the
     figure), and that of the product's third run (sealed, warm, `sealing.sealed_seconds`) — what a long-running
-    worker pays per enrollment.
+    worker pays per enrollment. Then the same-I/O floor (every row figure 1 writes, `run_same_io_floor`), in a
+    database of its own, with its own ratios under `same_io`.
     """
-    from benchmarks.enrollment_floor import run_floor
+    from benchmarks.enrollment_floor import run_floor, run_same_io_floor
 
     with fresh_database(cfg["db"], home, name="enrollment_floor", migrate=False, make_current=False) as db:
         floor = run_floor(db.engine, xlsx)
+    with fresh_database(cfg["db"], home, name="enrollment_floor_same_io", migrate=False, make_current=False) as db:
+        same_io = run_same_io_floor(db.engine, xlsx)
     target = 2.0 if cfg["db"] == "sqlite" else 3.0
+    return {**_ratios(floor, product, sealing, target), "same_io": _ratios(same_io, product, sealing, target)}
+
+
+def _ratios(floor: dict[str, Any], product: dict[str, Any], sealing: dict[str, Any], target: float
+            ) -> dict[str, Any]:
     ratio = round(product["seconds"] / floor["seconds"], 2) if floor["seconds"] else None
     cpu_ratio = round(product["cpu_seconds"] / floor["cpu_seconds"], 2) if floor["cpu_seconds"] else None
     return {**floor, "product_seconds": product["seconds"], "ratio": ratio, "target_ratio": target,

@@ -90,6 +90,7 @@ def _enrollment(run: dict[str, Any], db: str) -> dict[str, Any]:
         "verdict": _verdict(run["seconds"], target) if failure is None else f"FAILED at {failure['stage']}",
         "stages": run["stages"],
         "cpu_seconds": run.get("cpu_seconds"), "cpu": run.get("cpu"), "cpu_stages": run.get("cpu_stages"),
+        "collector": run.get("collector"),
         "task_runs": run["task_runs"],
         "task_runs_independent_of_n": failure is None and run["task_runs"]["client_side"] == run["task_runs"]["expected"],
         "checks": run["checks"],
@@ -319,7 +320,7 @@ def table_rows(document: dict[str, Any]) -> list[list[str]]:
             for stage, sec in r["stages"].items():
                 add("", "", f"  {stage}", _fmt(sec))
             if fl := r.get("floor"):
-                add("", "", "  end to end vs its floor (plain script, same I/O)", _fmt(fl["product_seconds"]),
+                add("", "", "  end to end vs its floor (plain script, LIMITS.md's)", _fmt(fl["product_seconds"]),
                     "calamine + pydantic + Core + 3 transitions + outbox", _fmt(fl["seconds"]),
                     _ratio_text(fl["ratio"]), f"≤ {fl['target_ratio']:g}×", fl["verdict"] or "")
                 if fl.get("cpu_ratio") is not None:
@@ -334,6 +335,15 @@ def table_rows(document: dict[str, Any]) -> list[list[str]]:
                         f"≤ {fl['target_ratio']:g}×")
                 if not fl.get("counts", {}).get("ok", True):
                     add("", "", "  the floor's counts are WRONG", str(fl["counts"]), "", "", "", "", "MISSED")
+            if same := (r.get("floor") or {}).get("same_io"):
+                add("", "", "  end to end vs the same-I/O floor (every row figure 1 writes), wall / CPU",
+                    f"{_fmt(same['product_seconds'])} / {_fmt(same['product_cpu_seconds'])}",
+                    "+ reviews, gates, list, accounts, 3 notice sets, 4 transitions",
+                    f"{_fmt(same['seconds'])} / {_fmt(same['cpu_seconds'])}",
+                    f"{_ratio_text(same['ratio'])} / {_ratio_text(same['cpu_ratio'])}", f"≤ {same['target_ratio']:g}×",
+                    same["cpu_verdict"] or "")
+                if not same.get("counts", {}).get("ok", True):
+                    add("", "", "  the same-I/O floor's counts are WRONG", str(same["counts"]), "", "", "", "", "MISSED")
             if se := r.get("sealing"):
                 add("", "", f"  audit sealed vs seal switched off (same process, medians of {se.get('pairs', 1)} pairs)",
                     _fmt(se["sealed_seconds"]),

@@ -77,6 +77,10 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
     assert checks["running_applications"] == checks["institution_list_entries"] == checks["platform_accounts"] == 200
     assert checks["batches"] == 1 and checks["gates_open"] == 0
     assert enrollment["decisions"]["city"]["gates"] == 1 and enrollment["decisions"]["district"]["gates"] >= 2
+    # Both floors wrote what they say: LIMITS.md's, and the one writing every row figure 1 writes.
+    floor = enrollment["floor"]
+    assert floor["counts"]["ok"] and floor["same_io"]["counts"]["ok"], floor
+    assert floor["same_io"]["counts"]["reviews"] == 400 and floor["same_io"]["counts"]["notices"] == 600
     runs = enrollment["task_runs"]
     assert runs["client_side"] == runs["expected"] == 6
     assert runs["api"]["task_runs"] == 6  # the recorder is on: Prefect's API agrees with the client-side count

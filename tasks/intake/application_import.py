@@ -9,15 +9,13 @@ written by the database (INSERT … SELECT). This module is the entry point and 
 
 from __future__ import annotations
 
-import gc
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from core.bulk import refresh_statistics
+from core.collector import collector_paused
 from core.db import serialize, transaction
 from models.clock import Clock
 from models.enrollment import Application, Institution
@@ -51,23 +49,6 @@ __all__ = [
 ]
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while an upload is parsed and written.
-
-    A 100,000-row file makes millions of short-lived containers, freed by reference counting
-    anyway; the collector, triggered by their allocation, walks them all again and again and found
-    nothing here but cost about a third of the parsing time. Restored afterwards, errors included.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def import_applications(
     engine: Engine,
     program_slug: str,
@@ -83,7 +64,9 @@ def import_applications(
     rejected or withdrawn institution gets a new attempt into a later batch. Accepted during the
     enrollment window and afterwards during continuous review (持续推进).
     """
-    with _collector_paused():  # resumed once the file's rows are freed, when _import_applications returns
+    # A 100,000-row file makes millions of short-lived containers (core/collector.py: the collector walked them
+    # all again and again, a third of the parsing time); resumed once the rows are freed, when this returns.
+    with collector_paused():
         return _import_applications(engine, program_slug, path, clock=clock, actor=actor)
 
 

@@ -23,6 +23,7 @@ from core.bulk import (
     table_of,
     write_audit,
 )
+from core.collector import collector_paused
 from core.db import transaction
 from models.calendar import due_columns
 from models.clock import Clock
@@ -351,7 +352,9 @@ def run_matured_batches(t: _Tick) -> None:
 def reconcile_enrollment(engine: Engine, slug: str, *, clock: Clock) -> EnrollmentReport:
     """Do what is due in enrollment today; safe to call any number of times."""
     report = EnrollmentReport()
-    with transaction(engine) as session:
+    # A batch run keeps its 100,000 list rows and moved rows alive for a while: no full cycle collection over the
+    # worker's every object meanwhile (core/collector.py).
+    with collector_paused(), transaction(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
         lock_program(session, program.id, slug=slug, what="enrollment")  # never two at once for one program

@@ -197,3 +197,31 @@ def test_two_workers_reconciling_one_program_at_once_make_one_batch(engine: Engi
         batched = {a.batch_id for a in session.exec(select(Application)).scalars()}  # type: ignore[call-overload]
     assert [b.number for b in batches] == [1]
     assert batched == {batches[0].id}
+
+
+def test_a_batch_runs_with_the_cycle_collector_paused(engine: Engine, world) -> None:
+    """The batch run keeps its list rows alive while it writes them, the audit rows and the notices: no cycle
+    collection (a full one walks every object of the worker) while any of its statements runs."""
+    import gc
+
+    from sqlalchemy import event
+
+    clock = clock_at(2025, 9, 12, 12)
+    _through_district_review(engine, world, clock)
+    reconcile_enrollment(engine, SLUG, clock=clock)
+    (city,) = _gates(engine, GateKind.CITY_REVIEW)
+    decide_gate(engine, city.id, approve=city.items, user_name="manager", clock=clock)
+    collector_on: list[bool] = []
+
+    def seen(conn, cursor, statement, *_: object) -> None:  # type: ignore[no-untyped-def]
+        collector_on.append(gc.isenabled())
+
+    assert gc.isenabled()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        report = reconcile_enrollment(engine, SLUG, clock=clock)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert report.running == [1]
+    assert collector_on and not any(collector_on)
+    assert gc.isenabled()
