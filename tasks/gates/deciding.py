@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 
 from core.bulk import write_audit
+from core.collector import collector_paused
 from core.db import transaction
 from models.clock import Clock
 from models.enrollment import Gate
@@ -69,7 +70,8 @@ def decide_gate(
     approve, reject = sorted(set(approve)), sorted(set(reject))
     per_item = {i: reason for i in reject if reason} | dict(reasons or {})
     now = clock.now()
-    with transaction(engine) as session:
+    # A decision on a city gate reads and moves 100,000 items: no full cycle collections over the worker meanwhile.
+    with collector_paused(), transaction(engine) as session:
         gate = session.get(Gate, gate_id)
         if gate is None:
             raise UnknownGate(gate_id)

@@ -243,3 +243,26 @@ def test_batches_fill_to_their_limit_in_the_order_applications_came(engine: Engi
         batch_of = dict(session.execute(select(Application.id, Batch.number)
                                         .join(Batch, Batch.id == Application.batch_id)).tuples().all())  # type: ignore[arg-type]
     assert [batch_of[i] for i in apps] == [1, 1, 1, 2, 2, 2, 3]
+
+
+def test_a_gate_decision_runs_with_the_cycle_collector_paused(engine: Engine, world) -> None:
+    """A city decision reads and moves every item of the batch: no cycle collection (a full one walks every object
+    of the worker) while any of its statements runs, and the collector is on again afterwards."""
+    import gc
+
+    from sqlalchemy import event
+
+    gate = _gate(engine, GateKind.DISTRICT_REVIEW, "和平区")
+    collector_on: list[bool] = []
+
+    def seen(conn, cursor, statement, *_: object) -> None:  # type: ignore[no-untyped-def]
+        collector_on.append(gc.isenabled())
+
+    assert gc.isenabled()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        decide_gate(engine, gate.id, approve=gate.items, user_name=world["reviewers"]["和平区"], clock=world["clock"])
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert collector_on and not any(collector_on)
+    assert gc.isenabled()
