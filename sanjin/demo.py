@@ -441,7 +441,11 @@ def _summary(home: Path, engine: Engine, clock: DatabaseClock, script: Script, c
         console.print(f"    {paths.get('html')}  {paths.get('xlsx')}  {paths.get('csv')}")
     console.print(f"  通知 / notices (maildir): {home / 'maildir'}")
     console.print(f"  状态 / status: {home / 'status.json'}  日志 / log: {home / 'demo-log.txt'}")
-    console.print(f"  数据库 / database: {home / 'sanjin.db'}  （可用 SANJIN_CLOCK=database SANJIN_DATABASE_URL=sqlite:///{home / 'sanjin.db'} sanjin status {SLUG} 查看：演示用模拟时钟）")
+    console.print(f"  数据库 / database: {home / 'sanjin.db'}")
+    console.print("  查看（演示用模拟时钟）/ to look at it (the demo's simulated clock):", highlight=False)
+    # One unbroken line, however narrow the terminal: it is a command to copy.
+    console.print(f"    SANJIN_CLOCK=database SANJIN_DATABASE_URL=sqlite:///{home / 'sanjin.db'} sanjin status {SLUG}",
+                  soft_wrap=True, highlight=False, markup=False)
 
 
 def _violations_summary(engine: Engine, console: Console) -> None:
