@@ -168,7 +168,7 @@ def test_outside_the_drug_list_window_is_refused_naming_the_window(
         import_declaration(engine, "shenyang-2025", path, COMPANY, clock=FixedClock(when))
     message = str(caught.value)
     assert "征集“三进”集采药品清单" in message and "2025-08-10" in message and "2025-09-15" in message
-    assert state in message and "drug_list" in message
+    assert state in message and "the drug list window" in message and "drug_list" not in message  # words, not a code
     assert db_counts()["Enterprise"] == 0
 
 
