@@ -216,7 +216,13 @@ class Violation(SQLModel, table=True):
     """
 
     __table_args__ = (
-        UniqueConstraint("program_id", "rule", "subject_type", "subject_id", "object_key", "occurrence"),
+        # The natural key, unique. PostgreSQL compares `object_key` in it bytewise (`varchar_pattern_ops`; migration
+        # 0031): equality is the same as under the database's collation (deterministic: equal means the same bytes),
+        # but each comparison is a memcmp, not a strcoll. Writing 250,000 late deliveries' violations cost
+        # 3.8 s of backend CPU with the collated key, 3.1 s with this one (psql, 1,000,000-line base). No query
+        # orders or ranges by `object_key`; those that name `rule`, `subject_type`, `subject_id` use it as before.
+        Index("ux_violation_key", "program_id", "rule", "subject_type", "subject_id", "object_key", "occurrence",
+              unique=True, postgresql_ops={"object_key": "varchar_pattern_ops"}),
         Index("ix_violation_program_state_rule", "program_id", "state", "rule"),
         # The violations page's keyset order, newest first (web: /violations; migration 0018).
         Index("ix_violation_program_detected", "program_id", "detected_at", "id"),
