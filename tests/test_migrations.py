@@ -16,6 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Engine, Integer, MetaData, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from core.db import make_engine
 from core.migrate import alembic_config, current_revision, upgrade
@@ -147,3 +148,29 @@ def test_a_gates_item_by_item_decisions_become_one_entry_per_outcome_and_back(em
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, str(before))
     assert as_json(stored()) == [old, {"items": {}}]
+
+
+def test_violations_natural_key_is_unique_and_compares_object_key_bytewise(empty_engine):
+    """Migration 0031: the key is a unique index; PostgreSQL compares its object_key by bytes (memcmp, not strcoll —
+    the cost of writing a first pass's violations), which keeps the same rows apart as the collated constraint did."""
+    upgrade(empty_engine)
+    key = next(i for i in inspect(empty_engine).get_indexes("violation") if i["name"] == "ux_violation_key")
+    assert key["unique"]
+    assert key["column_names"] == ["program_id", "rule", "subject_type", "subject_id", "object_key", "occurrence"]
+    row = ("INSERT INTO violation (program_id, rule, subject_type, subject_id, object_key, occurrence, state, evidence,"
+           " detected_on, detected_at) VALUES (1, 'late_delivery', 'enterprise', 7, :key, 1, 'open', '{}',"
+           " '2026-01-05', '2026-01-05 08:00:00+08')")
+    with empty_engine.begin() as conn:
+        conn.execute(text(row), {"key": "PO00000001"})
+        conn.execute(text(row), {"key": "po00000001"})  # other bytes: another key, under either comparison
+    with pytest.raises(IntegrityError), empty_engine.begin() as conn:
+        conn.execute(text(row), {"key": "PO00000001"})
+    if empty_engine.dialect.name == "postgresql":
+        with empty_engine.connect() as conn:
+            opclasses = conn.execute(text(
+                "SELECT a.attname, o.opcname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+                " JOIN LATERAL unnest(x.indkey, x.indclass) AS k(attnum, opclass) ON true"
+                " JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum"
+                " JOIN pg_opclass o ON o.oid = k.opclass WHERE c.relname = 'ux_violation_key'")).all()
+        assert dict(opclasses)["object_key"] == "varchar_pattern_ops"
+        assert dict(opclasses)["rule"] != "varchar_pattern_ops"  # lookups by rule keep their plans
