@@ -99,12 +99,14 @@ def record_accepted(conn: Connection, chunk: Chunk, ref: int, *, at: datetime) -
 
 def open_mark(conn: Connection, chunk: Chunk, ref: int) -> bool:
     """Begin a transaction and set the notice's `second_copy_out` mark in it, uncommitted (its row locked); False,
-    with nothing left open, if another sender holds the notice meanwhile. `commit_mark` or `send_commit` ends it.
+    with nothing left open, if another sender holds the notice meanwhile or its mark is set already (a careful
+    resend of it went out before: it is never handed over again). `commit_mark` or `send_commit` ends it.
 
     The statement's whole round trip happens here, before the end goes out, so what is left for the moment between
     the end and the mark is a COMMIT: seven constant bytes (careful.py's docstring)."""
     t = table_of(Notice)
-    owned = (t.c.id == ref) & (t.c.status == NoticeStatus.SENDING) & (t.c.next_attempt_at == chunk.lease)
+    owned = ((t.c.id == ref) & (t.c.status == NoticeStatus.SENDING) & (t.c.next_attempt_at == chunk.lease)
+             & t.c.second_copy_out.is_not(True))
     conn.exec_driver_sql("BEGIN")
     done = conn.execute(update(t).where(owned).values(
         second_copy_out=True, message_id=chunk.message_ids[ref], subject=chunk.subjects.get(ref))
