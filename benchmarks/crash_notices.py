@@ -165,6 +165,42 @@ def _advance_past_lease(url: str) -> None:
     engine.dispose()
 
 
+_SUSPECT_COLUMNS = ("id", "status", "attempts", "maybe_delivered", "second_copy_out", "next_attempt_at", "sent_at",
+                    "last_error")
+
+
+def suspects(url: str, received: list[tuple[str, str]], arrivals: list[tuple[float, int]],
+             senders: list[tuple[int, float, float, str]], at_most: int = 5) -> list[dict[str, Any]]:
+    """For a failed run: each notice that arrived more than twice or never, its outbox row and its receipts (when,
+    on which client port, during which sender: `senders` holds (k, started, ended, kill point) in wall-clock time)."""
+    from sqlalchemy import select
+
+    from core.db import make_engine
+    from models.outbox import Notice
+
+    per_id = Counter(mid for mid, _ in received)
+    engine = make_engine(url)
+    cols = [getattr(Notice, c) for c in _SUSPECT_COLUMNS]
+    with engine.connect() as conn:
+        rows = conn.execute(select(Notice.message_id, *cols)).all()  # type: ignore[call-overload]
+    engine.dispose()
+    out = []
+    for row in rows:
+        mid = str(row[0])
+        if 1 <= per_id[mid] <= 2:
+            continue
+        when = [arrivals[i] for i, (m, _) in enumerate(received) if m == mid and i < len(arrivals)]
+        out.append({"message_id": mid, "copies": per_id[mid],
+                    "row": {c: (str(v) if v is not None and not isinstance(v, int | bool) else v)
+                            for c, v in zip(_SUSPECT_COLUMNS, row[1:], strict=True)},
+                    "receipts": [{"at": round(t, 4), "port": port,
+                                  "sender": next((f"{k} ({point})" for k, s, e, point in senders if s <= t <= e),
+                                                 "between senders")} for t, port in when]})
+        if len(out) >= at_most:
+            break
+    return out
+
+
 def check(url: str, notices: int, received: list[tuple[str, str]]) -> dict[str, Any]:
     """Every notice sent once in the outbox; on the wire, each at least once and at most twice, same Message-ID."""
     from sqlalchemy import func, select
@@ -271,10 +307,12 @@ def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_de
         prepare(url, notices)
         sink = Sink(home, "crash")
         killed_running, failures = 0, []
+        senders: list[tuple[int, float, float, str]] = []  # (k, started, ended, kill point), for `suspects`
         try:
             started = time.perf_counter()
             for k in range(kills):
                 point = kill_plan[k] if kill_plan is not None else "-"
+                began = time.time()
                 sender = Child("benchmarks.crash_notices",
                                [url, str(sink.port), str(batch_size), point, str(connections)], fork=fork)
                 if kill_plan is not None:
@@ -287,16 +325,22 @@ def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_de
                 status = sender.wait(600)
                 if status not in (0, -signal.SIGKILL):  # a sender that failed by itself is a finding
                     failures.append(f"sender exited {status}: {sender.stderr_tail(600)}")
+                senders.append((k, began, time.time(), point if kill_plan is not None else "random"))
                 _advance_past_lease(url)
+            began = time.time()
             final = Child("benchmarks.crash_notices", [url, str(sink.port), str(batch_size), "-", str(connections)],
                           fork=fork)
             if final.wait(1800) != 0:
                 raise RuntimeError(f"the run after the crashes failed: {final.stderr_tail()}")
+            senders.append((kills, began, time.time(), "final"))
             seconds = time.perf_counter() - started
         finally:
             stats = sink.stop()
         received = [(str(mid), str(rcpt)) for mid, rcpt in stats["messages"]]
         found = check(url, notices, received)
+        if found["min_deliveries"] < 1 or found["max_deliveries"] > 2:
+            found["suspects"] = suspects(url, received, [(float(t), int(p)) for t, p in stats.get("arrivals", [])],
+                                         senders)
         found["problems"] += failures
         found.update(kills=kills, killed_while_running=killed_running, seconds=round(seconds, 1))
         return found

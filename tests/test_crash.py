@@ -65,19 +65,20 @@ def test_a_notice_delivered_unrecorded_then_resent_carefully_unrecorded_never_ar
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", DATABASES)
-def test_a_send_of_2000_notices_killed_6_times_loses_none_and_delivers_a_third_copy_at_most_once_on_postgresql(kind):
-    """Never a lost notice. At most twice is the promise, and SQLite keeps it; on PostgreSQL two CI runs (stops 22
-    and 23) each saw one notice of 2,000 arrive three times with no careful resend left unconfirmed — a path not
-    yet found (session 11's note), so one such copy is tolerated there and more fail."""
+def test_a_send_of_2000_notices_killed_6_times_loses_none_and_delivers_each_at_most_twice(kind):
+    """Never a lost notice, never a third copy, on either database. Session 11 tolerated one third copy on
+    PostgreSQL (stops 22 and 23 each saw one of 2,000, none left unconfirmed); session 12 found and closed two
+    paths to it: a careful resend's end reaching the server before its mark's COMMIT left (the end is now held
+    until it has: notifications/smtp.py `_held`), and a lost sender's mark committing while the next sender's
+    reclaim put its notice back (tasks/outbox/leases.py `reclaim_expired`). A failure prints the suspects: each
+    notice that arrived more than twice or never, its outbox row and its receipts."""
     found = crash_run("notices", kind, size=2000, kills=6, batch_size=200)
+    suspects = found.get("suspects")
     assert found["killed_while_running"] == 6
-    assert found["statuses"] == {"sent": 2000} and found["idempotency_keys"] == 2000
-    per_id = found["deliveries_per_message_id"]
-    third_copies = per_id.get("3", 0) if isinstance(per_id, dict) else 0
-    assert found["min_deliveries"] == 1 and found["max_deliveries"] <= 3, per_id
-    assert third_copies <= (1 if kind == "postgresql" else 0), per_id
+    assert found["statuses"] == {"sent": 2000} and found["idempotency_keys"] == 2000, suspects
+    assert found["min_deliveries"] == 1 and found["max_deliveries"] <= 2, (found["deliveries_per_message_id"], suspects)
     assert found["audit_verify"]["exit"] == 0
-    assert found["problems"] == []
+    assert found["problems"] == [], suspects
 
 
 @pytest.mark.slow
