@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import select
 import signal
 import sys
 import tempfile
@@ -73,10 +74,15 @@ class _KillAt:
     `spec` names the point: `handoff:K` as the K-th chunk is handed to the mailer; `accepted:K` as the server's
     acceptance of the K-th pipelined message comes back, before anything records it (so that copy arrived and
     is unrecorded); `careful:K` the same for the K-th message of a careful resend (tasks/outbox/careful.py);
-    `end:K` right after the K-th careful end went out (and its mark was committed), before the server's reply.
+    `end:K` right after the K-th careful end went out (and its mark was committed), before the server's reply;
+    `preempt:K` at the K-th careful end, after it is written and before its mark is committed, stalls (as a loaded
+    scheduler may, running the server first) and dies if the server answers the end meanwhile — else it goes on
+    and dies right after the mark, as `end:K` (session 12: the end is held until the mark has left, so the server
+    cannot answer it during the stall; before, it did, and the notice arrived a third time).
     """
 
-    POINTS = ("handoff", "accepted", "careful", "end")
+    POINTS = ("handoff", "accepted", "careful", "end", "preempt")
+    STALL = 0.12  # under the 200 ms for which TCP_CORK holds data back
 
     def __init__(self, inner: Any, spec: str) -> None:
         point, _, at = spec.partition(":")
@@ -126,9 +132,23 @@ class _KillingLog:
         return bool(self.inner.ending(ref))
 
     def ended(self, ref: int) -> object:
+        if self.killer.point == "preempt" and self.killer.seen["preempt"] + 1 == self.killer.at:
+            self._stall()
+        self.killer.reached("preempt")
         done = self.inner.ended(ref)
         self.killer.reached("end")
         return done
+
+    def _stall(self) -> None:
+        """Up to `_KillAt.STALL` seconds; die as soon as the server's reply to the end is readable."""
+        slots = getattr(self.killer.inner, "_slots", [])
+        client = slots[0].client if slots else None
+        sock = client.transport.get_extra_info("socket") if client is not None and client.transport else None
+        deadline = time.monotonic() + _KillAt.STALL
+        while sock is not None and (left := deadline - time.monotonic()) > 0:
+            if select.select([sock], [], [], min(left, 0.005))[0]:
+                os.kill(os.getpid(), signal.SIGKILL)  # the server has the end; its mark is not committed
+        self.killer.point = "end"  # not answered: die right after the mark instead
 
     def settled(self, outcome: Any, ending: bool) -> object:
         if outcome.delivery.value == "sent":
@@ -359,7 +379,8 @@ def main() -> None:
     parser.add_argument("--kill-at-handoff", type=int, default=None, help="kill each sender at its K-th chunk")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--kill-plan", default=None,
-                        help="comma-separated kill points, one per sender: handoff:K, accepted:K, careful:K, end:K")
+                        help="comma-separated kill points, one per sender: handoff:K, accepted:K, careful:K, end:K, "
+                             "preempt:K")
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     plan = args.kill_plan.split(",") if args.kill_plan else None
