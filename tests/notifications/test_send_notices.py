@@ -692,11 +692,12 @@ def test_a_lost_senders_mark_committed_while_its_notice_is_reclaimed_keeps_it_fr
     reclaimed: list[tuple[int, int, int]] = []
     with engine.connect() as dying:  # the lost sender's session: its mark UPDATEd, not yet committed
         dying.execute(update(t).where(t.c.id == nid).values(second_copy_out=True))
+        holder = dying.exec_driver_sql("SELECT pg_backend_pid()").scalar()
         reclaimer = threading.Thread(target=lambda: reclaimed.append(
             reclaim_expired(engine, clock=clock, max_attempts=6)))
         reclaimer.start()
         deadline = time.monotonic() + 10
-        while not row_is_waited_for(engine) and time.monotonic() < deadline:
+        while not waits_for(engine, holder) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert reclaimer.is_alive()  # waiting for the row
         dying.commit()  # the COMMIT that was on the wire
@@ -709,11 +710,11 @@ def test_a_lost_senders_mark_committed_while_its_notice_is_reclaimed_keeps_it_fr
     assert len(smtp_server.handler.received) == 1  # the marked resend is never sent again (2 before)
 
 
-def row_is_waited_for(engine) -> bool:
+def waits_for(engine, holder) -> bool:
+    """Whether some session waits for a lock the backend `holder` holds."""
     with engine.connect() as conn:
         return bool(conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            " AND left(query, 13) = 'UPDATE notice'").scalar())
+            f"SELECT count(*) FROM pg_stat_activity WHERE {int(holder)} = ANY(pg_blocking_pids(pid))").scalar())
 
 
 def test_a_notice_claimed_with_its_careful_resends_mark_set_is_settled_unconfirmed_and_not_sent(
