@@ -107,7 +107,10 @@ def summary(found: dict[str, Any]) -> str:
         body = (f"{found['notices']} notices ({found['idempotency_keys']} keys) {found['statuses']}, "
                 f"{found['received']} received; deliveries per Message-ID {found['deliveries_per_message_id']} "
                 f"(min {found['min_deliveries']}, max {found['max_deliveries']}), {found.get('unconfirmed', 0)} sent unconfirmed")
-    return f"{head}; {body}; audit verify exit {found['audit_verify']['exit']}; problems {found['problems'] or 'none'}"
+    line = f"{head}; {body}; audit verify exit {found['audit_verify']['exit']}; problems {found['problems'] or 'none'}"
+    for suspect in found.get("suspects", []):  # a notice that arrived more than twice or never: its row and receipts
+        line += f"\n  suspect {suspect}"
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import select
 import signal
 import sys
 import tempfile
@@ -73,10 +74,15 @@ class _KillAt:
     `spec` names the point: `handoff:K` as the K-th chunk is handed to the mailer; `accepted:K` as the server's
     acceptance of the K-th pipelined message comes back, before anything records it (so that copy arrived and
     is unrecorded); `careful:K` the same for the K-th message of a careful resend (tasks/outbox/careful.py);
-    `end:K` right after the K-th careful end went out (and its mark was committed), before the server's reply.
+    `end:K` right after the K-th careful end went out (and its mark was committed), before the server's reply;
+    `preempt:K` at the K-th careful end, after it is written and before its mark is committed, stalls (as a loaded
+    scheduler may, running the server first) and dies if the server answers the end meanwhile — else it goes on
+    and dies right after the mark, as `end:K` (session 12: the end is held until the mark has left, so the server
+    cannot answer it during the stall; before, it did, and the notice arrived a third time).
     """
 
-    POINTS = ("handoff", "accepted", "careful", "end")
+    POINTS = ("handoff", "accepted", "careful", "end", "preempt")
+    STALL = 0.12  # under the 200 ms for which TCP_CORK holds data back
 
     def __init__(self, inner: Any, spec: str) -> None:
         point, _, at = spec.partition(":")
@@ -126,9 +132,23 @@ class _KillingLog:
         return bool(self.inner.ending(ref))
 
     def ended(self, ref: int) -> object:
+        if self.killer.point == "preempt" and self.killer.seen["preempt"] + 1 == self.killer.at:
+            self._stall()
+        self.killer.reached("preempt")
         done = self.inner.ended(ref)
         self.killer.reached("end")
         return done
+
+    def _stall(self) -> None:
+        """Up to `_KillAt.STALL` seconds; die as soon as the server's reply to the end is readable."""
+        slots = getattr(self.killer.inner, "_slots", [])
+        client = slots[0].client if slots else None
+        sock = client.transport.get_extra_info("socket") if client is not None and client.transport else None
+        deadline = time.monotonic() + _KillAt.STALL
+        while sock is not None and (left := deadline - time.monotonic()) > 0:
+            if select.select([sock], [], [], min(left, 0.005))[0]:
+                os.kill(os.getpid(), signal.SIGKILL)  # the server has the end; its mark is not committed
+        self.killer.point = "end"  # not answered: die right after the mark instead
 
     def settled(self, outcome: Any, ending: bool) -> object:
         if outcome.delivery.value == "sent":
@@ -163,6 +183,42 @@ def _advance_past_lease(url: str) -> None:
     clock = DatabaseClock(engine)
     clock.set(clock.now() + LEASE + timedelta(minutes=1))
     engine.dispose()
+
+
+_SUSPECT_COLUMNS = ("id", "status", "attempts", "maybe_delivered", "second_copy_out", "next_attempt_at", "sent_at",
+                    "last_error")
+
+
+def suspects(url: str, received: list[tuple[str, str]], arrivals: list[tuple[float, int]],
+             senders: list[tuple[int, float, float, str]], at_most: int = 5) -> list[dict[str, Any]]:
+    """For a failed run: each notice that arrived more than twice or never, its outbox row and its receipts (when,
+    on which client port, during which sender: `senders` holds (k, started, ended, kill point) in wall-clock time)."""
+    from sqlalchemy import select
+
+    from core.db import make_engine
+    from models.outbox import Notice
+
+    per_id = Counter(mid for mid, _ in received)
+    engine = make_engine(url)
+    cols = [getattr(Notice, c) for c in _SUSPECT_COLUMNS]
+    with engine.connect() as conn:
+        rows = conn.execute(select(Notice.message_id, *cols)).all()  # type: ignore[call-overload]
+    engine.dispose()
+    out = []
+    for row in rows:
+        mid = str(row[0])
+        if 1 <= per_id[mid] <= 2:
+            continue
+        when = [arrivals[i] for i, (m, _) in enumerate(received) if m == mid and i < len(arrivals)]
+        out.append({"message_id": mid, "copies": per_id[mid],
+                    "row": {c: (str(v) if v is not None and not isinstance(v, int | bool) else v)
+                            for c, v in zip(_SUSPECT_COLUMNS, row[1:], strict=True)},
+                    "receipts": [{"at": round(t, 4), "port": port,
+                                  "sender": next((f"{k} ({point})" for k, s, e, point in senders if s <= t <= e),
+                                                 "between senders")} for t, port in when]})
+        if len(out) >= at_most:
+            break
+    return out
 
 
 def check(url: str, notices: int, received: list[tuple[str, str]]) -> dict[str, Any]:
@@ -271,10 +327,12 @@ def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_de
         prepare(url, notices)
         sink = Sink(home, "crash")
         killed_running, failures = 0, []
+        senders: list[tuple[int, float, float, str]] = []  # (k, started, ended, kill point), for `suspects`
         try:
             started = time.perf_counter()
             for k in range(kills):
                 point = kill_plan[k] if kill_plan is not None else "-"
+                began = time.time()
                 sender = Child("benchmarks.crash_notices",
                                [url, str(sink.port), str(batch_size), point, str(connections)], fork=fork)
                 if kill_plan is not None:
@@ -287,16 +345,22 @@ def run(notices: int, kills: int, url: str | None = None, seed: int = 18, max_de
                 status = sender.wait(600)
                 if status not in (0, -signal.SIGKILL):  # a sender that failed by itself is a finding
                     failures.append(f"sender exited {status}: {sender.stderr_tail(600)}")
+                senders.append((k, began, time.time(), point if kill_plan is not None else "random"))
                 _advance_past_lease(url)
+            began = time.time()
             final = Child("benchmarks.crash_notices", [url, str(sink.port), str(batch_size), "-", str(connections)],
                           fork=fork)
             if final.wait(1800) != 0:
                 raise RuntimeError(f"the run after the crashes failed: {final.stderr_tail()}")
+            senders.append((kills, began, time.time(), "final"))
             seconds = time.perf_counter() - started
         finally:
             stats = sink.stop()
         received = [(str(mid), str(rcpt)) for mid, rcpt in stats["messages"]]
         found = check(url, notices, received)
+        if found["min_deliveries"] < 1 or found["max_deliveries"] > 2:
+            found["suspects"] = suspects(url, received, [(float(t), int(p)) for t, p in stats.get("arrivals", [])],
+                                         senders)
         found["problems"] += failures
         found.update(kills=kills, killed_while_running=killed_running, seconds=round(seconds, 1))
         return found
@@ -315,7 +379,8 @@ def main() -> None:
     parser.add_argument("--kill-at-handoff", type=int, default=None, help="kill each sender at its K-th chunk")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--kill-plan", default=None,
-                        help="comma-separated kill points, one per sender: handoff:K, accepted:K, careful:K, end:K")
+                        help="comma-separated kill points, one per sender: handoff:K, accepted:K, careful:K, end:K, "
+                             "preempt:K")
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     plan = args.kill_plan.split(",") if args.kill_plan else None

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import json
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ class CountingHandler:
     def __init__(self, keep: int) -> None:
         self.keep = keep
         self.received: list[tuple[str, str]] = []  # (Message-ID, RCPT TO), in arrival order
+        self.arrivals: list[tuple[float, int]] = []  # (wall-clock time, the client's port) of each, the same order
         self.samples: list[str] = []
         self.peers: set[Any] = set()
 
@@ -39,6 +41,7 @@ class CountingHandler:
         if isinstance(data, str):  # pragma: no cover - decode_data is off
             data = data.encode("utf-8")
         self.received.append((_message_id(data), ",".join(envelope.rcpt_tos)))
+        self.arrivals.append((time.time(), int(session.peer[1]) if session.peer else 0))
         self.peers.add(session.peer)
         if len(self.samples) < self.keep:
             self.samples.append(base64.b64encode(data).decode("ascii"))
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         loop.add_signal_handler(sig, loop.stop)
     loop.run_forever()
     server.close()
-    stats = {"received": len(handler.received), "messages": handler.received, "connections": len(handler.peers),
+    stats = {"received": len(handler.received), "messages": handler.received, "arrivals": handler.arrivals,
+             "connections": len(handler.peers),
              "samples": handler.samples, "loop": args.loop}
     tmp = args.stats.with_suffix(".tmp")
     tmp.write_text(json.dumps(stats), encoding="utf-8")

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import mailbox
 import re
+import socket
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -382,7 +383,8 @@ async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage, end: _End 
     With `end` (a careful send): the content is written and flushed to the socket first; then `end.before()`,
     the end (the final dot, three bytes) and `end.after()` follow one another with nothing in between that
     could wait, so the caller's record that the end went out and the end itself leave this process within
-    microseconds of each other. `end.before()` False withdraws the message (`_Withdrawn`: its end never went).
+    microseconds of each other; the end is held in this host's send queue until `end.after()` has returned
+    (`_held`), so the server cannot have it, nor be woken by it, before the record has left. `end.before()` False withdraws the message (`_Withdrawn`: its end never went).
 
     Not `sendmail` itself, which for one already-checked recipient parses both addresses four times,
     runs three regular-expression passes over the whole message (line endings for SIZE, then line
@@ -438,15 +440,19 @@ async def _transaction(client: aiosmtplib.SMTP, msg: OutgoingMessage, end: _End 
                 await _flushed(protocol)
                 if not end.before():
                     raise _Withdrawn
-                protocol.write(b".\r\n")
-                end.after()
+                with _held(protocol):  # the end reaches the server only once `end.after()` has returned
+                    protocol.write(b".\r\n")
+                    handed = True
+                    end.after()
             handed = True
             reply = await protocol.read_response(timeout=None)
             if reply.code != 250:
                 raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-    except (TimeoutError, aiosmtplib.SMTPServerDisconnected) as exc:
+    except (OSError, aiosmtplib.SMTPServerDisconnected) as exc:  # OSError: TimeoutError, ConnectionError among them
         client.close()  # a reply may still be on its way: this session can no longer be trusted
         if handed:
+            # Whatever broke after the end went out, the server may have the message: never resent on another
+            # connection (`_send_one` reconnects and resends only what failed before its end).
             raise _Unanswered(str(exc)) from exc
         raise
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
@@ -472,6 +478,37 @@ class _End:
 
     def after(self) -> None:
         self.log.ended(self.ref)
+
+
+@contextlib.contextmanager
+def _held(protocol: Any) -> Iterator[None]:
+    """Hold what is written inside in this host's TCP send queue (Linux TCP_CORK) until the block ends.
+
+    A careful resend writes its end here, then its caller commits that the end went out (`CarefulLog.ended`), and
+    only then does the end leave for the server. Written to a socket without it, the end woke the receiving
+    server, and on a loaded machine the scheduler could run the server, and others, while this process waited
+    milliseconds to send the mark's COMMIT — a kill then left a copy delivered and unmarked, sent a third time
+    (issue #18, session 12). Corked, the write wakes nobody; what was written still leaves if this process dies
+    (the kernel sends queued data when it closes the socket), so the end is out once written, as before, and
+    only this process's own next few microseconds separate it from the mark. The cork lets the data go after
+    200 ms at most. A platform without TCP_CORK, or a socket that refuses it, sends as before.
+    """
+    transport = protocol.transport
+    sock: Any = transport.get_extra_info("socket") if transport is not None else None
+    corked = False
+    if _CORK is not None and sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
+            corked = True
+    try:
+        yield
+    finally:
+        if corked:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
+
+
+_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 
 async def _flushed(protocol: Any) -> None:

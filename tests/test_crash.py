@@ -46,7 +46,7 @@ def test_a_sender_killed_as_it_hands_over_its_second_chunk_every_time_delivers_n
 
 @pytest.mark.slow  # ~20-30 s each under load (two forked senders and a final one)
 @pytest.mark.parametrize("kind", DATABASES)
-@pytest.mark.parametrize("second_kill", ["careful:1", "end:1"])
+@pytest.mark.parametrize("second_kill", ["careful:1", "end:1", "preempt:1"])
 def test_a_notice_delivered_unrecorded_then_resent_carefully_unrecorded_never_arrives_a_third_time(kind, second_kill):
     """The window issue #18 left open: sender 1 dies as the server's 250 for its first message comes back (a copy
     delivered, unrecorded); sender 2 resends that notice carefully and dies right after the server accepted it
@@ -54,7 +54,10 @@ def test_a_notice_delivered_unrecorded_then_resent_carefully_unrecorded_never_ar
     resent it a third time. Now the careful resend's end is committed as going out
     (`second_copy_out`) back to back with it, and such a notice is settled sent, not confirmed, never resent.
     One SMTP connection and one chunk, so the first kill leaves exactly notice 1 delivered and unrecorded and the
-    second sender resends it first."""
+    second sender resends it first. `preempt:1` (session 12): sender 2 stalls between writing the end and its
+    mark's COMMIT, as a loaded scheduler running the SMTP server first made it, and dies if the server answers the
+    end meanwhile — on PostgreSQL it did, {"1": 4, "3": 1} with none unconfirmed (the CI runs' third copy); now the
+    end waits in the kernel until the COMMIT has left, so the sender dies after the mark instead."""
     found = crash_run("notices", kind, size=5, kills=2, kill_plan=["accepted:1", second_kill], batch_size=5,
                       connections=1)
     assert found["killed_while_running"] == 2
@@ -65,19 +68,20 @@ def test_a_notice_delivered_unrecorded_then_resent_carefully_unrecorded_never_ar
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", DATABASES)
-def test_a_send_of_2000_notices_killed_6_times_loses_none_and_delivers_a_third_copy_at_most_once_on_postgresql(kind):
-    """Never a lost notice. At most twice is the promise, and SQLite keeps it; on PostgreSQL two CI runs (stops 22
-    and 23) each saw one notice of 2,000 arrive three times with no careful resend left unconfirmed — a path not
-    yet found (session 11's note), so one such copy is tolerated there and more fail."""
+def test_a_send_of_2000_notices_killed_6_times_loses_none_and_delivers_each_at_most_twice(kind):
+    """Never a lost notice, never a third copy, on either database. Session 11 tolerated one third copy on
+    PostgreSQL (stops 22 and 23 each saw one of 2,000, none left unconfirmed); session 12 found and closed two
+    paths to it: a careful resend's end reaching the server before its mark's COMMIT left (the end is now held
+    until it has: notifications/smtp.py `_held`), and a lost sender's mark committing while the next sender's
+    reclaim put its notice back (tasks/outbox/leases.py `reclaim_expired`). A failure prints the suspects: each
+    notice that arrived more than twice or never, its outbox row and its receipts."""
     found = crash_run("notices", kind, size=2000, kills=6, batch_size=200)
+    suspects = found.get("suspects")
     assert found["killed_while_running"] == 6
-    assert found["statuses"] == {"sent": 2000} and found["idempotency_keys"] == 2000
-    per_id = found["deliveries_per_message_id"]
-    third_copies = per_id.get("3", 0) if isinstance(per_id, dict) else 0
-    assert found["min_deliveries"] == 1 and found["max_deliveries"] <= 3, per_id
-    assert third_copies <= (1 if kind == "postgresql" else 0), per_id
+    assert found["statuses"] == {"sent": 2000} and found["idempotency_keys"] == 2000, suspects
+    assert found["min_deliveries"] == 1 and found["max_deliveries"] <= 2, (found["deliveries_per_message_id"], suspects)
     assert found["audit_verify"]["exit"] == 0
-    assert found["problems"] == []
+    assert found["problems"] == [], suspects
 
 
 @pytest.mark.slow

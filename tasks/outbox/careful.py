@@ -34,6 +34,15 @@ arrived either); on PostgreSQL, leaves a copy out unmarked (a third copy if its 
 Stop 22's CI run met that PostgreSQL moment once (1 notice of 2,000 arrived three times, 6 random kills): then the
 whole UPDATE statement followed the end through SQLAlchemy (its round trip 350 µs median here, the bytes leaving
 part way through it). Now the COMMIT's bytes leave 23 µs (median; 70 µs p99) after the call begins.
+
+Session 12: the CI runs still met it (one third copy, none unconfirmed), because the moment was not the
+microseconds of this process's code: writing the end to the socket woke the SMTP server, and on a loaded machine
+the scheduler could run the server (and others) while this process waited to send the COMMIT — milliseconds with
+the copy out and unmarked (`--kill-plan accepted:1,preempt:1` in benchmarks/crash_notices.py stalls there: {1: 4,
+3: 1} on PostgreSQL before). The end is now held in the kernel (TCP_CORK, notifications/smtp.py `_held`) until
+the COMMIT has left: written, it leaves even if this process dies (the kernel sends what is queued when it closes
+the socket), but it wakes nobody, so nothing is scheduled in between. A second path was the reclaim
+(leases.reclaim_expired): a lost sender's mark committing while the next sender put its notice back.
 """
 
 from __future__ import annotations
@@ -99,12 +108,14 @@ def record_accepted(conn: Connection, chunk: Chunk, ref: int, *, at: datetime) -
 
 def open_mark(conn: Connection, chunk: Chunk, ref: int) -> bool:
     """Begin a transaction and set the notice's `second_copy_out` mark in it, uncommitted (its row locked); False,
-    with nothing left open, if another sender holds the notice meanwhile. `commit_mark` or `send_commit` ends it.
+    with nothing left open, if another sender holds the notice meanwhile or its mark is set already (a careful
+    resend of it went out before: it is never handed over again). `commit_mark` or `send_commit` ends it.
 
     The statement's whole round trip happens here, before the end goes out, so what is left for the moment between
     the end and the mark is a COMMIT: seven constant bytes (careful.py's docstring)."""
     t = table_of(Notice)
-    owned = (t.c.id == ref) & (t.c.status == NoticeStatus.SENDING) & (t.c.next_attempt_at == chunk.lease)
+    owned = ((t.c.id == ref) & (t.c.status == NoticeStatus.SENDING) & (t.c.next_attempt_at == chunk.lease)
+             & t.c.second_copy_out.is_not(True))
     conn.exec_driver_sql("BEGIN")
     done = conn.execute(update(t).where(owned).values(
         second_copy_out=True, message_id=chunk.message_ids[ref], subject=chunk.subjects.get(ref))

@@ -102,6 +102,7 @@ class ClaimedNotice:
     attempts: int
     lease: datetime
     maybe_delivered: bool = False  # a lost sender may have delivered it: resend carefully
+    second_copy_out: bool = False  # its careful resend went out already: never handed over again (settled unconfirmed)
 
 
 @dataclass
@@ -131,6 +132,7 @@ def backoff(attempts: int, *, base: timedelta = RETRY_BASE, cap: timedelta = RET
 UNCONFIRMED = ("未确认送达：{why_zh}；邮件已第二次交给服务器，为免第三份不再自动重发 / not confirmed: {why}; "
                "handed to the server a second time, so it is not sent again (never a third copy)")
 LOST_SENDER = {"why_zh": "发送程序在服务器应答前中断", "why": "the sender was lost before the server's answer"}
+RESENT_BEFORE = {"why_zh": "此前的重发已交给服务器", "why": "an earlier resend had gone out"}
 
 
 def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple[int, int, int]:
@@ -142,10 +144,18 @@ def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple
     (the lost sender may have handed it over), and its next delivery is careful (see the module's docstring).
     A row claimed ahead that never reached the mailer goes back as it was. A row whose careful resend had gone
     out (`second_copy_out`) may have arrived twice already: it is never handed over again.
+
+    The put-back and the dead UPDATEs skip marked rows too (session 12, issue #18): on PostgreSQL each statement
+    has its own snapshot, and a lost sender's mark may commit while this runs — its COMMIT was on the wire when
+    the sender died, the row held by its UPDATE. The first UPDATE's snapshot then saw the row unmarked and passed
+    it; the put-back waited for the row, re-read it committed and marked, found it still expired and `sending`,
+    and put it back `pending` with the mark set: it was sent again, a third copy. Now such a row stays `sending`
+    and expired, and the next reclaim (before the next claim) settles it unconfirmed.
     """
     t = table_of(Notice)
     now = clock.now()
     expired = and_(t.c.status == N.SENDING, t.c.next_attempt_at <= now)
+    unmarked = t.c.second_copy_out.is_not(True)
     with engine.begin() as conn:
         unconfirmed = conn.execute(
             update(t)
@@ -154,13 +164,13 @@ def reclaim_expired(engine: Engine, *, clock: Clock, max_attempts: int) -> tuple
         ).rowcount
         dead = conn.execute(
             update(t)
-            .where(expired, t.c.attempts >= max_attempts)
+            .where(expired, unmarked, t.c.attempts >= max_attempts)
             .values(status=DEAD, next_attempt_at=None,
                     last_error="sender lost while sending (lease expired); out of attempts")
         ).rowcount
         back = conn.execute(
             update(t)
-            .where(expired)
+            .where(expired, unmarked)
             .values(status=RETRY, next_attempt_at=now,
                     last_error="sender lost while sending (lease expired); resending")
         ).rowcount
@@ -203,11 +213,13 @@ def claim(engine: Engine, *, clock: Clock, batch_size: int, lease: timedelta = L
             .where(t.c.id.in_(chosen), t.c.status == N.PENDING)
             .values(status=CLAIMED, next_attempt_at=lease_until)
             .returning(t.c.id, t.c.idempotency_key, t.c.kind, t.c.email, t.c.recipient_name, t.c.context,
-                       t.c.program_id, t.c.created_at, t.c.attempts, t.c.next_attempt_at, t.c.maybe_delivered)
+                       t.c.program_id, t.c.created_at, t.c.attempts, t.c.next_attempt_at, t.c.maybe_delivered,
+                       t.c.second_copy_out)
         ).all()
     claimed = [
         ClaimedNotice(r.id, r.idempotency_key, r.kind, r.email, r.recipient_name, dict(r.context or {}),
-                      r.program_id, r.created_at, r.attempts, r.next_attempt_at, bool(r.maybe_delivered))
+                      r.program_id, r.created_at, r.attempts, r.next_attempt_at, bool(r.maybe_delivered),
+                      bool(r.second_copy_out))
         for r in rows
     ]
     return sorted(claimed, key=lambda c: c.id)
@@ -315,10 +327,12 @@ def record_outcomes(
         error = (outcome.detail or outcome.delivery.value)[:1000]
         if outcome.delivery is Delivery.SENT:
             sent.append((row.id, mid, chunk.subjects.get(row.id)))
-        elif outcome.maybe_delivered and row.maybe_delivered:
+        elif outcome.maybe_delivered and (row.maybe_delivered or row.second_copy_out):
             # A careful resend's end went out and the server did not answer it: its second copy may have
             # arrived (careful.py committed `second_copy_out` with the end), so it is never handed over again.
-            why = {"why_zh": "服务器未应答重发", "why": f"the server did not answer its resend ({error[:200]})"}
+            # Or it was claimed with the mark already set (send_notices._resent_already): not handed over at all.
+            why = (RESENT_BEFORE if row.second_copy_out else
+                   {"why_zh": "服务器未应答重发", "why": f"the server did not answer its resend ({error[:200]})"})
             unconfirmed.append((row.id, mid, UNCONFIRMED.format(**why)[:1000]))
         elif outcome.delivery is Delivery.TEMPORARY and attempts < max_attempts:
             retry[attempts, outcome.maybe_delivered or row.maybe_delivered].append((row.id, mid, error))

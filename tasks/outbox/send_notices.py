@@ -220,18 +220,33 @@ async def _deliver_carefully(mailer: Mailer, chunk: Chunk, engine: Engine, clock
     interval), and a kill there, on the full-size crash test, left a notice marked and never delivered.
     """
     # An exception here is treated like a crash: the chunk stays `sending` until its lease expires.
-    again = {r.id for r in chunk.rows if r.maybe_delivered}
-    first = [m for m in chunk.messages if m.ref in again]
+    for ref in _resent_already(chunk):
+        chunk.outcomes[ref] = SendOutcome(ref, Delivery.TEMPORARY, "a careful resend of it had gone out before",
+                                          maybe_delivered=True)
+    again = _careful_refs(chunk)
+    first = [m for m in chunk.messages if m.ref in again and m.ref not in chunk.outcomes]
     if first:
         with careful_record(engine, chunk, clock.now()) as record:
             for outcome in await mailer.send_many(first, careful=record):
                 chunk.outcomes[outcome.ref] = outcome
 
 
+def _careful_refs(chunk: Chunk) -> set[int]:
+    """The notices of the chunk a lost sender may have delivered (or resent) already: none goes out pipelined."""
+    return {r.id for r in chunk.rows if r.maybe_delivered or r.second_copy_out}
+
+
+def _resent_already(chunk: Chunk) -> list[int]:
+    """Claimed with their careful resend's mark set: a copy may have arrived twice already, so they are not handed
+    over, and `record_outcomes` settles them `sent`, not confirmed. `leases.reclaim_expired` no longer puts such a
+    row back (session 12); this stands guard for any other way one might come back to `pending`."""
+    return [r.id for r in chunk.rows if r.second_copy_out]
+
+
 async def _deliver_rest(mailer: Mailer, chunk: Chunk, engine: Engine, clock: Clock) -> Chunk:
     """The chunk's first deliveries, pipelined, its accepted messages recorded every `PROGRESS_EVERY` while the
     rest is on the wire."""
-    again = {r.id for r in chunk.rows if r.maybe_delivered}
+    again = _careful_refs(chunk)
     rest = [m for m in chunk.messages if m.ref not in again] if again else chunk.messages
     if rest:
         accepted: list[int] = []

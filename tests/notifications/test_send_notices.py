@@ -20,7 +20,7 @@ from notifications.smtp import Delivery, MaildirMailer, OutgoingMessage, SendOut
 from tasks.outbox import send_notices
 from tasks.outbox.enqueue import NoticeDraft, enqueue_notices
 from tasks.outbox.followup import list_no_address, resend
-from tasks.outbox.leases import LEASE, SendReport, backoff
+from tasks.outbox.leases import LEASE, SendReport, backoff, reclaim_expired
 from tasks.outbox.send_notices import send_chunk, send_pending, send_pending_async
 from tests.notifications.conftest import free_port
 from tests.notifications.samples import PROGRAM, SAMPLES
@@ -677,3 +677,57 @@ def test_a_careful_resends_mark_is_committed_at_its_databases_point_of_no_return
     row = rows(engine)[nid]
     assert (row.status, row.second_copy_out, row.attempts) == (NoticeStatus.SENT, True, 2)
     assert len(smtp_server.handler.received) == 2
+
+
+def test_a_lost_senders_mark_committed_while_its_notice_is_reclaimed_keeps_it_from_being_sent_a_third_time(
+        engine, clock, smtp_server):
+    """Issue #18, session 12 (PostgreSQL): a sender dies with its careful resend's mark UPDATEd and its COMMIT on
+    the wire; the server commits it while the next sender reclaims. The reclaim's first UPDATE (settle marked rows
+    unconfirmed) read the row unmarked; the put-back waited for the row, re-read it marked and put it back
+    `pending` anyway — resent, a third copy. Now the put-back skips a marked row and the next reclaim settles it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: a reclaim never waits for another sender's uncommitted mark")
+    [nid] = lose_sender(engine, clock, smtp_server, [draft(1)])  # copy 1 arrived, unrecorded; the lease ran out
+    t = Notice.__table__
+    reclaimed: list[tuple[int, int, int]] = []
+    with engine.connect() as dying:  # the lost sender's session: its mark UPDATEd, not yet committed
+        dying.execute(update(t).where(t.c.id == nid).values(second_copy_out=True))
+        holder = dying.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        reclaimer = threading.Thread(target=lambda: reclaimed.append(
+            reclaim_expired(engine, clock=clock, max_attempts=6)))
+        reclaimer.start()
+        deadline = time.monotonic() + 10
+        while not waits_for(engine, holder) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert reclaimer.is_alive()  # waiting for the row
+        dying.commit()  # the COMMIT that was on the wire
+    reclaimer.join(10)
+    assert reclaimed == [(0, 0, 0)]  # (1, 0, 0) before: put back `pending` with its mark set
+    row = rows(engine)[nid]
+    assert (row.status, row.second_copy_out) == (NoticeStatus.SENDING, True)
+    assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport(unconfirmed=1)
+    assert rows(engine)[nid].status == NoticeStatus.SENT
+    assert len(smtp_server.handler.received) == 1  # the marked resend is never sent again (2 before)
+
+
+def waits_for(engine, holder) -> bool:
+    """Whether some session waits for a lock the backend `holder` holds."""
+    with engine.connect() as conn:
+        return bool(conn.exec_driver_sql(
+            f"SELECT count(*) FROM pg_stat_activity WHERE {int(holder)} = ANY(pg_blocking_pids(pid))").scalar())
+
+
+def test_a_notice_claimed_with_its_careful_resends_mark_set_is_settled_unconfirmed_and_not_sent(
+        engine, clock, smtp_server):
+    """However a marked notice came back to `pending` (the reclaim above, before its fix), it is not handed over a
+    third time: claimed, it is settled sent, not confirmed, with no message (a careful resend before the fix)."""
+    [nid] = lose_sender(engine, clock, smtp_server, [draft(1)])
+    t = Notice.__table__
+    with engine.begin() as conn:
+        conn.execute(update(t).where(t.c.id == nid).values(status=NoticeStatus.PENDING, next_attempt_at=clock.now(),
+                                                            second_copy_out=True))
+    assert send_pending(engine, SmtpMailer(smtp_server.settings()), clock=clock) == SendReport(unconfirmed=1)
+    row = rows(engine)[nid]
+    assert (row.status, row.second_copy_out) == (NoticeStatus.SENT, True)
+    assert "an earlier resend had gone out" in (row.last_error or "")
+    assert len(smtp_server.handler.received) == 1

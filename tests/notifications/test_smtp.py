@@ -313,3 +313,62 @@ def test_the_mail_loop_is_uvloop_when_installed():
 
     assert loop_factory() is uvloop.new_event_loop
     assert smtp_run(loop_type()) is uvloop.Loop
+
+
+class Stalls(Steps):
+    """A careful log that, at `ended`, stalls before returning (as the scheduler may, running the server first)
+    and notes what the server had by the end of the stall."""
+
+    def ended(self, ref):
+        deadline = time.monotonic() + 0.1  # well under the 200 ms TCP_CORK lets data wait
+        before = len(self.received())
+        while time.monotonic() < deadline and len(self.received()) == before:
+            time.sleep(0.005)  # the server's thread runs meanwhile
+        self.steps.append(("ended", ref, len(self.received())))
+
+
+def test_a_careful_messages_end_reaches_the_server_only_after_its_log_has_recorded_it(smtp_server):
+    """Issue #18, session 12: the caller commits the resend's mark in `ended`, right after the end is written. The
+    end used to leave at once: writing it woke the server, and a loaded machine could run the server while this
+    process waited to send the mark's COMMIT — a kill then left a copy delivered and unmarked (a third copy on
+    PostgreSQL). Now the end waits in the kernel (TCP_CORK) until `ended` returns; the server never has it before."""
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=1), timeout=10)
+    log = Stalls(lambda: smtp_server.handler.received)
+    outcomes = run(mailer.send_many(messages(2), careful=log))
+    run(mailer.aclose())
+    assert [o.delivery for o in outcomes] == [Delivery.SENT] * 2
+    assert [s for s in log.steps if s[0] == "ended"] == [("ended", 0, 0), ("ended", 1, 1)]  # (…, 1), (…, 2) before
+    assert len(smtp_server.handler.received) == 2
+
+
+def test_a_connection_reset_after_a_messages_end_may_have_delivered_it_and_it_is_not_resent(smtp_server, monkeypatch):
+    """A reset (ConnectionResetError, not aiosmtplib's own error) after the end went out on a reused connection:
+    the server may have the message. It used to be taken for an idle connection the server had dropped and sent
+    again at once on a new one (two copies from one attempt, and a careful resend's two marked ends)."""
+    from aiosmtplib.protocol import SMTPProtocol
+
+    original_write, original_read = SMTPProtocol.write, SMTPProtocol.read_response
+    state = {"end": False, "resets": 0}
+
+    def write(self, data):
+        state["end"] = data.endswith(b"\r\n.\r\n") or data == b".\r\n"
+        return original_write(self, data)
+
+    async def read_response(self, timeout=None):
+        reply = await original_read(self, timeout=timeout)
+        if state["end"] and state["resets"] == 0 and len(smtp_server.handler.received) == 2:
+            state["resets"] += 1
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return reply
+
+    monkeypatch.setattr(SMTPProtocol, "write", write)
+    monkeypatch.setattr(SMTPProtocol, "read_response", read_response)
+    mailer = SmtpMailer(smtp_server.settings(smtp_connections=1), timeout=10)
+    outcomes = run(mailer.send_many(messages(3)))
+    run(mailer.aclose())
+    assert state["resets"] == 1
+    assert [(o.delivery, o.maybe_delivered) for o in outcomes] == [
+        (Delivery.SENT, False), (Delivery.TEMPORARY, True), (Delivery.SENT, False)]
+    # Message 1 arrived once (3 arrivals, 2 of them message 1 before), then message 2 on a new connection.
+    assert [r.rcpt_tos for r in smtp_server.handler.received] == [["inst0@example.cn"], ["inst1@example.cn"],
+                                                                  ["inst2@example.cn"]]
