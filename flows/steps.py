@@ -64,11 +64,14 @@ async def progress_artifact(program: str, phase: str) -> None:
     """Keep the phase's table artifact (counts per state) current for Prefect's UI (a flow's own call, not a task)."""
     from prefect.artifacts import acreate_table_artifact
 
+    from models.program_definition import PhaseName
     from tasks.status import program_status
 
     engine = shared_engine()
-    # The table shows phases only: no outbox counts (a pass over every notice, 300,000 after enrollment).
-    status = program_status(engine, program, clock=DatabaseClock(engine), outbox=False)
+    # The table shows phases only: no outbox counts (a pass over every notice, 300,000 after enrollment); a phase's
+    # flow shows its own phase, so only that phase's states are counted (the program flow's table shows them all).
+    only = None if phase == "program" else {PhaseName(phase)}
+    status = program_status(engine, program, clock=DatabaseClock(engine), outbox=False, only=only)
     rows = [{"阶段": p.label, "窗口": f"{p.opens} ~ {p.closes or '长期'}", "状态": p.window,
              "待审批": p.open_gates, "计数": ", ".join(f"{k}={v}" for k, v in sorted(p.counts.items()))}
             for p in status.phases if phase in ("program", p.phase)]

@@ -6,7 +6,7 @@ at 100,000 institutions a row per institution in Python would cost the page its 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -72,31 +72,49 @@ def _grouped(session: Session, column: Any, *where: Any) -> dict[str, int]:
     return {str(getattr(k, "value", k)): int(n) for k, n in rows}
 
 
-def phase_counts(session: Session, program_id: int) -> dict[PhaseName, dict[str, int]]:
-    batches = batch_counts(session, program_id)  # non-empty batches only: an empty one is not 运行中
-    enrollment = _grouped(session, Application.state, Application.program_id == program_id)
-    enrollment.update({f"batch_{k}": v for k, v in batches.items()})
-    return {
-        PhaseName.ALLIANCE: _grouped(session, AllianceInvitation.state, AllianceInvitation.program_id == program_id),
-        PhaseName.DRUG_LIST: _grouped(session, EnterpriseDeclaration.state,
-                                      EnterpriseDeclaration.program_id == program_id),
-        PhaseName.ENROLLMENT: enrollment,
-        PhaseName.ACCOUNTS: _grouped(session, PlatformAccount.state, PlatformAccount.program_id == program_id),
-        PhaseName.CONTRACTS: _grouped(session, Contract.state, Contract.program_id == program_id),
-        PhaseName.CONTINUOUS_REVIEW: {f"batch_{k}": v for k, v in batches.items()},
-    }
+def phase_counts(session: Session, program_id: int,
+                 only: Collection[PhaseName] | None = None) -> dict[PhaseName, dict[str, int]]:
+    """Counts per state for each phase, or for the phases in `only` (the others are not counted, nor returned).
+
+    A phase flow's table shows its own phase: counting the others read what it never shows (at 100,000
+    institutions the applications' GROUP BY is a pass over the table, ~0.04 s, in the accounts and contracts flows).
+    """
+    def wanted(phase: PhaseName) -> bool:
+        return only is None or phase in only
+
+    out: dict[PhaseName, dict[str, int]] = {}
+    batches = (batch_counts(session, program_id)  # non-empty batches only: an empty one is not 运行中
+               if wanted(PhaseName.ENROLLMENT) or wanted(PhaseName.CONTINUOUS_REVIEW) else {})
+    if wanted(PhaseName.ALLIANCE):
+        out[PhaseName.ALLIANCE] = _grouped(session, AllianceInvitation.state,
+                                           AllianceInvitation.program_id == program_id)
+    if wanted(PhaseName.DRUG_LIST):
+        out[PhaseName.DRUG_LIST] = _grouped(session, EnterpriseDeclaration.state,
+                                            EnterpriseDeclaration.program_id == program_id)
+    if wanted(PhaseName.ENROLLMENT):
+        enrollment = _grouped(session, Application.state, Application.program_id == program_id)
+        enrollment.update({f"batch_{k}": v for k, v in batches.items()})
+        out[PhaseName.ENROLLMENT] = enrollment
+    if wanted(PhaseName.ACCOUNTS):
+        out[PhaseName.ACCOUNTS] = _grouped(session, PlatformAccount.state, PlatformAccount.program_id == program_id)
+    if wanted(PhaseName.CONTRACTS):
+        out[PhaseName.CONTRACTS] = _grouped(session, Contract.state, Contract.program_id == program_id)
+    if wanted(PhaseName.CONTINUOUS_REVIEW):
+        out[PhaseName.CONTINUOUS_REVIEW] = {f"batch_{k}": v for k, v in batches.items()}
+    return out
 
 
 def program_status(engine: Engine, slug: str, *, clock: Clock, simulated: bool = False,
-                   outbox: bool = True) -> ProgramStatus:
-    """`outbox=False` skips the outbox counts (the web overview does not show them; they change as mail goes out)."""
+                   outbox: bool = True, only: Collection[PhaseName] | None = None) -> ProgramStatus:
+    """`outbox=False` skips the outbox counts (the web overview does not show them; they change as mail goes out);
+    `only`: count the states of these phases only (every phase is still listed, the others with no counts)."""
     from models.outbox import Notice
 
     today = clock.today()
     with Session(engine) as session:
         program, defn = get_program(session, slug)
         assert program.id is not None
-        counts = phase_counts(session, program.id)
+        counts = phase_counts(session, program.id, only)
         gates = _grouped(session, Gate.phase, Gate.program_id == program.id, Gate.state == GateState.OPEN)
         phases = [
             PhaseStatus(spec.name.value, spec.display_label, spec.window.opens, spec.window.closes,
