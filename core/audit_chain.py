@@ -48,7 +48,19 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 
-from models.audit import CONTENT_COLUMNS, GENESIS, AuditChainHead, AuditEvent, chain_of, content_bytes, link_hash
+from models.audit import (
+    CONTENT_COLUMNS,
+    GENESIS,
+    LOCATOR_LENGTH,
+    AuditChainHead,
+    AuditEvent,
+    bulk_link,
+    chain_of,
+    content_bytes,
+    link_hash,
+    locator,
+    row_body,
+)
 
 AUDIT: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 HEAD: Table = AuditChainHead.__table__  # type: ignore[attr-defined]
@@ -356,20 +368,33 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
         seq, previous = 0, GENESIS
         at_head: str | None = None  # the hash found at the head's place
         first_break: ChainBreak | None = None
+        link: list[tuple[Any, bytes]] = []  # the rows of a bulk link read so far, each with its body (format 2)
         for row in _walk(conn, chain):
             rows += 1
             position = int(row.chain_seq)
             if position != seq + 1:
                 first_break = ChainBreak(chain, "deleted", int(row.id), seq + 1)
                 break
-            expected = link_hash(previous, content_bytes(position, tuple(row)[2:]))
-            if expected != row.chain_hash:
+            seq, stored = position, str(row.chain_hash or "")
+            if len(stored) == LOCATOR_LENGTH:  # a bulk link's row before its last: proven by the last
+                link.append((row, row_body(position, tuple(row)[2:])))
+                continue
+            if link:  # the last row of a bulk link: one sha256 over every row's body
+                body = row_body(position, tuple(row)[2:])
+                if bulk_link(previous, [b for _, b in link] + [body]) != stored:
+                    first_break = _named_in_link(chain, link, row)
+                    break
+                link = []
+            elif link_hash(previous, content_bytes(position, tuple(row)[2:])) != stored:  # format 1, a row each
                 first_break = ChainBreak(chain, _edited_or_inserted(conn, chain, row, previous), int(row.id),
                                          position)
                 break
-            seq, previous = position, str(row.chain_hash)
+            previous = stored
             if head is not None and position == head.seq:
                 at_head = previous
+        if first_break is None and link:  # the chain ends inside a bulk link: its last row was cut off
+            seq = int(link[0][0].chain_seq) - 1  # nothing after the last full link is proven
+            first_break = _against_head(chain, head, seq, at_head) or ChainBreak(chain, "deleted", None, seq + 1)
         if first_break is None:
             first_break = _against_head(chain, head, seq, at_head)
         if first_break is None and stray is not None:
@@ -407,6 +432,22 @@ def check_recorded(conn: Connection, recorded: dict[int, tuple[int, str]]) -> Ch
         if found.chain_hash != digest:
             return ChainBreak(chain, "edited", int(found.id), seq, recorded=True)
     return None
+
+
+def _named_in_link(chain: int, link: list[tuple[Any, bytes]], last: Any) -> ChainBreak:
+    """The row of a broken bulk link to name: the first whose body no longer gives its locator — inserted if the
+    row after it, read one place earlier, gives its own (the rest were renumbered to make room), else edited; the
+    link's last row when every locator still holds (it has none, or an editor recomputed one: crc32 proves
+    nothing, the link's sha256 does; models/audit.py, BULK_MARK)."""
+    for i, (row, body) in enumerate(link):
+        if locator(body) == row.chain_hash:
+            continue
+        if i + 1 < len(link):
+            after = link[i + 1][0]
+            if locator(row_body(int(after.chain_seq) - 1, tuple(after)[2:])) == after.chain_hash:
+                return ChainBreak(chain, "inserted", int(row.id), int(row.chain_seq))
+        return ChainBreak(chain, "edited", int(row.id), int(row.chain_seq))
+    return ChainBreak(chain, "edited", int(last.id), int(last.chain_seq))
 
 
 def _edited_or_inserted(conn: Connection, chain: int, row: Any, previous: str) -> str:
