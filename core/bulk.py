@@ -440,7 +440,8 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
     same rows even if the source would select others a moment later; their text, as the database casts it, is
     read to hash them in that order; the insert selects them by `k` and takes each row's place and id from `k`
     (the reserved ids are contiguous: on PostgreSQL, unless another writer took some meanwhile, then they come as
-    one integer array) and its hash from one parameter, the hashes as one byte string sliced in constant time.
+    one integer array) and its seal from parameters: its locator from one byte string of them sliced in constant
+    time, or, for the last row of a slice, the slice's bulk link (format 2, models/audit.py).
     Inserting from Python instead (executemany) cost twice the database's CPU of `INSERT … SELECT` on SQLite.
     Reading the source once into Python and sending the rows back as arrays (`unnest`) instead of the temporary
     table cost PostgreSQL about as much (0.30 against 0.33 s per 100,000, psql) and this process 0.07 s more.
