@@ -3,8 +3,9 @@
 Two ways a row gets its place, both under the chain's head row (`AuditChainHead`), which the appending
 transaction locks until it commits — so two writers neither fork a chain nor leave a gap:
 - **as it is written**, for the bulk writers (core/bulk.py): `take_places` locks the head, reserves ids and
-  places, the writer hashes the rows in Python (`models.audit.chain_links`, ~1 µs a row) and inserts them
-  sealed, and `advance_head` moves the head. Nothing is read back or updated: sealing 100,000 rows at commit
+  places, the writer seals the rows in Python as one bulk link (`models.audit.bulk_seals`, format 2: one sha256
+  over every row, a crc32 locator per row, ~0.5 µs a row; format 1, a sha256 per row, cost ~1.2) and inserts
+  them sealed, and `advance_head` moves the head. Nothing is read back or updated: sealing 100,000 rows at commit
   by reading them back and `UPDATE`-ing them cost 8 s of figure 1 on SQLite and 10 s on PostgreSQL. Now a bulk
   write's seal costs 0.12-0.22 s of CPU per 100,000 rows on SQLite and 0.14-0.21 s on PostgreSQL (0.4-0.6 s
   before its ids were reserved with one sequence lookup), ~0.1 s of it the hashing (benchmarks/README.md, "The
@@ -48,7 +49,19 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 
-from models.audit import CONTENT_COLUMNS, GENESIS, AuditChainHead, AuditEvent, chain_of, content_bytes, link_hash
+from models.audit import (
+    CONTENT_COLUMNS,
+    GENESIS,
+    LOCATOR_LENGTH,
+    AuditChainHead,
+    AuditEvent,
+    bulk_link,
+    chain_of,
+    content_bytes,
+    link_hash,
+    locator,
+    row_body,
+)
 
 AUDIT: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 HEAD: Table = AuditChainHead.__table__  # type: ignore[attr-defined]
@@ -334,7 +347,10 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
     """Recompute one program's chain (or every chain) from its first row; stop at the first break.
 
     A row whose hash does not follow from its predecessor's and its own content was edited; a gap in
-    the positions is a deletion; a row outside any chain (or in the wrong one) was inserted. Rows other
+    the positions is a deletion; a row outside any chain (or in the wrong one) was inserted. Both formats are
+    read (models/audit.py, BULK_MARK): a row with a 64-character hash is a link of its own (format 1) unless
+    rows with 8-character locators come before it, then it ends their bulk link (format 2), proven by one
+    sha256 over all of them; the locators name the row inside a broken link (`_named_in_link`). Rows other
     transactions are writing right now are not visible here, and a sealed row is never outside its chain.
     """
     chains = ([chain_of(program_id)] if program_id is not None else
@@ -356,20 +372,33 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
         seq, previous = 0, GENESIS
         at_head: str | None = None  # the hash found at the head's place
         first_break: ChainBreak | None = None
+        link: list[tuple[Any, bytes]] = []  # the rows of a bulk link read so far, each with its body (format 2)
         for row in _walk(conn, chain):
             rows += 1
             position = int(row.chain_seq)
             if position != seq + 1:
                 first_break = ChainBreak(chain, "deleted", int(row.id), seq + 1)
                 break
-            expected = link_hash(previous, content_bytes(position, tuple(row)[2:]))
-            if expected != row.chain_hash:
+            seq, stored = position, str(row.chain_hash or "")
+            if len(stored) == LOCATOR_LENGTH:  # a bulk link's row before its last: proven by the last
+                link.append((row, row_body(position, tuple(row)[2:])))
+                continue
+            if link:  # the last row of a bulk link: one sha256 over every row's body
+                body = row_body(position, tuple(row)[2:])
+                if bulk_link(previous, [b for _, b in link] + [body]) != stored:
+                    first_break = _named_in_link(chain, link, row)
+                    break
+                link = []
+            elif link_hash(previous, content_bytes(position, tuple(row)[2:])) != stored:  # format 1, a row each
                 first_break = ChainBreak(chain, _edited_or_inserted(conn, chain, row, previous), int(row.id),
                                          position)
                 break
-            seq, previous = position, str(row.chain_hash)
+            previous = stored
             if head is not None and position == head.seq:
                 at_head = previous
+        if first_break is None and link:  # the chain ends inside a bulk link: its last row was cut off
+            seq = int(link[0][0].chain_seq) - 1  # nothing after the last full link is proven
+            first_break = _against_head(chain, head, seq, at_head) or ChainBreak(chain, "deleted", None, seq + 1)
         if first_break is None:
             first_break = _against_head(chain, head, seq, at_head)
         if first_break is None and stray is not None:
@@ -407,6 +436,22 @@ def check_recorded(conn: Connection, recorded: dict[int, tuple[int, str]]) -> Ch
         if found.chain_hash != digest:
             return ChainBreak(chain, "edited", int(found.id), seq, recorded=True)
     return None
+
+
+def _named_in_link(chain: int, link: list[tuple[Any, bytes]], last: Any) -> ChainBreak:
+    """The row of a broken bulk link to name: the first whose body no longer gives its locator — inserted if the
+    row after it, read one place earlier, gives its own (the rest were renumbered to make room), else edited; the
+    link's last row when every locator still holds (it has none, or an editor recomputed one: crc32 proves
+    nothing, the link's sha256 does; models/audit.py, BULK_MARK)."""
+    for i, (row, body) in enumerate(link):
+        if locator(body) == row.chain_hash:
+            continue
+        if i + 1 < len(link):
+            after = link[i + 1][0]
+            if locator(row_body(int(after.chain_seq) - 1, tuple(after)[2:])) == after.chain_hash:
+                return ChainBreak(chain, "inserted", int(row.id), int(row.chain_seq))
+        return ChainBreak(chain, "edited", int(row.id), int(row.chain_seq))
+    return ChainBreak(chain, "edited", int(last.id), int(last.chain_seq))
 
 
 def _edited_or_inserted(conn: Connection, chain: int, row: Any, previous: str) -> str:

@@ -58,7 +58,16 @@ from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, SQLModel
 
 from core.audit_chain import WRITTEN, advance_head, mark_audit_written, sealing_enabled, take_places
-from models.audit import CONTENT_COLUMNS, AuditEvent, Same, audit_row, chain_links, chain_of
+from models.audit import (
+    CONTENT_COLUMNS,
+    LOCATOR_LENGTH,
+    AuditEvent,
+    Same,
+    audit_row,
+    bulk_seals,
+    chain_of,
+    split_locators,
+)
 from models.base import AwareDateTime
 from models.states import Role
 from models.transitions import AuditRecord
@@ -367,12 +376,12 @@ def _write_sealed(session: Session, chain: int, n: int, per_row: dict[str, list[
         hashed[name] = Same(as_hashed)
     places = take_places(conn, chain, n)
     hashed["id"] = places.ids
-    links = chain_links(places.previous, places.after_seq, [hashed[c] for c in CONTENT_COLUMNS])
+    locators, link = bulk_seals(places.previous, places.after_seq, [hashed[c] for c in CONTENT_COLUMNS])
     insert_values.update(id=places.ids, chain=[chain] * n, chain_seq=list(range(places.after_seq + 1,
                                                                                   places.after_seq + n + 1)),
-                         chain_hash=links)
+                         chain_hash=[*split_locators(locators), link])
     _insert_columns(session, AUDIT_TABLE, {}, stored=insert_values, sealed=True)
-    advance_head(conn, chain, places.after_seq + n, links[-1])
+    advance_head(conn, chain, places.after_seq + n, link)
 
 
 def write_audit(session: Session, records: Iterable[AuditRecord]) -> int:
@@ -431,7 +440,8 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
     same rows even if the source would select others a moment later; their text, as the database casts it, is
     read to hash them in that order; the insert selects them by `k` and takes each row's place and id from `k`
     (the reserved ids are contiguous: on PostgreSQL, unless another writer took some meanwhile, then they come as
-    one integer array) and its hash from one parameter, the hashes as one byte string sliced in constant time.
+    one integer array) and its seal from parameters: its locator from one byte string of them sliced in constant
+    time, or, for the last row of a slice, the slice's bulk link (format 2, models/audit.py).
     Inserting from Python instead (executemany) cost twice the database's CPU of `INSERT … SELECT` on SQLite.
     Reading the source once into Python and sending the rows back as arrays (`unnest`) instead of the temporary
     table cost PostgreSQL about as much (0.30 against 0.33 s per 100,000, psql) and this process 0.07 s more.
@@ -487,37 +497,41 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
     first = 0 if postgres else 1
     k = numbered.c.k - first if first else numbered.c.k
     # SQLite inserts the rows a slice at a time while a thread hashes the next slice (`_hashed_slices`); PostgreSQL
-    # takes them in one statement, hashed first. `lo` is the slice's first offset: its hashes start the parameter.
+    # takes them in one statement, hashed first. Each slice is one bulk link (models/audit.py, BULK_MARK): its
+    # last row (offset `hi`) gets the link, every other row its locator, sliced from one parameter that starts
+    # with the locator of the slice's first offset `lo`.
     slices = _slices(n) if not postgres else [(0, n)]
     lo = bindparam("sealed_lo", 0, type_=Integer)
+    hi = bindparam("sealed_hi", type_=Integer)
     digests = bindparam("sealed_hashes", b"", type_=LargeBinary)
+    link = bindparam("sealed_link", "", type_=String)
     ids: Any = literal(places.ids[0], Integer) + k  # contiguous ids: the usual case (`take_places`)
     if postgres:
         if not places.contiguous:
             ids = text(f"(CAST(:sealed_ids AS integer[]))[{MOVED.name}.k + 1]").bindparams(
                 bindparam("sealed_ids", places.ids, type_=ARRAY(Integer)))
-        digest: Any = func.encode(func.substring(digests, (k - lo) * 64 + 1, 64), "escape")
+        digest: Any = func.encode(func.substring(digests, (k - lo) * LOCATOR_LENGTH + 1, LOCATOR_LENGTH), "escape")
         data: Any = cast(literal(forms["data"][0], Text), AUDIT_TABLE.c.data.type)
         at: Any = literal(forms["at"][0], AwareDateTime())
     else:
-        digest = cast(func.substr(digests, (k - lo) * 64 + 1, 64), Text)
+        digest = cast(func.substr(digests, (k - lo) * LOCATOR_LENGTH + 1, LOCATOR_LENGTH), Text)
         data, at = literal(forms["data"][0], Text), literal(forms["at"][0], String)
+    digest = case((k == hi, link), else_=digest)
     text_of = {name: literal(forms[name][0], Integer if name == "program_id" else String)
                for name in ("program_id", "entity", "action", "from_state", "to_state", "actor", "role")}
     reason_of = numbered.c.reason if reason is None else literal(reason[0], Text)
     query = select(ids, text_of["program_id"], text_of["entity"], numbered.c.entity_id, text_of["action"],
                    text_of["from_state"], text_of["to_state"], text_of["actor"], text_of["role"], reason_of,
                    data, at, literal(chain, Integer), literal(places.after_seq + 1, Integer) + k, digest
-                   ).where(numbered.c.k.between(lo + first, bindparam("sealed_hi", type_=Integer) + first))
+                   ).where(numbered.c.k.between(lo + first, hi + first))
     columns = ["id", *AUDIT_COLUMNS, "chain", "chain_seq", "chain_hash"]
     statement = insert(AUDIT_TABLE).from_select(columns, query).execution_options(preserve_rowcount=True)
     marked = conn.info.get(WRITTEN, False)  # the inserts below are sealed: they leave the commit nothing to probe for
     written, last = 0, places.previous
-    for (start, stop), links in zip(slices, _hashed_slices(places.previous, places.after_seq, content, slices),
-                                    strict=True):
+    for (start, stop), (locators, last) in zip(slices, _hashed_slices(places.previous, places.after_seq, content,
+                                                                      slices), strict=True):
         written += int(conn.execute(statement, {"sealed_lo": start, "sealed_hi": stop - 1, "sealed_hashes":
-                                                "".join(links).encode("ascii")}).rowcount)
-        last = links[-1]
+                                                locators.encode("ascii"), "sealed_link": last}).rowcount)
     conn.info[WRITTEN] = marked
     if written != n:  # any other numbering of the moved rows fails this count
         raise RuntimeError(f"audit rows moved while being written: {written} of {n}")
@@ -540,24 +554,24 @@ def _slices(n: int) -> list[tuple[int, int]]:
 
 
 def _hashed_slices(previous: str, after_seq: int, columns: Sequence[Sequence[Any] | Same],
-                   slices: Sequence[tuple[int, int]]) -> Iterator[list[str]]:
-    """The chain's hashes for each slice in turn (`chain_links`, each slice continuing from the last hash of the one
-    before), computed on a thread one slice ahead of the caller. The same hashes as one `chain_links` call."""
+                   slices: Sequence[tuple[int, int]]) -> Iterator[tuple[str, str]]:
+    """Each slice's bulk link in turn (`bulk_seals`: its locators and link, each slice's link continuing from the one
+    before), computed on a thread one slice ahead of the caller."""
     def part(start: int, stop: int) -> list[Sequence[Any] | Same]:
         return [c if isinstance(c, Same) else c[start:stop] for c in columns]
 
     if len(slices) == 1:
-        yield chain_links(previous, after_seq, part(*slices[0]))
+        yield bulk_seals(previous, after_seq, part(*slices[0]))
         return
-    ready: queue.Queue[list[str] | BaseException] = queue.Queue()
+    ready: queue.Queue[tuple[str, str] | BaseException] = queue.Queue()
 
     def work() -> None:
         last = previous
         try:
             for start, stop in slices:
-                links = chain_links(last, after_seq + start, part(start, stop))
-                ready.put(links)
-                last = links[-1]
+                seals = bulk_seals(last, after_seq + start, part(start, stop))
+                ready.put(seals)
+                last = seals[1]
         except BaseException as exc:  # handed to the caller, raised there
             ready.put(exc)
 

@@ -467,3 +467,114 @@ def test_a_bulk_write_inserted_in_slices_while_a_thread_hashes_chains_like_one_i
         conn.execute(text("UPDATE auditevent SET reason = 'x' WHERE id = :i"), {"i": victim})
     broken = _verify(engine, program.id).broken
     assert broken is not None and (broken.kind, broken.audit_id) == ("edited", victim)
+
+
+def _chain_rows(engine: Engine, program_id: int) -> list[tuple[int, int, str]]:
+    with engine.connect() as conn:
+        return [(int(i), int(s), str(h)) for i, s, h in conn.execute(text(
+            "SELECT id, chain_seq, chain_hash FROM auditevent WHERE chain = :c ORDER BY chain_seq"), {"c": program_id})]
+
+
+def test_a_bulk_write_is_one_sha256_link_and_its_rows_are_named_by_their_locators(engine: Engine) -> None:
+    """Format 2 (models/audit.py, BULK_MARK): a bulk write's last row carries one sha256 link over every row's
+    body, the others a crc32 locator. An edit anywhere in the link breaks the chain; the locators name the row."""
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    before = _chained(engine, program.id)
+    n = PRESEAL_ROWS + 5
+    _write(engine, program.id, n)
+    chain = _chain_rows(engine, program.id or 0)[before:]
+    assert len(chain) == n and [len(h) for _, _, h in chain] == [8] * (n - 1) + [64]
+    assert _verify(engine, program.id).broken is None
+    for victim, position in ((chain[3][0], before + 4), (chain[-1][0], before + n)):
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE auditevent SET actor = '李伪造' WHERE id = :i"), {"i": victim})
+        broken = _verify(engine, program.id).broken
+        assert broken is not None and (broken.kind, broken.audit_id, broken.position) == ("edited", victim, position)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE auditevent SET actor = '张审核' WHERE id = :i"), {"i": victim})
+        assert _verify(engine, program.id).broken is None
+
+
+def test_an_edited_row_whose_locator_was_recomputed_still_breaks_its_bulk_link(engine: Engine) -> None:
+    """crc32 is no evidence: an editor can recompute a locator. The link's sha256 still fails; the link's last
+    row is named then, as the locators no longer point anywhere."""
+    from sqlalchemy import select
+
+    from core.audit_chain import AUDIT, _content
+    from core.bulk import PRESEAL_ROWS
+    from models.audit import locator, row_body
+
+    program = make_program(engine)
+    before = _chained(engine, program.id)
+    _write(engine, program.id, PRESEAL_ROWS + 1)
+    chain = _chain_rows(engine, program.id or 0)[before:]
+    victim, position = chain[10][0], chain[10][1]
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE auditevent SET reason = '补录' WHERE id = :i"), {"i": victim})
+        values = tuple(conn.execute(select(*_content(conn)).where(AUDIT.c.id == victim)).one())
+        conn.execute(text("UPDATE auditevent SET chain_hash = :h WHERE id = :i"),
+                     {"h": locator(row_body(position, values)), "i": victim})
+    broken = _verify(engine, program.id).broken
+    assert broken is not None and (broken.kind, broken.audit_id) == ("edited", chain[-1][0])
+
+
+def test_a_row_inserted_into_a_bulk_link_with_the_rest_renumbered_is_named(engine: Engine) -> None:
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    before = _chained(engine, program.id)
+    _write(engine, program.id, PRESEAL_ROWS + 10)
+    chain = _chain_rows(engine, program.id or 0)[before:]
+    at = chain[5][1]
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE auditevent SET chain_seq = chain_seq + 100000 WHERE chain = :c AND chain_seq >= :s"),
+                     {"c": program.id, "s": at})
+        conn.execute(text("UPDATE auditevent SET chain_seq = chain_seq - 99999 WHERE chain = :c AND chain_seq > 100000"),
+                     {"c": program.id})
+        conn.execute(text(
+            "INSERT INTO auditevent (program_id, entity, entity_id, action, actor, role, data, at, chain, chain_seq, "
+            "chain_hash) SELECT program_id, entity, '999', action, actor, role, data, at, chain, :s, chain_hash "
+            "FROM auditevent WHERE id = :i"), {"i": chain[5][0], "s": at})
+        forged = int(conn.execute(text("SELECT max(id) FROM auditevent")).scalar_one())
+    broken = _verify(engine, program.id).broken
+    assert broken is not None and (broken.kind, broken.audit_id, broken.position) == ("inserted", forged, at)
+
+
+def test_a_bulk_links_last_row_cut_off_the_end_is_named(engine: Engine) -> None:
+    """Its other rows are proven by nothing then: the chain is named cut from the link's first row on."""
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    before = _chained(engine, program.id)
+    _write(engine, program.id, PRESEAL_ROWS + 1)
+    chain = _chain_rows(engine, program.id or 0)[before:]
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM auditevent WHERE id = :i"), {"i": chain[-1][0]})
+    broken = _verify(engine, program.id).broken
+    assert broken is not None and (broken.kind, broken.audit_id, broken.position) == ("deleted", None, before + 1)
+
+
+def test_format_1_rows_before_and_after_a_bulk_link_verify_and_an_edit_in_each_is_named(engine: Engine) -> None:
+    """Rows sealed one link each (format 1: every row written before format 2, and every row a commit seals) and a
+    bulk link in one chain: the reader tells them apart by the hash's length, and names an edit in either."""
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    before = _chained(engine, program.id)
+    _write(engine, program.id, 5)
+    _write(engine, program.id, PRESEAL_ROWS + 2, start=5)
+    _write(engine, program.id, 5, start=PRESEAL_ROWS + 7)
+    chain = _chain_rows(engine, program.id or 0)[before:]
+    assert [len(h) for _, _, h in chain] == [64] * 5 + [8] * (PRESEAL_ROWS + 1) + [64] * 6
+    assert _verify(engine, program.id).broken is None
+    for index in (2, 5 + PRESEAL_ROWS // 2, len(chain) - 2):
+        victim = chain[index][0]
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE auditevent SET entity_id = '伪' WHERE id = :i"), {"i": victim})
+        broken = _verify(engine, program.id).broken
+        assert broken is not None and (broken.kind, broken.audit_id) == ("edited", victim)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE auditevent SET entity_id = :e WHERE id = :i"), {"e": str(index), "i": victim})
+        assert _verify(engine, program.id).broken is None
