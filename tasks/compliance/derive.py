@@ -25,6 +25,7 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    false,
     func,
     insert,
     literal,
@@ -315,15 +316,23 @@ def _single_payables(conn: Connection, program_id: int, delivery_mark: int, toda
         other = SETTLEMENT.alias("other")
         joined = joined.outerjoin(SETTLEMENT, SETTLEMENT.c.order_id == DELIVERY.c.order_id)
         where.append(~exists().where(other.c.order_id == DELIVERY.c.order_id, other.c.id != SETTLEMENT.c.id))
-        paid_on = case((cents(SETTLEMENT.c.amount) >= cents(amount), SETTLEMENT.c.paid_on))
+        covered, paid_day = cents(SETTLEMENT.c.amount) >= cents(amount), SETTLEMENT.c.paid_on
     else:
+        # PostgreSQL's NUMERIC is exact: the sum of the settlements' amounts against the payable's (both in
+        # whole cents as stored) is the comparison in cents without a multiplication, rounding and cast per
+        # settlement and per delivery (~930,000 and ~980,000 rows at 1,000,000 lines).
         paid = (select(SETTLEMENT.c.order_id, func.count().label("n"),
-                       func.sum(cents(SETTLEMENT.c.amount)).label("cents"), func.max(SETTLEMENT.c.paid_on).label("paid_on"))
+                       func.sum(SETTLEMENT.c.amount).label("amount"), func.max(SETTLEMENT.c.paid_on).label("paid_on"))
                 .group_by(SETTLEMENT.c.order_id).subquery("paid"))
         joined = joined.outerjoin(paid, paid.c.order_id == DELIVERY.c.order_id)
         where.append(func.coalesce(paid.c.n, 0) <= 1)
-        paid_on = case((paid.c.cents >= cents(amount), paid.c.paid_on))
-    on_time = and_(paid_on.is_not(None), paid_on <= due_of["due_on"], paid_on <= literal(today, Date),
+        covered, paid_day = paid.c.amount >= amount, paid.c.paid_on
+    paid_on = case((covered, paid_day))
+    # As `paid_on` not null, on or before the due day and today, but naming the amount's cents once: PostgreSQL
+    # computes an expression as often as it is written, and `paid_on` three times over was the numeric cents of
+    # every delivery three more times in the join filter (~1,000,000 deliveries at 1,000,000 lines). Never NULL:
+    # no settlement is not covered.
+    on_time = and_(func.coalesce(covered, false()), paid_day <= due_of["due_on"], paid_day <= literal(today, Date),
                    due_of["due_on_provisional"].is_not(True))
     rows = (
         select(ORDER.c.id, DELIVERY.c.id, ORDER.c.institution_id, amount, due_of["due_on"],

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Connection, Integer, String, Table, case, cast, func, literal
+from sqlalchemy import JSON, BigInteger, Boolean, Connection, Integer, String, Table, case, cast, func, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
@@ -68,6 +68,32 @@ def _secs_sqlite(element: SecondsBetween, compiler: SQLCompiler, **kw: Any) -> s
 def _secs_pg(element: SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
     a, b = list(element.clauses)
     return f"EXTRACT(EPOCH FROM ({compiler.process(b, **kw)} - {compiler.process(a, **kw)}))"
+
+
+class ElapsedOver(FunctionElement[bool]):
+    """More than `seconds` from `a` to `b` (timestamps; NULL if either is).
+
+    PostgreSQL compares the interval `b - a` with the limit as an interval: `EXTRACT(EPOCH …)` is numeric there
+    (PostgreSQL 14 on), built and compared per row — the late orders' filter runs over every order of a program,
+    twice a pass. Intervals of a timestamp difference compare by their total microseconds: the same rows.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+    name = "elapsed_over"
+
+
+@compiles(ElapsedOver, "sqlite")
+def _over_sqlite(element: ElapsedOver, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b, seconds = list(element.clauses)
+    return f"({compiler.process(SecondsBetween(a, b), **kw)} > {compiler.process(seconds, **kw)})"
+
+
+@compiles(ElapsedOver, "postgresql")
+def _over_pg(element: ElapsedOver, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b, seconds = list(element.clauses)
+    return (f"(({compiler.process(b, **kw)} - {compiler.process(a, **kw)}) > "
+            f"make_interval(secs => {compiler.process(seconds, **kw)}))")
 
 
 def cents(value: ColumnElement[Any]) -> ColumnElement[int]:

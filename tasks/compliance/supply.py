@@ -19,7 +19,7 @@ from models.enrollment import Institution
 from models.operations import Payment, PurchaseOrder
 from tasks.compliance.context import PassContext
 from tasks.compliance.derive import COMPLETION
-from tasks.compliance.sql import SecondsBetween, cents, evidence, kinds_of, text_of
+from tasks.compliance.sql import ElapsedOver, cents, evidence, kinds_of, text_of
 
 ORDER = PurchaseOrder.__table__  # type: ignore[attr-defined]
 PAYMENT = Payment.__table__  # type: ignore[attr-defined]
@@ -54,7 +54,7 @@ def _late_orders(ctx: PassContext) -> Any:
     latest_order_time = ctx.now - timedelta(hours=ctx.rules.delivery_sla_hours)
     return and_(ORDER.c.program_id == ctx.program_id, or_(
         and_(COMPLETION.c.delivered_at.is_(None), ORDER.c.ordered_at < latest_order_time),
-        SecondsBetween(ORDER.c.ordered_at, COMPLETION.c.delivered_at) > sla,
+        ElapsedOver(ORDER.c.ordered_at, COMPLETION.c.delivered_at, literal(sla)),
     ))
 
 
