@@ -174,3 +174,21 @@ def test_violations_natural_key_is_unique_and_compares_object_key_bytewise(empty
                 " JOIN pg_opclass o ON o.oid = k.opclass WHERE c.relname = 'ux_violation_key'")).all()
         assert dict(opclasses)["object_key"] == "varchar_pattern_ops"
         assert dict(opclasses)["rule"] != "varchar_pattern_ops"  # lookups by rule keep their plans
+
+
+def test_only_open_violations_are_indexed_by_rule(empty_engine):
+    """Migration 0032: the (program_id, rule) index holds open violations only — what every reader of it asks for —
+    so the history a first pass records (closed when first seen, most of its rows) is not written into it."""
+    upgrade(empty_engine)
+    indexes = {i["name"]: i for i in inspect(empty_engine).get_indexes("violation")}
+    assert "ix_violation_program_state_rule" not in indexes
+    assert indexes["ix_violation_open_rule"]["column_names"] == ["program_id", "rule"]
+    with empty_engine.connect() as conn:
+        if empty_engine.dialect.name == "postgresql":
+            definition = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_violation_open_rule'"
+                                           " AND schemaname = current_schema()")).scalar_one()
+        else:
+            definition = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'ix_violation_open_rule'")
+                                      ).scalar_one()
+    predicate = definition.upper().split(" WHERE ", 1)[1]
+    assert "STATE" in predicate and "'OPEN'" in predicate
