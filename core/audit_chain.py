@@ -2,10 +2,11 @@
 
 Two ways a row gets its place, both under the chain's head row (`AuditChainHead`), which the appending
 transaction locks until it commits — so two writers neither fork a chain nor leave a gap:
-- **as it is written**, for the bulk writers (core/bulk.py): `take_places` locks the head, reserves ids and
-  places, the writer seals the rows in Python as one bulk link (`models.audit.bulk_seals`, format 2: one sha256
-  over every row, a crc32 locator per row, ~0.5 µs a row; format 1, a sha256 per row, cost ~1.2) and inserts
-  them sealed, and `advance_head` moves the head. Nothing is read back or updated: sealing 100,000 rows at commit
+- **as it is written**, for the bulk writers (core/bulk.py): `take_tail` (or `take_places`, which also reserves
+  ids) locks the head, the writer inserts the rows with their places and no hash, and stores their one link row
+  (`models.audit.link_seals`, format 3: one sha256 over the rows' text built column by column, ~0.4 µs a row;
+  format 2, one sha256 and a crc32 locator per row built row by row, cost ~1.0; format 1, a sha256 per row,
+  ~1.2), and `advance_head` moves the head. No audit row is updated: sealing 100,000 rows at commit
   by reading them back and `UPDATE`-ing them cost 8 s of figure 1 on SQLite and 10 s on PostgreSQL. Now a bulk
   write's seal costs 0.12-0.22 s of CPU per 100,000 rows on SQLite and 0.14-0.21 s on PostgreSQL (0.4-0.6 s
   before its ids were reserved with one sequence lookup), ~0.1 s of it the hashing (benchmarks/README.md, "The
@@ -367,10 +368,12 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
     """Recompute one program's chain (or every chain) from its first row; stop at the first break.
 
     A row whose hash does not follow from its predecessor's and its own content was edited; a gap in
-    the positions is a deletion; a row outside any chain (or in the wrong one) was inserted. Both formats are
-    read (models/audit.py, BULK_MARK): a row with a 64-character hash is a link of its own (format 1) unless
-    rows with 8-character locators come before it, then it ends their bulk link (format 2), proven by one
-    sha256 over all of them; the locators name the row inside a broken link (`_named_in_link`). Rows other
+    the positions is a deletion; a row outside any chain (or in the wrong one) was inserted. Three formats are
+    read (models/audit.py, BULK_MARK and LINK_MARK): a row with a 64-character hash is a link of its own (format
+    1) unless rows with 8-character locators come before it, then it ends their bulk link (format 2), proven by
+    one sha256 over all of them; the locators name the row inside a broken link (`_named_in_link`). A row with
+    no hash (format 3) must be the first place of an `auditlink` row, which proves it and the rows up to its
+    `last_seq` (`_linked_break`); no link there (removed) or a hash inside its rows breaks the chain. Rows other
     transactions are writing right now are not visible here, and a sealed row is never outside its chain.
     """
     chains = ([chain_of(program_id)] if program_id is not None else

@@ -58,10 +58,8 @@ from models.audit import (
     AuditLink,
     Same,
     audit_row,
-    bulk_seals,
     chain_of,
     link_seals,
-    split_locators,
 )
 from models.base import AwareDateTime
 from models.states import Role
@@ -372,11 +370,13 @@ def _write_sealed(session: Session, chain: int, n: int, per_row: dict[str, list[
         hashed[name] = Same(as_hashed)
     places = take_places(conn, chain, n)
     hashed["id"] = places.ids
-    locators, link = bulk_seals(places.previous, places.after_seq, [hashed[c] for c in CONTENT_COLUMNS])
+    # Format 3, as `_audit_from_select_sealed`: the rows go in with their places and no hash, their link row after.
+    link, locators = link_seals(places.previous, places.after_seq + 1, [hashed[c] for c in CONTENT_COLUMNS])
     insert_values.update(id=places.ids, chain=[chain] * n, chain_seq=list(range(places.after_seq + 1,
-                                                                                  places.after_seq + n + 1)),
-                         chain_hash=[*split_locators(locators), link])
+                                                                                  places.after_seq + n + 1)))
     _insert_columns(session, AUDIT_TABLE, {}, stored=insert_values, sealed=True)
+    conn.execute(insert(LINK_TABLE).values(chain=chain, first_seq=places.after_seq + 1,
+                                           last_seq=places.after_seq + n, hash=link, locators=locators))
     advance_head(conn, chain, places.after_seq + n, link)
 
 

@@ -4,14 +4,16 @@ insertion made behind the application's back is named by `verify_chain` (issue #
 from __future__ import annotations
 
 import threading
+from typing import Any
 from itertools import pairwise
 
 import pytest
 from sqlalchemy import Engine, text
 
-from core.audit_chain import seal_audit, verify_chain
+from core.audit_chain import WRITTEN, seal_audit, verify_chain
 from core.bulk import write_audit
 from core.db import transaction
+from models.audit import Same
 from models.states import Role
 from models.transitions import AuditRecord
 from tests.conftest import fresh_pg_schema
@@ -24,6 +26,40 @@ def _write(engine: Engine, program_id: int | None, n: int, *, actor: str = "张�
             entity="application", entity_id=start + i, action="approve", from_state="submitted", to_state="approved",
             actor=actor, role=Role.DISTRICT_REVIEWER, at=shanghai(2025, 9, 1, 10), reason=None,
             program_id=program_id, data={"batch": 1, "名称": "和平区社区卫生服务中心"}) for i in range(n)])
+
+
+def _write_format_2(engine: Engine, program_id: int | None, n: int, *, start: int = 0) -> None:
+    """`_write`'s rows as session 12's `write_audit` sealed them (chain format 2, models/audit.py BULK_MARK): the
+    writers now write format 3, and a database keeps its format-2 rows, which must go on verifying."""
+    from sqlalchemy import insert
+
+    from core.audit_chain import AUDIT, advance_head, take_places
+    from core.bulk import AUDIT_TABLE, audit_forms
+    from models.audit import bulk_seals, chain_of, split_locators
+
+    stamp, data = shanghai(2025, 9, 1, 10), {"batch": 1, "名称": "和平区社区卫生服务中心"}
+    with transaction(engine) as session:
+        conn = session.connection()
+        processors = {"at": AUDIT_TABLE.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)}
+        hashed = {name: audit_forms(conn.dialect.name, processors, name, value)[1]
+                  for name, value in (("data", data), ("at", stamp), ("role", Role.DISTRICT_REVIEWER))}
+        chain = chain_of(program_id)
+        places = take_places(conn, chain, n)
+        entity_ids = [str(start + i) for i in range(n)]
+        shared = [program_id, "application", None, "approve", "submitted", "approved", "张审核", hashed["role"],
+                  None, hashed["data"], hashed["at"]]
+        columns: list[Any] = [places.ids, *[Same(v) for v in shared]]
+        columns[3] = entity_ids
+        locators, link = bulk_seals(places.previous, places.after_seq, columns)
+        conn.execute(insert(AUDIT), [
+            {"id": i, "program_id": program_id, "entity": "application", "entity_id": e, "action": "approve",
+             "from_state": "submitted", "to_state": "approved", "actor": "张审核", "role": Role.DISTRICT_REVIEWER,
+             "reason": None, "data": data, "at": stamp, "chain": chain, "chain_seq": places.after_seq + 1 + k,
+             "chain_hash": h}
+            for k, (i, e, h) in enumerate(zip(places.ids, entity_ids, [*split_locators(locators), link],
+                                              strict=True))])
+        advance_head(conn, chain, places.after_seq + n, link)
+        conn.info[WRITTEN] = False
 
 
 def _ids(engine: Engine, program_id: int) -> list[int]:
@@ -583,16 +619,17 @@ def test_a_link_row_removed_or_edited_breaks_the_chain(engine: Engine) -> None:
 
 
 def test_formats_one_two_and_three_mixed_in_one_chain_verify_and_an_edit_in_each_is_named(engine: Engine) -> None:
-    """Rows sealed at commit (format 1), a bulk write of Python records (format 2) and a bulk transition
-    (format 3), twice over in one chain: it verifies, a recorded head at a link's end is checked against the
+    """Rows sealed at commit (format 1), a bulk write as session 12 sealed it (format 2), a bulk transition and a
+    bulk write of Python records (format 3), and again rows of formats 1 and 3 in one chain: it verifies, a recorded head at a link's end is checked against the
     link, and an edit in each part is named."""
     from core.audit_chain import check_recorded
     from core.bulk import PRESEAL_ROWS
 
     program = make_program(engine)
     _write(engine, program.id, 2)
-    _write(engine, program.id, PRESEAL_ROWS + 1, start=10)
+    _write_format_2(engine, program.id, PRESEAL_ROWS + 1, start=10)
     _moved_with_reasons(engine, program.id, PRESEAL_ROWS + 2)
+    _write(engine, program.id, PRESEAL_ROWS + 1, start=2000)  # write_audit's bulk path: format 3 too
     _write(engine, program.id, 3, start=5000)
     with transaction(engine) as session:
         assert _move(session, PRESEAL_ROWS + 4, program.id, action="again") == PRESEAL_ROWS + 4
@@ -635,7 +672,7 @@ def test_a_bulk_write_is_one_sha256_link_and_its_rows_are_named_by_their_locator
     program = make_program(engine)
     before = _chained(engine, program.id)
     n = PRESEAL_ROWS + 5
-    _write(engine, program.id, n)
+    _write_format_2(engine, program.id, n)
     chain = _chain_rows(engine, program.id or 0)[before:]
     assert len(chain) == n and [len(h) for _, _, h in chain] == [8] * (n - 1) + [64]
     assert _verify(engine, program.id).broken is None
@@ -660,7 +697,7 @@ def test_an_edited_row_whose_locator_was_recomputed_still_breaks_its_bulk_link(e
 
     program = make_program(engine)
     before = _chained(engine, program.id)
-    _write(engine, program.id, PRESEAL_ROWS + 1)
+    _write_format_2(engine, program.id, PRESEAL_ROWS + 1)
     chain = _chain_rows(engine, program.id or 0)[before:]
     victim, position = chain[10][0], chain[10][1]
     with engine.begin() as conn:
@@ -677,7 +714,7 @@ def test_a_row_inserted_into_a_bulk_link_with_the_rest_renumbered_is_named(engin
 
     program = make_program(engine)
     before = _chained(engine, program.id)
-    _write(engine, program.id, PRESEAL_ROWS + 10)
+    _write_format_2(engine, program.id, PRESEAL_ROWS + 10)
     chain = _chain_rows(engine, program.id or 0)[before:]
     at = chain[5][1]
     with engine.begin() as conn:
@@ -700,7 +737,7 @@ def test_a_bulk_links_last_row_cut_off_the_end_is_named(engine: Engine) -> None:
 
     program = make_program(engine)
     before = _chained(engine, program.id)
-    _write(engine, program.id, PRESEAL_ROWS + 1)
+    _write_format_2(engine, program.id, PRESEAL_ROWS + 1)
     chain = _chain_rows(engine, program.id or 0)[before:]
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM auditevent WHERE id = :i"), {"i": chain[-1][0]})
@@ -716,7 +753,7 @@ def test_format_1_rows_before_and_after_a_bulk_link_verify_and_an_edit_in_each_i
     program = make_program(engine)
     before = _chained(engine, program.id)
     _write(engine, program.id, 5)
-    _write(engine, program.id, PRESEAL_ROWS + 2, start=5)
+    _write_format_2(engine, program.id, PRESEAL_ROWS + 2, start=5)
     _write(engine, program.id, 5, start=PRESEAL_ROWS + 7)
     chain = _chain_rows(engine, program.id or 0)[before:]
     assert [len(h) for _, _, h in chain] == [64] * 5 + [8] * (PRESEAL_ROWS + 1) + [64] * 6
