@@ -4,8 +4,8 @@ insertion made behind the application's back is named by `verify_chain` (issue #
 from __future__ import annotations
 
 import threading
-from typing import Any
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
