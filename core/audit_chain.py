@@ -521,16 +521,19 @@ def _named_by_locators(chain: int, link: Any, rows: list[Any]) -> ChainBreak | N
     """The first of a format-3 link's rows its locators or shared values name (`_linked_break`), if any."""
     values = [tuple(r)[2:] for r in rows]
     blob = bytes(link.locators)
-    mask = int.from_bytes(blob[:2], "big") if len(blob) >= 2 else 0
-    stored = [int.from_bytes(blob[i:i + 4], "big") for i in range(2, len(blob) - 3, 4)]
+    mask, runs = (int.from_bytes(blob[:2], "big"), int.from_bytes(blob[2:4], "big")) if len(blob) >= 4 else (0, 0)
+    stored = [int.from_bytes(blob[i:i + 4], "big") for i in range(4, len(blob) - 3, 4)]
     found = link_row_locators(mask, values)
     common = {i: Counter(v[i] for v in values).most_common(1)[0][0] for i in range(len(CONTENT_COLUMNS))
-              if not mask & (1 << i)}
+              if not (mask | runs) & (1 << i)}
+    # Each run's first value, by majority of the first three rows' (an edit or a deletion further on shifts the rest).
+    starts = {i: Counter(v[i] - k for k, v in enumerate(values[:3]) if type(v[i]) is int).most_common(1)[0][0]
+              for i in range(len(CONTENT_COLUMNS)) if runs & (1 << i)}
     for i, row in enumerate(rows):
         if i < len(stored) and found[i] != stored[i]:
             kind = "inserted" if i + 1 < len(found) and found[i + 1] == stored[i] else "edited"
             return ChainBreak(chain, kind, int(row.id), int(row.chain_seq))
-        if any(values[i][c] != v for c, v in common.items()):
+        if any(values[i][c] != v for c, v in common.items()) or any(values[i][c] != v + i for c, v in starts.items()):
             return ChainBreak(chain, "edited", int(row.id), int(row.chain_seq))
     return None
 
