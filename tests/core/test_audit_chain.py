@@ -551,6 +551,11 @@ def test_an_edit_anywhere_in_a_link_row_s_rows_is_named(engine: Engine) -> None:
         assert _broken(engine, program.id) == ("edited", victim, position), column
         _edit(engine, f"UPDATE auditevent SET {column} = {original} WHERE id = :i", i=victim)
         assert _broken(engine, program.id) is None, column
+    victim, position = rows[9]  # an id moved out of the link's run of ids
+    _edit(engine, "UPDATE auditevent SET id = 99999999 WHERE id = :i", i=victim)
+    assert _broken(engine, program.id) == ("edited", 99999999, position)
+    _edit(engine, "UPDATE auditevent SET id = :i WHERE id = 99999999", i=victim)
+    assert _broken(engine, program.id) is None
 
 
 def test_a_row_inserted_into_or_deleted_from_a_link_row_s_rows_is_named(engine: Engine) -> None:
