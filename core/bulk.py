@@ -435,7 +435,7 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
     over the rows' canonical text, built column by column) goes into `auditlink`, and the head moves on: no audit
     row is updated, and nothing is copied first. Format 2 (session 12) numbered the rows into a temporary table,
     read them back, hashed them row by row and inserted them from it with their hashes: ≈ 0.33 s of CPU per
-    100,000 rows more than the unsealed insert (benchmarks/README.md, "Chain format 3").
+    100,000 rows more than the unsealed insert (benchmarks/README.md, "chain format 3").
     The head is taken before the insert, so a write of no rows still holds its chain's head to the commit.
     """
     conn = session.connection()
