@@ -300,6 +300,10 @@ def _unsealed_comparison(cfg: dict[str, Any], home: Path, xlsx: Path, n: int, se
                                   for x, y in zip(on, off, strict=True)],
             "pair_cpu_cost_percent": [round(100 * (x["cpu_seconds"] - y["cpu_seconds"]) / y["cpu_seconds"], 1)
                                       for x, y in zip(on, off, strict=True)],
+            "pair_spread": _spread([round(100 * (x["seconds"] - y["seconds"]) / y["seconds"], 1)
+                                    for x, y in zip(on, off, strict=True)]),
+            "pair_cpu_spread": _spread([round(100 * (x["cpu_seconds"] - y["cpu_seconds"]) / y["cpu_seconds"], 1)
+                                        for x, y in zip(on, off, strict=True)]),
             "sealed_runs_seconds": [r["seconds"] for r in on], "unsealed_runs_seconds": [r["seconds"] for r in off],
             "sealed_runs_cpu_seconds": [r["cpu_seconds"] for r in on],
             "unsealed_runs_cpu_seconds": [r["cpu_seconds"] for r in off],
@@ -315,6 +319,17 @@ def _unsealed_comparison(cfg: dict[str, Any], home: Path, xlsx: Path, n: int, se
 
 
 SEAL_PAIRS = 3  # unsealed/sealed pairs of figure 1 after its own run (benchmarks --seal-pairs)
+
+
+def _spread(costs: list[float]) -> dict[str, float]:
+    """The pairs' costs summarised so a figure can be cited with its scatter: their median, min and max, and the
+    quartiles (`statistics.quantiles`, inclusive; with fewer than 4 pairs the quartiles are little more than
+    min and max). The medians of the sealed and the unsealed runs (`cost_percent`) are not the pairs' median."""
+    if len(costs) < 2:
+        return {"median": costs[0], "min": costs[0], "max": costs[0], "q1": costs[0], "q3": costs[0]} if costs else {}
+    q1, _, q3 = statistics.quantiles(costs, n=4, method="inclusive")
+    return {"median": round(statistics.median(costs), 1), "min": min(costs), "max": max(costs),
+            "q1": round(q1, 1), "q3": round(q3, 1)}
 
 
 def _median(values: list[float]) -> float:

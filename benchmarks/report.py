@@ -355,6 +355,14 @@ def table_rows(document: dict[str, Any]) -> list[list[str]]:
                         _fmt(se["sealed_cpu_seconds"]), "no seal",
                         _fmt(se["unsealed_cpu_seconds"]), f"{se['cpu_cost_percent']:+.1f} %", "≤ +5 %",
                         "met" if se["cpu_cost_percent"] <= 5.0 else "MISSED")
+                for label, key, spread in (("wall", "pair_cost_percent", "pair_spread"),
+                                           ("CPU", "pair_cpu_cost_percent", "pair_cpu_spread")):
+                    if se.get(key) and se.get(spread):
+                        sp = se[spread]
+                        add("", "", f"  … each pair's seal cost, {label} (sealed − unsealed, in run order)",
+                            ", ".join(f"{c:+.1f}" for c in se[key]), "pairs' median / min … max / IQR",
+                            f"{sp['median']:+.1f} % / {sp['min']:+.1f} … {sp['max']:+.1f} / "
+                            f"{sp['q1']:+.1f} … {sp['q3']:+.1f}", "", "", "")
             if ch := r.get("audit_chain"):
                 add("", "", "  audit trail verifies (rows walked)", f"{ch['rows']:,}", "", "", "", "intact",
                     "met" if ch["intact"] else "MISSED")

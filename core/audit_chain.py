@@ -2,10 +2,11 @@
 
 Two ways a row gets its place, both under the chain's head row (`AuditChainHead`), which the appending
 transaction locks until it commits — so two writers neither fork a chain nor leave a gap:
-- **as it is written**, for the bulk writers (core/bulk.py): `take_places` locks the head, reserves ids and
-  places, the writer seals the rows in Python as one bulk link (`models.audit.bulk_seals`, format 2: one sha256
-  over every row, a crc32 locator per row, ~0.5 µs a row; format 1, a sha256 per row, cost ~1.2) and inserts
-  them sealed, and `advance_head` moves the head. Nothing is read back or updated: sealing 100,000 rows at commit
+- **as it is written**, for the bulk writers (core/bulk.py): `take_tail` (or `take_places`, which also reserves
+  ids) locks the head, the writer inserts the rows with their places and no hash, and stores their one link row
+  (`models.audit.link_seals`, format 3: one sha256 over the rows' text built column by column, ~0.4 µs a row;
+  format 2, one sha256 and a crc32 locator per row built row by row, cost ~1.0; format 1, a sha256 per row,
+  ~1.2), and `advance_head` moves the head. No audit row is updated: sealing 100,000 rows at commit
   by reading them back and `UPDATE`-ing them cost 8 s of figure 1 on SQLite and 10 s on PostgreSQL. Now a bulk
   write's seal costs 0.12-0.22 s of CPU per 100,000 rows on SQLite and 0.14-0.21 s on PostgreSQL (0.4-0.6 s
   before its ids were reserved with one sequence lookup), ~0.1 s of it the hashing (benchmarks/README.md, "The
@@ -24,6 +25,7 @@ by hand with an empty chain position stays outside the chain, where `verify_chai
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,16 +57,28 @@ from models.audit import (
     LOCATOR_LENGTH,
     AuditChainHead,
     AuditEvent,
+    AuditLink,
     bulk_link,
     chain_of,
     content_bytes,
     link_hash,
+    link_row_locators,
+    link_seals,
     locator,
     row_body,
 )
 
 AUDIT: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 HEAD: Table = AuditChainHead.__table__  # type: ignore[attr-defined]
+LINK: Table = AuditLink.__table__  # type: ignore[attr-defined]
+
+
+def _last_hash(chain: int, seq: Any) -> ColumnElement[Any]:
+    """The hash at a chain's place `seq`: the row's own (formats 1 and 2) or, for format 3's rows, which carry
+    none, the hash of the link that ends there."""
+    own = select(AUDIT.c.chain_hash).where(AUDIT.c.chain == chain, AUDIT.c.chain_seq == seq).scalar_subquery()
+    link = select(LINK.c.hash).where(LINK.c.chain == chain, LINK.c.last_seq == seq).scalar_subquery()
+    return func.coalesce(own, link)
 
 
 def _content(conn: Connection) -> list[ColumnElement[Any]]:
@@ -186,9 +200,10 @@ def _seal(conn: Connection, *, own_only: bool, heads: bool, hold: int | None = N
 
 def _tail(conn: Connection, chain: int) -> tuple[int, str]:
     """The chain's last sealed place and hash, read from its rows (0 and GENESIS for a new chain)."""
-    tail = conn.execute(select(AUDIT.c.chain_seq, AUDIT.c.chain_hash).where(AUDIT.c.chain == chain)
-                        .order_by(AUDIT.c.chain_seq.desc()).limit(1)).first()
-    return (int(tail[0]), str(tail[1])) if tail is not None else (0, GENESIS)
+    last = conn.execute(select(func.max(AUDIT.c.chain_seq)).where(AUDIT.c.chain == chain)).scalar()
+    if last is None:
+        return 0, GENESIS
+    return int(last), str(conn.execute(select(_last_hash(chain, int(last)))).scalar_one())
 
 
 def _take_head(conn: Connection, chain: int) -> tuple[int, str]:
@@ -205,10 +220,9 @@ def _take_head(conn: Connection, chain: int) -> tuple[int, str]:
         if (head := conn.execute(read).first()) is not None:  # the usual case: the head exists, now locked
             return int(head.seq), str(head.hash)
     insert: Any = pg_insert(HEAD) if postgres else sqlite_insert(HEAD)
+    last = select(func.max(AUDIT.c.chain_seq)).where(AUDIT.c.chain == chain).scalar_subquery()
     tail = select(literal(chain, Integer), func.coalesce(func.max(AUDIT.c.chain_seq), 0),
-                  func.coalesce(select(AUDIT.c.chain_hash).where(AUDIT.c.chain == chain)
-                                .order_by(AUDIT.c.chain_seq.desc()).limit(1).scalar_subquery(), GENESIS)
-                  ).where(AUDIT.c.chain == chain)
+                  func.coalesce(_last_hash(chain, last), GENESIS)).where(AUDIT.c.chain == chain)
     # SQLite: always, as the insert (a no-op if the head exists) takes the write lock.
     conn.execute(insert.from_select(["chain", "seq", "hash"], tail).on_conflict_do_nothing(index_elements=["chain"]))
     head = conn.execute(read).one()
@@ -242,14 +256,21 @@ def take_places(conn: Connection, chain: int, n: int) -> Places:
     in which the transaction wrote. The head stays locked until the transaction ends; the writer inserts the
     rows with their hashes and calls `advance_head`.
     """
-    _, held = _seal_written(conn, hold=chain)  # a decision's own row, written just before its items' rows
-    after_seq, previous = held if held is not None else _take_head(conn, chain)
+    after_seq, previous = take_tail(conn, chain)
     if conn.dialect.name == "postgresql":
         ids, contiguous = _reserve_ids(conn, n)
         return Places(chain, ids, after_seq, previous, contiguous)
     # SQLite: the head's insert holds the write lock, so no other writer takes ids meanwhile
     top = int(conn.execute(select(func.coalesce(func.max(AUDIT.c.id), 0))).scalar_one())
     return Places(chain, list(range(top + 1, top + n + 1)), after_seq, previous)
+
+
+def take_tail(conn: Connection, chain: int) -> tuple[int, str]:
+    """Lock `chain`'s head for a bulk write and return the place and hash it appends after (`take_places` without
+    reserving ids: format 3's writer lets the insert number its rows). Rows this transaction wrote earlier and left
+    to the commit are sealed first, so the chain keeps the order in which the transaction wrote."""
+    _, held = _seal_written(conn, hold=chain)  # a decision's own row, written just before its items' rows
+    return held if held is not None else _take_head(conn, chain)
 
 
 def _reserve_ids(conn: Connection, n: int) -> tuple[list[int], bool]:
@@ -347,10 +368,12 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
     """Recompute one program's chain (or every chain) from its first row; stop at the first break.
 
     A row whose hash does not follow from its predecessor's and its own content was edited; a gap in
-    the positions is a deletion; a row outside any chain (or in the wrong one) was inserted. Both formats are
-    read (models/audit.py, BULK_MARK): a row with a 64-character hash is a link of its own (format 1) unless
-    rows with 8-character locators come before it, then it ends their bulk link (format 2), proven by one
-    sha256 over all of them; the locators name the row inside a broken link (`_named_in_link`). Rows other
+    the positions is a deletion; a row outside any chain (or in the wrong one) was inserted. Three formats are
+    read (models/audit.py, BULK_MARK and LINK_MARK): a row with a 64-character hash is a link of its own (format
+    1) unless rows with 8-character locators come before it, then it ends their bulk link (format 2), proven by
+    one sha256 over all of them; the locators name the row inside a broken link (`_named_in_link`). A row with
+    no hash (format 3) must be the first place of an `auditlink` row, which proves it and the rows up to its
+    `last_seq` (`_linked_break`); no link there (removed) or a hash inside its rows breaks the chain. Rows other
     transactions are writing right now are not visible here, and a sealed row is never outside its chain.
     """
     chains = ([chain_of(program_id)] if program_id is not None else
@@ -373,13 +396,36 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
         at_head: str | None = None  # the hash found at the head's place
         first_break: ChainBreak | None = None
         link: list[tuple[Any, bytes]] = []  # the rows of a bulk link read so far, each with its body (format 2)
+        links = {int(r.first_seq): r for r in conn.execute(select(LINK).where(LINK.c.chain == chain))}  # format 3
+        linked: tuple[Any, list[Any]] | None = None  # format 3: the link being read and its rows so far
         for row in _walk(conn, chain):
             rows += 1
             position = int(row.chain_seq)
             if position != seq + 1:
                 first_break = ChainBreak(chain, "deleted", int(row.id), seq + 1)
                 break
-            seq, stored = position, str(row.chain_hash or "")
+            seq = position
+            if row.chain_hash is None or linked is not None:  # format 3: a row proven by a link row
+                if linked is None:
+                    if link or (start := links.get(position)) is None:  # no link starts here: removed, or the
+                        first_break = ChainBreak(chain, "edited", int(row.id), position)  # row's hash erased
+                        break
+                    linked = (start, [])
+                if row.chain_hash is not None or position > linked[0].last_seq:  # a hash inside a link's rows
+                    first_break = ChainBreak(chain, "edited", int(row.id), position)
+                    break
+                linked[1].append(row)
+                if position < linked[0].last_seq:
+                    continue
+                found = _linked_break(chain, previous, *linked)
+                if found is not None:
+                    first_break = found
+                    break
+                previous, linked = str(linked[0].hash), None
+                if head is not None and position == head.seq:
+                    at_head = previous
+                continue
+            stored = str(row.chain_hash)
             if len(stored) == LOCATOR_LENGTH:  # a bulk link's row before its last: proven by the last
                 link.append((row, row_body(position, tuple(row)[2:])))
                 continue
@@ -396,6 +442,9 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
             previous = stored
             if head is not None and position == head.seq:
                 at_head = previous
+        if first_break is None and linked is not None:  # the chain ends inside a format-3 link: a row renumbered
+            first_break = _named_by_locators(chain, *linked)  # into the gap is named, else the rows were cut off
+            link = [(r, b"") for r in linked[1]]
         if first_break is None and link:  # the chain ends inside a bulk link: its last row was cut off
             seq = int(link[0][0].chain_seq) - 1  # nothing after the last full link is proven
             first_break = _against_head(chain, head, seq, at_head) or ChainBreak(chain, "deleted", None, seq + 1)
@@ -433,7 +482,9 @@ def check_recorded(conn: Connection, recorded: dict[int, tuple[int, str]]) -> Ch
                                                                           AUDIT.c.chain_seq == seq)).first()
         if found is None:
             return ChainBreak(chain, "deleted", None, seq, head=seq, recorded=True)
-        if found.chain_hash != digest:
+        stored = found.chain_hash if found.chain_hash is not None else conn.execute(
+            select(LINK.c.hash).where(LINK.c.chain == chain, LINK.c.last_seq == seq)).scalar()  # format 3
+        if stored != digest:
             return ChainBreak(chain, "edited", int(found.id), seq, recorded=True)
     return None
 
@@ -454,6 +505,39 @@ def _named_in_link(chain: int, link: list[tuple[Any, bytes]], last: Any) -> Chai
     return ChainBreak(chain, "edited", int(last.id), int(last.chain_seq))
 
 
+def _linked_break(chain: int, previous: str, link: Any, rows: list[Any]) -> ChainBreak | None:
+    """Format 3: None if the link row proves its rows, else the row to name (see `_named_in_link`): the first
+    whose locator no longer holds (inserted if the row after it gives its locator instead: the rest renumbered),
+    or whose value of a column the link's rows shared differs from theirs; the link's last row otherwise."""
+    values = [tuple(r)[2:] for r in rows]
+    digest, _ = link_seals(previous, int(link.first_seq), [list(c) for c in zip(*values, strict=True)])
+    if digest == link.hash:
+        return None
+    return _named_by_locators(chain, link, rows) or ChainBreak(chain, "edited", int(rows[-1].id),
+                                                              int(rows[-1].chain_seq))
+
+
+def _named_by_locators(chain: int, link: Any, rows: list[Any]) -> ChainBreak | None:
+    """The first of a format-3 link's rows its locators or shared values name (`_linked_break`), if any."""
+    values = [tuple(r)[2:] for r in rows]
+    blob = bytes(link.locators)
+    mask, runs = (int.from_bytes(blob[:2], "big"), int.from_bytes(blob[2:4], "big")) if len(blob) >= 4 else (0, 0)
+    stored = [int.from_bytes(blob[i:i + 4], "big") for i in range(4, len(blob) - 3, 4)]
+    found = link_row_locators(mask, values)
+    common = {i: Counter(v[i] for v in values).most_common(1)[0][0] for i in range(len(CONTENT_COLUMNS))
+              if not (mask | runs) & (1 << i)}
+    # Each run's first value, by majority of the first three rows' (an edit or a deletion further on shifts the rest).
+    starts = {i: Counter(v[i] - k for k, v in enumerate(values[:3]) if type(v[i]) is int).most_common(1)[0][0]
+              for i in range(len(CONTENT_COLUMNS)) if runs & (1 << i)}
+    for i, row in enumerate(rows):
+        if i < len(stored) and found[i] != stored[i]:
+            kind = "inserted" if i + 1 < len(found) and found[i + 1] == stored[i] else "edited"
+            return ChainBreak(chain, kind, int(row.id), int(row.chain_seq))
+        if any(values[i][c] != v for c, v in common.items()) or any(values[i][c] != v + i for c, v in starts.items()):
+            return ChainBreak(chain, "edited", int(row.id), int(row.chain_seq))
+    return None
+
+
 def _edited_or_inserted(conn: Connection, chain: int, row: Any, previous: str) -> str:
     """A row that does not follow was inserted if the row after it follows from the one before it."""
     after = conn.execute(select(AUDIT.c.chain_seq, AUDIT.c.chain_hash, *_content(conn))
@@ -466,4 +550,4 @@ def _edited_or_inserted(conn: Connection, chain: int, row: Any, previous: str) -
 
 
 __all__ = ["ChainBreak", "ChainReport", "Places", "advance_head", "check_recorded", "mark_audit_written", "seal_audit",
-           "seal_written", "sealing_enabled", "set_sealing", "take_places", "verify_chain"]
+           "seal_written", "sealing_enabled", "set_sealing", "take_places", "take_tail", "verify_chain"]

@@ -15,25 +15,20 @@ and on PostgreSQL psycopg's executemany, which sends one statement per row (with
 from __future__ import annotations
 
 import json
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from functools import partial
-from itertools import pairwise, repeat
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, TypeVar
 from typing import cast as typing_cast
 
 from sqlalchemy import (
-    ARRAY,
     JSON,
-    Column,
     ColumnDefault,
     Integer,
-    LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
@@ -57,16 +52,15 @@ from sqlalchemy.sql.selectable import Select, Subquery
 from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, SQLModel
 
-from core.audit_chain import WRITTEN, advance_head, mark_audit_written, sealing_enabled, take_places
+from core.audit_chain import WRITTEN, advance_head, mark_audit_written, sealing_enabled, take_places, take_tail
 from models.audit import (
     CONTENT_COLUMNS,
-    LOCATOR_LENGTH,
     AuditEvent,
+    AuditLink,
     Same,
     audit_row,
-    bulk_seals,
     chain_of,
-    split_locators,
+    link_seals,
 )
 from models.base import AwareDateTime
 from models.states import Role
@@ -75,6 +69,7 @@ from models.transitions import AuditRecord
 AUDIT_COLUMNS = ("program_id", "entity", "entity_id", "action", "from_state", "to_state", "actor", "role", "reason",
                  "data", "at")
 AUDIT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+LINK_TABLE: Table = AuditLink.__table__  # type: ignore[attr-defined]
 
 
 K = TypeVar("K")  # what an id list holds: ids, codes
@@ -376,11 +371,13 @@ def _write_sealed(session: Session, chain: int, n: int, per_row: dict[str, list[
         hashed[name] = Same(as_hashed)
     places = take_places(conn, chain, n)
     hashed["id"] = places.ids
-    locators, link = bulk_seals(places.previous, places.after_seq, [hashed[c] for c in CONTENT_COLUMNS])
+    # Format 3, as `_audit_from_select_sealed`: the rows go in with their places and no hash, their link row after.
+    link, locators = link_seals(places.previous, places.after_seq + 1, [hashed[c] for c in CONTENT_COLUMNS])
     insert_values.update(id=places.ids, chain=[chain] * n, chain_seq=list(range(places.after_seq + 1,
-                                                                                  places.after_seq + n + 1)),
-                         chain_hash=[*split_locators(locators), link])
+                                                                                  places.after_seq + n + 1)))
     _insert_columns(session, AUDIT_TABLE, {}, stored=insert_values, sealed=True)
+    conn.execute(insert(LINK_TABLE).values(chain=chain, first_seq=places.after_seq + 1,
+                                           last_seq=places.after_seq + n, hash=link, locators=locators))
     advance_head(conn, chain, places.after_seq + n, link)
 
 
@@ -428,163 +425,94 @@ def audit_from_select(session: Session, source: Select[Any], *, entity: str, act
     return insert_from_select(session, aud, AUDIT_COLUMNS, query)
 
 
-MOVED = Table("sanjin_audit_moved", MetaData(), Column("k", Integer, primary_key=True), Column("entity_id", Text),
-              Column("reason", Text))  # temporary, per connection: created by `_audit_from_select_sealed`
-
-
 def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_id: int | None,
                               shared: dict[str, Any]) -> int:
-    """`audit_from_select` with its rows sealed as they are written, still by `INSERT … SELECT`.
+    """`audit_from_select` with its rows sealed as one format-3 link (models/audit.py, LINK_MARK).
 
-    The moved rows are numbered (`k`) into a temporary table, so what is hashed and what is inserted are the
-    same rows even if the source would select others a moment later; their text, as the database casts it, is
-    read to hash them in that order; the insert selects them by `k` and takes each row's place and id from `k`
-    (the reserved ids are contiguous: on PostgreSQL, unless another writer took some meanwhile, then they come as
-    one integer array) and its seal from parameters: its locator from one byte string of them sliced in constant
-    time, or, for the last row of a slice, the slice's bulk link (format 2, models/audit.py).
-    Inserting from Python instead (executemany) cost twice the database's CPU of `INSERT … SELECT` on SQLite.
-    Reading the source once into Python and sending the rows back as arrays (`unnest`) instead of the temporary
-    table cost PostgreSQL about as much (0.30 against 0.33 s per 100,000, psql) and this process 0.07 s more.
+    The rows are written by the unsealed path's own `INSERT … SELECT`, with their chain and places (`row_number()`
+    after the chain's tail, in the source's entity order) and no hash; then read back as stored, in the same
+    transaction (`_read_linked`: usually one aggregate), so what is hashed is what was written. Their link (one sha256
+    over the rows' canonical text, built column by column) goes into `auditlink`, and the head moves on: no audit
+    row is updated, and nothing is copied first. Format 2 (session 12) numbered the rows into a temporary table,
+    read them back, hashed them row by row and inserted them from it with their hashes: ≈ 0.33 s of CPU per
+    100,000 rows more than the unsealed insert (benchmarks/README.md, "chain format 3").
+    The head is taken before the insert, so a write of no rows still holds its chain's head to the commit.
     """
     conn = session.connection()
     postgres = conn.dialect.name == "postgresql"
-    src = source.subquery("moved")
     if postgres:
         conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")  # as insert_from_select: the numbering sorts
-        # No primary key: the rows are read twice, each time whole (ordered by a sort, and by the insert's scan);
-        # keeping an index of k cost a third of filling the table, 0.03-0.05 s of the server's CPU per 100,000.
-        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {MOVED.name} (k integer, entity_id text, "
-                             "reason text) ON COMMIT DELETE ROWS")
-    else:
-        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {MOVED.name} (k INTEGER PRIMARY KEY, "
-                             "entity_id TEXT, reason TEXT)")
-    conn.execute(MOVED.delete())
-    # A reason every row shares (a bound string, NULL) is neither copied nor read back per row.
-    reason = _constant_reason(source)
-    moved = [cast(src.c.entity_id, String)] + ([cast(src.c.reason, Text)] if reason is None else [])
-    into = ["entity_id", "reason"][:len(moved)]
-    order = (src.c.entity_id, src.c.reason)  # as when the reason is copied: the same plan for reading the source
-    if postgres:
-        conn.execute(insert(MOVED).from_select(["k", *into], select(func.row_number().over(order_by=order) - 1,
-                                                                    *moved)))
-    else:
-        # SQLite numbers the rows itself, as it inserts them (k is the rowid, NULL given): a fifth of the CPU
-        # of numbering them with row_number(), 0.01 s instead of 0.06 s per 100,000. The rows are hashed and
-        # inserted in the order of k, whatever it is; ORDER BY only keeps a chain's rows in entity order.
-        conn.execute(insert(MOVED).from_select(into, select(*moved).order_by(*order)))
-    numbered = MOVED
-    # The driver's own tuples: 100,000 of them through SQLAlchemy's Row cost a tenth of a second more.
-    rows = conn.exec_driver_sql(f"SELECT {', '.join(into)} FROM {MOVED.name} ORDER BY k").cursor.fetchall()
-    n = len(rows)
-    if n == 0:
-        return 0
-    entity_ids = [r[0] for r in rows]
-    reasons: Sequence[Any] | Same = [r[1] for r in rows] if reason is None else Same(reason[0])
-    if n < PRESEAL_ROWS:
-        return insert_rows(session, AuditEvent, [
-            {"program_id": program_id, **shared, "entity_id": e, "reason": r} for e, r in zip(
-                entity_ids, repeat(reasons.value) if isinstance(reasons, Same) else reasons, strict=False)])
+    src = source.subquery("moved")
     chain = chain_of(program_id)
     processors = {"at": AUDIT_TABLE.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)}
     forms = {name: audit_forms(conn.dialect.name, processors, name, value)
              for name, value in {**shared, "program_id": program_id}.items()}
-    places = take_places(conn, chain, n)
-    hashed: dict[str, Sequence[Any] | Same] = {name: Same(form[1]) for name, form in forms.items()}
-    hashed.update(id=places.ids, entity_id=entity_ids, reason=reasons)
-    content = [hashed[c] for c in CONTENT_COLUMNS]
-    # The rows' offsets 0 … n-1: PostgreSQL's row_number() - 1 starts at 0; SQLite gives the first row put into
-    # an empty table rowid 1 and each next one the largest rowid + 1 (its documented rowid rule), so 1 … n.
-    first = 0 if postgres else 1
-    k = numbered.c.k - first if first else numbered.c.k
-    # SQLite inserts the rows a slice at a time while a thread hashes the next slice (`_hashed_slices`); PostgreSQL
-    # takes them in one statement, hashed first. Each slice is one bulk link (models/audit.py, BULK_MARK): its
-    # last row (offset `hi`) gets the link, every other row its locator, sliced from one parameter that starts
-    # with the locator of the slice's first offset `lo`.
-    slices = _slices(n) if not postgres else [(0, n)]
-    lo = bindparam("sealed_lo", 0, type_=Integer)
-    hi = bindparam("sealed_hi", type_=Integer)
-    digests = bindparam("sealed_hashes", b"", type_=LargeBinary)
-    link = bindparam("sealed_link", "", type_=String)
-    ids: Any = literal(places.ids[0], Integer) + k  # contiguous ids: the usual case (`take_places`)
+    after_seq, previous = take_tail(conn, chain)
+    reason = _constant_reason(source)  # a reason every row shares is not read back per row
+    order = (src.c.entity_id, src.c.reason)
     if postgres:
-        if not places.contiguous:
-            ids = text(f"(CAST(:sealed_ids AS integer[]))[{MOVED.name}.k + 1]").bindparams(
-                bindparam("sealed_ids", places.ids, type_=ARRAY(Integer)))
-        digest: Any = func.encode(func.substring(digests, (k - lo) * LOCATOR_LENGTH + 1, LOCATOR_LENGTH), "escape")
         data: Any = cast(literal(forms["data"][0], Text), AUDIT_TABLE.c.data.type)
         at: Any = literal(forms["at"][0], AwareDateTime())
     else:
-        digest = cast(func.substr(digests, (k - lo) * LOCATOR_LENGTH + 1, LOCATOR_LENGTH), Text)
         data, at = literal(forms["data"][0], Text), literal(forms["at"][0], String)
-    digest = case((k == hi, link), else_=digest)
     text_of = {name: literal(forms[name][0], Integer if name == "program_id" else String)
                for name in ("program_id", "entity", "action", "from_state", "to_state", "actor", "role")}
-    reason_of = numbered.c.reason if reason is None else literal(reason[0], Text)
-    query = select(ids, text_of["program_id"], text_of["entity"], numbered.c.entity_id, text_of["action"],
-                   text_of["from_state"], text_of["to_state"], text_of["actor"], text_of["role"], reason_of,
-                   data, at, literal(chain, Integer), literal(places.after_seq + 1, Integer) + k, digest
-                   ).where(numbered.c.k.between(lo + first, hi + first))
-    columns = ["id", *AUDIT_COLUMNS, "chain", "chain_seq", "chain_hash"]
-    statement = insert(AUDIT_TABLE).from_select(columns, query).execution_options(preserve_rowcount=True)
-    marked = conn.info.get(WRITTEN, False)  # the inserts below are sealed: they leave the commit nothing to probe for
-    written, last = 0, places.previous
-    for (start, stop), (locators, last) in zip(slices, _hashed_slices(places.previous, places.after_seq, content,
-                                                                      slices), strict=True):
-        written += int(conn.execute(statement, {"sealed_lo": start, "sealed_hi": stop - 1, "sealed_hashes":
-                                                locators.encode("ascii"), "sealed_link": last}).rowcount)
+    reason_of = cast(src.c.reason, Text) if reason is None else literal(reason[0], Text)
+    query = select(text_of["program_id"], text_of["entity"], cast(src.c.entity_id, String), text_of["action"],
+                   text_of["from_state"], text_of["to_state"], text_of["actor"], text_of["role"], reason_of, data, at,
+                   literal(chain, Integer), literal(after_seq, Integer) + func.row_number().over(order_by=order)
+                   ).order_by(*order)
+    statement = insert(AUDIT_TABLE).from_select([*AUDIT_COLUMNS, "chain", "chain_seq"], query)
+    marked = conn.info.get(WRITTEN, False)  # the rows below are sealed: they leave the commit nothing to probe for
+    conn.execute(statement.execution_options(preserve_rowcount=True))
     conn.info[WRITTEN] = marked
-    if written != n:  # any other numbering of the moved rows fails this count
-        raise RuntimeError(f"audit rows moved while being written: {written} of {n}")
-    advance_head(conn, chain, places.after_seq + n, last)
+    read = _read_linked(conn, chain, after_seq, reason is None)
+    if read is None:
+        return 0
+    n, ids, entity_ids, reasons = read
+    hashed: dict[str, Sequence[Any] | Same] = {name: Same(form[1]) for name, form in forms.items()}
+    hashed.update(id=ids, entity_id=entity_ids, reason=reasons if reason is None else Same(reason[0]))
+    digest, locators = link_seals(previous, after_seq + 1, [hashed[c] for c in CONTENT_COLUMNS])
+    conn.execute(insert(LINK_TABLE).values(chain=chain, first_seq=after_seq + 1, last_seq=after_seq + n, hash=digest,
+                                           locators=locators))
+    advance_head(conn, chain, after_seq + n, digest)
     return n
 
 
-# SQLite: a sealed `INSERT … SELECT` of this many rows or more is cut into slices (`_slices`), so that a thread
-# hashes the next slice while the database inserts one. Python's sqlite3 lets go of the interpreter while SQLite
-# works, so on a second core the hashing (~0.1 s per 100,000 rows) no longer adds to the write's wall time.
-SLICED_ROWS = 4000
-SLICES = 4
+_SEPARATOR = "\x1f"  # ASCII's unit separator: joins a read-back column's values into one string
 
 
-def _slices(n: int) -> list[tuple[int, int]]:
-    """`[start, stop)` offsets of the slices a sealed SQLite insert of `n` rows is written in (one below SLICED_ROWS)."""
-    count = SLICES if n >= SLICED_ROWS else 1
-    bounds = [n * i // count for i in range(count + 1)]
-    return list(pairwise(bounds))
+def _read_linked(conn: Any, chain: int, after_seq: int, own_reasons: bool
+                 ) -> tuple[int, Sequence[int], list[str], list[Any]] | None:
+    """The rows a bulk write just put after place `after_seq` of `chain`, as stored, in chain order: how many, their
+    ids, entity ids and (`own_reasons`) reasons; None if it wrote none.
 
-
-def _hashed_slices(previous: str, after_seq: int, columns: Sequence[Sequence[Any] | Same],
-                   slices: Sequence[tuple[int, int]]) -> Iterator[tuple[str, str]]:
-    """Each slice's bulk link in turn (`bulk_seals`: its locators and link, each slice's link continuing from the one
-    before), computed on a thread one slice ahead of the caller."""
-    def part(start: int, stop: int) -> list[Sequence[Any] | Same]:
-        return [c if isinstance(c, Same) else c[start:stop] for c in columns]
-
-    if len(slices) == 1:
-        yield bulk_seals(previous, after_seq, part(*slices[0]))
-        return
-    ready: queue.Queue[tuple[str, str] | BaseException] = queue.Queue()
-
-    def work() -> None:
-        last = previous
-        try:
-            for start, stop in slices:
-                seals = bulk_seals(last, after_seq + start, part(start, stop))
-                ready.put(seals)
-                last = seals[1]
-        except BaseException as exc:  # handed to the caller, raised there
-            ready.put(exc)
-
-    thread = threading.Thread(target=work, name="audit-seal-hashing", daemon=True)
-    thread.start()
-    try:
-        for _ in slices:
-            got = ready.get()
-            if isinstance(got, BaseException):
-                raise got
-            yield got
-    finally:
-        thread.join()
+    The usual case costs one aggregate, no Python object per row but the entity ids split from one string: the
+    ids are consecutive in chain order (min and max of id − place equal) and come back as a `range`. RETURNING
+    the rows instead cost 0.07-0.11 s per 100,000 on SQLite, fetching their tuples. Otherwise (ids another writer
+    interleaved on PostgreSQL, reasons of their own, a separator inside an entity id) the rows are read one a row.
+    """
+    rows = "FROM auditevent WHERE chain = :chain AND chain_seq > :after"
+    params = {"chain": chain, "after": after_seq}
+    if not own_reasons:
+        if conn.dialect.name == "postgresql":
+            agg = ("SELECT count(*), min(id - chain_seq), max(id - chain_seq), "
+                   f"string_agg(entity_id, chr(31) ORDER BY chain_seq) {rows}")
+        else:  # group_concat keeps the order of the subquery's scan of (chain, chain_seq) (no ORDER BY in 3.40's)
+            agg = ("SELECT count(*), min(id - chain_seq), max(id - chain_seq), group_concat(entity_id, char(31)) "
+                   f"FROM (SELECT id, chain_seq, entity_id {rows} ORDER BY chain_seq)")
+        n, low, high, joined = conn.execute(text(agg), params).one()
+        if not n:
+            return None
+        entity_ids = joined.split(_SEPARATOR)
+        if low == high and len(entity_ids) == n:
+            first = after_seq + 1 + int(low)
+            return int(n), range(first, first + int(n)), entity_ids, []
+    got = conn.execute(text(f"SELECT id, entity_id, reason {rows} ORDER BY chain_seq"), params).cursor.fetchall()
+    if not got:
+        return None
+    return (len(got), list(map(itemgetter(0), got)), list(map(itemgetter(1), got)),
+            list(map(itemgetter(2), got)) if own_reasons else [])
 
 
 def _constant_reason(source: Select[Any]) -> tuple[str | None] | None:

@@ -137,3 +137,13 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
     assert bigger["task_runs"]["client_side"] == runs["client_side"]  # independent of N
     assert bigger["task_runs"]["by_task"] == runs["by_task"]
     assert large["figures"]["3_publication"]["status"] == "not run"
+
+
+def test_the_seal_pairs_are_summarised_by_their_median_range_and_quartiles() -> None:
+    """Figure 1's `--seal-pairs` (issue #18): each pair's cost is kept and summarised, so a run of 8-10 pairs can
+    be cited with its scatter, not only as the medians' difference."""
+    from benchmarks.enrollment import _spread
+
+    assert _spread([2.9, 13.2, -9.1, 1.3, 8.2]) == {"median": 2.9, "min": -9.1, "max": 13.2, "q1": 1.3, "q3": 8.2}
+    assert _spread([4.0]) == {"median": 4.0, "min": 4.0, "max": 4.0, "q1": 4.0, "q3": 4.0}
+    assert _spread([]) == {}

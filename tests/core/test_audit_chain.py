@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import threading
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from core.audit_chain import seal_audit, verify_chain
+from core.audit_chain import WRITTEN, seal_audit, verify_chain
 from core.bulk import write_audit
 from core.db import transaction
+from models.audit import Same
 from models.states import Role
 from models.transitions import AuditRecord
 from tests.conftest import fresh_pg_schema
@@ -24,6 +26,40 @@ def _write(engine: Engine, program_id: int | None, n: int, *, actor: str = "张�
             entity="application", entity_id=start + i, action="approve", from_state="submitted", to_state="approved",
             actor=actor, role=Role.DISTRICT_REVIEWER, at=shanghai(2025, 9, 1, 10), reason=None,
             program_id=program_id, data={"batch": 1, "名称": "和平区社区卫生服务中心"}) for i in range(n)])
+
+
+def _write_format_2(engine: Engine, program_id: int | None, n: int, *, start: int = 0) -> None:
+    """`_write`'s rows as session 12's `write_audit` sealed them (chain format 2, models/audit.py BULK_MARK): the
+    writers now write format 3, and a database keeps its format-2 rows, which must go on verifying."""
+    from sqlalchemy import insert
+
+    from core.audit_chain import AUDIT, advance_head, take_places
+    from core.bulk import AUDIT_TABLE, audit_forms
+    from models.audit import bulk_seals, chain_of, split_locators
+
+    stamp, data = shanghai(2025, 9, 1, 10), {"batch": 1, "名称": "和平区社区卫生服务中心"}
+    with transaction(engine) as session:
+        conn = session.connection()
+        processors = {"at": AUDIT_TABLE.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)}
+        hashed = {name: audit_forms(conn.dialect.name, processors, name, value)[1]
+                  for name, value in (("data", data), ("at", stamp), ("role", Role.DISTRICT_REVIEWER))}
+        chain = chain_of(program_id)
+        places = take_places(conn, chain, n)
+        entity_ids = [str(start + i) for i in range(n)]
+        shared = [program_id, "application", None, "approve", "submitted", "approved", "张审核", hashed["role"],
+                  None, hashed["data"], hashed["at"]]
+        columns: list[Any] = [places.ids, *[Same(v) for v in shared]]
+        columns[3] = entity_ids
+        locators, link = bulk_seals(places.previous, places.after_seq, columns)
+        conn.execute(insert(AUDIT), [
+            {"id": i, "program_id": program_id, "entity": "application", "entity_id": e, "action": "approve",
+             "from_state": "submitted", "to_state": "approved", "actor": "张审核", "role": Role.DISTRICT_REVIEWER,
+             "reason": None, "data": data, "at": stamp, "chain": chain, "chain_seq": places.after_seq + 1 + k,
+             "chain_hash": h}
+            for k, (i, e, h) in enumerate(zip(places.ids, entity_ids, [*split_locators(locators), link],
+                                              strict=True))])
+        advance_head(conn, chain, places.after_seq + n, link)
+        conn.info[WRITTEN] = False
 
 
 def _ids(engine: Engine, program_id: int) -> list[int]:
@@ -316,6 +352,9 @@ def test_postgres_refuses_to_update_or_delete_audit_rows_but_seals_new_ones() ->
                           "DELETE FROM auditchainhead", "TRUNCATE auditchainhead"):
             with pytest.raises(DBAPIError, match="only move forward"), engine.begin() as conn:
                 conn.execute(text(statement))
+        for statement in ("UPDATE auditlink SET hash = 'x'", "DELETE FROM auditlink", "TRUNCATE auditlink"):
+            with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+                conn.execute(text(statement))
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE auditevent DISABLE TRIGGER auditevent_append_only"))
             conn.execute(text("UPDATE auditevent SET actor = '他人' WHERE chain = :p AND chain_seq = 7"), {"p": pid})
@@ -436,37 +475,192 @@ def test_rows_a_query_moves_with_reasons_of_their_own_or_one_shared_reason_verif
     assert stored == {"own": own, "shared": dict.fromkeys(own, "逾期未交"), "none": dict.fromkeys(own)}
 
 
-def test_a_bulk_write_inserted_in_slices_while_a_thread_hashes_chains_like_one_insert(engine: Engine) -> None:
-    """SQLite writes a large `audit_from_select` a slice at a time, each slice's hashes computed on a thread while
-    the one before is inserted: every row still follows the one before it across the slices' seams, the head
-    ends at the last row, and an edit in the last slice is still named."""
+def _moved_with_reasons(engine: Engine, program_id: int | None, n: int) -> None:
+    """One `audit_from_select` of `n` rows, half with a reason of their own (format 3: one link row)."""
     from sqlalchemy import Integer, Text, select
 
-    from core.bulk import SLICED_ROWS, _slices, audit_from_select, json_rows
+    from core.bulk import audit_from_select, json_rows
 
-    program = make_program(engine)
-    before = _chained(engine, program.id)
-    n = SLICED_ROWS + 3
-    assert len(_slices(n)) > 1 and _slices(n)[-1][1] == n
     with transaction(engine) as session:
         items = json_rows(session, "items", [("entity_id", Integer()), ("reason", Text())],
                           [(i, None if i % 2 else f"理由{i}") for i in range(n)])
         assert audit_from_select(session, select(items.c.entity_id, items.c.reason.label("reason"))
                                  .where(items.c.entity_id >= 0), entity="application", action="run",
                                  from_state="approved", to_state="running", actor="系统", role=Role.SYSTEM,
-                                 at=shanghai(2025, 9, 2, 8), program_id=program.id, data={"batch": 3}) == n
+                                 at=shanghai(2025, 9, 2, 8), program_id=program_id, data={"batch": 3}) == n
+
+
+def _linked_rows(engine: Engine, program_id: int, action: str = "run") -> list[tuple[int, int]]:
+    with engine.connect() as conn:
+        return [(int(i), int(s)) for i, s in conn.execute(text(
+            "SELECT id, chain_seq FROM auditevent WHERE chain = :c AND action = :a ORDER BY chain_seq"),
+            {"c": program_id, "a": action})]
+
+
+def _edit(engine: Engine, statement: str, **params: object) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def _broken(engine: Engine, program_id: int | None) -> tuple[str, int | None, int | None] | None:
+    broken = _verify(engine, program_id).broken
+    return None if broken is None else (broken.kind, broken.audit_id, broken.position)
+
+
+def test_a_bulk_transition_is_written_unsealed_with_one_link_row_and_verifies(engine: Engine) -> None:
+    """Format 3 (models/audit.py, LINK_MARK): `audit_from_select`'s rows carry their chain places and no hash;
+    one `auditlink` row proves them all, and the head ends at the link's hash. Every row in entity order."""
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    before = _chained(engine, program.id)
+    n = PRESEAL_ROWS + 3
+    _moved_with_reasons(engine, program.id, n)
     report = _verify(engine, program.id)
     assert report.broken is None and report.heads[program.id or 0][0] == before + n
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT id, entity_id, chain_seq FROM auditevent WHERE chain = :c AND action = 'run' "
-                                 "ORDER BY chain_seq"), {"c": program.id}).all()
-    assert [int(e) for _, e, _ in rows] == list(range(n))
-    assert [i - rows[0][0] for i, _, _ in rows] == [s - rows[0][2] for _, _, s in rows] == list(range(n))
-    victim = _ids(engine, program.id or 0)[-2]
+        rows = conn.execute(text("SELECT entity_id, chain_seq, chain_hash, reason FROM auditevent "
+                                 "WHERE chain = :c AND action = 'run' ORDER BY chain_seq"), {"c": program.id}).all()
+        links = conn.execute(text("SELECT chain, first_seq, last_seq, hash FROM auditlink")).all()
+    assert sorted(int(e) for e, _, _, _ in rows) == list(range(n))
+    assert [s for _, s, _, _ in rows] == list(range(before + 1, before + n + 1))
+    assert {h for _, _, h, _ in rows} == {None}
+    assert [tuple(link)[:3] for link in links] == [(program.id, before + 1, before + n)]
+    assert report.heads[program.id or 0][1] == links[0].hash
+
+
+def test_an_edit_anywhere_in_a_link_row_s_rows_is_named(engine: Engine) -> None:
+    """A per-row value (reason, entity_id) or a value every row of the link shared (actor, time) edited in one
+    row: the link's sha256 breaks, and that row is named — by its locator, or as the one row whose shared
+    value differs from the others'. Restored, the chain verifies again."""
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    _moved_with_reasons(engine, program.id, PRESEAL_ROWS + 3)
+    rows = _linked_rows(engine, program.id or 0)
+    for (victim, position), column, forged, original in (
+            (rows[3], "reason", "'伪造'", "NULL"),
+            (rows[0], "entity_id", "'99999'", None),
+            (rows[-1], "actor", "'李伪造'", "'系统'"),
+            (rows[7], "action", "'stop'", "'run'")):
+        if original is None:
+            with engine.connect() as conn:
+                original = "'" + str(conn.execute(text(f"SELECT {column} FROM auditevent WHERE id = :i"),
+                                                  {"i": victim}).scalar_one()) + "'"
+        _edit(engine, f"UPDATE auditevent SET {column} = {forged} WHERE id = :i", i=victim)
+        assert _broken(engine, program.id) == ("edited", victim, position), column
+        _edit(engine, f"UPDATE auditevent SET {column} = {original} WHERE id = :i", i=victim)
+        assert _broken(engine, program.id) is None, column
+    victim, position = rows[9]  # an id moved out of the link's run of ids
+    _edit(engine, "UPDATE auditevent SET id = 99999999 WHERE id = :i", i=victim)
+    assert _broken(engine, program.id) == ("edited", 99999999, position)
+    _edit(engine, "UPDATE auditevent SET id = :i WHERE id = 99999999", i=victim)
+    assert _broken(engine, program.id) is None
+
+
+def test_a_row_inserted_into_or_deleted_from_a_link_row_s_rows_is_named(engine: Engine) -> None:
+    """Inserted (the rows after it renumbered to make room): named "inserted"; deleted: the gap is named; deleted
+    with the rest renumbered down: the row now at the deleted row's place is named."""
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    _moved_with_reasons(engine, program.id, PRESEAL_ROWS + 3)
+    rows = _linked_rows(engine, program.id or 0)
+    victim, position = rows[5]
+    _edit(engine, "DELETE FROM auditevent WHERE id = :i", i=victim)
+    assert _broken(engine, program.id) == ("deleted", rows[6][0], position)
+    _edit(engine, "UPDATE auditevent SET chain_seq = chain_seq + 99999 WHERE chain = :c AND chain_seq > :s",
+          c=program.id, s=position)
+    _edit(engine, "UPDATE auditevent SET chain_seq = chain_seq - 100000 WHERE chain = :c AND chain_seq > 100000",
+          c=program.id)
+    assert _broken(engine, program.id) == ("edited", rows[6][0], position)
+
+
+def test_a_row_inserted_into_a_link_row_s_rows_is_named_inserted(engine: Engine) -> None:
+    """The rows after it renumbered to make room: the row at its place no longer gives the locator stored for
+    that place, the row after it does."""
+    from core.bulk import PRESEAL_ROWS
+
+    other = make_program(engine)
+    _moved_with_reasons(engine, other.id, PRESEAL_ROWS + 3)
+    rows = _linked_rows(engine, other.id or 0)
+    _, position = rows[4]
+    _edit(engine, "UPDATE auditevent SET chain_seq = chain_seq + 100000 WHERE chain = :c AND chain_seq >= :s",
+          c=other.id, s=position)
+    _edit(engine, "UPDATE auditevent SET chain_seq = chain_seq - 99999 WHERE chain = :c AND chain_seq > 100000",
+          c=other.id)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE auditevent SET reason = 'x' WHERE id = :i"), {"i": victim})
-    broken = _verify(engine, program.id).broken
-    assert broken is not None and (broken.kind, broken.audit_id) == ("edited", victim)
+        conn.execute(text(
+            "INSERT INTO auditevent (program_id, entity, entity_id, action, from_state, to_state, actor, role, reason, "
+            "data, at, chain, chain_seq) SELECT program_id, entity, '4242', action, from_state, to_state, actor, role, "
+            "reason, data, at, chain, :s FROM auditevent WHERE id = :i"), {"s": position, "i": rows[0][0]})
+        forged = int(conn.execute(text("SELECT max(id) FROM auditevent")).scalar_one())
+    assert _broken(engine, other.id) == ("inserted", forged, position)
+
+
+def test_a_link_row_removed_or_edited_breaks_the_chain(engine: Engine) -> None:
+    """The link row is the rows' only proof: deleted, its rows are proven by nothing (the first is named);
+    its hash edited, the link no longer follows (its last row is named); its locators edited, the chain still
+    verifies only if the hash holds — it does not: they are not covered, but the hash is recomputed from rows."""
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    _moved_with_reasons(engine, program.id, PRESEAL_ROWS + 3)
+    rows = _linked_rows(engine, program.id or 0)
+    with engine.connect() as conn:
+        digest = conn.execute(text("SELECT hash FROM auditlink WHERE chain = :c"), {"c": program.id}).scalar_one()
+    _edit(engine, "UPDATE auditlink SET hash = :h WHERE chain = :c", h="f" * 64, c=program.id)
+    assert _broken(engine, program.id) == ("edited", rows[-1][0], rows[-1][1])
+    _edit(engine, "UPDATE auditlink SET hash = :h WHERE chain = :c", h=digest, c=program.id)
+    assert _broken(engine, program.id) is None
+    _edit(engine, "UPDATE auditlink SET last_seq = last_seq - 1 WHERE chain = :c", c=program.id)
+    assert _broken(engine, program.id) is not None
+    _edit(engine, "UPDATE auditlink SET last_seq = last_seq + 1 WHERE chain = :c", c=program.id)
+    _edit(engine, "UPDATE auditevent SET chain_hash = :h WHERE id = :i", h="0" * 64, i=rows[2][0])
+    assert _broken(engine, program.id) == ("edited", rows[2][0], rows[2][1])
+    _edit(engine, "UPDATE auditevent SET chain_hash = NULL WHERE id = :i", i=rows[2][0])
+    _edit(engine, "DELETE FROM auditlink WHERE chain = :c", c=program.id)
+    assert _broken(engine, program.id) == ("edited", rows[0][0], rows[0][1])
+
+
+def test_formats_one_two_and_three_mixed_in_one_chain_verify_and_an_edit_in_each_is_named(engine: Engine) -> None:
+    """Rows sealed at commit (format 1), a bulk write as session 12 sealed it (format 2), a bulk transition and a
+    bulk write of Python records (format 3), and again rows of formats 1 and 3 in one chain: it verifies, a recorded head at a link's end is checked against the
+    link, and an edit in each part is named."""
+    from core.audit_chain import check_recorded
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    _write(engine, program.id, 2)
+    _write_format_2(engine, program.id, PRESEAL_ROWS + 1, start=10)
+    _moved_with_reasons(engine, program.id, PRESEAL_ROWS + 2)
+    _write(engine, program.id, PRESEAL_ROWS + 1, start=2000)  # write_audit's bulk path: format 3 too
+    _write(engine, program.id, 3, start=5000)
+    with transaction(engine) as session:
+        assert _move(session, PRESEAL_ROWS + 4, program.id, action="again") == PRESEAL_ROWS + 4
+    report = _verify(engine, program.id)
+    assert report.broken is None
+    with engine.connect() as conn:
+        assert check_recorded(conn, report.heads) is None
+        assert check_recorded(conn, {program.id or 0: (report.heads[program.id or 0][0], "e" * 64)}) is not None
+    chain = _chain_rows(engine, program.id or 0)
+    with engine.connect() as conn:
+        hashes = dict(conn.execute(text("SELECT id, chain_hash FROM auditevent WHERE chain = :c"),
+                                   {"c": program.id}).tuples().all())
+    formats = [3 if hashes[i] is None else 2 if len(hashes[i]) == 8 else 1 for i, _, _ in chain]
+    assert {1, 2, 3} <= set(formats)
+    for part in (1, 2, 3):
+        at = len(formats) - 2 - formats[::-1].index(part)  # the second to last row of the part's last run
+        victim, position, _ = chain[at]
+        assert formats[at] == part
+        _edit(engine, "UPDATE auditevent SET to_state = 'forged' WHERE id = :i", i=victim)
+        assert _broken(engine, program.id) == ("edited", victim, position), part
+        _edit(engine, "UPDATE auditevent SET to_state = 'running' WHERE id = :i", i=victim)
+        with engine.connect() as conn:
+            restored = conn.execute(text("SELECT action FROM auditevent WHERE id = :i"), {"i": victim}).scalar_one()
+        if restored not in ("run", "again"):  # written by _write: approved
+            _edit(engine, "UPDATE auditevent SET to_state = 'approved' WHERE id = :i", i=victim)
+        assert _broken(engine, program.id) is None, part
 
 
 def _chain_rows(engine: Engine, program_id: int) -> list[tuple[int, int, str]]:
@@ -483,7 +677,7 @@ def test_a_bulk_write_is_one_sha256_link_and_its_rows_are_named_by_their_locator
     program = make_program(engine)
     before = _chained(engine, program.id)
     n = PRESEAL_ROWS + 5
-    _write(engine, program.id, n)
+    _write_format_2(engine, program.id, n)
     chain = _chain_rows(engine, program.id or 0)[before:]
     assert len(chain) == n and [len(h) for _, _, h in chain] == [8] * (n - 1) + [64]
     assert _verify(engine, program.id).broken is None
@@ -508,7 +702,7 @@ def test_an_edited_row_whose_locator_was_recomputed_still_breaks_its_bulk_link(e
 
     program = make_program(engine)
     before = _chained(engine, program.id)
-    _write(engine, program.id, PRESEAL_ROWS + 1)
+    _write_format_2(engine, program.id, PRESEAL_ROWS + 1)
     chain = _chain_rows(engine, program.id or 0)[before:]
     victim, position = chain[10][0], chain[10][1]
     with engine.begin() as conn:
@@ -525,7 +719,7 @@ def test_a_row_inserted_into_a_bulk_link_with_the_rest_renumbered_is_named(engin
 
     program = make_program(engine)
     before = _chained(engine, program.id)
-    _write(engine, program.id, PRESEAL_ROWS + 10)
+    _write_format_2(engine, program.id, PRESEAL_ROWS + 10)
     chain = _chain_rows(engine, program.id or 0)[before:]
     at = chain[5][1]
     with engine.begin() as conn:
@@ -548,7 +742,7 @@ def test_a_bulk_links_last_row_cut_off_the_end_is_named(engine: Engine) -> None:
 
     program = make_program(engine)
     before = _chained(engine, program.id)
-    _write(engine, program.id, PRESEAL_ROWS + 1)
+    _write_format_2(engine, program.id, PRESEAL_ROWS + 1)
     chain = _chain_rows(engine, program.id or 0)[before:]
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM auditevent WHERE id = :i"), {"i": chain[-1][0]})
@@ -564,7 +758,7 @@ def test_format_1_rows_before_and_after_a_bulk_link_verify_and_an_edit_in_each_i
     program = make_program(engine)
     before = _chained(engine, program.id)
     _write(engine, program.id, 5)
-    _write(engine, program.id, PRESEAL_ROWS + 2, start=5)
+    _write_format_2(engine, program.id, PRESEAL_ROWS + 2, start=5)
     _write(engine, program.id, 5, start=PRESEAL_ROWS + 7)
     chain = _chain_rows(engine, program.id or 0)[before:]
     assert [len(h) for _, _, h in chain] == [64] * 5 + [8] * (PRESEAL_ROWS + 1) + [64] * 6
