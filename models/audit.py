@@ -29,7 +29,7 @@ class AuditEvent(SQLModel, table=True):
         # One entity's history: a handful of rows, sorted by (at, id) after the lookup. Narrow on purpose (migration
         # 0032): a bulk transition's rows land beside their applications' earlier rows all over this index, so
         # every entry's width is paid on each of figure 1's 100,000-row writes; (entity, entity_id, at, id)
-        # entries were three times as wide.
+        # entries were about twice as wide.
         Index("ix_audit_entity_id", "entity_id", "entity"),
         # One position per place in a chain: two writers that raced past the tail lock could not both commit.
         Index("ux_audit_chain", "chain", "chain_seq", unique=True),

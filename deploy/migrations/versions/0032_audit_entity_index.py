@@ -7,11 +7,12 @@ Create Date: 2026-12-07 01:05:00
 Every bulk transition writes an audit row per application, and each row's entry in the entity-history index lands
 next to that application's earlier entries (its text id orders "10" < "100" < "11"), so one 100,000-row write
 dirties every leaf page of that index, and the commit writes them all to the log. The entries of the old index
-carried the timestamp as text and the id: ~50 bytes each. Keyed by (entity_id, entity) alone they are a third of
-that, and the same write touches a third of the pages. Replayed on figure 1's final SQLite database (400,000 audit
-rows, 100,000 rows added in one INSERT … SELECT, CPU, three runs): 0.65–0.89 s with the old index, 0.42–0.52 s with
-this one, 0.27–0.31 s with neither. An entity's history is a handful of rows (an application's five or six), so
-its page sorts them by (at, id) after the lookup instead of reading them in that order.
+carried the timestamp as text and the id: ~50 bytes each. Keyed by (entity_id, entity) alone they are about half
+that, and the same write touches about half the pages. Replayed on figure 1's final SQLite database (400,000 audit
+rows, 100,000 rows added in one INSERT … SELECT and committed, CPU, the two indexes alternated five times on a
+loaded machine): 0.70 → 0.59 s (medians); with no entity index at all 0.27–0.31 s. An entity's history is a
+handful of rows (an application's five or six), so its page sorts them by (at, id) after the lookup instead of
+reading them in that order.
 """
 from alembic import op
 
