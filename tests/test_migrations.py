@@ -192,3 +192,23 @@ def test_only_open_violations_are_indexed_by_rule(empty_engine):
                                       ).scalar_one()
     predicate = definition.upper().split(" WHERE ", 1)[1]
     assert "STATE" in predicate and "'OPEN'" in predicate
+
+
+def test_one_entitys_audit_history_has_a_narrow_index_and_the_downgrade_restores_the_wide_one(empty_engine):
+    """Migration 0034: (entity_id, entity) replaces (entity, entity_id, at, id) — a third of the width that every
+    100,000-row audit write spreads over the whole index — and its downgrade puts the old index back."""
+    from alembic import command
+
+    def entity_indexes() -> dict[str, list[str | None]]:
+        return {i["name"]: i["column_names"] for i in inspect(empty_engine).get_indexes("auditevent")
+                if i["name"] in ("ix_audit_entity_id", "ix_audit_entity_id_at")}
+
+    upgrade(empty_engine)
+    assert entity_indexes() == {"ix_audit_entity_id": ["entity_id", "entity"]}
+    cfg = alembic_config(empty_engine)
+    with empty_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0033_audit_links")
+    assert entity_indexes() == {"ix_audit_entity_id_at": ["entity", "entity_id", "at", "id"]}
+    upgrade(empty_engine)
+    assert entity_indexes() == {"ix_audit_entity_id": ["entity_id", "entity"]}
