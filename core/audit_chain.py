@@ -42,6 +42,7 @@ from sqlalchemy import (
     event,
     func,
     literal,
+    or_,
     select,
     text,
     type_coerce,
@@ -318,10 +319,14 @@ class ChainBreak:
 
     head: int | None = None  # for rows cut off the end: how long the chain was (its head, or the outside record)
     recorded: bool = False  # found against the heads recorded outside the database by an earlier check
+    link: bool = False  # an `auditlink` row that proves none of the chain's rows (inserted), at `position`
 
     def message(self) -> str:
         where = f"审计记录 #{self.audit_id}" if self.audit_id is not None else "链尾"
         chain = f"项目链 {self.chain}" if self.chain else "系统链"
+        if self.link:
+            return (f"{chain}第 {self.position} 条处有一条不证明任何记录的链接记录（被插入） / a link row at position "
+                    f"{self.position} of chain {self.chain} proves none of its rows (inserted)")
         if self.kind == "deleted" and self.audit_id is None:
             if self.position is None:
                 return (f"{chain}的链头记录被删除 / the head of chain {self.chain} was deleted "
@@ -382,7 +387,10 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
                      | {int(c) for c in conn.execute(select(HEAD.c.chain)).scalars()} | {0}))
     rows, heads = 0, dict[int, tuple[int, str]]()
     for chain in chains:
-        outside = select(AUDIT.c.id).where(AUDIT.c.chain_seq.is_(None))
+        # Outside every chain: no place (a row awaiting its commit's seal is never visible unsealed), or a place
+        # no walk reaches — no chain, or a place before the first.
+        outside = select(AUDIT.c.id).where(or_(AUDIT.c.chain_seq.is_(None), AUDIT.c.chain.is_(None),
+                                               AUDIT.c.chain_seq < 1))
         if program_id is not None:
             outside = outside.where(AUDIT.c.program_id == program_id if program_id else AUDIT.c.program_id.is_(None))
         stray = conn.execute(outside.order_by(AUDIT.c.id).limit(1)).scalar()
@@ -396,7 +404,8 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
         at_head: str | None = None  # the hash found at the head's place
         first_break: ChainBreak | None = None
         link: list[tuple[Any, bytes]] = []  # the rows of a bulk link read so far, each with its body (format 2)
-        links = {int(r.first_seq): r for r in conn.execute(select(LINK).where(LINK.c.chain == chain))}  # format 3
+        links = _links(conn, chain)  # format 3, by first place
+        used: set[int] = set()  # the links the walk used: any other one inside the walked places is forged
         linked: tuple[Any, list[Any]] | None = None  # format 3: the link being read and its rows so far
         for row in _walk(conn, chain):
             rows += 1
@@ -407,9 +416,12 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
             seq = position
             if row.chain_hash is None or linked is not None:  # format 3: a row proven by a link row
                 if linked is None:
+                    if not link and position not in links:  # a bulk write committed since the links were read
+                        links = _links(conn, chain)  # (its rows and its link commit together)
                     if link or (start := links.get(position)) is None:  # no link starts here: removed, or the
                         first_break = ChainBreak(chain, "edited", int(row.id), position)  # row's hash erased
                         break
+                    used.add(position)
                     linked = (start, [])
                 if row.chain_hash is not None or position > linked[0].last_seq:  # a hash inside a link's rows
                     first_break = ChainBreak(chain, "edited", int(row.id), position)
@@ -450,12 +462,19 @@ def verify_chain(conn: Connection, program_id: int | None = None) -> ChainReport
             first_break = _against_head(chain, head, seq, at_head) or ChainBreak(chain, "deleted", None, seq + 1)
         if first_break is None:
             first_break = _against_head(chain, head, seq, at_head)
+        if first_break is None and (forged := sorted(f for f in links if f not in used and f <= seq)):
+            first_break = ChainBreak(chain, "inserted", None, forged[0], link=True)
         if first_break is None and stray is not None:
             first_break = ChainBreak(chain, "inserted", int(stray), None)
         if first_break is not None:
             return ChainReport(rows, heads, first_break)
         heads[chain] = (seq, previous)
     return ChainReport(rows, heads, None)
+
+
+def _links(conn: Connection, chain: int) -> dict[int, Any]:
+    """The chain's format-3 link rows by their first place."""
+    return {int(r.first_seq): r for r in conn.execute(select(LINK).where(LINK.c.chain == chain))}
 
 
 def _against_head(chain: int, head: Any, last: int, at_head: str | None) -> ChainBreak | None:
@@ -482,8 +501,12 @@ def check_recorded(conn: Connection, recorded: dict[int, tuple[int, str]]) -> Ch
                                                                           AUDIT.c.chain_seq == seq)).first()
         if found is None:
             return ChainBreak(chain, "deleted", None, seq, head=seq, recorded=True)
-        stored = found.chain_hash if found.chain_hash is not None else conn.execute(
-            select(LINK.c.hash).where(LINK.c.chain == chain, LINK.c.last_seq == seq)).scalar()  # format 3
+        if found.chain_hash is not None:
+            stored = found.chain_hash
+        else:  # format 3: the link ending there; two links ending at one place are one too many (one is forged)
+            ending = conn.execute(select(LINK.c.hash).where(LINK.c.chain == chain, LINK.c.last_seq == seq)
+                                  ).scalars().all()
+            stored = ending[0] if len(ending) == 1 else None
         if stored != digest:
             return ChainBreak(chain, "edited", int(found.id), seq, recorded=True)
     return None

@@ -464,9 +464,14 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
                    ).order_by(*order)
     statement = insert(AUDIT_TABLE).from_select([*AUDIT_COLUMNS, "chain", "chain_seq"], query)
     marked = conn.info.get(WRITTEN, False)  # the rows below are sealed: they leave the commit nothing to probe for
-    conn.execute(statement.execution_options(preserve_rowcount=True))
+    written = int(conn.execute(statement.execution_options(preserve_rowcount=True)).rowcount)
     conn.info[WRITTEN] = marked
     read = _read_linked(conn, chain, after_seq, reason is None)
+    # What is read back after the tail must be exactly what this statement wrote: a row found there that it did
+    # not write (put after the head by hand) would otherwise be sealed into this write's link as if it were one.
+    if (0 if read is None else read[0]) != written:
+        raise RuntimeError(f"audit chain {chain}: {0 if read is None else read[0]} rows after place {after_seq}, "
+                           f"this write wrote {written}")
     if read is None:
         return 0
     n, ids, entity_ids, reasons = read

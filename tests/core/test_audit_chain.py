@@ -772,3 +772,90 @@ def test_format_1_rows_before_and_after_a_bulk_link_verify_and_an_edit_in_each_i
         with engine.begin() as conn:
             conn.execute(text("UPDATE auditevent SET entity_id = :e WHERE id = :i"), {"e": str(index), "i": victim})
         assert _verify(engine, program.id).broken is None
+
+
+def _head(engine: Engine, program_id: int) -> tuple[int, str]:
+    with engine.connect() as conn:
+        seq, digest = conn.execute(text("SELECT seq, hash FROM auditchainhead WHERE chain = :c"),
+                                   {"c": program_id}).one()
+    return int(seq), str(digest)
+
+
+def test_a_forged_link_row_is_named_by_verify_and_cannot_stand_in_for_a_recorded_head(engine: Engine) -> None:
+    """A link row that proves none of the chain's rows was inserted by hand: verify names it, and the check against
+    the heads recorded outside the database does not take it for the real link ending at the recorded place (two
+    links ending at one place: one is forged)."""
+    from core.audit_chain import check_recorded
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    _moved_with_reasons(engine, program.id, PRESEAL_ROWS + 3)
+    recorded = _verify(engine).heads
+    seq, digest = _head(engine, program.id or 0)
+    with engine.connect() as conn:
+        assert check_recorded(conn, recorded) is None
+    _edit(engine, "INSERT INTO auditlink (chain, first_seq, last_seq, hash, locators) VALUES (:c, -1, :s, :h, :l)",
+          c=program.id, s=seq, h=digest, l=b"")
+    broken = _verify(engine, program.id).broken
+    assert broken is not None and (broken.kind, broken.position, broken.link) == ("inserted", -1, True)
+    assert "链接记录" in broken.message() and "link row" in broken.message()
+    with engine.connect() as conn:
+        forged = check_recorded(conn, recorded)
+    assert forged is not None and (forged.kind, forged.position) == ("edited", seq)
+
+
+def test_a_bulk_write_committed_while_verify_walks_the_chain_is_not_a_break(engine: Engine) -> None:
+    """The daily check runs while flows write: a bulk write that commits after verify read the chain's links (its
+    rows and its link commit together) is read with its link, not reported as rows whose link was removed."""
+    from sqlalchemy import event
+
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    _moved_with_reasons(engine, program.id, PRESEAL_ROWS + 3)
+    wrote: list[bool] = []
+
+    def write_once(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not wrote and "FROM auditevent" in statement and "chain_seq >" in statement:
+            wrote.append(True)  # the walk's first batch: the links were read just before
+            _moved_with_reasons(engine, program.id, PRESEAL_ROWS + 5)
+
+    with engine.connect() as conn:
+        event.listen(conn, "before_cursor_execute", write_once)
+        report = verify_chain(conn, program.id)
+    assert wrote and report.broken is None
+    assert report.heads[program.id or 0][0] == _head(engine, program.id or 0)[0]
+
+
+@pytest.mark.parametrize("place", ["no chain", "before the first"])
+def test_a_row_inserted_with_a_place_no_walk_reaches_is_named(engine: Engine, place: str) -> None:
+    """A row given a place by hand but no chain, or a place before the chain's first, is outside the chain."""
+    program = make_program(engine)
+    _write(engine, program.id, 5)
+    chain, seq = (None, 3) if place == "no chain" else (program.id, 0)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO auditevent (program_id, entity, entity_id, action, actor, role, data, at, chain, chain_seq) "
+            "SELECT program_id, entity, '999', action, actor, role, data, at, :c, :s FROM auditevent WHERE id = :i"),
+            {"i": _ids(engine, program.id or 0)[1], "c": chain, "s": seq})
+        forged = int(conn.execute(text("SELECT max(id) FROM auditevent")).scalar_one())
+    broken = _verify(engine, program.id).broken
+    assert broken is not None and (broken.kind, broken.audit_id) == ("inserted", forged)
+
+
+def test_a_row_put_after_the_chains_head_is_not_sealed_into_the_next_bulk_write(engine: Engine) -> None:
+    """A bulk write seals exactly the rows it wrote: a row planted where its rows end is refused, not linked in."""
+    from core.bulk import PRESEAL_ROWS
+
+    program = make_program(engine)
+    _write(engine, program.id, 5)
+    seq, _ = _head(engine, program.id or 0)
+    n = PRESEAL_ROWS + 3
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO auditevent (program_id, entity, entity_id, action, actor, role, data, at, chain, chain_seq) "
+            "SELECT program_id, entity, '999', action, actor, role, data, at, chain, :s FROM auditevent WHERE id = :i"),
+            {"i": _ids(engine, program.id or 0)[1], "s": seq + n + 1})
+    with pytest.raises(RuntimeError, match="this write wrote"):
+        _moved_with_reasons(engine, program.id, n)
+    assert _head(engine, program.id or 0)[0] == seq  # nothing of the refused write stayed
