@@ -473,6 +473,9 @@ def _audit_from_select_sealed(session: Session, source: Select[Any], *, program_
         raise RuntimeError(f"audit chain {chain}: {0 if read is None else read[0]} rows after place {after_seq}, "
                            f"this write wrote {written}")
     if read is None:
+        # The head was taken with this transaction's earlier rows of the chain sealed onto it but not moved
+        # (`take_tail` holds it for the rows that follow): with no rows to follow, it moves to them now.
+        advance_head(conn, chain, after_seq, previous)
         return 0
     n, ids, entity_ids, reasons = read
     hashed: dict[str, Sequence[Any] | Same] = {name: Same(form[1]) for name, form in forms.items()}

@@ -8,7 +8,7 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, literal_column, text
 
 from core.audit_chain import WRITTEN, seal_audit, verify_chain
 from core.bulk import write_audit
@@ -859,3 +859,34 @@ def test_a_row_put_after_the_chains_head_is_not_sealed_into_the_next_bulk_write(
     with pytest.raises(RuntimeError, match="this write wrote"):
         _moved_with_reasons(engine, program.id, n)
     assert _head(engine, program.id or 0)[0] == seq  # nothing of the refused write stayed
+
+
+def test_a_bulk_write_that_moves_no_rows_between_two_rows_of_one_transaction_keeps_the_chain(engine: Engine) -> None:
+    """A decision's own row, then its items' bulk transition that moves nothing, then another row, one commit: the
+    first row is sealed when the bulk write takes the chain's head, and the head moves past it even though no bulk
+    row follows — the commit seals the last row after it, not onto its place."""
+    from sqlalchemy import Integer, select
+
+    from core.bulk import audit_from_select, json_rows
+
+    program = make_program(engine)
+
+    def one(session: Any, entity_id: int) -> None:
+        write_audit(session, [AuditRecord(
+            entity="gate", entity_id=entity_id, action="decide", from_state="open", to_state="decided", actor="张审核",
+            role=Role.DISTRICT_REVIEWER, at=shanghai(2025, 9, 1, 10), reason=None, program_id=program.id, data={})])
+
+    with transaction(engine) as session:
+        one(session, 1)
+        items = json_rows(session, "items", [("entity_id", Integer())], [])
+        assert audit_from_select(session, select(items.c.entity_id, literal_column("NULL").label("reason")),
+                                 entity="application", action="run", from_state="approved", to_state="running",
+                                 actor="系统", role=Role.SYSTEM, at=shanghai(2025, 9, 2, 8), program_id=program.id,
+                                 data={}) == 0
+        one(session, 2)
+    report = _verify(engine, program.id)
+    assert report.broken is None
+    with engine.connect() as conn:
+        places = conn.execute(text("SELECT chain_seq FROM auditevent WHERE chain = :c AND entity = 'gate' "
+                                   "ORDER BY id"), {"c": program.id}).scalars().all()
+    assert places[1] == places[0] + 1 and report.heads[program.id or 0][0] == places[1]
