@@ -367,6 +367,9 @@ def run(program: str, phase: PhaseName | None = typer.Option(None, "--phase", he
 
     # Offline by default: Prefect's telemetry would log an ERROR line on a machine without internet.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Staff read the summary below, not Prefect's English INFO lines with run names ("quizzical-pelican"); a
+    # warning or an error still shows, and PREFECT_LOGGING_LEVEL=INFO brings the lines back for an operator.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.clients import shared_api_clients
     from flows.program import PHASE_FLOWS, program_flow
 
