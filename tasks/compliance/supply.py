@@ -19,7 +19,7 @@ from models.enrollment import Institution
 from models.operations import Payment, PurchaseOrder
 from tasks.compliance.context import PassContext
 from tasks.compliance.derive import COMPLETION
-from tasks.compliance.sql import ElapsedOver, cents, evidence, kinds_of, text_of
+from tasks.compliance.sql import ElapsedOver, MoneyAbove, evidence, kinds_of, text_of
 
 ORDER = PurchaseOrder.__table__  # type: ignore[attr-defined]
 PAYMENT = Payment.__table__  # type: ignore[attr-defined]
@@ -40,7 +40,7 @@ def supply_above_winning_price(ctx: PassContext) -> Select[Any]:
                literal(None))
         .join(INST, INST.c.id == ORDER.c.institution_id)
         .join(PROD, PROD.c.id == ORDER.c.product_id)
-        .where(ORDER.c.program_id == ctx.program_id, cents(ORDER.c.unit_price) > cents(PROD.c.winning_price),
+        .where(ORDER.c.program_id == ctx.program_id, MoneyAbove(ORDER.c.unit_price, PROD.c.winning_price),
                true() if ctx.rules.commit_at_or_below_winning_price else false())
     )
 
