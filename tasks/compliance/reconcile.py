@@ -151,8 +151,8 @@ def reconcile_rule(conn: Connection, program_id: int, rule: ViolationRule, findi
 def _finding_statement(conn: Connection, statement: Any, merge_joins: bool) -> Any:
     """Run the statement that reads a rule's findings; with `merge_joins`, PostgreSQL plans it without hash joins.
 
-    The late deliveries and the enterprises' pattern join every order to COMPLETION, both in order-id order by
-    their keys: merged, not a hash table of ~1,000,000 orders built per statement.
+    The late deliveries join COMPLETION's late orders to the orders, both in order-id order by their keys: merged,
+    not a hash table of ~1,000,000 orders built per statement.
     """
     with merge_joins_in(conn, merge_joins):
         return conn.execute(statement)

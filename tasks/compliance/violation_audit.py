@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, Text, cast, insert, literal, or_, select, type_coerce
+from sqlalchemy import Connection, String, Text, cast, func, insert, literal, or_, select, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.audit import AuditEvent
@@ -48,9 +48,18 @@ def audit_violations(conn: Connection, program_id: int, rule: str, *, action: st
 
 
 def audited_columns(to_state: ColumnElement[Any] = VIOLATION.c.state) -> tuple[ColumnElement[Any], ...]:
-    """What an audit row's digest covers of each violation: its id, resulting state and evidence as stored. Also the
-    RETURNING of the reconciler's INSERT, so the rows it opens are audited as written, not read back."""
-    return VIOLATION.c.id, type_coerce(to_state, String), cast(VIOLATION.c.evidence, Text)
+    """What an audit row's digest covers of each violation: its id, resulting state and the line the digest reads
+    (`_line`: id, state and evidence as stored), built by the database. Also the RETURNING of the reconciler's
+    INSERT, so the rows it opens are audited as written, not read back.
+
+    The line is concatenated by the database, not formatted per row in Python: at 1,000,000 order lines a first
+    pass digests 595,770 violations, and an f-string, an encode and a hash update per violation were ~0.5 s of
+    the process's CPU while the database waited (`audit_rows` now joins a chunk of lines and hashes it at once).
+    """
+    state = type_coerce(to_state, String)
+    line = (cast(VIOLATION.c.id, Text) + literal("\t", Text) + type_coerce(to_state, Text) + literal("\t", Text)
+            + func.coalesce(cast(VIOLATION.c.evidence, Text), literal("", Text)) + literal("\n", Text))
+    return VIOLATION.c.id, state, line
 
 
 def raw_rows(result: Any) -> list[Any]:
@@ -61,21 +70,30 @@ def raw_rows(result: Any) -> list[Any]:
     return list(rows)
 
 
+# Lines hashed per `update`: one joined string of ~2.5 MB, not the whole rule's (a first pass's late deliveries
+# would be ~60 MB of text and as much again encoded, on top of the returned rows).
+_CHUNK = 10_000
+
+
 def audit_rows(conn: Connection, program_id: int, rule: str, *, action: str, reason: str | None, now: datetime,
                from_state: str | None, rows: list[Any]) -> int:
-    """The audit rows for violations given as (id, resulting state, evidence as stored) tuples, by ascending id."""
-    by_state: dict[str, tuple[list[int], Any]] = {}
-    for vid, state, evidence in rows:
-        ids, digest = by_state.setdefault(state, ([], hashlib.sha256()))
-        ids.append(vid)
-        digest.update(_line(vid, state, evidence))
-    if by_state:
-        conn.execute(insert(AUDIT), [
-            {"program_id": program_id, "entity": "violation", "entity_id": rule, "action": action,
-             "from_state": from_state, "to_state": state, "actor": "system", "role": Role.SYSTEM, "reason": reason,
-             "data": {"rule": rule, "violations": len(ids), "ids": id_ranges(ids), "sha256": digest.hexdigest()},
-             "at": now}
-            for state, (ids, digest) in sorted(by_state.items())])
+    """The audit rows for violations given as (id, resulting state, `_line`) tuples (`audited_columns`), by
+    ascending id."""
+    states = sorted({r[1] for r in rows})
+    events = []
+    for state in states:
+        of_state = rows if len(states) == 1 else [r for r in rows if r[1] == state]
+        digest = hashlib.sha256()
+        for start in range(0, len(of_state), _CHUNK):
+            digest.update("".join([r[2] for r in of_state[start:start + _CHUNK]]).encode())
+        events.append({
+            "program_id": program_id, "entity": "violation", "entity_id": rule, "action": action,
+            "from_state": from_state, "to_state": state, "actor": "system", "role": Role.SYSTEM, "reason": reason,
+            "data": {"rule": rule, "violations": len(of_state), "ids": id_ranges([r[0] for r in of_state]),
+                     "sha256": digest.hexdigest()},
+            "at": now})
+    if events:
+        conn.execute(insert(AUDIT), events)
     return len(rows)
 
 
@@ -85,6 +103,8 @@ def _line(vid: int, state: str, evidence: str | None) -> bytes:
 
 def id_ranges(ids: Sequence[int]) -> list[list[int]]:
     """Ascending ids as inclusive [first, last] ranges: a rule's violations opened by one INSERT are one range."""
+    if ids and ids[-1] - ids[0] == len(ids) - 1:  # ascending and distinct (ids): without a gap
+        return [[ids[0], ids[-1]]]
     ranges: list[list[int]] = []
     for i in ids:
         if ranges and i == ranges[-1][1] + 1:

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, insert, select, update
 from sqlmodel import Session
 
@@ -156,6 +157,32 @@ def test_evidence_edited_after_the_pass_no_longer_matches_the_digest_its_audit_r
         session.execute(update(Violation).where(Violation.id == victim.id)  # type: ignore[arg-type]
                         .values(evidence={"订单编号": "forged"}))
         assert batch_digest(session.connection(), row.data["ids"], "open") != row.data["sha256"]
+
+
+def test_each_sealed_digest_covers_exactly_the_violations_its_row_names_in_each_state_hashed_in_chunks(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Violations found open and found already cured, opened by one statement, ids interleaved: each state's row
+    names its own ids, and its digest, hashed a few lines at a time, is the one `batch_digest` recomputes."""
+    from tasks.compliance import violation_audit
+    from tasks.compliance.violation_audit import batch_digest
+
+    monkeypatch.setattr(violation_audit, "_CHUNK", 2)  # several chunks per state at test scale
+    program, inst, product = _setup(engine)
+    ordered = shanghai(2025, 12, 1, 9, 0)
+    for k in range(7):
+        order = make_order(engine, program, inst, product, ordered_at=ordered, order_no=f"PO-{k}", quantity=10)
+        if k % 2:  # delivered late: history, closed when first seen
+            make_delivery(engine, order, arrived_at=ordered + timedelta(days=4), quantity=10)
+    run(engine, program, clock_at(2025, 12, 10, 8), ViolationRule.LATE_DELIVERY)
+    with Session(engine) as session:
+        rows = list(session.execute(select(AuditEvent).where(AuditEvent.entity == "violation")  # type: ignore[arg-type]
+                                    .order_by(AuditEvent.id)).scalars())  # type: ignore[arg-type]
+        assert [(r.to_state, r.data["violations"]) for r in rows] == [("closed", 3), ("open", 4)]
+        for row in rows:
+            named = [i for a, b in row.data["ids"] for i in range(a, b + 1)]
+            states = session.execute(select(Violation.state).where(Violation.id.in_(named))).scalars().all()  # type: ignore[attr-defined]
+            assert len(named) == row.data["violations"] and set(states) == {ViolationState(row.to_state)}
+            assert batch_digest(session.connection(), row.data["ids"], row.to_state) == row.data["sha256"]
 
 
 def test_paid_on_the_last_day_of_the_next_month_is_on_time_and_the_day_after_is_a_violation(engine: Engine) -> None:
