@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from enum import Enum
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -17,7 +18,7 @@ from sqlalchemy import Integer, String, Table, bindparam, func, literal, select,
 from sqlalchemy import cast as sql_cast
 from sqlmodel import Session
 
-from core.bulk import insert_columns, json_object, json_text, table_of
+from core.bulk import dialect_name, insert_columns, json_object, json_text, table_of
 from models.application_rules import PriceOption
 from models.audit import AuditEvent
 from models.enrollment import Application, Institution
@@ -78,13 +79,15 @@ def write_institutions(session: Session, apps: Applications, todo: Sequence[int]
             continue
         above = _max_id(session, t)
         columns, stored = values(batch)
-        insert_columns(session, t, columns, stored={**stored, "kind": [
-            kind.value if kind else None for kind in _gather(batch)(apps.kind)]})
-        new_ids: dict[str | None, int] = dict(session.execute(select(t.c.uscc, t.c.id).where(t.c.id > above)).all())
-        for i in batch:
-            institution_id = apps.institution_id[i] = new_ids[uscc[i]]
-            if (code := code_of[i]) is not None:
-                ids_by_code[code] = institution_id
+        insert_columns(session, t, columns, stored={**stored, "kind": _enum_values(_gather(batch)(apps.kind))})
+        ids = _ids_in_order(session, t, above, len(batch))
+        if ids is None:
+            new_ids: dict[str | None, int] = dict(session.execute(
+                select(t.c.uscc, t.c.id).where(t.c.id > above)).all())
+            ids = list(map(new_ids.__getitem__, columns["uscc"]))
+        apps.institution_id.update(zip(batch, ids, strict=True))
+        ids_by_code.update((code, institution_id) for code, institution_id
+                           in zip(columns["insurance_code"], ids, strict=True) if code is not None)
 
     existing = [i for i in todo if i in apps.existing]
     if existing:
@@ -96,6 +99,32 @@ def write_institutions(session: Session, apps: Applications, todo: Sequence[int]
             update(t).where(t.c.id == bindparam("_id")).values({k: bindparam(k) for k in columns}),
             params,
         )
+
+
+def _ids_in_order(session: Session, t: Table, above: int, n: int) -> list[int] | None:
+    """The ids of the `n` rows just inserted into `t` above id `above`, in the order inserted, when the database
+    shows them to be ``above + 1 … above + n``; None when it cannot (then the caller reads them back by key).
+
+    SQLite gives each new row the highest rowid plus one (sqlite.org/autoinc.html; only a table at the largest
+    rowid or declared AUTOINCREMENT does otherwise), and an import holds the only write transaction: so when
+    exactly the ids above+1 … above+n are above `above`, they are the rows in insert order. One aggregate instead
+    of reading 100,000 (key, id) pairs back into a dict (~0.1 s of CPU per table). PostgreSQL's COPY takes its
+    ids from a sequence other sessions also draw on: read back there.
+    """
+    if dialect_name(session) != "sqlite" or n == 0:
+        return None
+    count, low, high = session.execute(
+        select(func.count(), func.min(t.c.id), func.max(t.c.id)).where(t.c.id > above)).one()
+    if (count, low, high) != (n, above + 1, above + n):
+        return None
+    return list(range(above + 1, above + n + 1))
+
+
+def _enum_values(members: Sequence[Enum | None]) -> list[Any]:
+    """Each member's value (None stays None), looked up once per distinct member: an enum's ``.value`` is a
+    descriptor call, 0.05-0.1 s of CPU per 100,000-row column."""
+    value_of = {m: m.value if m is not None else None for m in set(members)}
+    return list(map(value_of.__getitem__, members))
 
 
 def _gather(rows: Sequence[int]) -> Callable[[Sequence[T] | Mapping[int, T]], Sequence[T]]:
@@ -137,13 +166,17 @@ def write_applications(session: Session, apps: Applications, todo: Sequence[int]
         "committed_drug_count": column(apps.count),
         "participation_years": column(apps.years),
     }, {"program_id": program_id, "state": ApplicationState.SUBMITTED, "import_id": import_id, "submitted_at": now},
-        stored={"price_option": [(option or PriceOption.AT_WINNING_PRICE).value for option in column(apps.price_option)],
+        stored={"price_option": _enum_values([option or PriceOption.AT_WINNING_PRICE
+                                              for option in column(apps.price_option)]),
                 "findings": [json.dumps([w.finding() for w in apps.warnings[i]]) if i in apps.warnings else "[]"
                              for i in todo]})
+    ids = _ids_in_order(session, t, above, len(todo))
+    if ids is not None:
+        return ids
     # One application per institution per file makes institution_id the key back to the row.
     by_institution: dict[int, int] = dict(session.execute(
         select(t.c.institution_id, t.c.id).where(t.c.id > above, t.c.import_id == import_id)).all())
-    return [by_institution[apps.institution_id[i]] for i in todo]
+    return list(map(by_institution.__getitem__, column(apps.institution_id)))
 
 
 def audit_submissions(session: Session, apps: Applications, todo: Sequence[int], app_ids: Sequence[int],
