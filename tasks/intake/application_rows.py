@@ -30,12 +30,14 @@ from models.states import InstitutionKind
 from models.validators import (
     FieldError,
     check_uscc,
+    check_usccs,
     field_error,
     validate_district,
     validate_email,
     validate_insurance_institution_code,
     validate_phone,
     validate_required_text,
+    validate_required_texts,
 )
 from tasks.intake.import_files import HEADER_COLUMN, file_error, header_problem
 from tasks.intake.spreadsheets import RowError, RowWarning, Sheet, normalize_header
@@ -232,11 +234,16 @@ def parse_applications(sheet: Sheet, columns: dict[str, int], defn: ProgramDefin
         return _parse_distinct(raw[column], parse, column, numbers, errors)
 
     def text(column: str, max_len: int) -> list[str | None]:
+        whole = validate_required_texts(raw[column], max_len)  # the usual column, all good: at once
+        if whole is not None:
+            return list(whole)
         return each(column, partial(validate_required_text, field=column, max_len=max_len))
 
     name = text("单位名称", 200)
     address = text("单位地址", 300)
-    checked = each("统一社会信用代码", check_uscc)
+    checked: Sequence[tuple[str, list[str]] | None] | None = check_usccs(raw["统一社会信用代码"])
+    if checked is None:  # some code is not as the register prints it: cell by cell, each bad one reported
+        checked = each("统一社会信用代码", check_uscc)
     legal_rep = text("法人代表", 64)
     code = each("机构医保编码", validate_insurance_institution_code)
     contact_name = text("联系人", 64)

@@ -486,3 +486,41 @@ def test_the_import_leaves_the_cycle_collector_as_it_found_it(engine, shenyang, 
         assert not gc.isenabled()  # a caller that paused it keeps it paused
     finally:
         gc.enable()
+
+
+def test_new_rows_take_the_ids_the_database_shows_it_gave_them_in_the_order_inserted(
+    engine, shenyang, clock_in_windows, tmp_path
+):
+    """The ids of a bulk insert are taken as a range only when one aggregate shows exactly that range above the
+    previous highest id (SQLite); otherwise (a gap, a row already above, or PostgreSQL's shared sequence) they are
+    read back by key, and either way each application, audit row and receipt belongs to its own file row."""
+    from core.bulk import insert_columns, table_of
+    from tasks.intake.application_writes import _ids_in_order
+
+    t = table_of(Institution)
+    template = {"name": "x", "address": "y", "legal_rep": "z", "contact_name": "c", "phone": "13812345678",
+                "email": None, "district": "和平区", "kind": InstitutionKind.PRIVATE_CLINIC.value, "private_tertiary": False,
+                "special_designated": False, "proxy_parent_id": None}
+    with Session(engine) as session:
+        insert_columns(session, t, {"uscc": [uscc(1), uscc(2)], "insurance_code": [insurance_code(1),
+                                                                                  insurance_code(2)]}, template)
+        expected = [1, 2] if engine.dialect.name == "sqlite" else None
+        assert _ids_in_order(session, t, 0, 2) == expected
+        assert _ids_in_order(session, t, 0, 3) is None  # not the rows the caller inserted: read back
+        session.execute(t.insert().values(id=10, uscc=uscc(3), insurance_code=insurance_code(3), **template))
+        assert _ids_in_order(session, t, 0, 2) is None  # a row beyond the range
+        session.rollback()
+
+    districts = ["沈河区", "和平区", "沈河区"]
+    result = import_applications(engine, "shenyang-2025", write_xlsx(
+        tmp_path / "a.xlsx", APPLICATION_HEADER, [application_row(70 + n, district=d) for n, d in enumerate(districts)]),
+        clock=clock_in_windows)
+    with Session(engine) as session:
+        apps = session.execute(select(Application, Institution).join(Institution)).all()
+        rows = {int(a.entity_id): a.data["row"] for a in session.execute(select(AuditEvent)).scalars()}
+        receipts = {n.context["application_id"]: n.context["institution_name"]
+                    for n in session.execute(select(Notice)).scalars()}
+    assert result.created == 3
+    assert {(i.uscc, rows[a.id]) for a, i in apps} == {(uscc(70 + n, district=d), n + 2)
+                                                      for n, d in enumerate(districts)}
+    assert {a.id: i.name for a, i in apps} == receipts
