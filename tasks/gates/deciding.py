@@ -37,14 +37,16 @@ from tasks.gates.rows import (
 def _check_items(gate: Gate, decided: set[int], approve: Sequence[int], reject: Sequence[int],
                  reasons: dict[int, str]) -> None:
     items = set(gate.items)
-    both = set(approve) & set(reject)
+    approved, rejected = set(approve), set(reject)  # each built once: a city gate's are 100,000 ids
+    both = approved & rejected
     if both:
         raise BadItems(f"同一事项不能既批准又驳回 / items both approved and rejected: {sorted(both)}")
-    unknown = (set(approve) | set(reject)) - items
+    chosen = approved | rejected if rejected else approved
+    unknown = chosen - items
     if unknown:
         raise BadItems(f"审批事项 {gate.id} 不包含 {sorted(unknown)} / gate {gate.id} has no items {sorted(unknown)} "
                        f"(its items: {sorted(items)})")
-    again = (set(approve) | set(reject)) & decided
+    again = chosen & decided
     if again:
         raise BadItems(f"事项 {sorted(again)} 已决定 / items {sorted(again)} are already decided")
     if not approve and not reject:

@@ -64,7 +64,7 @@ def _outcome(ctx: DecisionContext, approved: bool) -> _Outcome | None:
     if not ids:
         return None
     name = "approved" if approved else "rejected"
-    reasons = {ctx.reasons.get(i) for i in ids}
+    reasons = {ctx.reasons.get(i) for i in ids} if ctx.reasons else {None}  # no reasons given: none to look up
     if len(reasons) == 1:  # the usual case: one reason (or none) for all, bound once
         (reason,) = reasons
         items = json_rows(ctx.session, name, [("id", Integer())], [(i,) for i in ids])

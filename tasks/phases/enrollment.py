@@ -25,6 +25,7 @@ from core.bulk import (
 )
 from core.collector import collector_paused
 from core.db import transaction
+from core.sql_hints import unindexed
 from models.calendar import due_columns
 from models.clock import Clock
 from models.enrollment import Application, Batch, Gate, Institution
@@ -124,8 +125,12 @@ def assign_to_batches(t: _Tick) -> None:
 
     A batch takes the next waiting applications in id order: one UPDATE by criteria (up to the id of
     the last one that fits) fills it, whatever its size, with no id list.
+
+    Every reconciliation asks this, and after the first one of a batch the answer is none: the unbatched rows are
+    found by the batch index (`batch_id IS NULL`), not by walking every application of the program, which SQLite
+    (no statistics) chose for the program's equality: ~0.015 s per reconciliation at 100,000 applications.
     """
-    unbatched = (APP.c.program_id == t.pid, APP.c.batch_id.is_(None), APP.c.state.in_(IN_REVIEW))
+    unbatched = (unindexed(APP.c.program_id) == t.pid, APP.c.batch_id.is_(None), APP.c.state.in_(IN_REVIEW))
     waiting = int(t.session.execute(select(func.count()).select_from(APP).where(*unbatched)).scalar_one())
     limit = t.defn.batching.max_applications
     while waiting:

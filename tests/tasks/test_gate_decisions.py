@@ -266,3 +266,25 @@ def test_a_gate_decision_runs_with_the_cycle_collector_paused(engine: Engine, wo
         event.remove(engine, "before_cursor_execute", seen)
     assert collector_on and not any(collector_on)
     assert gc.isenabled()
+
+
+def test_a_decision_naming_an_item_twice_or_one_the_gate_lacks_is_refused_and_writes_nothing(engine: Engine,
+                                                                                              world) -> None:
+    """The item checks (each id set built once since issue #17's rev7) still refuse before anything is written."""
+    gate = _gate(engine, GateKind.DISTRICT_REVIEW, "和平区")
+    first, *rest = gate.items
+    reviewer = world["reviewers"]["和平区"]
+    before = table_counts(engine)
+    with pytest.raises(BadItems, match="both approved and rejected"):
+        decide_gate(engine, gate.id, approve=gate.items, reject=[first], reasons={first: "联系电话错误"},
+                    user_name=reviewer, clock=world["clock"])
+    with pytest.raises(BadItems, match="has no items"):
+        decide_gate(engine, gate.id, approve=[*gate.items, max(gate.items) + 1000], user_name=reviewer,
+                    clock=world["clock"])
+    with pytest.raises(BadItems, match="has no items"):
+        decide_gate(engine, gate.id, approve=rest, reject=[max(gate.items) + 1000], reasons={max(gate.items) + 1000: "x"},
+                    user_name=reviewer, clock=world["clock"])
+    assert table_counts(engine) == before
+    decide_gate(engine, gate.id, approve=gate.items, user_name=reviewer, clock=world["clock"])
+    with Session(engine) as session:
+        assert decided_ids(session.get(Gate, gate.id).decision) == set(gate.items)  # type: ignore[union-attr]
