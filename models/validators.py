@@ -34,11 +34,14 @@ __all__ = [
     "validate_approval_number",
     "validate_district",
     "validate_drug_code",
+    "validate_drug_codes",
     "validate_drug_standard_code",
     "validate_email",
     "validate_insurance_institution_code",
+    "validate_insurance_institution_codes",
     "validate_phone",
     "validate_price",
+    "validate_prices",
     "validate_required_text",
     "validate_required_texts",
     "validate_uscc",
@@ -361,6 +364,18 @@ def validate_insurance_institution_code(value: str, field: str = "机构医保�
     return code
 
 
+def validate_insurance_institution_codes(values: Sequence[str]) -> list[str] | None:
+    """:func:`validate_insurance_institution_code` of a whole column when every code is already in its normal form
+    (the form a clean export has), else None: the caller then checks cell by cell, where a bad code raises its error.
+    """
+    plain = _INSURANCE_CODE_PLAIN.fullmatch
+    if not all(type(v) is str and plain(v) for v in values):
+        return None
+    if not all(_mainland_province(p) or p in _INSURANCE_ONLY_PROVINCES for p in {v[1:3] for v in values}):
+        return None
+    return list(values)
+
+
 def institution_code_is_pharmacy(code: str) -> bool:
     """Pharmacies (P) and medical institutions (H) follow different 三进 rules, e.g. dual labels."""
     return validate_insurance_institution_code(code).startswith("P")
@@ -391,6 +406,19 @@ def validate_drug_code(value: str, field: str = "药品统一编码") -> str:
             f"length must be 6-{longest}, got {len(code)}",
         )
     return code
+
+
+# A drug code as the catalogue prints it (upper case, X: 6-23 characters, Z: 6-20): folding changes nothing.
+_DRUG_CODE_PLAIN = re.compile(r"X[0-9A-Z]{5,22}|Z[0-9A-Z]{5,19}")
+
+
+def validate_drug_codes(values: Sequence[str]) -> list[str] | None:
+    """:func:`validate_drug_code` of a whole column when every code is as the catalogue prints it, else None (the
+    caller then checks cell by cell, where a bad code raises its own error)."""
+    plain = _DRUG_CODE_PLAIN.fullmatch
+    if not all(type(v) is str and plain(v) for v in values):
+        return None
+    return list(values)
 
 
 def drug_code_is_full(code: str) -> bool:
@@ -497,6 +525,27 @@ def validate_price(value: str | int | float | Decimal | None, field: str = "中�
     if amount != amount.quantize(_CENT):
         raise fail("too_many_decimals", "最多两位小数", "at most 2 decimal places (yuan)")
     return amount.quantize(_CENT)
+
+
+# An amount as a clean export writes it: ASCII digits, at most 12 before the point and 2 after. Leading zeros
+# are allowed (the amount is still < 10^12); zero itself is not, and is left to the cell-by-cell check.
+_PRICE_PLAIN = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
+
+
+def validate_prices(values: Sequence[str]) -> list[Decimal] | None:
+    """:func:`validate_price` of a whole column of text cells when every cell is a plain amount > 0, else None.
+
+    The same amounts, quantized to fen, as cell by cell, in C-level passes (one regex match, one Decimal and one
+    quantize per cell) instead of a Python call with NFKC, four regexes and six comparisons per cell. None sends
+    the caller cell by cell, where each failing cell raises its own error.
+    """
+    plain = _PRICE_PLAIN.fullmatch
+    if not all(type(v) is str and plain(v) for v in values):
+        return None
+    amounts = list(map(Decimal, values))
+    if not all(amounts):  # a zero amount: refused cell by cell ("不能为0")
+        return None
+    return [a.quantize(_CENT) for a in amounts]
 
 
 # ---------------------------------------------------------------- contact details

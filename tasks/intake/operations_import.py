@@ -32,7 +32,17 @@ from models.enrollment import Institution
 from models.operations import Delivery, LowestPrice, PriceReport, PurchaseOrder, SalePrice, Settlement
 from models.program import ImportRecord
 from models.transitions import AuditRecord
-from models.validators import FieldError, field_error, validate_drug_code, validate_price
+from models.validators import (
+    FieldError,
+    field_error,
+    validate_drug_code,
+    validate_drug_codes,
+    validate_insurance_institution_codes,
+    validate_price,
+    validate_prices,
+    validate_required_text,
+    validate_required_texts,
+)
 from tasks.intake.spreadsheets import (
     DataRow,
     ImportRejected,
@@ -48,7 +58,7 @@ from tasks.platform.files import (
     column_positions,
     parse_code,
     parse_date,
-    parse_text,
+    parse_dates,
     parse_volume,
     record_import,
     row_error,
@@ -110,11 +120,35 @@ def parse_datetime(raw: str, column: str) -> datetime:
                           "must be a date and time YYYY-MM-DD HH:MM, e.g. 2025-10-15 14:30") from None
 
 
+# A time as a clean export writes it (YYYY-MM-DD HH:MM[:SS], ASCII): what datetime.fromisoformat reads the same.
+_DATETIME_PLAIN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
+
+
+def parse_datetimes(raws: Sequence[str]) -> list[datetime] | None:
+    """:func:`parse_datetime` of a whole column when every cell is plain, else None (then cell by cell)."""
+    if not all(map(_DATETIME_PLAIN.fullmatch, raws)):
+        return None
+    try:
+        return [datetime.fromisoformat(t).replace(tzinfo=SHANGHAI) for t in raws]
+    except ValueError:  # 2025-02-30 or 24:00: an error cell by cell
+        return None
+
+
 def parse_positive(raw: str, column: str) -> int:
     n = parse_volume(raw, column)
     if n <= 0:
         raise field_error(column, raw, "int.not_positive", f"{column}应为大于0的整数", "must be a whole number > 0")
     return n
+
+
+_POSITIVE_PLAIN = re.compile(r"[1-9][0-9]{0,8}")
+
+
+def parse_positives(raws: Sequence[str]) -> list[int] | None:
+    """:func:`parse_positive` of a whole column when every cell is a plain 1-999,999,999, else None (cell by cell)."""
+    if not all(map(_POSITIVE_PLAIN.fullmatch, raws)):
+        return None
+    return list(map(int, raws))
 
 
 def parse_money(raw: str, column: str) -> Decimal:
@@ -126,7 +160,11 @@ def parse_optional_money(raw: str, column: str) -> Decimal | None:
 
 
 def _order_no(raw: str, column: str) -> str:
-    return parse_text(64)(raw, column)
+    return validate_required_text(raw, column, 64)
+
+
+def _distributor(raw: str, column: str) -> str:
+    return validate_required_text(raw, column, 200)
 
 
 def _drug(raw: str, column: str) -> str:
@@ -165,14 +203,42 @@ def _future(ctx: Ctx, row: int, column: str, day: date) -> RowError | None:
 
 Parsed = list[tuple[int, dict[str, Any]]]
 
+# A cell parser's whole-column form: the same values as the parser applied cell by cell when every cell is in
+# the plain form a clean export has, else None (and the column is parsed cell by cell, each bad cell reported).
+AT_ONCE: dict[Callable[[str, str], Any], Callable[[Sequence[str]], list[Any] | None]] = {
+    _order_no: lambda raws: validate_required_texts(raws, 64),
+    _distributor: lambda raws: validate_required_texts(raws, 200),
+    parse_code: validate_insurance_institution_codes,
+    _drug: validate_drug_codes,
+    parse_positive: parse_positives,
+    parse_money: validate_prices,
+    parse_datetime: parse_datetimes,
+    parse_date: parse_dates,
+}
+
 
 def parse_rows(sheet: Any, where: dict[str, int], parsers: dict[str, Callable[[str, str], Any]],
                errors: list[RowError], rows: Iterable[DataRow] | None = None) -> Parsed:
-    """The rows (all of the sheet's, or those given) whose documented cells all parse; other rows' errors in `errors`."""
+    """The rows (all of the sheet's, or those given) whose documented cells all parse; other rows' errors in `errors`.
+
+    A column whose every cell is in its plain form is parsed at once (AT_ONCE); the other columns cell by cell,
+    which reports each bad cell (row, column, value, reason) in the row and column order as before: a column
+    parsed at once has no bad cell. A column with a cell that lost digits (sheet.lossy) is always cell by cell.
+    """
+    rows = list(sheet.rows if rows is None else rows)
+    lossy_columns = {c for _, c in sheet.lossy}
+    at_once: dict[str, list[Any]] = {}
+    for column, parse in parsers.items():
+        i, whole = where[column], AT_ONCE.get(parse)
+        if whole is None or i in lossy_columns:
+            continue
+        parsed = whole([r.cells[i] if i < len(r.cells) else "" for r in rows])
+        if parsed is not None:
+            at_once[column] = parsed
     out: Parsed = []
-    for r in (sheet.rows if rows is None else rows):
+    for k, r in enumerate(rows):
         cells = Cells(sheet, r.number, r.cells, where)
-        values = {c: cells.take(c, p) for c, p in parsers.items()}
+        values = {c: at_once[c][k] if c in at_once else cells.take(c, p) for c, p in parsers.items()}
         errors.extend(cells.errors)
         if not cells.errors:
             out.append((r.number, values))
@@ -319,7 +385,7 @@ class _Kind:
 
 KINDS: dict[OperationsKind, _Kind] = {
     OperationsKind.ORDERS: _Kind(PurchaseOrder, {
-        "订单编号": _order_no, "机构医保编码": parse_code, "药品统一编码": _drug, "配送企业": parse_text(200),
+        "订单编号": _order_no, "机构医保编码": parse_code, "药品统一编码": _drug, "配送企业": _distributor,
         "采购数量": parse_positive, "采购单价(元)": parse_money, "下单时间": parse_datetime},
         ("program_id", "order_no"), _orders),
     OperationsKind.DELIVERIES: _Kind(Delivery, {

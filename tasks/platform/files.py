@@ -51,6 +51,7 @@ __all__ = [
     "one_record",
     "parse_code",
     "parse_date",
+    "parse_dates",
     "parse_text",
     "parse_volume",
     "parse_year",
@@ -159,6 +160,21 @@ def parse_date(raw: str, column: str) -> date:
     except ValueError:
         raise field_error(column, raw, "date.invalid", f"{column}应为日期，格式 YYYY-MM-DD（如 2025-10-15）",
                     "must be a date YYYY-MM-DD, e.g. 2025-10-15") from None
+
+
+_DATE_PLAIN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_dates(raws: Sequence[str]) -> list[date] | None:
+    """:func:`parse_date` of a whole column when every cell is a plain YYYY-MM-DD, else None (the caller then parses
+    cell by cell, where a bad cell raises its own error)."""
+    plain = _DATE_PLAIN.fullmatch
+    if not all(map(plain, raws)):
+        return None
+    try:
+        return list(map(date.fromisoformat, raws))
+    except ValueError:  # 2025-02-30: an error cell by cell
+        return None
 
 
 def parse_code(raw: str, column: str) -> str:
