@@ -235,6 +235,10 @@ def parse_rows(sheet: Any, where: dict[str, int], parsers: dict[str, Callable[[s
         parsed = whole([r.cells[i] if i < len(r.cells) else "" for r in rows])
         if parsed is not None:
             at_once[column] = parsed
+    if parsers and len(at_once) == len(parsers):  # the clean export: no row can have an error
+        names = list(at_once)
+        return [(r.number, dict(zip(names, values, strict=True)))
+                for r, values in zip(rows, zip(*at_once.values(), strict=True), strict=True)]
     out: Parsed = []
     for k, r in enumerate(rows):
         cells = Cells(sheet, r.number, r.cells, where)

@@ -130,6 +130,8 @@ def _row_by_row(sheet: Sheet, where: dict[str, int]) -> tuple[list[Any], list[An
        st.booleans())
 @example([_GOOD, (*_GOOD[:4], "0", "12.345", "2025-02-30 10:00")], False)
 @example([_GOOD, _GOOD[:5]], True)  # a short row: its missing cells are blank
+@example([_GOOD, _GOOD], False)  # a clean chunk: every column at once
+@example([], False)
 def test_an_orders_chunk_parsed_column_wise_gives_the_rows_and_errors_of_row_by_row(rows, lossy):
     header = tuple(_PARSERS)
     sheet = Sheet(header, 1, [DataRow(n + 2, cells) for n, cells in enumerate(rows)],
