@@ -27,7 +27,7 @@ from typing import Any
 
 from benchmarks.cpu import CpuMeter
 from benchmarks.env import SLUG, fresh_database, reviewer, setup_program, shanghai
-from benchmarks.instrument import Stopwatch, TaskProbe, peak_rss_mb
+from benchmarks.instrument import Stopwatch, TaskProbe, peak_rss_mb, sqlite_log_state
 from benchmarks.orchestration import FlowCall, api_counts, recorder_enabled, run_flow
 from benchmarks.profiling import profiled
 
@@ -118,18 +118,28 @@ def _product_run(db: Any, home: Path, xlsx: Path, n: int, profile_dir: Path | No
     out: dict[str, Any] = {}
     failure: dict[str, Any] = {}
     cpu_stages: dict[str, float] = {}
+    cpu_split: dict[str, dict[str, Any]] = {}
+    sqlite_log: dict[str, dict[str, Any]] = {}
+    database_file = engine.url.database if engine.dialect.name == "sqlite" else None
     collector = CollectorMeter()
 
     @contextmanager
     def stage(name: str, profile: str) -> Iterator[None]:
-        """The stage's wall time (the Stopwatch), its CPU wherever it ran (benchmarks/cpu.py), the cycle
-        collector's share of it and its profile."""
+        """The stage's wall time (the Stopwatch), its CPU wherever it ran (benchmarks/cpu.py) split by where
+        (main thread, the SQLite log's copier, other threads, API server, database), the cycle collector's share of
+        it, its profile, and on SQLite the log at its start and end (what was still to copy; whether it restarted)."""
+        log_start = sqlite_log_state(database_file) if database_file else None
         meter = CpuMeter().start()
         try:
             with watch.stage(name), collector.stage(name), profiled(profile_dir, profile, profiles):
                 yield
         finally:
-            cpu_stages[name] = round(meter.stop().total, 3)
+            meter.stop()
+            cpu_stages[name] = round(meter.total, 3)
+            cpu_split[name] = {**meter.threads, "api_server": None if meter.api is None else round(meter.api, 3),
+                               "database_backends": round(meter.database, 3)}
+            if database_file:
+                sqlite_log[name] = {"at_start": log_start, "at_end": sqlite_log_state(database_file)}
 
     async def pipeline() -> None:
         from flows.clients import shared_api_clients
@@ -188,6 +198,10 @@ def _product_run(db: Any, home: Path, xlsx: Path, n: int, profile_dir: Path | No
         "cpu": cpu.as_dict(),
         "stages": {k: round(v, 3) for k, v in watch.stages.items()},
         "cpu_stages": cpu_stages,
+        # Each stage's CPU by where it ran: a stage pays for copying the log its predecessors wrote (the log_copier
+        # thread, or the main thread when a commit crossed the backstop), which the stage harness never counts.
+        "cpu_stages_split": cpu_split,
+        "sqlite_log_stages": sqlite_log or None,
         "collector": collector.report(),
         "failure": failure or None,
         "outcome": outcome,

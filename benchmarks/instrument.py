@@ -36,6 +36,33 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def sqlite_log_state(database: str) -> dict[str, int] | None:
+    """A SQLite database's write-ahead log as its WAL-index header says: frames in the log, frames already copied into
+    the database file (`nBackfill`), and the log file's size. None if there is no log or no index (not in WAL mode,
+    not open, PostgreSQL).
+
+    Read from the `-shm` file without a connection, so reading it neither checkpoints nor takes a lock: mxFrame is
+    the 32-bit native-order word at byte 16 of the header and nBackfill the one at byte 96 (after the header's two
+    48-byte copies), as SQLite's wal.c lays them out. A new write transaction restarts the log only when every frame
+    was copied (copied == frames): otherwise it appends, and a log past the writers' auto-checkpoint threshold
+    (core.wal_checkpointer.BACKSTOP_PAGES) is copied inside the commit that crossed it. Figure 1 prints this at each
+    stage's start and end to show where the copying landed.
+    """
+    import os
+    import struct
+
+    try:
+        with open(f"{database}-shm", "rb") as index:
+            header = index.read(100)
+        size = os.path.getsize(f"{database}-wal")
+    except OSError:
+        return None
+    if len(header) < 100:
+        return None
+    frames, copied = struct.unpack_from("=I", header, 16)[0], struct.unpack_from("=I", header, 96)[0]
+    return {"frames": frames, "copied": copied, "log_bytes": size}
+
+
 @dataclass
 class Stopwatch:
     """Named stages in order, each with its wall time in seconds."""

@@ -90,6 +90,7 @@ def _enrollment(run: dict[str, Any], db: str) -> dict[str, Any]:
         "verdict": _verdict(run["seconds"], target) if failure is None else f"FAILED at {failure['stage']}",
         "stages": run["stages"],
         "cpu_seconds": run.get("cpu_seconds"), "cpu": run.get("cpu"), "cpu_stages": run.get("cpu_stages"),
+        "cpu_stages_split": run.get("cpu_stages_split"), "sqlite_log_stages": run.get("sqlite_log_stages"),
         "collector": run.get("collector"),
         "task_runs": run["task_runs"],
         "task_runs_independent_of_n": failure is None and run["task_runs"]["client_side"] == run["task_runs"]["expected"],

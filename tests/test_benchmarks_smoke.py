@@ -87,6 +87,12 @@ def test_every_figure_with_correct_counts_and_task_runs_independent_of_size(
     per_institution = enrollment["baselines"]["task_run_per_institution"]
     assert per_institution["task_runs_client_side"] == 20 and per_institution["api"]["task_runs"] == 20
     assert enrollment["baselines"]["orm_row_by_row"]["sample"] == 20
+    # Each stage's CPU by where it ran, and the SQLite log at its start and end (issue #17: where copying lands).
+    split, log = enrollment["cpu_stages_split"], enrollment["sqlite_log_stages"]
+    assert set(split) == set(log) == set(enrollment["cpu_stages"])
+    assert all({"main_thread", "log_copier", "other_threads", "api_server", "database_backends"} <= set(s)
+               for s in split.values()), split
+    assert all(s["at_end"]["copied"] <= s["at_end"]["frames"] for s in log.values()), log
 
     publication = figures["3_publication"]["sqlite"]
     assert publication["checks"]["ok"], publication["checks"]
