@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
-
-from flows.results import PERSIST_RESULT, RESULT_STORAGE
+from flows.product_flow import product_flow
 from flows.steps import accounts_step, progress_artifact
 
 
-@flow(name="account-registration", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
+@product_flow("account-registration")
 async def accounts_flow(program: str, artifact: bool = True) -> dict[str, Any]:
     """No gate: status arrives by import or CLI; laggards are listed and reminded."""
     report = accounts_step(program)

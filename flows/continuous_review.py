@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 
 from flows.drug_list import WEEK
-from flows.results import PERSIST_RESULT, RESULT_STORAGE
+from flows.product_flow import product_flow
 from flows.steps import (
     accounts_step,
     compliance_step,
@@ -75,7 +75,7 @@ def _review_day(program: str) -> ReviewDay:
     return ReviewDay(result, enrollment_gates + enforcement_gates)
 
 
-@flow(name="continuous-review", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
+@product_flow("continuous-review")
 async def continuous_review_flow(program: str, artifact: bool = True, wait: bool = False, rearm_seconds: int = WEEK,
                                  poll_seconds: int = 2) -> dict[str, Any]:
     """With `wait`, the run pauses while an application's or an enforcement gate is open (the enforcement ladder's

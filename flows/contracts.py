@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
-
-from flows.results import PERSIST_RESULT, RESULT_STORAGE
+from flows.product_flow import product_flow
 from flows.steps import contracts_step, progress_artifact
 
 
-@flow(name="contract-signing", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
+@product_flow("contract-signing")
 async def contracts_flow(program: str, artifact: bool = True) -> dict[str, Any]:
     """No gate per contract: unsigned ones past due are laggards (reminded, then escalated)."""
     report = contracts_step(program)

@@ -5,16 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from prefect import flow
-
-from flows.results import PERSIST_RESULT, RESULT_STORAGE
+from flows.product_flow import product_flow
 from flows.steps import drug_list_step, progress_artifact
 from flows.waiting import reconcile_until_decided
 
 WEEK = 7 * 24 * 3600
 
 
-@flow(name="drug-list-collection", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
+@product_flow("drug-list-collection")
 async def drug_list_flow(program: str, artifact: bool = True, wait: bool = False, rearm_seconds: int = WEEK) -> dict[str, Any]:
     report = await reconcile_until_decided(lambda: drug_list_step(program), wait=wait, rearm_seconds=rearm_seconds)
     if artifact:  # the program flow draws one table for all phases instead

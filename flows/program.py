@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from sqlmodel import Session, select
 
 from core.clock_store import DatabaseClock
@@ -21,7 +21,7 @@ from flows.continuous_review import continuous_review_flow
 from flows.contracts import contracts_flow
 from flows.drug_list import drug_list_flow
 from flows.enrollment import enrollment_flow
-from flows.results import PERSIST_RESULT, RESULT_STORAGE
+from flows.product_flow import product_flow
 from flows.steps import progress_artifact, send_notices_step, snapshot_step
 from models.enrollment import Batch, Gate
 from models.program_definition import PhaseName
@@ -65,7 +65,7 @@ def phases_due(program: str) -> list[str]:
     return due
 
 
-@flow(name="sanjin-program", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
+@product_flow("sanjin-program")
 async def program_flow(program: str, send_notices: bool = True, reminders: bool = False) -> dict[str, Any]:
     """Reconcile every due phase once; the schedule (or the demo's clock) brings the next day."""
     due = phases_due(program)

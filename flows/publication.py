@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, task
+from prefect import task
 
 from core.clock_store import DatabaseClock
 from core.db import shared_engine
 from core.settings import get_settings
-from flows.results import PERSIST_RESULT, RESULT_STORAGE
+from flows.product_flow import product_flow
 from tasks.lists.publication import publish
 
 
@@ -26,7 +26,7 @@ def publish_step(program: str) -> list[dict[str, Any]]:
     return [r.as_json() for r in results]
 
 
-@flow(name="publication", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
+@product_flow("publication")
 async def publication_flow(program: str) -> dict[str, Any]:
     """Load → publish what changed (drugs only if no approval is due) → files and index; one task."""
     results = publish_step(program)

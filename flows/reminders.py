@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from prefect import flow, task
+from prefect import task
 
 from core.clock_store import DatabaseClock
 from core.db import shared_engine
-from flows.results import PERSIST_RESULT, RESULT_STORAGE
+from flows.product_flow import product_flow
 from flows.steps import send_notices_step
 from tasks.calendar.schedules import settle_provisional
 from tasks.outbox.reminders import send_reminders
@@ -28,7 +28,7 @@ def reminders_step(program: str) -> dict[str, Any]:
     return {**asdict(send_reminders(engine, program, clock=clock)), "provisional_dates_settled": settled}
 
 
-@flow(name="reminders", result_storage=RESULT_STORAGE, persist_result=PERSIST_RESULT)
+@product_flow("reminders")
 async def reminders_flow(program: str) -> dict[str, Any]:
     """Enqueue, then send: sending is its own retrying task, so a mail outage never re-runs the rules."""
     reminders = reminders_step(program)
