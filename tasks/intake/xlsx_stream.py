@@ -3,8 +3,8 @@
 python-calamine 0.9 builds the whole sheet before the first row is handed over: a 1,000,000-line order export
 held ~824 MB in the reader alone and the import peaked at 1.17 GB (issue #14). Here the sheet's XML is unpacked
 and parsed a slice at a time, each slice's rows turned into values and dropped before the next: by regular
-expressions when the slice is in the plain form an export has (`_Plain`, ~2× less CPU), else by ElementTree. Only the shared-strings table (one Python string per distinct text) and the style table stay for the
-whole read.
+expressions when the slice is in the plain form an export has (`_Plain`, ~2× less CPU), else by ElementTree.
+Only the shared-strings table (one Python string per distinct text) and the style table stay for the whole read.
 
 The values are calamine's, so the importers see the same text either way (tests/intake/test_xlsx_stream.py
 compares the two on generated workbooks): numbers as floats, a number in a date-formatted cell as a date,
