@@ -25,6 +25,7 @@ import re
 import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -223,6 +224,28 @@ def _damaged(name: str, exc: Exception) -> SpreadsheetError:
         f"无法读取Excel文件“{name}”，文件可能已损坏或加密 / cannot read {name} as a spreadsheet: {exc}")
 
 
+def _out_of_range(name: str) -> SpreadsheetError:
+    return SpreadsheetError(
+        f"文件“{name}”中有超出范围的日期或时长单元格（例如格式为时长的极大数字），无法读取；请改为数字或文本格式后重新导出 / "
+        f"{name} has a date or duration cell out of range (e.g. a huge number formatted as a duration); format it as "
+        "a number or text and export again")
+
+
+@contextmanager
+def _calamine_values(name: str) -> Iterator[None]:
+    """calamine turns a cell into a date or duration as it hands it over, and one out of range (a huge number or
+    an infinity under a date or `[h]:mm` format) raises OverflowError — or, from its Rust date library, pyo3's
+    PanicException, a BaseException — in the middle of the read: a refusal in words, never a traceback."""
+    try:
+        yield
+    except (OverflowError, ValueError) as exc:
+        raise _out_of_range(name) from exc
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise _out_of_range(name) from exc
+
+
 def _streamed_rows(rows: Iterator[list[object]], name: str, limits: UploadLimits) -> Iterator[list[object]]:
     """The streamed sheet's rows, damage found on the way a SpreadsheetError, and the row and column limits held
     again as rows go by: the scan before reading (check_zip) sees only cells that carry a reference."""
@@ -249,11 +272,12 @@ def _open_streamed(data: bytes, name: str, limits: UploadLimits) -> tuple[str, I
     return sheet.name, _streamed_rows(sheet.rows, name, limits)
 
 
-def _worksheet_rows(sheet: Any) -> Iterator[Sequence[object]]:
+def _worksheet_rows(sheet: Any, name: str = "upload") -> Iterator[Sequence[object]]:
     """Rows as `to_python(skip_empty_area=False)` gives them: leading blank columns kept, so positions agree."""
     pad = [""] * sheet.start[1] if sheet.start else []
-    for row in sheet.iter_rows():
-        yield pad + row if pad else row
+    with _calamine_values(name):
+        for row in sheet.iter_rows():
+            yield pad + row if pad else row
 
 
 def _decodes_as(data: bytes, encoding: str) -> bool:
@@ -314,7 +338,7 @@ def stream_table_bytes(data: bytes, name: str = "upload", limits: UploadLimits |
         return _stream(rows, name, sheet_name)
     if data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
         sheet = _open_worksheet(data, name)
-        return _stream(_worksheet_rows(sheet), name, sheet.name)
+        return _stream(_worksheet_rows(sheet, name), name, sheet.name)
     if Path(name).suffix.lower() in {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}:
         raise SpreadsheetError(
             f"文件“{name}”扩展名是Excel，但内容不是Excel文件 / {name} has an Excel extension but is not a workbook"
@@ -343,7 +367,8 @@ def _whole_grid(sheet: Any, name: str, limits: UploadLimits) -> list[list[object
     for 100,000 applications (figure 1), a third of the read. Its rows are all as wide as the grid, so the limits
     are checked once and `_padded` has nothing to do unless the grid's last column is blank throughout.
     """
-    grid: list[list[object]] = sheet.to_python(skip_empty_area=False)
+    with _calamine_values(name):
+        grid: list[list[object]] = sheet.to_python(skip_empty_area=False)
     width = len(grid[0]) if grid else 0
     try:
         if width > limits.max_columns:
@@ -366,7 +391,8 @@ def _read_workbook(data: bytes, name: str) -> Sheet:
         visible = [m for m in metas if m.visible == python_calamine.SheetVisibleEnum.Visible]
         chosen = (visible or metas)[0]
         # skip_empty_area=False: keep leading blank rows so indexes are Excel's row numbers.
-        raw = workbook.get_sheet_by_name(chosen.name).to_python(skip_empty_area=False)
+        with _calamine_values(name):
+            raw = workbook.get_sheet_by_name(chosen.name).to_python(skip_empty_area=False)
     except SpreadsheetError:
         raise
     except Exception as exc:  # calamine raises CalamineError, ZipError, XmlError, ... for damage

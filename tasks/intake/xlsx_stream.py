@@ -214,7 +214,10 @@ class _Values:
         if fmt is CellFormat.DATETIME:
             return self.datetime(value)
         if fmt is CellFormat.TIMEDELTA:
-            return timedelta(milliseconds=_round_ms(value * _MS_PER_DAY))
+            try:
+                return timedelta(milliseconds=_round_ms(value * _MS_PER_DAY))
+            except (OverflowError, ValueError):  # a huge number, an infinity or NaN under `[h]:mm`: the number,
+                return value  # which the importer's column check then reports with its row (calamine raised here)
         return value
 
     def datetime(self, serial: float) -> object:
@@ -224,7 +227,7 @@ class _Values:
         epoch = _EPOCH_AFTER_LEAP_BUG if days >= 60 else _EPOCH
         try:
             moment = epoch + timedelta(milliseconds=_round_ms(days * _MS_PER_DAY))
-        except OverflowError:
+        except (OverflowError, ValueError):  # out of datetime's range, an infinity, or NaN: the number
             return serial
         if serial < 1:
             return moment.time()

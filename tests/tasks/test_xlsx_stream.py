@@ -381,3 +381,34 @@ def test_a_good_orders_export_creates_the_same_orders_either_way(engine: Any, tm
                  session.execute(select(PurchaseOrder).order_by(PurchaseOrder.order_no)).scalars()]
     assert (streamed.rows, streamed.created) == (before.rows, before.created) == (40, 40)
     assert orders == again and orders[4][3].minute == 5
+
+
+OUT_OF_RANGE = [("4", "12345678901234567"), ("4", "1e300"), ("4", "inf"), ("4", "nan"), ("1", "nan"), ("1", "-inf"),
+                ("1", "1e300")]
+
+
+@pytest.mark.parametrize(("style", "text"), OUT_OF_RANGE)
+def test_a_date_or_duration_cell_out_of_range_streams_as_its_number_for_the_row_checks(style: str, text: str) -> None:
+    """A huge number, an infinity or NaN under `[h]:mm:ss` or a date format: calamine raised (or panicked) on it;
+    the streamed read gives the cell as the same number without its format, which the importer's column check
+    then reports with its row and column."""
+    def cells(style: str) -> list[Any]:
+        data = package(f'<row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"><c r="A2" s="{style}"><v>{text}'
+                       '</v></c></row>', shared=SHARED, styles=STYLES)
+        return [row.cells for row in stream_table_bytes(data, "时长.xlsx", LIMITS).rows]
+
+    assert cells(style) == cells("0")
+
+
+@pytest.mark.parametrize(("style", "text"), [("4", "12345678901234567"), ("1", "-inf"), ("4", "nan")])
+def test_a_date_or_duration_cell_out_of_range_read_by_calamine_is_refused_in_words(style: str, text: str) -> None:
+    """The whole-sheet read (applications, registers) goes through calamine: the file is refused, never a
+    traceback or a Rust panic."""
+    data = package(f'<row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"><c r="A2" s="{style}"><v>{text}</v>'
+                   '</c></row>', shared=SHARED, styles=STYLES)
+    try:
+        rows = read_table_bytes(data, "时长.xlsx", LIMITS).rows
+    except SpreadsheetError as exc:
+        assert "超出范围的日期或时长" in str(exc) and "out of range" in str(exc)
+    else:  # calamine read NaN as a zero duration: a value, not a crash
+        assert text == "nan" and rows
