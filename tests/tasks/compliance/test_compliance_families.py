@@ -40,6 +40,14 @@ from tests.factories import (
 CLOCK = clock_at(2026, 2, 2, 8)
 
 
+@pytest.fixture(autouse=True)
+def _serial_restored() -> Any:
+    """`_world` restarts the factories' serial; the tests after these go on from where theirs was."""
+    saved = factories._serial
+    yield
+    factories._serial = saved
+
+
 def _world(engine: Engine, slug: str = "shenyang-2025", serial: int = 10_000) -> Program:
     """A program whose first pass opens violations in every family: late and undelivered orders (deliveries), late
     and unpaid payables (settlements), prices above the cap and purchase prices far above the median (prices).
