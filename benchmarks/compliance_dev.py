@@ -162,10 +162,12 @@ class StatementTimer:
     """Wall and CPU seconds of each statement (CPU: this process and the PostgreSQL backends, `CpuClock`)."""
 
     def __init__(self, engine: Any, cpu: CpuClock | None = None) -> None:
+        import threading
+
         from sqlalchemy import event
 
         self.rows: list[tuple[float, float, str]] = []
-        self._start: list[tuple[float, float]] = []
+        self._local = threading.local()  # the pass runs its rule families on threads, a connection each
         self.cpu = cpu
         event.listen(engine, "before_cursor_execute", self.before)
         event.listen(engine, "after_cursor_execute", self.after)
@@ -174,10 +176,10 @@ class StatementTimer:
         return self.cpu.seconds() if self.cpu is not None else time.process_time()
 
     def before(self, *args: Any) -> None:
-        self._start.append((time.perf_counter(), self._cpu()))
+        self._local.start = (time.perf_counter(), self._cpu())
 
     def after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        wall, cpu = self._start.pop()
+        wall, cpu = self._local.start
         self.rows.append((time.perf_counter() - wall, self._cpu() - cpu, " ".join(statement.split())[:150]))
 
     def report(self, title: str, top: int) -> None:
@@ -208,7 +210,7 @@ def run(args: argparse.Namespace) -> None:
     else:
         from sqlalchemy import text
 
-        name = f"compliance_run_{uuid.uuid4().hex[:6]}"
+        name = f"{Path(args.base).name}_run_{uuid.uuid4().hex[:6]}"  # named after the base: its owner's prefix
         admin = _pg_admin()
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{Path(args.base).name}"'))

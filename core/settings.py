@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     smtp_connections: int = 4
     smtp_rate_per_second: float = 0.0  # 0 = unlimited
 
+    # PostgreSQL: connections the compliance pass runs its independent rule families on, side by side (issue #14;
+    # tasks/compliance/compliance_pass.py). 1 = one transaction, as SQLite always runs it.
+    compliance_connections: int = Field(default=2, ge=1, le=8)
+
     @property
     def calendar_warning_from_day(self) -> tuple[int, int]:
         month, _, day = self.calendar_warning_from.partition("-")

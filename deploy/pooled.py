@@ -68,7 +68,7 @@ _PASSED = {  # setting → environment variable; the secrets (smtp_password, a d
     "reminder_time": "SANJIN_REMINDER_TIME", "smtp_host": "SANJIN_SMTP_HOST", "smtp_port": "SANJIN_SMTP_PORT",
     "smtp_starttls": "SANJIN_SMTP_STARTTLS", "smtp_ssl": "SANJIN_SMTP_SSL", "smtp_username": "SANJIN_SMTP_USERNAME",
     "smtp_sender": "SANJIN_SMTP_SENDER", "smtp_connections": "SANJIN_SMTP_CONNECTIONS",
-    "smtp_rate_per_second": "SANJIN_SMTP_RATE_PER_SECOND",
+    "smtp_rate_per_second": "SANJIN_SMTP_RATE_PER_SECOND", "compliance_connections": "SANJIN_COMPLIANCE_CONNECTIONS",
 }
 _PATHS = ("home", "maildir", "calendar_overrides")
 

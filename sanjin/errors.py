@@ -11,6 +11,7 @@ from models.validators import FieldError
 from models.windows import PhaseNotInProgram, WindowClosed
 from models.workdays import CalendarYearUnknown
 from tasks.calendar.schedules import CalendarEntryError
+from tasks.compliance.compliance_pass import CompliancePassIncomplete
 from tasks.gates.rows import GateError
 from tasks.intake.import_files import ProgramNotFound
 from tasks.intake.spreadsheets import ImportRejected, SpreadsheetError
@@ -25,6 +26,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     UnknownCity, GateError, ImportRejected, UnknownProgram, BadUser, FileNotFoundError, RecordRejected,
     ProgramNotFound, SpreadsheetError, UnknownList, HolidayNoticeError, CalendarEntryError,
     SimulatedClockRefused, QuarterError,
+    # Not a person's mistake, but what a person does about it is in the message: run the pass again.
+    CompliancePassIncomplete,
 )
 
 

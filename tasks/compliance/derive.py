@@ -166,7 +166,7 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
     INSERT … SELECT joins. (A CASE with a branch per date for each of the four due columns cost ~5 s per
     100,000 payables on SQLite.) Returns how many payables were created.
     """
-    _lock_inputs(conn)
+    lock_inputs(conn)
     marks = conn.execute(select(MARK.c.settlement_id, MARK.c.payment_id, MARK.c.delivery_id)
                          .where(MARK.c.program_id == program_id)).first()
     settlement_mark, payment_mark, delivery_mark = (int(m) for m in marks) if marks is not None else (0, 0, 0)
@@ -225,7 +225,7 @@ def refresh_payables(conn: Connection, program_id: int, calendar: WorkingDays, *
     return created
 
 
-def _lock_inputs(conn: Connection) -> None:
+def lock_inputs(conn: Connection) -> None:
     """PostgreSQL: wait for imports of settlements and deliveries in flight, and hold new ones until the pass commits.
 
     The marks are the highest ids seen: a settlement committed later with a lower id (its import began before the

@@ -169,13 +169,31 @@ def refresh_statistics(conn: Connection, rows_written: int, table: Table, *, lat
 
 
 def flush_statistics(conn: Connection, table: Table) -> None:
-    """ANALYZE `table` now if enough rows were written into it since its last ANALYZE (PostgreSQL)."""
-    if conn.dialect.name != "postgresql":
+    """ANALYZE `table` now if enough rows were written into it since its last ANALYZE (PostgreSQL), unless the
+    connection defers it (`defer_statistics`)."""
+    if conn.dialect.name != "postgresql" or table.name in conn.info.get(_DEFERRED, ()):
         return
     pending: dict[str, int] = conn.info.setdefault("compliance_unanalyzed", {})
     if pending.get(table.name, 0) >= BULK_ANALYZE_ROWS:
         conn.exec_driver_sql(f'ANALYZE "{table.name}"')
         pending[table.name] = 0
+
+
+_DEFERRED = "compliance_deferred_analyze"
+
+
+def defer_statistics(conn: Connection, table: Table, deferred: bool = True) -> None:
+    """Keep this connection from analyzing `table` (only counting its rows) until called with `deferred=False`.
+
+    ANALYZE takes a lock that a second ANALYZE of the table waits for until the first one's transaction ends:
+    the compliance pass's coordinator, which commits only after its worker connections have, analyzes the
+    shared `violation` table once they have ended (tasks/compliance/compliance_pass.py).
+    """
+    names: set[str] = conn.info.setdefault(_DEFERRED, set())
+    if deferred:
+        names.add(table.name)
+    else:
+        names.discard(table.name)
 
 
 @contextmanager
