@@ -80,6 +80,9 @@ def validate_required_text(value: str, field: str, max_len: int) -> str:
     text = unicodedata.normalize("NFKC", value).strip()
     if not text:
         raise field_error(field, value, "text.empty", f"{field}不能为空", f"{field} is required")
+    if "\x00" in text:  # PostgreSQL's text cannot hold it: the write failed for the whole file, without a row
+        raise field_error(field, value.replace("\x00", "\\x00"), "text.nul", f"{field}含有不可见的空字符（NUL）",
+                          "contains an invisible NUL character")
     if len(text) > max_len:
         raise field_error(field, value, "text.too_long", f"{field}不能超过{max_len}个字符",
                           f"at most {max_len} characters, got {len(text)}")
@@ -97,7 +100,7 @@ def validate_required_texts(values: Sequence[str], max_len: int) -> list[str] | 
     failing cell raises its own error.
     """
     texts = list(map(str.strip, map(_NFKC, values)))
-    if not all(texts) or max(map(len, texts), default=0) > max_len:
+    if not all(texts) or max(map(len, texts), default=0) > max_len or "\x00" in "".join(texts):
         return None
     return texts
 

@@ -391,8 +391,9 @@ def _read_workbook(data: bytes, name: str) -> Sheet:
         visible = [m for m in metas if m.visible == python_calamine.SheetVisibleEnum.Visible]
         chosen = (visible or metas)[0]
         # skip_empty_area=False: keep leading blank rows so indexes are Excel's row numbers.
+        worksheet = workbook.get_sheet_by_name(chosen.name)
         with _calamine_values(name):
-            raw = workbook.get_sheet_by_name(chosen.name).to_python(skip_empty_area=False)
+            raw = worksheet.to_python(skip_empty_area=False)
     except SpreadsheetError:
         raise
     except Exception as exc:  # calamine raises CalamineError, ZipError, XmlError, ... for damage

@@ -248,6 +248,14 @@ class _Values:
         return text
 
 
+def _shared(strings: list[str], index: str) -> str:
+    """The shared string a `t="s"` cell names: its index in ASCII digits only (`int` also takes "-1", which
+    named the last string, " 1 " and other scripts' digits)."""
+    if not (index.isascii() and index.isdigit()):
+        raise IndexError(index)
+    return strings[int(index)]
+
+
 def _round_ms(x: float) -> int:
     """Half away from zero, as Rust's f64::round (Python's round() goes to even)."""
     return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
@@ -291,7 +299,7 @@ def _head(part: IO[bytes], name: str) -> tuple[bytes, bytes, bytes] | None:
     parser: XMLPullParser[Element] = XMLPullParser(events=("start-ns",))
     try:
         parser.feed(buf[:m.start()])
-    except ParseError as exc:
+    except (ParseError, ValueError) as exc:  # ValueError: a declared multi-byte encoding (GB2312, GBK)
         raise XlsxDamaged(f"{name}: {exc}") from exc
     decls = b""
     for event in parser.read_events():
@@ -420,7 +428,7 @@ def _cells(row: Element, tags: _Tags, values: _Values, part_name: str) -> list[o
                 if typ == "s":
                     if text:
                         try:
-                            value = values.strings[int(text)]
+                            value = _shared(values.strings, text)
                         except (ValueError, IndexError):
                             raise XlsxDamaged(f"{part_name}: shared string {text!r} not in the table") from None
                 elif typ is None or typ == "n":
@@ -530,7 +538,7 @@ class _Plain:
         for k in range(width):
             kinds, texts = types[k::width], raw[k::width]
             if kinds.count("s") == len(kinds):
-                columns.append([strings[int(v)] if v else "" for v in texts])
+                columns.append([_shared(strings, v) if v else "" for v in texts])
             elif not escaped and not any(kinds) and not any(texts):
                 columns.append(inline[k::width])
             else:
@@ -549,7 +557,7 @@ def _plain_value(style: str, inline: str, typ: str, raw: str, values: _Values) -
         if not raw:
             return ""
         try:
-            return values.strings[int(raw)]
+            return _shared(values.strings, raw)
         except (ValueError, IndexError):
             raise XlsxDamaged(f"shared string {raw!r} not in the table") from None  # read again by ElementTree
     if typ == "str":

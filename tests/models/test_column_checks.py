@@ -32,7 +32,7 @@ def _texts_cell_by_cell(values: list[str], max_len: int) -> list[str] | None:
 
 # What Chinese forms carry: ideographs, full-width brackets and digits, the ideographic and no-break spaces,
 # combining marks, compatibility forms (ﬁ, Ⅻ, ㈱) and plain ASCII.
-_CHARS = list("沈阳和平区诊所ABCabc ()（）１２３\u3000\u00a0\t\n\u0301\u309b\ufb01Ⅻ㈱-")
+_CHARS = list("沈阳和平区诊所ABCabc ()（）１２３\u3000\u00a0\t\n\u0301\u309b\ufb01Ⅻ㈱-\x00")
 
 
 @given(st.lists(st.text(alphabet=st.sampled_from(_CHARS), max_size=12), max_size=8), st.integers(1, 10))
@@ -40,6 +40,7 @@ _CHARS = list("沈阳和平区诊所ABCabc ()（）１２３\u3000\u00a0\t\n\u03
 @example(["\u3000沈阳\u00a0诊所\u3000"], 10)
 @example(["诊所", "\u3000"], 10)  # one cell blank once folded
 @example(["诊所", "ⅫⅫ"], 3)  # one cell too long once folded (Ⅻ is XII)
+@example(["诊所", "配送\x00企业"], 10)  # a NUL, which PostgreSQL's text cannot hold
 def test_a_column_of_required_texts_checked_at_once_gives_what_each_cell_gives(values, max_len):
     assert validate_required_texts(values, max_len) == _texts_cell_by_cell(values, max_len)
 

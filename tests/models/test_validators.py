@@ -617,6 +617,16 @@ def test_an_empty_required_text_is_refused_in_both_languages():
     assert err.value.message == "单位名称不能为空 / 单位名称 is required"
 
 
+def test_a_text_holding_a_nul_character_is_refused_in_both_languages_with_the_nul_shown():
+    """xlsxwriter writes NUL as `_x0000_` and a reader gives it back; PostgreSQL's text refused the whole file's
+    write with no row named, SQLite stored it: now the cell is refused with its row and column, on both."""
+    with pytest.raises(FieldError) as err:
+        validate_required_text("辽宁\x00医药", "配送企业", 200)
+    assert err.value.rule == "text.nul"
+    assert err.value.message == "配送企业含有不可见的空字符（NUL） / contains an invisible NUL character"
+    assert "\\x00" in err.value.value
+
+
 def test_a_text_longer_than_its_column_is_refused_counting_chinese_characters_as_one_each():
     assert validate_required_text("药" * 16, "最小制剂单位", 16) == "药" * 16
     with pytest.raises(FieldError) as err:

@@ -239,6 +239,7 @@ def test_rows_cut_across_slices_read_the_same(monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.parametrize(("sheet_data", "words"), [
     ('<row r="1"><c r="A1" t="s"><v>99</v></c></row>', "shared string"),
+    ('<row r="1"><c r="A1" t="s"><v>-1</v></c></row>', "shared string"),  # int() read it as the last string
     ('<row r="1"><c r="A1" t="n"><v>zwölf</v></c></row>', "not a number"),
     ('<row r="1"><c r="A1" t="q"><v>1</v></c></row>', "cell type"),
     ('<row r="3"><c r="A3"><v>1</v></c></row><row r="2"><c r="A2"><v>1</v></c></row>', "row 2 after row 3"),
@@ -412,3 +413,18 @@ def test_a_date_or_duration_cell_out_of_range_read_by_calamine_is_refused_in_wor
         assert "超出范围的日期或时长" in str(exc) and "out of range" in str(exc)
     else:  # calamine read NaN as a zero duration: a value, not a crash
         assert text == "nan" and rows
+
+
+def test_a_sheet_declaring_a_multi_byte_encoding_is_refused_in_words_not_a_traceback() -> None:
+    """A sheet part declared GB2312 (some converters write one): the reader cannot take it, and said so with a bare
+    ValueError that reached the user as a traceback."""
+    data = package('<row r="1"><c r="A1" t="s"><v>0</v></c></row>', shared=SHARED)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            body = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                body = body.replace(b'encoding="UTF-8"', b'encoding="GB2312"')
+            dst.writestr(item, body)
+    with pytest.raises(SpreadsheetError, match="无法读取Excel文件“国标.xlsx”.*multi-byte"):
+        list(stream_table_bytes(out.getvalue(), "国标.xlsx", LIMITS).rows)
