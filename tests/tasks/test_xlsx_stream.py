@@ -426,5 +426,5 @@ def test_a_sheet_declaring_a_multi_byte_encoding_is_refused_in_words_not_a_trace
             if item.filename == "xl/worksheets/sheet1.xml":
                 body = body.replace(b'encoding="UTF-8"', b'encoding="GB2312"')
             dst.writestr(item, body)
-    with pytest.raises(SpreadsheetError, match="无法读取Excel文件“国标.xlsx”.*multi-byte"):
+    with pytest.raises(SpreadsheetError, match=r"无法读取Excel文件“国标\.xlsx”.*multi-byte"):
         list(stream_table_bytes(out.getvalue(), "国标.xlsx", LIMITS).rows)
