@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from itertools import repeat
-from typing import IO, NamedTuple, cast
+from typing import IO, Any, NamedTuple, cast
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser, fromstring, iterparse
 from xml.sax.saxutils import quoteattr
 
@@ -295,18 +295,29 @@ def _head(part: IO[bytes], name: str) -> tuple[bytes, bytes, bytes] | None:
             raise XlsxDamaged(f"{name}: no <sheetData> in the first {len(buf)} bytes")
     if m[2]:
         return None  # <sheetData/>
-    # The namespaces in scope at <sheetData>, declared again on each slice's wrapper.
-    parser: XMLPullParser[Element] = XMLPullParser(events=("start-ns",))
+    # The namespaces in scope at <sheetData> — declared on its open ancestors, not on elements already closed
+    # (a <sheetViews xmlns="…"> before it) — each prefix once, with its innermost value, declared again on each
+    # slice's wrapper. Declaring every namespace ever seen gave the wrapper a prefix twice, which the regular
+    # expressions read past and ElementTree refused: the two paths must agree (review8, session 15).
+    parser: XMLPullParser[Element] = XMLPullParser(events=("start-ns", "end-ns"))
     try:
         parser.feed(buf[:m.start()])
     except (ParseError, ValueError) as exc:  # ValueError: a declared multi-byte encoding (GB2312, GBK)
         raise XlsxDamaged(f"{name}: {exc}") from exc
-    decls = b""
-    for event in parser.read_events():
-        _, (ns_prefix, uri) = cast(tuple[str, tuple[str, str]], event)  # ("start-ns", (prefix, uri))
-        decls += b" xmlns" + (b":" + ns_prefix.encode() if ns_prefix else b"") + b"=" + quoteattr(uri).encode()
+    declared: list[tuple[str, str]] = []
+    for item in parser.read_events():
+        event, data = cast(tuple[str, Any], item)  # ("start-ns", (prefix, uri)) or ("end-ns", None)
+        if event == "start-ns":
+            declared.append(cast(tuple[str, str], data))  # (prefix, uri)
+        elif declared:  # "end-ns": its element closed, its declarations (the newest) leave scope one by one
+            declared.pop()
+    in_scope = dict(declared)  # later (inner) declarations of a prefix win
+    decls = b"".join(b" xmlns" + (b":" + ns_prefix.encode() if ns_prefix else b"") + b"=" + quoteattr(uri).encode()
+                     for ns_prefix, uri in in_scope.items())
     prefix = m[1] + b":" if m[1] else b""
-    opening = b"<_w" + decls + b">" + m[0]
+    # <sheetData> has no attribute a reader uses: written bare, so one ElementTree refuses (a duplicated
+    # attribute) cannot refuse a slice the regular expressions read.
+    opening = b"<_w" + decls + b"><" + prefix + b"sheetData>"
     closing = b"</" + prefix + b"sheetData></_w>"
     return opening, closing, buf[m.end():]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
 import xlsxwriter
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -213,3 +214,47 @@ def test_a_plain_export_is_read_without_elementtree(tmp_path: Path) -> None:
             assert fast == _read(data)
         assert fast[0] == "rows" and len(fast[1]) == 2_000
         assert_same_as_calamine(data)
+
+
+_R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_ROWS = ('<row r="1"><c r="A1" t="inlineStr"><is><t>订单</t></is></c><c r="B1" t="s"><v>1</v></c></row>'
+         '<row r="2"><c r="A2"><v>2.5</v></c><c r="B2" t="inlineStr"><is><t>沈阳</t></is></c></row>')
+
+
+def _with_worksheet(xml: str) -> bytes:
+    """The package's sheet part replaced by `xml` (a worksheet written unusually but readably)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(package(_ROWS, shared=SHARED, styles=STYLES))) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            part = xml.encode() if info.filename == "xl/worksheets/sheet1.xml" else source.read(info)
+            target.writestr(info.filename, part)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("worksheet", [
+    # the default namespace declared again on an element that closes before <sheetData>
+    f'<worksheet xmlns="{_MAIN}"><sheetViews xmlns="{_MAIN}"><sheetView workbookViewId="0"/></sheetViews>'
+    f'<sheetData>{_ROWS}</sheetData></worksheet>',
+    # a prefix declared on the root and again (same name) on an element before <sheetData>
+    f'<worksheet xmlns="{_MAIN}" xmlns:r="{_R_NS}"><sheetPr xmlns:r="{_R_NS}"/><sheetData>{_ROWS}</sheetData>'
+    '</worksheet>',
+    # a prefix declared by an earlier sibling with another value than the one in scope
+    f'<worksheet xmlns="{_MAIN}" xmlns:r="{_R_NS}"><sheetPr xmlns:r="urn:other"/><sheetData>{_ROWS}</sheetData>'
+    '</worksheet>',
+], ids=["default-namespace-again", "prefix-again", "prefix-other-value"])
+def test_namespaces_declared_on_closed_elements_read_the_same_on_both_paths(worksheet: str) -> None:
+    """Only the namespaces in scope at <sheetData> wrap a slice: before, every declaration seen was repeated on the
+    wrapper, so ElementTree refused a prefix declared twice while the regular expressions read the rows."""
+    data = _with_worksheet('<?xml version="1.0" encoding="UTF-8"?>' + worksheet)
+    assert assert_plain_reads_as_the_tree(data, 1 << 18)[0] == "rows"
+    assert_same_as_calamine(data)
+
+
+def test_an_attribute_written_twice_on_sheetdata_reads_the_same_on_both_paths() -> None:
+    """<sheetData> carries nothing a reader uses, so a malformed attribute on it refuses neither path (calamine
+    reads such a sheet too)."""
+    data = _with_worksheet(f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{_MAIN}">'
+                           f'<sheetData a="1" a="1">{_ROWS}</sheetData></worksheet>')
+    assert assert_plain_reads_as_the_tree(data, 1 << 18)[0] == "rows"
+    assert_same_as_calamine(data)
