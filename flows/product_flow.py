@@ -34,6 +34,13 @@ class ProductFlow(Flow[P, R]):
             return dict(parameters)
         return super().serialize_parameters(parameters)
 
+    def with_options(self, **options: Any) -> Flow[P, R]:
+        """Prefect's copy is built as a plain `Flow`; the copy stays a ProductFlow (it holds no state of its own)."""
+        copied = super().with_options(**options)
+        if type(copied) is Flow:
+            copied.__class__ = ProductFlow
+        return copied
+
 
 def product_flow(name: str) -> Callable[[Callable[P, R]], Flow[P, R]]:
     """`@product_flow("institution-enrollment")`: what `@flow(name=…, result_storage=…, persist_result=False)` was."""

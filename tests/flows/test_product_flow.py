@@ -50,3 +50,11 @@ def test_a_parameter_of_another_type_still_goes_through_prefects_encoder():
 @pytest.mark.parametrize("flow", product_flows(), ids=lambda f: f.name)
 def test_every_product_flow_is_declared_through_product_flow(flow):
     assert isinstance(flow, ProductFlow)
+
+
+def test_a_flow_copied_with_other_options_is_still_a_product_flow():
+    # Prefect's with_options builds a plain Flow: the copy (another name, retries) lost the recording above.
+    copied = enrollment_flow.with_options(name="institution-enrollment-copy", retries=1)
+    assert isinstance(copied, ProductFlow)
+    assert (copied.name, copied.retries, copied.fn) == ("institution-enrollment-copy", 1, enrollment_flow.fn)
+    assert copied.serialize_parameters({"program": "x", "wait": True}) == {"program": "x", "wait": True}
