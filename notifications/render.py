@@ -68,7 +68,9 @@ COMMON_KEYS: frozenset[str] = frozenset({"program_name", "recipient_name", "toda
 LETTERHEAD_KEYS: tuple[str, ...] = ("issuer_office", "document_number", "contact_name", "contact_phone", "printed")
 
 # What each kind's producer must put in the context, besides COMMON_KEYS: the contract between the
-# code that enqueues a notice and the templates (a test keeps the two in step).
+# code that enqueues a notice and the templates (a test keeps the two in step). COMMON_KEYS, and the
+# `institution_name` of a letter to an institution (its recipient_name), come from the notice's row
+# when the context lacks them (tasks.outbox.send_notices.render_context): bulk writers store neither.
 CONTEXT_KEYS: dict[str, frozenset[str]] = {
     kind: frozenset(keys)
     for kind, keys in {

@@ -36,8 +36,8 @@ def remove_enterprise_products(session: Session, program: Program, defn: Program
         literal(program.id).label("program_id"), literal("enforcement_notice", String).label("kind"),
         literal("institution", String).label("recipient_type"), INST.c.id.label("recipient_id"),
         INST.c.name.label("recipient_name"), INST.c.email.label("email"),
-        json_object(session, {"program_name": json_text(session, program.name),
-                              "subject_name": json_text(session, enterprise.name),
+        # No program name: render_context has it (issue #17).
+        json_object(session, {"subject_name": json_text(session, enterprise.name),
                               "action": json_text(session, "products_removed"),
                               "reason": json_text(session, why),
                               "effective_on": json_text(session, on.isoformat())}).label("context"))

@@ -115,8 +115,7 @@ def _review_applications(ctx: DecisionContext, level: ReviewLevel) -> None:
                 literal(program.id, Integer).label("program_id"), literal("application_decision", String).label("kind"),
                 literal("institution", String).label("recipient_type"), INST.c.id.label("recipient_id"),
                 INST.c.name.label("recipient_name"), INST.c.email.label("email"),
-                json_object(s, {
-                    "program_name": json_text(s, program.name), "institution_name": INST.c.name,
+                json_object(s, {  # no program or institution name: render_context has them (issue #17)
                     "application_id": APP.c.id, "decision": json_text(s, decision.value),
                     "level": json_text(s, level.value), "reason": o.reason,
                     "can_reapply": json_bool(s, literal(not o.approved)),

@@ -207,8 +207,7 @@ def enqueue_receipts(session: Session, program: ProgramRow, import_id: int, firs
         literal(program.id, Integer).label("program_id"), literal("application_receipt", String).label("kind"),
         literal("institution", String).label("recipient_type"), inst_t.c.id.label("recipient_id"),
         inst_t.c.name.label("recipient_name"), inst_t.c.email.label("email"),
-        json_object(session, {
-            "program_name": json_text(session, program.name), "institution_name": inst_t.c.name,
+        json_object(session, {  # no program or institution name: render_context has them (issue #17)
             "application_id": app_t.c.id, "district": app_t.c.district, "submitted_on": json_text(session, today),
         }).label("context"),
     ).join(inst_t, inst_t.c.id == app_t.c.institution_id)

@@ -101,6 +101,7 @@ class ClaimedNotice:
     created_at: datetime
     attempts: int
     lease: datetime
+    recipient_type: str  # "institution": a bulk letter's institution_name is this row's recipient_name
     maybe_delivered: bool = False  # a lost sender may have delivered it: resend carefully
     second_copy_out: bool = False  # its careful resend went out already: never handed over again (settled unconfirmed)
 
@@ -213,13 +214,13 @@ def claim(engine: Engine, *, clock: Clock, batch_size: int, lease: timedelta = L
             .where(t.c.id.in_(chosen), t.c.status == N.PENDING)
             .values(status=CLAIMED, next_attempt_at=lease_until)
             .returning(t.c.id, t.c.idempotency_key, t.c.kind, t.c.email, t.c.recipient_name, t.c.context,
-                       t.c.program_id, t.c.created_at, t.c.attempts, t.c.next_attempt_at, t.c.maybe_delivered,
-                       t.c.second_copy_out)
+                       t.c.program_id, t.c.created_at, t.c.attempts, t.c.next_attempt_at, t.c.recipient_type,
+                       t.c.maybe_delivered, t.c.second_copy_out)
         ).all()
     claimed = [
         ClaimedNotice(r.id, r.idempotency_key, r.kind, r.email, r.recipient_name, dict(r.context or {}),
-                      r.program_id, r.created_at, r.attempts, r.next_attempt_at, bool(r.maybe_delivered),
-                      bool(r.second_copy_out))
+                      r.program_id, r.created_at, r.attempts, r.next_attempt_at, r.recipient_type,
+                      bool(r.maybe_delivered), bool(r.second_copy_out))
         for r in rows
     ]
     return sorted(claimed, key=lambda c: c.id)

@@ -190,9 +190,10 @@ class _Run:
 
     def draft(self, key: str, kind: str, recipient_type: str, recipient_id: int | None, recipient_name: str,
               email: str | None, context: dict[str, Any]) -> NoticeDraft:
+        # No program name in the context: every draft names the program by its id, and render_context reads
+        # the name from there (issue #17: one program's 100,000 reminders repeated it, bytes stored and encoded).
         return NoticeDraft(key=key, kind=kind, recipient_type=recipient_type, recipient_id=recipient_id,
-                           recipient_name=recipient_name, email=email, program_id=self.program_id,
-                           context={"program_name": self.program_name, **context})
+                           recipient_name=recipient_name, email=email, program_id=self.program_id, context=context)
 
     @cached_property
     def program_name(self) -> str:
@@ -224,7 +225,8 @@ def _deadline_reminders(run: _Run, lag: Sequence[Laggard]) -> tuple[_Due[Laggard
     """
 
     def build(key: str, g: Laggard) -> NoticeDraft:
-        context: dict[str, Any] = {"institution_name": g.name, "due_on": g.due_on.isoformat(),
+        # No institution_name: it is the recipient's name, which render_context fills in (issue #17).
+        context: dict[str, Any] = {"due_on": g.due_on.isoformat(),
                                    "due_provisional": g.due_provisional, "working_days_left": g.working_days_left}
         if g.what == "contract":
             context["enterprise_names"] = list(g.enterprises)
@@ -264,7 +266,7 @@ def _payments_due(run: _Run) -> _Due[Any]:
     def build(key: str, r: Any) -> NoticeDraft:
         inst_id, name, email, due_on, amount, count, provisional = r
         return run.draft(key, PAYMENT_DUE, "institution", int(inst_id), name, email,
-                         {"institution_name": name, "amount": str(Decimal(amount)), "due_on": due_on.isoformat(),
+                         {"amount": str(Decimal(amount)), "due_on": due_on.isoformat(),  # the name: render_context
                           "due_provisional": bool(provisional), "order_count": int(count)})
 
     return _Due(PAYMENT_DUE, [(f"reminder:payment_due:{run.program_id}:{r[0]}:{r[3]}", r) for r in rows], build)
@@ -300,7 +302,7 @@ def _payments_overdue(run: _Run, report: ReminderReport) -> _Due[Any]:
     def build(key: str, r: Any) -> NoticeDraft:
         _pay_id, amount, due_on, inst_id, name, email, _district, _kind, provisional = r
         return run.draft(key, PAYMENT_OVERDUE, "institution", int(inst_id), name, email,
-                         {"institution_name": name, "amount": str(amount), "due_on": due_on.isoformat(),
+                         {"amount": str(amount), "due_on": due_on.isoformat(),  # the name: render_context
                           "due_provisional": bool(provisional), "months_overdue": months_of[due_on]})
 
     return _Due(PAYMENT_OVERDUE, [(f"reminder:payment_overdue:{r[0]}:{months_of[r[2]]}", r) for r in rows], build)

@@ -92,9 +92,17 @@ def render_context(row: ClaimedNotice | Notice, program_names: Mapping[int, str 
     `today` is the day the notice was written, not the day it is sent, so a letter resent after an
     outage carries its original date (as a re-sent paper letter would). The letterhead (issuing office,
     文号 numbered by the notice's id, contact person and phone) comes from the program file.
+
+    What the row already says is not stored again (issue #17): the bulk writers leave out the program's
+    name (one program's every letter repeats it; it comes from `program_names`) and, in a letter to an
+    institution, the institution's name, which is the row's `recipient_name`. Their bytes, JSON-encoded by
+    the database for each of 300,000 notices of a 100,000-institution enrollment, were figure 1's to pay.
+    A notice written before, with both in its context, renders from its own values as it always did.
     """
     ctx = dict(row.context or {})
     ctx.setdefault("recipient_name", row.recipient_name)
+    if row.recipient_type == "institution":
+        ctx.setdefault("institution_name", row.recipient_name)
     ctx.setdefault("today", local_date(row.created_at).isoformat())
     head = program_names.get(row.program_id) if row.program_id is not None else None
     if isinstance(head, Letterhead):

@@ -338,8 +338,8 @@ def run_matured_batches(t: _Tick) -> None:
             literal(t.pid, Integer).label("program_id"), literal("batch_published", String).label("kind"),
             literal("institution", String).label("recipient_type"), INST.c.id.label("recipient_id"),
             INST.c.name.label("recipient_name"), INST.c.email.label("email"),
-            json_object(s, {"program_name": json_text(s, t.program.name), "institution_name": INST.c.name,
-                            "batch_number": literal(batch.number, Integer),
+            # No program or institution name: render_context has them (issue #17).
+            json_object(s, {"batch_number": literal(batch.number, Integer),
                             "published_on": json_text(s, t.today.isoformat()), "list_url": null()}).label("context"))
             .join(APP, APP.c.institution_id == INST.c.id).where(*starting), now)
         s.connection().execute(update(APP).where(*starting).values(state=to_state.value))

@@ -152,8 +152,8 @@ def test_a_district_rejection_is_told_at_once_an_approval_waits_for_the_city(eng
     (notice,) = notices
     assert notice.idempotency_key == f"application_decision:{silent}:district"
     assert notice.recipient_id == world["silent"].id and notice.recipient_name == world["silent"].name
-    assert notice.context == {"program_name": world["program"].name, "institution_name": world["silent"].name,
-                              "application_id": silent, "decision": "reject", "level": "district",
+    # The program's and the institution's names are the row's to give (its program, its recipient; issue #17).
+    assert notice.context == {"application_id": silent, "decision": "reject", "level": "district",
                               "reason": "未签署承诺书", "can_reapply": True, "district": world["silent"].district}
     # No e-mail address: kept for print or phone follow-up, never tried by the sender.
     assert (notice.status, notice.email, notice.next_attempt_at) == (NoticeStatus.NO_ADDRESS, None, None)

@@ -70,10 +70,9 @@ def test_good_file_creates_institutions_applications_audit_and_receipts(engine, 
     assert set(notices) == {f"application_receipt:{a.id}" for a in apps}
     first = notices[f"application_receipt:{apps[0].id}"]
     assert first.kind == "application_receipt" and first.email == "inst1@example.cn"
-    assert first.context == {
-        "program_name": shenyang.name, "institution_name": "沈阳市和平区测试1号社区卫生服务中心",
-        "application_id": apps[0].id, "district": "和平区", "submitted_on": "2025-09-12",
-    }
+    # The program's and the institution's names are the row's to give (its program, its recipient; issue #17).
+    assert first.program_id is not None and first.recipient_name == "沈阳市和平区测试1号社区卫生服务中心"
+    assert first.context == {"application_id": apps[0].id, "district": "和平区", "submitted_on": "2025-09-12"}
     assert notices[f"application_receipt:{apps[1].id}"].status is NoticeStatus.NO_ADDRESS
     assert (record.kind, record.rows, record.created, record.filename) == ("applications", 5, 5, "沈阳申请.xlsx")
 
@@ -518,7 +517,7 @@ def test_new_rows_take_the_ids_the_database_shows_it_gave_them_in_the_order_inse
     with Session(engine) as session:
         apps = session.execute(select(Application, Institution).join(Institution)).all()
         rows = {int(a.entity_id): a.data["row"] for a in session.execute(select(AuditEvent)).scalars()}
-        receipts = {n.context["application_id"]: n.context["institution_name"]
+        receipts = {n.context["application_id"]: n.recipient_name
                     for n in session.execute(select(Notice)).scalars()}
     assert result.created == 3
     assert {(i.uscc, rows[a.id]) for a, i in apps} == {(uscc(70 + n, district=d), n + 2)

@@ -162,8 +162,9 @@ def test_reminders_written_in_several_slices_are_each_written_once_with_their_co
     assert set(notices) == {i.id for i in [world.pharmacy, *others]}
     for inst in [world.pharmacy, *others]:
         notice = notices[inst.id]
-        assert notice.context == {"program_name": world.program.name, "institution_name": inst.name,
-                                  "due_on": "2025-11-30", "due_provisional": False, "working_days_left": 4}
+        # The program's and the institution's names are the row's to give (its program, its recipient; issue #17).
+        assert (notice.program_id, notice.recipient_name) == (world.program.id, inst.name)
+        assert notice.context == {"due_on": "2025-11-30", "due_provisional": False, "working_days_left": 4}
         assert (notice.email, notice.status) == ((inst.email, NoticeStatus.PENDING) if inst.email
                                                  else (None, NoticeStatus.NO_ADDRESS))
 

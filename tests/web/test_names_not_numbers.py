@@ -24,6 +24,7 @@ from models.reasons import evidence_text, reason_text
 from models.states import GateKind, InstitutionKind, ListKind, Role
 from models.windows import WindowClosed
 from notifications.render import render_notice
+from tasks.outbox.send_notices import render_context
 from tasks.phases.enrollment import reconcile_enrollment
 from tests.factories import ensure_user, make_applications, make_institution, make_program, shanghai
 from tests.notifications.samples import sample
@@ -113,8 +114,6 @@ def test_a_district_rejection_letter_names_the_districts_bureau(world: World, cl
                                                   "csrf_token": csrf_of(client, "/inbox")})
     with Session(world.engine) as session:
         notice = session.execute(select(Notice).where(Notice.kind == "application_decision")).scalars().one()
-        rendered = render_notice(notice.kind, {**notice.context, "recipient_name": notice.recipient_name,
-                                              "today": "2025-09-20"},
-                                 strict=True)
+        rendered = render_notice(notice.kind, render_context(notice, {}), strict=True)
     for body in (rendered.text, rendered.html):
         assert "和平区医疗保障局初审结果" in body and "区（县）医保局" not in body

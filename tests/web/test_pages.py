@@ -165,6 +165,28 @@ def test_the_manager_decides_the_city_gate_after_the_districts(world: World, cli
     assert "运行中" in client.get(f"/programs/{SLUG}").text
 
 
+def test_the_outbox_page_and_the_printed_letters_name_the_institution_and_the_program(world: World,
+                                                                                      client: TestClient) -> None:
+    """Issue #17: a bulk letter's context no longer holds either name; the pages showing it still do."""
+    _run_to_published_list(world, client)
+    with Session(world.engine) as session:
+        published = session.scalars(select(Notice).where(col(Notice.kind) == "batch_published")).all()
+        assert len(published) == 4 and all("program_name" not in n.context for n in published)
+        first = published[0]
+        # Its e-mail turned out wrong: the letter goes on paper instead.
+        first.email, first.status, first.next_attempt_at = None, NoticeStatus.NO_ADDRESS, None
+        session.add(first)
+        names = [n.recipient_name for n in published]
+        session.commit()
+    name = names[0]
+    listed = client.get(f"/notices?program={SLUG}&kind=batch_published").text
+    assert all(n in listed for n in names)
+    letters = client.post("/notices/print", data={"program": SLUG, "csrf_token": csrf_of(client, "/notices")})
+    assert letters.status_code == 200
+    assert f"{name}已列入第1批参加集采药品“三进”工作的医药机构名单" in letters.text
+    assert f">{world.program.name}</td>" in letters.text and f"收件人：{name}" in letters.text
+
+
 def test_a_manager_resends_a_dead_notice(world: World, client: TestClient) -> None:
     with Session(world.engine) as session:
         notice = Notice(idempotency_key="web-test-dead", kind="application_decision", recipient_type="institution",
