@@ -250,23 +250,45 @@ def _insert_columns(session: Session, t: Table, columns: Mapping[str, Sequence[A
     for name, values in columns.items():
         process = None if name in raw else processor(name)
         lists.append(map(process, values) if process is not None else values)
+    processed: dict[str, Any] = {}
     for name, value in shared.items():
         process = processor(name)
-        lists.append(repeat(process(value) if process is not None else value))
-    names = [*columns, *shared]
-    rows = zip(*lists, strict=False)  # the repeat()s are endless; the columns all have the same length
+        processed[name] = process(value) if process is not None else value
     prep = dialect.identifier_preparer
-    into = f"{prep.format_table(t)} ({', '.join(prep.quote(n) for n in names)})"
+
+    def into(names: Iterable[str]) -> str:
+        return f"{prep.format_table(t)} ({', '.join(prep.quote(n) for n in names)})"
+
     if dialect.name == "postgresql":
+        rows = zip(*lists, *map(repeat, processed.values()), strict=False)  # repeat()s are endless, the columns not
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor, cursor.copy(f"COPY {into} FROM STDIN") as copy:
+        with cursor, cursor.copy(f"COPY {into([*columns, *processed])} FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
     elif dialect.name == "sqlite":
-        if params := list(rows):
-            conn.exec_driver_sql(f"INSERT INTO {into} VALUES ({', '.join('?' * len(names))})", params)
+        # A value every row shares is written into the statement once instead of bound in every row: the driver
+        # binds each `?` of each row, ≈ 0.014 s per shared column per 100,000 rows (an audit write shares ten).
+        literals = {name: _sqlite_literal(value) for name, value in processed.items()}
+        bound = [name for name, literal in literals.items() if literal is None]
+        written = {name: literal for name, literal in literals.items() if literal is not None}
+        if params := list(zip(*lists, *(repeat(processed[name]) for name in bound), strict=False)):
+            slots = ", ".join(["?"] * (len(columns) + len(bound)) + list(written.values()))
+            conn.exec_driver_sql(f"INSERT INTO {into([*columns, *bound, *written])} VALUES ({slots})", params)
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database {dialect.name}")
+
+
+def _sqlite_literal(value: Any) -> str | None:
+    """`value` (as the column's bind processor gives it) as SQLite SQL text that stores exactly what binding it
+    would — NULL, an integer, a string in quotes — or None to bind it (a float, bytes, a string holding NUL, which
+    a statement's text cannot). A literal and a bound value get the same column affinity."""
+    if value is None:
+        return "NULL"
+    if type(value) is int:
+        return int.__repr__(value)
+    if type(value) is str and "\x00" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    return None
 
 
 def insert_ignoring_conflicts(

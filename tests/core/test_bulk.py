@@ -150,3 +150,38 @@ def test_a_bulk_write_on_postgresql_leaves_the_planner_fresh_row_statistics(engi
             "SELECT reltuples FROM pg_class WHERE relname = 'notice' AND relnamespace = current_schema()::regnamespace"
         ).scalar_one()
         assert estimate == BULK_ANALYZE_ROWS
+
+
+def test_values_every_row_shares_are_stored_as_bound_values_are_and_written_once(engine: Engine) -> None:
+    """A bulk insert's shared values (quotes, Chinese, JSON, an enum, a time, a flag, NULL, and on SQLite a NUL,
+    which a statement's text cannot hold) read back exactly as given; on SQLite they are not bound in every row."""
+    from sqlalchemy import event
+
+    from core.bulk import insert_columns
+
+    odd = "O'Brien “三进” '' \\ %s ?" + ("\x00" if engine.dialect.name == "sqlite" else "")
+    shared = {"program_id": None, "kind": "account_reminder", "recipient_type": "institution", "email": odd,
+              "context": {"名称": "沈阳“三进”", "q": "it's"}, "status": NoticeStatus.PENDING, "attempts": 0,
+              "created_at": NOW, "maybe_delivered": True, "subject": "主题 'x'"}
+    bound: list[int] = []
+
+    def widths(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.startswith('INSERT INTO notice') and executemany:
+            bound.append(len(parameters[0]))
+
+    event.listen(engine, "before_cursor_execute", widths)
+    try:
+        with Session(engine) as session:
+            insert_columns(session, table_of(Notice), {"idempotency_key": [f"k:{i}" for i in range(3)],
+                                                        "recipient_name": [f"机构{i}" for i in range(3)]}, shared)
+            session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", widths)
+    with Session(engine) as session:
+        notices = session.execute(select(Notice).order_by(Notice.id)).scalars().all()
+    assert [n.recipient_name for n in notices] == ["机构0", "机构1", "机构2"]
+    for n in notices:
+        assert (n.program_id, n.kind, n.recipient_type, n.email, n.context, n.status, n.attempts, n.created_at,
+                n.maybe_delivered, n.subject) == tuple(shared.values())
+    if engine.dialect.name == "sqlite":
+        assert bound == [3]  # the two per-row columns and the e-mail holding NUL; everything else in the text
