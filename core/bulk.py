@@ -15,7 +15,7 @@ and on PostgreSQL psycopg's executemany, which sends one statement per row (with
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -217,7 +217,11 @@ def insert_columns(session: Session, t: Table, columns: Mapping[str, Sequence[An
     if t.name == "auditevent" and columns and sealing_enabled():
         n = len(next(iter({**columns, **(stored or {})}.values())))
         shared = dict(constants or {})
-        if n >= PRESEAL_ROWS and "program_id" in shared:
+        given = {**columns, **(stored or {})}
+        # One link, so its rows must share what the audit page filters on (see `_alike_runs`): the import's rows do
+        # (constants). Rows that differ go in unsealed, left to the commit.
+        alike = all(name in shared or len(set(given.get(name, ()))) <= 1 for name in LINK_SHARED)
+        if n >= PRESEAL_ROWS and "program_id" in shared and alike:
             per_row = {**{k: list(v) for k, v in columns.items()}, **{k: list(v) for k, v in (stored or {}).items()}}
             _write_sealed(session, chain_of(shared.pop("program_id")), n, per_row, shared, set(stored or ()),
                           program_id=constants["program_id"] if constants else None)
@@ -393,13 +397,43 @@ def write_audit(session: Session, records: Iterable[AuditRecord]) -> int:
         if len(mine) < PRESEAL_ROWS:
             insert_rows(session, AuditEvent, mine)
             continue
-        program_ids = {row["program_id"] for row in mine}
-        columns = {name: [row[name] for row in mine] for name in AUDIT_COLUMNS if name != "program_id"}
-        if len(program_ids) == 1:
-            _write_sealed(session, chain, len(mine), columns, {}, set(), program_id=program_ids.pop())
-        else:  # chain 0 holds rows with program_id 0 and None alike: rare, left to the commit
-            insert_rows(session, AuditEvent, mine)
+        if len({row["program_id"] for row in mine}) != 1:  # chain 0 holds rows with program_id 0 and None alike:
+            insert_rows(session, AuditEvent, mine)  # rare, left to the commit
+            continue
+        loose: list[dict[str, Any]] = []  # rows of short runs, left to the commit in one insert
+        for run in _alike_runs(mine):
+            if len(run) < PRESEAL_ROWS:
+                loose += run
+                continue
+            if loose:
+                insert_rows(session, AuditEvent, loose)  # sealed first by the link's `take_places`: chain order
+                loose = []
+            columns = {name: [row[name] for row in run] for name in AUDIT_COLUMNS if name != "program_id"}
+            _write_sealed(session, chain, len(run), columns, {}, set(), program_id=run[0]["program_id"])
+        if loose:
+            insert_rows(session, AuditEvent, loose)
     return len(rows)
+
+
+LINK_SHARED = ("entity", "actor", "at")  # besides the program (the chain's): what a link's rows all have in common
+
+
+def _alike_runs(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """`rows` cut into runs of consecutive rows with the same entity, actor and instant, in order.
+
+    Why: the audit page's filter indexes leave out a link's rows (migration 0035) and find them through the link's
+    first row, so a link's rows must all match any filter its first row matches, and share its place in the page's
+    (at, id) order. Runs, not groups: the trail keeps the order the records were made in. A run too short to link
+    is sealed by the commit row by row, as any handful of rows.
+    """
+    run: list[dict[str, Any]] = []
+    for row in rows:
+        if run and any(row[name] != run[0][name] for name in LINK_SHARED):
+            yield run
+            run = []
+        run.append(row)
+    if run:
+        yield run
 
 
 def audit_from_select(session: Session, source: Select[Any], *, entity: str, action: str, from_state: str | None,
