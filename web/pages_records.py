@@ -377,18 +377,30 @@ def _linked_rows(session: Session, first_row: list[Any], scope: Any, *, key: tup
     for _, instant in groupby(found, key=lambda r: r[3]):
         if len(rows) >= need:
             break
+        # Links of one instant (a decision's districts, on a fixed clock) whose ids are consecutive hold disjoint id
+        # ranges: read one after another in id order, they stop once the page is full. Otherwise each is read up to
+        # the page's rows and they are merged by id.
+        here = sorted(instant, key=lambda r: r[4], reverse=down)
+        whole = all(last_id - first_id == last_seq - first_seq for _, first_seq, last_seq, _, first_id, last_id in here)
         group: list[AuditEvent] = []
-        for chain, first_seq, last_seq, at, first_id, last_id in instant:
-            members = select(AuditEvent).where(col(AuditEvent.chain) == chain,
-                                                col(AuditEvent.chain_seq).between(first_seq, last_seq))
-            if last_id - first_id == last_seq - first_seq:
-                members = members.where(col(AuditEvent.id).between(first_id, last_id))
+        for chain, first_seq, last_seq, at, first_id, last_id in here:
+            wanted = need - len(rows) - (len(group) if whole else 0)
+            if wanted <= 0:
+                break
+            if key is not None and at == key[0] and (first_id >= key[1] if down else last_id <= key[1]):
+                continue  # wholly on the cursor's other side
+            in_link = col(AuditEvent.chain_seq).between(first_seq, last_seq)
+            if last_id - first_id == last_seq - first_seq:  # by the primary key: the chain hidden from SQLite,
+                members = select(AuditEvent).where(  # whose (chain, chain_seq) range would read the whole link
+                    col(AuditEvent.id).between(first_id, last_id), unindexed(col(AuditEvent.chain)) == chain, in_link)
+            else:
+                members = select(AuditEvent).where(col(AuditEvent.chain) == chain, in_link)
             if scope is not None:
                 members = members.where(scope)
             if key is not None and at == key[0]:
                 members = members.where(col(AuditEvent.id) < key[1] if down else col(AuditEvent.id) > key[1])
             by_id = col(AuditEvent.id).desc() if down else col(AuditEvent.id).asc()
-            group += session.exec(members.order_by(by_id).limit(need)).all()
+            group += session.exec(members.order_by(by_id).limit(wanted)).all()
         group.sort(key=lambda e: int(e.id or 0), reverse=down)
         if boundary is not None:
             group = [e for e in group if ((e.at, int(e.id or 0)) > boundary) == down]
