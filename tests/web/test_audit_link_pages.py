@@ -10,6 +10,8 @@ the filters and wherever a page starts, the page shows exactly the rows, in exac
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, event, insert, null, select, text
 from sqlmodel import Session, col
 from starlette.datastructures import QueryParams
+from starlette.testclient import TestClient
 
 import core.bulk
 from core.audit_chain import verify_chain
@@ -29,7 +32,7 @@ from models.states import Role
 from models.transitions import AuditRecord
 from tasks.trust.scope import audit_scope
 from tests.factories import make_program, shanghai
-from tests.web.conftest import SLUG, World
+from tests.web.conftest import SLUG, World, sign_in
 from web.pages_records import _since_until, audit_page_rows
 from web.pagination import Page, decode_key, encode_key, page_of
 
@@ -259,3 +262,20 @@ def test_postgres_proves_the_partial_index_from_the_page_query(world: World, mon
     assert walks and all("ix_audit_actor_at" in p for p in walks), plans
     linked = [p for s, p in plans if "auditlink" in s]  # a link's rows by their place in the chain
     assert linked and all("ux_audit_chain" in p for p in linked), plans
+
+
+def test_the_export_holds_every_row_of_the_filter_bulk_links_included(world: World, client: TestClient,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The download walks the time index with the filters compared row by row: a link's rows are in it too."""
+    _trail(world, monkeypatch)
+    sign_in(client, "manager")
+    with Session(world.engine) as session:
+        manager = session.execute(select(User).where(User.name == "manager")).scalar_one()
+        for filters in ({"program": SLUG}, {"actor": "system"}, {"entity": "application", "actor": "alice"},
+                        {"program": OTHER, "entity": "application"}):
+            q = {"program": "", "entity": "", "entity_id": "", "actor": "", "since": "", "until": "", **filters}
+            response = client.get("/audit", params={**filters, "format": "csv"})
+            assert response.status_code == 200
+            rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))[1:]
+            expected = _expected(session, manager, q)
+            assert len(rows) == len(expected) and len(expected) > 3, filters
