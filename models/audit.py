@@ -47,7 +47,7 @@ class AuditEvent(SQLModel, table=True):
         # (migration 0035): they leave out a bulk link's rows (format 3, LINK_MARK), which were nearly all of
         # their entries and cost ≈ 0.135 s of CPU per 100,000-row write on SQLite for the three. A link's rows
         # share their program, entity, actor and instant (core/bulk.py), so the page finds them through their
-        # link's first row instead (web/pages_records._linked_rows).
+        # link's first row instead (web/pages_records._linked_keys).
         Index("ix_audit_program_at", "program_id", "at", "id", sqlite_where=text(NOT_LINKED),
               postgresql_where=text(NOT_LINKED)),
         Index("ix_audit_entity_at", "entity", "at", "id", sqlite_where=text(NOT_LINKED),

@@ -257,7 +257,7 @@ def _chunks(engine: Any, query: Any, order: list[Any], key: Any, *, descending: 
 
 def _rows_up_to(session: Session, column: Any, value: Any, cap: int = 20_000) -> int:
     """How many audit rows outside bulk links have `column == value`, counted by its (partial) index and never
-    beyond `cap`: the rows the page walks that index for (a link's rows come by their link, `_linked_rows`)."""
+    beyond `cap`: the rows the page walks that index for (a link's rows come by their link, `_linked_keys`)."""
     probe = (sa_select(literal(1)).select_from(AuditEvent).where(column == value, _not_linked()).limit(cap)
              .subquery())
     return int(session.execute(sa_select(func.count()).select_from(probe)).scalar_one())
@@ -332,35 +332,41 @@ def _filtered_page(session: Session, query: Any, pager: Page, first_row: list[An
     """A filtered page's rows (and the probe row past it), as `seek` over `query` would give them, from two walks.
 
     The filter indexes hold no bulk link's rows (migration 0035), so `query` (the filters, one of them left to its
-    index) walks them for every other row, and `_linked_rows` gives the members of the links whose first row
+    index) walks them for every other row, and `_linked_keys` gives the members of the links whose first row
     matches `first_row`: a link's rows share program, entity, actor and instant (core/bulk.py), so they all match
-    when it does. Each walk stops after the rows the page needs; merged by (at, id) in the reading direction.
+    when it does. Each walk reads keys (at, id) only and stops after the rows the page needs; the keys are merged in
+    the reading direction and only the page's rows are read whole (a gate decision's row carries every decided id in
+    its JSON: reading the other walk's surplus rows whole doubled the program filter's page).
     """
     order = [col(AuditEvent.at), col(AuditEvent.id)]
     skip = 0 if pager.seek else pager.offset  # a shallow page by number skips `offset` rows of the merged walk
     need = skip + pager.per_page + 1
     down = not pager.backwards  # the reading direction: newest first, unless read backwards
-    own = list(session.exec(seek(query.where(_not_linked()), order, pager, descending=True, values=_audit_key)
-                            .offset(None).limit(need)).all())
+    keys = query.where(_not_linked()).with_only_columns(*order)
+    own = [(at, int(i)) for at, i in session.execute(seek(keys, order, pager, descending=True, values=_audit_key)
+                                                       .offset(None).limit(need)).all()]
     cursor = pager.after if pager.after is not None else pager.before
     key = _audit_key(cursor) if cursor is not None else None
-    boundary = (own[-1].at, int(own[-1].id or 0)) if len(own) == need else None
-    linked = _linked_rows(session, first_row, scope, key=key, boundary=boundary, down=down, need=need)
-    merged = sorted(own + linked, key=lambda e: (e.at, int(e.id or 0)), reverse=down)
-    return merged[skip:need]
+    boundary = own[-1] if len(own) == need else None
+    linked = _linked_keys(session, first_row, scope, key=key, boundary=boundary, down=down, need=need)
+    page_keys = sorted(own + linked, reverse=down)[skip:need]
+    ids = [i for _, i in page_keys]
+    whole = {e.id: e for e in session.exec(select(AuditEvent).where(col(AuditEvent.id).in_(ids)))} if ids else {}
+    return [whole[i] for i in ids if i in whole]
 
 
-def _linked_rows(session: Session, first_row: list[Any], scope: Any, *, key: tuple[Any, ...] | None,
-                 boundary: tuple[Any, ...] | None, down: bool, need: int) -> list[AuditEvent]:
-    """Up to `need` rows of the bulk links whose first row matches `first_row`, in the reading order (`down`:
-    newest first) after `key` and before `boundary` (the other walk's last row, when it filled the page).
+def _linked_keys(session: Session, first_row: list[Any], scope: Any, *, key: tuple[Any, ...] | None,
+                 boundary: tuple[Any, ...] | None, down: bool, need: int) -> list[tuple[Any, int]]:
+    """The keys (at, id) of up to `need` rows of the bulk links whose first row matches `first_row`, in the reading
+    order (`down`: newest first) after `key` and before `boundary` (the other walk's last row, when it filled the
+    page).
 
     Links are few (one per bulk write). They are found from `auditlink`, each first and last row probed by
     ux_audit_chain (the link's chain hidden from SQLite, so that it does not walk the audit rows probing links
     instead), newest first. A link's rows share one instant, so within it (at, id) order is id order: its ids are
     read by the primary key from the key on, limited to what the page needs — the link's id range when its ids are
     consecutive (they are as written: `_audit_from_select_sealed`, `take_places`), else its chain range, sorted.
-    Links of one instant are merged by id; the walk stops at an instant once the rows before it fill the page.
+    The walk stops at an instant once the rows before it fill the page.
     """
     link = AuditLink.__table__  # type: ignore[attr-defined]
     first, last = AuditEvent.__table__, aliased(AuditEvent.__table__)  # type: ignore[attr-defined]
@@ -373,8 +379,8 @@ def _linked_rows(session: Session, first_row: list[Any], scope: Any, *, key: tup
     if boundary is not None:
         links = links.where(first.c.at >= boundary[0] if down else first.c.at <= boundary[0])
     found = sorted(session.execute(links).all(), key=lambda r: (r[3], r[4]), reverse=down)
-    rows: list[AuditEvent] = []
-    for _, instant in groupby(found, key=lambda r: r[3]):
+    rows: list[tuple[Any, int]] = []
+    for at, instant in groupby(found, key=lambda r: r[3]):
         if len(rows) >= need:
             break
         # Links of one instant (a decision's districts, on a fixed clock) whose ids are consecutive hold disjoint id
@@ -382,29 +388,30 @@ def _linked_rows(session: Session, first_row: list[Any], scope: Any, *, key: tup
         # the page's rows and they are merged by id.
         here = sorted(instant, key=lambda r: r[4], reverse=down)
         whole = all(last_id - first_id == last_seq - first_seq for _, first_seq, last_seq, _, first_id, last_id in here)
-        group: list[AuditEvent] = []
-        for chain, first_seq, last_seq, at, first_id, last_id in here:
+        group: list[int] = []
+        for chain, first_seq, last_seq, _, first_id, last_id in here:
             wanted = need - len(rows) - (len(group) if whole else 0)
             if wanted <= 0:
                 break
             if key is not None and at == key[0] and (first_id >= key[1] if down else last_id <= key[1]):
                 continue  # wholly on the cursor's other side
             in_link = col(AuditEvent.chain_seq).between(first_seq, last_seq)
+            members = sa_select(col(AuditEvent.id))
             if last_id - first_id == last_seq - first_seq:  # by the primary key: the chain hidden from SQLite,
-                members = select(AuditEvent).where(  # whose (chain, chain_seq) range would read the whole link
+                members = members.where(  # whose (chain, chain_seq) range would read the whole link
                     col(AuditEvent.id).between(first_id, last_id), unindexed(col(AuditEvent.chain)) == chain, in_link)
             else:
-                members = select(AuditEvent).where(col(AuditEvent.chain) == chain, in_link)
+                members = members.where(col(AuditEvent.chain) == chain, in_link)
             if scope is not None:
                 members = members.where(scope)
             if key is not None and at == key[0]:
                 members = members.where(col(AuditEvent.id) < key[1] if down else col(AuditEvent.id) > key[1])
             by_id = col(AuditEvent.id).desc() if down else col(AuditEvent.id).asc()
-            group += session.exec(members.order_by(by_id).limit(wanted)).all()
-        group.sort(key=lambda e: int(e.id or 0), reverse=down)
+            group += [int(i) for i in session.execute(members.order_by(by_id).limit(wanted)).scalars()]
+        keyed = [(at, i) for i in sorted(group, reverse=down)]
         if boundary is not None:
-            group = [e for e in group if ((e.at, int(e.id or 0)) > boundary) == down]
-        rows += group
+            keyed = [k for k in keyed if (k > boundary) == down]
+        rows += keyed
     return rows[:need]
 
 
