@@ -166,7 +166,8 @@ def test_the_trail_with_links_of_one_instant_still_verifies(world: World, monkey
 def test_a_bulk_write_links_only_rows_of_one_entity_actor_and_instant(world: World,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """`write_audit` with records that differ in entity, actor or instant links each run of alike records on its
-    own; a run too short to link is left to the commit. A link's first row then stands for all its rows."""
+    own; a run too short to link is left to the commit, and many such rows together get a hash each as they are
+    written (not one link: the page finds a link's rows through its first row, which must stand for them all)."""
     monkeypatch.setattr(core.bulk, "PRESEAL_ROWS", 3)
     pid, apps = world.program.id, world.apps
     with Session(world.engine) as session:
@@ -174,7 +175,11 @@ def test_a_bulk_write_links_only_rows_of_one_entity_actor_and_instant(world: Wor
             *[_record(pid, "application", apps[i % len(apps)], "alice", SHARED) for i in range(4)],
             _record(pid, "application", apps[0], "bob", SHARED),  # another actor: a run of one, not linked
             *[_record(pid, "gate", i, "bob", SHARED) for i in range(3)],
-            *[_record(pid, "gate", i, "bob", SHARED + timedelta(seconds=1)) for i in range(3)]])
+            *[_record(pid, "gate", i, "bob", SHARED + timedelta(seconds=1)) for i in range(3)],
+            *[_record(pid, "gate", i, "bob", SHARED + timedelta(seconds=2 + i)) for i in range(4)]])  # a clock per record
+        hashed = session.execute(select(col(AuditEvent.chain_hash)).where(AuditEvent.chain == pid).order_by(
+            col(AuditEvent.chain_seq).desc()).limit(4)).scalars().all()
+        assert all(h is not None and len(h) == 64 for h in hashed)  # sealed as written, a hash each (format 1)
         session.commit()
         links = session.execute(select(AuditLink).where(AuditLink.chain == pid).order_by(
             col(AuditLink.first_seq))).scalars().all()
@@ -186,7 +191,7 @@ def test_a_bulk_write_links_only_rows_of_one_entity_actor_and_instant(world: Wor
             assert len(set(members)) == 1, members
         ordered = session.execute(select(AuditEvent.actor, AuditEvent.entity).order_by(col(AuditEvent.chain_seq))
                                   .where(AuditEvent.chain == pid)).all()
-        assert [a for a, _ in ordered[-11:]] == ["alice"] * 4 + ["bob"] * 7  # the chain keeps the records' order
+        assert [a for a, _ in ordered[-15:]] == ["alice"] * 4 + ["bob"] * 11  # the chain keeps the records' order
         with world.engine.connect() as conn:
             assert verify_chain(conn).broken is None
 
