@@ -299,7 +299,10 @@ def audit_page_rows(session: Session, user: User, q: dict[str, str], pager: Page
     for condition in _since_until(q, col(AuditEvent.at)):
         query = query.where(condition)
     if given and not q["entity_id"]:  # the filter indexes leave out bulk links' rows: those come by their link
-        return _filtered_page(session, query, pager, _audit_filters(q, ids, scope=None, hide=True), mine)
+        # Each row of a link is checked too (its scope; and the filters, which a link written before migration
+        # 0035 by `write_audit` may not share with its first row).
+        each_row = _audit_filters({**q, "since": "", "until": ""}, ids, scope=mine, hide=True)
+        return _filtered_page(session, query, pager, _audit_filters(q, ids, scope=None, hide=True), each_row)
     order = [col(AuditEvent.at), col(AuditEvent.id)]
     return list(session.exec(seek(query, order, pager, descending=True, values=_audit_key)).all())
 
@@ -328,7 +331,8 @@ def _audit_filters(q: dict[str, str], ids: list[int], *, scope: Any, hide: bool)
     return where + _since_until(q, col(AuditEvent.at))
 
 
-def _filtered_page(session: Session, query: Any, pager: Page, first_row: list[Any], scope: Any) -> list[AuditEvent]:
+def _filtered_page(session: Session, query: Any, pager: Page, first_row: list[Any], each_row: list[Any]
+                   ) -> list[AuditEvent]:
     """A filtered page's rows (and the probe row past it), as `seek` over `query` would give them, from two walks.
 
     The filter indexes hold no bulk link's rows (migration 0035), so `query` (the filters, one of them left to its
@@ -348,18 +352,18 @@ def _filtered_page(session: Session, query: Any, pager: Page, first_row: list[An
     cursor = pager.after if pager.after is not None else pager.before
     key = _audit_key(cursor) if cursor is not None else None
     boundary = own[-1] if len(own) == need else None
-    linked = _linked_keys(session, first_row, scope, key=key, boundary=boundary, down=down, need=need)
+    linked = _linked_keys(session, first_row, each_row, key=key, boundary=boundary, down=down, need=need)
     page_keys = sorted(own + linked, reverse=down)[skip:need]
     ids = [i for _, i in page_keys]
     whole = {e.id: e for e in session.exec(select(AuditEvent).where(col(AuditEvent.id).in_(ids)))} if ids else {}
     return [whole[i] for i in ids if i in whole]
 
 
-def _linked_keys(session: Session, first_row: list[Any], scope: Any, *, key: tuple[Any, ...] | None,
+def _linked_keys(session: Session, first_row: list[Any], each_row: list[Any], *, key: tuple[Any, ...] | None,
                  boundary: tuple[Any, ...] | None, down: bool, need: int) -> list[tuple[Any, int]]:
-    """The keys (at, id) of up to `need` rows of the bulk links whose first row matches `first_row`, in the reading
-    order (`down`: newest first) after `key` and before `boundary` (the other walk's last row, when it filled the
-    page).
+    """The keys (at, id) of up to `need` rows (each matching `each_row`) of the bulk links whose first row matches
+    `first_row`, in the reading order (`down`: newest first) after `key` and before `boundary` (the other walk's
+    last row, when it filled the page).
 
     Links are few (one per bulk write). They are found from `auditlink`, each first and last row probed by
     ux_audit_chain (the link's chain hidden from SQLite, so that it does not walk the audit rows probing links
@@ -402,8 +406,7 @@ def _linked_keys(session: Session, first_row: list[Any], scope: Any, *, key: tup
                     col(AuditEvent.id).between(first_id, last_id), unindexed(col(AuditEvent.chain)) == chain, in_link)
             else:
                 members = members.where(col(AuditEvent.chain) == chain, in_link)
-            if scope is not None:
-                members = members.where(scope)
+            members = members.where(*each_row)
             if key is not None and at == key[0]:
                 members = members.where(col(AuditEvent.id) < key[1] if down else col(AuditEvent.id) > key[1])
             by_id = col(AuditEvent.id).desc() if down else col(AuditEvent.id).asc()
