@@ -15,7 +15,7 @@ and on PostgreSQL psycopg's executemany, which sends one statement per row (with
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -59,6 +59,7 @@ from models.audit import (
     AuditLink,
     Same,
     audit_row,
+    chain_links,
     chain_of,
     link_seals,
 )
@@ -217,7 +218,11 @@ def insert_columns(session: Session, t: Table, columns: Mapping[str, Sequence[An
     if t.name == "auditevent" and columns and sealing_enabled():
         n = len(next(iter({**columns, **(stored or {})}.values())))
         shared = dict(constants or {})
-        if n >= PRESEAL_ROWS and "program_id" in shared:
+        given = {**columns, **(stored or {})}
+        # One link, so its rows must share what the audit page filters on (see `_alike_runs`): the import's rows do
+        # (constants). Rows that differ go in unsealed, left to the commit.
+        alike = all(name in shared or len(set(given.get(name, ()))) <= 1 for name in LINK_SHARED)
+        if n >= PRESEAL_ROWS and "program_id" in shared and alike:
             per_row = {**{k: list(v) for k, v in columns.items()}, **{k: list(v) for k, v in (stored or {}).items()}}
             _write_sealed(session, chain_of(shared.pop("program_id")), n, per_row, shared, set(stored or ()),
                           program_id=constants["program_id"] if constants else None)
@@ -356,11 +361,13 @@ _STORED_AS_IS = {type(None), str, int}  # values a column stores and the hash co
 
 
 def _write_sealed(session: Session, chain: int, n: int, per_row: dict[str, list[Any]], shared: Mapping[str, Any],
-                  stored: set[str], *, program_id: int | None) -> None:
+                  stored: set[str], *, program_id: int | None, linked: bool = True) -> None:
     """Insert `n` audit rows of one chain already sealed: places, ids and hashes computed before the insert.
 
     `per_row` columns in `stored` are already the stored values (the JSON text of `data`); every other value
     goes through `audit_forms`, once per distinct shared value. `shared` holds the values every row has.
+    `linked`: one format-3 link (the rows must share entity, actor and instant, see `_alike_runs`); otherwise a
+    format-1 hash per row (`chain_links`), for rows too unlike to link and too many to leave to the commit.
     """
     conn = session.connection()
     dialect = conn.dialect
@@ -393,10 +400,15 @@ def _write_sealed(session: Session, chain: int, n: int, per_row: dict[str, list[
         hashed[name] = Same(as_hashed)
     places = take_places(conn, chain, n)
     hashed["id"] = places.ids
-    # Format 3, as `_audit_from_select_sealed`: the rows go in with their places and no hash, their link row after.
-    link, locators = link_seals(places.previous, places.after_seq + 1, [hashed[c] for c in CONTENT_COLUMNS])
     insert_values.update(id=places.ids, chain=[chain] * n, chain_seq=list(range(places.after_seq + 1,
                                                                                   places.after_seq + n + 1)))
+    if not linked:  # format 1: each row's own hash, no link row
+        hashes = chain_links(places.previous, places.after_seq, [hashed[c] for c in CONTENT_COLUMNS])
+        _insert_columns(session, AUDIT_TABLE, {}, stored={**insert_values, "chain_hash": hashes}, sealed=True)
+        advance_head(conn, chain, places.after_seq + n, hashes[-1])
+        return
+    # Format 3, as `_audit_from_select_sealed`: the rows go in with their places and no hash, their link row after.
+    link, locators = link_seals(places.previous, places.after_seq + 1, [hashed[c] for c in CONTENT_COLUMNS])
     _insert_columns(session, AUDIT_TABLE, {}, stored=insert_values, sealed=True)
     conn.execute(insert(LINK_TABLE).values(chain=chain, first_seq=places.after_seq + 1,
                                            last_seq=places.after_seq + n, hash=link, locators=locators))
@@ -415,13 +427,48 @@ def write_audit(session: Session, records: Iterable[AuditRecord]) -> int:
         if len(mine) < PRESEAL_ROWS:
             insert_rows(session, AuditEvent, mine)
             continue
-        program_ids = {row["program_id"] for row in mine}
-        columns = {name: [row[name] for row in mine] for name in AUDIT_COLUMNS if name != "program_id"}
-        if len(program_ids) == 1:
-            _write_sealed(session, chain, len(mine), columns, {}, set(), program_id=program_ids.pop())
-        else:  # chain 0 holds rows with program_id 0 and None alike: rare, left to the commit
-            insert_rows(session, AuditEvent, mine)
+        if len({row["program_id"] for row in mine}) != 1:  # chain 0 holds rows with program_id 0 and None alike:
+            insert_rows(session, AuditEvent, mine)  # rare, left to the commit
+            continue
+        loose: list[dict[str, Any]] = []  # consecutive rows of short runs, written together
+        for run in [*_alike_runs(mine), []]:  # the empty run writes the last loose rows
+            if run and len(run) < PRESEAL_ROWS:
+                loose += run
+                continue
+            if len(loose) >= PRESEAL_ROWS:  # e.g. a clock read per record: a hash each, as written
+                _write_sealed(session, chain, len(loose), _audit_columns(loose), {}, set(),
+                              program_id=loose[0]["program_id"], linked=False)
+            elif loose:  # a handful: left to the commit, or sealed by the next link's `take_places` (chain order)
+                insert_rows(session, AuditEvent, loose)
+            loose = []
+            if run:
+                _write_sealed(session, chain, len(run), _audit_columns(run), {}, set(), program_id=run[0]["program_id"])
     return len(rows)
+
+
+def _audit_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in AUDIT_COLUMNS if name != "program_id"}
+
+
+LINK_SHARED = ("entity", "actor", "at")  # besides the program (the chain's): what a link's rows all have in common
+
+
+def _alike_runs(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """`rows` cut into runs of consecutive rows with the same entity, actor and instant, in order.
+
+    Why: the audit page's filter indexes leave out a link's rows (migration 0035) and find them through the link's
+    first row, so a link's rows must all match any filter its first row matches, and share its place in the page's
+    (at, id) order. Runs, not groups: the trail keeps the order the records were made in. Runs too short to link are
+    sealed row by row (format 1): as they are written when they make many rows together, else by the commit.
+    """
+    run: list[dict[str, Any]] = []
+    for row in rows:
+        if run and any(row[name] != run[0][name] for name in LINK_SHARED):
+            yield run
+            run = []
+        run.append(row)
+    if run:
+        yield run
 
 
 def audit_from_select(session: Session, source: Select[Any], *, entity: str, action: str, from_state: str | None,

@@ -212,3 +212,33 @@ def test_one_entitys_audit_history_has_a_narrow_index_and_the_downgrade_restores
     assert entity_indexes() == {"ix_audit_entity_id_at": ["entity", "entity_id", "at", "id"]}
     upgrade(empty_engine)
     assert entity_indexes() == {"ix_audit_entity_id": ["entity_id", "entity"]}
+
+
+def test_the_audit_filter_indexes_leave_out_link_rows_and_the_downgrade_restores_them_whole(empty_engine):
+    """Migration 0035: (program, at, id), (entity, at, id) and (actor, at, id) hold no bulk link's rows (their
+    entries were most of every 100,000-row audit write's index cost); the downgrade puts the full indexes back."""
+    from alembic import command
+
+    names = ("ix_audit_program_at", "ix_audit_entity_at", "ix_audit_actor_at")
+
+    def predicates() -> dict[str, str]:
+        with empty_engine.connect() as conn:
+            if empty_engine.dialect.name == "sqlite":
+                rows = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index'")).all()
+            else:
+                rows = conn.execute(text("SELECT indexname, indexdef FROM pg_indexes "
+                                         "WHERE schemaname = current_schema()")).all()
+        defs = {str(n): str(s) for n, s in rows if n in names}
+        assert set(defs) == set(names), defs
+        return {n: d.split(" WHERE ", 1)[1].replace("(", "").replace(")", "").lower() if " WHERE " in d else ""
+                for n, d in defs.items()}
+
+    upgrade(empty_engine)
+    assert set(predicates().values()) == {"chain_hash is not null or chain_seq is null"}
+    cfg = alembic_config(empty_engine)
+    with empty_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0034_audit_entity_index")
+    assert set(predicates().values()) == {""}
+    upgrade(empty_engine)
+    assert set(predicates().values()) == {"chain_hash is not null or chain_seq is null"}

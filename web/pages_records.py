@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from itertools import groupby
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import func, literal, or_
+from sqlalchemy import and_, func, literal, or_
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -17,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from core.sql_hints import HINTED, unindexed
-from models.audit import AuditEvent
+from models.audit import AuditEvent, AuditLink
 from models.catalog import ListEntry, ListVersion
 from models.clock import SHANGHAI
 from models.labels import (
@@ -254,9 +256,166 @@ def _chunks(engine: Any, query: Any, order: list[Any], key: Any, *, descending: 
 
 
 def _rows_up_to(session: Session, column: Any, value: Any, cap: int = 20_000) -> int:
-    """How many audit rows have `column == value`, counted by its index and never beyond `cap`."""
-    probe = sa_select(literal(1)).select_from(AuditEvent).where(column == value).limit(cap).subquery()
+    """How many audit rows outside bulk links have `column == value`, counted by its (partial) index and never
+    beyond `cap`: the rows the page walks that index for (a link's rows come by their link, `_linked_keys`)."""
+    probe = (sa_select(literal(1)).select_from(AuditEvent).where(column == value, _not_linked()).limit(cap)
+             .subquery())
     return int(session.execute(sa_select(func.count()).select_from(probe)).scalar_one())
+
+
+def audit_page_rows(session: Session, user: User, q: dict[str, str], pager: Page) -> list[AuditEvent]:
+    """The audit page's rows for filters `q` (the actor as its login) in the reader's scope: the page's rows in the
+    reading direction and the probe row past them, as `seek` gives them (web/keyset.py)."""
+    query = select(AuditEvent)
+    if (mine := audit_scope(user)) is not None:  # a district reviewer: its districts' rows and its own
+        query = query.where(mine)
+    program_id, entity, actor = col(AuditEvent.program_id), col(AuditEvent.entity), col(AuditEvent.actor)
+    # Newest first is a walk down one index in (at, id) order that stops at the page: the time index,
+    # or (migration 0018) the (program, at, id), (entity, at, id) or (user, at, id) one. On SQLite one
+    # filter is left to its index, the one with the fewest rows (probed by index up to a cap); the others
+    # are hidden from it (core/sql_hints.unindexed), so SQLite (no statistics) does not fetch every row
+    # of another index and sort them (160–250 ms at 200,000 rows for a page of 50). PostgreSQL chooses by
+    # its statistics, so it is neither probed nor hinted (hinted, it sorted the filtered rows: 111 ms).
+    ids = _program_ids(session, q["program"]) if q["program"] else []
+    given: list[tuple[Any, Any]] = [(c, v) for c, v in ((actor, q["actor"]), (entity, q["entity"])) if v]
+    if q["program"]:
+        given.append((program_id, next(iter(ids), -1)))  # -1: no such program, nothing matches
+    choose = not q["entity_id"] and session.get_bind().dialect.name in HINTED
+    chosen = min(given, key=lambda cv: _rows_up_to(session, *cv), default=(None,))[0] if choose else None
+
+    def filtered(column: Any) -> Any:  # plain on PostgreSQL whatever was chosen
+        return column if column is chosen else unindexed(column)
+
+    if q["program"]:
+        query = query.where(filtered(program_id) == next(iter(ids), -1))
+    if q["entity"]:
+        query = query.where(filtered(entity) == q["entity"])
+    if q["entity_id"]:  # one entity's history: its own index (entity_id, entity), its few rows sorted after
+        # (migration 0034). Every other filter is hidden from SQLite then (nothing is chosen above): walking
+        # (entity, at, id) in the page's order would skip the sort but read every row of that entity kind.
+        query = query.where(col(AuditEvent.entity_id) == q["entity_id"])
+    if q["actor"]:
+        query = query.where(filtered(actor) == q["actor"])
+    for condition in _since_until(q, col(AuditEvent.at)):
+        query = query.where(condition)
+    if given and not q["entity_id"]:  # the filter indexes leave out bulk links' rows: those come by their link
+        # Each row of a link is checked too (its scope; and the filters, which a link written before migration
+        # 0035 by `write_audit` may not share with its first row).
+        each_row = _audit_filters({**q, "since": "", "until": ""}, ids, scope=mine, hide=True)
+        return _filtered_page(session, query, pager, _audit_filters(q, ids, scope=None, hide=True), each_row)
+    order = [col(AuditEvent.at), col(AuditEvent.id)]
+    return list(session.exec(seek(query, order, pager, descending=True, values=_audit_key)).all())
+
+
+def _not_linked() -> Any:
+    """The filter indexes' predicate (models/audit.NOT_LINKED) as a term of a query's WHERE: SQLite uses a partial
+    index only for a query that holds it so; PostgreSQL proves it implied either way."""
+    return or_(col(AuditEvent.chain_hash).is_not(None), col(AuditEvent.chain_seq).is_(None))
+
+
+def _audit_filters(q: dict[str, str], ids: list[int], *, scope: Any, hide: bool) -> list[Any]:
+    """The page's filters on an audit row; `hide`: every column hidden from SQLite's index choice
+    (core/sql_hints.unindexed), so that it reaches the rows by another way (the time index, a link)."""
+    def plain(column: Any) -> Any:
+        return unindexed(column) if hide else column
+
+    where: list[Any] = [] if scope is None else [scope]
+    if q["program"]:
+        where.append(plain(col(AuditEvent.program_id)) == next(iter(ids), -1))
+    if q["entity"]:
+        where.append(plain(col(AuditEvent.entity)) == q["entity"])
+    if q["entity_id"]:
+        where.append(col(AuditEvent.entity_id) == q["entity_id"])
+    if q["actor"]:
+        where.append(plain(col(AuditEvent.actor)) == q["actor"])
+    return where + _since_until(q, col(AuditEvent.at))
+
+
+def _filtered_page(session: Session, query: Any, pager: Page, first_row: list[Any], each_row: list[Any]
+                   ) -> list[AuditEvent]:
+    """A filtered page's rows (and the probe row past it), as `seek` over `query` would give them, from two walks.
+
+    The filter indexes hold no bulk link's rows (migration 0035), so `query` (the filters, one of them left to its
+    index) walks them for every other row, and `_linked_keys` gives the members of the links whose first row
+    matches `first_row`: a link's rows share program, entity, actor and instant (core/bulk.py), so they all match
+    when it does. Each walk reads keys (at, id) only and stops after the rows the page needs; the keys are merged in
+    the reading direction and only the page's rows are read whole (a gate decision's row carries every decided id in
+    its JSON: reading the other walk's surplus rows whole doubled the program filter's page).
+    """
+    order = [col(AuditEvent.at), col(AuditEvent.id)]
+    skip = 0 if pager.seek else pager.offset  # a shallow page by number skips `offset` rows of the merged walk
+    need = skip + pager.per_page + 1
+    down = not pager.backwards  # the reading direction: newest first, unless read backwards
+    keys = query.where(_not_linked()).with_only_columns(*order)
+    own = [(at, int(i)) for at, i in session.execute(seek(keys, order, pager, descending=True, values=_audit_key)
+                                                       .offset(None).limit(need)).all()]
+    cursor = pager.after if pager.after is not None else pager.before
+    key = _audit_key(cursor) if cursor is not None else None
+    boundary = own[-1] if len(own) == need else None
+    linked = _linked_keys(session, first_row, each_row, key=key, boundary=boundary, down=down, need=need)
+    page_keys = sorted(own + linked, reverse=down)[skip:need]
+    ids = [i for _, i in page_keys]
+    whole = {e.id: e for e in session.exec(select(AuditEvent).where(col(AuditEvent.id).in_(ids)))} if ids else {}
+    return [whole[i] for i in ids if i in whole]
+
+
+def _linked_keys(session: Session, first_row: list[Any], each_row: list[Any], *, key: tuple[Any, ...] | None,
+                 boundary: tuple[Any, ...] | None, down: bool, need: int) -> list[tuple[Any, int]]:
+    """The keys (at, id) of up to `need` rows (each matching `each_row`) of the bulk links whose first row matches
+    `first_row`, in the reading order (`down`: newest first) after `key` and before `boundary` (the other walk's
+    last row, when it filled the page).
+
+    Links are few (one per bulk write). They are found from `auditlink`, each first and last row probed by
+    ux_audit_chain (the link's chain hidden from SQLite, so that it does not walk the audit rows probing links
+    instead), newest first. A link's rows share one instant, so within it (at, id) order is id order: its ids are
+    read by the primary key from the key on, limited to what the page needs — the link's id range when its ids are
+    consecutive (they are as written: `_audit_from_select_sealed`, `take_places`), else its chain range, sorted.
+    The walk stops at an instant once the rows before it fill the page.
+    """
+    link = AuditLink.__table__  # type: ignore[attr-defined]
+    first, last = AuditEvent.__table__, aliased(AuditEvent.__table__)  # type: ignore[attr-defined]
+    links = (sa_select(link.c.chain, link.c.first_seq, link.c.last_seq, first.c.at, first.c.id, last.c.id)
+             .join(first, and_(first.c.chain == unindexed(link.c.chain), first.c.chain_seq == link.c.first_seq))
+             .join(last, and_(last.c.chain == unindexed(link.c.chain), last.c.chain_seq == link.c.last_seq))
+             .where(*first_row))
+    if key is not None:
+        links = links.where(first.c.at <= key[0] if down else first.c.at >= key[0])
+    if boundary is not None:
+        links = links.where(first.c.at >= boundary[0] if down else first.c.at <= boundary[0])
+    found = sorted(session.execute(links).all(), key=lambda r: (r[3], r[4]), reverse=down)
+    rows: list[tuple[Any, int]] = []
+    for at, instant in groupby(found, key=lambda r: r[3]):
+        if len(rows) >= need:
+            break
+        # Links of one instant (a decision's districts, on a fixed clock) whose ids are consecutive hold disjoint id
+        # ranges: read one after another in id order, they stop once the page is full. Otherwise each is read up to
+        # the page's rows and they are merged by id.
+        here = sorted(instant, key=lambda r: r[4], reverse=down)
+        whole = all(last_id - first_id == last_seq - first_seq for _, first_seq, last_seq, _, first_id, last_id in here)
+        group: list[int] = []
+        for chain, first_seq, last_seq, _, first_id, last_id in here:
+            wanted = need - len(rows) - (len(group) if whole else 0)
+            if wanted <= 0:
+                break
+            if key is not None and at == key[0] and (first_id >= key[1] if down else last_id <= key[1]):
+                continue  # wholly on the cursor's other side
+            in_link = col(AuditEvent.chain_seq).between(first_seq, last_seq)
+            members = sa_select(col(AuditEvent.id))
+            if last_id - first_id == last_seq - first_seq:  # by the primary key: the chain hidden from SQLite,
+                members = members.where(  # whose (chain, chain_seq) range would read the whole link
+                    col(AuditEvent.id).between(first_id, last_id), unindexed(col(AuditEvent.chain)) == chain, in_link)
+            else:
+                members = members.where(col(AuditEvent.chain) == chain, in_link)
+            members = members.where(*each_row)
+            if key is not None and at == key[0]:
+                members = members.where(col(AuditEvent.id) < key[1] if down else col(AuditEvent.id) > key[1])
+            by_id = col(AuditEvent.id).desc() if down else col(AuditEvent.id).asc()
+            group += [int(i) for i in session.execute(members.order_by(by_id).limit(wanted)).scalars()]
+        keyed = [(at, i) for i in sorted(group, reverse=down)]
+        if boundary is not None:
+            keyed = [k for k in keyed if (k > boundary) == down]
+        rows += keyed
+    return rows[:need]
 
 
 def _audit_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -292,48 +451,21 @@ def audit(request: Request) -> Response:
         if q["actor"]:  # staff type the name they read (李审核), the trail keeps the login
             q["actor"] = session.exec(select(User.name).where(
                 or_(col(User.name) == q["actor"], col(User.display_name) == q["actor"]))).first() or q["actor"]
-        query = select(AuditEvent)
-        if (mine := audit_scope(user)) is not None:  # a district reviewer: its districts' rows and its own
-            query = query.where(mine)
-        program_id, entity, actor = col(AuditEvent.program_id), col(AuditEvent.entity), col(AuditEvent.actor)
-        # Newest first is a walk down one index in (at, id) order that stops at the page: the time index,
-        # or (migration 0018) the (program, at, id), (entity, at, id) or (user, at, id) one. On SQLite one
-        # filter is left to its index, the one with the fewest rows (probed by index up to a cap); the others
-        # are hidden from it (core/sql_hints.unindexed), so SQLite (no statistics) does not fetch every row
-        # of another index and sort them (160–250 ms at 200,000 rows for a page of 50). PostgreSQL chooses by
-        # its statistics, so it is neither probed nor hinted (hinted, it sorted the filtered rows: 111 ms).
-        ids = _program_ids(session, q["program"]) if q["program"] else []
-        given: list[tuple[Any, Any]] = [(c, v) for c, v in ((actor, q["actor"]), (entity, q["entity"])) if v]
-        if len(ids) == 1:
-            given.append((program_id, ids[0]))
-        choose = not q["entity_id"] and ctx.engine.dialect.name in HINTED
-        chosen = min(given, key=lambda cv: _rows_up_to(session, *cv), default=(None,))[0] if choose else None
-
-        def filtered(column: Any) -> Any:  # plain on PostgreSQL whatever was chosen
-            return column if column is chosen else unindexed(column)
-
-        if q["program"]:
-            query = query.where(filtered(program_id) == next(iter(ids), -1))
-        if q["entity"]:
-            query = query.where(filtered(entity) == q["entity"])
-        if q["entity_id"]:  # one entity's history: its own index (entity_id, entity), its few rows sorted after
-            # (migration 0034). Every other filter is hidden from SQLite then (nothing is chosen above): walking
-            # (entity, at, id) in the page's order would skip the sort but read every row of that entity kind.
-            query = query.where(col(AuditEvent.entity_id) == q["entity_id"])
-        if q["actor"]:
-            query = query.where(filtered(actor) == q["actor"])
-        for condition in _since_until(q, col(AuditEvent.at)):
-            query = query.where(condition)
         order = [col(AuditEvent.at), col(AuditEvent.id)]
         if fmt := export_format(request):  # every row of the filter, streamed a chunk (read by key) at a time
             def cells(chunk: list[AuditEvent]) -> list[tuple[str, ...]]:
                 with Session(ctx.engine) as names_session:
                     return [r.cells() for r in _audit_rows(names_session, chunk)]
 
+            # The filter indexes hold no bulk link's rows (migration 0035): an export, which reads every row of
+            # the filter anyway, walks the time index (or one entity's) and compares the filters as it goes.
+            ids = _program_ids(session, q["program"]) if q["program"] else []
+            exported = select(AuditEvent).where(*_audit_filters(q, ids, scope=audit_scope(user), hide=True))
             return stream(fmt, "审计日志", "审计日志", AUDIT_COLUMNS,
-                          (cells(chunk) for chunk in _chunks(ctx.engine, query, order, lambda e: (e.at, int(e.id or 0)),
-                                                             descending=True)), ctx.clock.today())
-        fetched = session.exec(seek(query, order, pager, descending=True, values=_audit_key)).all()
+                          (cells(chunk) for chunk in _chunks(ctx.engine, exported, order,
+                                                             lambda e: (e.at, int(e.id or 0)), descending=True)),
+                          ctx.clock.today())
+        fetched = audit_page_rows(session, user, q, pager)
         events = in_order(fetched, pager)
         pager = pager.keyed([(e.at.isoformat(), int(e.id or 0)) for e in events], len(fetched))
         rows = _audit_rows(session, events)
