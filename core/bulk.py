@@ -232,7 +232,8 @@ def insert_columns(session: Session, t: Table, columns: Mapping[str, Sequence[An
 
 def _insert_columns(session: Session, t: Table, columns: Mapping[str, Sequence[Any]],
                     constants: Mapping[str, Any] | None = None, *, stored: Mapping[str, Sequence[Any]] | None = None,
-                    sealed: bool = False) -> None:
+                    stored_constants: Mapping[str, Any] | None = None, sealed: bool = False) -> None:
+    """`stored_constants`: values every row shares that are already what the database stores (as `stored`)."""
     columns = {**columns, **(stored or {})}
     raw = set(stored or ())
     if not columns:
@@ -242,9 +243,11 @@ def _insert_columns(session: Session, t: Table, columns: Mapping[str, Sequence[A
         mark_audit_written(conn)  # COPY and raw SQL: no statement event sees them
     dialect = conn.dialect
     shared = dict(constants or {})
+    fixed = dict(stored_constants or {})
     for c in t.columns:
         default = c.default
-        if c.name not in columns and c.name not in shared and isinstance(default, ColumnDefault) and default.is_scalar:
+        if (c.name not in columns and c.name not in shared and c.name not in fixed and isinstance(default, ColumnDefault)
+                and default.is_scalar):
             shared[c.name] = default.arg
 
     def processor(name: str) -> Callable[[Any], Any] | None:
@@ -259,6 +262,7 @@ def _insert_columns(session: Session, t: Table, columns: Mapping[str, Sequence[A
     for name, value in shared.items():
         process = processor(name)
         processed[name] = process(value) if process is not None else value
+    processed.update(fixed)
     prep = dialect.identifier_preparer
 
     def into(names: Iterable[str]) -> str:
@@ -394,22 +398,22 @@ def _write_sealed(session: Session, chain: int, n: int, per_row: dict[str, list[
             forms.append(memo[key])
         insert_values[name] = [f[0] for f in forms]
         hashed[name] = [f[1] for f in forms]
+    fixed: dict[str, Any] = {"chain": chain}  # what every row stores alike: written once, not per row (SQLite)
     for name, value in shared.items():
-        inserted, as_hashed = audit_forms(dialect.name, processors, name, value)
-        insert_values[name] = [inserted] * n
+        fixed[name], as_hashed = audit_forms(dialect.name, processors, name, value)
         hashed[name] = Same(as_hashed)
     places = take_places(conn, chain, n)
     hashed["id"] = places.ids
-    insert_values.update(id=places.ids, chain=[chain] * n, chain_seq=list(range(places.after_seq + 1,
-                                                                                  places.after_seq + n + 1)))
+    insert_values.update(id=places.ids, chain_seq=list(range(places.after_seq + 1, places.after_seq + n + 1)))
     if not linked:  # format 1: each row's own hash, no link row
         hashes = chain_links(places.previous, places.after_seq, [hashed[c] for c in CONTENT_COLUMNS])
-        _insert_columns(session, AUDIT_TABLE, {}, stored={**insert_values, "chain_hash": hashes}, sealed=True)
+        _insert_columns(session, AUDIT_TABLE, {}, stored={**insert_values, "chain_hash": hashes},
+                        stored_constants=fixed, sealed=True)
         advance_head(conn, chain, places.after_seq + n, hashes[-1])
         return
     # Format 3, as `_audit_from_select_sealed`: the rows go in with their places and no hash, their link row after.
     link, locators = link_seals(places.previous, places.after_seq + 1, [hashed[c] for c in CONTENT_COLUMNS])
-    _insert_columns(session, AUDIT_TABLE, {}, stored=insert_values, sealed=True)
+    _insert_columns(session, AUDIT_TABLE, {}, stored=insert_values, stored_constants=fixed, sealed=True)
     conn.execute(insert(LINK_TABLE).values(chain=chain, first_seq=places.after_seq + 1,
                                            last_seq=places.after_seq + n, hash=link, locators=locators))
     advance_head(conn, chain, places.after_seq + n, link)
