@@ -293,8 +293,8 @@ def _sqlite_literal(value: Any) -> str | None:
     a statement's text cannot). A literal and a bound value get the same column affinity."""
     if value is None:
         return "NULL"
-    if type(value) is int:
-        return int.__repr__(value)
+    if type(value) is int and -(1 << 63) <= value < 1 << 63:  # beyond 64 bits SQLite reads a literal as REAL;
+        return int.__repr__(value)  # bound, the driver refuses it (OverflowError), as before
     if type(value) is str and "\x00" not in value:
         return "'" + value.replace("'", "''") + "'"
     return None

@@ -116,6 +116,20 @@ class AuditLink(SQLModel, table=True):
     locators: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+class AuditLinkMixed(SQLModel, table=True):
+    """A format-3 link written before migration 0035 whose rows differ in program, entity, user or instant.
+
+    Why: the audit page's filter indexes leave out link rows (0035) and reach them through each link's first row,
+    which holds only when every row of the link shares those values — as every writer since 0035 ensures
+    (core/bulk.py `_alike_runs`). Before it, `write_audit` linked any 500 records of one chain; migration 0035 lists
+    those whose rows differ here, once, and the page reads their rows one by one (web/pages_records.py). Nothing
+    writes to it after the migration. Not evidence: `verify` never reads it.
+    """
+
+    chain: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    first_seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+
+
 # What a row's hash covers, in this order: everything a person could want to forge.
 CONTENT_COLUMNS = ("id", "program_id", "entity", "entity_id", "action", "from_state", "to_state", "actor", "role",
                    "reason", "data", "at")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-from models.audit import AuditChainHead, AuditEvent, AuditLink
+from models.audit import AuditChainHead, AuditEvent, AuditLink, AuditLinkMixed
 from models.calendar import CalendarDay, CalendarYear
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
 from models.enforcement import BadRecord, EnforcementCase, EnterpriseExit
@@ -35,7 +35,7 @@ from models.signin import SignInThrottle, WebSession
 metadata = SQLModel.metadata
 
 __all__ = [
-    "AllianceInvitation", "Application", "AuditChainHead", "AuditEvent", "AuditLink", "BadRecord", "Batch", "CalendarDay", "CalendarYear",
+    "AllianceInvitation", "Application", "AuditChainHead", "AuditEvent", "AuditLink", "AuditLinkMixed", "BadRecord", "Batch", "CalendarDay", "CalendarYear",
     "ClockSetting", "ComplianceMark", "Contract", "DeclarationItem", "Delivery", "EnforcementAction", "EnforcementCase", "Enterprise",
     "EnterpriseDeclaration", "EnterpriseExit", "Gate",
     "ImportRecord", "Institution", "ListEntry", "ListVersion", "LowestPrice", "Notice", "Payment", "PhaseWindow",

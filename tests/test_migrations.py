@@ -242,3 +242,37 @@ def test_the_audit_filter_indexes_leave_out_link_rows_and_the_downgrade_restores
     assert set(predicates().values()) == {""}
     upgrade(empty_engine)
     assert set(predicates().values()) == {"chain_hash is not null or chain_seq is null"}
+
+
+def test_migration_0035_lists_the_links_whose_rows_differ_and_no_other(empty_engine, monkeypatch):
+    """Links written before 0035 by `write_audit` could mix entities, users or times; the audit page reads those
+    row by row (web/pages_records.py), so the migration lists exactly them."""
+    from alembic import command
+    from sqlmodel import Session
+
+    import core.bulk
+    from models.states import Role
+    from models.transitions import AuditRecord
+
+    cfg = alembic_config(empty_engine)
+    with empty_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0034_audit_entity_index")
+    monkeypatch.setattr(core.bulk, "PRESEAL_ROWS", 3)
+    monkeypatch.setattr(core.bulk, "_alike_runs", lambda rows: iter([rows]))  # the writer before 0035: one link
+    at = datetime(2025, 10, 1, 1, tzinfo=UTC)
+
+    def record(entity: str, actor: str, when: datetime) -> AuditRecord:
+        return AuditRecord(entity=entity, entity_id=1, action="note", from_state=None, to_state=None, actor=actor,
+                           role=Role.SYSTEM, at=when, program_id=7)
+
+    with Session(empty_engine) as session:
+        core.bulk.write_audit(session, [record("gate", "alice", at) for _ in range(3)])  # alike: not listed
+        core.bulk.write_audit(session, [record("gate", "alice", at), record("batch", "alice", at),
+                                        record("gate", "alice", at)])  # entities differ
+        core.bulk.write_audit(session, [record("gate", "bob", at.replace(day=d)) for d in (1, 2, 3)])  # times differ
+        session.commit()
+    upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        assert conn.execute(text("SELECT chain, first_seq FROM auditlinkmixed ORDER BY first_seq")).all() == [
+            (7, 4), (7, 7)]

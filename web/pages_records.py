@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from core.sql_hints import HINTED, unindexed
-from models.audit import AuditEvent, AuditLink
+from models.audit import AuditEvent, AuditLink, AuditLinkMixed
 from models.catalog import ListEntry, ListVersion
 from models.clock import SHANGHAI
 from models.labels import (
@@ -302,7 +302,8 @@ def audit_page_rows(session: Session, user: User, q: dict[str, str], pager: Page
         # Each row of a link is checked too (its scope; and the filters, which a link written before migration
         # 0035 by `write_audit` may not share with its first row).
         each_row = _audit_filters({**q, "since": "", "until": ""}, ids, scope=mine, hide=True)
-        return _filtered_page(session, query, pager, _audit_filters(q, ids, scope=None, hide=True), each_row)
+        return _filtered_page(session, query, pager, _audit_filters(q, ids, scope=None, hide=True), each_row,
+                              _audit_filters(q, ids, scope=mine, hide=True))
     order = [col(AuditEvent.at), col(AuditEvent.id)]
     return list(session.exec(seek(query, order, pager, descending=True, values=_audit_key)).all())
 
@@ -331,8 +332,8 @@ def _audit_filters(q: dict[str, str], ids: list[int], *, scope: Any, hide: bool)
     return where + _since_until(q, col(AuditEvent.at))
 
 
-def _filtered_page(session: Session, query: Any, pager: Page, first_row: list[Any], each_row: list[Any]
-                   ) -> list[AuditEvent]:
+def _filtered_page(session: Session, query: Any, pager: Page, first_row: list[Any], each_row: list[Any],
+                   every_filter: list[Any]) -> list[AuditEvent]:
     """A filtered page's rows (and the probe row past it), as `seek` over `query` would give them, from two walks.
 
     The filter indexes hold no bulk link's rows (migration 0035), so `query` (the filters, one of them left to its
@@ -353,6 +354,7 @@ def _filtered_page(session: Session, query: Any, pager: Page, first_row: list[An
     key = _audit_key(cursor) if cursor is not None else None
     boundary = own[-1] if len(own) == need else None
     linked = _linked_keys(session, first_row, each_row, key=key, boundary=boundary, down=down, need=need)
+    linked += _mixed_link_keys(session, every_filter, key=key, boundary=boundary, down=down, need=need)
     page_keys = sorted(own + linked, reverse=down)[skip:need]
     ids = [i for _, i in page_keys]
     whole = {e.id: e for e in session.exec(select(AuditEvent).where(col(AuditEvent.id).in_(ids)))} if ids else {}
@@ -372,12 +374,13 @@ def _linked_keys(session: Session, first_row: list[Any], each_row: list[Any], *,
     consecutive (they are as written: `_audit_from_select_sealed`, `take_places`), else its chain range, sorted.
     The walk stops at an instant once the rows before it fill the page.
     """
-    link = AuditLink.__table__  # type: ignore[attr-defined]
+    link, mixed = AuditLink.__table__, AuditLinkMixed.__table__  # type: ignore[attr-defined]
     first, last = AuditEvent.__table__, aliased(AuditEvent.__table__)  # type: ignore[attr-defined]
     links = (sa_select(link.c.chain, link.c.first_seq, link.c.last_seq, first.c.at, first.c.id, last.c.id)
              .join(first, and_(first.c.chain == unindexed(link.c.chain), first.c.chain_seq == link.c.first_seq))
              .join(last, and_(last.c.chain == unindexed(link.c.chain), last.c.chain_seq == link.c.last_seq))
-             .where(*first_row))
+             .where(*first_row, ~sa_select(literal(1)).where(mixed.c.chain == link.c.chain,
+                                                             mixed.c.first_seq == link.c.first_seq).exists()))
     if key is not None:
         links = links.where(first.c.at <= key[0] if down else first.c.at >= key[0])
     if boundary is not None:
@@ -416,6 +419,30 @@ def _linked_keys(session: Session, first_row: list[Any], each_row: list[Any], *,
             keyed = [k for k in keyed if (k > boundary) == down]
         rows += keyed
     return rows[:need]
+
+
+def _mixed_link_keys(session: Session, every_filter: list[Any], *, key: tuple[Any, ...] | None,
+                     boundary: tuple[Any, ...] | None, down: bool, need: int) -> list[tuple[Any, int]]:
+    """The keys (at, id) of up to `need` rows matching `every_filter` (scope, filters, dates) of the links written
+    before migration 0035 whose rows differ (models/audit.AuditLinkMixed), in the reading order after `key` and
+    before `boundary`, each row by its own time: their first row stands for nothing. Such links are few and only
+    old; each is read through its chain range."""
+    link, mixed = AuditLink.__table__, AuditLinkMixed.__table__  # type: ignore[attr-defined]
+    spans = session.execute(sa_select(link.c.chain, link.c.first_seq, link.c.last_seq).join(
+        mixed, and_(mixed.c.chain == link.c.chain, mixed.c.first_seq == link.c.first_seq))).all()
+    at, id_ = col(AuditEvent.at), col(AuditEvent.id)
+    rows: list[tuple[Any, int]] = []
+    for chain, first_seq, last_seq in spans:
+        members = sa_select(at, id_).where(col(AuditEvent.chain) == chain,
+                                           col(AuditEvent.chain_seq).between(first_seq, last_seq), *every_filter)
+        if key is not None:
+            members = members.where(or_(at < key[0], and_(at == key[0], id_ < key[1])) if down
+                                    else or_(at > key[0], and_(at == key[0], id_ > key[1])))
+        order = (at.desc(), id_.desc()) if down else (at.asc(), id_.asc())
+        rows += [(when, int(i)) for when, i in session.execute(members.order_by(*order).limit(need)).all()]
+    if boundary is not None:
+        rows = [k for k in rows if (k > boundary) == down]
+    return sorted(rows, reverse=down)[:need]
 
 
 def _audit_key(key: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -312,6 +312,14 @@ def _head(part: IO[bytes], name: str) -> tuple[bytes, bytes, bytes] | None:
         elif declared:  # "end-ns": its element closed, its declarations (the newest) leave scope one by one
             declared.pop()
     in_scope = dict(declared)  # later (inner) declarations of a prefix win
+    # and <sheetData>'s own declarations (its tag is written bare below), each prefix once, winning over the rest
+    if own := {ns_prefix: value for ns_prefix, value in _XMLNS.findall(m[0])}:
+        tag: XMLPullParser[Element] = XMLPullParser(events=("start-ns",))
+        try:
+            tag.feed(b"<_n" + b"".join(b" xmlns" + (b":" + p if p else b"") + b"=" + v for p, v in own.items()) + b"/>")
+        except ParseError as exc:
+            raise XlsxDamaged(f"{name}: {exc}") from exc
+        in_scope.update(cast(tuple[str, tuple[str, str]], item)[1] for item in tag.read_events())
     decls = b"".join(b" xmlns" + (b":" + ns_prefix.encode() if ns_prefix else b"") + b"=" + quoteattr(uri).encode()
                      for ns_prefix, uri in in_scope.items())
     prefix = m[1] + b":" if m[1] else b""
@@ -323,6 +331,7 @@ def _head(part: IO[bytes], name: str) -> tuple[bytes, bytes, bytes] | None:
 
 
 _PREFIX = re.compile(rb"(?:[A-Za-z_][\w.-]*:)?")
+_XMLNS = re.compile(rb"""\sxmlns(?::([A-Za-z_][\w.-]*))?\s*=\s*("[^"]*"|'[^']*')""")  # (prefix, quoted value)
 
 
 def _after_last_row(buf: bytes) -> int:

@@ -224,3 +224,14 @@ def test_a_sealed_bulk_audit_write_binds_only_what_differs_per_row_and_still_ver
     assert report.broken is None and report.rows >= n
     if engine.dialect.name == "sqlite":
         assert bound == [4]  # entity id, data, id and place in the chain
+
+
+def test_a_shared_integer_beyond_64_bits_is_refused_as_when_bound_not_stored_as_a_float(engine: Engine) -> None:
+    from core.bulk import insert_columns
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's COPY refuses it in its own words")
+    with Session(engine) as session, pytest.raises(OverflowError):
+        insert_columns(session, table_of(Notice), {"idempotency_key": ["k:1", "k:2"], "recipient_name": ["a", "b"]},
+                       {"kind": "account_reminder", "recipient_type": "institution", "context": {},
+                        "status": NoticeStatus.PENDING, "attempts": 1 << 63, "created_at": NOW})

@@ -258,3 +258,27 @@ def test_an_attribute_written_twice_on_sheetdata_reads_the_same_on_both_paths() 
                            f'<sheetData a="1" a="1">{_ROWS}</sheetData></worksheet>')
     assert assert_plain_reads_as_the_tree(data, 1 << 18)[0] == "rows"
     assert_same_as_calamine(data)
+
+
+def _prefixed(rows: str, prefix: str) -> str:
+    for tag in ("row", "c", "v", "is", "t"):
+        rows = rows.replace(f"<{tag} ", f"<{prefix}:{tag} ").replace(f"<{tag}>", f"<{prefix}:{tag}>")
+        rows = rows.replace(f"</{tag}>", f"</{prefix}:{tag}>")
+    return rows
+
+
+@pytest.mark.parametrize("worksheet", [
+    f'<worksheet xmlns="{_MAIN}"><sheetData xmlns:z="urn:z">' + _ROWS.replace("<row ", '<row z:a="1" ')
+    + '</sheetData></worksheet>',
+    f'<x:worksheet xmlns:x="{_MAIN}"><x:sheetData xmlns:z="urn:z">'
+    + _prefixed(_ROWS, "x").replace("<x:row ", '<x:row z:a="1" ') + '</x:sheetData></x:worksheet>',
+    # <sheetData> re-declaring the default namespace the root declared, and a prefix twice on it
+    f'<worksheet xmlns="{_MAIN}"><sheetData xmlns="{_MAIN}" xmlns:z="urn:z">'
+    + _ROWS.replace("<row ", '<row z:a="1" ') + '</sheetData></worksheet>',
+], ids=["default", "prefixed", "redeclared"])
+def test_a_namespace_declared_on_sheetdata_itself_is_in_scope_on_both_paths(worksheet: str) -> None:
+    """<sheetData> is written bare on each slice, so its own declarations go on the slice's wrapper (a row using
+    its prefix was refused as damaged once the tag lost them)."""
+    data = _with_worksheet('<?xml version="1.0" encoding="UTF-8"?>' + worksheet)
+    assert assert_plain_reads_as_the_tree(data, 1 << 18)[0] == "rows"
+    assert_same_as_calamine(data)

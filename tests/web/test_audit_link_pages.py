@@ -286,23 +286,66 @@ def test_the_export_holds_every_row_of_the_filter_bulk_links_included(world: Wor
             assert len(rows) == len(expected) and len(expected) > 3, filters
 
 
-def test_a_link_written_before_0035_with_unlike_rows_shows_no_row_a_filter_excludes(
+def _flag_mixed_links(engine: Engine) -> int:
+    """What migration 0035 does once: list the links whose rows differ (its own statement, run as it is)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "deploy/migrations/versions/0035_audit_filter_partial.py"
+    spec = importlib.util.spec_from_file_location("migration_0035", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    with engine.begin() as conn:
+        conn.execute(text(migration.MIXED))
+        return int(conn.execute(text("SELECT count(*) FROM auditlinkmixed")).scalar_one())
+
+
+def _walk_both_ways(session: Session, user: User, q: dict[str, str]) -> tuple[list[int], list[int]]:
+    """Every page by 下一页 from the first, then by 上一页 from the last; a page seen twice fails (no endless loop)."""
+    pager, rows = _page(session, user, q, per_page="2")
+    forward, pages = [int(e.id or 0) for e in rows], 1
+    while pager.has_next:
+        assert pager.last_key is not None and pages < 50, "the pager does not move on"
+        pager, rows = _page(session, user, q, per_page="2", after=encode_key(pager.last_key))
+        forward += [int(e.id or 0) for e in rows]
+        pages += 1
+    pager, rows = _page(session, user, q, per_page="2", page="99", last="1")
+    backward = [int(e.id or 0) for e in rows]
+    while pager.has_prev:
+        assert pager.first_key is not None and pages < 100, "the pager does not move back"
+        pager, rows = _page(session, user, q, per_page="2", before=encode_key(pager.first_key))
+        backward = [int(e.id or 0) for e in rows] + backward
+        pages += 1
+    return forward, backward
+
+
+def test_a_link_written_before_0035_with_unlike_rows_pages_exactly_like_a_plain_query(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before migration 0035 `write_audit` linked a chain's records whatever their entity, actor or instant. Such
-    a link's rows are checked one by one against the filters, so a filtered page never shows a row the filters
-    exclude. (Its rows unlike its first row are missed by a filtered page — they stay on the unfiltered page,
-    one entity's history and the export.)"""
+    """Before migration 0035 `write_audit` linked a chain's records whatever their entity, actor or time (a clock
+    read per record). The migration lists such links and the page reads their rows one by one, each by its own
+    time: every filter, with and without dates, pages forward and back through exactly the plain query's rows
+    (read through the link's first row, rows were shown outside the dates, missed, and 下一页 repeated a page)."""
     monkeypatch.setattr(core.bulk, "PRESEAL_ROWS", 3)
     monkeypatch.setattr(core.bulk, "_alike_runs", lambda rows: iter([rows]))  # the old writer: one link
     pid, apps = world.program.id, world.apps
     with Session(world.engine) as session:
-        write_audit(session, [*[_record(pid, "application", apps[i % len(apps)], "alice", SHARED) for i in range(3)],
-                              *[_record(pid, "gate", i, "bob", SHARED) for i in range(3)]])
+        write_audit(session, [
+            *[_record(pid, "application", apps[i % len(apps)], "alice", SHARED + timedelta(days=i)) for i in range(4)],
+            *[_record(pid, "gate", i, "bob", SHARED + timedelta(days=i, hours=1)) for i in range(3)],
+            *[_record(pid, "application", apps[i % len(apps)], "bob", SHARED) for i in range(2)]])
         session.commit()
+    assert _flag_mixed_links(world.engine) == 1
+    with Session(world.engine) as session:
         manager = session.execute(select(User).where(User.name == "manager")).scalar_one()
-        for filters in ({"entity": "application"}, {"actor": "alice"}, {"program": SLUG, "actor": "alice"}):
-            q = {"program": "", "entity": "", "entity_id": "", "actor": "", "since": "", "until": "", **filters}
-            assert [e.id for e in _page(session, manager, q, per_page="100")[1]] == _expected(session, manager, q)
-        q = {"program": "", "entity": "gate", "entity_id": "", "actor": "", "since": "", "until": ""}
-        shown = [e.id for e in _page(session, manager, q, per_page="100")[1]]
-        assert set(shown) <= set(_expected(session, manager, q))
+        checked = 0
+        for filters in ({"actor": "alice"}, {"actor": "bob"}, {"entity": "gate"}, {"entity": "application"},
+                        {"program": SLUG}, {"program": SLUG, "actor": "bob", "entity": "application"}):
+            for dates in ({}, {"until": "2025-10-01"}, {"since": "2025-10-02"}, {"since": "2025-10-02",
+                                                                                 "until": "2025-10-03"}):
+                q = {"program": "", "entity": "", "entity_id": "", "actor": "", "since": "", "until": "",
+                     **filters, **dates}
+                expected = _expected(session, manager, q)
+                assert _walk_both_ways(session, manager, q) == (expected, expected), q
+                checked += bool(expected)
+        assert checked >= 20

@@ -11,6 +11,8 @@ row) added an entry per row to each. Figure 1 writes 400,000 such rows; on a 100
 hold only rows that are no link member; a link's rows share program, entity, actor and instant, so the page finds
 them through the link's first row (web/pages_records.py). The predicate is the same text on both databases
 (models/audit.NOT_LINKED): SQLite uses a partial index only when the query's WHERE holds it as a term.
+`auditlinkmixed` lists, once, the links written before this migration whose rows differ from their first row (the
+page reads those row by row); every writer since links only alike rows.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -25,14 +27,33 @@ INDEXES = {'ix_audit_program_at': ['program_id', 'at', 'id'], 'ix_audit_entity_a
            'ix_audit_actor_at': ['actor', 'at', 'id']}
 
 
+# Links written before this migration whose rows differ from their first row in what the page filters and orders
+# by (models/audit.AuditLinkMixed): `write_audit` linked any 500 records of one chain, e.g. an import context's
+# rows of several kinds or a clock read per record. Listed once; every writer since links only alike rows.
+MIXED = """
+INSERT INTO auditlinkmixed (chain, first_seq)
+SELECT l.chain, l.first_seq FROM auditlink l
+JOIN auditevent f ON f.chain = l.chain AND f.chain_seq = l.first_seq
+WHERE EXISTS (SELECT 1 FROM auditevent m WHERE m.chain = l.chain AND m.chain_seq BETWEEN l.first_seq AND l.last_seq
+              AND (m.entity <> f.entity OR m.actor <> f.actor OR m.at <> f.at
+                   OR coalesce(m.program_id, -1) <> coalesce(f.program_id, -1)))
+"""
+
+
 def upgrade() -> None:
     where = {'sqlite_where': sa.text(NOT_LINKED), 'postgresql_where': sa.text(NOT_LINKED)}
     for name, columns in INDEXES.items():
         op.drop_index(name, table_name='auditevent')
         op.create_index(name, 'auditevent', columns, unique=False, **where)
+    op.create_table('auditlinkmixed',
+                    sa.Column('chain', sa.Integer(), autoincrement=False, nullable=False),
+                    sa.Column('first_seq', sa.Integer(), autoincrement=False, nullable=False),
+                    sa.PrimaryKeyConstraint('chain', 'first_seq'))
+    op.execute(MIXED)
 
 
 def downgrade() -> None:
+    op.drop_table('auditlinkmixed')
     for name, columns in INDEXES.items():
         op.drop_index(name, table_name='auditevent')
         op.create_index(name, 'auditevent', columns, unique=False)
