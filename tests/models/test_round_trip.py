@@ -18,7 +18,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, SQLModel, select
 
-from models.audit import AuditChainHead, AuditEvent, AuditLink, audit_row
+from models.audit import AuditChainHead, AuditEvent, AuditLink, AuditLinkMixed, audit_row
 from models.calendar import CalendarDay, CalendarYear
 from models.catalog import DeclarationItem, Enterprise, EnterpriseDeclaration, ListEntry, ListVersion, Product
 from models.clock import SHANGHAI
@@ -214,6 +214,7 @@ def build_graph(session: Session) -> list[SQLModel]:
     add(AuditEvent(**audit_row(record)))
     add(AuditChainHead(chain=999_999, seq=1, hash="f" * 64))  # a chain of its own: the commit moves the program's
     add(AuditLink(chain=999_999, first_seq=1, last_seq=1, hash="e" * 64, locators=b"\x00\x01" + bytes(4)))
+    add(AuditLinkMixed(chain=999_999, first_seq=1))
     return rows
 
 
